@@ -1,0 +1,281 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Broker runs handlers for messages that arrive through a Transport and
+// publishes messages through it, with middleware around both.
+//
+// Register handlers with Subscribe and SubscribeBatch, then call Run (or
+// Start and later Close). Publish and PublishBatch work from the moment the
+// broker is created until it is closed, including from handlers that are
+// finishing during a graceful Close.
+//
+// A Broker is safe for concurrent use.
+type Broker struct {
+	transport Transport
+	cfg       config
+	publish   PublishFunc
+
+	state atomic.Int32
+
+	mu      sync.Mutex
+	subs    []*subscription
+	baseCtx context.Context
+	abort   context.CancelFunc
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	closeErr  error
+}
+
+const (
+	stateNew int32 = iota
+	stateStarted
+	stateClosing
+	stateClosed
+)
+
+// ShutdownTimeout bounds the graceful drain that Run performs when its
+// context is done.
+const ShutdownTimeout = 30 * time.Second
+
+// New returns a Broker over t. The broker owns t from now on and closes it
+// in Close.
+func New(t Transport, opts ...Option) *Broker {
+	b := &Broker{transport: t, cfg: newConfig(opts), closed: make(chan struct{})}
+	b.publish = chainPublish(b.cfg.middleware, func(ctx context.Context, _ *Operation, msgs []*Message) error {
+		return b.transport.Publish(ctx, msgs)
+	})
+	return b
+}
+
+// Transport returns the transport the broker was created with.
+func (b *Broker) Transport() Transport { return b.transport }
+
+// Publish sends msg to msg.Destination through the broker's middleware.
+// Middleware may add headers to msg (trace context, baggage).
+func (b *Broker) Publish(ctx context.Context, msg *Message) error {
+	if msg == nil {
+		return ErrNilMessage
+	}
+	if msg.Destination == "" {
+		return ErrEmptyDestination
+	}
+	if b.state.Load() == stateClosed {
+		return ErrClosed
+	}
+	op := b.publishOperation(msg.Destination, false)
+	return b.publish(ctx, &op, []*Message{msg})
+}
+
+// PublishBatch sends msgs in one operation through the broker's middleware.
+// The messages may have different destinations. When some messages fail and
+// others are sent, the error is a BatchError telling which ones failed.
+func (b *Broker) PublishBatch(ctx context.Context, msgs []*Message) error {
+	if len(msgs) == 0 {
+		return ErrEmptyBatch
+	}
+	dest := ""
+	for i, m := range msgs {
+		if m == nil {
+			return fmt.Errorf("message %d: %w", i, ErrNilMessage)
+		}
+		if m.Destination == "" {
+			return fmt.Errorf("message %d: %w", i, ErrEmptyDestination)
+		}
+		if i == 0 {
+			dest = m.Destination
+		} else if m.Destination != dest {
+			dest = ""
+		}
+	}
+	if b.state.Load() == stateClosed {
+		return ErrClosed
+	}
+	op := b.publishOperation(dest, true)
+	return b.publish(ctx, &op, msgs)
+}
+
+func (b *Broker) publishOperation(dest string, batch bool) Operation {
+	info := b.transport.Info()
+	op := Operation{
+		Kind:          OpPublish,
+		System:        info.System,
+		Destination:   dest,
+		Batch:         batch,
+		ClientID:      info.ClientID,
+		ServerAddress: info.ServerAddress,
+		ServerPort:    info.ServerPort,
+	}
+	if td, ok := b.transport.(TemporaryDestinations); ok && dest != "" {
+		op.Temporary = td.IsTemporary(dest)
+	}
+	return op
+}
+
+// Subscribe registers h for the messages arriving at destination (a NATS
+// subject or pattern, a Kafka topic). Each call of h gets one message; its
+// result settles the message: nil acknowledges it, an error triggers the
+// retry policy (MaxAttempts, WithBackoff) and finally DeadLetter or a drop.
+// A panic in h is recovered and treated as an error.
+//
+// Subscriptions registered before Start begin with Start; after Start they
+// begin at once.
+func (b *Broker) Subscribe(destination string, h Handler, opts ...SubscribeOption) error {
+	if h == nil {
+		return ErrNilHandler
+	}
+	cfg := newSubConfig(destination, false, opts)
+	if cfg.batchOpt && cfg.err == nil {
+		cfg.err = optionError("BatchSize and BatchWait need SubscribeBatch")
+	}
+	return b.add(cfg, func(ctx context.Context, msgs []*Message) error { return h(ctx, msgs[0]) })
+}
+
+// SubscribeBatch registers h for batches of messages arriving at
+// destination: up to BatchSize messages, delivered once that many arrived or
+// BatchWait after the first. The batch is settled as a whole.
+func (b *Broker) SubscribeBatch(destination string, h BatchHandler, opts ...SubscribeOption) error {
+	if h == nil {
+		return ErrNilHandler
+	}
+	return b.add(newSubConfig(destination, true, opts), BatchHandler(h))
+}
+
+func (b *Broker) add(cfg subConfig, h BatchHandler) error {
+	if cfg.spec.Destination == "" {
+		return ErrEmptyDestination
+	}
+	if cfg.err != nil {
+		return cfg.err
+	}
+	s := newSubscription(b, cfg, h)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state.Load() {
+	case stateNew:
+		b.subs = append(b.subs, s)
+		return nil
+	case stateStarted:
+		if err := s.start(b.baseCtx); err != nil {
+			return err
+		}
+		b.subs = append(b.subs, s)
+		return nil
+	default:
+		return ErrClosed
+	}
+}
+
+// Start starts every registered subscription and returns. ctx carries
+// values into handlers; cancelling it does not stop the broker: Close does.
+// If a subscription fails to start, Start closes the ones it started and
+// returns the error.
+func (b *Broker) Start(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state.Load() {
+	case stateStarted:
+		return ErrAlreadyStarted
+	case stateClosing, stateClosed:
+		return ErrClosed
+	}
+	b.baseCtx, b.abort = context.WithCancel(context.WithoutCancel(ctx))
+	for i, s := range b.subs {
+		if err := s.start(b.baseCtx); err != nil {
+			for _, started := range b.subs[:i] {
+				_ = started.close(ctx)
+			}
+			b.abort()
+			return err
+		}
+	}
+	b.state.Store(stateStarted)
+	return nil
+}
+
+// Run starts the broker if needed, blocks until ctx is done, then closes the
+// broker gracefully, giving in-flight handlers up to ShutdownTimeout to
+// finish. It returns the error of Start or Close, or nil.
+func (b *Broker) Run(ctx context.Context) error {
+	if b.state.Load() == stateNew {
+		if err := b.Start(ctx); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case <-b.closed:
+		return b.closeErr
+	}
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	defer cancel()
+	return b.Close(closeCtx)
+}
+
+// Close stops every subscription from taking new messages, waits for the
+// handlers in flight to return and their messages to be settled, then
+// closes the transport. When ctx is done before the drain completes, the
+// handlers' context is cancelled, Close stops waiting and returns an error
+// wrapping ctx.Err(); unsettled messages are redelivered where the system
+// does that. Publishing fails with ErrClosed afterwards. Calling Close again
+// waits for the first call and returns nil.
+func (b *Broker) Close(ctx context.Context) error {
+	first := false
+	b.closeOnce.Do(func() {
+		first = true
+		b.closeErr = b.doClose(ctx)
+		close(b.closed)
+	})
+	if !first {
+		select {
+		case <-b.closed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return nil
+	}
+	return b.closeErr
+}
+
+func (b *Broker) doClose(ctx context.Context) error {
+	b.mu.Lock()
+	b.state.Store(stateClosing)
+	subs := b.subs
+	abort := b.abort
+	b.mu.Unlock()
+
+	errs := make([]error, len(subs))
+	var wg sync.WaitGroup
+	for i, s := range subs {
+		wg.Go(func() { errs[i] = s.close(ctx) })
+	}
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	var err error
+	select {
+	case <-drained:
+		err = errors.Join(errs...)
+	case <-ctx.Done():
+		err = fmt.Errorf("tracebus: close: drain did not finish: %w", ctx.Err())
+	}
+	if abort != nil {
+		abort()
+	}
+	b.state.Store(stateClosed)
+	if terr := b.transport.Close(ctx); terr != nil {
+		err = errors.Join(err, fmt.Errorf("tracebus: close transport: %w", terr))
+	}
+	return err
+}
+
+// Logger returns the broker's logger.
+func (b *Broker) Logger() *slog.Logger { return b.cfg.logger }

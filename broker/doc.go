@@ -1,0 +1,37 @@
+// Package broker is the core of tracebus: messages, handlers, middleware and
+// a Broker that runs them over a Transport (memory, NATS or Kafka).
+//
+// A service registers handlers and runs the broker; every publish and every
+// consume passes through the middleware given to New, so one telemetry
+// middleware traces all of them:
+//
+//	b := broker.New(memory.New(), broker.WithMiddleware(middleware.NewTelemetry()))
+//	b.Subscribe("orders.created", func(ctx context.Context, msg *broker.Message) error {
+//		// ctx carries the process span and the message's baggage.
+//		return b.Publish(ctx, &broker.Message{Destination: "invoices", Body: msg.Body})
+//	}, broker.Group("billing"))
+//	err := b.Run(ctx) // blocks until ctx is done, then drains in-flight handlers
+//
+// # Outcomes
+//
+// A handler's nil result acknowledges the delivery (JetStream ack, Kafka
+// commit). An error is retried: the message is delivered again after the
+// subscription's Backoff until MaxAttempts deliveries failed. Then it goes to
+// the DeadLetter destination if one is set, or is dropped with an error log.
+// Errors wrapping ErrPermanent skip the retries. A panic is recovered and
+// becomes a *PanicError; the subscription keeps consuming.
+//
+// # Middleware
+//
+// A Middleware wraps both directions (WrapPublish, WrapConsume) and sees
+// single messages and batches the same way, as a slice and an Operation that
+// describes the system, destination, group and server without naming the
+// transport. The first middleware given is the outermost. Middleware given
+// to a subscription with Use runs inside the broker's.
+//
+// # Transports
+//
+// A Transport connects the broker to one messaging system. Transport authors
+// find the contract on Transport, DeliverFunc and Acknowledger, and the
+// conformance suite in package testutil.
+package broker

@@ -1,0 +1,124 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Errors for misuse of the broker. Match them with errors.Is.
+var (
+	// ErrEmptyDestination: a publish or subscription without a destination.
+	ErrEmptyDestination = errors.New("tracebus: empty destination")
+	// ErrNilHandler: Subscribe or SubscribeBatch without a handler.
+	ErrNilHandler = errors.New("tracebus: nil handler")
+	// ErrNilMessage: a nil *Message given to Publish or PublishBatch.
+	ErrNilMessage = errors.New("tracebus: nil message")
+	// ErrEmptyBatch: PublishBatch without messages.
+	ErrEmptyBatch = errors.New("tracebus: empty batch")
+	// ErrClosed: the broker or transport is closed.
+	ErrClosed = errors.New("tracebus: closed")
+	// ErrAlreadyStarted: Start called twice.
+	ErrAlreadyStarted = errors.New("tracebus: already started")
+	// ErrInvalidOption: an option value out of range, such as a batch size
+	// below 1 or a batch option on a plain subscription.
+	ErrInvalidOption = errors.New("tracebus: invalid option")
+	// ErrUnsupportedOption: a transport option the transport does not know,
+	// or a feature the transport does not provide.
+	ErrUnsupportedOption = errors.New("tracebus: unsupported option")
+	// ErrPermanent marks a handler error that retrying cannot fix: the
+	// message goes straight to the dead-letter destination or is dropped.
+	// Wrap it (fmt.Errorf("decode: %w", broker.ErrPermanent)) or use
+	// Permanent.
+	ErrPermanent = errors.New("tracebus: permanent failure")
+	// ErrPanic is matched by every *PanicError.
+	ErrPanic = errors.New("tracebus: handler panicked")
+)
+
+// Permanent wraps err so that errors.Is(err, ErrPermanent) holds and the
+// broker does not retry the message. Permanent(nil) returns nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string   { return e.err.Error() }
+func (e permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
+
+// PanicError is the error a recovered handler panic becomes. Middleware sees
+// it like any handler error.
+type PanicError struct {
+	// Value is what the handler panicked with.
+	Value any
+	// Stack is the goroutine stack at the panic.
+	Stack []byte
+}
+
+// Error implements error.
+func (e *PanicError) Error() string { return fmt.Sprintf("tracebus: handler panicked: %v", e.Value) }
+
+// Is reports ErrPanic as a match.
+func (e *PanicError) Is(target error) bool { return target == ErrPanic }
+
+// Unwrap returns the panic value when it is an error.
+func (e *PanicError) Unwrap() error {
+	if err, ok := e.Value.(error); ok {
+		return err
+	}
+	return nil
+}
+
+// ErrorType returns "panic", the low-cardinality error.type for telemetry.
+func (e *PanicError) ErrorType() string { return "panic" }
+
+// BatchError reports which messages of a batch publish failed. It is
+// aligned with the published messages: entry i is nil when message i was
+// sent and holds its error otherwise.
+type BatchError []error
+
+// Error implements error.
+func (e BatchError) Error() string {
+	var b strings.Builder
+	n := 0
+	for i, err := range e {
+		if err == nil {
+			continue
+		}
+		if n > 0 {
+			b.WriteString("; ")
+		}
+		n++
+		fmt.Fprintf(&b, "message %d: %v", i, err)
+	}
+	return fmt.Sprintf("tracebus: %d of %d messages failed: %s", n, len(e), b.String())
+}
+
+// Unwrap returns the non-nil errors, so errors.Is and errors.As look at each.
+func (e BatchError) Unwrap() []error {
+	errs := make([]error, 0, len(e))
+	for _, err := range e {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// Failed returns the indexes of the messages that failed.
+func (e BatchError) Failed() []int {
+	var idx []int
+	for i, err := range e {
+		if err != nil {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+func optionError(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+}

@@ -1,0 +1,124 @@
+package broker
+
+import "strings"
+
+// Header is one message header. Values are strings; Kafka header values are
+// bytes and are converted without change.
+type Header struct {
+	Key   string
+	Value string
+}
+
+// Headers is an ordered list of message headers.
+//
+// Keys keep the case they were written with, and lookups ignore case, so a
+// "traceparent" written by another language and a "Traceparent" written by
+// net/http-style code are the same header. A key may appear more than once
+// (Kafka allows it): Get returns the first value, Values returns all of them
+// in order, Set replaces all of them, and Add appends another.
+//
+// *Headers implements OpenTelemetry's propagation.TextMapCarrier and
+// propagation.ValuesGetter, so a propagator can inject into and extract from
+// message headers directly.
+//
+// The zero value is an empty list ready to use.
+type Headers []Header
+
+// Get returns the first value for key, compared case-insensitively, or ""
+// when there is none.
+func (h Headers) Get(key string) string {
+	for i := range h {
+		if strings.EqualFold(h[i].Key, key) {
+			return h[i].Value
+		}
+	}
+	return ""
+}
+
+// Lookup is like Get but also reports whether key is present.
+func (h Headers) Lookup(key string) (string, bool) {
+	for i := range h {
+		if strings.EqualFold(h[i].Key, key) {
+			return h[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// Values returns every value for key, in order, compared case-insensitively.
+func (h Headers) Values(key string) []string {
+	var vs []string
+	for i := range h {
+		if strings.EqualFold(h[i].Key, key) {
+			vs = append(vs, h[i].Value)
+		}
+	}
+	return vs
+}
+
+// Set replaces every value of key with value. The key keeps the case given
+// here. When key is absent it is appended.
+func (h *Headers) Set(key, value string) {
+	list := *h
+	for i := range list {
+		if strings.EqualFold(list[i].Key, key) {
+			list[i] = Header{Key: key, Value: value}
+			// Drop later duplicates in place.
+			out := list[:i+1]
+			for _, kv := range list[i+1:] {
+				if !strings.EqualFold(kv.Key, key) {
+					out = append(out, kv)
+				}
+			}
+			clear(list[len(out):])
+			*h = out
+			return
+		}
+	}
+	*h = append(list, Header{Key: key, Value: value})
+}
+
+// Add appends value under key, keeping values already present.
+func (h *Headers) Add(key, value string) {
+	*h = append(*h, Header{Key: key, Value: value})
+}
+
+// Del removes every value of key.
+func (h *Headers) Del(key string) {
+	list := *h
+	out := list[:0]
+	for _, kv := range list {
+		if !strings.EqualFold(kv.Key, key) {
+			out = append(out, kv)
+		}
+	}
+	clear(list[len(out):])
+	*h = out
+}
+
+// Keys returns the distinct keys, in order of first appearance, with the case
+// of their first appearance.
+func (h Headers) Keys() []string {
+	keys := make([]string, 0, len(h))
+next:
+	for _, kv := range h {
+		for _, k := range keys {
+			if strings.EqualFold(k, kv.Key) {
+				continue next
+			}
+		}
+		keys = append(keys, kv.Key)
+	}
+	return keys
+}
+
+// Len returns the number of headers, duplicates included.
+func (h Headers) Len() int { return len(h) }
+
+// Clone returns a copy of h that shares no storage with it.
+func (h Headers) Clone() Headers {
+	if h == nil {
+		return nil
+	}
+	return append(make(Headers, 0, len(h)), h...)
+}

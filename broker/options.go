@@ -1,0 +1,229 @@
+package broker
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Option configures a Broker.
+type Option interface {
+	applyBroker(*config)
+}
+
+type config struct {
+	middleware []Middleware
+	logger     *slog.Logger
+}
+
+func newConfig(opts []Option) config {
+	c := config{logger: slog.Default()}
+	for _, o := range opts {
+		o.applyBroker(&c)
+	}
+	return c
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) applyBroker(c *config) { f(c) }
+
+// WithMiddleware adds middleware that wraps every publish and every consume
+// of the broker. The first middleware given is the outermost. Calling it
+// again appends.
+func WithMiddleware(mws ...Middleware) Option {
+	return optionFunc(func(c *config) { c.middleware = append(c.middleware, mws...) })
+}
+
+// WithLogger sets the logger for handler failures, dropped messages and
+// settle errors. The default is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	})
+}
+
+// SubscribeOption configures one subscription.
+type SubscribeOption interface {
+	applySubscribe(*subConfig)
+}
+
+type subConfig struct {
+	spec        SubscriptionSpec
+	middleware  []Middleware
+	maxAttempts int
+	backoff     Backoff
+	deadLetter  string
+	batchOpt    bool // a batch option was given
+	err         error
+}
+
+// Defaults of every subscription.
+const (
+	// DefaultMaxAttempts is how many times a failing message is delivered
+	// before it is dead-lettered or dropped.
+	DefaultMaxAttempts = 3
+	// DefaultBatchSize and DefaultBatchWait shape batch subscriptions.
+	DefaultBatchSize = 100
+	DefaultBatchWait = 200 * time.Millisecond
+)
+
+// DefaultBackoff waits 100ms before the second delivery, doubling up to 10s.
+var DefaultBackoff = ExponentialBackoff(100*time.Millisecond, 10*time.Second)
+
+func newSubConfig(dest string, batch bool, opts []SubscribeOption) subConfig {
+	c := subConfig{
+		spec: SubscriptionSpec{
+			Destination: dest,
+			Batch:       batch,
+			Concurrency: 1,
+		},
+		maxAttempts: DefaultMaxAttempts,
+		backoff:     DefaultBackoff,
+	}
+	if batch {
+		c.spec.BatchSize = DefaultBatchSize
+		c.spec.BatchWait = DefaultBatchWait
+	}
+	for _, o := range opts {
+		o.applySubscribe(&c)
+	}
+	return c
+}
+
+type subOptionFunc func(*subConfig)
+
+func (f subOptionFunc) applySubscribe(c *subConfig) { f(c) }
+
+func (c *subConfig) invalid(format string, args ...any) {
+	if c.err == nil {
+		c.err = optionError(format, args...)
+	}
+}
+
+// Group makes the subscription a member of a consumer group (Kafka) or queue
+// group (NATS): each message goes to one member of the group.
+func Group(name string) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) { c.spec.Group = name })
+}
+
+// Name names a durable subscription (a JetStream durable consumer).
+// Transports without durable subscriptions ignore it.
+func Name(name string) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) { c.spec.Name = name })
+}
+
+// Concurrency lets up to n deliveries of the subscription run at once. The
+// default is 1, which keeps the order the transport delivers in.
+func Concurrency(n int) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) {
+		if n < 1 {
+			c.invalid("concurrency %d: must be at least 1", n)
+			return
+		}
+		c.spec.Concurrency = n
+	})
+}
+
+// BatchSize caps the number of messages in one batch delivery. Only for
+// SubscribeBatch; the default is DefaultBatchSize.
+func BatchSize(n int) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) {
+		c.batchOpt = true
+		if n < 1 {
+			c.invalid("batch size %d: must be at least 1", n)
+			return
+		}
+		c.spec.BatchSize = n
+	})
+}
+
+// BatchWait is how long a batch may wait for more messages after its first
+// one before it is delivered as it is. Only for SubscribeBatch; the default
+// is DefaultBatchWait.
+func BatchWait(d time.Duration) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) {
+		c.batchOpt = true
+		if d <= 0 {
+			c.invalid("batch wait %v: must be positive", d)
+			return
+		}
+		c.spec.BatchWait = d
+	})
+}
+
+// MaxAttempts is how many deliveries a failing message gets before it is
+// dead-lettered or dropped; 1 disables retries. The default is
+// DefaultMaxAttempts.
+func MaxAttempts(n int) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) {
+		if n < 1 {
+			c.invalid("max attempts %d: must be at least 1", n)
+			return
+		}
+		c.maxAttempts = n
+	})
+}
+
+// WithBackoff sets the wait before each redelivery of a failed message. The
+// default is DefaultBackoff.
+func WithBackoff(b Backoff) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) {
+		if b == nil {
+			c.invalid("nil backoff")
+			return
+		}
+		c.backoff = b
+	})
+}
+
+// DeadLetter sends a message that failed its last attempt (or failed with
+// ErrPermanent) to destination, with the headers described at
+// HeaderDeadLetterError, and then acknowledges it. Without DeadLetter such
+// a message is dropped: logged at error level and terminated.
+func DeadLetter(destination string) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) {
+		if destination == "" {
+			c.invalid("dead letter: %w", ErrEmptyDestination)
+			return
+		}
+		c.deadLetter = destination
+	})
+}
+
+// Use adds middleware around this subscription's consume only, inside the
+// broker's middleware. The first given is the outermost.
+func Use(mws ...Middleware) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) { c.middleware = append(c.middleware, mws...) })
+}
+
+// WithTransportOption passes a transport-specific option (such as a
+// JetStream consumer setting) to the transport. Transports export
+// constructors that call it; a transport rejects options it does not define.
+func WithTransportOption(opt any) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) {
+		c.spec.TransportOptions = append(c.spec.TransportOptions, opt)
+	})
+}
+
+// Backoff returns how long to wait before delivery attempt+1, given the
+// attempt (1-based) that just failed.
+type Backoff func(attempt int) time.Duration
+
+// ExponentialBackoff waits initial after the first failure and doubles the
+// wait with every further failure, never beyond max.
+func ExponentialBackoff(initial, max time.Duration) Backoff {
+	return func(attempt int) time.Duration {
+		d := initial
+		for i := 1; i < attempt && d < max; i++ {
+			d *= 2
+		}
+		return min(d, max)
+	}
+}
+
+// ConstantBackoff always waits d.
+func ConstantBackoff(d time.Duration) Backoff {
+	return func(int) time.Duration { return d }
+}

@@ -1,0 +1,205 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+)
+
+// Headers the broker adds to a message it sends to a dead-letter
+// destination.
+const (
+	// HeaderDeadLetterError holds the text of the last handler error.
+	HeaderDeadLetterError = "x-tracebus-error"
+	// HeaderDeadLetterOrigin holds the destination the message failed at.
+	HeaderDeadLetterOrigin = "x-tracebus-origin"
+	// HeaderDeadLetterAttempts holds how many deliveries were made.
+	HeaderDeadLetterAttempts = "x-tracebus-attempts"
+)
+
+// maxDeadLetterErrorLen bounds the error text copied into a header.
+const maxDeadLetterErrorLen = 1024
+
+type subscription struct {
+	b       *Broker
+	cfg     subConfig
+	op      Operation
+	settleO Operation
+	consume ConsumeFunc
+	settle  SettleFunc
+
+	mu sync.Mutex
+	ts Subscription
+}
+
+type handlerCtxKey struct{}
+
+func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
+	info := b.transport.Info()
+	s := &subscription{b: b, cfg: cfg}
+	s.op = Operation{
+		Kind:          OpConsume,
+		System:        info.System,
+		Destination:   cfg.spec.Destination,
+		Group:         cfg.spec.Group,
+		Subscription:  cfg.spec.Name,
+		Batch:         cfg.spec.Batch,
+		ClientID:      info.ClientID,
+		ServerAddress: info.ServerAddress,
+		ServerPort:    info.ServerPort,
+	}
+	s.settleO = s.op
+	s.settleO.Kind = OpSettle
+	s.settleO.OperationName = info.AckOperation
+
+	mws := append(append([]Middleware(nil), b.cfg.middleware...), cfg.middleware...)
+	s.consume = chainConsume(mws, func(ctx context.Context, _ *Operation, msgs []*Message) (err error) {
+		if slot, ok := ctx.Value(handlerCtxKey{}).(*context.Context); ok {
+			*slot = ctx
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				err = &PanicError{Value: r, Stack: debug.Stack()}
+			}
+		}()
+		return h(ctx, msgs)
+	})
+	s.settle = chainSettle(mws, func(ctx context.Context, _ *Operation, _ []*Message, st Settlement) error {
+		ack := ctx.Value(ackerKey{}).(Acknowledger)
+		switch st.Action {
+		case Ack:
+			return ack.Ack(ctx)
+		case Nak:
+			return ack.Nak(ctx, st.Delay)
+		default:
+			return ack.Term(ctx)
+		}
+	})
+	return s
+}
+
+type ackerKey struct{}
+
+func (s *subscription) start(ctx context.Context) error {
+	ts, err := s.b.transport.Subscribe(ctx, s.cfg.spec, s.deliver)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.ts = ts
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *subscription) close(ctx context.Context) error {
+	s.mu.Lock()
+	ts := s.ts
+	s.mu.Unlock()
+	if ts == nil {
+		return nil
+	}
+	return ts.Close(ctx)
+}
+
+// deliver is the DeliverFunc given to the transport: it runs the middleware
+// chain and the handler, decides the outcome and settles the delivery.
+func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack Acknowledger) {
+	handlerCtx := ctx
+	err := s.run(context.WithValue(ctx, handlerCtxKey{}, &handlerCtx), msgs)
+	st := s.decide(ctx, handlerCtx, msgs, err)
+	sctx := context.WithValue(handlerCtx, ackerKey{}, ack)
+	if serr := s.settle(sctx, &s.settleO, msgs, st); serr != nil {
+		s.b.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "tracebus: settle failed",
+			slog.String("destination", s.op.Destination),
+			slog.String("action", st.Action.String()),
+			slog.Any("error", serr))
+	}
+}
+
+// run calls the consume chain, turning a panic in middleware into an error
+// as well: one bad delivery must never stop the subscription.
+func (s *subscription) run(ctx context.Context, msgs []*Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return s.consume(ctx, &s.op, msgs)
+}
+
+func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, err error) Settlement {
+	if err == nil {
+		return Settlement{Action: Ack}
+	}
+	log := s.b.cfg.logger
+	attempt := 1
+	for _, m := range msgs {
+		attempt = max(attempt, m.Delivery.DeliveryCount)
+	}
+	// A forced shutdown cancelled the handler: the failure says nothing
+	// about the message, so hand it back without using up an attempt.
+	if ctx.Err() != nil {
+		return Settlement{Action: Nak}
+	}
+	if !errors.Is(err, ErrPermanent) && attempt < s.cfg.maxAttempts {
+		delay := s.cfg.backoff(attempt)
+		log.LogAttrs(handlerCtx, slog.LevelWarn, "tracebus: handler failed, will retry",
+			slog.String("destination", s.op.Destination),
+			slog.Int("attempt", attempt),
+			slog.Duration("delay", delay),
+			slog.Any("error", err))
+		return Settlement{Action: Nak, Delay: delay}
+	}
+	if s.cfg.deadLetter == "" {
+		log.LogAttrs(handlerCtx, slog.LevelError, "tracebus: handler failed, dropping message",
+			slog.String("destination", s.op.Destination),
+			slog.Int("attempt", attempt),
+			slog.Int("messages", len(msgs)),
+			slog.Any("error", err))
+		return Settlement{Action: Term}
+	}
+	if derr := s.deadLetter(handlerCtx, msgs, err, attempt); derr != nil {
+		// Never lose a message because the dead-letter destination is
+		// unavailable: leave it to be delivered again.
+		delay := s.cfg.backoff(attempt)
+		log.LogAttrs(handlerCtx, slog.LevelError, "tracebus: dead-letter publish failed, will retry",
+			slog.String("destination", s.op.Destination),
+			slog.String("dead_letter", s.cfg.deadLetter),
+			slog.Any("error", derr))
+		return Settlement{Action: Nak, Delay: delay}
+	}
+	log.LogAttrs(handlerCtx, slog.LevelWarn, "tracebus: handler failed, message dead-lettered",
+		slog.String("destination", s.op.Destination),
+		slog.String("dead_letter", s.cfg.deadLetter),
+		slog.Int("attempt", attempt),
+		slog.Any("error", err))
+	return Settlement{Action: Ack}
+}
+
+func (s *subscription) deadLetter(ctx context.Context, msgs []*Message, cause error, attempt int) error {
+	text := cause.Error()
+	if len(text) > maxDeadLetterErrorLen {
+		text = text[:maxDeadLetterErrorLen]
+	}
+	out := make([]*Message, len(msgs))
+	for i, m := range msgs {
+		c := &Message{
+			Destination: s.cfg.deadLetter,
+			Key:         m.Key,
+			Body:        m.Body,
+			Headers:     m.Headers.Clone(),
+			ID:          m.ID,
+		}
+		c.Headers.Set(HeaderDeadLetterError, text)
+		c.Headers.Set(HeaderDeadLetterOrigin, m.Destination)
+		c.Headers.Set(HeaderDeadLetterAttempts, strconv.Itoa(attempt))
+		out[i] = c
+	}
+	if len(out) == 1 {
+		return s.b.Publish(ctx, out[0])
+	}
+	return s.b.PublishBatch(ctx, out)
+}

@@ -1,0 +1,128 @@
+package broker
+
+import (
+	"context"
+	"time"
+)
+
+// Transport moves messages between a Broker and one messaging system. The
+// memory, NATS and Kafka transports implement it; a Broker adds the
+// middleware chain, handler dispatch, the outcome policy and shutdown on top.
+//
+// A Transport knows nothing about OpenTelemetry. It describes itself through
+// Info and fills the delivery facts of consumed messages; middleware maps
+// those to telemetry.
+//
+// All methods must be safe for concurrent use.
+type Transport interface {
+	// Info describes the transport for telemetry and logs. It is called on
+	// every publish and delivery and must be cheap.
+	Info() Info
+
+	// Publish sends msgs, in order. The transport must not retain msgs or
+	// their slices after Publish returns. When some messages of a batch fail
+	// and others succeed, Publish returns a BatchError aligned with msgs.
+	Publish(ctx context.Context, msgs []*Message) error
+
+	// Subscribe starts delivering the messages that match spec. For every
+	// delivery (one message, or up to spec.BatchSize for batch
+	// subscriptions) the transport calls deliver with the ctx given to
+	// Subscribe, copies of the messages, and an Acknowledger for exactly
+	// those messages. deliver settles the delivery through the Acknowledger
+	// before it returns.
+	//
+	// The transport runs up to spec.Concurrency deliver calls at once and
+	// keeps the order of messages where its system promises one (a Kafka
+	// partition, a JetStream consumer with concurrency 1).
+	//
+	// ctx is the broker's delivery context: it carries values for handlers
+	// and is cancelled only when a shutdown deadline forces handlers to
+	// abort. The subscription ends when Subscription.Close is called, not
+	// when ctx is done.
+	Subscribe(ctx context.Context, spec SubscriptionSpec, deliver DeliverFunc) (Subscription, error)
+
+	// Close releases the transport's connections. It is called once, after
+	// every subscription was closed. Calling it again returns nil.
+	Close(ctx context.Context) error
+}
+
+// Info describes a transport.
+type Info struct {
+	// System is the messaging system: "nats", "kafka" or "memory". It
+	// becomes messaging.system.
+	System string
+	// ServerAddress and ServerPort name the broker the transport talks to,
+	// without reverse DNS. ServerPort is 0 when unknown.
+	ServerAddress string
+	ServerPort    int
+	// ClientID is the client identifier the transport presents to the
+	// broker (Kafka client.id, NATS connection name), if any.
+	ClientID string
+	// AckOperation is the system's name for settling a message successfully:
+	// "ack" for NATS and memory, "commit" for Kafka. Empty means "ack".
+	AckOperation string
+}
+
+// TemporaryDestinations is implemented by transports whose systems have
+// temporary, generated destinations (NATS "_INBOX." reply subjects). The
+// broker marks operations on such destinations so that telemetry keeps them
+// out of span names.
+type TemporaryDestinations interface {
+	IsTemporary(destination string) bool
+}
+
+// SubscriptionSpec is what a Transport needs to start a subscription. The
+// broker fills it from Subscribe's arguments and options, after validating
+// them.
+type SubscriptionSpec struct {
+	// Destination is the subject, subject pattern or topic.
+	Destination string
+	// Group is the consumer group or queue group; empty means every
+	// subscription receives every message.
+	Group string
+	// Name names a durable subscription (a JetStream durable consumer).
+	// Transports without durable subscriptions ignore it.
+	Name string
+	// Batch reports a batch subscription: deliveries carry up to BatchSize
+	// messages, formed within BatchWait of the first one.
+	Batch     bool
+	BatchSize int
+	BatchWait time.Duration
+	// Concurrency is how many deliveries may run at once; at least 1.
+	Concurrency int
+	// TransportOptions are the options given with WithTransportOption, in
+	// order. A transport applies the ones it defines and rejects others
+	// with an error wrapping ErrUnsupportedOption.
+	TransportOptions []any
+}
+
+// DeliverFunc is how a transport hands a delivery to the broker. msgs holds
+// one message for plain subscriptions and one or more for batch
+// subscriptions. It returns after the delivery was processed and settled
+// through ack.
+type DeliverFunc func(ctx context.Context, msgs []*Message, ack Acknowledger)
+
+// Acknowledger settles one delivery. The broker calls exactly one of its
+// methods, once, before DeliverFunc returns.
+type Acknowledger interface {
+	// Ack reports that the messages were processed (JetStream ack, Kafka
+	// commit).
+	Ack(ctx context.Context) error
+	// Nak asks for the messages to be delivered again, not before delay,
+	// with their DeliveryCount increased. Transports without server-side
+	// redelivery retry in place after deliver returns.
+	Nak(ctx context.Context, delay time.Duration) error
+	// Term reports that the messages must never be delivered again
+	// (JetStream term; an ack where the system has no such notion).
+	Term(ctx context.Context) error
+}
+
+// Subscription is a running subscription on a transport.
+type Subscription interface {
+	// Close stops fetching new messages, waits until every delivery in
+	// flight has returned and been settled, and releases the subscription.
+	// When ctx is done first, it returns ctx.Err() and abandons what is left
+	// (unsettled messages are redelivered where the system does that).
+	// Calling Close again returns nil.
+	Close(ctx context.Context) error
+}
