@@ -1,0 +1,211 @@
+package memory
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// subscription owns a FIFO queue and the workers that deliver from it.
+type subscription struct {
+	t       *Transport
+	ctx     context.Context
+	spec    broker.SubscriptionSpec
+	deliver broker.DeliverFunc
+
+	mu      sync.Mutex
+	queue   []*broker.Message
+	ready   chan struct{} // signalled when the queue grows
+	stop    chan struct{} // closed by Close: take no new messages
+	stopped bool
+	timers  map[*time.Timer]struct{}
+
+	workers   sync.WaitGroup
+	closeOnce sync.Once
+	done      chan struct{} // closed when every worker returned
+}
+
+func newSubscription(t *Transport, ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) *subscription {
+	return &subscription{
+		t:       t,
+		ctx:     ctx,
+		spec:    spec,
+		deliver: deliver,
+		ready:   make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		timers:  map[*time.Timer]struct{}{},
+		done:    make(chan struct{}),
+	}
+}
+
+func (s *subscription) start() {
+	for range max(s.spec.Concurrency, 1) {
+		s.workers.Go(s.work)
+	}
+	go func() { s.workers.Wait(); close(s.done) }()
+}
+
+func (s *subscription) enqueue(m *broker.Message) {
+	s.mu.Lock()
+	if !s.stopped {
+		s.queue = append(s.queue, m)
+	}
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take removes up to n messages from the queue.
+func (s *subscription) take(n int) []*broker.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n = min(n, len(s.queue))
+	if n == 0 {
+		return nil
+	}
+	out := make([]*broker.Message, n)
+	copy(out, s.queue)
+	clear(s.queue[:n])
+	s.queue = s.queue[n:]
+	if len(s.queue) > 0 {
+		// Wake another worker for the rest.
+		select {
+		case s.ready <- struct{}{}:
+		default:
+		}
+	}
+	return out
+}
+
+func (s *subscription) work() {
+	size := 1
+	if s.spec.Batch {
+		size = s.spec.BatchSize
+	}
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.ready:
+		}
+		msgs := s.take(size)
+		if len(msgs) == 0 {
+			continue
+		}
+		if s.spec.Batch && len(msgs) < size {
+			msgs = s.fill(msgs, size)
+		}
+		s.run(msgs)
+	}
+}
+
+// fill waits up to BatchWait for a batch to reach size messages.
+func (s *subscription) fill(msgs []*broker.Message, size int) []*broker.Message {
+	timer := time.NewTimer(s.spec.BatchWait)
+	defer timer.Stop()
+	for len(msgs) < size {
+		select {
+		case <-timer.C:
+			return msgs
+		case <-s.stop:
+			return msgs
+		case <-s.ready:
+			msgs = append(msgs, s.take(size-len(msgs))...)
+		}
+	}
+	return msgs
+}
+
+// run hands copies of msgs to the broker; the queued originals stay
+// untouched so a redelivery starts from what was published.
+func (s *subscription) run(msgs []*broker.Message) {
+	out := make([]*broker.Message, len(msgs))
+	for i, m := range msgs {
+		c := m.Clone()
+		c.Delivery.Subscription = s.spec.Destination
+		c.Delivery.Group = s.spec.Group
+		c.Delivery.DeliveryCount++
+		out[i] = c
+	}
+	s.deliver(s.ctx, out, &acker{s: s, msgs: msgs})
+}
+
+// redeliver queues msgs again after delay, one delivery later.
+func (s *subscription) redeliver(msgs []*broker.Message, delay time.Duration) {
+	again := make([]*broker.Message, len(msgs))
+	for i, m := range msgs {
+		c := *m
+		c.Delivery.DeliveryCount++
+		again[i] = &c
+	}
+	requeue := func() {
+		for _, m := range again {
+			s.t.requeue(s, m)
+		}
+	}
+	if delay <= 0 {
+		requeue()
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		// Closed: hand the messages to the rest of the group, if any.
+		go requeue()
+		return
+	}
+	var timer *time.Timer
+	timer = time.AfterFunc(delay, func() {
+		s.mu.Lock()
+		delete(s.timers, timer)
+		s.mu.Unlock()
+		requeue()
+	})
+	s.timers[timer] = struct{}{}
+}
+
+// Close implements broker.Subscription.
+func (s *subscription) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.t.remove(s)
+		s.mu.Lock()
+		s.stopped = true
+		queued := s.queue
+		s.queue = nil
+		for timer := range s.timers {
+			timer.Stop()
+		}
+		clear(s.timers)
+		s.mu.Unlock()
+		close(s.stop)
+		// Messages still queued go to the rest of the group; a
+		// subscription of its own has nobody to hand them to.
+		if s.spec.Group != "" {
+			for _, m := range queued {
+				s.t.requeue(s, m)
+			}
+		}
+	})
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type acker struct {
+	s    *subscription
+	msgs []*broker.Message
+}
+
+func (a *acker) Ack(context.Context) error  { return nil }
+func (a *acker) Term(context.Context) error { return nil }
+func (a *acker) Nak(_ context.Context, delay time.Duration) error {
+	a.s.redeliver(a.msgs, delay)
+	return nil
+}
