@@ -12,13 +12,22 @@ import (
 // System is the messaging.system value the memory transport reports.
 const System = "memory"
 
-// Transport is an in-process broker.Transport. Create it with New. It is
-// safe for concurrent use.
-type Transport struct {
-	mu     sync.RWMutex
+// Server is an in-process message broker. Transports connected to the same
+// Server see each other's messages, share groups, and are closed
+// independently, like connections to a real broker. It is safe for
+// concurrent use.
+type Server struct {
+	mu     sync.Mutex
 	subs   []*subscription
 	groups map[groupKey]*group
 	seq    map[string]uint64
+}
+
+// Transport is one connection to a Server; it implements broker.Transport.
+// It is safe for concurrent use.
+type Transport struct {
+	srv    *Server
+	mu     sync.Mutex
 	closed bool
 }
 
@@ -30,9 +39,21 @@ type group struct {
 	next    int
 }
 
-// New returns an empty in-process transport.
-func New() *Transport {
-	return &Transport{groups: map[groupKey]*group{}, seq: map[string]uint64{}}
+// NewServer returns an empty in-process broker.
+func NewServer() *Server {
+	return &Server{groups: map[groupKey]*group{}, seq: map[string]uint64{}}
+}
+
+// Transport returns a new connection to s.
+func (s *Server) Transport() *Transport { return &Transport{srv: s} }
+
+// New returns a transport connected to a new Server of its own.
+func New() *Transport { return NewServer().Transport() }
+
+func (t *Transport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
 }
 
 // Info implements broker.Transport.
@@ -44,14 +65,15 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
+	if t.isClosed() {
 		return broker.ErrClosed
 	}
+	srv := t.srv
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
 	now := time.Now()
 	for _, m := range msgs {
-		t.seq[m.Destination]++
+		srv.seq[m.Destination]++
 		c := &broker.Message{
 			Destination: m.Destination,
 			Key:         cloneBytes(m.Key),
@@ -60,19 +82,19 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 			ID:          m.ID,
 			ReplyTo:     m.ReplyTo,
 			Delivery: broker.Delivery{
-				Sequence:  t.seq[m.Destination],
+				Sequence:  srv.seq[m.Destination],
 				Timestamp: now,
 			},
 		}
 		if m.Partition != nil {
 			c.Delivery.Partition = *m.Partition
 		}
-		for _, s := range t.subs {
-			if s.spec.Group == "" && match(s.spec.Destination, m.Destination) {
+		for _, s := range srv.subs {
+			if match(s.spec.Destination, m.Destination) {
 				s.enqueue(c)
 			}
 		}
-		for k, g := range t.groups {
+		for k, g := range srv.groups {
 			if match(k.pattern, m.Destination) && len(g.members) > 0 {
 				g.next = (g.next + 1) % len(g.members)
 				g.members[g.next].enqueue(c)
@@ -87,55 +109,52 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	if len(spec.TransportOptions) > 0 {
 		return nil, fmt.Errorf("memory: subscribe %s: option %T: %w", spec.Destination, spec.TransportOptions[0], broker.ErrUnsupportedOption)
 	}
-	s := newSubscription(t, ctx, spec, deliver)
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	if t.isClosed() {
 		return nil, broker.ErrClosed
 	}
+	s := newSubscription(t.srv, ctx, spec, deliver)
+	srv := t.srv
+	srv.mu.Lock()
 	if spec.Group == "" {
-		t.subs = append(t.subs, s)
+		srv.subs = append(srv.subs, s)
 	} else {
 		k := groupKey{spec.Destination, spec.Group}
-		g := t.groups[k]
+		g := srv.groups[k]
 		if g == nil {
 			g = &group{}
-			t.groups[k] = g
+			srv.groups[k] = g
 		}
 		g.members = append(g.members, s)
 	}
-	t.mu.Unlock()
+	srv.mu.Unlock()
 	s.start()
 	return s, nil
 }
 
 // remove takes s out of routing; it receives no new messages afterwards.
-func (t *Transport) remove(s *subscription) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+func (srv *Server) remove(s *subscription) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
 	if s.spec.Group == "" {
-		t.subs = deleteSub(t.subs, s)
+		srv.subs = deleteSub(srv.subs, s)
 		return
 	}
 	k := groupKey{s.spec.Destination, s.spec.Group}
-	if g := t.groups[k]; g != nil {
+	if g := srv.groups[k]; g != nil {
 		g.members = deleteSub(g.members, s)
 		if len(g.members) == 0 {
-			delete(t.groups, k)
+			delete(srv.groups, k)
 		}
 	}
 }
 
 // requeue routes a message that asked for redelivery: back to s, or to
 // another member of s's group when s has been closed meanwhile.
-func (t *Transport) requeue(s *subscription, m *broker.Message) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return
-	}
+func (srv *Server) requeue(s *subscription, m *broker.Message) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
 	if s.spec.Group != "" {
-		if g := t.groups[groupKey{s.spec.Destination, s.spec.Group}]; g != nil && len(g.members) > 0 {
+		if g := srv.groups[groupKey{s.spec.Destination, s.spec.Group}]; g != nil && len(g.members) > 0 {
 			g.next = (g.next + 1) % len(g.members)
 			g.members[g.next].enqueue(m)
 			return
@@ -144,8 +163,9 @@ func (t *Transport) requeue(s *subscription, m *broker.Message) {
 	s.enqueue(m)
 }
 
-// Close implements broker.Transport. Subscriptions still open stop
-// receiving messages; publishing fails with broker.ErrClosed.
+// Close implements broker.Transport: publishing and subscribing through t
+// fail with broker.ErrClosed afterwards. The broker closes its
+// subscriptions before it closes the transport.
 func (t *Transport) Close(context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()

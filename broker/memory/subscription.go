@@ -10,7 +10,7 @@ import (
 
 // subscription owns a FIFO queue and the workers that deliver from it.
 type subscription struct {
-	t       *Transport
+	srv     *Server
 	ctx     context.Context
 	spec    broker.SubscriptionSpec
 	deliver broker.DeliverFunc
@@ -27,9 +27,9 @@ type subscription struct {
 	done      chan struct{} // closed when every worker returned
 }
 
-func newSubscription(t *Transport, ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) *subscription {
+func newSubscription(srv *Server, ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) *subscription {
 	return &subscription{
-		t:       t,
+		srv:     srv,
 		ctx:     ctx,
 		spec:    spec,
 		deliver: deliver,
@@ -144,7 +144,7 @@ func (s *subscription) redeliver(msgs []*broker.Message, delay time.Duration) {
 	}
 	requeue := func() {
 		for _, m := range again {
-			s.t.requeue(s, m)
+			s.srv.requeue(s, m)
 		}
 	}
 	if delay <= 0 {
@@ -171,7 +171,7 @@ func (s *subscription) redeliver(msgs []*broker.Message, delay time.Duration) {
 // Close implements broker.Subscription.
 func (s *subscription) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		s.t.remove(s)
+		s.srv.remove(s)
 		s.mu.Lock()
 		s.stopped = true
 		queued := s.queue
@@ -186,7 +186,7 @@ func (s *subscription) Close(ctx context.Context) error {
 		// subscription of its own has nobody to hand them to.
 		if s.spec.Group != "" {
 			for _, m := range queued {
-				s.t.requeue(s, m)
+				s.srv.requeue(s, m)
 			}
 		}
 	})

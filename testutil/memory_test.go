@@ -1,0 +1,26 @@
+package testutil_test
+
+import (
+	"testing"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/testutil"
+)
+
+// memorySuite describes the memory transport; every test gets a server of
+// its own.
+func memorySuite(t *testing.T) testutil.TransportSuite {
+	srv := memory.NewServer()
+	return testutil.TransportSuite{
+		New: func(*testing.T) broker.Transport { return srv.Transport() },
+		Features: testutil.Features{
+			Groups: true, Batch: true, Ordered: true, Keys: true,
+			Wildcards: true, MessageID: true, Concurrent: true,
+		},
+	}
+}
+
+func TestMemoryConformance(t *testing.T) {
+	testutil.TestTransport(t, memorySuite(t))
+}

@@ -1,0 +1,187 @@
+package testutil
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// Features says what a transport promises, so that the suites test exactly
+// that and skip the rest.
+type Features struct {
+	// Groups: subscriptions in the same group share messages, each to one
+	// member.
+	Groups bool
+	// Batch: SubscribeBatch forms batches of more than one message.
+	Batch bool
+	// Ordered: one publisher's messages to one destination (with one key,
+	// on Kafka) arrive in publish order at a subscription with concurrency 1.
+	Ordered bool
+	// Persistent: messages are stored, so a message published before a
+	// subscription (re)starts is delivered, and an acknowledged one is not
+	// delivered again to the same group or durable name.
+	Persistent bool
+	// Keys: Message.Key round-trips.
+	Keys bool
+	// Partitions: deliveries report Kafka partitions and offsets.
+	Partitions bool
+	// Wildcards: NATS-style subject patterns ("dest.*", "dest.>").
+	Wildcards bool
+	// MessageID: Message.ID round-trips.
+	MessageID bool
+	// Concurrent: Concurrency(n) runs n deliveries of one destination at
+	// once (false where parallelism needs several partitions).
+	Concurrent bool
+}
+
+// TransportSuite describes a transport to the suites.
+type TransportSuite struct {
+	// New returns a new transport connected to the same backend as every
+	// other transport New returns in the same test. It is called at least
+	// once per test; the broker that owns the transport closes it.
+	New func(t *testing.T) broker.Transport
+	// Prepare, if set, creates what destination needs before it is used (a
+	// JetStream stream, a Kafka topic). Suites use destinations without
+	// dots; for Wildcards, Prepare must also cover destination+".>".
+	Prepare func(t *testing.T, destination string)
+	// SubscribeOptions are added to every subscription the suites make.
+	SubscribeOptions []broker.SubscribeOption
+	// Features says what the transport promises.
+	Features Features
+	// Timeout bounds every wait for a condition; 10s when zero.
+	Timeout time.Duration
+}
+
+// Destination returns a destination unique to this test run, made of
+// lower-case letters, digits and dashes, prepared with s.Prepare.
+func (s TransportSuite) Destination(t *testing.T) string {
+	t.Helper()
+	name := strings.ToLower(t.Name())
+	name = name[strings.LastIndexByte(name, '/')+1:]
+	var b strings.Builder
+	for _, r := range name {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	short := strings.Trim(b.String(), "-")
+	if len(short) > 24 {
+		short = short[:24]
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	dest := "tb-" + short + "-" + hex.EncodeToString(rnd[:])
+	if s.Prepare != nil {
+		s.Prepare(t, dest)
+	}
+	return dest
+}
+
+// Wait returns the per-condition wait limit.
+func (s TransportSuite) Wait() time.Duration {
+	if s.Timeout > 0 {
+		return s.Timeout
+	}
+	return 10 * time.Second
+}
+
+// Broker returns a broker over a new transport from s.New, closed when the
+// test ends. It is not started.
+func (s TransportSuite) Broker(t *testing.T, opts ...broker.Option) *broker.Broker {
+	t.Helper()
+	b := broker.New(s.New(t), opts...)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.Wait())
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("close broker: %v", err)
+		}
+	})
+	return b
+}
+
+// Start starts b, failing the test on error.
+func (s TransportSuite) Start(t *testing.T, b *broker.Broker) {
+	t.Helper()
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatalf("start broker: %v", err)
+	}
+}
+
+// Options returns s.SubscribeOptions followed by extra.
+func (s TransportSuite) Options(extra ...broker.SubscribeOption) []broker.SubscribeOption {
+	return append(append([]broker.SubscribeOption(nil), s.SubscribeOptions...), extra...)
+}
+
+// Inbox collects what handlers receive, for a test to wait on.
+type Inbox[T any] struct {
+	ch   chan T
+	wait time.Duration
+}
+
+// NewInbox returns an inbox whose Next waits up to wait.
+func NewInbox[T any](wait time.Duration) *Inbox[T] {
+	return &Inbox[T]{ch: make(chan T, 10_000), wait: wait}
+}
+
+// Put records v; it never blocks a handler for long.
+func (in *Inbox[T]) Put(v T) {
+	select {
+	case in.ch <- v:
+	case <-time.After(in.wait):
+	}
+}
+
+// Next returns the next value, failing the test when none arrives in time.
+func (in *Inbox[T]) Next(t testing.TB) T {
+	t.Helper()
+	select {
+	case v := <-in.ch:
+		return v
+	case <-time.After(in.wait):
+		var zero T
+		t.Fatalf("nothing arrived within %v", in.wait)
+		return zero
+	}
+}
+
+// TakeN returns the next n values, failing the test when they do not all
+// arrive in time.
+func (in *Inbox[T]) TakeN(t testing.TB, n int) []T {
+	t.Helper()
+	out := make([]T, 0, n)
+	deadline := time.NewTimer(in.wait)
+	defer deadline.Stop()
+	for len(out) < n {
+		select {
+		case v := <-in.ch:
+			out = append(out, v)
+		case <-deadline.C:
+			t.Fatalf("got %d of %d values within %v", len(out), n, in.wait)
+		}
+	}
+	return out
+}
+
+// Len returns how many values are waiting.
+func (in *Inbox[T]) Len() int { return len(in.ch) }
+
+// Eventually polls cond every few milliseconds until it holds, failing the
+// test with msg when it does not within wait.
+func Eventually(t testing.TB, wait time.Duration, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %s", wait, msg)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
