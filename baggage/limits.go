@@ -1,0 +1,170 @@
+package baggage
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"go.opentelemetry.io/otel"
+	otelbaggage "go.opentelemetry.io/otel/baggage"
+)
+
+// The W3C Baggage limits this package enforces: a baggage-string carries at
+// most MaxMembers list-members and at most MaxBytes bytes, commas included.
+const (
+	MaxMembers = 64
+	MaxBytes   = 8192
+)
+
+// entry is one member of a view with its encoded form
+// ("key=percent-encoded-value;properties"), so limits are checked and headers
+// written without encoding members again.
+type entry struct {
+	m   otelbaggage.Member
+	enc string
+}
+
+// entryOf returns m as an entry. A member whose key is not a W3C key cannot
+// be encoded (otel-go writes nothing for it), so ok is false.
+func entryOf(m otelbaggage.Member) (e entry, ok bool) {
+	if !validKey(m.Key()) {
+		return entry{}, false
+	}
+	return entry{m: m, enc: m.String()}, true
+}
+
+// sortedMembers returns b's members ordered by key. otel-go keeps baggage in
+// a map, so the order a sender wrote is lost by the time we see it; sorting
+// is what makes merging and dropping deterministic.
+func sortedMembers(b otelbaggage.Baggage) []otelbaggage.Member {
+	ms := b.Members()
+	slices.SortFunc(ms, func(a, b otelbaggage.Member) int { return cmp.Compare(a.Key(), b.Key()) })
+	return ms
+}
+
+// merge appends ms to entries in order: a key already present keeps its
+// position and takes the new member (later wins); a new key is appended.
+// Members with keys that cannot be encoded are skipped and counted.
+func merge(entries []entry, ms []otelbaggage.Member) ([]entry, int) {
+	invalid := 0
+	for _, m := range ms {
+		e, ok := entryOf(m)
+		if !ok {
+			invalid++
+			continue
+		}
+		if i := indexOf(entries, m.Key()); i >= 0 {
+			entries[i] = e
+			continue
+		}
+		entries = append(entries, e)
+	}
+	return entries, invalid
+}
+
+func indexOf(entries []entry, key string) int {
+	for i := range entries {
+		if entries[i].m.Key() == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// encodedSize is the length of the baggage-string that entries encode to:
+// members joined by commas.
+func encodedSize(entries []entry) int {
+	if len(entries) == 0 {
+		return 0
+	}
+	n := len(entries) - 1
+	for _, e := range entries {
+		n += len(e.enc)
+	}
+	return n
+}
+
+// limit keeps entries in order while they fit the W3C limits: an entry that
+// would make the baggage exceed MaxMembers members or MaxBytes bytes is
+// dropped, and later, smaller entries may still fit. It filters in place and
+// returns the kept entries, their encoded size and how many were dropped.
+func limit(entries []entry) (kept []entry, size, dropped int) {
+	size = encodedSize(entries)
+	if len(entries) <= MaxMembers && size <= MaxBytes {
+		return entries, size, 0
+	}
+	kept = entries[:0]
+	size = 0
+	for _, e := range entries {
+		add := len(e.enc)
+		if len(kept) > 0 {
+			add++ // comma
+		}
+		if len(kept) == MaxMembers || size+add > MaxBytes {
+			dropped++
+			continue
+		}
+		kept = append(kept, e)
+		size += add
+	}
+	clear(entries[len(kept):])
+	return kept, size, dropped
+}
+
+// report hands a dropped-members error to the OpenTelemetry error handler.
+func report(what string, dropped, invalid int) {
+	if dropped > 0 {
+		otel.Handle(fmt.Errorf("%s: dropped %d member(s) over %d members or %d bytes: %w",
+			what, dropped, MaxMembers, MaxBytes, ErrLimit))
+	}
+	if invalid > 0 {
+		otel.Handle(fmt.Errorf("%s: dropped %d member(s) that cannot be encoded: %w",
+			what, invalid, ErrInvalidKey))
+	}
+}
+
+// otelBaggage builds the OpenTelemetry form of entries, which are within the
+// limits, so otel-go drops nothing.
+func otelBaggage(entries []entry) otelbaggage.Baggage {
+	if len(entries) == 0 {
+		return otelbaggage.Baggage{}
+	}
+	ms := make([]otelbaggage.Member, len(entries))
+	for i, e := range entries {
+		ms[i] = e.m
+	}
+	b, err := otelbaggage.New(ms...)
+	if err != nil {
+		// Unreachable: members are valid and within the limits. Keep what
+		// otel-go built and say so rather than lose the message.
+		otel.Handle(fmt.Errorf("baggage: build OpenTelemetry baggage: %w", err))
+	}
+	return b
+}
+
+// validKey reports whether s is a W3C baggage key: an RFC 7230 token.
+func validKey(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tokenChar[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenChar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
