@@ -1,0 +1,201 @@
+package middleware
+
+import (
+	"errors"
+	"strconv"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// Operation names (messaging.operation.name) of the spans tracebus starts.
+// Settle spans take theirs from broker.Operation.OperationName.
+const (
+	opCreate  = "create"
+	opSend    = "send"
+	opProcess = "process"
+	opAck     = "ack"
+)
+
+// systemKafka is the messaging.system of the one partitioned system tracebus
+// speaks; partitions, offsets, keys and tombstones are Kafka notions.
+const systemKafka = "kafka"
+
+// spanName is "{operation} {destination}", or the operation alone when the
+// destination is unknown (a batch across destinations) or temporary (a reply
+// inbox): a span name must stay low-cardinality.
+func spanName(operation, destination string, temporary bool) string {
+	if destination == "" || temporary {
+		return operation
+	}
+	return operation + " " + destination
+}
+
+// appendSystem appends the attributes every span and metric point has:
+// messaging.system and messaging.operation.name.
+func appendSystem(kvs []attribute.KeyValue, op *broker.Operation, name string) []attribute.KeyValue {
+	return append(kvs, semconv.MessagingSystemKey.String(op.System), semconv.MessagingOperationName(name))
+}
+
+// appendServer appends server.address and server.port when known.
+func appendServer(kvs []attribute.KeyValue, op *broker.Operation) []attribute.KeyValue {
+	if op.ServerAddress != "" {
+		kvs = append(kvs, semconv.ServerAddress(op.ServerAddress))
+		if op.ServerPort > 0 {
+			kvs = append(kvs, semconv.ServerPort(op.ServerPort))
+		}
+	}
+	return kvs
+}
+
+// appendClientID appends messaging.client.id when known (send, process and
+// settle spans; not create spans).
+func appendClientID(kvs []attribute.KeyValue, op *broker.Operation) []attribute.KeyValue {
+	if op.ClientID != "" {
+		kvs = append(kvs, semconv.MessagingClientID(op.ClientID))
+	}
+	return kvs
+}
+
+// appendSubscriber appends the consumer group and subscription name of a
+// consume or settle operation.
+func appendSubscriber(kvs []attribute.KeyValue, op *broker.Operation) []attribute.KeyValue {
+	if op.Group != "" {
+		kvs = append(kvs, semconv.MessagingConsumerGroupName(op.Group))
+	}
+	if op.Subscription != "" {
+		kvs = append(kvs, semconv.MessagingDestinationSubscriptionName(op.Subscription))
+	}
+	return kvs
+}
+
+// appendDestination appends messaging.destination.name (the concrete
+// destination, when one applies to every message), the template (the
+// subscription pattern, when it differs) and messaging.destination.temporary.
+func appendDestination(kvs []attribute.KeyValue, op *broker.Operation, concrete string) []attribute.KeyValue {
+	if concrete != "" {
+		kvs = append(kvs, semconv.MessagingDestinationName(concrete))
+	}
+	if op.Kind != broker.OpPublish && op.Destination != "" && op.Destination != concrete {
+		kvs = append(kvs, semconv.MessagingDestinationTemplate(op.Destination))
+	}
+	if op.Temporary {
+		kvs = append(kvs, semconv.MessagingDestinationTemporary(true))
+	}
+	return kvs
+}
+
+// appendMetricDestination is appendDestination for metric points: the
+// concrete destination only when it is low-cardinality, i.e. equal to the
+// operation's destination (not a subject matched by a wildcard, not a reply
+// inbox); the template otherwise.
+func appendMetricDestination(kvs []attribute.KeyValue, op *broker.Operation, concrete string) []attribute.KeyValue {
+	if op.Temporary || op.Destination == "" {
+		return kvs
+	}
+	if op.Kind == broker.OpPublish || concrete == op.Destination {
+		return append(kvs, semconv.MessagingDestinationName(op.Destination))
+	}
+	return append(kvs, semconv.MessagingDestinationTemplate(op.Destination))
+}
+
+// partitionOf returns the partition id of m, or "" when there is none: only
+// Kafka has partitions; on publish, only a message that asks for one has it.
+func partitionOf(op *broker.Operation, m *broker.Message) string {
+	if op.System != systemKafka {
+		return ""
+	}
+	if op.Kind == broker.OpPublish {
+		if m.Partition == nil {
+			return ""
+		}
+		return strconv.FormatInt(int64(*m.Partition), 10)
+	}
+	return strconv.FormatInt(int64(m.Delivery.Partition), 10)
+}
+
+// commonPartition returns the partition shared by every message, or "".
+func commonPartition(op *broker.Operation, msgs []*broker.Message) string {
+	if op.System != systemKafka || len(msgs) == 0 {
+		return ""
+	}
+	p := partitionOf(op, msgs[0])
+	for _, m := range msgs[1:] {
+		if p == "" || partitionOf(op, m) != p {
+			return ""
+		}
+	}
+	return p
+}
+
+// commonDestination returns the concrete destination shared by every
+// message, or "".
+func commonDestination(msgs []*broker.Message) string {
+	if len(msgs) == 0 {
+		return ""
+	}
+	d := msgs[0].Destination
+	for _, m := range msgs[1:] {
+		if m.Destination != d {
+			return ""
+		}
+	}
+	return d
+}
+
+// appendMessage appends the attributes of a span that covers exactly one
+// message: partition, message id, Kafka key, offset and tombstone, and the
+// body size when asked for.
+func (t *Telemetry) appendMessage(kvs []attribute.KeyValue, op *broker.Operation, m *broker.Message, partition string) []attribute.KeyValue {
+	if partition != "" {
+		kvs = append(kvs, semconv.MessagingDestinationPartitionID(partition))
+	}
+	if m.ID != "" {
+		kvs = append(kvs, semconv.MessagingMessageID(m.ID))
+	}
+	if op.System == systemKafka {
+		// The key's string form; a key that is not text has no canonical
+		// one, and semconv then says to leave the attribute out.
+		if m.Key != nil && utf8.Valid(m.Key) {
+			kvs = append(kvs, semconv.MessagingKafkaMessageKey(string(m.Key)))
+		}
+		if op.Kind != broker.OpPublish {
+			kvs = append(kvs, semconv.MessagingKafkaOffset(int(m.Delivery.Offset)))
+		}
+		if m.Body == nil && m.Key != nil {
+			kvs = append(kvs, semconv.MessagingKafkaMessageTombstone(true))
+		}
+	}
+	if t.cfg.bodySize && op.Kind != broker.OpSettle {
+		kvs = append(kvs, semconv.MessagingMessageBodySize(len(m.Body)))
+	}
+	return kvs
+}
+
+// errorType is the low-cardinality error.type of err. For a batch in which
+// some messages failed it is the type of the first failure, not of the
+// BatchError container.
+func errorType(err error) attribute.KeyValue {
+	var be broker.BatchError
+	if errors.As(err, &be) {
+		for _, e := range be {
+			if e != nil {
+				return semconv.ErrorType(e)
+			}
+		}
+	}
+	return semconv.ErrorType(err)
+}
+
+// setError marks span as failed: status Error with the message and
+// error.type. The error is not recorded as an event as well; the status
+// already says it all.
+func setError(span trace.Span, err error, et attribute.KeyValue) {
+	span.SetStatus(codes.Error, err.Error())
+	span.SetAttributes(et)
+}

@@ -1,0 +1,188 @@
+package middleware
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	otelbaggage "go.opentelemetry.io/otel/baggage"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracebus/tracebus/baggage"
+	"github.com/tracebus/tracebus/broker"
+)
+
+// WrapConsume implements broker.Middleware: it extracts each message's
+// creation context and baggage, runs the handler inside a process span and
+// records the process metrics.
+func (t *Telemetry) WrapConsume(next broker.ConsumeFunc) broker.ConsumeFunc {
+	return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message) error {
+		switch {
+		case len(msgs) == 0:
+			return next(ctx, op, msgs)
+		case op.Batch || len(msgs) > 1:
+			return t.consumeBatch(ctx, op, msgs, next)
+		default:
+			return t.consumeOne(ctx, op, msgs, next)
+		}
+	}
+}
+
+// consumeOne runs the handler of one message inside a CONSUMER process span.
+//
+// By default the span is a child of the message's creation context, so a
+// flow of single messages reads as one trace in Jaeger: send → process →
+// send → process. The semantic conventions allow this for single messages
+// and ask to link the ambient context then, which we do when the delivery
+// context holds a span. With WithLinkedProcessSpans the span is instead a
+// new root that links to the creation context.
+func (t *Telemetry) consumeOne(ctx context.Context, op *broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
+	start := time.Now()
+	m := msgs[0]
+	remote, bag := t.extract(&m.Headers)
+	dest := m.Destination
+	if dest == "" {
+		dest = op.Destination
+	}
+	partition := partitionOf(op, m)
+
+	kvs := make([]attribute.KeyValue, 0, 16)
+	kvs = appendSystem(kvs, op, opProcess)
+	kvs = append(kvs, semconv.MessagingOperationTypeProcess)
+	kvs = appendDestination(kvs, op, dest)
+	kvs = appendServer(kvs, op)
+	kvs = appendSubscriber(kvs, op)
+	kvs = appendClientID(kvs, op)
+	kvs = t.appendMessage(kvs, op, m, partition)
+
+	name := spanName(opProcess, op.Destination, op.Temporary)
+	kind := trace.WithSpanKind(trace.SpanKindConsumer)
+	attrs := trace.WithAttributes(kvs...)
+	ts := trace.WithTimestamp(start)
+	var span trace.Span
+	hctx := ctx
+	switch {
+	case !remote.IsValid():
+		// Nothing (usable) came with the message: the ambient context,
+		// usually none, is the parent.
+		hctx, span = t.tracer.Start(ctx, name, kind, attrs, ts)
+	case t.cfg.linkProcess:
+		hctx, span = t.tracer.Start(ctx, name, kind, attrs, ts,
+			trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: remote}))
+	default:
+		parent := trace.ContextWithRemoteSpanContext(ctx, remote)
+		if ambient := trace.SpanContextFromContext(ctx); ambient.IsValid() {
+			hctx, span = t.tracer.Start(parent, name, kind, attrs, ts,
+				trace.WithLinks(trace.Link{SpanContext: ambient}))
+		} else {
+			hctx, span = t.tracer.Start(parent, name, kind, attrs, ts)
+		}
+	}
+	hctx = baggage.ContextWithDelivery(hctx, []otelbaggage.Baggage{bag}, op.Batch)
+
+	err := next(hctx, op, msgs)
+
+	end := time.Now()
+	var et attribute.KeyValue
+	if err != nil {
+		et = errorType(err)
+		setError(span, err, et)
+	}
+	span.End(trace.WithTimestamp(end))
+	t.recordProcess(hctx, op, dest, partition, len(msgs), err, et, end.Sub(start))
+	return err
+}
+
+// consumeBatch runs a batch handler inside one CONSUMER process span whose
+// parent is the ambient context (a batch has no single creation context)
+// and which links to every message's creation context, each link carrying
+// that message's id, destination, partition and offset. Messages without a
+// creation context get no link: there is nothing to point to.
+func (t *Telemetry) consumeBatch(ctx context.Context, op *broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
+	start := time.Now()
+	dest := commonDestination(msgs)
+	partition := commonPartition(op, msgs)
+	kafka := op.System == systemKafka
+
+	bags := make([]otelbaggage.Baggage, len(msgs))
+	links := make([]trace.Link, 0, len(msgs))
+	const perLink = 4
+	linkAttrs := make([]attribute.KeyValue, 0, perLink*len(msgs))
+	for i, m := range msgs {
+		var sc trace.SpanContext
+		sc, bags[i] = t.extract(&m.Headers)
+		if !sc.IsValid() {
+			continue
+		}
+		la := linkAttrs[len(linkAttrs):len(linkAttrs):cap(linkAttrs)]
+		if m.ID != "" {
+			la = append(la, semconv.MessagingMessageID(m.ID))
+		}
+		if dest == "" {
+			la = append(la, semconv.MessagingDestinationName(m.Destination))
+		}
+		if kafka {
+			if partition == "" {
+				la = append(la, semconv.MessagingDestinationPartitionID(partitionOf(op, m)))
+			}
+			la = append(la, semconv.MessagingKafkaOffset(int(m.Delivery.Offset)))
+		}
+		linkAttrs = linkAttrs[:len(linkAttrs)+len(la)]
+		links = append(links, trace.Link{SpanContext: sc, Attributes: la[:len(la):len(la)]})
+	}
+
+	kvs := make([]attribute.KeyValue, 0, 14)
+	kvs = appendSystem(kvs, op, opProcess)
+	kvs = append(kvs, semconv.MessagingOperationTypeProcess)
+	kvs = appendDestination(kvs, op, dest)
+	if partition != "" {
+		kvs = append(kvs, semconv.MessagingDestinationPartitionID(partition))
+	}
+	kvs = appendServer(kvs, op)
+	kvs = appendSubscriber(kvs, op)
+	kvs = appendClientID(kvs, op)
+	kvs = append(kvs, semconv.MessagingBatchMessageCount(len(msgs)))
+
+	hctx, span := t.tracer.Start(ctx, spanName(opProcess, op.Destination, op.Temporary),
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(kvs...),
+		trace.WithLinks(links...),
+		trace.WithTimestamp(start))
+	hctx = baggage.ContextWithDelivery(hctx, bags, op.Batch)
+
+	err := next(hctx, op, msgs)
+
+	end := time.Now()
+	var et attribute.KeyValue
+	if err != nil {
+		et = errorType(err)
+		setError(span, err, et)
+	}
+	span.End(trace.WithTimestamp(end))
+	t.recordProcess(hctx, op, dest, partition, len(msgs), err, et, end.Sub(start))
+	return err
+}
+
+// recordProcess records messaging.process.duration and
+// messaging.client.consumed.messages with one attribute set: semconv gives
+// both the same attributes, and counting the consumed messages after the
+// handler lets error.type split them by outcome.
+func (t *Telemetry) recordProcess(ctx context.Context, op *broker.Operation, dest, partition string,
+	n int, err error, et attribute.KeyValue, d time.Duration,
+) {
+	kvs := make([]attribute.KeyValue, 0, 10)
+	kvs = appendSystem(kvs, op, opProcess)
+	kvs = appendMetricDestination(kvs, op, dest)
+	if partition != "" {
+		kvs = append(kvs, semconv.MessagingDestinationPartitionID(partition))
+	}
+	kvs = appendServer(kvs, op)
+	kvs = appendSubscriber(kvs, op)
+	if err != nil {
+		kvs = append(kvs, et)
+	}
+	set := attribute.NewSet(kvs...)
+	t.procDuration.RecordSet(ctx, d.Seconds(), set)
+	t.consumed.AddSet(ctx, int64(n), set)
+}

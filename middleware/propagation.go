@@ -1,0 +1,77 @@
+package middleware
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"go.opentelemetry.io/otel"
+	otelbaggage "go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// defaultPropagator is used while no global propagator was set.
+var defaultPropagator propagation.TextMapPropagator = propagation.NewCompositeTextMapPropagator(
+	propagation.TraceContext{}, propagation.Baggage{})
+
+// unsetGlobal is the propagator otel.GetTextMapPropagator returns until
+// otel.SetTextMapPropagator is first called: a delegating no-op. It is
+// recorded only when it is a pointer (so comparing it with any propagator
+// cannot panic) that injects no fields; if a propagator was already set
+// when this package was initialised, unsetGlobal stays nil and the global
+// is always used.
+var unsetGlobal = func() propagation.TextMapPropagator {
+	p := otel.GetTextMapPropagator()
+	if reflect.TypeOf(p).Kind() == reflect.Pointer && len(p.Fields()) == 0 {
+		return p
+	}
+	return nil
+}()
+
+// propagator returns the configured propagator, else the global one, else
+// (no global was ever set) W3C Trace Context + Baggage.
+func (t *Telemetry) propagator() propagation.TextMapPropagator {
+	if t.cfg.propagator != nil {
+		return t.cfg.propagator
+	}
+	p := otel.GetTextMapPropagator()
+	if unsetGlobal != nil && p == unsetGlobal {
+		return defaultPropagator
+	}
+	return p
+}
+
+// inject writes the trace context and baggage of ctx into h with the
+// configured propagator. A propagator that panics is reported through
+// otel.Handle and the message goes out without context: telemetry must not
+// fail a publish.
+func (t *Telemetry) inject(ctx context.Context, h *broker.Headers) {
+	defer func() {
+		if r := recover(); r != nil {
+			otel.Handle(fmt.Errorf("tracebus/middleware: inject: propagator panicked: %v", r))
+		}
+	}()
+	t.propagator().Inject(ctx, h)
+}
+
+// extract reads the creation context and baggage a message carries. It
+// extracts onto an empty context so that neither can be confused with what
+// the delivery context already holds. Missing, malformed or hostile headers
+// give an invalid span context and empty baggage, never an error: the
+// message is processed all the same, under a root span.
+func (t *Telemetry) extract(h *broker.Headers) (sc trace.SpanContext, bag otelbaggage.Baggage) {
+	if h.Len() == 0 {
+		return trace.SpanContext{}, otelbaggage.Baggage{}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			otel.Handle(fmt.Errorf("tracebus/middleware: extract: propagator panicked: %v", r))
+			sc, bag = trace.SpanContext{}, otelbaggage.Baggage{}
+		}
+	}()
+	ctx := t.propagator().Extract(context.Background(), h)
+	return trace.SpanContextFromContext(ctx), otelbaggage.FromContext(ctx)
+}

@@ -1,0 +1,95 @@
+package middleware
+
+import (
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/semconv/v1.43.0/messagingconv"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// Telemetry is a broker.Middleware that traces and measures every publish
+// and consume of a broker (and, with WithSettleSpans, every settlement)
+// following the OpenTelemetry messaging semantic conventions v1.43.0.
+//
+// Spans:
+//   - single publish: "send {destination}", PRODUCER, child of the caller's
+//     ctx; its context is injected into the message headers;
+//   - batch publish: a "create {destination}" PRODUCER span per message,
+//     injected into that message, and one "send {destination}" CLIENT span
+//     that links to every create span and carries
+//     messaging.batch.message_count;
+//   - single consume: "process {destination}", CONSUMER, child of the
+//     context extracted from the message (or a new root linked to it, see
+//     WithLinkedProcessSpans); the handler's ctx carries it;
+//   - batch consume: one "process {destination}" CONSUMER span whose parent
+//     is the delivery's ambient context, with one link per message.
+//
+// {destination} is the low-cardinality destination of the operation: the
+// subscription pattern on consume, the destination on publish. Temporary
+// destinations (NATS reply inboxes) and batches that span several
+// destinations leave it out ("send", "process").
+//
+// Metrics: messaging.client.operation.duration (send; settle with
+// WithSettleSpans), messaging.process.duration,
+// messaging.client.sent.messages and messaging.client.consumed.messages,
+// with the semconv bucket advice (5 ms … 10 s) and error.type on failures.
+//
+// A Telemetry is safe for concurrent use and may be shared by brokers.
+type Telemetry struct {
+	cfg    config
+	tracer trace.Tracer
+
+	opDuration   messagingconv.ClientOperationDuration
+	procDuration messagingconv.ProcessDuration
+	sent         messagingconv.ClientSentMessages
+	consumed     messagingconv.ClientConsumedMessages
+}
+
+var (
+	_ broker.Middleware       = (*Telemetry)(nil)
+	_ broker.SettleMiddleware = (*Telemetry)(nil)
+)
+
+// durationBuckets is the semconv bucket advice for the messaging duration
+// histograms, in seconds.
+var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+// NewTelemetry returns the telemetry middleware. Give it to broker.New with
+// broker.WithMiddleware, as the first (outermost) middleware so that its
+// spans cover the others.
+//
+// An instrument that cannot be created is reported through otel.Handle and
+// replaced by a no-op one: telemetry never stops a broker.
+func NewTelemetry(opts ...Option) *Telemetry {
+	cfg := newConfig(opts)
+	t := &Telemetry{
+		cfg: cfg,
+		tracer: cfg.tracerProvider.Tracer(ScopeName,
+			trace.WithInstrumentationVersion(version),
+			trace.WithSchemaURL(semconv.SchemaURL)),
+	}
+	meter := cfg.meterProvider.Meter(ScopeName,
+		metric.WithInstrumentationVersion(version),
+		metric.WithSchemaURL(semconv.SchemaURL))
+	var err error
+	// On error the messagingconv constructors still return a usable
+	// (no-op) instrument.
+	if t.opDuration, err = messagingconv.NewClientOperationDuration(meter,
+		metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		otel.Handle(err)
+	}
+	if t.procDuration, err = messagingconv.NewProcessDuration(meter,
+		metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		otel.Handle(err)
+	}
+	if t.sent, err = messagingconv.NewClientSentMessages(meter); err != nil {
+		otel.Handle(err)
+	}
+	if t.consumed, err = messagingconv.NewClientConsumedMessages(meter); err != nil {
+		otel.Handle(err)
+	}
+	return t
+}
