@@ -15,6 +15,9 @@ var (
 	// ErrLimit: the baggage would exceed the W3C limits of MaxMembers members
 	// or MaxBytes bytes of encoded baggage-string.
 	ErrLimit = errors.New("baggage: W3C limit exceeded")
+	// ErrMalformed: a baggage header member that is not valid W3C syntax.
+	// It is only reported through otel.Handle: the member is skipped.
+	ErrMalformed = errors.New("baggage: malformed member")
 	// ErrNilBaggage: Set called on a nil *Baggage. FromContext never returns
 	// nil; this guards views obtained some other way.
 	ErrNilBaggage = errors.New("baggage: nil *Baggage")

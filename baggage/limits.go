@@ -168,3 +168,9 @@ var tokenChar = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// reportMalformed hands a malformed-members error to the OpenTelemetry error
+// handler.
+func reportMalformed(what string, n int) {
+	otel.Handle(fmt.Errorf("%s: skipped %d malformed member(s): %w", what, n, ErrMalformed))
+}
