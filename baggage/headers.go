@@ -41,16 +41,16 @@ func Inject(ctx context.Context, h *broker.Headers) {
 // header of more than MaxBytes bytes, the leading members that fit are kept.
 // Drops are reported through otel.Handle.
 func FromHeaders(h broker.Headers) *Baggage {
-	entries := parseHeaders(h, "baggage: read headers")
+	entries := parseValues(h.Values(Header), "baggage: read headers")
 	return &Baggage{entries: entries, size: encodedSize(entries)}
 }
 
-// parseHeaders parses the baggage headers of h into entries, in header
+// parseValues parses the values of baggage headers into entries, in header
 // order, within the limits; drops are reported under what.
-func parseHeaders(h broker.Headers, what string) []entry {
+func parseValues(values []string, what string) []entry {
 	var entries []entry
 	invalid, dropped := 0, 0
-	for _, value := range h.Values(Header) {
+	for _, value := range values {
 		for raw := range strings.SplitSeq(value, ",") {
 			if strings.TrimSpace(raw) == "" {
 				continue // empty list-members are allowed and ignored
