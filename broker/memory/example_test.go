@@ -1,0 +1,42 @@
+package memory_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/memory"
+)
+
+// Two services connected to one in-process server share a queue group: each
+// message reaches one of them.
+func ExampleServer() {
+	srv := memory.NewServer()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	wg.Add(4)
+	var mu sync.Mutex
+	handled := 0
+	for range 2 {
+		b := broker.New(srv.Transport())
+		_ = b.Subscribe("emails", func(ctx context.Context, msg *broker.Message) error {
+			mu.Lock()
+			handled++
+			mu.Unlock()
+			wg.Done()
+			return nil
+		}, broker.Group("mailers"))
+		_ = b.Start(ctx)
+		defer b.Close(ctx)
+	}
+
+	publisher := broker.New(srv.Transport())
+	defer publisher.Close(ctx)
+	for i := range 4 {
+		_ = publisher.Publish(ctx, &broker.Message{Destination: "emails", Body: fmt.Appendf(nil, "mail %d", i)})
+	}
+	wg.Wait()
+	fmt.Println("handled", handled)
+	// Output: handled 4
+}
