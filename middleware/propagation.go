@@ -45,16 +45,30 @@ func (t *Telemetry) propagator() propagation.TextMapPropagator {
 }
 
 // inject writes the trace context and baggage of ctx into h with the
-// configured propagator. A propagator that panics is reported through
-// otel.Handle and the message goes out without context: telemetry must not
-// fail a publish.
+// propagator, after deleting whatever the propagator's fields already held.
+// A message being forwarded (a dead letter, a handler re-publishing what it
+// received) still carries the previous hop's traceparent and baggage: left
+// there, a stale baggage header would survive when ctx has none (the W3C
+// propagator writes nothing for empty baggage), and a context the
+// propagator does not overwrite would attach the next hop to the wrong
+// trace. So tracebus always replaces the creation context instead of
+// keeping one found in the headers.
+//
+// A propagator that panics is reported through otel.Handle and the message
+// goes out without context: telemetry must not fail a publish.
 func (t *Telemetry) inject(ctx context.Context, h *broker.Headers) {
 	defer func() {
 		if r := recover(); r != nil {
 			otel.Handle(fmt.Errorf("tracebus/middleware: inject: propagator panicked: %v", r))
 		}
 	}()
-	t.propagator().Inject(ctx, h)
+	p := t.propagator()
+	if h.Len() > 0 {
+		for _, f := range p.Fields() {
+			h.Del(f)
+		}
+	}
+	p.Inject(ctx, h)
 }
 
 // extract reads the creation context and baggage a message carries. It
