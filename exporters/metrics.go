@@ -1,0 +1,119 @@
+package exporters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/otlptranslator"
+	"go.opentelemetry.io/contrib/exporters/autoexport"
+	"go.opentelemetry.io/otel"
+	promexporter "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+)
+
+// metricSetup is what Setup built for metrics.
+type metricSetup struct {
+	readers []sdkmetric.Reader
+	handler http.Handler
+	server  *http.Server
+	addr    net.Addr
+}
+
+// shutdownUnregistered releases readers that never reached a MeterProvider
+// (Setup failed later on) and stops the server.
+func (m *metricSetup) shutdownUnregistered(ctx context.Context) {
+	for _, r := range m.readers {
+		_ = r.Shutdown(ctx)
+	}
+	if m.server != nil {
+		_ = m.server.Shutdown(ctx)
+	}
+}
+
+// metricReaders builds the explicit readers, or the one OTEL_METRICS_EXPORTER
+// names when there are none. On error what was built is released.
+func metricReaders(ctx context.Context, c *config) (*metricSetup, error) {
+	m := &metricSetup{}
+	if !c.explicitMetrics() {
+		var opts []autoexport.MetricOption
+		if c.anyExplicit() {
+			// Traces were configured explicitly: no OTLP default for metrics.
+			opts = append(opts, autoexport.WithFallbackMetricReader(func(context.Context) (sdkmetric.Reader, error) {
+				return nil, nil
+			}))
+		}
+		r, err := autoexport.NewMetricReader(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("exporters: metric reader from OTEL_METRICS_EXPORTER: %w", err)
+		}
+		if r != nil && !autoexport.IsNoneMetricReader(r) {
+			m.readers = append(m.readers, r)
+		}
+		return m, nil
+	}
+	if c.memory != nil {
+		m.readers = append(m.readers, c.memory.Reader)
+	}
+	m.readers = append(m.readers, c.readers...)
+	if c.otlpMet != nil {
+		r, err := c.otlpMet.metricReader(ctx)
+		if err != nil {
+			m.shutdownUnregistered(ctx)
+			return nil, fmt.Errorf("exporters: otlp %s metric exporter: %w", c.otlpMet.protocol, err)
+		}
+		m.readers = append(m.readers, r)
+	}
+	if c.prom {
+		if err := m.addPrometheus(c.promAddr); err != nil {
+			m.shutdownUnregistered(ctx)
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// addPrometheus adds the Prometheus exporter on a registry of its own and,
+// with an address, a server for it.
+func (m *metricSetup) addPrometheus(addr string) error {
+	reg := prometheus.NewRegistry()
+	r, err := promexporter.New(
+		promexporter.WithRegisterer(reg),
+		// Spelled out because the exporter's default depends on a global of
+		// prometheus/common/model: names must not change under our users
+		// when some other package flips it.
+		promexporter.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes),
+	)
+	if err != nil {
+		return fmt.Errorf("exporters: Prometheus exporter: %w", err)
+	}
+	m.readers = append(m.readers, r)
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if addr == "" {
+		return nil
+	}
+	lis, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("exporters: Prometheus server on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.handler)
+	m.server = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	m.addr = lis.Addr()
+	go func(s *http.Server) {
+		if err := s.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			otel.Handle(fmt.Errorf("exporters: Prometheus server on %s stopped: %w", addr, err))
+		}
+	}(m.server)
+	return nil
+}

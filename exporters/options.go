@@ -1,0 +1,241 @@
+package exporters
+
+import (
+	"fmt"
+	"io"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// An Option configures Setup.
+//
+// Options that choose an exporter are explicit choices and win over the
+// environment, one signal at a time: any trace exporter option (WithOTLP,
+// WithOTLPTraces, WithWaterfall, WithJSONLines, WithSpanExporter, WithMemory)
+// replaces OTEL_TRACES_EXPORTER, and any metric option (WithOTLP,
+// WithOTLPMetrics, WithPrometheus, WithPrometheusServer, WithMetricReader,
+// WithMemory) replaces OTEL_METRICS_EXPORTER.
+//
+// A signal without an exporter option follows its OTEL_*_EXPORTER variable.
+// When that is unset too, the signal gets the OpenTelemetry default (OTLP)
+// only if no exporter option was given at all: Setup(ctx) exports both
+// signals over OTLP, while Setup(ctx, WithWaterfall(os.Stderr)) prints traces
+// and exports no metrics, instead of retrying a collector that a developer
+// at a terminal does not run.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// config is what the options collect. Setup turns it into providers.
+type config struct {
+	serviceName    string
+	serviceVersion string
+	attrs          []attribute.KeyValue
+
+	global     bool
+	propagator propagation.TextMapPropagator
+	sampler    sdktrace.Sampler
+	sync       bool
+
+	traces   []traceSpec
+	memory   *Memory
+	readers  []sdkmetric.Reader
+	otlpMet  *otlpTarget
+	prom     bool
+	promAddr string
+
+	// errs collects invalid option values; Setup reports them all at once.
+	errs []error
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{global: true}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(c)
+		}
+	}
+	return c
+}
+
+func (c *config) invalid(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+}
+
+// explicitMetrics reports whether an option chose a metric exporter, so that
+// OTEL_METRICS_EXPORTER is not consulted.
+func (c *config) explicitMetrics() bool {
+	return len(c.readers) > 0 || c.otlpMet != nil || c.prom || c.memory != nil
+}
+
+// anyExplicit reports whether an option chose an exporter for any signal.
+func (c *config) anyExplicit() bool { return c.explicitTraces() || c.explicitMetrics() }
+
+// explicitTraces reports whether an option chose a span exporter, so that
+// OTEL_TRACES_EXPORTER is not consulted.
+func (c *config) explicitTraces() bool {
+	return len(c.traces) > 0 || c.memory != nil
+}
+
+// WithServiceName sets the service.name resource attribute. It wins over
+// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES. Without either, the
+// OpenTelemetry default "unknown_service:<executable>" is used.
+func WithServiceName(name string) Option {
+	return optionFunc(func(c *config) { c.serviceName = name })
+}
+
+// WithServiceVersion sets the service.version resource attribute. It wins
+// over OTEL_RESOURCE_ATTRIBUTES.
+func WithServiceVersion(version string) Option {
+	return optionFunc(func(c *config) { c.serviceVersion = version })
+}
+
+// WithAttributes adds resource attributes, such as
+// semconv.DeploymentEnvironmentName("prod"). They win over
+// OTEL_RESOURCE_ATTRIBUTES and the detected host and process attributes.
+func WithAttributes(attrs ...attribute.KeyValue) Option {
+	return optionFunc(func(c *config) { c.attrs = append(c.attrs, attrs...) })
+}
+
+// WithoutGlobal keeps Setup from installing the providers and the propagator
+// as the OpenTelemetry globals. Use the fields of Providers instead; tests
+// running side by side want this.
+func WithoutGlobal() Option {
+	return optionFunc(func(c *config) { c.global = false })
+}
+
+// WithPropagator sets the propagator, ignoring OTEL_PROPAGATORS. Without it
+// the propagator comes from autoprop: OTEL_PROPAGATORS (tracecontext,
+// baggage, b3, b3multi, jaeger, xray, ottrace, none), or W3C trace context
+// plus baggage when the variable is unset.
+func WithPropagator(p propagation.TextMapPropagator) Option {
+	return optionFunc(func(c *config) {
+		if p == nil {
+			c.invalid("nil propagator")
+			return
+		}
+		c.propagator = p
+	})
+}
+
+// WithSampler sets the sampler, ignoring OTEL_TRACES_SAMPLER. Without it the
+// SDK reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, and samples
+// everything that is not sampled out by a remote parent when they are unset.
+func WithSampler(s sdktrace.Sampler) Option {
+	return optionFunc(func(c *config) {
+		if s == nil {
+			c.invalid("nil sampler")
+			return
+		}
+		c.sampler = s
+	})
+}
+
+// WithSynchronousExport exports every span as it ends, on the goroutine that
+// ends it, instead of through a bounded batch queue. It is meant for tests
+// that read an exporter's output right after ending a span. Never use it in a
+// service: a slow or dead collector then blocks every publish and consume.
+func WithSynchronousExport() Option {
+	return optionFunc(func(c *config) { c.sync = true })
+}
+
+// WithSpanExporter adds a span exporter of your own. Like every exporter
+// Setup builds, it sits behind a batch processor with a bounded queue, so a
+// slow exporter drops spans instead of blocking the code that ends them.
+// Setup's Shutdown shuts it down.
+func WithSpanExporter(exp sdktrace.SpanExporter) Option {
+	return optionFunc(func(c *config) {
+		if exp == nil {
+			c.invalid("nil span exporter")
+			return
+		}
+		c.traces = append(c.traces, traceSpec{name: exporterName(exp), exporter: exp})
+	})
+}
+
+// WithJSONLines writes every span as one line of JSON to w, through the
+// OpenTelemetry stdout exporter: a format to pipe into jq or a store of your
+// own. Writes to w are serialised; w is not closed on shutdown.
+func WithJSONLines(w io.Writer) Option {
+	return optionFunc(func(c *config) {
+		if w == nil {
+			c.invalid("nil writer for JSON lines")
+			return
+		}
+		c.traces = append(c.traces, traceSpec{name: "jsonl", build: jsonLinesBuilder(w)})
+	})
+}
+
+// WithWaterfall prints each finished trace to w as an indented tree with
+// timing bars (see Waterfall). Colour is used when w is a terminal.
+func WithWaterfall(w io.Writer, opts ...WaterfallOption) Option {
+	return optionFunc(func(c *config) {
+		if w == nil {
+			c.invalid("nil writer for the waterfall")
+			return
+		}
+		c.traces = append(c.traces, traceSpec{name: "waterfall", exporter: NewWaterfall(w, opts...)})
+	})
+}
+
+// WithMemory records spans and metrics in m for tests: every span is
+// recorded synchronously as it starts and ends, and m's ManualReader
+// collects metrics on demand. A Memory belongs to one Setup.
+func WithMemory(m *Memory) Option {
+	return optionFunc(func(c *config) {
+		if m == nil || m.SpanRecorder == nil || m.Reader == nil {
+			c.invalid("WithMemory needs a Memory from NewMemory")
+			return
+		}
+		if c.memory != nil {
+			c.invalid("WithMemory given twice")
+			return
+		}
+		c.memory = m
+	})
+}
+
+// WithMetricReader adds a metric reader of your own, such as
+// sdkmetric.NewPeriodicReader around an exporter. Setup's Shutdown shuts it
+// down.
+func WithMetricReader(r sdkmetric.Reader) Option {
+	return optionFunc(func(c *config) {
+		if r == nil {
+			c.invalid("nil metric reader")
+			return
+		}
+		c.readers = append(c.readers, r)
+	})
+}
+
+// WithPrometheus exposes the metrics in the Prometheus text format through
+// Providers.MetricsHandler, to mount on a server of your own at /metrics.
+// The exporter uses a registry of its own, not prometheus.DefaultRegisterer,
+// and Prometheus names with unit suffixes:
+// messaging.client.operation.duration becomes
+// messaging_client_operation_duration_seconds.
+func WithPrometheus() Option {
+	return optionFunc(func(c *config) { c.prom = true })
+}
+
+// WithPrometheusServer is WithPrometheus plus an HTTP server on addr (for
+// example ":9464") serving the handler at /metrics. Setup fails if addr
+// cannot be bound; Shutdown stops the server. Providers.MetricsAddr reports
+// the bound address, which helps with ":0".
+func WithPrometheusServer(addr string) Option {
+	return optionFunc(func(c *config) {
+		if addr == "" {
+			c.invalid("empty Prometheus server address")
+			return
+		}
+		c.prom = true
+		c.promAddr = addr
+	})
+}

@@ -1,0 +1,133 @@
+package exporters
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// Protocol is an OTLP transport, spelled as in OTEL_EXPORTER_OTLP_PROTOCOL.
+type Protocol string
+
+// The OTLP protocols.
+const (
+	// ProtocolGRPC is OTLP over gRPC, by default on port 4317.
+	ProtocolGRPC Protocol = "grpc"
+	// ProtocolHTTP is OTLP as protobuf over HTTP, by default on port 4318.
+	ProtocolHTTP Protocol = "http/protobuf"
+)
+
+// otlpTarget is an explicit OTLP destination. An empty endpoint leaves the
+// endpoint to OTEL_EXPORTER_OTLP_[SIGNAL_]ENDPOINT or the exporter default.
+type otlpTarget struct {
+	protocol Protocol
+	endpoint *url.URL
+}
+
+// WithOTLP exports traces and metrics over OTLP to a collector, Jaeger or
+// Tempo. It is WithOTLPTraces and WithOTLPMetrics with the same arguments.
+//
+// endpoint is the collector's base URL, as in OTEL_EXPORTER_OTLP_ENDPOINT:
+// "http://localhost:4317" (plain text) or "https://otel.example.com:4318"
+// (TLS). For HTTP the signal paths /v1/traces and /v1/metrics are appended.
+// An empty endpoint keeps the one from the environment, or the default
+// localhost:4317 (gRPC) or localhost:4318 (HTTP). Protocol and endpoint win
+// over the environment; headers, timeouts, compression and certificates are
+// still read from the OTEL_EXPORTER_OTLP_* variables.
+func WithOTLP(protocol Protocol, endpoint string) Option {
+	return optionFunc(func(c *config) {
+		WithOTLPTraces(protocol, endpoint).apply(c)
+		WithOTLPMetrics(protocol, endpoint).apply(c)
+	})
+}
+
+// WithOTLPTraces exports traces over OTLP; see WithOTLP for the arguments.
+func WithOTLPTraces(protocol Protocol, endpoint string) Option {
+	return optionFunc(func(c *config) {
+		t, err := newOTLPTarget(protocol, endpoint)
+		if err != nil {
+			c.errs = append(c.errs, err)
+			return
+		}
+		c.traces = append(c.traces, traceSpec{name: "otlp " + string(protocol), build: t.spanExporter})
+	})
+}
+
+// WithOTLPMetrics exports metrics over OTLP every OTEL_METRIC_EXPORT_INTERVAL
+// (60 s by default); see WithOTLP for the arguments.
+func WithOTLPMetrics(protocol Protocol, endpoint string) Option {
+	return optionFunc(func(c *config) {
+		t, err := newOTLPTarget(protocol, endpoint)
+		if err != nil {
+			c.errs = append(c.errs, err)
+			return
+		}
+		if c.otlpMet != nil {
+			c.invalid("OTLP metrics configured twice")
+			return
+		}
+		c.otlpMet = t
+	})
+}
+
+func newOTLPTarget(protocol Protocol, endpoint string) (*otlpTarget, error) {
+	if protocol != ProtocolGRPC && protocol != ProtocolHTTP {
+		return nil, fmt.Errorf("%w: OTLP protocol %q (want %q or %q)", ErrInvalidOption, protocol, ProtocolGRPC, ProtocolHTTP)
+	}
+	t := &otlpTarget{protocol: protocol}
+	if endpoint == "" {
+		return t, nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: OTLP endpoint %q is not an http:// or https:// URL", ErrInvalidOption, endpoint)
+	}
+	t.endpoint = u
+	return t, nil
+}
+
+func (t *otlpTarget) spanExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
+	if t.protocol == ProtocolGRPC {
+		var opts []otlptracegrpc.Option
+		if t.endpoint != nil {
+			opts = append(opts, otlptracegrpc.WithEndpointURL(t.endpoint.String()))
+		}
+		return otlptracegrpc.New(ctx, opts...)
+	}
+	var opts []otlptracehttp.Option
+	if t.endpoint != nil {
+		opts = append(opts, otlptracehttp.WithEndpointURL(t.endpoint.JoinPath("v1/traces").String()))
+	}
+	return otlptracehttp.New(ctx, opts...)
+}
+
+func (t *otlpTarget) metricReader(ctx context.Context) (sdkmetric.Reader, error) {
+	var (
+		exp sdkmetric.Exporter
+		err error
+	)
+	if t.protocol == ProtocolGRPC {
+		var opts []otlpmetricgrpc.Option
+		if t.endpoint != nil {
+			opts = append(opts, otlpmetricgrpc.WithEndpointURL(t.endpoint.String()))
+		}
+		exp, err = otlpmetricgrpc.New(ctx, opts...)
+	} else {
+		var opts []otlpmetrichttp.Option
+		if t.endpoint != nil {
+			opts = append(opts, otlpmetrichttp.WithEndpointURL(t.endpoint.JoinPath("v1/metrics").String()))
+		}
+		exp, err = otlpmetrichttp.New(ctx, opts...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sdkmetric.NewPeriodicReader(exp), nil
+}
