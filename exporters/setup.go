@@ -163,7 +163,7 @@ func (p *Providers) shutdown(ctx context.Context) error {
 	}
 
 	var (
-		wg                        sync.WaitGroup
+		wg                      sync.WaitGroup
 		tpErr, mpErr, serverErr error
 	)
 	wg.Go(func() {
