@@ -1,0 +1,98 @@
+package natsbroker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/natstest"
+)
+
+// suite describes the NATS transport to the shared suites: core NATS, or
+// JetStream for every destination. Each call starts its own server (or
+// uses TRACEBUS_NATS_URL); every transport the suite creates connects to
+// it.
+func suite(t *testing.T, jetStream bool) testutil.TransportSuite {
+	srv := natstest.Start(t)
+	s := testutil.TransportSuite{
+		New: func(t *testing.T) broker.Transport {
+			var opts []natsbroker.Option
+			if jetStream {
+				opts = append(opts, natsbroker.WithJetStream())
+			}
+			return connect(t, srv, opts...)
+		},
+		Features: testutil.Features{
+			Groups:     true,
+			Batch:      true,
+			Ordered:    true,
+			Wildcards:  true,
+			MessageID:  true,
+			Concurrent: true,
+			// Core NATS stores nothing: a message published while nobody
+			// listens is gone, and a failed one is retried in place only.
+			Persistent: jetStream,
+		},
+	}
+	if jetStream {
+		js := jetStreamClient(t, srv)
+		s.Prepare = func(t *testing.T, dest string) { createStream(t, js, dest, dest, dest+".>") }
+	}
+	return s
+}
+
+// connect returns a transport on its own connection to srv that keeps
+// reconnecting quickly, as a service configured for a restartable server
+// would. The broker that owns it closes it.
+func connect(t testing.TB, srv *natstest.Server, opts ...natsbroker.Option) *natsbroker.Transport {
+	t.Helper()
+	opts = append([]natsbroker.Option{natsbroker.WithConnectOptions(
+		natsgo.Name("tracebus-test"),
+		natsgo.MaxReconnects(-1),
+		natsgo.ReconnectWait(50*time.Millisecond),
+		natsgo.ReconnectJitter(0, 0),
+	)}, opts...)
+	tr, err := natsbroker.Connect(srv.URL(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func jetStreamClient(t testing.TB, srv *natstest.Server) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(srv.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// createStream creates a file-backed stream, deleted when the test ends
+// (which matters on an external server).
+func createStream(t testing.TB, js jetstream.JetStream, name string, subjects ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatalf("create stream %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = js.DeleteStream(ctx, name)
+	})
+}
+
+func TestConformanceCore(t *testing.T) {
+	testutil.TestTransport(t, suite(t, false))
+}
+
+func TestConformanceJetStream(t *testing.T) {
+	testutil.TestTransport(t, suite(t, true))
+}

@@ -1,0 +1,253 @@
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tracebus/tracebus/broker"
+)
+
+// jsDelivery is what the two kinds of JetStream subscription share: how a
+// delivery of JetStream messages reaches the broker and is settled.
+type jsDelivery struct {
+	t    *Transport
+	spec broker.SubscriptionSpec
+	r    *runner
+	cons *jsConsumer
+}
+
+// run delivers msgs and keeps them alive while the handler works.
+func (d *jsDelivery) run(msgs []jetstream.Msg) {
+	out := make([]*broker.Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = jetStreamMessage(m, &d.spec)
+	}
+	// Report progress three times per AckWait: often enough that a late
+	// timer or a slow network does not let the deadline pass.
+	a := &jsAck{msgs: msgs, keep: startKeepAlive(msgs, max(d.cons.ackWait()/3, time.Millisecond))}
+	d.r.deliver(d.r.ctx, out, a)
+	a.keep.stop()
+}
+
+// release hands messages that were received but will not be delivered
+// (the subscription is closing) back to the server at once, instead of
+// leaving them until AckWait expires. JetStream counts this as a delivery.
+func (d *jsDelivery) release(msgs ...jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.Nak()
+	}
+}
+
+// closeErr wraps an error of Close.
+func (d *jsDelivery) closeErr(err error) error {
+	return fmt.Errorf("natsbroker: close subscription to %s: %w", d.spec.Destination, err)
+}
+
+// finish is the end of Close once no more messages come in: wait for the
+// handlers, make sure their acks reached the server, drop an ephemeral
+// consumer.
+func (d *jsDelivery) finish(ctx context.Context) error {
+	d.r.finish()
+	if err := d.r.wait(ctx); err != nil {
+		d.r.giveUp()
+		return d.closeErr(err)
+	}
+	var errs []error
+	if !d.t.nc.IsClosed() {
+		// Acks are published without waiting for the server; a flush
+		// makes sure they arrived before Close reports them settled.
+		if err := flush(ctx, d.t.nc); err != nil {
+			errs = append(errs, d.closeErr(fmt.Errorf("flush acknowledgements: %w", err)))
+		}
+		if err := d.cons.remove(ctx); err != nil {
+			errs = append(errs, d.closeErr(err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// consumeSub is a plain JetStream subscription: jetstream's Consume, which
+// keeps pull requests outstanding and calls back for every message, as a
+// push consumer would.
+//
+// nats.go re-issues the pull requests when the connection comes back. A
+// watcher covers what it does not: when consuming stops on its own (the
+// consumer was deleted) or heartbeats stop and the server no longer knows
+// the consumer (an ephemeral one expired while the client was away), the
+// consumer is created again and consuming resumes.
+type consumeSub struct {
+	jsDelivery
+	opts    []jetstream.PullConsumeOpt
+	userErr jetstream.ConsumeErrHandler
+
+	mu sync.Mutex
+	cc jetstream.ConsumeContext
+
+	check      chan struct{} // the consumer may be gone
+	sourceDone chan struct{}
+	closing    atomic.Bool
+}
+
+func (t *Transport) subscribeConsume(ctx, setupCtx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc, sc *subConfig, cons *jsConsumer) (*consumeSub, error) {
+	s := &consumeSub{
+		jsDelivery: jsDelivery{t: t, spec: spec, cons: cons},
+		check:      make(chan struct{}, 1),
+		sourceDone: make(chan struct{}),
+	}
+	// Buffer a few messages per worker, not nats.go's default of 500: a
+	// message waiting in the client's buffer is already counting down its
+	// AckWait, and a buffered message is one that other members of a
+	// group cannot have.
+	s.opts = append(s.opts, jetstream.PullMaxMessages(max(16, 2*spec.Concurrency)))
+	for _, o := range sc.consumeOpts {
+		if h, ok := o.(jetstream.ConsumeErrHandler); ok {
+			s.userErr = h
+			continue
+		}
+		s.opts = append(s.opts, o)
+	}
+	s.opts = append(s.opts, jetstream.ConsumeErrHandler(s.onErr))
+	s.r = newRunner(ctx, deliver, spec.Concurrency)
+	cc, err := s.consume(setupCtx, false)
+	if err != nil {
+		s.r.finish()
+		return nil, err
+	}
+	s.cc = cc
+	go s.watch()
+	return s, nil
+}
+
+// consume opens the consumer (creating it again if reopen) and starts
+// consuming from it.
+func (s *consumeSub) consume(ctx context.Context, reopen bool) (jetstream.ConsumeContext, error) {
+	cons := s.cons.current()
+	if cons == nil || reopen {
+		var err error
+		if cons, err = s.cons.open(ctx); err != nil {
+			return nil, err
+		}
+	}
+	cc, err := cons.Consume(s.onMsg, s.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: consume from stream %s: %w", s.cons.stream, err)
+	}
+	return cc, nil
+}
+
+// onMsg is jetstream's callback; it waits for a free worker.
+func (s *consumeSub) onMsg(m jetstream.Msg) {
+	if !s.r.submit(func() { s.run([]jetstream.Msg{m}) }, s.r.stop) {
+		s.release(m)
+	}
+}
+
+func (s *consumeSub) onErr(cc jetstream.ConsumeContext, err error) {
+	if s.userErr != nil {
+		s.userErr(cc, err)
+	}
+	if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, natsgo.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+		select {
+		case s.check <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *consumeSub) current() jetstream.ConsumeContext {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cc
+}
+
+// watch supervises consuming until Close, then drains it.
+func (s *consumeSub) watch() {
+	defer close(s.sourceDone)
+	for {
+		cc := s.current()
+		select {
+		case <-s.r.stop:
+			// Messages nats.go has buffered still pass through onMsg,
+			// which hands them back to the server.
+			cc.Drain()
+			select {
+			case <-cc.Closed():
+			case <-s.r.abandon:
+				cc.Stop()
+			}
+			return
+		case <-cc.Closed():
+			if s.r.stopping() {
+				continue // Close is draining it
+			}
+			if s.t.nc.IsClosed() {
+				// Nothing can be consumed any more; wait for Close.
+				<-s.r.stop
+				return
+			}
+			s.t.cfg.logger.Warn("natsbroker: consuming stopped; re-establishing",
+				"subject", s.spec.Destination, "stream", s.cons.stream)
+			s.resume()
+		case <-s.check:
+			ctx, cancel := context.WithTimeout(context.Background(), defaultTimeout)
+			gone := s.cons.gone(ctx)
+			cancel()
+			if gone {
+				s.t.cfg.logger.Warn("natsbroker: consumer no longer exists; creating it again",
+					"subject", s.spec.Destination, "stream", s.cons.stream)
+				cc.Stop()
+				s.resume()
+			}
+		}
+	}
+}
+
+// resume opens the consumer again and consumes from it, retrying with a
+// growing pause until it works or the subscription closes.
+func (s *consumeSub) resume() {
+	for failures := 1; ; failures++ {
+		ctx, cancel := context.WithTimeout(context.Background(), defaultTimeout)
+		cc, err := s.consume(ctx, true)
+		cancel()
+		if err == nil {
+			s.mu.Lock()
+			s.cc = cc
+			s.mu.Unlock()
+			return
+		}
+		s.t.cfg.logger.Warn("natsbroker: re-establishing consumption failed",
+			"subject", s.spec.Destination, "stream", s.cons.stream, "error", err)
+		t := time.NewTimer(retryPause(failures))
+		select {
+		case <-t.C:
+		case <-s.r.stop:
+			t.Stop()
+			return
+		}
+	}
+}
+
+// Close stops taking messages (buffered ones go back to the server),
+// waits until every delivery in flight was settled and the acks reached the
+// server, and deletes the consumer if it was ephemeral. When ctx ends
+// first, it returns an error wrapping ctx.Err(); unsettled messages are
+// redelivered after AckWait.
+func (s *consumeSub) Close(ctx context.Context) error {
+	if !s.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	defer s.t.untrack(s)
+	s.r.stopTaking()
+	if err := waitFor(ctx, s.sourceDone); err != nil {
+		s.r.giveUp()
+		return s.closeErr(err)
+	}
+	return s.finish(ctx)
+}

@@ -1,0 +1,188 @@
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tracebus/tracebus/broker"
+)
+
+// jsConsumer is the JetStream consumer behind one subscription: how to
+// create or bind it, and the current handle. When the consumer disappears
+// (deleted by an operator, an ephemeral consumer expired while the client
+// was away), reopen creates it again, unless it was bound.
+type jsConsumer struct {
+	t      *Transport
+	stream string
+	bind   string                   // existing consumer to bind; no creation
+	cfg    jetstream.ConsumerConfig // what the transport creates
+	// ephemeral consumers are deleted when the subscription closes.
+	ephemeral bool
+
+	mu   sync.Mutex
+	cons jetstream.Consumer
+}
+
+// newJSConsumer resolves the stream of spec and the consumer configuration
+// without touching the consumer yet.
+func (t *Transport) newJSConsumer(ctx context.Context, spec *broker.SubscriptionSpec, sc *subConfig) (*jsConsumer, error) {
+	if err := t.ensureStreams(ctx); err != nil {
+		return nil, err
+	}
+	stream := sc.stream
+	for i := range t.cfg.streams {
+		if stream != "" {
+			break
+		}
+		if streamCovers(&t.cfg.streams[i], spec.Destination) {
+			stream = t.cfg.streams[i].Name
+		}
+	}
+	if stream == "" {
+		name, err := t.js.StreamNameBySubject(ctx, spec.Destination)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("%w: %s: %w", ErrNoStream, spec.Destination, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("natsbroker: find stream for %s: %w", spec.Destination, err)
+		}
+		stream = name
+	}
+	c := &jsConsumer{t: t, stream: stream, bind: sc.bind}
+	if c.bind != "" {
+		return c, nil
+	}
+	durable := spec.Name
+	if durable == "" && spec.Group != "" {
+		durable = groupDurable(spec.Group, spec.Destination)
+	}
+	c.cfg = jetstream.ConsumerConfig{
+		Durable:       durable,
+		FilterSubject: spec.Destination,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		// The broker decides when to stop retrying (MaxAttempts) and
+		// terminates the message then; the server must not give up first.
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if durable == "" {
+		// Like a core subscription, an anonymous one starts with what is
+		// published from now on rather than replaying the stream.
+		c.cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	}
+	for _, f := range sc.configure {
+		f(&c.cfg)
+	}
+	c.ephemeral = c.cfg.Durable == ""
+	return c, nil
+}
+
+// groupDurable names the durable consumer shared by the members of a group
+// that gave no Name: the group and the destination, so that one group
+// consuming several subjects of a stream gets one consumer per subject.
+// Characters consumer names cannot hold are replaced: '.' by '_', and the
+// wildcards '*' and '>' by '+' and '#' (their MQTT counterparts).
+func groupDurable(group, destination string) string {
+	var b strings.Builder
+	b.Grow(len(group) + 1 + len(destination))
+	write := func(s string) {
+		for _, r := range s {
+			switch {
+			case r == '*':
+				b.WriteByte('+')
+			case r == '>':
+				b.WriteByte('#')
+			case r <= ' ' || r == 0x7f || r == '.' || r == '/' || r == '\\':
+				b.WriteByte('_')
+			default:
+				b.WriteRune(r)
+			}
+		}
+	}
+	write(group)
+	b.WriteByte('_')
+	write(destination)
+	return b.String()
+}
+
+// open creates (or updates) the consumer, or binds to it.
+func (c *jsConsumer) open(ctx context.Context) (jetstream.Consumer, error) {
+	var (
+		cons jetstream.Consumer
+		err  error
+	)
+	switch {
+	case c.bind != "":
+		cons, err = c.t.js.Consumer(ctx, c.stream, c.bind)
+	case c.ephemeral:
+		cons, err = c.t.js.CreateConsumer(ctx, c.stream, c.cfg)
+	default:
+		cons, err = c.t.js.CreateOrUpdateConsumer(ctx, c.stream, c.cfg)
+	}
+	if err != nil {
+		name := c.bind
+		if name == "" {
+			name = c.cfg.Durable
+		}
+		return nil, fmt.Errorf("natsbroker: consumer %q of stream %s: %w", name, c.stream, err)
+	}
+	c.mu.Lock()
+	c.cons = cons
+	c.mu.Unlock()
+	return cons, nil
+}
+
+func (c *jsConsumer) current() jetstream.Consumer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cons
+}
+
+// gone reports whether the server no longer knows the consumer (or its
+// stream). Other errors, such as a connection still recovering, say
+// nothing about the consumer and report false.
+func (c *jsConsumer) gone(ctx context.Context) bool {
+	_, err := c.current().Info(ctx)
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
+}
+
+// ackWait is the consumer's acknowledgement deadline, as the server
+// reported it.
+func (c *jsConsumer) ackWait() time.Duration {
+	if info := c.current().CachedInfo(); info != nil && info.Config.AckWait > 0 {
+		return info.Config.AckWait
+	}
+	return 30 * time.Second // the server's default
+}
+
+// remove deletes an ephemeral consumer when its subscription closes, rather
+// than leaving it to expire on the server.
+func (c *jsConsumer) remove(ctx context.Context) error {
+	if !c.ephemeral {
+		return nil
+	}
+	info := c.current().CachedInfo()
+	if info == nil {
+		return nil
+	}
+	err := c.t.js.DeleteConsumer(ctx, c.stream, info.Name)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("natsbroker: delete consumer %s of stream %s: %w", info.Name, c.stream, err)
+	}
+	return nil
+}
+
+// retryPause is how long a subscription waits before it tries again to
+// re-establish consuming: growing with every failure, up to 2s.
+func retryPause(failures int) time.Duration {
+	d := 50 * time.Millisecond
+	for i := 1; i < failures && d < 2*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 2*time.Second)
+}

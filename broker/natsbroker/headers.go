@@ -1,0 +1,80 @@
+package natsbroker
+
+import (
+	"slices"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/tracebus/tracebus/broker"
+)
+
+// natsHeader converts h to a NATS header, keeping every key exactly as
+// written: nats.Header is a case-sensitive map, and a "traceparent" written
+// here must arrive as "traceparent", not "Traceparent". Repeated keys keep
+// all their values in order. id, when set, becomes the Nats-Msg-Id header
+// and wins over one in h.
+//
+// Keys NATS cannot carry (empty, or holding spaces, control characters,
+// colons or the other characters ADR-4 forbids) would make nats.go reject
+// the whole message; they are dropped and reported through drop instead, so
+// that a hostile header forwarded from elsewhere never costs the message.
+// Values need no check: nats.go replaces CR and LF and trims spaces.
+func natsHeader(h broker.Headers, id string, drop func(key string)) natsgo.Header {
+	if len(h) == 0 && id == "" {
+		return nil
+	}
+	out := make(natsgo.Header, len(h)+1)
+	for _, kv := range h {
+		if !validHeaderKey(kv.Key) {
+			drop(kv.Key)
+			continue
+		}
+		out[kv.Key] = append(out[kv.Key], kv.Value)
+	}
+	if id != "" {
+		out[natsgo.MsgIdHdr] = []string{id}
+	}
+	return out
+}
+
+// validHeaderKey mirrors nats.go's check: printable ASCII without the
+// separators of ADR-4.
+func validHeaderKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c < 33 || c > 126 {
+			return false
+		}
+		switch c {
+		case '"', '(', ')', '/', ',', ':', ';', '<', '=', '>', '?', '@', '[', '\\', ']', '{', '}':
+			return false
+		}
+	}
+	return true
+}
+
+// brokerHeaders converts a received NATS header. Keys keep their case; as a
+// map has no order, keys are sorted so that deliveries are deterministic,
+// and the values of one key keep their order.
+func brokerHeaders(h natsgo.Header) broker.Headers {
+	if len(h) == 0 {
+		return nil
+	}
+	var buf [16]string
+	keys := buf[:0]
+	n := 0
+	for k, vs := range h {
+		keys = append(keys, k)
+		n += len(vs)
+	}
+	slices.Sort(keys)
+	out := make(broker.Headers, 0, n)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			out = append(out, broker.Header{Key: k, Value: v})
+		}
+	}
+	return out
+}

@@ -1,0 +1,102 @@
+package natsbroker
+
+import (
+	"log/slog"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Option configures a Transport.
+type Option interface {
+	apply(*config)
+}
+
+type config struct {
+	jetStream    bool     // WithJetStream was given
+	jsSubjects   []string // subjects routed through JetStream; none means all
+	streams      []jetstream.StreamConfig
+	js           jetstream.JetStream
+	connectOpts  []natsgo.Option
+	logger       *slog.Logger
+	closeConn    bool
+	closeConnSet bool
+}
+
+func newConfig(opts []Option) config {
+	c := config{logger: slog.Default()}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return c
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithJetStream routes publishes and subscriptions through JetStream.
+// Without subjects, every destination uses JetStream; with subjects
+// (patterns such as "orders.>"), only destinations they cover do, and the
+// rest stay on core NATS. Calling it again adds subjects.
+//
+// A JetStream publish waits for the stream's acknowledgement and carries
+// Message.ID as the Nats-Msg-Id de-duplication header. A JetStream
+// subscription consumes through a consumer of the stream that stores the
+// destination; see the package documentation for how it is chosen.
+//
+// The streams must exist, or be declared with WithStream.
+func WithJetStream(subjects ...string) Option {
+	return optionFunc(func(c *config) {
+		c.jetStream = true
+		c.jsSubjects = append(c.jsSubjects, subjects...)
+	})
+}
+
+// WithStream declares a stream the transport creates on first use, before
+// the first publish or subscription that needs JetStream. Destinations
+// covered by cfg.Subjects use JetStream (as if given to WithJetStream), and
+// subscriptions on them consume from this stream.
+//
+// A stream that already exists under cfg.Name is used as it is: the
+// transport never updates or deletes a stream.
+func WithStream(cfg jetstream.StreamConfig) Option {
+	return optionFunc(func(c *config) { c.streams = append(c.streams, cfg) })
+}
+
+// WithJetStreamClient makes the transport use js for every JetStream
+// operation, for example one created with jetstream.NewWithDomain. js must
+// use the same connection as the transport. By default the transport
+// creates its own with jetstream.New.
+func WithJetStreamClient(js jetstream.JetStream) Option {
+	return optionFunc(func(c *config) { c.js = js })
+}
+
+// WithConnectOptions passes options to natsgo.Connect. It only applies to
+// Connect; New uses the connection it is given.
+func WithConnectOptions(opts ...natsgo.Option) Option {
+	return optionFunc(func(c *config) { c.connectOpts = append(c.connectOpts, opts...) })
+}
+
+// WithCloseConn sets whether Transport.Close closes the NATS connection. A
+// transport made by Connect closes it by default; one made by New leaves it
+// to the caller by default.
+func WithCloseConn(close bool) Option {
+	return optionFunc(func(c *config) {
+		c.closeConn = close
+		c.closeConnSet = true
+	})
+}
+
+// WithLogger sets the logger for events the transport handles on its own:
+// headers it could not send, subscriptions it re-established, messages it
+// had to leave for redelivery. The default is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	})
+}

@@ -1,0 +1,123 @@
+package natsbroker
+
+import (
+	"context"
+	"fmt"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tracebus/tracebus/broker"
+)
+
+// Publish sends msgs in order.
+//
+// On a core NATS subject a message is handed to the connection, which sends
+// it asynchronously, as nats.go's Publish does; a batch is flushed before
+// Publish returns, so that its errors are known. On a JetStream subject
+// Publish waits for the stream's acknowledgement; a batch is published
+// asynchronously and every acknowledgement awaited. Per-message failures of
+// a batch are reported as a broker.BatchError.
+//
+// Headers are written with their keys exactly as given; Message.ID becomes
+// the Nats-Msg-Id header (JetStream de-duplication); Message.ReplyTo is the
+// reply subject of a core publish (JetStream publishes use their own).
+// Message.Key and Message.Partition have no meaning in NATS and are
+// ignored.
+func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(msgs) == 1 {
+		return t.publishOne(ctx, msgs[0])
+	}
+	return t.publishBatch(ctx, msgs)
+}
+
+func (t *Transport) natsMsg(m *broker.Message) *natsgo.Msg {
+	return &natsgo.Msg{
+		Subject: m.Destination,
+		Reply:   m.ReplyTo,
+		Header:  natsHeader(m.Headers, m.ID, t.dropHeader),
+		Data:    m.Body,
+	}
+}
+
+func (t *Transport) publishOne(ctx context.Context, m *broker.Message) error {
+	nm := t.natsMsg(m)
+	if !t.jetStreamFor(m.Destination) {
+		if err := t.nc.PublishMsg(nm); err != nil {
+			return fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)
+		}
+		return nil
+	}
+	if err := t.ensureStreams(ctx); err != nil {
+		return err
+	}
+	nm.Reply = ""
+	if _, err := t.js.PublishMsg(ctx, nm); err != nil {
+		return fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)
+	}
+	return nil
+}
+
+func (t *Transport) publishBatch(ctx context.Context, msgs []*broker.Message) error {
+	errs := make(broker.BatchError, len(msgs))
+	var futures []jetstream.PubAckFuture // aligned with msgs when any
+	core := false
+	for i, m := range msgs {
+		nm := t.natsMsg(m)
+		if !t.jetStreamFor(m.Destination) {
+			core = true
+			if err := t.nc.PublishMsg(nm); err != nil {
+				errs[i] = fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)
+			}
+			continue
+		}
+		if err := t.ensureStreams(ctx); err != nil {
+			errs[i] = err
+			continue
+		}
+		if futures == nil {
+			futures = make([]jetstream.PubAckFuture, len(msgs))
+		}
+		nm.Reply = ""
+		f, err := t.js.PublishMsgAsync(nm)
+		if err != nil {
+			errs[i] = fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)
+			continue
+		}
+		futures[i] = f
+	}
+	if core {
+		// A core publish only fails locally; the flush tells whether the
+		// server received the batch.
+		if err := flush(ctx, t.nc); err != nil {
+			for i, m := range msgs {
+				if errs[i] == nil && (futures == nil || futures[i] == nil) {
+					errs[i] = fmt.Errorf("natsbroker: publish to %s: flush: %w", m.Destination, err)
+				}
+			}
+		}
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs[i] = fmt.Errorf("natsbroker: publish to %s: %w", msgs[i].Destination, err)
+		case <-ctx.Done():
+			errs[i] = fmt.Errorf("natsbroker: publish to %s: awaiting acknowledgement: %w", msgs[i].Destination, ctx.Err())
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return errs
+		}
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package natsbroker
+
+import (
+	"context"
+	"sync"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// runner runs the deliveries of one subscription on spec.Concurrency
+// worker goroutines. Sources (a nats.go callback, a fetch loop) hand it
+// jobs through an unbuffered channel, so a source waits while every worker
+// is busy: that is the back-pressure, and with one worker it keeps the
+// order in which the source produced the jobs.
+//
+// Closing happens in three steps, driven by the subscription's Close:
+// stop tells sources to stop taking messages; once every source has
+// finished, finish lets the workers exit after their current job; abandon
+// (when Close's context ends first) tells jobs waiting to retry in place to
+// give up.
+type runner struct {
+	ctx     context.Context // the broker's delivery context
+	deliver broker.DeliverFunc
+
+	jobs    chan func()
+	stop    chan struct{}
+	done    chan struct{}
+	abandon chan struct{}
+	workers sync.WaitGroup
+
+	stopOnce, doneOnce, abandonOnce sync.Once
+}
+
+func newRunner(ctx context.Context, deliver broker.DeliverFunc, concurrency int) *runner {
+	r := &runner{
+		ctx:     ctx,
+		deliver: deliver,
+		jobs:    make(chan func()),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		abandon: make(chan struct{}),
+	}
+	for range max(1, concurrency) {
+		r.workers.Go(r.work)
+	}
+	return r
+}
+
+func (r *runner) work() {
+	for {
+		select {
+		case job := <-r.jobs:
+			job()
+		case <-r.done:
+			return
+		}
+	}
+}
+
+// submit hands job to a worker, waiting for one to be free. It gives up and
+// returns false when interrupt is closed first; the caller then still owns
+// the message.
+func (r *runner) submit(job func(), interrupt <-chan struct{}) bool {
+	select {
+	case <-interrupt:
+		return false
+	default:
+	}
+	select {
+	case r.jobs <- job:
+		return true
+	case <-interrupt:
+		return false
+	}
+}
+
+func (r *runner) stopTaking() { r.stopOnce.Do(func() { close(r.stop) }) }
+func (r *runner) finish()     { r.doneOnce.Do(func() { close(r.done) }) }
+func (r *runner) giveUp()     { r.abandonOnce.Do(func() { close(r.abandon) }) }
+
+// stopping reports whether Close has begun.
+func (r *runner) stopping() bool {
+	select {
+	case <-r.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits until every worker has returned or ctx is done.
+func (r *runner) wait(ctx context.Context) error {
+	idle := make(chan struct{})
+	go func() {
+		r.workers.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// waitFor waits until ch is closed or ctx is done.
+func waitFor(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,62 @@
+package natsbroker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// Subscribe starts a subscription as described by spec; see the package
+// documentation for how core NATS and JetStream subscriptions behave. It
+// returns once the subscription is registered with the server (core NATS)
+// or its consumer exists (JetStream).
+func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) (broker.Subscription, error) {
+	if err := t.usable(); err != nil {
+		return nil, err
+	}
+	sc, err := parseSubOptions(spec.TransportOptions)
+	if err != nil {
+		return nil, err
+	}
+	spec.Concurrency = max(1, spec.Concurrency)
+	if spec.Batch {
+		spec.BatchSize = max(1, spec.BatchSize)
+		if spec.BatchWait <= 0 {
+			spec.BatchWait = broker.DefaultBatchWait
+		}
+	}
+	if sc.core && sc.jetStream {
+		return nil, fmt.Errorf("natsbroker: %s: Core together with JetStream, Stream or BindConsumer: %w",
+			spec.Destination, broker.ErrInvalidOption)
+	}
+	if sc.core || !sc.jetStream && !t.jetStreamFor(spec.Destination) {
+		if len(sc.configure) > 0 || len(sc.consumeOpts) > 0 {
+			return nil, fmt.Errorf("natsbroker: %s: JetStream consumer options on a core NATS subscription: %w",
+				spec.Destination, broker.ErrInvalidOption)
+		}
+		s, err := t.subscribeCore(ctx, spec, deliver)
+		if err != nil {
+			return nil, err
+		}
+		t.track(s)
+		return s, nil
+	}
+	setupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultTimeout)
+	defer cancel()
+	cons, err := t.newJSConsumer(setupCtx, &spec, &sc)
+	if err != nil {
+		return nil, err
+	}
+	var s broker.Subscription
+	if spec.Batch {
+		s, err = t.subscribeFetch(ctx, setupCtx, spec, deliver, cons)
+	} else {
+		s, err = t.subscribeConsume(ctx, setupCtx, spec, deliver, &sc, cons)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.track(s)
+	return s, nil
+}

@@ -1,0 +1,100 @@
+package natsbroker
+
+import (
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tracebus/tracebus/broker"
+)
+
+// The subscription options below are broker.SubscribeOption values: pass
+// them to broker.Broker.Subscribe or SubscribeBatch next to the broker's own
+// options. They reach the transport through broker.WithTransportOption.
+
+// JetStream makes the subscription consume from JetStream even when the
+// transport does not route its destination through JetStream (see
+// WithJetStream). Publishes to the destination may still be core NATS
+// publishes: a stream stores them all the same.
+func JetStream() broker.SubscribeOption {
+	return subOption(func(c *subConfig) { c.jetStream = true })
+}
+
+// Core makes the subscription a core NATS subscription even when the
+// transport routes its destination through JetStream. Core subscriptions
+// see only messages published while they run, and retry failed messages in
+// place instead of having the server redeliver them.
+func Core() broker.SubscribeOption {
+	return subOption(func(c *subConfig) { c.core = true })
+}
+
+// Stream makes the subscription consume from the named stream instead of
+// the stream found for its destination. It implies JetStream.
+func Stream(name string) broker.SubscribeOption {
+	return subOption(func(c *subConfig) {
+		c.jetStream = true
+		c.stream = name
+	})
+}
+
+// BindConsumer makes the subscription consume through an existing consumer
+// of the stream, managed outside the transport, instead of one the
+// transport creates. The consumer must be a pull consumer with explicit
+// acknowledgement. It implies JetStream.
+func BindConsumer(name string) broker.SubscribeOption {
+	return subOption(func(c *subConfig) {
+		c.jetStream = true
+		c.bind = name
+	})
+}
+
+// ConfigureConsumer edits the configuration of the consumer the transport
+// creates for a JetStream subscription, after the transport filled it in
+// (durable name, filter subject, explicit acks, deliver policy): for
+// example to set AckWait, MaxAckPending or a DeliverPolicy. Functions run
+// in the order given. It is an error on a core NATS subscription and is
+// ignored with BindConsumer.
+func ConfigureConsumer(f func(*jetstream.ConsumerConfig)) broker.SubscribeOption {
+	return subOption(func(c *subConfig) {
+		if f != nil {
+			c.configure = append(c.configure, f)
+		}
+	})
+}
+
+// ConsumeOptions tunes how a JetStream subscription pulls messages, such as
+// jetstream.PullMaxMessages (how many messages are buffered ahead of the
+// handlers) or jetstream.PullExpiry. A jetstream.ConsumeErrHandler given
+// here is called as well as the transport's own. It is an error on a core
+// NATS subscription and is ignored by batch subscriptions, which fetch.
+func ConsumeOptions(opts ...jetstream.PullConsumeOpt) broker.SubscribeOption {
+	return subOption(func(c *subConfig) { c.consumeOpts = append(c.consumeOpts, opts...) })
+}
+
+type subConfig struct {
+	core        bool // Core: never JetStream
+	jetStream   bool // JetStream, Stream, BindConsumer: always JetStream
+	stream      string
+	bind        string
+	configure   []func(*jetstream.ConsumerConfig)
+	consumeOpts []jetstream.PullConsumeOpt
+}
+
+// subOptionValue is what the options above hand to the broker; the
+// transport recognises it among spec.TransportOptions.
+type subOptionValue func(*subConfig)
+
+func subOption(f func(*subConfig)) broker.SubscribeOption {
+	return broker.WithTransportOption(subOptionValue(f))
+}
+
+func parseSubOptions(opts []any) (subConfig, error) {
+	var c subConfig
+	for _, o := range opts {
+		f, ok := o.(subOptionValue)
+		if !ok {
+			return c, fmt.Errorf("natsbroker: transport option %T: %w", o, broker.ErrUnsupportedOption)
+		}
+		f(&c)
+	}
+	return c, nil
+}

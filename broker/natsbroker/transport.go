@@ -1,0 +1,273 @@
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tracebus/tracebus/broker"
+)
+
+// System is the messaging system the transport reports in broker.Info.
+const System = "nats"
+
+// defaultTimeout bounds requests whose context has no deadline: JetStream
+// API calls, flushes and asynchronous publish acknowledgements.
+const defaultTimeout = 5 * time.Second
+
+// ErrNoStream is returned when a JetStream subscription's destination is
+// not stored by any stream. It also matches jetstream.ErrStreamNotFound.
+var ErrNoStream = errors.New("natsbroker: no stream stores the subject")
+
+// errNilConn is what every operation of a transport made from a nil
+// connection returns.
+var errNilConn = errors.New("natsbroker: nil connection")
+
+// Transport is a broker.Transport over a NATS connection: core NATS
+// subjects and, where configured, JetStream. Create one with New or Connect
+// and hand it to broker.New. It is safe for concurrent use.
+type Transport struct {
+	nc        *natsgo.Conn
+	js        jetstream.JetStream
+	ownJS     bool
+	cfg       config
+	closeConn bool
+	inbox     string // prefix of temporary reply subjects
+	err       error  // set when the transport cannot work at all
+
+	info     atomic.Pointer[broker.Info]
+	statusCh chan natsgo.Status
+
+	streamsReady atomic.Bool
+	streamsMu    sync.Mutex
+	streamsDone  []bool
+
+	closed atomic.Bool
+	mu     sync.Mutex
+	subs   map[broker.Subscription]struct{}
+}
+
+var (
+	_ broker.Transport             = (*Transport)(nil)
+	_ broker.TemporaryDestinations = (*Transport)(nil)
+)
+
+// New returns a transport over nc. The caller keeps every connection
+// option (TLS, credentials, cluster URLs, reconnect handlers) and, unless
+// WithCloseConn(true) is given, ownership of nc: Close leaves it open.
+//
+// The transport creates nothing on the server until it is used; streams
+// declared with WithStream are created before the first JetStream
+// operation.
+func New(nc *natsgo.Conn, opts ...Option) *Transport {
+	t := &Transport{
+		nc:    nc,
+		cfg:   newConfig(opts),
+		inbox: natsgo.InboxPrefix,
+		subs:  make(map[broker.Subscription]struct{}),
+	}
+	t.closeConn = t.cfg.closeConnSet && t.cfg.closeConn
+	t.streamsDone = make([]bool, len(t.cfg.streams))
+	t.info.Store(&broker.Info{System: System, AckOperation: "ack"})
+	if nc == nil {
+		t.err = errNilConn
+		return t
+	}
+	if p := nc.Opts.InboxPrefix; p != "" {
+		t.inbox = p + "."
+	}
+	t.js = t.cfg.js
+	if t.js == nil {
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(defaultTimeout))
+		if err != nil {
+			js, _ = jetstream.New(nc)
+		}
+		t.js, t.ownJS = js, true
+	}
+	t.refreshInfo()
+	// Info must be cheap, so the server address is cached and refreshed
+	// when the connection (re)connects, possibly to another server of the
+	// cluster.
+	t.statusCh = nc.StatusChanged(natsgo.CONNECTED, natsgo.CLOSED)
+	go func(ch chan natsgo.Status) {
+		for st := range ch {
+			if st == natsgo.CLOSED {
+				return
+			}
+			t.refreshInfo()
+		}
+	}(t.statusCh)
+	return t
+}
+
+// Connect connects to the NATS server at url (a comma-separated list for a
+// cluster) with the options given through WithConnectOptions, and returns a
+// transport that owns the connection: Close closes it.
+func Connect(url string, opts ...Option) (*Transport, error) {
+	cfg := newConfig(opts)
+	nc, err := natsgo.Connect(url, cfg.connectOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: connect: %w", err)
+	}
+	return New(nc, append([]Option{WithCloseConn(true)}, opts...)...), nil
+}
+
+// Conn returns the NATS connection of the transport.
+func (t *Transport) Conn() *natsgo.Conn { return t.nc }
+
+// JetStream returns the JetStream client the transport uses, for managing
+// streams and consumers directly.
+func (t *Transport) JetStream() jetstream.JetStream { return t.js }
+
+// Info describes the transport: system "nats", the server the connection
+// is connected to (as named in its URL, without DNS lookups), the
+// connection name as client id, and "ack" as the acknowledgement operation.
+func (t *Transport) Info() broker.Info { return *t.info.Load() }
+
+func (t *Transport) refreshInfo() {
+	u := t.nc.ConnectedUrl()
+	if u == "" {
+		if servers := t.nc.Servers(); len(servers) > 0 {
+			u = servers[0]
+		}
+	}
+	info := broker.Info{System: System, ClientID: t.nc.Opts.Name, AckOperation: "ack"}
+	if pu, err := url.Parse(u); err == nil {
+		info.ServerAddress = pu.Hostname()
+		info.ServerPort, _ = strconv.Atoi(pu.Port())
+	}
+	t.info.Store(&info)
+}
+
+// IsTemporary reports whether destination is a reply inbox of the
+// connection ("_INBOX." or the connection's custom inbox prefix).
+func (t *Transport) IsTemporary(destination string) bool {
+	return strings.HasPrefix(destination, t.inbox)
+}
+
+// jetStreamFor reports whether subject (which may be a subscription
+// pattern) goes through JetStream by the transport's configuration.
+func (t *Transport) jetStreamFor(subject string) bool {
+	for i := range t.cfg.streams {
+		if streamCovers(&t.cfg.streams[i], subject) {
+			return true
+		}
+	}
+	if !t.cfg.jetStream {
+		return false
+	}
+	return len(t.cfg.jsSubjects) == 0 || coveredByAny(t.cfg.jsSubjects, subject)
+}
+
+// streamCovers reports whether a declared stream stores subject. A stream
+// without subjects stores the subject named like the stream.
+func streamCovers(cfg *jetstream.StreamConfig, subject string) bool {
+	if len(cfg.Subjects) == 0 {
+		return subjectCovers(cfg.Name, subject)
+	}
+	return coveredByAny(cfg.Subjects, subject)
+}
+
+// ensureStreams creates the streams declared with WithStream, once each.
+// A failure is returned and tried again on the next call.
+func (t *Transport) ensureStreams(ctx context.Context) error {
+	if len(t.cfg.streams) == 0 || t.streamsReady.Load() {
+		return nil
+	}
+	t.streamsMu.Lock()
+	defer t.streamsMu.Unlock()
+	for i, cfg := range t.cfg.streams {
+		if t.streamsDone[i] {
+			continue
+		}
+		_, err := t.js.CreateStream(ctx, cfg)
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("natsbroker: create stream %s: %w", cfg.Name, err)
+		}
+		t.streamsDone[i] = true
+	}
+	t.streamsReady.Store(true)
+	return nil
+}
+
+// Close closes the subscriptions still open (a Broker has closed them all
+// already), flushes what was published, and closes the connection if the
+// transport owns it (Connect, or WithCloseConn(true)). Calling it again
+// returns nil.
+func (t *Transport) Close(ctx context.Context) error {
+	if !t.closed.CompareAndSwap(false, true) || t.err != nil {
+		return nil
+	}
+	t.mu.Lock()
+	subs := make([]broker.Subscription, 0, len(t.subs))
+	for s := range t.subs {
+		subs = append(subs, s)
+	}
+	t.mu.Unlock()
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, s.Close(ctx))
+	}
+	t.nc.RemoveStatusListener(t.statusCh)
+	if t.ownJS {
+		t.js.CleanupPublisher()
+	}
+	if !t.nc.IsClosed() {
+		if err := flush(ctx, t.nc); err != nil {
+			errs = append(errs, fmt.Errorf("natsbroker: flush on close: %w", err))
+		}
+	}
+	if t.closeConn {
+		t.nc.Close()
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Transport) track(s broker.Subscription) {
+	t.mu.Lock()
+	t.subs[s] = struct{}{}
+	t.mu.Unlock()
+}
+
+func (t *Transport) untrack(s broker.Subscription) {
+	t.mu.Lock()
+	delete(t.subs, s)
+	t.mu.Unlock()
+}
+
+// usable returns why the transport cannot be used, or nil.
+func (t *Transport) usable() error {
+	if t.err != nil {
+		return t.err
+	}
+	if t.closed.Load() {
+		return broker.ErrClosed
+	}
+	return nil
+}
+
+// flush waits until the server has processed everything sent on nc, within
+// ctx or defaultTimeout when ctx has no deadline.
+func flush(ctx context.Context, nc *natsgo.Conn) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultTimeout)
+		defer cancel()
+	}
+	return nc.FlushWithContext(ctx)
+}
+
+func (t *Transport) dropHeader(key string) {
+	if len(key) > 64 {
+		key = key[:64] + "..."
+	}
+	t.cfg.logger.Warn("natsbroker: dropped a header NATS cannot carry", "key", key)
+}
