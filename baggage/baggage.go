@@ -3,7 +3,6 @@ package baggage
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -48,6 +47,9 @@ type Baggage struct {
 	isBatch bool
 	// attached reports a view whose edits are carried by publishes.
 	attached bool
+	// origin is the state the context this view was attached to carries;
+	// it lives here to save an allocation per delivery.
+	origin state
 }
 
 // Get returns the value of key, or "" when the baggage has no such member.
@@ -147,21 +149,21 @@ func (b *Baggage) Set(key, value string) error {
 	if b == nil {
 		return fmt.Errorf("baggage: set %q: %w", key, ErrNilBaggage)
 	}
-	e := entry{m: m, enc: m.String()}
+	e, _ := entryOf(m) // newMember checked the key
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	i := indexOf(b.entries, key)
 	size := b.size
 	switch {
-	case i >= 0 && b.entries[i].enc == e.enc:
+	case i >= 0 && b.entries[i].equal(e):
 		return nil // unchanged: keep the cached OpenTelemetry form
 	case i >= 0:
-		size += len(e.enc) - len(b.entries[i].enc)
+		size += e.size - b.entries[i].size
 	case len(b.entries) == 0:
-		size = len(e.enc)
+		size = e.size
 	default:
-		size += 1 + len(e.enc)
+		size += 1 + e.size
 	}
 	if i < 0 && len(b.entries) >= MaxMembers {
 		return fmt.Errorf("baggage: set %q: %d members already: %w", key, len(b.entries), ErrLimit)
@@ -268,19 +270,15 @@ func newMember(key, value string) (otelbaggage.Member, error) {
 
 // encode joins the entries' encoded forms into a baggage-string.
 func encode(entries []entry) string {
-	switch len(entries) {
-	case 0:
+	if len(entries) == 0 {
 		return ""
-	case 1:
-		return entries[0].enc
 	}
-	var sb strings.Builder
-	sb.Grow(encodedSize(entries))
+	buf := make([]byte, 0, encodedSize(entries))
 	for i, e := range entries {
 		if i > 0 {
-			sb.WriteByte(',')
+			buf = append(buf, ',')
 		}
-		sb.WriteString(e.enc)
+		buf = e.appendTo(buf)
 	}
-	return sb.String()
+	return string(buf)
 }

@@ -63,7 +63,11 @@ func ContextWithDelivery(ctx context.Context, perMessage []otelbaggage.Baggage, 
 	if batch {
 		v.batch = slices.Clone(perMessage)
 	}
-	var entries []entry
+	n := 0
+	for _, mb := range perMessage {
+		n += mb.Len()
+	}
+	entries := make([]entry, 0, n)
 	invalid := 0
 	for _, mb := range perMessage {
 		if mb.Len() == 0 {
@@ -86,8 +90,9 @@ func ContextWithDelivery(ctx context.Context, perMessage []otelbaggage.Baggage, 
 		ob = otelBaggage(entries)
 	}
 	v.cached, v.cachedOK = ob, true
+	v.origin = state{view: v, base: ob, baseEntries: entries}
 	ctx = otelbaggage.ContextWithBaggage(ctx, ob)
-	return context.WithValue(ctx, ctxKey{}, &state{view: v, base: ob, baseEntries: entries})
+	return context.WithValue(ctx, ctxKey{}, &v.origin)
 }
 
 // ContextForPublish returns the context a publish made with ctx injects
@@ -147,7 +152,7 @@ func publishEntries(ctx context.Context, st *state) ([]entry, otelbaggage.Baggag
 			invalid++
 			continue
 		}
-		if i := indexOf(st.baseEntries, m.Key()); i >= 0 && st.baseEntries[i].enc == e.enc {
+		if i := indexOf(st.baseEntries, m.Key()); i >= 0 && st.baseEntries[i].equal(e) {
 			continue // inherited, not changed by the user: the view decides
 		}
 		if i := indexOf(entries, m.Key()); i >= 0 {
@@ -168,7 +173,10 @@ func sameMembers(b otelbaggage.Baggage, entries []entry) bool {
 	}
 	for _, e := range entries {
 		m := b.Member(e.m.Key())
-		if m.Key() == "" || m.Value() != e.m.Value() || m.String() != e.enc {
+		if m.Key() == "" || m.Value() != e.m.Value() {
+			return false
+		}
+		if props := len(m.Properties()) > 0; props != e.props || props && m.String() != e.m.String() {
 			return false
 		}
 	}

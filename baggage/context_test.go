@@ -41,7 +41,7 @@ func otelMap(ctx context.Context) map[string]string {
 }
 
 // handled captures what otel.Handle receives during a test.
-func handled(t *testing.T) func() []error {
+func handled(t testing.TB) func() []error {
 	t.Helper()
 	var mu sync.Mutex
 	var errs []error

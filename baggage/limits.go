@@ -16,12 +16,14 @@ const (
 	MaxBytes   = 8192
 )
 
-// entry is one member of a view with its encoded form
-// ("key=percent-encoded-value;properties"), so limits are checked and headers
-// written without encoding members again.
+// entry is one member of a view with the length of its encoded form
+// ("key=percent-encoded-value;properties"), so limits are checked without
+// encoding. Members rarely have W3C properties; only those are encoded by
+// otel-go to learn their size.
 type entry struct {
-	m   otelbaggage.Member
-	enc string
+	m     otelbaggage.Member
+	size  int
+	props bool
 }
 
 // entryOf returns m as an entry. A member whose key is not a W3C key cannot
@@ -30,7 +32,28 @@ func entryOf(m otelbaggage.Member) (e entry, ok bool) {
 	if !validKey(m.Key()) {
 		return entry{}, false
 	}
-	return entry{m: m, enc: m.String()}, true
+	if len(m.Properties()) > 0 {
+		return entry{m: m, size: len(m.String()), props: true}, true
+	}
+	return entry{m: m, size: len(m.Key()) + 1 + escapedLen(m.Value())}, true
+}
+
+// equal reports whether e and o encode to the same list-member.
+func (e entry) equal(o entry) bool {
+	if e.m.Key() != o.m.Key() || e.m.Value() != o.m.Value() || e.props != o.props {
+		return false
+	}
+	return !e.props || e.m.String() == o.m.String()
+}
+
+// appendTo appends the encoded member to buf.
+func (e entry) appendTo(buf []byte) []byte {
+	if e.props {
+		return append(buf, e.m.String()...)
+	}
+	buf = append(buf, e.m.Key()...)
+	buf = append(buf, '=')
+	return appendEscaped(buf, e.m.Value())
 }
 
 // sortedMembers returns b's members ordered by key. otel-go keeps baggage in
@@ -79,7 +102,7 @@ func encodedSize(entries []entry) int {
 	}
 	n := len(entries) - 1
 	for _, e := range entries {
-		n += len(e.enc)
+		n += e.size
 	}
 	return n
 }
@@ -96,7 +119,7 @@ func limit(entries []entry) (kept []entry, size, dropped int) {
 	kept = entries[:0]
 	size = 0
 	for _, e := range entries {
-		add := len(e.enc)
+		add := e.size
 		if len(kept) > 0 {
 			add++ // comma
 		}
@@ -174,3 +197,38 @@ var tokenChar = func() (t [256]bool) {
 func reportMalformed(what string, n int) {
 	otel.Handle(fmt.Errorf("%s: skipped %d malformed member(s): %w", what, n, ErrMalformed))
 }
+
+// escapedLen is the length of v percent-encoded as otel-go encodes baggage
+// values: '%' and every byte outside the W3C baggage-octet set become %XX.
+func escapedLen(v string) int {
+	n := len(v)
+	for i := 0; i < len(v); i++ {
+		if !valueChar[v[i]] {
+			n += 2
+		}
+	}
+	return n
+}
+
+// appendEscaped appends v percent-encoded like escapedLen counts.
+func appendEscaped(buf []byte, v string) []byte {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if valueChar[c] {
+			buf = append(buf, c)
+			continue
+		}
+		buf = append(buf, '%', hex[c>>4], hex[c&15])
+	}
+	return buf
+}
+
+// valueChar holds the W3C baggage-octets that are written unescaped:
+// %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E, except '%' itself.
+var valueChar = func() (t [256]bool) {
+	for c := 0x21; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != ',' && c != ';' && c != '\\' && c != '%'
+	}
+	return t
+}()

@@ -41,9 +41,9 @@ func ContextWith(ctx context.Context, entries map[string]string) (context.Contex
 		if err != nil {
 			return ctx, err
 		}
-		e := entry{m: m, enc: m.String()}
+		e, _ := entryOf(m)
 		if i := indexOf(merged, k); i >= 0 {
-			if merged[i].enc != e.enc {
+			if !merged[i].equal(e) {
 				merged = slices.Clone(merged)
 				merged[i] = e
 			}
@@ -59,8 +59,9 @@ func ContextWith(ctx context.Context, entries map[string]string) (context.Contex
 	v := &Baggage{attached: true, entries: merged, size: size}
 	ob := otelBaggage(merged)
 	v.cached, v.cachedOK = ob, true
+	v.origin = state{view: v, base: ob, baseEntries: merged}
 	ctx = otelbaggage.ContextWithBaggage(ctx, ob)
-	return context.WithValue(ctx, ctxKey{}, &state{view: v, base: ob, baseEntries: merged}), nil
+	return context.WithValue(ctx, ctxKey{}, &v.origin), nil
 }
 
 // currentEntries returns the members a publish with ctx would carry, in
