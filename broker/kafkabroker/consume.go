@@ -1,0 +1,265 @@
+package kafkabroker
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// unsettledRetryDelay is the wait before delivering again messages whose
+// deliver call returned without settling them, which the broker never does.
+const unsettledRetryDelay = 100 * time.Millisecond
+
+// consume reads the given partitions until stop closes, delivering through
+// spec.Concurrency lanes and committing through c (nil: commit nothing).
+// It returns once the lanes finished their deliveries in flight and c
+// flushed, or as soon as the subscription is abandoned.
+func (s *subscription) consume(stop <-chan struct{}, parts []kafka.PartitionAssignment, c *committer) {
+	if c != nil {
+		defer c.close()
+	}
+	if len(parts) == 0 {
+		// A group member without partitions (more members than
+		// partitions) waits for the next rebalance.
+		select {
+		case <-stop:
+		case <-s.abandon:
+		}
+		return
+	}
+	parts = slices.Clone(parts)
+	slices.SortFunc(parts, func(a, b kafka.PartitionAssignment) int { return a.ID - b.ID })
+
+	n := min(s.spec.Concurrency, len(parts))
+	lanes := make([]*lane, n)
+	var lanesWG sync.WaitGroup
+	for i := range lanes {
+		capacity := 1
+		if s.spec.Batch {
+			capacity = s.spec.BatchSize
+		}
+		lanes[i] = &lane{s: s, c: c, stop: stop, in: make(chan kafka.Message, capacity)}
+		lanesWG.Go(lanes[i].run)
+	}
+
+	fetchCtx, cancelFetch := context.WithCancel(context.Background())
+	var fetchWG sync.WaitGroup
+	readers := make([]*kafka.Reader, len(parts))
+	for i, p := range parts {
+		r := kafka.NewReader(s.readerConfig(p.ID))
+		readers[i] = r
+		if err := r.SetOffset(p.Offset); err != nil {
+			s.log(slog.LevelError, "tracebus: kafka set offset failed", slog.Int("partition", p.ID), slog.Any("error", err))
+			continue
+		}
+		l := lanes[i%n]
+		fetchWG.Go(func() { s.fetch(fetchCtx, r, l.in) })
+	}
+
+	select {
+	case <-stop:
+	case <-s.abandon:
+	}
+	cancelFetch()
+	fetchWG.Wait()
+	var closeWG sync.WaitGroup
+	for _, r := range readers {
+		closeWG.Go(func() { _ = r.Close() })
+	}
+	lanesDone := make(chan struct{})
+	go func() { lanesWG.Wait(); close(lanesDone) }()
+	select {
+	case <-lanesDone:
+	case <-s.abandon:
+	}
+	closeWG.Wait()
+}
+
+// fetch moves the messages of one partition reader into its lane, in
+// offset order, until ctx is cancelled.
+func (s *subscription) fetch(ctx context.Context, r *kafka.Reader, out chan<- kafka.Message) {
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// kafka-go retries connection problems inside the reader;
+			// what comes out here is worth a log line and a pause.
+			s.log(slog.LevelWarn, "tracebus: kafka fetch failed", slog.Int("partition", r.Config().Partition), slog.Any("error", err))
+			if !sleepUntil(time.Second, ctx.Done()) {
+				return
+			}
+			continue
+		}
+		select {
+		case out <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// lane delivers the messages of its partitions one delivery at a time.
+type lane struct {
+	s    *subscription
+	c    *committer
+	stop <-chan struct{}
+	in   chan kafka.Message
+}
+
+func (l *lane) run() {
+	spec := &l.s.spec
+	for {
+		var first kafka.Message
+		select {
+		case <-l.stop:
+			return
+		case first = <-l.in:
+		}
+		// Both may be ready; stopping wins, and the message stays
+		// uncommitted for whoever reads the partition next.
+		if isClosed(l.stop) {
+			return
+		}
+		batch := []kafka.Message{first}
+		if spec.Batch && spec.BatchSize > 1 {
+			var ok bool
+			if batch, ok = l.collect(batch); !ok {
+				return
+			}
+		}
+		l.process(batch)
+	}
+}
+
+// collect adds messages to batch until it is full or BatchWait passed
+// since its first message. It reports false when the lane must stop.
+func (l *lane) collect(batch []kafka.Message) ([]kafka.Message, bool) {
+	spec := &l.s.spec
+	timer := time.NewTimer(spec.BatchWait)
+	defer timer.Stop()
+	for len(batch) < spec.BatchSize {
+		select {
+		case m := <-l.in:
+			batch = append(batch, m)
+		case <-timer.C:
+			return batch, true
+		case <-l.stop:
+			return nil, false
+		}
+	}
+	return batch, true
+}
+
+// process delivers msgs until they are acknowledged or terminated, retrying
+// in place after each Nak. It gives up, leaving the messages uncommitted,
+// when the lane stops during a retry delay.
+func (l *lane) process(msgs []kafka.Message) {
+	s := l.s
+	for count := 1; ; count++ {
+		a := &acker{lane: l, msgs: msgs}
+		s.deliver(s.ctx, toMessages(msgs, s.spec.Destination, s.spec.Group, count), a)
+		a.mu.Lock()
+		action, delay := a.action, a.delay
+		a.mu.Unlock()
+		switch action {
+		case settledAck, settledTerm:
+			return
+		case settledNak:
+		default:
+			s.log(slog.LevelError, "tracebus: kafka delivery returned unsettled, delivering again",
+				slog.Int("messages", len(msgs)))
+			delay = unsettledRetryDelay
+		}
+		if !sleepUntil(delay, l.stop) {
+			return
+		}
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+type settlement uint8
+
+const (
+	unsettled settlement = iota
+	settledAck
+	settledNak
+	settledTerm
+)
+
+// acker settles one delivery attempt; it implements broker.Acknowledger.
+type acker struct {
+	lane *lane
+	msgs []kafka.Message
+
+	mu     sync.Mutex
+	action settlement
+	delay  time.Duration
+}
+
+var _ broker.Acknowledger = (*acker)(nil)
+
+// Ack commits the offsets past the delivered messages.
+func (a *acker) Ack(ctx context.Context) error {
+	if !a.settle(settledAck, 0) {
+		return errSettledTwice
+	}
+	return a.commit(ctx)
+}
+
+// Nak makes the lane deliver the same messages again after delay.
+func (a *acker) Nak(_ context.Context, delay time.Duration) error {
+	if !a.settle(settledNak, delay) {
+		return errSettledTwice
+	}
+	return nil
+}
+
+// Term commits past the messages: the broker already dead-lettered or
+// dropped them, and Kafka has no per-message rejection.
+func (a *acker) Term(ctx context.Context) error {
+	if !a.settle(settledTerm, 0) {
+		return errSettledTwice
+	}
+	return a.commit(ctx)
+}
+
+func (a *acker) settle(action settlement, delay time.Duration) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.action != unsettled {
+		return false
+	}
+	a.action, a.delay = action, delay
+	return true
+}
+
+func (a *acker) commit(ctx context.Context) error {
+	c := a.lane.c
+	if c == nil {
+		return nil
+	}
+	next := make(map[int]int64, 1)
+	for i := range a.msgs {
+		m := &a.msgs[i]
+		if m.Offset+1 > next[m.Partition] {
+			next[m.Partition] = m.Offset + 1
+		}
+	}
+	return c.commit(ctx, next)
+}

@@ -1,0 +1,232 @@
+package kafkabroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	kafka "github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// Publish writes msgs with one WriteMessages call of the transport's
+// kafka-go Writer and returns once the brokers acknowledged them (see
+// WithRequiredAcks).
+//
+// Each message goes to the topic named by its Destination, to the partition
+// in Message.Partition when set and otherwise to the one the balancer picks
+// from its Key. Headers keep their order, case and duplicates; their values
+// are written as bytes unchanged. A nil Body is written as a null value, a
+// tombstone when the message has a key. Message.ID and ReplyTo have no
+// Kafka counterpart and are not sent.
+//
+// When a batch fails in part, the error is a broker.BatchError aligned with
+// msgs, so the caller knows exactly which messages were not written.
+func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if t.isClosed() {
+		return broker.ErrClosed
+	}
+	if t.cfg.createPartitions != 0 {
+		for _, m := range msgs {
+			if err := t.ensureTopic(ctx, m.Destination); err != nil {
+				return err
+			}
+		}
+	}
+
+	// kafka-go may still hold the messages' byte slices after WriteMessages
+	// returned early because ctx was cancelled. Publish promises not to
+	// retain them, so when ctx can be cancelled, write copies kept in one
+	// arena per call.
+	var arena []byte
+	if ctx.Done() != nil {
+		arena = make([]byte, 0, arenaSize(msgs))
+	}
+
+	var (
+		errs    broker.BatchError // allocated on the first failure
+		counts  map[string]int    // partition counts, for explicit partitions
+		out     = make([]kafka.Message, 0, len(msgs))
+		indexes []int // out[i] is msgs[indexes[i]]; nil while identical
+	)
+	fail := func(i int, err error) {
+		if errs == nil {
+			errs = make(broker.BatchError, len(msgs))
+		}
+		errs[i] = err
+		if indexes == nil {
+			indexes = make([]int, len(out), len(msgs))
+			for j := range indexes {
+				indexes[j] = j
+			}
+		}
+	}
+	for i, m := range msgs {
+		km := kafka.Message{Topic: m.Destination}
+		if m.Partition != nil {
+			p := *m.Partition
+			n, err := t.partitionCount(ctx, m.Destination, &counts)
+			switch {
+			case err != nil:
+				fail(i, fmt.Errorf("kafka: publish to %s: %w", m.Destination, err))
+				continue
+			case p < 0 || int(p) >= n:
+				fail(i, fmt.Errorf("kafka: publish to %s: partition %d of %d: %w", m.Destination, p, n, ErrUnknownPartition))
+				continue
+			}
+			km.WriterData = explicitPartition(p)
+		}
+		if arena != nil {
+			km.Key, arena = copyInto(arena, m.Key)
+			km.Value, arena = copyInto(arena, m.Body)
+		} else {
+			km.Key, km.Value = m.Key, m.Body
+		}
+		if len(m.Headers) > 0 {
+			km.Headers = make([]kafka.Header, len(m.Headers))
+			for j, h := range m.Headers {
+				km.Headers[j].Key = h.Key
+				if arena != nil {
+					start := len(arena)
+					arena = append(arena, h.Value...)
+					km.Headers[j].Value = arena[start:len(arena):len(arena)]
+				} else {
+					km.Headers[j].Value = []byte(h.Value)
+				}
+			}
+		}
+		out = append(out, km)
+		if indexes != nil {
+			indexes = append(indexes, i)
+		}
+	}
+
+	if len(out) > 0 {
+		if err := t.writer.WriteMessages(ctx, out...); err != nil {
+			var werrs kafka.WriteErrors
+			switch {
+			case errors.As(err, &werrs) && len(werrs) == len(out):
+				for j, werr := range werrs {
+					if werr == nil {
+						continue
+					}
+					i := j
+					if indexes != nil {
+						i = indexes[j]
+					}
+					fail(i, publishError(msgs[i].Destination, werr))
+				}
+			case len(msgs) == 1:
+				return publishError(msgs[0].Destination, err)
+			default:
+				// The whole call failed before or while writing (cancelled
+				// ctx, message too large, closed writer): every message
+				// not already failed failed with it.
+				for j := range out {
+					i := j
+					if indexes != nil {
+						i = indexes[j]
+					}
+					fail(i, publishError(msgs[i].Destination, err))
+				}
+			}
+		}
+	}
+	if errs == nil {
+		return nil
+	}
+	if len(msgs) == 1 {
+		return errs[0]
+	}
+	return errs
+}
+
+func publishError(topic string, err error) error {
+	if errors.Is(err, io.ErrClosedPipe) {
+		return fmt.Errorf("kafka: publish to %s: %w", topic, broker.ErrClosed)
+	}
+	return fmt.Errorf("kafka: publish to %s: %w", topic, err)
+}
+
+func arenaSize(msgs []*broker.Message) int {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Key) + len(m.Body)
+		for _, h := range m.Headers {
+			n += len(h.Value)
+		}
+	}
+	return n
+}
+
+// copyInto appends b to arena and returns the copy, nil staying nil so that
+// null keys and tombstones survive.
+func copyInto(arena, b []byte) ([]byte, []byte) {
+	if b == nil {
+		return nil, arena
+	}
+	start := len(arena)
+	arena = append(arena, b...)
+	return arena[start:len(arena):len(arena)], arena
+}
+
+// partitionCount returns the number of partitions of topic, from the same
+// metadata cache the writer balances with, so that a partition accepted
+// here is one the writer can route.
+func (t *Transport) partitionCount(ctx context.Context, topic string, cache *map[string]int) (int, error) {
+	if n, ok := (*cache)[topic]; ok {
+		return n, nil
+	}
+	res, err := t.kt.RoundTrip(ctx, t.writer.Addr, &metadataAPI.Request{
+		TopicNames: []string{topic},
+		// As in the writer: the only way to make kafka-go's cache look up
+		// a topic it has not seen yet.
+		AllowAutoTopicCreation: true,
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, tm := range res.(*metadataAPI.Response).Topics {
+		if tm.Name != topic {
+			continue
+		}
+		if tm.ErrorCode != 0 {
+			return 0, kafka.Error(tm.ErrorCode)
+		}
+		if *cache == nil {
+			*cache = make(map[string]int)
+		}
+		(*cache)[topic] = len(tm.Partitions)
+		return len(tm.Partitions), nil
+	}
+	return 0, kafka.UnknownTopicOrPartition
+}
+
+// ensureTopic creates topic once per transport when WithAutoCreateTopics is
+// set and the topic is missing.
+func (t *Transport) ensureTopic(ctx context.Context, topic string) error {
+	if _, ok := t.created.Load(topic); ok {
+		return nil
+	}
+	res, err := t.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{
+			Topic:             topic,
+			NumPartitions:     t.cfg.createPartitions,
+			ReplicationFactor: t.cfg.createReplication,
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("kafka: create topic %s: %w", topic, err)
+	}
+	if terr := res.Errors[topic]; terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("kafka: create topic %s: %w", topic, terr)
+	}
+	t.created.Store(topic, struct{}{})
+	return nil
+}

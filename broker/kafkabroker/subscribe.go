@@ -1,0 +1,390 @@
+package kafkabroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// SubscribeOption is a Kafka-specific subscription setting, given to
+// broker.Subscribe through broker.WithTransportOption (the constructors in
+// this package do that for you).
+type SubscribeOption interface {
+	applySub(*subConfig)
+}
+
+type subConfig struct {
+	startOffset int64
+}
+
+type subOptionFunc func(*subConfig)
+
+func (f subOptionFunc) applySub(c *subConfig) { f(c) }
+
+// StartOffset sets where this subscription starts reading, kafka.FirstOffset
+// or kafka.LastOffset, overriding WithStartOffset; see WithStartOffset for
+// what it means with and without a group. Other values make Subscribe fail
+// with broker.ErrInvalidOption.
+func StartOffset(offset int64) broker.SubscribeOption {
+	return broker.WithTransportOption(SubscribeOption(subOptionFunc(func(c *subConfig) { c.startOffset = offset })))
+}
+
+// Subscribe starts consuming spec.Destination, a topic name.
+//
+// With spec.Group, the subscription is a member of that Kafka consumer
+// group: the group's partitions are shared among its members, offsets are
+// committed to the group when a delivery is acknowledged or terminated, and
+// a member that leaves or crashes hands its partitions to the others.
+// Before a rebalance takes a partition away, the member finishes the
+// deliveries in flight and commits them, so a message is processed twice
+// only when a member dies or overruns the rebalance timeout.
+//
+// Without a group, the subscription reads every partition of the topic by
+// itself and commits nothing: each such subscription receives every
+// message, by default those published after Subscribe returned (see
+// WithStartOffset). The topic must exist, or Subscribe fails with
+// ErrUnknownTopic; partitions added later are not read.
+//
+// Messages of one partition are delivered one delivery at a time, in
+// offset order, and a Nak retries the same messages in place after the
+// delay, so a partition never moves past an unsettled message. Up to
+// spec.Concurrency deliveries run at once, each for a different set of
+// partitions: partitions are spread over Concurrency lanes, and a slow
+// message holds back the partitions that share its lane.
+//
+// A batch subscription collects up to spec.BatchSize messages, from any
+// partitions of one lane, waiting at most spec.BatchWait after the first;
+// acknowledging the batch commits the highest offset of every partition in
+// it.
+func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) (broker.Subscription, error) {
+	if t.isClosed() {
+		return nil, broker.ErrClosed
+	}
+	if spec.Destination == "" {
+		return nil, broker.ErrEmptyDestination
+	}
+	if deliver == nil {
+		return nil, broker.ErrNilHandler
+	}
+	var sc subConfig
+	for _, o := range spec.TransportOptions {
+		so, ok := o.(SubscribeOption)
+		if !ok {
+			return nil, fmt.Errorf("kafka: subscribe to %s: %w: %T", spec.Destination, broker.ErrUnsupportedOption, o)
+		}
+		so.applySub(&sc)
+	}
+	start := sc.startOffset
+	if start == 0 {
+		start = t.cfg.startOffset
+	}
+	if start != 0 && start != kafka.FirstOffset && start != kafka.LastOffset {
+		return nil, fmt.Errorf("kafka: subscribe to %s: %w: start offset %d", spec.Destination, broker.ErrInvalidOption, start)
+	}
+	spec.Concurrency = max(spec.Concurrency, 1)
+	if spec.Batch {
+		if spec.BatchSize < 1 {
+			spec.BatchSize = broker.DefaultBatchSize
+		}
+		if spec.BatchWait <= 0 {
+			spec.BatchWait = broker.DefaultBatchWait
+		}
+	}
+	if t.cfg.createPartitions != 0 {
+		if err := t.ensureTopic(ctx, spec.Destination); err != nil {
+			return nil, err
+		}
+	}
+
+	s := &subscription{
+		t:       t,
+		spec:    spec,
+		deliver: deliver,
+		ctx:     ctx,
+		stop:    make(chan struct{}),
+		abandon: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if spec.Group == "" {
+		if start == 0 {
+			start = kafka.LastOffset
+		}
+		parts, err := t.partitionsAt(ctx, spec.Destination, start)
+		if err != nil {
+			return nil, err
+		}
+		if err := t.addSub(s); err != nil {
+			return nil, err
+		}
+		go func() {
+			defer close(s.done)
+			s.consume(s.stop, parts, nil)
+		}()
+		return s, nil
+	}
+
+	if start == 0 {
+		start = kafka.FirstOffset
+	}
+	cg, err := kafka.NewConsumerGroup(t.groupConfig(spec, start))
+	if err != nil {
+		return nil, fmt.Errorf("kafka: subscribe to %s as group %s: %w", spec.Destination, spec.Group, err)
+	}
+	s.cg = cg
+	if err := t.addSub(s); err != nil {
+		_ = cg.Close()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancelRun = cancel
+	go s.runGroup(runCtx)
+	return s, nil
+}
+
+func (t *Transport) groupConfig(spec broker.SubscriptionSpec, start int64) kafka.ConsumerGroupConfig {
+	c := &t.cfg
+	gc := kafka.ConsumerGroupConfig{
+		ID:                     spec.Group,
+		Brokers:                c.brokers,
+		Dialer:                 t.dialer,
+		Topics:                 []string{spec.Destination},
+		GroupBalancers:         c.groupBalancers,
+		HeartbeatInterval:      c.heartbeatInterval,
+		PartitionWatchInterval: c.partitionWatch,
+		WatchPartitionChanges:  true,
+		SessionTimeout:         c.sessionTimeout,
+		RebalanceTimeout:       c.rebalanceTimeout,
+		JoinGroupBackoff:       c.joinGroupBackoff,
+		StartOffset:            start,
+		ErrorLogger:            t.logger,
+	}
+	for _, fn := range c.groupHooks {
+		fn(&gc)
+	}
+	return gc
+}
+
+// partitionsAt lists the partitions of topic with the offset to start each
+// at. LastOffset is resolved now, so that messages published after
+// Subscribe returns are delivered even if a reader connects later.
+func (t *Transport) partitionsAt(ctx context.Context, topic string, start int64) ([]kafka.PartitionAssignment, error) {
+	res, err := t.kt.RoundTrip(ctx, t.writer.Addr, &metadataAPI.Request{
+		TopicNames:             []string{topic},
+		AllowAutoTopicCreation: true, // see newWriter
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kafka: subscribe to %s: metadata: %w", topic, err)
+	}
+	var parts []kafka.PartitionAssignment
+	for _, tm := range res.(*metadataAPI.Response).Topics {
+		if tm.Name != topic {
+			continue
+		}
+		if tm.ErrorCode != 0 {
+			err := kafka.Error(tm.ErrorCode)
+			if errors.Is(err, kafka.UnknownTopicOrPartition) {
+				return nil, fmt.Errorf("kafka: subscribe to %s: %w (%w)", topic, ErrUnknownTopic, err)
+			}
+			return nil, fmt.Errorf("kafka: subscribe to %s: %w", topic, err)
+		}
+		for _, p := range tm.Partitions {
+			parts = append(parts, kafka.PartitionAssignment{ID: int(p.PartitionIndex), Offset: start})
+		}
+	}
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("kafka: subscribe to %s: %w", topic, ErrUnknownTopic)
+	}
+	if start != kafka.LastOffset {
+		return parts, nil
+	}
+	reqs := make([]kafka.OffsetRequest, len(parts))
+	for i, p := range parts {
+		reqs[i] = kafka.LastOffsetOf(p.ID)
+	}
+	lo, err := t.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("kafka: subscribe to %s: list offsets: %w", topic, err)
+	}
+	last := make(map[int]int64, len(parts))
+	for _, po := range lo.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("kafka: subscribe to %s: list offsets of partition %d: %w", topic, po.Partition, po.Error)
+		}
+		last[po.Partition] = po.LastOffset
+	}
+	for i := range parts {
+		off, ok := last[parts[i].ID]
+		if !ok {
+			return nil, fmt.Errorf("kafka: subscribe to %s: no offset for partition %d", topic, parts[i].ID)
+		}
+		parts[i].Offset = off
+	}
+	return parts, nil
+}
+
+// subscription is one running subscription; it implements
+// broker.Subscription.
+type subscription struct {
+	t       *Transport
+	spec    broker.SubscriptionSpec
+	deliver broker.DeliverFunc
+	ctx     context.Context
+
+	cg        *kafka.ConsumerGroup // nil without a group
+	cancelRun context.CancelFunc
+
+	stop    chan struct{} // closed by Close: take no new messages
+	abandon chan struct{} // closed when Close gives up waiting
+	done    chan struct{} // closed when nothing is delivered or committed any more
+
+	closeOnce   sync.Once
+	abandonOnce sync.Once
+	closeErr    error
+	closed      chan struct{}
+}
+
+// runGroup follows the consumer group from generation to generation.
+func (s *subscription) runGroup(ctx context.Context) {
+	defer close(s.done)
+	for {
+		gen, err := s.cg.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				return
+			}
+			// Join failures (missing topic, coordinator moving) heal by
+			// themselves; kafka-go retries after the join backoff.
+			s.log(slog.LevelWarn, "tracebus: kafka group join failed, retrying", slog.Any("error", err))
+			continue
+		}
+		drained := make(chan struct{})
+		gen.Start(func(genCtx context.Context) {
+			// The generation's partitions are released when the group
+			// rebalances (genCtx) or the subscription closes (s.stop).
+			stop := make(chan struct{})
+			go func() {
+				select {
+				case <-genCtx.Done():
+				case <-s.stop:
+				}
+				close(stop)
+			}()
+			c := newCommitter(gen, s.spec.Destination, s.t.cfg.commitInterval, s)
+			s.consume(stop, gen.Assignments[s.spec.Destination], c)
+			close(drained)
+			if s.stopping() {
+				// Hold the generation until Close closes the group. Were
+				// this function to return now, kafka-go would end the
+				// generation and join the group again just before leaving
+				// it, making the other members rebalance twice.
+				select {
+				case <-genCtx.Done():
+				case <-s.abandon:
+				}
+			}
+		})
+		<-drained
+		if s.stopping() {
+			return
+		}
+	}
+}
+
+func (s *subscription) stopping() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close stops fetching, waits for the deliveries in flight to be settled and
+// their offsets committed, then leaves the group and closes the readers.
+// When ctx is done first it returns ctx.Err() and abandons the deliveries
+// still running: their messages were not committed and will be delivered
+// again.
+func (s *subscription) Close(ctx context.Context) error {
+	first := false
+	s.closeOnce.Do(func() {
+		first = true
+		s.closed = make(chan struct{})
+		close(s.stop)
+		if s.cancelRun != nil {
+			s.cancelRun()
+		}
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			s.abandonOnce.Do(func() { close(s.abandon) })
+			s.closeErr = fmt.Errorf("kafka: close subscription to %s: %w", s.spec.Destination, ctx.Err())
+			<-s.done // prompt: consume stops waiting for lanes once abandoned
+		}
+		if s.cg != nil {
+			if err := s.cg.Close(); err != nil && s.closeErr == nil {
+				s.closeErr = fmt.Errorf("kafka: leave group %s: %w", s.spec.Group, err)
+			}
+		}
+		s.t.removeSub(s)
+		close(s.closed)
+	})
+	if !first {
+		<-s.closed
+		return nil
+	}
+	return s.closeErr
+}
+
+func (s *subscription) log(level slog.Level, msg string, attrs ...slog.Attr) {
+	attrs = append(attrs, slog.String("topic", s.spec.Destination), slog.String("group", s.spec.Group))
+	s.t.cfg.logger.LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+// readerConfig is the configuration of the reader of one partition.
+func (s *subscription) readerConfig(partition int) kafka.ReaderConfig {
+	c := &s.t.cfg
+	rc := kafka.ReaderConfig{
+		Brokers:         c.brokers,
+		Topic:           s.spec.Destination,
+		Partition:       partition,
+		Dialer:          s.t.dialer,
+		MinBytes:        c.minBytes,
+		MaxBytes:        c.maxBytes,
+		MaxWait:         c.maxWait,
+		QueueCapacity:   c.queueCapacity,
+		ReadLagInterval: -1,
+		ErrorLogger:     s.t.logger,
+	}
+	for _, fn := range c.readerHooks {
+		fn(&rc)
+	}
+	return rc
+}
+
+// sleepUntil waits d, returning false when stop closes first.
+func sleepUntil(d time.Duration, stop <-chan struct{}) bool {
+	if d <= 0 {
+		select {
+		case <-stop:
+			return false
+		default:
+			return true
+		}
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-stop:
+		return false
+	}
+}

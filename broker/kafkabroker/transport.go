@@ -1,0 +1,201 @@
+package kafkabroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// Transport is a broker.Transport over Kafka: one kafka-go Writer for every
+// publish, and per subscription a kafka-go ConsumerGroup (or, without a
+// group, one reader per partition). Create it with New; it is safe for
+// concurrent use.
+type Transport struct {
+	cfg     config
+	info    broker.Info
+	kt      *kafka.Transport
+	client  *kafka.Client
+	dialer  *kafka.Dialer
+	writer  *kafka.Writer
+	logger  kafkaLogger
+	created sync.Map // topic -> struct{}: topics known to exist (auto-create)
+
+	mu     sync.Mutex
+	subs   map[*subscription]struct{}
+	closed bool
+}
+
+var _ broker.Transport = (*Transport)(nil)
+
+// New returns a Transport configured by opts. It does not connect: the
+// first publish or subscription does. It fails only on invalid options,
+// with an error wrapping broker.ErrInvalidOption.
+func New(opts ...Option) (*Transport, error) {
+	cfg := newConfig(opts)
+	if cfg.err != nil {
+		return nil, cfg.err
+	}
+	for i, addr := range cfg.brokers {
+		norm, err := normalizeAddr(addr)
+		if err != nil {
+			return nil, err
+		}
+		cfg.brokers[i] = norm
+	}
+	host, portText, _ := net.SplitHostPort(cfg.brokers[0])
+	port, _ := strconv.Atoi(portText)
+
+	t := &Transport{
+		cfg: cfg,
+		info: broker.Info{
+			System:        "kafka",
+			ServerAddress: host,
+			ServerPort:    port,
+			ClientID:      cfg.clientID,
+			AckOperation:  "commit",
+		},
+		logger: kafkaLogger{cfg.logger},
+		subs:   make(map[*subscription]struct{}),
+	}
+	t.kt = &kafka.Transport{
+		ClientID: cfg.clientID,
+		TLS:      cfg.tls,
+		SASL:     cfg.sasl,
+	}
+	if cfg.dialTimeout > 0 {
+		t.kt.DialTimeout = cfg.dialTimeout
+	}
+	t.dialer = &kafka.Dialer{
+		ClientID:      cfg.clientID,
+		Timeout:       10 * time.Second,
+		DualStack:     true,
+		TLS:           cfg.tls,
+		SASLMechanism: cfg.sasl,
+	}
+	if cfg.dialTimeout > 0 {
+		t.dialer.Timeout = cfg.dialTimeout
+	}
+	t.client = &kafka.Client{Addr: kafka.TCP(cfg.brokers...), Transport: t.kt}
+	t.writer = t.newWriter()
+	return t, nil
+}
+
+func normalizeAddr(addr string) (string, error) {
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr, nil
+	}
+	// No port: Kafka's default one.
+	norm := net.JoinHostPort(addr, "9092")
+	if _, _, err := net.SplitHostPort(norm); err != nil || addr == "" {
+		return "", fmt.Errorf("kafka: %w: broker address %q", broker.ErrInvalidOption, addr)
+	}
+	return norm, nil
+}
+
+func (t *Transport) newWriter() *kafka.Writer {
+	c := &t.cfg
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(c.brokers...),
+		Balancer:     newPartitionBalancer(c.balancer),
+		BatchSize:    c.batchSize,
+		BatchBytes:   c.batchBytes,
+		BatchTimeout: c.batchTimeout,
+		RequiredAcks: c.requiredAcks,
+		Compression:  c.compression,
+		WriteTimeout: c.writeTimeout,
+		MaxAttempts:  c.writeRetries,
+		Transport:    t.kt,
+		ErrorLogger:  t.logger,
+		// kafka-go's writer serves partition counts from a metadata cache
+		// that it refreshes every few seconds, and it asks the broker about
+		// a topic missing from the cache only when the request allows
+		// auto-creation. Without this, publishing to a topic created a
+		// moment ago fails until the next refresh. Whether the broker then
+		// creates a missing topic is its auto.create.topics.enable setting,
+		// as with the Java producer's default.
+		AllowAutoTopicCreation: true,
+	}
+	if w.BatchTimeout == 0 {
+		// kafka-go treats 0 as one second. One nanosecond still puts all
+		// the messages of one WriteMessages call into one batch: the flush
+		// timer cannot take the partition lock while the call holds it.
+		w.BatchTimeout = time.Nanosecond
+	}
+	for _, fn := range c.writerHooks {
+		fn(w)
+	}
+	return w
+}
+
+// Info describes the transport: System "kafka", the first seed broker as
+// server address and port, the client id, and "commit" as the name of a
+// successful settlement.
+func (t *Transport) Info() broker.Info { return t.info }
+
+// Writer returns the kafka-go Writer the transport publishes with, for
+// inspection (Stats). Writing through it bypasses the broker's middleware.
+func (t *Transport) Writer() *kafka.Writer { return t.writer }
+
+// Client returns a kafka-go Client that shares the transport's connections
+// and settings, for administrative calls such as CreateTopics or
+// OffsetFetch.
+func (t *Transport) Client() *kafka.Client { return t.client }
+
+// Close closes every subscription that is still open, abandoning their
+// deliveries, then the writer. It does not wait for ctx beyond that: an
+// expired ctx still releases everything. Calling Close again returns nil.
+func (t *Transport) Close(ctx context.Context) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	subs := make([]*subscription, 0, len(t.subs))
+	for s := range t.subs {
+		subs = append(subs, s)
+	}
+	t.mu.Unlock()
+
+	var errs []error
+	for _, s := range subs {
+		if err := s.Close(ctx); err != nil && !errors.Is(err, ctx.Err()) {
+			errs = append(errs, err)
+		}
+	}
+	if err := t.writer.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("kafka: close writer: %w", err))
+	}
+	t.kt.CloseIdleConnections()
+	return errors.Join(errs...)
+}
+
+func (t *Transport) addSub(s *subscription) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return broker.ErrClosed
+	}
+	t.subs[s] = struct{}{}
+	return nil
+}
+
+func (t *Transport) removeSub(s *subscription) {
+	t.mu.Lock()
+	delete(t.subs, s)
+	t.mu.Unlock()
+}
+
+func (t *Transport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
+}

@@ -1,0 +1,58 @@
+package kafkabroker_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/kafkabroker"
+	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/kafkatest"
+)
+
+// suitePartitions is the partition count of every topic the suites use:
+// more than one, so that ordering and group sharing are tested where Kafka
+// makes them hard.
+const suitePartitions = 3
+
+// suite returns the TransportSuite for a cluster. Features:
+//   - Groups, Persistent, Keys, Partitions, Ordered (per key), Batch: yes.
+//   - Concurrent: yes on topics with at least as many partitions as the
+//     concurrency, which is how Kafka parallelises: the suite's keyless
+//     messages are spread round-robin over the 3 partitions of its topics.
+//   - Wildcards, MessageID: Kafka has neither.
+func suite(c *kafkatest.Cluster) testutil.TransportSuite {
+	return testutil.TransportSuite{
+		New: func(t *testing.T) broker.Transport {
+			tr, err := kafkabroker.New(c.TransportOptions()...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tr
+		},
+		Prepare: func(t *testing.T, dest string) { c.CreateTopic(t, dest, suitePartitions) },
+		Features: testutil.Features{
+			Groups:     true,
+			Batch:      true,
+			Ordered:    true,
+			Persistent: true,
+			Keys:       true,
+			Partitions: true,
+			Concurrent: true,
+		},
+		Timeout: 15 * time.Second,
+	}
+}
+
+func TestTransportConformance(t *testing.T) {
+	c := kafkatest.New(t)
+	testutil.TestTransport(t, suite(c))
+}
+
+func TestTransportConformanceThreeBrokers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	c := kafkatest.New(t, kafkatest.WithBrokers(3))
+	testutil.TestTransport(t, suite(c))
+}

@@ -1,0 +1,177 @@
+package kafkatest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/tracebus/tracebus/broker/kafkabroker"
+)
+
+// EnvBrokers names the environment variable that, when set to a
+// comma-separated list of "host:port" seed brokers, makes New and Start use
+// that cluster instead of starting one in process.
+const EnvBrokers = "TRACEBUS_KAFKA_BROKERS"
+
+// Option configures an in-process cluster. Options are ignored when
+// EnvBrokers selects an external cluster.
+type Option interface {
+	apply(*config)
+}
+
+type config struct {
+	brokers int
+	kfake   []kfake.Opt
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithBrokers sets how many brokers the in-process cluster runs: 1 (the
+// default) or more, to exercise partition leaders spread over brokers and a
+// group coordinator that is not the seed broker.
+func WithBrokers(n int) Option {
+	return optionFunc(func(c *config) { c.brokers = n })
+}
+
+// WithKfakeOptions passes options to kfake.NewCluster, such as
+// kfake.SeedTopics or kfake.EnableSASL.
+func WithKfakeOptions(opts ...kfake.Opt) Option {
+	return optionFunc(func(c *config) { c.kfake = append(c.kfake, opts...) })
+}
+
+// Cluster is a running Kafka cluster for tests.
+type Cluster struct {
+	addrs  []string
+	fake   *kfake.Cluster
+	client *kafka.Client
+	once   sync.Once
+}
+
+// New starts a cluster (or connects to the one named by EnvBrokers) and
+// closes it when t ends. It fails t when the cluster cannot start.
+func New(t testing.TB, opts ...Option) *Cluster {
+	t.Helper()
+	c, err := Start(opts...)
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Start starts a cluster (or connects to the one named by EnvBrokers). The
+// caller closes it with Close.
+func Start(opts ...Option) (*Cluster, error) {
+	cfg := config{brokers: 1}
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	c := &Cluster{}
+	if env := strings.TrimSpace(os.Getenv(EnvBrokers)); env != "" {
+		for a := range strings.SplitSeq(env, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				c.addrs = append(c.addrs, a)
+			}
+		}
+	} else {
+		if cfg.brokers < 1 {
+			return nil, fmt.Errorf("kafkatest: %d brokers", cfg.brokers)
+		}
+		fake, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(cfg.brokers)}, cfg.kfake...)...)
+		if err != nil {
+			return nil, fmt.Errorf("kafkatest: start kfake: %w", err)
+		}
+		c.fake = fake
+		c.addrs = fake.ListenAddrs()
+	}
+	if len(c.addrs) == 0 {
+		return nil, errors.New("kafkatest: no broker addresses")
+	}
+	c.client = &kafka.Client{Addr: kafka.TCP(c.addrs...), Timeout: 10 * time.Second, Transport: &kafka.Transport{}}
+	return c, nil
+}
+
+// Addrs returns the seed broker addresses.
+func (c *Cluster) Addrs() []string { return append([]string(nil), c.addrs...) }
+
+// External reports whether the cluster is an external one named by
+// EnvBrokers.
+func (c *Cluster) External() bool { return c.fake == nil }
+
+// Fake returns the in-process kfake cluster, or nil for an external one.
+func (c *Cluster) Fake() *kfake.Cluster { return c.fake }
+
+// Client returns a kafka-go Client for the cluster, for administrative
+// calls and for checking what a test did (OffsetFetch, ListOffsets).
+func (c *Cluster) Client() *kafka.Client { return c.client }
+
+// CreateTopic creates topic with the given number of partitions (replication
+// factor 1) and fails t if that does not work. An existing topic is left as
+// it is.
+func (c *Cluster) CreateTopic(t testing.TB, topic string, partitions int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.CreateTopicContext(ctx, topic, partitions); err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+}
+
+// CreateTopicContext is CreateTopic for code without a testing.TB.
+func (c *Cluster) CreateTopicContext(ctx context.Context, topic string, partitions int) error {
+	res, err := c.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}},
+	})
+	if err != nil {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	if terr := res.Errors[topic]; terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, terr)
+	}
+	return nil
+}
+
+// TransportOptions returns kafkabroker options for this cluster: its seed
+// brokers and consumer group timings for tests (100ms heartbeats, the
+// shortest session timeout brokers accept by default, quick join retries
+// and short fetch waits), so that joins, rebalances and Close take
+// milliseconds.
+func (c *Cluster) TransportOptions() []kafkabroker.Option {
+	return []kafkabroker.Option{
+		kafkabroker.WithBrokers(c.addrs...),
+		kafkabroker.WithClientID("kafkatest"),
+		kafkabroker.WithHeartbeatInterval(100 * time.Millisecond),
+		kafkabroker.WithSessionTimeout(6 * time.Second),
+		kafkabroker.WithRebalanceTimeout(5 * time.Second),
+		kafkabroker.WithJoinGroupBackoff(100 * time.Millisecond),
+		kafkabroker.WithPartitionWatchInterval(500 * time.Millisecond),
+		kafkabroker.WithMaxWait(100 * time.Millisecond),
+		kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) {
+			rc.ReadBackoffMin = 10 * time.Millisecond
+			rc.ReadBackoffMax = 200 * time.Millisecond
+		}),
+	}
+}
+
+// Close stops the in-process cluster and releases connections. It does
+// nothing to an external cluster. Calling it again does nothing.
+func (c *Cluster) Close() {
+	c.once.Do(func() {
+		if t, ok := c.client.Transport.(*kafka.Transport); ok {
+			t.CloseIdleConnections()
+		}
+		if c.fake != nil {
+			c.fake.Close()
+		}
+	})
+}
