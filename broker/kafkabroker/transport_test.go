@@ -49,6 +49,16 @@ func TestTransportConformance(t *testing.T) {
 	testutil.TestTransport(t, suite(c))
 }
 
+func TestTransportTelemetry(t *testing.T) {
+	c := kafkatest.New(t)
+	testutil.TestTelemetry(t, suite(c))
+}
+
+func TestTransportBaggage(t *testing.T) {
+	c := kafkatest.New(t)
+	testutil.TestBaggage(t, suite(c))
+}
+
 func TestTransportConformanceThreeBrokers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
