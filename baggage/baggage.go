@@ -45,8 +45,6 @@ type Baggage struct {
 	// order; nil otherwise. It is never modified.
 	batch   []otelbaggage.Baggage
 	isBatch bool
-	// attached reports a view whose edits are carried by publishes.
-	attached bool
 	// origin is the state the context this view was attached to carries;
 	// it lives here to save an allocation per delivery.
 	origin state

@@ -59,7 +59,7 @@ func FromContext(ctx context.Context) *Baggage {
 // It is called by the telemetry middleware for every consume; handlers do not
 // need it.
 func ContextWithDelivery(ctx context.Context, perMessage []otelbaggage.Baggage, batch bool) context.Context {
-	v := &Baggage{attached: true, isBatch: batch}
+	v := &Baggage{isBatch: batch}
 	if batch {
 		v.batch = slices.Clone(perMessage)
 	}

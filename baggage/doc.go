@@ -16,7 +16,10 @@
 //
 // The same members are in the OpenTelemetry baggage of the handler's ctx
 // (go.opentelemetry.io/otel/baggage.FromContext), so OTel-native libraries
-// see them.
+// see them. A context's values cannot change, so that OpenTelemetry baggage
+// is the baggage as it arrived; ContextForPublish(ctx) returns a ctx whose
+// OpenTelemetry baggage includes the view's edits, for OTel-native code that
+// should see them (publishes get them without it).
 //
 // The telemetry middleware (package middleware) does the propagation: it
 // calls ContextWithDelivery for every consume and ContextForPublish for
@@ -28,5 +31,8 @@
 // bytes. Baggage that arrives over them is cut deterministically, keeping
 // members in first-seen order and dropping from the end, and the cut is
 // reported through otel.Handle; the message is processed with what is left.
-// No internal marker is ever added to the baggage.
+// No internal marker is ever added to the baggage. Propagator is a drop-in
+// for propagation.Baggage that also makes extraction deterministic where
+// otel-go is not (several baggage headers over the limits, one header over
+// MaxBytes bytes).
 package baggage

@@ -56,7 +56,7 @@ func ContextWith(ctx context.Context, entries map[string]string) (context.Contex
 		return ctx, fmt.Errorf("baggage: %d members, %d bytes: %w", len(merged), size, ErrLimit)
 	}
 
-	v := &Baggage{attached: true, entries: merged, size: size}
+	v := &Baggage{entries: merged, size: size}
 	ob := otelBaggage(merged)
 	v.cached, v.cachedOK = ob, true
 	v.origin = state{view: v, base: ob, baseEntries: merged}
