@@ -69,6 +69,9 @@ func sortedMembers(b otelbaggage.Baggage) []otelbaggage.Member {
 // position and takes the new member (later wins); a new key is appended.
 // Members with keys that cannot be encoded are skipped and counted.
 func merge(entries []entry, ms []otelbaggage.Member) ([]entry, int) {
+	if entries == nil {
+		entries = make([]entry, 0, len(ms))
+	}
 	invalid := 0
 	for _, m := range ms {
 		e, ok := entryOf(m)
