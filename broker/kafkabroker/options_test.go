@@ -1,0 +1,120 @@
+package kafkabroker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/kafkabroker"
+	"github.com/tracebus/tracebus/testutil/kafkatest"
+)
+
+func TestInfo(t *testing.T) {
+	tr, err := kafkabroker.New(kafkabroker.WithBrokers("kafka-1.internal:9093", "kafka-2.internal"), kafkabroker.WithClientID("billing"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close(context.Background())
+	want := broker.Info{System: "kafka", ServerAddress: "kafka-1.internal", ServerPort: 9093, ClientID: "billing", AckOperation: "commit"}
+	if got := tr.Info(); got != want {
+		t.Fatalf("Info() = %+v, want %+v", got, want)
+	}
+
+	def, err := kafkabroker.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer def.Close(context.Background())
+	if got := def.Info(); got.ServerAddress != "localhost" || got.ServerPort != 9092 || got.ClientID != kafkabroker.DefaultClientID {
+		t.Fatalf("default Info() = %+v", got)
+	}
+	if w := def.Writer(); w.BatchTimeout > time.Millisecond || w.RequiredAcks != kafka.RequireAll {
+		t.Fatalf("default writer lingers %v with acks %v", w.BatchTimeout, w.RequiredAcks)
+	}
+}
+
+func TestInvalidOptions(t *testing.T) {
+	for name, opt := range map[string]kafkabroker.Option{
+		"no brokers":         kafkabroker.WithBrokers(),
+		"empty broker":       kafkabroker.WithBrokers(""),
+		"batch size":         kafkabroker.WithBatchSize(0),
+		"batch bytes":        kafkabroker.WithBatchBytes(-1),
+		"batch timeout":      kafkabroker.WithBatchTimeout(-time.Second),
+		"required acks":      kafkabroker.WithRequiredAcks(kafka.RequiredAcks(2)),
+		"max wait":           kafkabroker.WithMaxWait(0),
+		"start offset":       kafkabroker.WithStartOffset(5),
+		"commit interval":    kafkabroker.WithCommitInterval(-1),
+		"heartbeat":          kafkabroker.WithHeartbeatInterval(0),
+		"session timeout":    kafkabroker.WithSessionTimeout(0),
+		"auto-create":        kafkabroker.WithAutoCreateTopics(0, 1),
+		"write attempts":     kafkabroker.WithWriteAttempts(0),
+		"queue capacity":     kafkabroker.WithQueueCapacity(0),
+		"rebalance timeout":  kafkabroker.WithRebalanceTimeout(-1),
+		"partition watching": kafkabroker.WithPartitionWatchInterval(0),
+	} {
+		if _, err := kafkabroker.New(opt); !errors.Is(err, broker.ErrInvalidOption) {
+			t.Errorf("%s: %v, want ErrInvalidOption", name, err)
+		}
+	}
+}
+
+// SASL PLAIN and SCRAM reach the writer and the group readers alike; a
+// wrong password fails instead of hanging.
+func TestSASL(t *testing.T) {
+	c := kafkatest.New(t, kafkatest.WithKfakeOptions(
+		kfake.EnableSASL(),
+		kfake.Superuser("PLAIN", "plain-user", "plain-pass"),
+		kfake.Superuser("SCRAM-SHA-256", "scram-user", "scram-pass"),
+		kfake.Superuser("SCRAM-SHA-512", "scram512-user", "scram512-pass"),
+	))
+	if c.External() {
+		t.Skip("needs the in-process cluster's users")
+	}
+	mustScram := func(algo scram.Algorithm, user, pass string) sasl.Mechanism {
+		m, err := scram.Mechanism(algo, user, pass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for name, mech := range map[string]sasl.Mechanism{
+		"plain":         plain.Mechanism{Username: "plain-user", Password: "plain-pass"},
+		"scram-sha-256": mustScram(scram.SHA256, "scram-user", "scram-pass"),
+		"scram-sha-512": mustScram(scram.SHA512, "scram512-user", "scram512-pass"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			topic := "kb-sasl-" + name
+			b := newBroker(t, c, kafkabroker.WithSASL(mech), kafkabroker.WithAutoCreateTopics(1, 1))
+			got := make(chan string, 1)
+			if err := b.Subscribe(topic, func(_ context.Context, m *broker.Message) error {
+				got <- string(m.Body)
+				return nil
+			}, broker.Group("sasl")); err != nil {
+				t.Fatal(err)
+			}
+			start(t, b)
+			if err := b.Publish(context.Background(), &broker.Message{Destination: topic, Body: []byte(name)}); err != nil {
+				t.Fatal(err)
+			}
+			if v := recv(t, got); v != name {
+				t.Fatalf("got %q", v)
+			}
+		})
+	}
+	t.Run("wrong password", func(t *testing.T) {
+		tr := newTransport(t, c, kafkabroker.WithSASL(plain.Mechanism{Username: "plain-user", Password: "wrong"}), kafkabroker.WithWriteAttempts(1))
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := tr.Publish(ctx, []*broker.Message{{Destination: "kb-sasl-plain", Body: []byte("x")}}); err == nil || ctx.Err() != nil {
+			t.Fatalf("publish with a wrong password: %v (ctx %v), want an authentication error", err, ctx.Err())
+		}
+	})
+}
