@@ -20,6 +20,11 @@ const wait = 15 * time.Second
 
 func newTransport(t *testing.T, c *kafkatest.Cluster, opts ...kafkabroker.Option) *kafkabroker.Transport {
 	t.Helper()
+	return mustTransport(t, c, opts...)
+}
+
+func mustTransport(t testing.TB, c *kafkatest.Cluster, opts ...kafkabroker.Option) *kafkabroker.Transport {
+	t.Helper()
 	tr, err := kafkabroker.New(append(c.TransportOptions(), opts...)...)
 	if err != nil {
 		t.Fatal(err)

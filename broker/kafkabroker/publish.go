@@ -42,11 +42,20 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 
 	// kafka-go may still hold the messages' byte slices after WriteMessages
 	// returned early because ctx was cancelled. Publish promises not to
-	// retain them, so when ctx can be cancelled, write copies kept in one
-	// arena per call.
-	var arena []byte
-	if ctx.Done() != nil {
-		arena = make([]byte, 0, arenaSize(msgs))
+	// retain them, so when ctx can be cancelled, keys and bodies are written
+	// from copies. Header values are converted to bytes anyway; they share
+	// one arena, and the kafka headers of all messages one slice.
+	copyAll := ctx.Done() != nil
+	keys, values, nh := arenaSize(msgs)
+	if !copyAll {
+		keys, values = 0, 0
+	}
+	arena := make([]byte, 0, keys+values)
+	var hdrArena []byte
+	var hdrs []kafka.Header
+	if nh > 0 {
+		hdrArena = make([]byte, 0, headerSize(msgs))
+		hdrs = make([]kafka.Header, 0, nh)
 	}
 
 	var (
@@ -82,24 +91,20 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 			}
 			km.WriterData = explicitPartition(p)
 		}
-		if arena != nil {
+		if copyAll {
 			km.Key, arena = copyInto(arena, m.Key)
 			km.Value, arena = copyInto(arena, m.Body)
 		} else {
 			km.Key, km.Value = m.Key, m.Body
 		}
 		if len(m.Headers) > 0 {
-			km.Headers = make([]kafka.Header, len(m.Headers))
-			for j, h := range m.Headers {
-				km.Headers[j].Key = h.Key
-				if arena != nil {
-					start := len(arena)
-					arena = append(arena, h.Value...)
-					km.Headers[j].Value = arena[start:len(arena):len(arena)]
-				} else {
-					km.Headers[j].Value = []byte(h.Value)
-				}
+			start := len(hdrs)
+			for _, h := range m.Headers {
+				vs := len(hdrArena)
+				hdrArena = append(hdrArena, h.Value...)
+				hdrs = append(hdrs, kafka.Header{Key: h.Key, Value: hdrArena[vs:len(hdrArena):len(hdrArena)]})
 			}
+			km.Headers = hdrs[start:len(hdrs):len(hdrs)]
 		}
 		out = append(out, km)
 		if indexes != nil {
@@ -154,10 +159,20 @@ func publishError(topic string, err error) error {
 	return fmt.Errorf("kafka: publish to %s: %w", topic, err)
 }
 
-func arenaSize(msgs []*broker.Message) int {
+// arenaSize returns the bytes of all keys and of all bodies, and the
+// number of headers, of msgs.
+func arenaSize(msgs []*broker.Message) (keys, values, headers int) {
+	for _, m := range msgs {
+		keys += len(m.Key)
+		values += len(m.Body)
+		headers += len(m.Headers)
+	}
+	return keys, values, headers
+}
+
+func headerSize(msgs []*broker.Message) int {
 	n := 0
 	for _, m := range msgs {
-		n += len(m.Key) + len(m.Body)
 		for _, h := range m.Headers {
 			n += len(h.Value)
 		}

@@ -1,0 +1,146 @@
+package kafkabroker_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/testutil/kafkatest"
+)
+
+// The benchmarks publish to an in-process kfake cluster through the broker
+// (no middleware) and through a raw kafka-go Writer configured the way the
+// transport configures its own (acks from all replicas, no linger), so the
+// difference is what the broker and the transport add. kafka-go's default
+// Writer lingers a second per batch; "kafka-go-default" shows that cost.
+
+var benchBody = bytes.Repeat([]byte("x"), 256)
+
+func benchCluster(b *testing.B) (*kafkatest.Cluster, string) {
+	c, err := kafkatest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	topic := "bench"
+	if err := c.CreateTopicContext(context.Background(), topic, 3); err != nil {
+		b.Fatal(err)
+	}
+	return c, topic
+}
+
+func benchBroker(b *testing.B, c *kafkatest.Cluster) *broker.Broker {
+	br := broker.New(mustTransport(b, c))
+	b.Cleanup(func() { _ = br.Close(context.Background()) })
+	return br
+}
+
+func rawWriter(b *testing.B, c *kafkatest.Cluster, lingerDefault bool) *kafka.Writer {
+	w := &kafka.Writer{
+		Addr:                   kafka.TCP(c.Addrs()...),
+		Balancer:               kafka.Murmur2Balancer{},
+		RequiredAcks:           kafka.RequireAll,
+		BatchTimeout:           time.Nanosecond,
+		AllowAutoTopicCreation: true,
+	}
+	if lingerDefault {
+		w.BatchTimeout = 0
+	}
+	b.Cleanup(func() { _ = w.Close() })
+	return w
+}
+
+func benchHeaders() broker.Headers {
+	var h broker.Headers
+	h.Set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	h.Set("baggage", "tenant=acme")
+	return h
+}
+
+func BenchmarkPublish(b *testing.B) {
+	c, topic := benchCluster(b)
+	ctx := context.Background()
+	headers := benchHeaders()
+	kheaders := []kafka.Header{{Key: "traceparent", Value: []byte(headers[0].Value)}, {Key: "baggage", Value: []byte(headers[1].Value)}}
+	key := []byte("customer-42")
+
+	b.Run("broker", func(b *testing.B) {
+		br := benchBroker(b, c)
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := br.Publish(ctx, &broker.Message{Destination: topic, Key: key, Body: benchBody, Headers: headers}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("broker-cancellable-ctx", func(b *testing.B) {
+		// A cancellable ctx makes the transport copy the message bytes.
+		br := benchBroker(b, c)
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := br.Publish(cctx, &broker.Message{Destination: topic, Key: key, Body: benchBody, Headers: headers}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("kafka-go", func(b *testing.B) {
+		w := rawWriter(b, c, false)
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := w.WriteMessages(ctx, kafka.Message{Topic: topic, Key: key, Value: benchBody, Headers: kheaders}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("kafka-go-default", func(b *testing.B) {
+		w := rawWriter(b, c, true)
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := w.WriteMessages(ctx, kafka.Message{Topic: topic, Key: key, Value: benchBody, Headers: kheaders}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkPublishBatch(b *testing.B) {
+	c, topic := benchCluster(b)
+	ctx := context.Background()
+	const n = 100
+	headers := benchHeaders()
+
+	b.Run("broker", func(b *testing.B) {
+		br := benchBroker(b, c)
+		msgs := make([]*broker.Message, n)
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range msgs {
+				msgs[i] = &broker.Message{Destination: topic, Body: benchBody, Headers: headers}
+			}
+			if err := br.PublishBatch(ctx, msgs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("kafka-go", func(b *testing.B) {
+		w := rawWriter(b, c, false)
+		w.Balancer = &kafka.RoundRobin{}
+		kheaders := []kafka.Header{{Key: "traceparent", Value: []byte(headers[0].Value)}, {Key: "baggage", Value: []byte(headers[1].Value)}}
+		msgs := make([]kafka.Message, n)
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range msgs {
+				msgs[i] = kafka.Message{Topic: topic, Value: benchBody, Headers: kheaders}
+			}
+			if err := w.WriteMessages(ctx, msgs...); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
