@@ -41,7 +41,7 @@ func suite(t *testing.T, jetStream bool) testutil.TransportSuite {
 	}
 	if jetStream {
 		js := jetStreamClient(t, srv)
-		s.Prepare = func(t *testing.T, dest string) { createStream(t, js, dest, dest, dest+".>") }
+		s.Prepare = func(t *testing.T, dest string) { createStream(t, srv, js, dest, dest, dest+".>") }
 	}
 	return s
 }
@@ -56,6 +56,9 @@ func connect(t testing.TB, srv *natstest.Server, opts ...natsbroker.Option) *nat
 		natsgo.MaxReconnects(-1),
 		natsgo.ReconnectWait(50*time.Millisecond),
 		natsgo.ReconnectJitter(0, 0),
+		// nats.go prints asynchronous errors (a write to a server that
+		// just went away) to stderr by default; they are expected here.
+		natsgo.ErrorHandler(func(*natsgo.Conn, *natsgo.Subscription, error) {}),
 	)}, opts...)
 	tr, err := natsbroker.Connect(srv.URL(), opts...)
 	if err != nil {
@@ -73,14 +76,20 @@ func jetStreamClient(t testing.TB, srv *natstest.Server) jetstream.JetStream {
 	return js
 }
 
-// createStream creates a file-backed stream, deleted when the test ends
-// (which matters on an external server).
-func createStream(t testing.TB, js jetstream.JetStream, name string, subjects ...string) {
+// createStream creates a file-backed stream. On an external server it is
+// deleted when the test ends; an embedded server's store goes away with the
+// test anyway, and deleting there would race the server: after deleting an
+// account's last stream, nats-server removes the account's store directory
+// in the background, which can make the next stream's creation fail.
+func createStream(t testing.TB, srv *natstest.Server, js jetstream.JetStream, name string, subjects ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatalf("create stream %s: %v", name, err)
+	}
+	if srv.Embedded() {
+		return
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -95,4 +104,20 @@ func TestConformanceCore(t *testing.T) {
 
 func TestConformanceJetStream(t *testing.T) {
 	testutil.TestTransport(t, suite(t, true))
+}
+
+func TestTelemetryCore(t *testing.T) {
+	testutil.TestTelemetry(t, suite(t, false))
+}
+
+func TestTelemetryJetStream(t *testing.T) {
+	testutil.TestTelemetry(t, suite(t, true))
+}
+
+func TestBaggageCore(t *testing.T) {
+	testutil.TestBaggage(t, suite(t, false))
+}
+
+func TestBaggageJetStream(t *testing.T) {
+	testutil.TestBaggage(t, suite(t, true))
 }

@@ -46,11 +46,13 @@ func (s *fetchSub) loop() {
 	failures := 0
 	for !s.r.stopping() {
 		msgs, err := s.fetch()
-		if len(msgs) > 0 {
-			if s.r.stopping() || !s.r.submit(func() { s.run(msgs) }, s.r.stop) {
-				s.release(msgs...)
-				return
-			}
+		if s.r.stopping() {
+			s.release(msgs...)
+			return
+		}
+		if len(msgs) > 0 && !s.r.submit(func() { s.run(msgs) }, s.r.stop) {
+			s.release(msgs...)
+			return
 		}
 		if s.loopCtx.Err() != nil {
 			return
@@ -76,7 +78,9 @@ func (s *fetchSub) loop() {
 	}
 }
 
-// fetch makes one pull request and collects what it brings.
+// fetch makes one pull request and collects what it brings. When Close
+// begins, the request is cancelled rather than left to run out its
+// BatchWait; what already arrived is returned (to be handed back).
 func (s *fetchSub) fetch() ([]jetstream.Msg, error) {
 	ctx, cancel := context.WithTimeout(s.loopCtx, s.spec.BatchWait)
 	defer cancel()
@@ -85,10 +89,19 @@ func (s *fetchSub) fetch() ([]jetstream.Msg, error) {
 		return nil, err
 	}
 	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
+	in, stop := batch.Messages(), s.r.stop
+	for {
+		select {
+		case m, ok := <-in:
+			if !ok {
+				return msgs, batch.Error()
+			}
+			msgs = append(msgs, m)
+		case <-stop:
+			cancel()
+			stop = nil
+		}
 	}
-	return msgs, batch.Error()
 }
 
 func (s *fetchSub) reopenIfGone() {
@@ -105,8 +118,8 @@ func (s *fetchSub) reopenIfGone() {
 	}
 }
 
-// Close stops fetching (a fetch under way ends within BatchWait, and what
-// it brings goes back to the server), waits until every delivery in flight
+// Close stops fetching (a fetch under way is cancelled, and what it
+// brought goes back to the server), waits until every delivery in flight
 // was settled and the acks reached the server, and deletes the consumer if
 // it was ephemeral. When ctx ends first, it returns an error wrapping
 // ctx.Err(); unsettled messages are redelivered after AckWait.

@@ -30,6 +30,10 @@ import (
 // "nats://localhost:4222".
 const EnvURL = "TRACEBUS_NATS_URL"
 
+// EnvLog names the environment variable that, when set to a non-empty
+// value, makes embedded servers log to standard error, for debugging.
+const EnvLog = "TRACEBUS_NATS_LOG"
+
 // readyTimeout bounds how long a start or restart may take.
 const readyTimeout = 10 * time.Second
 
@@ -109,6 +113,10 @@ func runServer(opts *natsserver.Options) (*natsserver.Server, error) {
 	srv, err := natsserver.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("natstest: new server: %w", err)
+	}
+	if os.Getenv(EnvLog) != "" {
+		opts.NoLog = false
+		srv.ConfigureLogger()
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(readyTimeout) {
