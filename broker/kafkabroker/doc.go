@@ -1,0 +1,93 @@
+// Package kafkabroker is the Kafka transport of tracebus, built on
+// github.com/segmentio/kafka-go.
+//
+// One Transport publishes through a single kafka-go Writer and consumes
+// with one kafka-go ConsumerGroup per group subscription:
+//
+//	tr, err := kafkabroker.New(kafkabroker.WithBrokers("kafka-1:9092", "kafka-2:9092"))
+//	if err != nil { ... }
+//	b := broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry()))
+//	b.Subscribe("orders", handle, broker.Group("billing"))
+//	err = b.Run(ctx)
+//
+// # Publishing
+//
+// A message goes to the topic in Message.Destination, to the partition in
+// Message.Partition when it is set (kafka-go's Writer ignores
+// kafka.Message.Partition; the transport's balancer honours ours), and
+// otherwise to the partition chosen by WithBalancer: by default the one the
+// Java client picks for the key (murmur2), round-robin without a key.
+// Headers keep order, case and duplicates, and their values go out as the
+// same bytes. A nil Body is a null value: with a key, a tombstone.
+//
+// PublishBatch writes all its messages with one WriteMessages call; when
+// the brokers take some and refuse others, the error is a broker.BatchError
+// that says which ones failed. Publish returns once the brokers stored the
+// messages (WithRequiredAcks defaults to all in-sync replicas), and it does
+// not linger: kafka-go's Writer waits up to a second to fill a batch by
+// default, this transport sends each call's messages at once unless
+// WithBatchTimeout asks for lingering.
+//
+// # Consuming
+//
+// A subscription with broker.Group joins that consumer group; a delivery is
+// committed when it is acknowledged or terminated (after the broker
+// dead-lettered or dropped it), never before. Errors are retried in place:
+// on a Nak the same messages are delivered again after the backoff, with
+// DeliveryCount one higher, and the partition does not move on meanwhile.
+// So messages of a partition are handled in offset order and offsets are
+// committed in order. Up to broker.Concurrency deliveries run at once, for
+// different partitions.
+//
+// When the group rebalances, a member finishes and commits the deliveries
+// it has in flight before it gives its partitions up (bounded by
+// WithRebalanceTimeout), and drops what it fetched but did not deliver, so
+// the next owner starts exactly after the last processed message. Close
+// does the same before leaving the group. A message is processed twice only
+// when a member dies, overruns the rebalance timeout, or a commit fails.
+//
+// A subscription without a group reads every partition of its topic itself
+// and commits nothing, so every such subscription gets every message; it
+// starts with the messages published after Subscribe returned (see
+// WithStartOffset and StartOffset).
+//
+// Batch subscriptions collect up to broker.BatchSize messages, waiting at
+// most broker.BatchWait after the first, and acknowledge them together by
+// committing the highest offset of each partition in the batch.
+//
+// Each consumed message carries its topic, key, headers and the delivery
+// facts Partition, Offset, Timestamp, Group, Subscription and
+// DeliveryCount. Info reports the first seed broker as server address and
+// port, the client id, and "commit" as the settle operation.
+//
+// # Topics
+//
+// WithAutoCreateTopics creates missing topics through the CreateTopics API.
+// Independently of it, the transport's metadata requests allow automatic
+// creation: kafka-go's writer refreshes its metadata cache for a topic it has
+// not seen only through such a request, and without it a topic created a
+// moment ago stays unknown to the writer for seconds. A broker with
+// auto.create.topics.enable (Apache Kafka's default, off in most managed
+// clusters) therefore creates a topic on the first publish to it, as the
+// Java producer's default does.
+//
+// # Limits
+//
+// These come from Kafka or kafka-go and are not hidden:
+//   - kafka-go reads a zero-length key or value as nil: an empty body
+//     arrives as a nil Body, indistinguishable from a tombstone.
+//   - Message.ID and Message.ReplyTo are not sent; Kafka records have no
+//     such fields.
+//   - DeliveryCount counts the deliveries made by one member. A message
+//     whose partition moves to another member during its retries starts
+//     again at 1 there.
+//   - A subscription without a group reads the partitions its topic had
+//     when it started.
+//   - Destinations are topic names: there are no wildcards.
+//
+// # Testing
+//
+// Package github.com/tracebus/tracebus/testutil/kafkatest starts an
+// in-process Kafka (franz-go's kfake) and provides options that make group
+// joins and rebalances take milliseconds.
+package kafkabroker

@@ -1,0 +1,198 @@
+package kafkabroker_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/kafkabroker"
+	"github.com/tracebus/tracebus/testutil/kafkatest"
+)
+
+// The examples run against an in-process Kafka from kafkatest; a service
+// passes its own brokers with WithBrokers instead of c.TransportOptions().
+
+// A consumer group member that handles orders and commits each one after
+// its handler returned nil.
+func Example() {
+	c, err := kafkatest.Start()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateTopicContext(ctx, "orders", 3); err != nil {
+		log.Fatal(err)
+	}
+
+	tr, err := kafkabroker.New(c.TransportOptions()...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
+	done := make(chan struct{})
+	err = b.Subscribe("orders", func(_ context.Context, msg *broker.Message) error {
+		fmt.Printf("order %s: %s (group %s)\n", msg.Key, msg.Body, msg.Delivery.Group)
+		close(done)
+		return nil // commits the offset
+	}, broker.Group("billing"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close(ctx)
+
+	err = b.Publish(ctx, &broker.Message{Destination: "orders", Key: []byte("o-17"), Body: []byte("2 coffees")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	<-done
+	// Output: order o-17: 2 coffees (group billing)
+}
+
+// A batch subscription gets up to BatchSize messages at once and commits
+// them together.
+func Example_batch() {
+	c, err := kafkatest.Start()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateTopicContext(ctx, "clicks", 1); err != nil {
+		log.Fatal(err)
+	}
+	tr, err := kafkabroker.New(c.TransportOptions()...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
+	done := make(chan struct{})
+	err = b.SubscribeBatch("clicks", func(_ context.Context, msgs []*broker.Message) error {
+		for _, m := range msgs {
+			fmt.Printf("offset %d: %s\n", m.Delivery.Offset, m.Body)
+		}
+		close(done)
+		return nil
+	}, broker.Group("analytics"), broker.BatchSize(3), broker.BatchWait(time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close(ctx)
+
+	err = b.PublishBatch(ctx, []*broker.Message{
+		{Destination: "clicks", Body: []byte("home")},
+		{Destination: "clicks", Body: []byte("pricing")},
+		{Destination: "clicks", Body: []byte("signup")},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	<-done
+	// Output:
+	// offset 0: home
+	// offset 1: pricing
+	// offset 2: signup
+}
+
+// Message.Partition pins a message to a partition; a batch that fails in
+// part reports which messages were not written.
+func ExampleTransport_Publish() {
+	c, err := kafkatest.Start()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateTopicContext(ctx, "audit", 2); err != nil {
+		log.Fatal(err)
+	}
+	tr, err := kafkabroker.New(c.TransportOptions()...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tr.Close(ctx)
+
+	err = tr.Publish(ctx, []*broker.Message{
+		{Destination: "audit", Body: []byte("to partition 1"), Partition: broker.PartitionOf(1)},
+		{Destination: "audit", Body: []byte("to partition 5"), Partition: broker.PartitionOf(5)},
+	})
+	var be broker.BatchError
+	if errors.As(err, &be) {
+		fmt.Println("failed:", be.Failed(), errors.Is(be[1], kafkabroker.ErrUnknownPartition))
+	}
+	// Output: failed: [1] true
+}
+
+// Configuring a transport for a secured production cluster.
+func ExampleNew() {
+	mechanism, err := scram.Mechanism(scram.SHA512, "billing", "secret")
+	if err != nil {
+		log.Fatal(err)
+	}
+	tr, err := kafkabroker.New(
+		kafkabroker.WithBrokers("kafka-1.internal:9093", "kafka-2.internal:9093"),
+		kafkabroker.WithClientID("billing"),
+		kafkabroker.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12}),
+		kafkabroker.WithSASL(mechanism),
+		kafkabroker.WithCompression(kafka.Zstd),
+		kafkabroker.WithCommitInterval(time.Second),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tr.Close(context.Background())
+	fmt.Printf("%+v\n", tr.Info())
+	// Output: {System:kafka ServerAddress:kafka-1.internal ServerPort:9093 ClientID:billing AckOperation:commit}
+}
+
+// A subscription without a group that reads the topic from its first
+// offset, like a replay tool.
+func ExampleStartOffset() {
+	c, err := kafkatest.Start()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateTopicContext(ctx, "prices", 1); err != nil {
+		log.Fatal(err)
+	}
+	tr, err := kafkabroker.New(c.TransportOptions()...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
+	defer b.Close(ctx)
+	// Published before anyone subscribed.
+	if err := b.Publish(ctx, &broker.Message{Destination: "prices", Key: []byte("EUR"), Body: []byte("1.08")}); err != nil {
+		log.Fatal(err)
+	}
+
+	done := make(chan struct{})
+	err = b.Subscribe("prices", func(_ context.Context, msg *broker.Message) error {
+		fmt.Printf("%s %s\n", msg.Key, msg.Body)
+		close(done)
+		return nil
+	}, kafkabroker.StartOffset(kafka.FirstOffset))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	<-done
+	// Output: EUR 1.08
+}
