@@ -22,6 +22,14 @@ const (
 	opAck     = "ack"
 )
 
+// Span kinds as start options, made once: an option built per span is an
+// allocation per message.
+var (
+	kindProducer = trace.WithSpanKind(trace.SpanKindProducer)
+	kindConsumer = trace.WithSpanKind(trace.SpanKindConsumer)
+	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
+)
+
 // systemKafka is the messaging.system of the one partitioned system tracebus
 // speaks; partitions, offsets, keys and tombstones are Kafka notions.
 const systemKafka = "kafka"
@@ -34,6 +42,43 @@ func spanName(operation, destination string, temporary bool) string {
 		return operation
 	}
 	return operation + " " + destination
+}
+
+// attrCap bounds the number of attributes a span or metric point of op
+// gets, so that its slice is allocated once and not much larger than needed:
+// an attribute.KeyValue is 64 bytes, and allocation is most of what
+// telemetry costs per message. fixed counts the attributes that do not
+// depend on op.
+func attrCap(op *broker.Operation, fixed int) int {
+	n := fixed
+	if op.ServerAddress != "" {
+		n += 2
+	}
+	if op.ClientID != "" {
+		n++
+	}
+	if op.Group != "" {
+		n++
+	}
+	if op.Subscription != "" {
+		n++
+	}
+	if op.Temporary {
+		n++
+	}
+	if op.System == systemKafka {
+		n += 4 // partition, key, offset, tombstone
+	}
+	return n
+}
+
+// carve marks n more elements of the shared backing array buf as used,
+// after they were appended to buf[len(buf):len(buf):cap(buf)]. Batches
+// give every span or link a slice of one array (one allocation per batch,
+// not per message); should a slice have outgrown its share, append moved it
+// elsewhere and carve only keeps the bounds valid.
+func carve(buf []attribute.KeyValue, n int) []attribute.KeyValue {
+	return buf[:min(len(buf)+n, cap(buf))]
 }
 
 // appendSystem appends the attributes every span and metric point has:
@@ -88,20 +133,6 @@ func appendDestination(kvs []attribute.KeyValue, op *broker.Operation, concrete 
 		kvs = append(kvs, semconv.MessagingDestinationTemporary(true))
 	}
 	return kvs
-}
-
-// appendMetricDestination is appendDestination for metric points: the
-// concrete destination only when it is low-cardinality, i.e. equal to the
-// operation's destination (not a subject matched by a wildcard, not a reply
-// inbox); the template otherwise.
-func appendMetricDestination(kvs []attribute.KeyValue, op *broker.Operation, concrete string) []attribute.KeyValue {
-	if op.Temporary || op.Destination == "" {
-		return kvs
-	}
-	if op.Kind == broker.OpPublish || concrete == op.Destination {
-		return append(kvs, semconv.MessagingDestinationName(op.Destination))
-	}
-	return append(kvs, semconv.MessagingDestinationTemplate(op.Destination))
 }
 
 // partitionOf returns the partition id of m, or "" when there is none: only

@@ -47,7 +47,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, op *broker.Operation, msgs [
 	}
 	partition := partitionOf(op, m)
 
-	kvs := make([]attribute.KeyValue, 0, 16)
+	kvs := make([]attribute.KeyValue, 0, attrCap(op, 7)) // system, name, type, destination, template, id, size
 	kvs = appendSystem(kvs, op, opProcess)
 	kvs = append(kvs, semconv.MessagingOperationTypeProcess)
 	kvs = appendDestination(kvs, op, dest)
@@ -57,7 +57,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, op *broker.Operation, msgs [
 	kvs = t.appendMessage(kvs, op, m, partition)
 
 	name := spanName(opProcess, op.Destination, op.Temporary)
-	kind := trace.WithSpanKind(trace.SpanKindConsumer)
+	kind := kindConsumer
 	attrs := trace.WithAttributes(kvs...)
 	ts := trace.WithTimestamp(start)
 	var span trace.Span
@@ -90,7 +90,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, op *broker.Operation, msgs [
 		setError(span, err, et)
 	}
 	span.End(trace.WithTimestamp(end))
-	t.recordProcess(hctx, op, dest, partition, len(msgs), err, et, end.Sub(start))
+	t.recordProcess(hctx, op, dest, partition, len(msgs), et, end.Sub(start))
 	return err
 }
 
@@ -128,11 +128,11 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op *broker.Operation, msgs
 			}
 			la = append(la, semconv.MessagingKafkaOffset(int(m.Delivery.Offset)))
 		}
-		linkAttrs = linkAttrs[:len(linkAttrs)+len(la)]
+		linkAttrs = carve(linkAttrs, len(la))
 		links = append(links, trace.Link{SpanContext: sc, Attributes: la[:len(la):len(la)]})
 	}
 
-	kvs := make([]attribute.KeyValue, 0, 14)
+	kvs := make([]attribute.KeyValue, 0, attrCap(op, 6)) // system, name, type, destination, template, count
 	kvs = appendSystem(kvs, op, opProcess)
 	kvs = append(kvs, semconv.MessagingOperationTypeProcess)
 	kvs = appendDestination(kvs, op, dest)
@@ -145,7 +145,7 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op *broker.Operation, msgs
 	kvs = append(kvs, semconv.MessagingBatchMessageCount(len(msgs)))
 
 	hctx, span := t.tracer.Start(ctx, spanName(opProcess, op.Destination, op.Temporary),
-		trace.WithSpanKind(trace.SpanKindConsumer),
+		kindConsumer,
 		trace.WithAttributes(kvs...),
 		trace.WithLinks(links...),
 		trace.WithTimestamp(start))
@@ -160,29 +160,6 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op *broker.Operation, msgs
 		setError(span, err, et)
 	}
 	span.End(trace.WithTimestamp(end))
-	t.recordProcess(hctx, op, dest, partition, len(msgs), err, et, end.Sub(start))
+	t.recordProcess(hctx, op, dest, partition, len(msgs), et, end.Sub(start))
 	return err
-}
-
-// recordProcess records messaging.process.duration and
-// messaging.client.consumed.messages with one attribute set: semconv gives
-// both the same attributes, and counting the consumed messages after the
-// handler lets error.type split them by outcome.
-func (t *Telemetry) recordProcess(ctx context.Context, op *broker.Operation, dest, partition string,
-	n int, err error, et attribute.KeyValue, d time.Duration,
-) {
-	kvs := make([]attribute.KeyValue, 0, 10)
-	kvs = appendSystem(kvs, op, opProcess)
-	kvs = appendMetricDestination(kvs, op, dest)
-	if partition != "" {
-		kvs = append(kvs, semconv.MessagingDestinationPartitionID(partition))
-	}
-	kvs = appendServer(kvs, op)
-	kvs = appendSubscriber(kvs, op)
-	if err != nil {
-		kvs = append(kvs, et)
-	}
-	set := attribute.NewSet(kvs...)
-	t.procDuration.RecordSet(ctx, d.Seconds(), set)
-	t.consumed.AddSet(ctx, int64(n), set)
 }

@@ -40,7 +40,7 @@ func (t *Telemetry) publishOne(ctx context.Context, op *broker.Operation, msgs [
 	m := msgs[0]
 	partition := partitionOf(op, m)
 
-	kvs := make([]attribute.KeyValue, 0, 14)
+	kvs := make([]attribute.KeyValue, 0, attrCap(op, 6)) // system, name, type, destination, id, size
 	kvs = appendSystem(kvs, op, opSend)
 	kvs = append(kvs, semconv.MessagingOperationTypeSend)
 	kvs = appendDestination(kvs, op, m.Destination)
@@ -49,7 +49,7 @@ func (t *Telemetry) publishOne(ctx context.Context, op *broker.Operation, msgs [
 	kvs = t.appendMessage(kvs, op, m, partition)
 
 	ctx, span := t.tracer.Start(ctx, spanName(opSend, op.Destination, op.Temporary),
-		trace.WithSpanKind(trace.SpanKindProducer),
+		kindProducer,
 		trace.WithAttributes(kvs...),
 		trace.WithTimestamp(start))
 	t.inject(ctx, &m.Headers)
@@ -90,7 +90,8 @@ func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs
 		name := spanName(opCreate, op.Destination, op.Temporary)
 		// One backing array for every create span's attributes and one for
 		// every link's: two allocations per batch instead of two per message.
-		const perCreate, perLink = 12, 3
+		const perLink = 3
+		perCreate := attrCap(op, 6)
 		createAttrs := make([]attribute.KeyValue, 0, perCreate*len(msgs))
 		linkAttrs := make([]attribute.KeyValue, 0, perLink*len(msgs))
 		for i, m := range msgs {
@@ -101,10 +102,10 @@ func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs
 			kvs = appendDestination(kvs, op, m.Destination)
 			kvs = appendServer(kvs, op)
 			kvs = t.appendMessage(kvs, op, m, partition)
-			createAttrs = createAttrs[:len(createAttrs)+len(kvs)]
+			createAttrs = carve(createAttrs, len(kvs))
 
 			cctx, span := t.tracer.Start(ctx, name,
-				trace.WithSpanKind(trace.SpanKindProducer),
+				kindProducer,
 				trace.WithAttributes(kvs...),
 				trace.WithTimestamp(start))
 			t.inject(cctx, &m.Headers)
@@ -121,12 +122,12 @@ func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs
 			if partition != "" {
 				la = append(la, semconv.MessagingDestinationPartitionID(partition))
 			}
-			linkAttrs = linkAttrs[:len(linkAttrs)+len(la)]
+			linkAttrs = carve(linkAttrs, len(la))
 			links[i] = trace.Link{SpanContext: span.SpanContext(), Attributes: la[:len(la):len(la)]}
 		}
 	}
 
-	kvs := make([]attribute.KeyValue, 0, 12)
+	kvs := make([]attribute.KeyValue, 0, attrCap(op, 5)) // system, name, type, destination, count
 	kvs = appendSystem(kvs, op, opSend)
 	kvs = append(kvs, semconv.MessagingOperationTypeSend)
 	kvs = appendDestination(kvs, op, op.Destination)
@@ -137,12 +138,12 @@ func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs
 	if partition != "" {
 		kvs = append(kvs, semconv.MessagingDestinationPartitionID(partition))
 	}
-	kind := trace.SpanKindClient
+	kind := kindClient
 	if creates == nil {
-		kind = trace.SpanKindProducer
+		kind = kindProducer
 	}
 	sctx, send := t.tracer.Start(ctx, spanName(opSend, op.Destination, op.Temporary),
-		trace.WithSpanKind(kind),
+		kind,
 		trace.WithAttributes(kvs...),
 		trace.WithLinks(links...),
 		trace.WithTimestamp(start))
@@ -179,54 +180,4 @@ func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs
 	send.End(trace.WithTimestamp(end))
 	t.recordPublish(sctx, op, msgs, partition, err, et, end.Sub(start))
 	return err
-}
-
-// recordPublish records messaging.client.operation.duration (one point per
-// publish call) and messaging.client.sent.messages (every message the call
-// attempted; the failed ones of a BatchError with their own error.type).
-//
-// attribute.NewSet sorts its argument in place, so the attribute slice is
-// only ever grown after a set was made from it, never cut back and reused.
-func (t *Telemetry) recordPublish(ctx context.Context, op *broker.Operation, msgs []*broker.Message,
-	partition string, err error, et attribute.KeyValue, d time.Duration,
-) {
-	kvs := make([]attribute.KeyValue, 0, 9)
-	kvs = appendSystem(kvs, op, opSend)
-	kvs = appendMetricDestination(kvs, op, op.Destination)
-	if partition != "" {
-		kvs = append(kvs, semconv.MessagingDestinationPartitionID(partition))
-	}
-	kvs = appendServer(kvs, op)
-
-	var be broker.BatchError
-	if err != nil && errors.As(err, &be) && len(be) == len(msgs) {
-		t.recordBatchSent(ctx, kvs, be)
-		kvs = append(kvs, et)
-	} else {
-		if err != nil {
-			kvs = append(kvs, et)
-		}
-		t.sent.AddSet(ctx, int64(len(msgs)), attribute.NewSet(kvs...))
-	}
-	kvs = append(kvs, semconv.MessagingOperationTypeSend)
-	t.opDuration.RecordSet(ctx, d.Seconds(), attribute.NewSet(kvs...))
-}
-
-// recordBatchSent counts the messages of a partly failed batch: the sent
-// ones together, each failed one with its error.type.
-func (t *Telemetry) recordBatchSent(ctx context.Context, common []attribute.KeyValue, be broker.BatchError) {
-	ok := 0
-	for _, e := range be {
-		if e == nil {
-			ok++
-			continue
-		}
-		kvs := make([]attribute.KeyValue, 0, len(common)+1)
-		kvs = append(append(kvs, common...), semconv.ErrorType(e))
-		t.sent.AddSet(ctx, 1, attribute.NewSet(kvs...))
-	}
-	if ok > 0 {
-		kvs := append(make([]attribute.KeyValue, 0, len(common)), common...)
-		t.sent.AddSet(ctx, int64(ok), attribute.NewSet(kvs...))
-	}
 }

@@ -41,7 +41,7 @@ func (t *Telemetry) settle(ctx context.Context, op *broker.Operation, msgs []*br
 	}
 	partition := commonPartition(op, msgs)
 
-	kvs := make([]attribute.KeyValue, 0, 16)
+	kvs := make([]attribute.KeyValue, 0, attrCap(op, 7)) // system, name, type, destination, template, id, count
 	kvs = appendSystem(kvs, op, name)
 	kvs = append(kvs, semconv.MessagingOperationTypeSettle)
 	kvs = appendDestination(kvs, op, dest)
@@ -58,7 +58,7 @@ func (t *Telemetry) settle(ctx context.Context, op *broker.Operation, msgs []*br
 	}
 
 	sctx, span := t.tracer.Start(ctx, spanName(name, op.Destination, op.Temporary),
-		trace.WithSpanKind(trace.SpanKindClient),
+		kindClient,
 		trace.WithAttributes(kvs...),
 		trace.WithTimestamp(start))
 
@@ -72,19 +72,7 @@ func (t *Telemetry) settle(ctx context.Context, op *broker.Operation, msgs []*br
 	}
 	span.End(trace.WithTimestamp(end))
 
-	mk := make([]attribute.KeyValue, 0, 11)
-	mk = appendSystem(mk, op, name)
-	mk = append(mk, semconv.MessagingOperationTypeSettle)
-	mk = appendMetricDestination(mk, op, dest)
-	if partition != "" {
-		mk = append(mk, semconv.MessagingDestinationPartitionID(partition))
-	}
-	mk = appendServer(mk, op)
-	mk = appendSubscriber(mk, op)
-	if err != nil {
-		mk = append(mk, et)
-	}
-	t.opDuration.RecordSet(sctx, end.Sub(start).Seconds(), attribute.NewSet(mk...))
+	t.recordSettle(sctx, op, name, dest, partition, et, end.Sub(start))
 	return err
 }
 

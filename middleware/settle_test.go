@@ -14,7 +14,9 @@ import (
 	"github.com/tracebus/tracebus/middleware"
 )
 
-func settled(context.Context, *broker.Operation, []*broker.Message, broker.Settlement) error { return nil }
+func settled(context.Context, *broker.Operation, []*broker.Message, broker.Settlement) error {
+	return nil
+}
 
 func TestSettleSpans(t *testing.T) {
 	tel, rec := newTel(t, middleware.WithSettleSpans())

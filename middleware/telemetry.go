@@ -46,6 +46,8 @@ type Telemetry struct {
 	procDuration messagingconv.ProcessDuration
 	sent         messagingconv.ClientSentMessages
 	consumed     messagingconv.ClientConsumedMessages
+
+	sets setCache // attribute sets of metric points
 }
 
 var (
