@@ -245,10 +245,9 @@ type subscription struct {
 	abandon chan struct{} // closed when Close gives up waiting
 	done    chan struct{} // closed when nothing is delivered or committed any more
 
-	closeOnce   sync.Once
-	abandonOnce sync.Once
-	closeErr    error
-	closed      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	closed    chan struct{}
 }
 
 // runGroup follows the consumer group from generation to generation.
@@ -261,8 +260,13 @@ func (s *subscription) runGroup(ctx context.Context) {
 				return
 			}
 			// Join failures (missing topic, coordinator moving) heal by
-			// themselves; kafka-go retries after the join backoff.
-			s.log(slog.LevelWarn, "tracebus: kafka group join failed, retrying", slog.Any("error", err))
+			// themselves; kafka-go retries after the join backoff. A
+			// rebalance that began while joining is routine.
+			level := slog.LevelWarn
+			if errors.Is(err, kafka.RebalanceInProgress) {
+				level = slog.LevelDebug
+			}
+			s.log(level, "tracebus: kafka group join failed, retrying", slog.Any("error", err))
 			continue
 		}
 		drained := make(chan struct{})
@@ -324,7 +328,10 @@ func (s *subscription) Close(ctx context.Context) error {
 		select {
 		case <-s.done:
 		case <-ctx.Done():
-			s.abandonOnce.Do(func() { close(s.abandon) })
+			if isClosed(s.done) {
+				break // drained just in time
+			}
+			close(s.abandon)
 			s.closeErr = fmt.Errorf("kafka: close subscription to %s: %w", s.spec.Destination, ctx.Err())
 			<-s.done // prompt: consume stops waiting for lanes once abandoned
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
@@ -28,9 +29,9 @@ type Transport struct {
 	logger  kafkaLogger
 	created sync.Map // topic -> struct{}: topics known to exist (auto-create)
 
-	mu     sync.Mutex
+	mu     sync.Mutex // guards subs and the transition of closed
 	subs   map[*subscription]struct{}
-	closed bool
+	closed atomic.Bool
 }
 
 var _ broker.Transport = (*Transport)(nil)
@@ -154,11 +155,11 @@ func (t *Transport) Client() *kafka.Client { return t.client }
 // expired ctx still releases everything. Calling Close again returns nil.
 func (t *Transport) Close(ctx context.Context) error {
 	t.mu.Lock()
-	if t.closed {
+	if t.closed.Load() {
 		t.mu.Unlock()
 		return nil
 	}
-	t.closed = true
+	t.closed.Store(true)
 	subs := make([]*subscription, 0, len(t.subs))
 	for s := range t.subs {
 		subs = append(subs, s)
@@ -181,7 +182,7 @@ func (t *Transport) Close(ctx context.Context) error {
 func (t *Transport) addSub(s *subscription) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
+	if t.closed.Load() {
 		return broker.ErrClosed
 	}
 	t.subs[s] = struct{}{}
@@ -194,8 +195,4 @@ func (t *Transport) removeSub(s *subscription) {
 	t.mu.Unlock()
 }
 
-func (t *Transport) isClosed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closed
-}
+func (t *Transport) isClosed() bool { return t.closed.Load() }
