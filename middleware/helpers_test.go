@@ -48,12 +48,12 @@ func wantAttrs(t *testing.T, what string, got []attribute.KeyValue, want []attri
 	m := attrMap(got)
 	for _, kv := range want {
 		if v, ok := m[kv.Key]; !ok || v != kv.Value {
-			t.Errorf("%s: %s = %s (present %v), want %s", what, kv.Key, v.Emit(), ok, kv.Value.Emit())
+			t.Errorf("%s: %s = %s (present %v), want %s", what, kv.Key, v.String(), ok, kv.Value.String())
 		}
 	}
 	for _, k := range absent {
 		if v, ok := m[k]; ok {
-			t.Errorf("%s: %s = %s, want it absent", what, k, v.Emit())
+			t.Errorf("%s: %s = %s, want it absent", what, k, v.String())
 		}
 	}
 }

@@ -429,7 +429,7 @@ func attrString(s attribute.Set) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(string(kv.Key) + "=" + kv.Value.Emit())
+		b.WriteString(string(kv.Key) + "=" + kv.Value.String())
 	}
 	return b.String()
 }
