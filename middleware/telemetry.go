@@ -32,6 +32,23 @@ import (
 // destinations (NATS reply inboxes) and batches that span several
 // destinations leave it out ("send", "process").
 //
+// Attributes, all set at span start for samplers: messaging.system,
+// operation name and type, destination name, destination template (the
+// subscription pattern, when the message came from a subject it matched),
+// destination temporary, partition id, Kafka key (its string form, when it
+// is text), offset and tombstone, consumer group, subscription name,
+// message id, client id, server address and port, batch message count; the
+// body size with WithMessageBodySize. Bodies and other headers are never
+// recorded. Errors set status Error with the error's message and
+// error.type (a handler panic gives "panic"); success leaves the status
+// Unset.
+//
+// Propagation: on publish, the propagator's header fields are replaced, not
+// kept, so that a forwarded message carries this publish's context (see
+// WithPropagators for which propagator). On consume, headers are read
+// case-insensitively, and a missing, malformed or hostile context never
+// fails a message: its process span is then a root.
+//
 // Metrics: messaging.client.operation.duration (send; settle with
 // WithSettleSpans), messaging.process.duration,
 // messaging.client.sent.messages and messaging.client.consumed.messages,
@@ -62,6 +79,11 @@ var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
 // NewTelemetry returns the telemetry middleware. Give it to broker.New with
 // broker.WithMiddleware, as the first (outermost) middleware so that its
 // spans cover the others.
+//
+// Without WithTracerProvider and WithMeterProvider the global providers are
+// used; tracers and instruments obtained from them before the SDK is set up
+// forward to the providers otel.SetTracerProvider and otel.SetMeterProvider
+// install later, so NewTelemetry may run first.
 //
 // An instrument that cannot be created is reported through otel.Handle and
 // replaced by a no-op one: telemetry never stops a broker.
