@@ -152,13 +152,8 @@ func (p *pipeline) lost() error {
 		return nil
 	}
 	p.mu.Lock()
-	last := p.lastErr
-	p.mu.Unlock()
-	err := fmt.Errorf("exporters: %s: %d of %d spans not exported: %w", p.name, ended-exported, ended, ErrNotExported)
-	if last != nil {
-		err = fmt.Errorf("%w (last export error: %w)", err, last)
-	}
-	return err
+	defer p.mu.Unlock()
+	return &NotExportedError{Exporter: p.name, Lost: ended - exported, Ended: ended, Err: p.lastErr}
 }
 
 // countingExporter is the exporter side of a pipeline.
