@@ -22,18 +22,38 @@ func natsHeader(h broker.Headers, id string, drop func(key string)) natsgo.Heade
 	if len(h) == 0 && id == "" {
 		return nil
 	}
-	out := make(natsgo.Header, len(h)+1)
+	n := len(h)
+	if id != "" {
+		n++
+	}
+	out := make(natsgo.Header, n)
+	fillNATSHeader(out, n, h, id, drop)
+	return out
+}
+
+// fillNATSHeader does the work of natsHeader into out, which the caller
+// sized for n values; a caller whose header does not outlive the publish
+// can keep out on its stack.
+func fillNATSHeader(out natsgo.Header, n int, h broker.Headers, id string, drop func(key string)) {
+	// One backing array for every value: each key gets a one-value window
+	// of it, and only a repeated key grows its own slice.
+	values := make([]string, 0, n)
 	for _, kv := range h {
 		if !validHeaderKey(kv.Key) {
 			drop(kv.Key)
 			continue
 		}
-		out[kv.Key] = append(out[kv.Key], kv.Value)
+		if vs, ok := out[kv.Key]; ok {
+			out[kv.Key] = append(vs, kv.Value)
+			continue
+		}
+		values = append(values, kv.Value)
+		out[kv.Key] = values[len(values)-1 : len(values) : len(values)]
 	}
 	if id != "" {
-		out[natsgo.MsgIdHdr] = []string{id}
+		values = append(values, id)
+		out[natsgo.MsgIdHdr] = values[len(values)-1 : len(values) : len(values)]
 	}
-	return out
 }
 
 // validHeaderKey mirrors nats.go's check: printable ASCII without the

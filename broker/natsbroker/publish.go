@@ -36,8 +36,11 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 	return t.publishBatch(ctx, msgs)
 }
 
-func (t *Transport) natsMsg(m *broker.Message) *natsgo.Msg {
-	return &natsgo.Msg{
+// smallHeader is the most header keys a core publish keeps on its stack.
+const smallHeader = 8
+
+func (t *Transport) natsMsg(m *broker.Message) natsgo.Msg {
+	return natsgo.Msg{
 		Subject: m.Destination,
 		Reply:   m.ReplyTo,
 		Header:  natsHeader(m.Headers, m.ID, t.dropHeader),
@@ -46,9 +49,21 @@ func (t *Transport) natsMsg(m *broker.Message) *natsgo.Msg {
 }
 
 func (t *Transport) publishOne(ctx context.Context, m *broker.Message) error {
-	nm := t.natsMsg(m)
 	if !t.jetStreamFor(m.Destination) {
-		if err := t.nc.PublishMsg(nm); err != nil {
+		// nats.go keeps neither the message nor its header, so both can
+		// stay on the stack when the header is small.
+		nm := natsgo.Msg{Subject: m.Destination, Reply: m.ReplyTo, Data: m.Body}
+		n := len(m.Headers)
+		if m.ID != "" {
+			n++
+		}
+		if n > 0 && n <= smallHeader {
+			nm.Header = make(natsgo.Header, smallHeader)
+			fillNATSHeader(nm.Header, n, m.Headers, m.ID, t.dropHeader)
+		} else {
+			nm.Header = natsHeader(m.Headers, m.ID, t.dropHeader)
+		}
+		if err := t.nc.PublishMsg(&nm); err != nil {
 			return fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)
 		}
 		return nil
@@ -56,8 +71,9 @@ func (t *Transport) publishOne(ctx context.Context, m *broker.Message) error {
 	if err := t.ensureStreams(ctx); err != nil {
 		return err
 	}
+	nm := t.natsMsg(m)
 	nm.Reply = ""
-	if _, err := t.js.PublishMsg(ctx, nm); err != nil {
+	if _, err := t.js.PublishMsg(ctx, &nm); err != nil {
 		return fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)
 	}
 	return nil
@@ -71,7 +87,7 @@ func (t *Transport) publishBatch(ctx context.Context, msgs []*broker.Message) er
 		nm := t.natsMsg(m)
 		if !t.jetStreamFor(m.Destination) {
 			core = true
-			if err := t.nc.PublishMsg(nm); err != nil {
+			if err := t.nc.PublishMsg(&nm); err != nil {
 				errs[i] = fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)
 			}
 			continue
@@ -84,7 +100,7 @@ func (t *Transport) publishBatch(ctx context.Context, msgs []*broker.Message) er
 			futures = make([]jetstream.PubAckFuture, len(msgs))
 		}
 		nm.Reply = ""
-		f, err := t.js.PublishMsgAsync(nm)
+		f, err := t.js.PublishMsgAsync(&nm)
 		if err != nil {
 			errs[i] = fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)
 			continue

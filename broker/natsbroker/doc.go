@@ -1,0 +1,88 @@
+// Package natsbroker is the NATS transport of tracebus: it carries a
+// broker.Broker's messages over core NATS subjects and JetStream streams,
+// using nats.go and its jetstream package.
+//
+// Create the transport from a connection you configured yourself, so that
+// TLS, credentials, cluster URLs and reconnect handlers stay yours, or let
+// Connect dial one:
+//
+//	nc, err := natsgo.Connect(natsgo.DefaultURL, natsgo.Name("billing"))
+//	...
+//	b := broker.New(natsbroker.New(nc), broker.WithMiddleware(middleware.NewTelemetry()))
+//	b.Subscribe("orders.*", handle, broker.Group("billing"))
+//	err = b.Run(ctx)
+//
+// # Core NATS
+//
+// By default every destination is a core NATS subject. Publish hands the
+// message to the connection and returns, like nats.go's Publish; a batch is
+// flushed, so that its errors are known. Subscriptions take wildcards ("*"
+// and ">") and queue groups (broker.Group). Message.Delivery.Subscription
+// holds the pattern, Message.Destination the subject the message was sent
+// to, and Message.ReplyTo the reply subject of a request; IsTemporary tells
+// the broker that "_INBOX." subjects (or the connection's custom inbox
+// prefix) are temporary, so they stay out of span names.
+//
+// Core NATS has no acknowledgements and no redelivery: a message reaches
+// whoever listens when it is published. A handler error is therefore retried
+// in place: the delivery waits the subscription's backoff and runs the
+// handler again with Delivery.DeliveryCount increased, holding back the
+// messages behind it when the concurrency is 1.
+//
+// # JetStream
+//
+// WithJetStream routes destinations through JetStream: all of them, or
+// those covered by the subjects given. WithStream declares a stream that
+// the transport creates on first use; its subjects use JetStream too. Single
+// subscriptions can also opt in or out with JetStream and Core.
+//
+// A JetStream publish waits for the stream's acknowledgement (PubAck).
+// Message.ID becomes the Nats-Msg-Id header, so that the stream drops a
+// message published twice, for example when a publish is retried after a
+// timeout. A batch is published asynchronously and every acknowledgement
+// awaited; messages that failed are reported in a broker.BatchError.
+//
+// A JetStream subscription consumes from the stream that stores its
+// destination (found by subject, or named with Stream) through a consumer:
+//
+//   - broker.Name names a durable consumer, which keeps its position
+//     across restarts; subscriptions with the same name share its messages.
+//   - broker.Group without a name shares a durable consumer named after the
+//     group and the destination ("billing_orders_+" for group "billing" on
+//     "orders.*"), so that the members of the group share the messages.
+//   - Without either, the consumer is ephemeral: it starts with the messages
+//     published from then on and is deleted when the subscription closes.
+//
+// The transport creates or updates that consumer (explicit acks, the
+// destination as filter subject; ConfigureConsumer adjusts the rest), or
+// binds to one managed elsewhere with BindConsumer. A plain subscription
+// consumes with jetstream's Consume, which keeps pull requests outstanding
+// and calls back for each message, like a push consumer; a batch
+// subscription fetches up to BatchSize messages, waiting at most BatchWait.
+// Delivery facts come from the message's metadata: stream and consumer
+// sequence, delivery count, timestamp, stream and consumer names.
+//
+// A handler's success acks the message. An error naks it with the
+// subscription's backoff as delay, so the server redelivers it later; when
+// the broker gives up (MaxAttempts, broker.ErrPermanent) the message is
+// terminated or, with a dead-letter destination, acked after being
+// forwarded. While a handler runs, the transport reports progress to the
+// server (+WPI) several times per AckWait, so that a long handler is not
+// raced by a redelivery of its own message.
+//
+// # Reconnects and shutdown
+//
+// nats.go reconnects and subscribes again on its own; JetStream consumption
+// resumes with it. When a consumer disappears (deleted by an operator, or
+// an ephemeral one expired while the client was away), the subscription
+// creates it again. Closing a subscription stops taking messages, hands
+// messages already received but not started back to the server (JetStream)
+// or delivers them (core NATS), waits for the handlers in flight and
+// flushes their acknowledgements.
+//
+// Header keys are written exactly as given and read as they arrive: NATS
+// headers are case-sensitive, and a "traceparent" written by another
+// language stays "traceparent". Keys NATS cannot carry (spaces, colons,
+// control characters) are dropped with a warning instead of failing the
+// publish.
+package natsbroker

@@ -1,0 +1,273 @@
+package natsbroker_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/natstest"
+)
+
+// TestKeepAlive runs a handler for several AckWaits: the transport reports
+// progress, so the server does not redeliver the message while it is being
+// handled.
+func TestKeepAlive(t *testing.T) {
+	srv := natstest.Start(t)
+	createStream(t, srv, jetStreamClient(t, srv), "SLOW", "slow")
+	const ackWait = 200 * time.Millisecond
+	var calls atomic.Int32
+	in := testutil.NewInbox[string](wait)
+	b := started(t, connect(t, srv, natsbroker.WithJetStream()), func(b *broker.Broker) {
+		must(t, b.Subscribe("slow", func(ctx context.Context, m *broker.Message) error {
+			if string(m.Body) == "slow" {
+				calls.Add(1)
+				// The handler's work: five AckWaits.
+				select {
+				case <-time.After(5 * ackWait):
+				case <-ctx.Done():
+				}
+			}
+			in.Put(string(m.Body))
+			return nil
+		}, broker.Name("slow"), broker.Concurrency(2), natsbroker.ConfigureConsumer(func(c *jetstream.ConsumerConfig) {
+			c.AckWait = ackWait
+		})))
+	})
+	publishOK(t, b, "slow", "slow")
+	if v := in.Next(t); v != "slow" {
+		t.Fatalf("got %q", v)
+	}
+	// A redelivery would have reached the second worker by now; a marker
+	// behind it proves nothing else is queued.
+	publishOK(t, b, "slow", "marker")
+	if v := in.Next(t); v != "marker" {
+		t.Fatalf("got %q before the marker", v)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("slow message handled %d times, want 1", n)
+	}
+}
+
+// TestNakDelay checks that a failed JetStream message comes back after the
+// backoff, with its delivery count increased, and not before.
+func TestNakDelay(t *testing.T) {
+	srv := natstest.Start(t)
+	createStream(t, srv, jetStreamClient(t, srv), "NAK", "nak")
+	const backoff = 300 * time.Millisecond
+	type delivery struct {
+		count int
+		at    time.Time
+	}
+	in := testutil.NewInbox[delivery](wait)
+	b := started(t, connect(t, srv, natsbroker.WithJetStream()), func(b *broker.Broker) {
+		must(t, b.Subscribe("nak", func(_ context.Context, m *broker.Message) error {
+			in.Put(delivery{m.Delivery.DeliveryCount, time.Now()})
+			if m.Delivery.DeliveryCount == 1 {
+				return errors.New("try again")
+			}
+			return nil
+		}, broker.Name("nak"), broker.WithBackoff(broker.ConstantBackoff(backoff))))
+	})
+	publishOK(t, b, "nak", "x")
+	first, second := in.Next(t), in.Next(t)
+	if first.count != 1 || second.count != 2 {
+		t.Fatalf("delivery counts %d, %d; want 1, 2", first.count, second.count)
+	}
+	// The server holds the message for the delay; the clocks are the same.
+	if gap := second.at.Sub(first.at); gap < backoff {
+		t.Errorf("redelivered after %v, before the %v backoff", gap, backoff)
+	}
+}
+
+// TestWithStream lets the transport create the stream, and a second
+// transport with a different configuration use the existing one as it is.
+func TestWithStream(t *testing.T) {
+	srv := natstest.Start(t)
+	js := jetStreamClient(t, srv)
+	cfg := jetstream.StreamConfig{Name: "AUTO", Subjects: []string{"auto.>"}, MaxMsgs: 1000}
+	in := testutil.NewInbox[*broker.Message](wait)
+	// No WithJetStream: the declared stream routes auto.> through JetStream.
+	b := started(t, connect(t, srv, natsbroker.WithStream(cfg)), func(b *broker.Broker) {
+		must(t, b.Subscribe("auto.*", collect(in), broker.Name("auto")))
+	})
+	publishOK(t, b, "auto.x", "1")
+	if m := in.Next(t); m.Delivery.Stream != "AUTO" || m.Delivery.Sequence != 1 {
+		t.Errorf("delivery %+v, want from stream AUTO", m.Delivery)
+	}
+	ctx := context.Background()
+	other := cfg
+	other.MaxMsgs = 5
+	b2 := started(t, connect(t, srv, natsbroker.WithStream(other)), nil)
+	publishOK(t, b2, "auto.y", "2")
+	stream, err := js.Stream(ctx, "AUTO")
+	must(t, err)
+	if got := stream.CachedInfo().Config.MaxMsgs; got != 1000 {
+		t.Errorf("existing stream was changed: MaxMsgs %d", got)
+	}
+	in.Next(t)
+	// A core publish to a subject outside the stream stays core.
+	if err := b2.Publish(ctx, &broker.Message{Destination: "elsewhere", Body: []byte("x")}); err != nil {
+		t.Errorf("core publish: %v", err)
+	}
+}
+
+// TestBindConsumer consumes through a consumer made outside the transport,
+// and checks that an ephemeral consumer the transport made is deleted on
+// Close while a bound or durable one stays.
+func TestBindConsumer(t *testing.T) {
+	srv := natstest.Start(t)
+	js := jetStreamClient(t, srv)
+	createStream(t, srv, js, "BIND", "bind.>")
+	ctx := context.Background()
+	if _, err := js.CreateConsumer(ctx, "BIND", jetstream.ConsumerConfig{
+		Durable: "ops", FilterSubject: "bind.ops", AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bound := testutil.NewInbox[*broker.Message](wait)
+	anon := testutil.NewInbox[*broker.Message](wait)
+	// A core transport: the options alone make these JetStream.
+	b := broker.New(connect(t, srv))
+	must(t, b.Subscribe("bind.ops", collect(bound), natsbroker.Stream("BIND"), natsbroker.BindConsumer("ops")))
+	must(t, b.Subscribe("bind.anon", collect(anon), natsbroker.JetStream()))
+	must(t, b.Start(ctx))
+	consumers := func() int {
+		stream, err := js.Stream(ctx, "BIND")
+		must(t, err)
+		n := 0
+		for range stream.ConsumerNames(ctx).Name() {
+			n++
+		}
+		return n
+	}
+	if n := consumers(); n != 2 {
+		t.Fatalf("%d consumers while subscribed, want 2", n)
+	}
+	publishOK(t, b, "bind.ops", "ops")
+	publishOK(t, b, "bind.anon", "anon")
+	if m := bound.Next(t); m.Delivery.Consumer != "ops" {
+		t.Errorf("consumed through %q, want ops", m.Delivery.Consumer)
+	}
+	if m := anon.Next(t); m.Delivery.Stream != "BIND" {
+		t.Errorf("anonymous subscription consumed from %q", m.Delivery.Stream)
+	}
+	closeCtx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	must(t, b.Close(closeCtx))
+	if n := consumers(); n != 1 {
+		t.Errorf("%d consumers after close, want the bound one only", n)
+	}
+}
+
+// TestCoreOverride subscribes with Core on a transport that routes
+// everything through JetStream.
+func TestCoreOverride(t *testing.T) {
+	srv := natstest.Start(t)
+	in := testutil.NewInbox[*broker.Message](wait)
+	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
+	raw := srv.Connect(t)
+	started(t, tr, func(b *broker.Broker) {
+		must(t, b.Subscribe("js.events", collect(in), natsbroker.Core()))
+	})
+	// No stream stores js.events: only a core subscription can see it.
+	must(t, raw.Publish("js.events", []byte("core")))
+	if m := in.Next(t); string(m.Body) != "core" || m.Delivery.Stream != "" {
+		t.Errorf("got %q from stream %q", m.Body, m.Delivery.Stream)
+	}
+}
+
+func TestSubscribeErrors(t *testing.T) {
+	srv := natstest.Start(t)
+	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
+	t.Cleanup(func() { _ = tr.Close(context.Background()) })
+	ctx := context.Background()
+	deliver := func(context.Context, []*broker.Message, broker.Acknowledger) {}
+	spec := func(dest string, opts ...broker.SubscribeOption) broker.SubscriptionSpec {
+		s := broker.SubscriptionSpec{Destination: dest, Concurrency: 1}
+		for _, o := range opts {
+			s.TransportOptions = append(s.TransportOptions, transportOption(t, o))
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		spec broker.SubscriptionSpec
+		want error
+	}{
+		{"UnknownOption", broker.SubscriptionSpec{Destination: "x", TransportOptions: []any{"kafka thing"}}, broker.ErrUnsupportedOption},
+		{"CoreAndStream", spec("x", natsbroker.Core(), natsbroker.Stream("S")), broker.ErrInvalidOption},
+		{"ConsumerOptionOnCore", spec("x", natsbroker.ConfigureConsumer(func(*jetstream.ConsumerConfig) {})), broker.ErrInvalidOption},
+		{"NoStream", spec("js.nowhere"), natsbroker.ErrNoStream},
+		{"NoStreamIsStreamNotFound", spec("js.nowhere"), jetstream.ErrStreamNotFound},
+		{"UnknownStream", spec("x", natsbroker.Stream("NOPE")), jetstream.ErrStreamNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := tr.Subscribe(ctx, tc.spec, deliver)
+			if !errors.Is(err, tc.want) {
+				t.Errorf("Subscribe: %v, want %v", err, tc.want)
+			}
+			if s != nil {
+				t.Error("a subscription was returned with the error")
+			}
+		})
+	}
+}
+
+// transportOption extracts the value a natsbroker subscription option hands
+// to the transport, by subscribing it on a broker over a recording
+// transport.
+func transportOption(t *testing.T, o broker.SubscribeOption) any {
+	t.Helper()
+	rec := &specRecorder{}
+	b := broker.New(rec)
+	must(t, b.Subscribe("x", func(context.Context, *broker.Message) error { return nil }, o))
+	must(t, b.Start(context.Background()))
+	_ = b.Close(context.Background())
+	if len(rec.spec.TransportOptions) != 1 {
+		t.Fatalf("option carried %d transport options", len(rec.spec.TransportOptions))
+	}
+	return rec.spec.TransportOptions[0]
+}
+
+// specRecorder is a transport that only records the spec it is asked to
+// subscribe with.
+type specRecorder struct{ spec broker.SubscriptionSpec }
+
+func (r *specRecorder) Info() broker.Info { return broker.Info{System: "recorder"} }
+func (r *specRecorder) Publish(context.Context, []*broker.Message) error {
+	return nil
+}
+
+func (r *specRecorder) Subscribe(_ context.Context, spec broker.SubscriptionSpec, _ broker.DeliverFunc) (broker.Subscription, error) {
+	r.spec = spec
+	return closer{}, nil
+}
+func (r *specRecorder) Close(context.Context) error { return nil }
+
+type closer struct{}
+
+func (closer) Close(context.Context) error { return nil }
+
+func TestNilConn(t *testing.T) {
+	tr := natsbroker.New(nil)
+	ctx := context.Background()
+	if err := tr.Publish(ctx, []*broker.Message{{Destination: "x"}}); err == nil {
+		t.Error("publish on a nil connection succeeded")
+	}
+	if _, err := tr.Subscribe(ctx, broker.SubscriptionSpec{Destination: "x"}, nil); err == nil {
+		t.Error("subscribe on a nil connection succeeded")
+	}
+	if info := tr.Info(); info.System != "nats" {
+		t.Errorf("Info() = %+v", info)
+	}
+	if err := tr.Close(ctx); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
