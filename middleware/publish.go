@@ -78,6 +78,7 @@ func (t *Telemetry) publishOne(ctx context.Context, op *broker.Operation, msgs [
 // failed create span — the one a consumer would have linked to.
 func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs []*broker.Message, next broker.PublishFunc) error {
 	start := time.Now()
+	startTS := trace.WithTimestamp(start) // one option for every span of the batch
 	mixed := op.Destination == ""
 
 	var (
@@ -104,10 +105,7 @@ func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs
 			kvs = t.appendMessage(kvs, op, m, partition)
 			createAttrs = carve(createAttrs, len(kvs))
 
-			cctx, span := t.tracer.Start(ctx, name,
-				kindProducer,
-				trace.WithAttributes(kvs...),
-				trace.WithTimestamp(start))
+			cctx, span := t.tracer.Start(ctx, name, kindProducer, trace.WithAttributes(kvs...), startTS)
 			t.inject(cctx, &m.Headers)
 			creates[i] = span
 
@@ -146,7 +144,7 @@ func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs
 		kind,
 		trace.WithAttributes(kvs...),
 		trace.WithLinks(links...),
-		trace.WithTimestamp(start))
+		startTS)
 	if creates == nil {
 		for _, m := range msgs {
 			t.inject(sctx, &m.Headers)
@@ -174,10 +172,11 @@ func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs
 			}
 		}
 	}
+	endTS := trace.WithTimestamp(end)
 	for _, c := range creates {
-		c.End(trace.WithTimestamp(end))
+		c.End(endTS)
 	}
-	send.End(trace.WithTimestamp(end))
+	send.End(endTS)
 	t.recordPublish(sctx, op, msgs, partition, err, et, end.Sub(start))
 	return err
 }
