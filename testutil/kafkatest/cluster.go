@@ -112,7 +112,10 @@ func (c *Cluster) External() bool { return c.fake == nil }
 func (c *Cluster) Fake() *kfake.Cluster { return c.fake }
 
 // Client returns a kafka-go Client for the cluster, for administrative
-// calls and for checking what a test did (OffsetFetch, ListOffsets).
+// calls and for checking what a test did (OffsetFetch, ListOffsets). Its
+// transport caches topic metadata for a few seconds (kafka-go's
+// MetadataTTL): to see a topic created by someone else at once, use a
+// kafka.Client with a transport of its own.
 func (c *Cluster) Client() *kafka.Client { return c.client }
 
 // CreateTopic creates topic with the given number of partitions (replication
