@@ -12,3 +12,6 @@ func PipelineNames(p *Providers) []string {
 
 // MetricReaderCount is the number of metric readers p reads.
 func MetricReaderCount(p *Providers) int { return len(p.metrics.readers) }
+
+// ColorFor is the terminal detection of NewWaterfall.
+var ColorFor = colorFor

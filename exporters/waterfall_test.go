@@ -222,3 +222,138 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestWaterfallLinger(t *testing.T) {
+	ctx := context.Background()
+	var out syncBuffer
+	w := exporters.NewWaterfall(&out, exporters.WithColor(false), exporters.WithLinger(20*time.Millisecond))
+	defer w.Shutdown(ctx)
+
+	// A child without its root is held: its trace is not finished.
+	if err := w.ExportSpans(ctx, orderTrace.spans(orderLate[1])); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "" {
+		t.Fatalf("printed a trace without its root:\n%s", got)
+	}
+	// The root arrives; after the linger the whole trace is printed once.
+	if err := w.ExportSpans(ctx, orderTrace.spans(orderRoot, orderLate[0])); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the trace to be printed", func() bool { return out.String() != "" })
+	got := out.String()
+	if strings.Count(got, "trace ") != 1 || !strings.Contains(got, "3 spans") || !strings.Contains(got, "  └─ process orders ") || !strings.Contains(got, "     └─ send invoices ") {
+		t.Errorf("want one block with the three spans as a tree:\n%s", got)
+	}
+}
+
+func TestWaterfallSDKConcurrent(t *testing.T) {
+	ctx := context.Background()
+	var out syncBuffer
+	w := exporters.NewWaterfall(&out, exporters.WithColor(false), exporters.WithLinger(time.Millisecond))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(w))
+	tracer := tp.Tracer("t")
+
+	const workers, traces = 8, 40
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range traces {
+				ctx, root := tracer.Start(ctx, "root")
+				_, child := tracer.Start(ctx, "child")
+				child.End()
+				_, child2 := tracer.Start(ctx, "child2")
+				child2.End()
+				root.End()
+			}
+		})
+	}
+	wg.Wait()
+	if err := tp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if n := strings.Count(got, "\ntrace ") + 1; n != workers*traces {
+		t.Errorf("%d traces printed, want %d", n, workers*traces)
+	}
+	if n := strings.Count(got, "(continued)"); n != 0 {
+		t.Errorf("%d traces split although every root ended last", n)
+	}
+	if n := strings.Count(got, "└─ child2 "); n != workers*traces {
+		t.Errorf("%d child2 rows, want %d", n, workers*traces)
+	}
+}
+
+// TestWaterfallBounded holds at most 10,000 spans: beyond that the oldest
+// traces are printed as they are.
+func TestWaterfallBounded(t *testing.T) {
+	ctx := context.Background()
+	var out syncBuffer
+	w := exporters.NewWaterfall(&out, exporters.WithColor(false), exporters.WithLinger(0))
+	missing := trace.SpanID{9, 9, 9, 9, 9, 9, 9, 9}
+	orphan := func(i int) []sdktrace.ReadOnlySpan {
+		id := trace.TraceID{0xaa, byte(i >> 16), byte(i >> 8), byte(i)}
+		return stubs{trace: id}.spans(stubSpan{id: 1, parentOverride: &missing, name: "orphan", service: "s", end: ms})
+	}
+	for i := range 10_000 {
+		if err := w.ExportSpans(ctx, orphan(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out.String() != "" {
+		t.Fatal("printed orphans before the bound was reached")
+	}
+	if err := w.ExportSpans(ctx, orphan(10_000)); err != nil {
+		t.Fatal(err)
+	}
+	first := (trace.TraceID{0xaa}).String()
+	if got := out.String(); strings.Count(got, "trace ") != 1 || !strings.Contains(got, "trace "+first) {
+		t.Errorf("want the oldest trace %s printed, got:\n%s", first, got)
+	}
+	if err := w.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "trace "); n != 10_001 {
+		t.Errorf("%d traces after Shutdown, want all 10001", n)
+	}
+}
+
+// TestWaterfallAfterShutdown: a Waterfall shared by several providers keeps
+// printing after the first one shuts it down, holding nothing back.
+func TestWaterfallAfterShutdown(t *testing.T) {
+	ctx := context.Background()
+	var out syncBuffer
+	w := exporters.NewWaterfall(&out, exporters.WithColor(false))
+	if err := w.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.ExportSpans(ctx, orderTrace.spans(orderLate[1])); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "send invoices") {
+		t.Errorf("span exported after Shutdown not printed:\n%s", out.String())
+	}
+}
+
+func TestWaterfallColorDetection(t *testing.T) {
+	devNull, err := os.Open(os.DevNull) // a character device, like a terminal
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	if exporters.ColorFor(&bytes.Buffer{}) {
+		t.Error("colour for a buffer")
+	}
+	if !exporters.ColorFor(devNull) {
+		t.Error("no colour for a character device")
+	}
+	t.Setenv("NO_COLOR", "1")
+	if exporters.ColorFor(devNull) {
+		t.Error("colour despite NO_COLOR")
+	}
+	t.Setenv("NO_COLOR", "")
+	t.Setenv("TERM", "dumb")
+	if exporters.ColorFor(devNull) {
+		t.Error("colour on TERM=dumb")
+	}
+}
