@@ -2,7 +2,15 @@ package kafkabroker_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
+	"net"
 	"testing"
 	"time"
 
@@ -117,4 +125,65 @@ func TestSASL(t *testing.T) {
 			t.Fatalf("publish with a wrong password: %v (ctx %v), want an authentication error", err, ctx.Err())
 		}
 	})
+}
+
+// TLS reaches the writer and the group readers alike.
+func TestTLS(t *testing.T) {
+	serverCfg, clientCfg := selfSignedTLS(t)
+	c := kafkatest.New(t, kafkatest.WithKfakeOptions(kfake.TLS(serverCfg)))
+	if c.External() {
+		t.Skip("needs the in-process cluster's certificate")
+	}
+	topic := "kb-tls"
+	b := newBroker(t, c, kafkabroker.WithTLS(clientCfg), kafkabroker.WithAutoCreateTopics(2, 1))
+	got := make(chan string, 1)
+	if err := b.Subscribe(topic, func(_ context.Context, m *broker.Message) error {
+		got <- string(m.Body)
+		return nil
+	}, broker.Group("tls")); err != nil {
+		t.Fatal(err)
+	}
+	start(t, b)
+	if err := b.Publish(context.Background(), &broker.Message{Destination: topic, Body: []byte("encrypted")}); err != nil {
+		t.Fatal(err)
+	}
+	if v := recv(t, got); v != "encrypted" {
+		t.Fatalf("got %q", v)
+	}
+}
+
+// selfSignedTLS returns a server configuration with a certificate for
+// 127.0.0.1 and a client configuration that trusts it.
+func selfSignedTLS(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "kfake"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true,
+
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+	client = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return server, client
 }
