@@ -14,10 +14,10 @@ import (
 	"github.com/tracebus/tracebus/broker"
 )
 
-// SubscribeOption is a Kafka-specific subscription setting, given to
-// broker.Subscribe through broker.WithTransportOption (the constructors in
-// this package do that for you).
-type SubscribeOption interface {
+// subscribeOption is a Kafka-specific subscription setting, carried to
+// Subscribe in SubscriptionSpec.TransportOptions by
+// broker.WithTransportOption (StartOffset wraps it).
+type subscribeOption interface {
 	applySub(*subConfig)
 }
 
@@ -34,7 +34,7 @@ func (f subOptionFunc) applySub(c *subConfig) { f(c) }
 // what it means with and without a group. Other values make Subscribe fail
 // with broker.ErrInvalidOption.
 func StartOffset(offset int64) broker.SubscribeOption {
-	return broker.WithTransportOption(SubscribeOption(subOptionFunc(func(c *subConfig) { c.startOffset = offset })))
+	return broker.WithTransportOption(subscribeOption(subOptionFunc(func(c *subConfig) { c.startOffset = offset })))
 }
 
 // Subscribe starts consuming spec.Destination, a topic name.
@@ -76,7 +76,7 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	}
 	var sc subConfig
 	for _, o := range spec.TransportOptions {
-		so, ok := o.(SubscribeOption)
+		so, ok := o.(subscribeOption)
 		if !ok {
 			return nil, fmt.Errorf("kafka: subscribe to %s: %w: %T", spec.Destination, broker.ErrUnsupportedOption, o)
 		}
