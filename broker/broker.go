@@ -177,6 +177,9 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 
 // Start starts every registered subscription and returns. ctx carries
 // values into handlers; cancelling it does not stop the broker: Close does.
+// A span in ctx becomes the ambient context of every delivery (telemetry
+// links each process span to it), so start the broker outside request or
+// startup spans unless that is what you want.
 // If a subscription fails to start, Start closes the ones it started and
 // returns the error.
 func (b *Broker) Start(ctx context.Context) error {

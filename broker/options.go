@@ -108,8 +108,10 @@ func Group(name string) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) { c.spec.Group = name })
 }
 
-// Name names a durable subscription (a JetStream durable consumer).
-// Transports without durable subscriptions ignore it.
+// Name names a durable subscription (a JetStream durable consumer), which
+// keeps its position across restarts. Transports without durable
+// subscriptions (memory, core NATS, Kafka, whose group is the identity)
+// ignore it.
 func Name(name string) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) { c.spec.Name = name })
 }

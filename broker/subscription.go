@@ -45,11 +45,13 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 		System:        info.System,
 		Destination:   cfg.spec.Destination,
 		Group:         cfg.spec.Group,
-		Subscription:  cfg.spec.Name,
 		Batch:         cfg.spec.Batch,
 		ClientID:      info.ClientID,
 		ServerAddress: info.ServerAddress,
 		ServerPort:    info.ServerPort,
+	}
+	if n, ok := b.transport.(SubscriptionNamer); ok {
+		s.op.Subscription = n.SubscriptionName(cfg.spec)
 	}
 	s.settleO = s.op
 	s.settleO.Kind = OpSettle

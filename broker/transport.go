@@ -71,6 +71,16 @@ type TemporaryDestinations interface {
 	IsTemporary(destination string) bool
 }
 
+// SubscriptionNamer is implemented by transports with named, durable
+// subscriptions (JetStream consumers). The broker reports the name it returns
+// for a spec as Operation.Subscription, which telemetry records as
+// messaging.destination.subscription.name; "" means the subscription has no
+// such name. Without this interface Operation.Subscription stays empty, so
+// a transport that ignores SubscriptionSpec.Name never claims one.
+type SubscriptionNamer interface {
+	SubscriptionName(spec SubscriptionSpec) string
+}
+
 // SubscriptionSpec is what a Transport needs to start a subscription. The
 // broker fills it from Subscribe's arguments and options, after validating
 // them.
