@@ -2,6 +2,7 @@ package natsbroker_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -79,15 +80,35 @@ func jetStreamClient(t testing.TB, srv *natstest.Server) jetstream.JetStream {
 // createStream creates a file-backed stream. On an external server it is
 // deleted when the test ends; an embedded server's store goes away with the
 // test anyway, and deleting there would race the server: after deleting an
-// account's last stream, nats-server removes the account's store directory
-// in the background, which can make the next stream's creation fail.
+// account's last stream, nats-server (v2.15) removes the account's store
+// directory in the background, which can make the next stream's creation
+// fail with "error creating store for stream" (code 10049). On an external
+// server, where streams are deleted, creation is retried on that error.
 func createStream(t testing.TB, srv *natstest.Server, js jetstream.JetStream, name string, subjects ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: jetstream.FileStorage}); err != nil {
-		t.Fatalf("create stream %s: %v", name, err)
+	cfg := jetstream.StreamConfig{Name: name, Subjects: subjects, Storage: jetstream.FileStorage}
+	for {
+		_, err := js.CreateStream(ctx, cfg)
+		var apiErr *jetstream.APIError
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeStreamStoreFailed || ctx.Err() != nil {
+			t.Fatalf("create stream %s: %v", name, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
+	deleteStreamAfter(t, srv, js, name)
+}
+
+// errCodeStreamStoreFailed is JetStream's JSStreamStoreFailedF.
+const errCodeStreamStoreFailed = 10049
+
+// deleteStreamAfter deletes the stream when the test ends, on an external
+// server only (see createStream).
+func deleteStreamAfter(t testing.TB, srv *natstest.Server, js jetstream.JetStream, name string) {
 	if srv.Embedded() {
 		return
 	}

@@ -91,6 +91,7 @@ func TestWithStream(t *testing.T) {
 	srv := natstest.Start(t)
 	js := jetStreamClient(t, srv)
 	cfg := jetstream.StreamConfig{Name: "AUTO", Subjects: []string{"auto.>"}, MaxMsgs: 1000}
+	deleteStreamAfter(t, srv, js, "AUTO")
 	in := testutil.NewInbox[*broker.Message](wait)
 	// No WithJetStream: the declared stream routes auto.> through JetStream.
 	b := started(t, connect(t, srv, natsbroker.WithStream(cfg)), func(b *broker.Broker) {

@@ -76,7 +76,13 @@ func (r *runner) submit(job func(), interrupt <-chan struct{}) bool {
 
 func (r *runner) stopTaking() { r.stopOnce.Do(func() { close(r.stop) }) }
 func (r *runner) finish()     { r.doneOnce.Do(func() { close(r.done) }) }
-func (r *runner) giveUp()     { r.abandonOnce.Do(func() { close(r.abandon) }) }
+
+// giveUp abandons the subscription: retries in place stop waiting, and
+// workers exit once their current delivery returns.
+func (r *runner) giveUp() {
+	r.abandonOnce.Do(func() { close(r.abandon) })
+	r.finish()
+}
 
 // stopping reports whether Close has begun.
 func (r *runner) stopping() bool {

@@ -70,6 +70,56 @@ func TestInfo(t *testing.T) {
 	}
 }
 
+// TestInfoFollowsFailover connects to two servers; when the first goes
+// away and the connection moves to the second, Info names the second.
+func TestInfoFollowsFailover(t *testing.T) {
+	first, second := natstest.Start(t), natstest.Start(t)
+	if !first.Embedded() {
+		t.Skip("failover needs embedded servers")
+	}
+	nc, err := natsgo.Connect(first.URL()+","+second.URL(), natsgo.DontRandomize(),
+		natsgo.MaxReconnects(-1), natsgo.ReconnectWait(20*time.Millisecond),
+		natsgo.ErrorHandler(func(*natsgo.Conn, *natsgo.Subscription, error) {}))
+	must(t, err)
+	t.Cleanup(nc.Close)
+	tr := natsbroker.New(nc)
+	t.Cleanup(func() { _ = tr.Close(context.Background()) })
+	port := func(s *natstest.Server) int {
+		p, _ := strconv.Atoi(s.URL()[strings.LastIndexByte(s.URL(), ':')+1:])
+		return p
+	}
+	if got := tr.Info().ServerPort; got != port(first) {
+		t.Fatalf("port %d, want the first server's %d", got, port(first))
+	}
+	must(t, first.Stop())
+	testutil.Eventually(t, wait, func() bool { return tr.Info().ServerPort == port(second) },
+		"Info names the server the connection failed over to")
+	if got := tr.Info().ServerAddress; got != "127.0.0.1" {
+		t.Errorf("address %q", got)
+	}
+}
+
+// TestConnOwnership: a transport made by New leaves the caller's
+// connection open, one made by Connect closes its own.
+func TestConnOwnership(t *testing.T) {
+	srv := natstest.Start(t)
+	ctx := context.Background()
+	nc := srv.Connect(t)
+	must(t, natsbroker.New(nc).Close(ctx))
+	if !nc.IsConnected() {
+		t.Error("Close closed the caller's connection")
+	}
+	must(t, natsbroker.New(nc, natsbroker.WithCloseConn(true)).Close(ctx))
+	if !nc.IsClosed() {
+		t.Error("WithCloseConn(true) left the connection open")
+	}
+	tr := connect(t, srv)
+	must(t, tr.Close(ctx))
+	if !tr.Conn().IsClosed() {
+		t.Error("Close left the connection Connect made open")
+	}
+}
+
 func TestIsTemporary(t *testing.T) {
 	srv := natstest.Start(t)
 	tr := natsbroker.New(srv.Connect(t))
