@@ -2,6 +2,7 @@ package exporters
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -21,11 +22,20 @@ import (
 // bar placing the span on the trace's timeline, errors in red. Colour is used
 // only on a terminal.
 //
-//	trace 4bf92f3577b34da6a3ce929d0e0e4736 · 12.4ms · 4 spans · 3 services · 1 error
-//	  send orders              checkout  producer  │██                          │      +0   310µs
-//	  └─ process orders        billing   consumer  │ ████████████               │  +520µs  4.90ms
-//	     └─ send invoices      billing   producer  │      █                     │ +2.40ms   280µs
-//	        └─ process invoi…  mailer    consumer  │        ███████████████████▍│ +3.10ms  9.30ms  ✗ smtp: timeout
+//	trace 101112131415161718191a1b1c1d1e1f · 12.4ms · 5 spans · 3 services · 1 error
+//	  send orders                checkout  producer  │▊                           │       +0    310µs
+//	  └─ process orders          billing   consumer  │ ███████████▎               │   +520µs   4.90ms
+//	     ├─ send invoices        billing   producer  │     █                      │  +2.40ms    280µs
+//	     │  └─ process invoices  mailer    consumer  │       █████████████████████│  +3.10ms   9.30ms  ✗ smtp: i/o timeout
+//	     └─ commit orders        billing   client    │           █▎               │  +5.30ms    100µs
+//
+// Each row: the span in its tree, its service, its kind, a bar on the
+// trace's timeline (the end drawn to an eighth of a column), its start offset
+// from the trace's first span and its duration, then notes: ✗ and the status
+// message for errors, ⇠ for links (batch consumers link to every message's
+// producer), ↰ for a parent that is not in the block. On a terminal each
+// service has a colour of its own, kept across traces, and errors are red.
+// Names from the network are cleaned of control characters before printing.
 //
 // Spans arrive one by one, in the order they end, and a messaging trace's
 // root (the first send) usually ends long before the consumers do. So the
@@ -284,7 +294,7 @@ func (w *Waterfall) print(traces []*pendingTrace) error {
 		return nil
 	}
 	slices.SortFunc(traces, func(a, b *pendingTrace) int {
-		return earliest(a.spans).Compare(earliest(b.spans))
+		return cmp.Or(earliest(a.spans).Compare(earliest(b.spans)), bytes.Compare(a.id[:], b.id[:]))
 	})
 	var buf bytes.Buffer
 	st := newStyle(w.cfg.color)

@@ -1,0 +1,54 @@
+// Package exporters sets up OpenTelemetry for a tracebus service in one call:
+// a tracer provider, a meter provider and a propagator, with the service's
+// resource (service.name, service.version, host, OS, container and process)
+// and the exporters you choose or the OTEL_* environment chooses.
+//
+//	p, err := exporters.Setup(ctx, exporters.WithServiceName("billing"), exporters.WithServiceVersion("1.4.0"))
+//	if err != nil {
+//		return err
+//	}
+//	defer func() {
+//		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+//		defer cancel()
+//		err = errors.Join(err, p.Shutdown(ctx)) // flushes; reports what it could not
+//	}()
+//
+// Setup installs the providers and the propagator as the OpenTelemetry
+// globals, which the telemetry middleware uses by default; WithoutGlobal
+// keeps them to the returned Providers.
+//
+// # Exporters
+//
+//   - OTLP over gRPC or HTTP (WithOTLP, WithOTLPTraces, WithOTLPMetrics) to a
+//     collector, Jaeger, Tempo or any OTLP backend. Zipkin is not offered:
+//     otel-go deprecated its exporter, and Zipkin-era backends take OTLP.
+//   - Prometheus (WithPrometheus, WithPrometheusServer): an http.Handler for
+//     /metrics on a registry of its own, with Prometheus names
+//     (messaging_client_operation_duration_seconds).
+//   - A terminal waterfall (WithWaterfall, NewWaterfall): each finished trace
+//     as a tree with timing bars, services, span kinds and errors.
+//   - JSON lines (WithJSONLines): one span per line, to pipe into a store of
+//     your own.
+//   - Memory (WithMemory, NewMemory): spans and metrics kept for tests.
+//   - Anything else (WithSpanExporter, WithMetricReader).
+//
+// # Environment
+//
+// Without exporter options, autoexport and autoprop read the standard
+// variables: OTEL_TRACES_EXPORTER (otlp, console, none, and waterfall, which
+// this package registers), OTEL_METRICS_EXPORTER (otlp, prometheus, console,
+// none), OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]PROTOCOL and _ENDPOINT,
+// _HEADERS, _TIMEOUT, OTEL_PROPAGATORS (tracecontext, baggage, b3, b3multi,
+// jaeger, xray, ottrace, none), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
+// OTEL_TRACES_SAMPLER, OTEL_BSP_* and OTEL_METRIC_EXPORT_INTERVAL. Options
+// win over the variables; see Option for the exact rule.
+//
+// # Back pressure
+//
+// Every span exporter sits behind a batch processor with a bounded queue
+// (OTEL_BSP_MAX_QUEUE_SIZE, 2048 spans): when the collector is slow or down
+// the queue fills and further spans are dropped, so publish and consume never
+// wait for telemetry and memory stays bounded. Shutdown reports the loss as a
+// *NotExportedError per exporter. WithSynchronousExport, for tests only,
+// exports on the caller's goroutine instead.
+package exporters
