@@ -45,7 +45,9 @@ func StartOffset(offset int64) broker.SubscribeOption {
 // a member that leaves or crashes hands its partitions to the others.
 // Before a rebalance takes a partition away, the member finishes the
 // deliveries in flight and commits them, so a message is processed twice
-// only when a member dies or overruns the rebalance timeout.
+// only when a member dies or overruns the rebalance timeout. When the topic
+// does not exist yet, the subscription waits for it (looking every
+// partition watch interval) before it joins the group.
 //
 // Without a group, the subscription reads every partition of the topic by
 // itself and commits nothing: each such subscription receives every
@@ -134,18 +136,16 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	if start == 0 {
 		start = kafka.FirstOffset
 	}
-	cg, err := kafka.NewConsumerGroup(t.groupConfig(spec, start))
-	if err != nil {
+	gc := t.groupConfig(spec, start)
+	if err := gc.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka: subscribe to %s as group %s: %w", spec.Destination, spec.Group, err)
 	}
-	s.cg = cg
 	if err := t.addSub(s); err != nil {
-		_ = cg.Close()
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancelRun = cancel
-	go s.runGroup(runCtx)
+	go s.runGroup(runCtx, gc)
 	return s, nil
 }
 
@@ -230,6 +230,11 @@ func (t *Transport) partitionsAt(ctx context.Context, topic string, start int64)
 	return parts, nil
 }
 
+// defaultTopicWait is how often a group subscription looks for its missing
+// topic when WithPartitionWatchInterval is not set (kafka-go's partition
+// watch default).
+const defaultTopicWait = 5 * time.Second
+
 // subscription is one running subscription; it implements
 // broker.Subscription.
 type subscription struct {
@@ -238,8 +243,7 @@ type subscription struct {
 	deliver broker.DeliverFunc
 	ctx     context.Context
 
-	cg        *kafka.ConsumerGroup // nil without a group
-	cancelRun context.CancelFunc
+	cancelRun context.CancelFunc // stops a group subscription's runGroup
 
 	stop    chan struct{} // closed by Close: take no new messages
 	abandon chan struct{} // closed when Close gives up waiting
@@ -250,16 +254,36 @@ type subscription struct {
 	closed    chan struct{}
 }
 
-// runGroup follows the consumer group from generation to generation.
-func (s *subscription) runGroup(ctx context.Context) {
+// runGroup waits for the topic, joins the group and follows it from
+// generation to generation until the subscription closes; then it leaves
+// the group.
+func (s *subscription) runGroup(ctx context.Context, gc kafka.ConsumerGroupConfig) {
 	defer close(s.done)
+	// Joining before the topic exists would make the leader assign no
+	// partitions, and kafka-go's partition watcher, which takes its
+	// baseline after the assignment, can miss the topic appearing in
+	// between and never rebalance.
+	if !s.waitForTopic(ctx) {
+		return
+	}
+	cg, err := kafka.NewConsumerGroup(gc)
+	if err != nil { // Subscribe validated gc
+		s.log(slog.LevelError, "tracebus: kafka consumer group failed", slog.Any("error", err))
+		return
+	}
+	defer func() {
+		// Ends the generation held below and leaves the group.
+		if err := cg.Close(); err != nil {
+			s.log(slog.LevelWarn, "tracebus: kafka leave group failed", slog.Any("error", err))
+		}
+	}()
 	for {
-		gen, err := s.cg.Next(ctx)
+		gen, err := cg.Next(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				return
 			}
-			// Join failures (missing topic, coordinator moving) heal by
+			// Join failures (coordinator moving, topic deleted) heal by
 			// themselves; kafka-go retries after the join backoff. A
 			// rebalance that began while joining is routine.
 			level := slog.LevelWarn
@@ -285,10 +309,10 @@ func (s *subscription) runGroup(ctx context.Context) {
 			s.consume(stop, gen.Assignments[s.spec.Destination], c)
 			close(drained)
 			if s.stopping() {
-				// Hold the generation until Close closes the group. Were
-				// this function to return now, kafka-go would end the
-				// generation and join the group again just before leaving
-				// it, making the other members rebalance twice.
+				// Hold the generation until runGroup closes the group.
+				// Were this function to return now, kafka-go would end
+				// the generation and join the group again just before
+				// leaving it, making the other members rebalance twice.
 				select {
 				case <-genCtx.Done():
 				case <-s.abandon:
@@ -298,6 +322,33 @@ func (s *subscription) runGroup(ctx context.Context) {
 		<-drained
 		if s.stopping() {
 			return
+		}
+	}
+}
+
+// waitForTopic returns once the subscription's topic exists, or false when
+// the subscription closes first. It looks again every partition watch
+// interval.
+func (s *subscription) waitForTopic(ctx context.Context) bool {
+	interval := s.t.cfg.partitionWatch
+	if interval <= 0 {
+		interval = defaultTopicWait
+	}
+	logged := false
+	for {
+		_, err := s.t.partitionsAt(ctx, s.spec.Destination, kafka.FirstOffset)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if !logged {
+			logged = true
+			s.log(slog.LevelInfo, "tracebus: kafka topic not available yet, waiting", slog.Any("error", err))
+		}
+		if !sleepUntil(interval, ctx.Done()) {
+			return false
 		}
 	}
 }
@@ -334,11 +385,6 @@ func (s *subscription) Close(ctx context.Context) error {
 			close(s.abandon)
 			s.closeErr = fmt.Errorf("kafka: close subscription to %s: %w", s.spec.Destination, ctx.Err())
 			<-s.done // prompt: consume stops waiting for lanes once abandoned
-		}
-		if s.cg != nil {
-			if err := s.cg.Close(); err != nil && s.closeErr == nil {
-				s.closeErr = fmt.Errorf("kafka: leave group %s: %w", s.spec.Group, err)
-			}
 		}
 		s.t.removeSub(s)
 		close(s.closed)

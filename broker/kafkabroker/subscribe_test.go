@@ -199,3 +199,25 @@ func TestCommitInterval(t *testing.T) {
 		t.Fatalf("commits %v, want one commit of offset 5 on close", got)
 	}
 }
+
+// A group subscription to a topic that does not exist yet waits for it.
+func TestGroupWaitsForTopic(t *testing.T) {
+	c := kafkatest.New(t)
+	topic := newTopic(t, c, 1) + "-later"
+	b := newBroker(t, c)
+	got := make(chan string, 1)
+	if err := b.Subscribe(topic, func(_ context.Context, m *broker.Message) error {
+		got <- string(m.Body)
+		return nil
+	}, broker.Group("patient")); err != nil {
+		t.Fatal(err)
+	}
+	start(t, b)
+	c.CreateTopic(t, topic, 2)
+	if err := b.Publish(context.Background(), &broker.Message{Destination: topic, Body: []byte("finally")}); err != nil {
+		t.Fatal(err)
+	}
+	if v := recv(t, got); v != "finally" {
+		t.Fatalf("got %q", v)
+	}
+}
