@@ -104,13 +104,20 @@ func (t *Transport) subscribeConsume(ctx, setupCtx context.Context, spec broker.
 	// message waiting in the client's buffer is already counting down its
 	// AckWait, and a buffered message is one that other members of a
 	// group cannot have.
-	s.opts = append(s.opts, jetstream.PullMaxMessages(max(16, 2*spec.Concurrency)))
+	bySize := false
 	for _, o := range sc.consumeOpts {
-		if h, ok := o.(jetstream.ConsumeErrHandler); ok {
-			s.userErr = h
+		switch o := o.(type) {
+		case jetstream.ConsumeErrHandler:
+			s.userErr = o
 			continue
+		case jetstream.PullMaxBytes:
+			bySize = true // jetstream rejects a message limit next to it
 		}
 		s.opts = append(s.opts, o)
+	}
+	if !bySize {
+		// Given first, so that a PullMaxMessages of the user's wins.
+		s.opts = append([]jetstream.PullConsumeOpt{jetstream.PullMaxMessages(max(16, 2*spec.Concurrency))}, s.opts...)
 	}
 	s.opts = append(s.opts, jetstream.ConsumeErrHandler(s.onErr))
 	s.r = newRunner(ctx, deliver, spec.Concurrency)

@@ -91,8 +91,9 @@ func WithCloseConn(close bool) Option {
 }
 
 // WithLogger sets the logger for events the transport handles on its own:
-// headers it could not send, subscriptions it re-established, messages it
-// had to leave for redelivery. The default is slog.Default().
+// headers it could not send, consumers it re-established, core NATS
+// messages lost because Close gave up waiting. The default is
+// slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) {
 		if l != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,6 +173,7 @@ func TestConsumerRecreated(t *testing.T) {
 			b := broker.New(connect(t, srv, natsbroker.WithJetStream()))
 			t.Cleanup(func() { _ = b.Close(context.Background()) })
 			got := newSeen()
+			var userErrs atomic.Int32
 			var err error
 			if batch {
 				err = b.SubscribeBatch("gone", func(_ context.Context, msgs []*broker.Message) error {
@@ -181,10 +183,15 @@ func TestConsumerRecreated(t *testing.T) {
 					return nil
 				}, broker.Name("durable"), broker.BatchWait(50*time.Millisecond))
 			} else {
+				// The user's error handler sees the deletion too, and a
+				// byte limit replaces the transport's message limit.
 				err = b.Subscribe("gone", func(_ context.Context, m *broker.Message) error {
 					got.add(string(m.Body))
 					return nil
-				}, broker.Name("durable"))
+				}, broker.Name("durable"), natsbroker.ConsumeOptions(
+					jetstream.PullMaxBytes(1<<20),
+					jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) { userErrs.Add(1) }),
+				))
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -206,6 +213,9 @@ func TestConsumerRecreated(t *testing.T) {
 			}, "consumer created again")
 			publishOK(t, b, "gone", "second")
 			testutil.Eventually(t, 15*time.Second, func() bool { return got.has("second") }, "message after the consumer was deleted")
+			if !batch && userErrs.Load() == 0 {
+				t.Error("the user's ConsumeErrHandler was not called")
+			}
 		})
 	}
 }

@@ -1,0 +1,74 @@
+package natstest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tracebus/tracebus/testutil/natstest"
+)
+
+// TestRestartKeepsPortAndStore restarts the embedded server: the client
+// reconnects on its own to the same URL, and a stream with its message is
+// still there.
+func TestRestartKeepsPortAndStore(t *testing.T) {
+	srv := natstest.Start(t)
+	if !srv.Embedded() {
+		t.Skip("restart needs the embedded server")
+	}
+	url := srv.URL()
+	nc := srv.Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KEEP", Subjects: []string{"keep"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "keep", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Restart(t)
+	if srv.URL() != url {
+		t.Fatalf("URL changed from %s to %s", url, srv.URL())
+	}
+	for !nc.IsConnected() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("client did not reconnect")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	stream, err := js.Stream(ctx, "KEEP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages after the restart, want 1", info.State.Msgs)
+	}
+}
+
+func TestRun(t *testing.T) {
+	srv, err := natstest.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := srv.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	srv.Shutdown()
+	srv.Shutdown() // twice is fine
+	if _, err := srv.Dial(); err == nil {
+		t.Fatal("dialled a server that was shut down")
+	}
+}
