@@ -20,15 +20,17 @@ import (
 // metricSetup is what Setup built for metrics.
 type metricSetup struct {
 	readers []sdkmetric.Reader
+	built   []sdkmetric.Reader // the readers Setup made, not the caller's
 	handler http.Handler
 	server  *http.Server
 	addr    net.Addr
 }
 
-// shutdownUnregistered releases readers that never reached a MeterProvider
-// (Setup failed later on) and stops the server.
+// shutdownUnregistered releases the readers Setup made that never reached a
+// MeterProvider (Setup failed later on) and stops the server. The caller's
+// own readers are left alone.
 func (m *metricSetup) shutdownUnregistered(ctx context.Context) {
-	for _, r := range m.readers {
+	for _, r := range m.built {
 		_ = r.Shutdown(ctx)
 	}
 	if m.server != nil {
@@ -54,6 +56,7 @@ func metricReaders(ctx context.Context, c *config) (*metricSetup, error) {
 		}
 		if r != nil && !autoexport.IsNoneMetricReader(r) {
 			m.readers = append(m.readers, r)
+			m.built = append(m.built, r)
 		}
 		return m, nil
 	}
@@ -61,13 +64,14 @@ func metricReaders(ctx context.Context, c *config) (*metricSetup, error) {
 		m.readers = append(m.readers, c.memory.Reader)
 	}
 	m.readers = append(m.readers, c.readers...)
-	if c.otlpMet != nil {
-		r, err := c.otlpMet.metricReader(ctx)
+	for _, t := range c.otlpMet {
+		r, err := t.metricReader(ctx)
 		if err != nil {
 			m.shutdownUnregistered(ctx)
-			return nil, fmt.Errorf("exporters: otlp %s metric exporter: %w", c.otlpMet.protocol, err)
+			return nil, fmt.Errorf("exporters: otlp %s metric exporter: %w", t.protocol, err)
 		}
 		m.readers = append(m.readers, r)
+		m.built = append(m.built, r)
 	}
 	if c.prom {
 		if err := m.addPrometheus(c.promAddr); err != nil {
@@ -93,6 +97,7 @@ func (m *metricSetup) addPrometheus(addr string) error {
 		return fmt.Errorf("exporters: Prometheus exporter: %w", err)
 	}
 	m.readers = append(m.readers, r)
+	m.built = append(m.built, r)
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	if addr == "" {
 		return nil

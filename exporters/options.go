@@ -47,7 +47,7 @@ type config struct {
 	traces   []traceSpec
 	memory   *Memory
 	readers  []sdkmetric.Reader
-	otlpMet  *otlpTarget
+	otlpMet  []*otlpTarget
 	prom     bool
 	promAddr string
 
@@ -72,7 +72,7 @@ func (c *config) invalid(format string, args ...any) {
 // explicitMetrics reports whether an option chose a metric exporter, so that
 // OTEL_METRICS_EXPORTER is not consulted.
 func (c *config) explicitMetrics() bool {
-	return len(c.readers) > 0 || c.otlpMet != nil || c.prom || c.memory != nil
+	return len(c.readers) > 0 || len(c.otlpMet) > 0 || c.prom || c.memory != nil
 }
 
 // anyExplicit reports whether an option chose an exporter for any signal.

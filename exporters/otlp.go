@@ -69,11 +69,7 @@ func WithOTLPMetrics(protocol Protocol, endpoint string) Option {
 			c.errs = append(c.errs, err)
 			return
 		}
-		if c.otlpMet != nil {
-			c.invalid("OTLP metrics configured twice")
-			return
-		}
-		c.otlpMet = t
+		c.otlpMet = append(c.otlpMet, t)
 	})
 }
 

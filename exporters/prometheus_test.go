@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/semconv/v1.43.0/messagingconv"
+	"go.uber.org/goleak"
 
 	"github.com/tracebus/tracebus/exporters"
 )
@@ -176,13 +177,18 @@ func TestPrometheusServer(t *testing.T) {
 	}
 }
 
+// TestPrometheusServerAddressInUse fails Setup late, after it has made an
+// OTLP exporter: that one must be released, or goleak finds its connection.
 func TestPrometheusServerAddressInUse(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	p, err := exporters.Setup(context.Background(), exporters.WithPrometheusServer("127.0.0.1:0"), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Shutdown(context.Background())
-	_, err = exporters.Setup(context.Background(), exporters.WithPrometheusServer(p.MetricsAddr().String()), exporters.WithoutGlobal())
+	_, err = exporters.Setup(context.Background(),
+		exporters.WithOTLPTraces(exporters.ProtocolGRPC, "http://"+deadAddress(t)),
+		exporters.WithPrometheusServer(p.MetricsAddr().String()), exporters.WithoutGlobal())
 	if err == nil {
 		t.Fatal("Setup bound an address already in use")
 	}

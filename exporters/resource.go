@@ -2,7 +2,6 @@ package exporters
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"go.opentelemetry.io/otel"
@@ -45,12 +44,13 @@ func newResource(ctx context.Context, c *config) (*resource.Resource, error) {
 		resource.WithAttributes(explicit...),
 	)
 	if err != nil {
-		if !errors.Is(err, resource.ErrPartialResource) || res == nil {
+		if res == nil {
 			return nil, fmt.Errorf("exporters: build resource: %w", err)
 		}
-		// A detector that could not read everything (no user name in a
-		// scratch container, a malformed pair in OTEL_RESOURCE_ATTRIBUTES)
-		// is not a reason to run without telemetry: keep what was found.
+		// resource.New keeps what every other detector found when one
+		// fails (no user name in a scratch container, no machine id, a
+		// malformed pair in OTEL_RESOURCE_ATTRIBUTES). Running without
+		// telemetry would be worse than running without process.owner.
 		otel.Handle(fmt.Errorf("exporters: resource partly detected: %w", err))
 	}
 	return res, nil

@@ -29,12 +29,13 @@ func init() {
 	})
 }
 
-// traceSpec is an explicitly chosen span exporter: ready-made, or built by
-// Setup because it needs the context (OTLP).
+// traceSpec is a span exporter: ready-made, or built by Setup because it
+// needs the context (OTLP).
 type traceSpec struct {
 	name     string
 	exporter sdktrace.SpanExporter
 	build    func(context.Context) (sdktrace.SpanExporter, error)
+	built    bool // Setup made the exporter, so Setup may release it
 }
 
 func jsonLinesBuilder(w io.Writer) func(context.Context) (sdktrace.SpanExporter, error) {
@@ -73,7 +74,7 @@ func spanExporters(ctx context.Context, c *config) ([]traceSpec, error) {
 		if name == "" {
 			name = "otlp"
 		}
-		return []traceSpec{{name: name, exporter: exp}}, nil
+		return []traceSpec{{name: name, exporter: exp, built: true}}, nil
 	}
 	built := make([]traceSpec, 0, len(c.traces))
 	for _, s := range c.traces {
@@ -83,16 +84,20 @@ func spanExporters(ctx context.Context, c *config) ([]traceSpec, error) {
 				shutdownSpecs(ctx, built)
 				return nil, fmt.Errorf("exporters: %s span exporter: %w", s.name, err)
 			}
-			s.exporter = exp
+			s.exporter, s.built = exp, true
 		}
 		built = append(built, s)
 	}
 	return built, nil
 }
 
+// shutdownSpecs releases the exporters Setup made when Setup fails; the
+// caller's own exporters are left alone.
 func shutdownSpecs(ctx context.Context, specs []traceSpec) {
 	for _, s := range specs {
-		_ = s.exporter.Shutdown(ctx)
+		if s.built {
+			_ = s.exporter.Shutdown(ctx)
+		}
 	}
 }
 
