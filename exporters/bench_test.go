@@ -13,7 +13,7 @@ import (
 type discard struct{}
 
 func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discard) Shutdown(context.Context) error                            { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
 
 // BenchmarkSpan measures starting and ending a span on the path publish and
 // consume take: Setup's pipeline (a counting processor and exporter around
