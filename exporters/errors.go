@@ -29,6 +29,7 @@ type NotExportedError struct {
 	Err error
 }
 
+// Error says which exporter lost how many spans, and why if known.
 func (e *NotExportedError) Error() string {
 	msg := fmt.Sprintf("exporters: %s: %d of %d spans not exported", e.Exporter, e.Lost, e.Ended)
 	if e.Err != nil {
