@@ -364,9 +364,9 @@ func (s *subscription) stopping() bool {
 
 // Close stops fetching, waits for the deliveries in flight to be settled and
 // their offsets committed, then leaves the group and closes the readers.
-// When ctx is done first it returns ctx.Err() and abandons the deliveries
-// still running: their messages were not committed and will be delivered
-// again.
+// When ctx is done first it returns an error wrapping ctx.Err() at once and
+// abandons the deliveries still running: their messages were not committed
+// and will be delivered again. The group is then left in the background.
 func (s *subscription) Close(ctx context.Context) error {
 	first := false
 	s.closeOnce.Do(func() {
@@ -384,7 +384,10 @@ func (s *subscription) Close(ctx context.Context) error {
 			}
 			close(s.abandon)
 			s.closeErr = fmt.Errorf("kafka: close subscription to %s: %w", s.spec.Destination, ctx.Err())
-			<-s.done // prompt: consume stops waiting for lanes once abandoned
+			// Not waiting for s.done: leaving the group can take a
+			// network round trip, or a whole join if one is under way.
+			// The goroutines finish in the background; the stuck
+			// deliveries end when the broker cancels their context.
 		}
 		s.t.removeSub(s)
 		close(s.closed)
