@@ -3,6 +3,7 @@ package kafkabroker_test
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -142,5 +143,76 @@ func BenchmarkPublishBatch(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	})
+}
+
+// BenchmarkConsume consumes b.N messages, committing each one before the
+// next, through a broker group subscription and through a kafka-go group
+// Reader with FetchMessage and CommitMessages (synchronous commits, the
+// same guarantee). The group join is inside the timing for both.
+func BenchmarkConsume(b *testing.B) {
+	c, _ := benchCluster(b)
+	ctx := context.Background()
+	fill := func(b *testing.B, topic string) {
+		b.Helper()
+		if err := c.CreateTopicContext(ctx, topic, 1); err != nil {
+			b.Fatal(err)
+		}
+		w := rawWriter(b, c, false)
+		msgs := make([]kafka.Message, 0, 500)
+		for i := range b.N {
+			msgs = append(msgs, kafka.Message{Topic: topic, Value: benchBody})
+			if len(msgs) == cap(msgs) || i == b.N-1 {
+				if err := w.WriteMessages(ctx, msgs...); err != nil {
+					b.Fatal(err)
+				}
+				msgs = msgs[:0]
+			}
+		}
+	}
+
+	b.Run("broker", func(b *testing.B) {
+		topic := "consume-broker-" + strconv.Itoa(b.N)
+		fill(b, topic)
+		br := benchBroker(b, c)
+		done := make(chan struct{})
+		n := 0
+		if err := br.Subscribe(topic, func(context.Context, *broker.Message) error {
+			if n++; n == b.N {
+				close(done)
+			}
+			return nil
+		}, broker.Group("bench")); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		if err := br.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		<-done
+		b.StopTimer()
+	})
+	b.Run("kafka-go", func(b *testing.B) {
+		topic := "consume-raw-" + strconv.Itoa(b.N)
+		fill(b, topic)
+		b.ReportAllocs()
+		b.ResetTimer()
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers: c.Addrs(), Topic: topic, GroupID: "bench",
+			HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second,
+			JoinGroupBackoff: 100 * time.Millisecond, MaxWait: 100 * time.Millisecond,
+		})
+		defer r.Close()
+		for range b.N {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := r.CommitMessages(ctx, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
 	})
 }
