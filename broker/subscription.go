@@ -20,6 +20,10 @@ const (
 	HeaderDeadLetterAttempts = "x-tracebus-attempts"
 )
 
+// DeadLetterIDSuffix is appended to a message's ID to form the ID of its
+// dead-letter copy.
+const DeadLetterIDSuffix = ".dead-letter"
+
 // maxDeadLetterErrorLen bounds the error text copied into a header.
 const maxDeadLetterErrorLen = 1024
 
@@ -193,7 +197,14 @@ func (s *subscription) deadLetter(ctx context.Context, msgs []*Message, cause er
 			Key:         m.Key,
 			Body:        m.Body,
 			Headers:     m.Headers.Clone(),
-			ID:          m.ID,
+		}
+		// A new id: reusing the original one would make a broker that
+		// de-duplicates by id (JetStream, when the dead-letter subject is
+		// in the same stream) drop the copy while acknowledging it, and
+		// the message would be lost. Derived, so a retried dead-letter
+		// publish is still de-duplicated.
+		if m.ID != "" {
+			c.ID = m.ID + DeadLetterIDSuffix
 		}
 		c.Headers.Set(HeaderDeadLetterError, text)
 		c.Headers.Set(HeaderDeadLetterOrigin, m.Destination)

@@ -272,3 +272,29 @@ func TestNilConn(t *testing.T) {
 		t.Errorf("close: %v", err)
 	}
 }
+
+// TestDeadLetterInSameStream dead-letters a message whose id is set to a
+// subject stored by the same stream. JetStream de-duplicates by
+// Nats-Msg-Id, so the copy needs an id of its own or it is dropped while
+// the publish is acknowledged, and the message is lost.
+func TestDeadLetterInSameStream(t *testing.T) {
+	srv := natstest.Start(t)
+	createStream(t, srv, jetStreamClient(t, srv), "DL", "dl.>")
+	dead := testutil.NewInbox[*broker.Message](wait)
+	b := started(t, connect(t, srv, natsbroker.WithJetStream()), func(b *broker.Broker) {
+		must(t, b.Subscribe("dl.orders", func(context.Context, *broker.Message) error {
+			return errors.New("always fails")
+		}, broker.Name("orders"), broker.MaxAttempts(1), broker.DeadLetter("dl.orders.dead")))
+		must(t, b.Subscribe("dl.orders.dead", func(_ context.Context, m *broker.Message) error {
+			dead.Put(m.Clone())
+			return nil
+		}, broker.Name("dead")))
+	})
+	if err := b.Publish(context.Background(), &broker.Message{Destination: "dl.orders", ID: "order-1", Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	got := dead.Next(t)
+	if got.ID != "order-1"+broker.DeadLetterIDSuffix || string(got.Body) != "x" {
+		t.Fatalf("dead letter id %q body %q", got.ID, got.Body)
+	}
+}
