@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/tracebus/tracebus/broker"
 )
 
@@ -59,4 +61,28 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	}
 	t.track(s)
 	return s, nil
+}
+
+// SubscriptionName implements broker.SubscriptionNamer, so telemetry records
+// the JetStream consumer a subscription really uses as
+// messaging.destination.subscription.name: the consumer given to
+// BindConsumer, the durable named by broker.Name (or set with
+// ConfigureConsumer), or the durable a group shares. Core NATS and ephemeral
+// JetStream subscriptions have no name.
+func (t *Transport) SubscriptionName(spec broker.SubscriptionSpec) string {
+	sc, err := parseSubOptions(spec.TransportOptions)
+	if err != nil || sc.core || !sc.jetStream && !t.jetStreamFor(spec.Destination) {
+		return ""
+	}
+	if sc.bind != "" {
+		return sc.bind
+	}
+	cfg := jetstream.ConsumerConfig{Durable: spec.Name}
+	if cfg.Durable == "" && spec.Group != "" {
+		cfg.Durable = groupDurable(spec.Group, spec.Destination)
+	}
+	for _, f := range sc.configure {
+		f(&cfg)
+	}
+	return cfg.Durable
 }

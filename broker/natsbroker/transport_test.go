@@ -409,3 +409,35 @@ func TestDeliveryFacts(t *testing.T) {
 		t.Errorf("reply %v", m)
 	}
 }
+
+// TestSubscriptionName checks the consumer name the broker reports to
+// telemetry: only JetStream subscriptions with a durable or bound consumer
+// have one.
+func TestSubscriptionName(t *testing.T) {
+	srv := natstest.Start(t)
+	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
+	t.Cleanup(func() { _ = tr.Close(context.Background()) })
+	spec := func(dest, name, group string, opts ...broker.SubscribeOption) broker.SubscriptionSpec {
+		s := broker.SubscriptionSpec{Destination: dest, Name: name, Group: group}
+		for _, o := range opts {
+			s.TransportOptions = append(s.TransportOptions, transportOption(t, o))
+		}
+		return s
+	}
+	cases := []struct {
+		spec broker.SubscriptionSpec
+		want string
+	}{
+		{spec("core.orders", "ignored", "g"), ""},
+		{spec("js.orders", "", ""), ""},
+		{spec("js.orders", "billing", "g"), "billing"},
+		{spec("js.orders.*", "", "billing"), "billing_js_orders_+"},
+		{spec("core.orders", "", "", natsbroker.JetStream(), natsbroker.BindConsumer("existing")), "existing"},
+		{spec("js.orders", "billing", "", natsbroker.Core()), ""},
+	}
+	for _, c := range cases {
+		if got := tr.SubscriptionName(c.spec); got != c.want {
+			t.Errorf("%+v: got %q, want %q", c.spec, got, c.want)
+		}
+	}
+}
