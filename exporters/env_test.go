@@ -31,7 +31,7 @@ func injected(p *exporters.Providers) []string {
 
 func resourceValue(p *exporters.Providers, key string) string {
 	v, _ := p.Resource.Set().Value(attribute.Key(key))
-	return v.Emit()
+	return v.String()
 }
 
 // TestEnvironment checks that the OTEL_* variables reach the SDK through
