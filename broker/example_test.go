@@ -41,6 +41,40 @@ func Example() {
 	// Output: order A-1: {"total":42}
 }
 
+// Example_usage is the snippet in the README: a handler that publishes with
+// the ctx it was given (which continues the trace when the broker has the
+// telemetry middleware), and Run until ctx is done.
+func Example_usage() {
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+
+	b := broker.New(memory.New()) // or natsbroker.New(nc), kafkabroker.New(...)
+
+	b.Subscribe("orders.created", func(ctx context.Context, msg *broker.Message) error {
+		// Returning nil acknowledges; an error is retried with backoff,
+		// then dead-lettered or dropped; a panic is recovered.
+		return b.Publish(ctx, &broker.Message{Destination: "invoices", Body: msg.Body})
+	}, broker.Group("billing"))
+
+	b.Subscribe("invoices", func(ctx context.Context, msg *broker.Message) error {
+		fmt.Printf("invoice for %s\n", msg.Body)
+		stop() // the example ends here; a service runs until it is told to stop
+		return nil
+	})
+	// Memory, like core NATS, stores nothing: start the subscriptions
+	// before the first publish. Run then only blocks.
+	if err := b.Start(ctx); err != nil {
+		panic(err)
+	}
+	b.Publish(ctx, &broker.Message{Destination: "orders.created", Body: []byte("order-1")})
+
+	err := b.Run(ctx) // blocks until ctx is done, then drains in-flight handlers
+	fmt.Println("run:", err)
+	// Output:
+	// invoice for order-1
+	// run: <nil>
+}
+
 // A batch handler receives up to BatchSize messages at once and settles them
 // together.
 func ExampleBroker_SubscribeBatch() {
