@@ -113,13 +113,7 @@ func testRoundTrip(t *testing.T, s TransportSuite) {
 func testPublishBatch(t *testing.T, s TransportSuite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
-	in := NewInbox[string](s.Wait())
-	if err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
-		in.Put(string(m.Body))
-		return nil
-	}, s.Options()...); err != nil {
-		t.Fatal(err)
-	}
+	in := collectBodies(t, s, b, dest)
 	s.Start(t, b)
 	const n = 10
 	msgs := make([]*broker.Message, n)
@@ -458,13 +452,7 @@ func testCloseDrains(t *testing.T, s TransportSuite) {
 	// The drained message was settled: a new member of the same group sees
 	// only what comes after it.
 	b2 := s.Broker(t)
-	in := NewInbox[string](s.Wait())
-	if err := b2.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
-		in.Put(string(m.Body))
-		return nil
-	}, s.Options(broker.Group("drain"), broker.Name("drain"))...); err != nil {
-		t.Fatal(err)
-	}
+	in := collectBodies(t, s, b2, dest, broker.Group("drain"), broker.Name("drain"))
 	s.Start(t, b2)
 	publish(t, b2, dest, "marker")
 	if v := in.Next(t); v != "marker" {
@@ -499,13 +487,7 @@ func testCloseDeadline(t *testing.T, s TransportSuite) {
 func testConcurrentPublishers(t *testing.T, s TransportSuite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
-	in := NewInbox[string](s.Wait())
-	if err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
-		in.Put(string(m.Body))
-		return nil
-	}, s.Options()...); err != nil {
-		t.Fatal(err)
-	}
+	in := collectBodies(t, s, b, dest)
 	s.Start(t, b)
 	const publishers, each = 4, 25
 	var wg sync.WaitGroup
@@ -592,13 +574,7 @@ func testSubscribeAfterStart(t *testing.T, s TransportSuite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
 	s.Start(t, b)
-	in := NewInbox[string](s.Wait())
-	if err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
-		in.Put(string(m.Body))
-		return nil
-	}, s.Options()...); err != nil {
-		t.Fatalf("subscribe after start: %v", err)
-	}
+	in := collectBodies(t, s, b, dest)
 	publish(t, b, dest, "late")
 	if v := in.Next(t); v != "late" {
 		t.Fatalf("got %q", v)
@@ -622,6 +598,20 @@ func testCloseTwice(t *testing.T, s TransportSuite) {
 	if err := b.Subscribe("x", func(context.Context, *broker.Message) error { return nil }); !errors.Is(err, broker.ErrClosed) {
 		t.Fatalf("subscribe after close: %v, want ErrClosed", err)
 	}
+}
+
+// collectBodies subscribes b to dest with a handler that records each
+// message's body and acknowledges it.
+func collectBodies(t *testing.T, s TransportSuite, b *broker.Broker, dest string, opts ...broker.SubscribeOption) *Inbox[string] {
+	t.Helper()
+	in := NewInbox[string](s.Wait())
+	if err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
+		in.Put(string(m.Body))
+		return nil
+	}, s.Options(opts...)...); err != nil {
+		t.Fatalf("subscribe %s: %v", dest, err)
+	}
+	return in
 }
 
 func publish(t *testing.T, b *broker.Broker, dest string, bodies ...string) {
