@@ -45,6 +45,8 @@ func handled(t testing.TB) func() []error {
 	t.Helper()
 	var mu sync.Mutex
 	var errs []error
+	resetReports()
+	t.Cleanup(resetReports)
 	prev := otel.GetErrorHandler()
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		mu.Lock()

@@ -30,7 +30,9 @@
 // The W3C limits hold everywhere: at most MaxMembers members and MaxBytes
 // bytes. Baggage that arrives over them is cut deterministically, keeping
 // members in first-seen order and dropping from the end, and the cut is
-// reported through otel.Handle; the message is processed with what is left.
+// reported through otel.Handle (at most once a minute per kind of problem,
+// with a count of the rest, so a misbehaving producer cannot flood the
+// logs); the message is processed with what is left.
 // No internal marker is ever added to the baggage. Propagator is a drop-in
 // for propagation.Baggage that also makes extraction deterministic where
 // otel-go is not (several baggage headers over the limits, one header over

@@ -137,15 +137,20 @@ func limit(entries []entry) (kept []entry, size, dropped int) {
 	return kept, size, dropped
 }
 
-// report hands a dropped-members error to the OpenTelemetry error handler.
+// report hands a dropped-members error to the OpenTelemetry error handler,
+// rate-limited (see reporter).
 func report(what string, dropped, invalid int) {
 	if dropped > 0 {
-		otel.Handle(fmt.Errorf("%s: dropped %d member(s) over %d members or %d bytes: %w",
-			what, dropped, MaxMembers, MaxBytes, ErrLimit))
+		limitReports.report(func() error {
+			return fmt.Errorf("%s: dropped %d member(s) over %d members or %d bytes: %w",
+				what, dropped, MaxMembers, MaxBytes, ErrLimit)
+		})
 	}
 	if invalid > 0 {
-		otel.Handle(fmt.Errorf("%s: dropped %d member(s) that cannot be encoded: %w",
-			what, invalid, ErrInvalidKey))
+		invalidReports.report(func() error {
+			return fmt.Errorf("%s: dropped %d member(s) that cannot be encoded: %w",
+				what, invalid, ErrInvalidKey)
+		})
 	}
 }
 
@@ -196,9 +201,11 @@ var tokenChar = func() (t [256]bool) {
 }()
 
 // reportMalformed hands a malformed-members error to the OpenTelemetry error
-// handler.
+// handler, rate-limited (see reporter).
 func reportMalformed(what string, n int) {
-	otel.Handle(fmt.Errorf("%s: skipped %d malformed member(s): %w", what, n, ErrMalformed))
+	malformedReports.report(func() error {
+		return fmt.Errorf("%s: skipped %d malformed member(s): %w", what, n, ErrMalformed)
+	})
 }
 
 // escapedLen is the length of v percent-encoded as otel-go encodes baggage

@@ -26,8 +26,9 @@ import (
 //     *broker.Headers it replaces a baggage header the message already has
 //     (such as one forwarded from a consumed message) instead of leaving it
 //     when the baggage is empty;
-//   - every drop is reported through otel.Handle, not only the first one in
-//     the process.
+//   - drops are reported through otel.Handle at most once a minute per kind
+//     of problem, with a count of what happened in between, instead of only
+//     the first one in the process.
 type Propagator struct{}
 
 var _ propagation.TextMapPropagator = Propagator{}
