@@ -31,9 +31,9 @@ type Broker struct {
 	baseCtx context.Context
 	abort   context.CancelFunc
 
-	closeOnce sync.Once
-	closed    chan struct{}
-	closeErr  error
+	closing  atomic.Bool // set by the first Close
+	closed   chan struct{}
+	closeErr error
 }
 
 const (
@@ -230,23 +230,23 @@ func (b *Broker) Run(ctx context.Context) error {
 // handlers' context is cancelled, Close stops waiting and returns an error
 // wrapping ctx.Err(); unsettled messages are redelivered where the system
 // does that. Publishing fails with ErrClosed afterwards. Calling Close again
-// waits for the first call and returns nil.
+// waits for the first call and returns nil, or ctx.Err() when its own ctx
+// is done first.
 func (b *Broker) Close(ctx context.Context) error {
-	first := false
-	b.closeOnce.Do(func() {
-		first = true
+	// Not a sync.Once: a later call must be able to give up on its own
+	// ctx while the first one is still draining, and Once.Do would block
+	// it until the first call returned.
+	if b.closing.CompareAndSwap(false, true) {
 		b.closeErr = b.doClose(ctx)
 		close(b.closed)
-	})
-	if !first {
-		select {
-		case <-b.closed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		return nil
+		return b.closeErr
 	}
-	return b.closeErr
+	select {
+	case <-b.closed:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 func (b *Broker) doClose(ctx context.Context) error {
