@@ -154,8 +154,12 @@ func (s *subscription) redeliver(msgs []*broker.Message, delay time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
-		// Closed: hand the messages to the rest of the group, if any.
-		go requeue()
+		// Closed: the rest of the group, if any, gets the messages once
+		// the delay has passed; a subscription of its own has nobody to
+		// hand them to.
+		if s.spec.Group != "" {
+			time.AfterFunc(delay, requeue)
+		}
 		return
 	}
 	var timer *time.Timer
@@ -176,10 +180,15 @@ func (s *subscription) Close(ctx context.Context) error {
 		s.stopped = true
 		queued := s.queue
 		s.queue = nil
-		for timer := range s.timers {
-			timer.Stop()
+		// Pending redeliveries of a group member stay scheduled: when
+		// due, requeue hands them to the rest of the group. Those of a
+		// subscription of its own would only be dropped.
+		if s.spec.Group == "" {
+			for timer := range s.timers {
+				timer.Stop()
+			}
+			clear(s.timers)
 		}
-		clear(s.timers)
 		s.mu.Unlock()
 		close(s.stop)
 		// Messages still queued go to the rest of the group; a
