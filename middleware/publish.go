@@ -162,7 +162,7 @@ func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs
 		if errors.As(err, &be) && len(be) == len(msgs) {
 			for i, e := range be {
 				if e != nil && creates != nil {
-					setError(creates[i], e, semconv.ErrorType(e))
+					setError(creates[i], e, errorType(e))
 				}
 			}
 		} else {

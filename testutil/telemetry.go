@@ -654,8 +654,8 @@ func testTelPublishFails(t *testing.T, s TransportSuite) {
 
 	e.assertSpanCount(t, 1)
 	send := e.rec.SpanByName(t, "send "+dest)
-	et := semconv.ErrorType(err)
-	if et.Value.AsString() == "" || et == semconv.ErrorTypeOther {
+	et := semconv.ErrorTypeKey.String(middleware.ErrorType(err))
+	if et.Value.AsString() != middleware.ErrorTypeClosed {
 		t.Errorf("error %v has no usable error.type: %v", err, et)
 	}
 	assertSpan(t, send, "send "+dest, trace.SpanKindProducer, append(e.sendAttrs(sent), et))

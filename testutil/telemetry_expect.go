@@ -195,6 +195,15 @@ func (e *telEnv) processAttrs(op broker.Operation, got *broker.Message) []attrib
 	if e.kafka() && got.Key != nil {
 		kvs = append(kvs, semconv.MessagingKafkaMessageKey(string(got.Key)))
 	}
+	return appendAttempt(kvs, got)
+}
+
+// appendAttempt adds the delivery attempt the telemetry middleware records
+// when the transport counts deliveries.
+func appendAttempt(kvs []attribute.KeyValue, got *broker.Message) []attribute.KeyValue {
+	if got.Delivery.DeliveryCount > 0 {
+		kvs = append(kvs, middleware.DeliveryAttemptKey.Int(got.Delivery.DeliveryCount))
+	}
 	return kvs
 }
 
@@ -223,7 +232,7 @@ func (e *telEnv) deliveryLinkAttrs(got *broker.Message, all []*broker.Message) [
 		}
 		kvs = append(kvs, semconv.MessagingKafkaOffset(int(got.Delivery.Offset)))
 	}
-	return kvs
+	return appendAttempt(kvs, got)
 }
 
 func (e *telEnv) samePartition(got []*broker.Message) (string, bool) {
