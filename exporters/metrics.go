@@ -98,7 +98,9 @@ func (m *metricSetup) addPrometheus(addr string) error {
 	}
 	m.readers = append(m.readers, r)
 	m.built = append(m.built, r)
-	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	// OpenMetrics when the scraper asks for it (Prometheus does): the one
+	// format that carries exemplars, which link histogram buckets to traces.
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	if addr == "" {
 		return nil
 	}

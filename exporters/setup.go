@@ -108,8 +108,12 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 	return p, nil
 }
 
-// MetricsHandler returns the handler serving the metrics in the Prometheus
-// text format, to mount at /metrics. It is nil unless WithPrometheus or
+// MetricsHandler returns the handler serving the metrics, to mount at
+// /metrics: in the Prometheus text format, or in OpenMetrics when the
+// scraper asks for it (Prometheus does), which adds exemplars: a histogram
+// bucket or counter names the trace and span of a recent measurement made
+// inside a sampled span, so a dashboard can jump from a slow bucket to a
+// trace. It is nil unless WithPrometheus or
 // WithPrometheusServer was given (with OTEL_METRICS_EXPORTER=prometheus,
 // autoexport serves its own endpoint on OTEL_EXPORTER_PROMETHEUS_HOST:PORT).
 func (p *Providers) MetricsHandler() http.Handler { return p.metrics.handler }

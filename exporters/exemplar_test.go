@@ -1,0 +1,74 @@
+package exporters_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/exporters"
+	"github.com/tracebus/tracebus/middleware"
+)
+
+// A Prometheus scrape that asks for OpenMetrics gets exemplars: the
+// process-duration bucket of a handled message names the trace of its
+// process span.
+func TestPrometheusExemplarsLinkToTraces(t *testing.T) {
+	ctx := context.Background()
+	p, err := exporters.Setup(ctx, exporters.WithPrometheus(), exporters.WithMemory(exporters.NewMemory()), exporters.WithoutGlobal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	tel := middleware.NewTelemetry(middleware.WithTracerProvider(p.TracerProvider), middleware.WithMeterProvider(p.MeterProvider))
+	b := broker.New(memory.New(), broker.WithMiddleware(tel))
+	traceIDs := make(chan string, 1)
+	if err := b.Subscribe("orders", func(ctx context.Context, _ *broker.Message) error {
+		traceIDs <- trace.SpanContextFromContext(ctx).TraceID().String()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, &broker.Message{Destination: "orders", Body: []byte("7")}); err != nil {
+		t.Fatal(err)
+	}
+	traceID := <-traceIDs
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	srv := httptest.NewServer(p.MetricsHandler())
+	defer srv.Close()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What Prometheus sends with exemplar storage on.
+	req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") {
+		t.Fatalf("Content-Type %q, want OpenMetrics", ct)
+	}
+	exemplar := regexp.MustCompile(`(?m)^messaging_process_duration_seconds_bucket\{[^}]*\} 1 # \{[^}]*trace_id="` + traceID + `"[^}]*\} `)
+	if !exemplar.Match(body) {
+		t.Errorf("no process-duration bucket with an exemplar for trace %s:\n%s", traceID, body)
+	}
+}
