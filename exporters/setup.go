@@ -11,7 +11,9 @@ import (
 
 	"go.opentelemetry.io/contrib/propagators/autoprop"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/log/global"
 	"go.opentelemetry.io/otel/propagation"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -25,6 +27,9 @@ type Providers struct {
 	TracerProvider *sdktrace.TracerProvider
 	// MeterProvider sends metrics to the configured readers.
 	MeterProvider *sdkmetric.MeterProvider
+	// LoggerProvider sends log records to the configured log exporters;
+	// see LogHandler for logging through it with log/slog.
+	LoggerProvider *sdklog.LoggerProvider
 	// Propagator injects and extracts trace context and baggage.
 	Propagator propagation.TextMapPropagator
 	// Resource describes the service on every span and metric.
@@ -37,15 +42,15 @@ type Providers struct {
 	shutdownErr error
 }
 
-// Setup builds a tracer provider, a meter provider and a propagator for one
-// service and, unless WithoutGlobal is given, installs them as the
+// Setup builds a tracer provider, a meter provider, a logger provider and a
+// propagator for one service and, unless WithoutGlobal is given, installs them as the
 // OpenTelemetry globals. Call Shutdown before the process exits, or the last
 // spans and metrics are lost.
 //
 // With no options the standard OTEL_* environment decides everything,
 // through autoexport and autoprop: OTLP over HTTP to localhost:4318 unless
-// OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER, OTEL_EXPORTER_OTLP_* say
-// otherwise; W3C trace context and baggage unless OTEL_PROPAGATORS says
+// OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER, OTEL_LOGS_EXPORTER,
+// OTEL_EXPORTER_OTLP_* say otherwise; W3C trace context and baggage unless OTEL_PROPAGATORS says
 // otherwise. Options win over the environment (see Option).
 //
 // Spans are exported through batch processors with bounded queues: a
@@ -70,6 +75,12 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 		shutdownSpecs(ctx, specs)
 		return nil, err
 	}
+	logExps, err := logExporters(ctx, c)
+	if err != nil {
+		shutdownSpecs(ctx, specs)
+		ms.shutdownUnregistered(ctx)
+		return nil, err
+	}
 
 	p := &Providers{Resource: res, metrics: ms}
 	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
@@ -91,6 +102,7 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 		mpOpts = append(mpOpts, sdkmetric.WithReader(r))
 	}
 	p.MeterProvider = sdkmetric.NewMeterProvider(mpOpts...)
+	p.LoggerProvider = newLoggerProvider(res, logExps)
 
 	if c.propagator != nil {
 		p.Propagator = c.propagator
@@ -104,6 +116,7 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 		otel.SetTracerProvider(p.TracerProvider)
 		otel.SetMeterProvider(p.MeterProvider)
 		otel.SetTextMapPropagator(p.Propagator)
+		global.SetLoggerProvider(p.LoggerProvider)
 	}
 	return p, nil
 }
@@ -137,6 +150,9 @@ func (p *Providers) ForceFlush(ctx context.Context) error {
 	if err := p.MeterProvider.ForceFlush(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("exporters: flush metrics: %w", err))
 	}
+	if err := p.LoggerProvider.ForceFlush(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("exporters: flush logs: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -167,8 +183,8 @@ func (p *Providers) shutdown(ctx context.Context) error {
 	}
 
 	var (
-		wg                      sync.WaitGroup
-		tpErr, mpErr, serverErr error
+		wg                             sync.WaitGroup
+		tpErr, mpErr, lpErr, serverErr error
 	)
 	wg.Go(func() {
 		// The tracer provider gets the real deadline: the soft one has
@@ -181,6 +197,11 @@ func (p *Providers) shutdown(ctx context.Context) error {
 	wg.Go(func() {
 		if err := p.MeterProvider.Shutdown(soft); err != nil {
 			mpErr = fmt.Errorf("exporters: shut down meter provider: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := p.LoggerProvider.Shutdown(soft); err != nil {
+			lpErr = fmt.Errorf("exporters: shut down logger provider: %w", err)
 		}
 	})
 	if p.metrics.server != nil {
@@ -196,7 +217,7 @@ func (p *Providers) shutdown(ctx context.Context) error {
 	for _, pl := range p.pipelines {
 		errs = append(errs, pl.lost())
 	}
-	errs = append(errs, mpErr, serverErr)
+	errs = append(errs, mpErr, lpErr, serverErr)
 	return errors.Join(errs...)
 }
 
