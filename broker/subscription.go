@@ -66,6 +66,8 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 		if slot, ok := ctx.Value(handlerCtxKey{}).(*context.Context); ok {
 			*slot = ctx
 		}
+		s.logDelivered(ctx, "tracebus: received", msgs, nil)
+		defer func() { s.logDelivered(ctx, "tracebus: processed", msgs, err) }()
 		defer func() {
 			if r := recover(); r != nil {
 				err = &PanicError{Value: r, Stack: debug.Stack()}
@@ -140,7 +142,7 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 	if err == nil {
 		return Settlement{Action: Ack}
 	}
-	log := s.b.cfg.logger
+	log := s.failureLogger(msgs)
 	attempt := 1
 	for _, m := range msgs {
 		attempt = max(attempt, m.Delivery.DeliveryCount)

@@ -68,13 +68,41 @@ func newLoggerProvider(res *resource.Resource, exps []sdklog.Exporter) *sdklog.L
 	return sdklog.NewLoggerProvider(opts...)
 }
 
-// LogHandler returns an slog.Handler that sends records to the log
-// exporters through the otelslog bridge, under the instrumentation scope
-// name (your package or service). A record logged with a ctx that holds a
-// span, such as a handler's ctx, carries that span's trace and span id, so
-// the backend shows the log line in the trace. Combine it with a local
-// handler through slog.NewMultiHandler, and give the logger to
-// broker.WithLogger so that the broker's lines are exported too.
-func (p *Providers) LogHandler(name string) slog.Handler {
-	return otelslog.NewHandler(name, otelslog.WithLoggerProvider(p.LoggerProvider))
+// LogHandler returns an slog.Handler that sends records of level and above
+// to the log exporters through the otelslog bridge, under the
+// instrumentation scope name (your package or service). A record logged
+// with a ctx that holds a span, such as a handler's ctx, carries that
+// span's trace and span id, so the backend shows the line in the trace.
+// slog.LevelInfo keeps the broker's per-message debug lines
+// ("tracebus: received", "tracebus: processed") out of the export;
+// slog.LevelDebug sends them too.
+//
+// Combine it with a local handler through slog.NewMultiHandler, and give
+// the logger to broker.WithLogger so that the broker's lines are exported
+// as well:
+//
+//	logger := slog.New(slog.NewMultiHandler(
+//		middleware.NewLogHandler(slog.NewTextHandler(os.Stderr, nil)),
+//		p.LogHandler("billing", slog.LevelInfo),
+//	))
+func (p *Providers) LogHandler(name string, level slog.Leveler) slog.Handler {
+	return leveled{Handler: otelslog.NewHandler(name, otelslog.WithLoggerProvider(p.LoggerProvider)), level: level}
+}
+
+// leveled drops records below level; the bridge itself exports every level.
+type leveled struct {
+	slog.Handler
+	level slog.Leveler
+}
+
+func (h leveled) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level.Level() && h.Handler.Enabled(ctx, l)
+}
+
+func (h leveled) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return leveled{Handler: h.Handler.WithAttrs(attrs), level: h.level}
+}
+
+func (h leveled) WithGroup(name string) slog.Handler {
+	return leveled{Handler: h.Handler.WithGroup(name), level: h.level}
 }

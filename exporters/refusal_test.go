@@ -43,7 +43,7 @@ func TestReceiverWithoutMetricsOrLogs(t *testing.T) {
 				t.Fatal(err)
 			}
 			counter.Add(ctx, 1, metric.WithAttributes())
-			logger := slog.New(p.LogHandler("t"))
+			logger := slog.New(p.LogHandler("t", slog.LevelInfo))
 			logger.InfoContext(ctx, "order placed")
 
 			// Two rounds: the second must not ask the receiver again.
