@@ -1,5 +1,5 @@
 // Package exporters sets up OpenTelemetry for a tracebus service in one call:
-// a tracer provider, a meter provider and a propagator, with the service's
+// a tracer provider, a meter provider, a logger provider and a propagator, with the service's
 // resource (service.name, service.version, host, OS, container and process)
 // and the exporters you choose or the OTEL_* environment chooses.
 //
@@ -30,18 +30,23 @@
 //   - JSON lines (WithJSONLines): one span per line, to pipe into a store of
 //     your own.
 //   - Memory (WithMemory, NewMemory): spans and metrics kept for tests.
+//   - Logs over OTLP (WithOTLPLogs, OTEL_LOGS_EXPORTER), written with
+//     log/slog through Providers.LogHandler.
 //   - Anything else (WithSpanExporter, WithMetricReader).
 //
 // # Environment
 //
-// Without exporter options, autoexport and autoprop read the standard
-// variables: OTEL_TRACES_EXPORTER (otlp, console, none, and waterfall, which
-// this package registers), OTEL_METRICS_EXPORTER (otlp, prometheus, console,
-// none), OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]PROTOCOL and _ENDPOINT,
+// autoexport and autoprop read the standard variables: OTEL_TRACES_EXPORTER
+// (otlp, console, none, and waterfall, which this package registers),
+// OTEL_METRICS_EXPORTER (otlp, prometheus, console, none),
+// OTEL_LOGS_EXPORTER (otlp, console, none),
+// OTEL_EXPORTER_OTLP_[TRACES_|METRICS_|LOGS_]PROTOCOL and _ENDPOINT,
 // _HEADERS, _TIMEOUT, OTEL_PROPAGATORS (tracecontext, baggage, b3, b3multi,
 // jaeger, xray, ottrace, none), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
-// OTEL_TRACES_SAMPLER, OTEL_BSP_* and OTEL_METRIC_EXPORT_INTERVAL. Options
-// win over the variables; see Option for the exact rule.
+// OTEL_TRACES_SAMPLER, OTEL_BSP_*, OTEL_BLRP_* and
+// OTEL_METRIC_EXPORT_INTERVAL. Local views (waterfall, JSON lines, memory)
+// add to what the environment configures; explicit remote exporters
+// replace it (see Option for the exact rule).
 //
 // # Back pressure
 //
