@@ -152,6 +152,11 @@ func (e *telEnv) published(kvs []attribute.KeyValue, m *broker.Message) []attrib
 	if e.kafka() && m.Key != nil {
 		kvs = append(kvs, semconv.MessagingKafkaMessageKey(string(m.Key)))
 	}
+	if e.kafka() && m.Delivery.Stored {
+		kvs = append(kvs,
+			semconv.MessagingDestinationPartitionID(strconv.Itoa(int(m.Delivery.Partition))),
+			semconv.MessagingKafkaOffset(int(m.Delivery.Offset)))
+	}
 	return kvs
 }
 
