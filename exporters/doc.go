@@ -42,7 +42,8 @@
 // OTEL_LOGS_EXPORTER (otlp, console, none),
 // OTEL_EXPORTER_OTLP_[TRACES_|METRICS_|LOGS_]PROTOCOL and _ENDPOINT,
 // _HEADERS, _TIMEOUT, OTEL_PROPAGATORS (tracecontext, baggage, b3, b3multi,
-// jaeger, xray, ottrace, none), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
+// jaeger, xray, ottrace, none, and jaegerbaggage: Jaeger's uberctx-{key}
+// baggage headers, see baggage.JaegerPropagator), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
 // OTEL_TRACES_SAMPLER, OTEL_BSP_*, OTEL_BLRP_* and
 // OTEL_METRIC_EXPORT_INTERVAL. Local views (waterfall, JSON lines, memory)
 // add to what the environment configures; explicit remote exporters
