@@ -158,8 +158,8 @@ func WithoutGlobal() Option {
 
 // WithPropagator sets the propagator, ignoring OTEL_PROPAGATORS. Without it
 // the propagator comes from autoprop: OTEL_PROPAGATORS (tracecontext,
-// baggage, b3, b3multi, jaeger, jaegerbaggage, xray, ottrace, none), or W3C trace context
-// plus baggage when the variable is unset.
+// baggage, b3, b3multi, jaeger, jaegerbaggage, xray, ottrace, none), or
+// W3C trace context plus baggage when the variable is unset.
 func WithPropagator(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) {
 		if p == nil {
