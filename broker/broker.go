@@ -27,8 +27,9 @@ type Broker struct {
 	state atomic.Int32
 
 	mu      sync.Mutex
-	subs    []*subscription
-	baseCtx context.Context
+	subs      []*subscription
+	endpoints []Endpoint
+	baseCtx   context.Context
 	abort   context.CancelFunc
 
 	closing  atomic.Bool // set by the first Close
@@ -162,17 +163,23 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	defer b.mu.Unlock()
 	switch b.state.Load() {
 	case stateNew:
-		b.subs = append(b.subs, s)
-		return nil
 	case stateStarted:
 		if err := s.start(b.baseCtx); err != nil {
 			return err
 		}
-		b.subs = append(b.subs, s)
-		return nil
 	default:
 		return ErrClosed
 	}
+	b.subs = append(b.subs, s)
+	e := cfg.endpoint
+	e.Kind = EndpointSubscriber
+	e.Destination = cfg.spec.Destination
+	e.Group = cfg.spec.Group
+	e.Name = cfg.spec.Name
+	e.Batch = cfg.spec.Batch
+	e.Description = cfg.description
+	b.endpoints = append(b.endpoints, e)
+	return nil
 }
 
 // Start starts every registered subscription and returns. ctx carries

@@ -56,6 +56,8 @@ type subConfig struct {
 	backoff     Backoff
 	deadLetter  string
 	batchOpt    bool // a batch option was given
+	description string
+	endpoint    Endpoint // payload facts of typed subscriptions
 	err         error
 }
 
@@ -198,6 +200,12 @@ func DeadLetter(destination string) SubscribeOption {
 // broker's middleware. The first given is the outermost.
 func Use(mws ...Middleware) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) { c.middleware = append(c.middleware, mws...) })
+}
+
+// Describe documents the subscription: the text becomes the description of
+// its operation in generated AsyncAPI documents.
+func Describe(text string) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) { c.description = text })
 }
 
 // WithTransportOption passes a transport-specific option (such as a
