@@ -26,11 +26,11 @@ type Broker struct {
 
 	state atomic.Int32
 
-	mu      sync.Mutex
+	mu        sync.Mutex
 	subs      []*subscription
 	endpoints []Endpoint
 	baseCtx   context.Context
-	abort   context.CancelFunc
+	abort     context.CancelFunc
 
 	closing  atomic.Bool // set by the first Close
 	closed   chan struct{}
