@@ -172,7 +172,7 @@ func summary(system string, e broker.Endpoint) string {
 	if e.Name != "" {
 		parts = append(parts, fmt.Sprintf("Durable subscription %q.", e.Name))
 	}
-	if e.Group != "" && system != "nats" && system != "kafka" {
+	if e.Group != "" && !groupBound(system, e.Group) {
 		parts = append(parts, fmt.Sprintf("Consumer group %q.", e.Group))
 	}
 	return strings.Join(parts, " ")
@@ -186,7 +186,7 @@ func operationBindings(srv *serverRef, e broker.Endpoint) *OperationBindings {
 	}
 	switch srv.system {
 	case "nats":
-		if e.Group != "" {
+		if e.Group != "" && groupBound(srv.system, e.Group) {
 			return &OperationBindings{NATS: &NATSOperationBinding{Queue: e.Group, BindingVersion: "0.1.0"}}
 		}
 	case "kafka":
@@ -196,6 +196,15 @@ func operationBindings(srv *serverRef, e broker.Endpoint) *OperationBindings {
 		}
 	}
 	return nil
+}
+
+// maxNATSQueue is the longest queue name the NATS binding allows.
+const maxNATSQueue = 255
+
+// groupBound reports whether an operation binding of system documents the
+// consumer group: NATS queues up to maxNATSQueue bytes, Kafka group ids.
+func groupBound(system, group string) bool {
+	return system == "kafka" || system == "nats" && len(group) <= maxNATSQueue
 }
 
 // constSchema is the schema of the single string v, as the Kafka binding
