@@ -26,20 +26,21 @@ func build(t *testing.T, g *asyncapi.Generator, srcs ...asyncapi.Source) *asynca
 
 func channel(t *testing.T, doc *asyncapi.Document, id string) *asyncapi.Channel {
 	t.Helper()
-	c := doc.Channels[id]
-	if c == nil {
-		t.Fatalf("no channel %q; have %v", id, keys(doc.Channels))
-	}
-	return c
+	return lookup(t, "channel", doc.Channels, id)
 }
 
 func operation(t *testing.T, doc *asyncapi.Document, id string) *asyncapi.Operation {
 	t.Helper()
-	o := doc.Operations[id]
-	if o == nil {
-		t.Fatalf("no operation %q; have %v", id, keys(doc.Operations))
+	return lookup(t, "operation", doc.Operations, id)
+}
+
+func lookup[V any](t *testing.T, what string, m map[string]*V, id string) *V {
+	t.Helper()
+	v := m[id]
+	if v == nil {
+		t.Fatalf("no %s %q; have %v", what, id, keys(m))
 	}
-	return o
+	return v
 }
 
 func keys[V any](m map[string]V) []string {
