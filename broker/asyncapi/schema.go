@@ -67,7 +67,7 @@ func (s *schemas) schema(t reflect.Type) (raw json.RawMessage, err error) {
 		// The reflector panics on types JSON cannot represent (channels,
 		// functions, complex numbers).
 		if r := recover(); r != nil {
-			raw, err = nil, fmt.Errorf("%w: %s: %v", ErrUnsupportedType, t, r)
+			raw, err = nil, fmt.Errorf("%w: %s (%v)", ErrUnsupportedType, t, r)
 		}
 	}()
 	root := s.reflector.ReflectFromType(t)
@@ -82,14 +82,14 @@ func (s *schemas) schema(t reflect.Type) (raw json.RawMessage, err error) {
 		rewriteRefs(def)
 		b, err := json.Marshal(def)
 		if err != nil {
-			return nil, fmt.Errorf("asyncapi: schema of %s: %w", t, err)
+			return nil, fmt.Errorf("schema of %s: %w", t, err)
 		}
 		s.defs[name] = b
 	}
 	rewriteRefs(root)
 	b, err := json.Marshal(root)
 	if err != nil {
-		return nil, fmt.Errorf("asyncapi: schema of %s: %w", t, err)
+		return nil, fmt.Errorf("schema of %s: %w", t, err)
 	}
 	if string(b) == "true" {
 		// An "any" payload: AsyncAPI wants a schema object here.
