@@ -2,6 +2,7 @@ package asyncapi
 
 import (
 	"encoding/json"
+	"slices"
 
 	"github.com/invopop/jsonschema"
 	orderedmap "github.com/pb33f/ordered-map/v2"
@@ -36,7 +37,8 @@ func headersSchema(p propagation.TextMapPropagator) json.RawMessage {
 	if p == nil {
 		return nil
 	}
-	fields := p.Fields()
+	// Sorted: composite propagators return their fields in map order.
+	fields := slices.Sorted(slices.Values(p.Fields()))
 	if len(fields) == 0 {
 		return nil
 	}
