@@ -373,3 +373,30 @@ func resolve(root any, ref string) any {
 	}
 	return cur
 }
+
+// TestCodecPayloads covers payloads whose body is not JSON: raw bytes are
+// bytes (not JSON's base64 string), text is a string, and a struct sent
+// with another codec says how its body is encoded.
+func TestCodecPayloads(t *testing.T) {
+	doc := build(t, asyncapi.New(), asyncapi.Source{
+		Server: broker.Info{System: "nats", ServerAddress: "localhost"},
+		Endpoints: []broker.Endpoint{
+			{Kind: broker.EndpointSubscriber, Destination: "raw", Payload: typeOf[[]byte](), ContentType: "application/octet-stream"},
+			{Kind: broker.EndpointSubscriber, Destination: "text", Payload: typeOf[string](), ContentType: "text/plain; charset=utf-8"},
+			{Kind: broker.EndpointSubscriber, Destination: "proto", Payload: typeOf[*Invoice](), ContentType: "application/protobuf"},
+			{Kind: broker.EndpointSubscriber, Destination: "json", Payload: typeOf[[]byte](), ContentType: "application/cloudevents+json"},
+		},
+	})
+	raw := channel(t, doc, "raw").Messages["payload"]
+	jsonEq(t, "raw payload", raw.Payload, `{"type":"string","format":"binary","description":"The raw bytes of the body."}`)
+	if raw.ContentType != "application/octet-stream" || raw.Description != "" {
+		t.Errorf("raw message %+v", raw)
+	}
+	jsonEq(t, "text payload", channel(t, doc, "text").Messages["payload"].Payload, `{"type":"string"}`)
+	proto := channel(t, doc, "proto").Messages["Invoice"]
+	jsonEq(t, "proto payload", proto.Payload, `{"$ref":"#/components/schemas/Invoice"}`)
+	if !strings.Contains(proto.Description, "application/protobuf, not as JSON") {
+		t.Errorf("proto message description %q", proto.Description)
+	}
+	jsonEq(t, "JSON bytes payload", channel(t, doc, "json").Messages["payload"].Payload, `{"type":"string","contentEncoding":"base64"}`)
+}

@@ -112,12 +112,13 @@ func (bd *builder) message(srv *serverRef, ch string, payload reflect.Type, cont
 	msg := &Message{ContentType: contentType, Headers: bd.headers, Payload: unspecifiedPayload}
 	base := "bytes"
 	if payload != nil {
-		s, err := bd.schemas.schema(payload)
+		s, err := bd.payloadSchema(payload, contentType)
 		if err != nil {
 			return "", fmt.Errorf("payload: %w", err)
 		}
 		msg.Payload = s
 		msg.Title = payload.String()
+		msg.Description = encodingNote(payload, contentType)
 		base = "payload"
 		if n := bd.schemas.name(deref(payload)); n != "" {
 			base = n
@@ -149,6 +150,41 @@ func (bd *builder) keyBinding(srv *serverRef, key reflect.Type) (*MessageBinding
 		return nil, fmt.Errorf("key: %w", err)
 	}
 	return &MessageBindings{Kafka: &KafkaMessageBinding{Key: s, BindingVersion: "0.5.0"}}, nil
+}
+
+// rawBytesPayload is the payload of a []byte body that is not JSON: the
+// bytes themselves (the reflector's base64 string is JSON's encoding).
+var rawBytesPayload = json.RawMessage(`{"type":"string","format":"binary","description":"The raw bytes of the body."}`)
+
+// payloadSchema returns the schema of payload as encoded with contentType.
+func (bd *builder) payloadSchema(payload reflect.Type, contentType string) (json.RawMessage, error) {
+	if isBytes(payload) && !isJSON(contentType) {
+		return rawBytesPayload, nil
+	}
+	return bd.schemas.schema(payload)
+}
+
+// encodingNote says that a payload's schema describes the fields of a Go
+// type whose body is not JSON (protobuf, for instance).
+func encodingNote(payload reflect.Type, contentType string) string {
+	t := deref(payload)
+	if contentType == "" || isJSON(contentType) || isBytes(t) || t.Kind() == reflect.String {
+		return ""
+	}
+	return fmt.Sprintf("The schema describes the fields of %s; the body is encoded as %s, not as JSON.", payload, contentType)
+}
+
+func isBytes(t reflect.Type) bool {
+	t = deref(t)
+	return t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8
+}
+
+// isJSON reports whether contentType is JSON: application/json or a
+// "+json" media type, parameters ignored.
+func isJSON(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
 func deref(t reflect.Type) reflect.Type {

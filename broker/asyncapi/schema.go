@@ -37,12 +37,13 @@ func newSchemas() *schemas {
 
 // name gives each named type a components key that is unique in the
 // document: the type's name, qualified by its package path when another
-// package has a type of the same name. Unnamed types stay inline ("").
+// package has a type of the same name.
 func (s *schemas) name(t reflect.Type) string {
 	if n, ok := s.names[t]; ok {
 		return n
 	}
-	if t.Name() == "" {
+	if t.Name() == "" || t.PkgPath() == "" {
+		// Unnamed and predeclared types (string, int) stay inline.
 		return ""
 	}
 	n := componentKey(t.Name())
