@@ -52,7 +52,7 @@ const ShutdownTimeout = 30 * time.Second
 // in Close.
 func New(t Transport, opts ...Option) *Broker {
 	b := &Broker{transport: t, cfg: newConfig(opts), closed: make(chan struct{})}
-	b.publish = chainPublish(b.cfg.middleware, func(ctx context.Context, _ *Operation, msgs []*Message) error {
+	b.publish = chainPublish(b.cfg.middleware, func(ctx context.Context, _ Operation, msgs []*Message) error {
 		return b.transport.Publish(ctx, msgs)
 	})
 	return b
@@ -74,7 +74,7 @@ func (b *Broker) Publish(ctx context.Context, msg *Message) error {
 		return ErrClosed
 	}
 	op := b.publishOperation(msg.Destination, false)
-	return b.publish(ctx, &op, []*Message{msg})
+	return b.publish(ctx, op, []*Message{msg})
 }
 
 // PublishBatch sends msgs in one operation through the broker's middleware.
@@ -102,7 +102,7 @@ func (b *Broker) PublishBatch(ctx context.Context, msgs []*Message) error {
 		return ErrClosed
 	}
 	op := b.publishOperation(dest, true)
-	return b.publish(ctx, &op, msgs)
+	return b.publish(ctx, op, msgs)
 }
 
 func (b *Broker) publishOperation(dest string, batch bool) Operation {
@@ -158,6 +158,9 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	if cfg.err != nil {
 		return cfg.err
 	}
+	if err := b.validate(cfg.spec); err != nil {
+		return err
+	}
 	s := newSubscription(b, cfg, h)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -179,6 +182,24 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	e.Batch = cfg.spec.Batch
 	e.Description = cfg.description
 	b.endpoints = append(b.endpoints, e)
+	return nil
+}
+
+// validate checks that every transport option is meant for this transport
+// and lets the transport check the rest.
+func (b *Broker) validate(spec SubscriptionSpec) error {
+	system := b.transport.Info().System
+	for _, o := range spec.TransportOptions {
+		if name := o.TransportName(); name != system {
+			return fmt.Errorf("tracebus: subscribe %s: option %s is a %s option, the broker's transport is %s: %w",
+				spec.Destination, optionName(o), name, system, ErrUnsupportedOption)
+		}
+	}
+	if v, ok := b.transport.(SubscriptionValidator); ok {
+		if err := v.ValidateSubscription(spec); err != nil {
+			return fmt.Errorf("tracebus: subscribe %s: %w", spec.Destination, err)
+		}
+	}
 	return nil
 }
 
