@@ -12,7 +12,9 @@
 //
 // The handler serves the document as asyncapi.json and asyncapi.yaml and a
 // self-contained HTML page (no scripts, styles or fonts fetched at run time)
-// that lists the channels, operations and payloads.
+// that lists the channels, operations and payloads. Generator.Handler serves
+// the document of live brokers instead, rebuilt on each request. Tests and
+// tools that have no broker build from Sources: a server and its endpoints.
 //
 // # Mapping
 //
@@ -25,10 +27,11 @@
 //     "send" operation. A subscriber whose handler returns a value has an
 //     operation reply whose channel has a null (dynamic) address: the reply
 //     goes to the address each request carries.
-//   - Each message documents its payload schema (an unspecified, empty schema
-//     for byte-level subscriptions), its content type and, as headers, the
-//     fields the trace propagator writes (traceparent, tracestate and baggage
-//     with the default W3C propagators).
+//   - Each message documents its payload schema, its content type and, as
+//     headers, the fields the trace propagator writes (traceparent,
+//     tracestate and baggage with the default W3C propagators). Byte-level
+//     subscriptions have a payload schema that accepts anything and says it
+//     is unspecified; []byte bodies of a non-JSON codec are raw bytes.
 //   - Bindings where AsyncAPI defines them: the NATS queue group, the Kafka
 //     consumer group id and client id of an operation, and the Kafka key
 //     schema of a publisher's messages.
