@@ -147,12 +147,22 @@ func TestBuildService(t *testing.T) {
 
 	checkRefs(t, doc)
 
-	// Every message documents the propagation headers.
+	// Every message documents the propagation headers; typed ones also the
+	// content-type header their codec writes.
 	for cid, c := range doc.Channels {
 		for mid, m := range c.Messages {
-			jsonEq(t, cid+"/"+mid+" headers", m.Headers, `{"$ref":"#/components/schemas/PropagationHeaders"}`)
+			want := `{"$ref":"#/components/schemas/Headers.application_json"}`
+			if m.ContentType == "" {
+				want = `{"$ref":"#/components/schemas/PropagationHeaders"}`
+			}
+			jsonEq(t, cid+"/"+mid+" headers", m.Headers, want)
 		}
 	}
+	jsonEq(t, "JSON message headers", doc.Components.Schemas["Headers.application_json"], `{
+		"type": "object",
+		"allOf": [{"$ref": "#/components/schemas/PropagationHeaders"}],
+		"properties": {"content-type": {"type": "string", "const": "application/json",
+			"description": "The content type of the body; subscribers decode it with the codec it names."}}}`)
 	var headers struct {
 		Properties map[string]any `json:"properties"`
 	}

@@ -109,7 +109,7 @@ func (bd *builder) message(srv *serverRef, ch string, payload reflect.Type, cont
 		}
 		return m.id, nil
 	}
-	msg := &Message{ContentType: contentType, Headers: bd.headers, Payload: unspecifiedPayload}
+	msg := &Message{ContentType: contentType, Headers: bd.messageHeaders(contentType), Payload: unspecifiedPayload}
 	base := "bytes"
 	if payload != nil {
 		s, err := bd.payloadSchema(payload, contentType)

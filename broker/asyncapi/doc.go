@@ -29,7 +29,8 @@
 //     goes to the address each request carries.
 //   - Each message documents its payload schema, its content type and, as
 //     headers, the fields the trace propagator writes (traceparent,
-//     tracestate and baggage with the default W3C propagators). Byte-level
+//     tracestate and baggage with the default W3C propagators) and, for
+//     typed messages, the content-type header of their codec. Byte-level
 //     subscriptions have a payload schema that accepts anything and says it
 //     is unspecified; []byte bodies of a non-JSON codec are raw bytes.
 //   - Bindings where AsyncAPI defines them: the NATS queue group, the Kafka

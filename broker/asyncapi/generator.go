@@ -81,12 +81,14 @@ func (g *Generator) BuildSources(sources ...Source) (*Document, error) {
 // builder assembles one document; identifiers are numbered in the order
 // things are added, so the same sources give the same document.
 type builder struct {
-	doc      *Document
-	schemas  *schemas
-	headers  []byte // reference to the propagation headers schema, or nil
-	servers  map[serverKey]*serverRef
-	channels map[channelKey]string
-	messages map[string][]*messageEntry // per channel id, in order
+	doc     *Document
+	schemas *schemas
+	headers []byte // reference to the propagation headers schema, or nil
+	// contentHeaders names the headers schema of each content type.
+	contentHeaders map[string]string
+	servers        map[serverKey]*serverRef
+	channels       map[channelKey]string
+	messages       map[string][]*messageEntry // per channel id, in order
 }
 
 type serverKey struct{ system, host string }
@@ -115,10 +117,11 @@ func newBuilder(cfg config) *builder {
 			ID:       cfg.id,
 			Info:     Info{Title: cfg.title, Version: cfg.version, Description: cfg.description},
 		},
-		schemas:  newSchemas(),
-		servers:  map[serverKey]*serverRef{},
-		channels: map[channelKey]string{},
-		messages: map[string][]*messageEntry{},
+		schemas:        newSchemas(),
+		servers:        map[serverKey]*serverRef{},
+		channels:       map[channelKey]string{},
+		contentHeaders: map[string]string{},
+		messages:       map[string][]*messageEntry{},
 	}
 	if h := headersSchema(cfg.propagator); h != nil {
 		bd.schemas.reserve(headersSchemaName, h)

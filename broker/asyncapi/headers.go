@@ -57,3 +57,35 @@ func headersSchema(p propagation.TextMapPropagator) json.RawMessage {
 	})
 	return b
 }
+
+// headerContentType is the header typed publishers write their codec's
+// content type to (broker.HeaderContentType).
+const headerContentType = "content-type"
+
+// messageHeaders is the headers schema of a message: the propagation
+// headers and, for typed messages, the content-type header subscribers pick
+// their codec by. The schema of each content type is kept once, under
+// components/schemas as "Headers." and the content type.
+func (bd *builder) messageHeaders(contentType string) json.RawMessage {
+	if contentType == "" {
+		return bd.headers
+	}
+	name, ok := bd.contentHeaders[contentType]
+	if !ok {
+		props := orderedmap.New[string, *jsonschema.Schema]()
+		props.Set(headerContentType, &jsonschema.Schema{
+			Type:        "string",
+			Const:       contentType,
+			Description: "The content type of the body; subscribers decode it with the codec it names.",
+		})
+		s := &jsonschema.Schema{Type: "object", Properties: props}
+		if bd.headers != nil {
+			s.AllOf = []*jsonschema.Schema{{Ref: schemaRefPrefix + headersSchemaName}}
+		}
+		b, _ := json.Marshal(s)
+		name = unique("Headers."+componentKey(contentType), bd.schemas.isTaken)
+		bd.schemas.reserve(name, b)
+		bd.contentHeaders[contentType] = name
+	}
+	return json.RawMessage(`{"$ref":"` + schemaRefPrefix + name + `"}`)
+}

@@ -161,3 +161,8 @@ func (s *schemas) reserve(name string, schema json.RawMessage) {
 	s.taken[name] = nil
 	s.defs[name] = schema
 }
+
+func (s *schemas) isTaken(name string) bool {
+	_, ok := s.taken[name]
+	return ok
+}
