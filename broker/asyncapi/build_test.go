@@ -254,6 +254,7 @@ func TestSchemaNameClash(t *testing.T) {
 			{Kind: broker.EndpointSubscriber, Destination: "two", Payload: second},
 			{Kind: broker.EndpointSubscriber, Destination: "three", Payload: typeOf[[]Order]()},
 			{Kind: broker.EndpointSubscriber, Destination: "four", Payload: typeOf[*Order]()},
+			{Kind: broker.EndpointSubscriber, Destination: "tree", Payload: typeOf[Tree]()},
 		},
 	})
 	refs := map[string]bool{}
@@ -277,7 +278,15 @@ func TestSchemaNameClash(t *testing.T) {
 	}
 	jsonEq(t, "[]Order payload", channel(t, doc, "three").Messages["payload"].Payload,
 		`{"type":"array","items":{"$ref":"#/components/schemas/Order"}}`)
+	jsonEq(t, "Tree schema", doc.Components.Schemas["Tree"], `{"type":"object","additionalProperties":false,"required":["children"],
+		"properties":{"children":{"type":"array","items":{"$ref":"#/components/schemas/Tree"}},"parent":{"$ref":"#/components/schemas/Tree"}}}`)
 	jsonEq(t, "*Order payload", channel(t, doc, "four").Messages["Order"].Payload, `{"$ref":"#/components/schemas/Order"}`)
+}
+
+// Tree is recursive: its schema refers to itself.
+type Tree struct {
+	Children []Tree `json:"children"`
+	Parent   *Tree  `json:"parent,omitempty"`
 }
 
 func TestPropagator(t *testing.T) {
