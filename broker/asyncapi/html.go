@@ -36,7 +36,9 @@ type pageParam struct{ Name, Desc string }
 
 type pageMessage struct {
 	ID, Title, ContentType string
+	Description            string
 	Payload, Key           string
+	Schema                 string // the component the payload refers to, if any
 }
 
 type pageOperation struct {
@@ -67,7 +69,8 @@ func renderHTML(d *Document) ([]byte, error) {
 		}
 		for _, mid := range sortedKeys(c.Messages) {
 			m := c.Messages[mid]
-			pm := pageMessage{ID: mid, Title: m.Title, ContentType: m.ContentType, Payload: indent(m.Payload)}
+			pm := pageMessage{ID: mid, Title: m.Title, ContentType: m.ContentType, Description: m.Description,
+				Payload: indent(m.Payload), Schema: componentRef(m.Payload)}
 			if m.Bindings != nil && m.Bindings.Kafka != nil {
 				pm.Key = indent(m.Bindings.Kafka.Key)
 			}
@@ -126,6 +129,18 @@ func refNames(refs []Reference) []string {
 	return names
 }
 
+// componentRef returns the components/schemas key that schema consists of a
+// reference to, or "".
+func componentRef(schema json.RawMessage) string {
+	var r map[string]any
+	if json.Unmarshal(schema, &r) != nil || len(r) != 1 {
+		return ""
+	}
+	ref, _ := r["$ref"].(string)
+	name, _ := strings.CutPrefix(ref, schemaRefPrefix)
+	return name
+}
+
 func indent(raw json.RawMessage) string {
 	if len(raw) == 0 {
 		return ""
@@ -179,7 +194,8 @@ section.channel{border-top:1px solid #ddd;margin-top:1rem}
 {{with .Parameters}}<p>Parameters:</p><ul>{{range .}}<li><code>{{.Name}}</code>: {{.Desc}}</li>{{end}}</ul>{{end}}
 {{range .Messages}}<h4>Message <code>{{.ID}}</code>{{with .Title}} <small>{{.}}</small>{{end}}</h4>
 <p>Content type: {{if .ContentType}}<code>{{.ContentType}}</code>{{else}}unspecified{{end}}</p>
-<p>Payload:</p>
+{{with .Description}}<p>{{.}}</p>{{end}}
+<p>Payload{{with .Schema}} (schema <a href="#schema-{{.}}"><code>{{.}}</code></a>){{end}}:</p>
 <pre>{{.Payload}}</pre>
 {{with .Key}}<p>Kafka key:</p>
 <pre>{{.}}</pre>{{end}}
