@@ -134,10 +134,7 @@ func (b *Broker) Subscribe(destination string, h Handler, opts ...SubscribeOptio
 	if h == nil {
 		return ErrNilHandler
 	}
-	cfg := newSubConfig(destination, false, opts)
-	if cfg.batchOpt && cfg.err == nil {
-		cfg.err = optionError("BatchSize and BatchWait need SubscribeBatch")
-	}
+	cfg := b.subConfig(destination, false, opts)
 	return b.add(cfg, func(ctx context.Context, msgs []*Message) error { return h(ctx, msgs[0]) })
 }
 
@@ -148,7 +145,20 @@ func (b *Broker) SubscribeBatch(destination string, h BatchHandler, opts ...Subs
 	if h == nil {
 		return ErrNilHandler
 	}
-	return b.add(newSubConfig(destination, true, opts), BatchHandler(h))
+	return b.add(b.subConfig(destination, true, opts), BatchHandler(h))
+}
+
+// subConfig applies opts to a subscription of destination, with the
+// broker's defaults.
+func (b *Broker) subConfig(destination string, batch bool, opts []SubscribeOption) subConfig {
+	cfg := newSubConfig(destination, batch, opts)
+	if cfg.codec == nil {
+		cfg.codec = b.cfg.codec
+	}
+	if !batch && cfg.batchOpt && cfg.err == nil {
+		cfg.err = optionError("BatchSize and BatchWait need a batch subscription")
+	}
+	return cfg
 }
 
 func (b *Broker) add(cfg subConfig, h BatchHandler) error {

@@ -48,6 +48,7 @@ type delivery struct {
 	msgs       []*Message
 	ack        Acknowledger
 	handlerCtx context.Context
+	view       []*Message  // what a typed batch handler got, when it differs from msgs
 	settled    atomic.Bool // a settlement started
 	applied    atomic.Bool // the Acknowledger was called
 }
@@ -132,10 +133,14 @@ func MessageFromContext(ctx context.Context) *Message {
 }
 
 // BatchFromContext returns the messages of the delivery a handler is
-// processing, in delivery order (one for single-message subscriptions). It
+// processing, in delivery order (one for single-message subscriptions);
+// for HandleBatch, the messages aligned with the handler's values. It
 // returns nil outside a handler.
 func BatchFromContext(ctx context.Context) []*Message {
 	if d := deliveryFrom(ctx); d != nil {
+		if d.view != nil {
+			return d.view
+		}
 		return d.msgs
 	}
 	return nil

@@ -14,10 +14,12 @@ type Option interface {
 type config struct {
 	middleware []Middleware
 	logger     *slog.Logger
+	codec      Codec
+	codecs     codecSet
 }
 
 func newConfig(opts []Option) config {
-	c := config{logger: slog.Default()}
+	c := config{logger: slog.Default(), codec: JSON, codecs: defaultCodecs()}
 	for _, o := range opts {
 		o.applyBroker(&c)
 	}
@@ -59,7 +61,10 @@ type subConfig struct {
 	batchOpt    bool // a batch option was given
 	description string
 	ackMode     ackMode
-	endpoint    Endpoint // payload facts of typed subscriptions
+	codec       Codec             // typed subscriptions; the broker's when not set
+	publishTo   []ResultPublisher // HandleResult
+	noReply     bool              // HandleResult
+	endpoint    Endpoint          // payload facts of typed subscriptions
 	err         error
 }
 
@@ -229,11 +234,16 @@ func ManualAck() SubscribeOption {
 	return subOptionFunc(func(c *subConfig) { c.ackMode = ackManual })
 }
 
-// Describe documents the subscription: the text becomes the description of
-// its operation in generated AsyncAPI documents.
-func Describe(text string) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) { c.description = text })
-}
+// DescribeOption documents a subscription or a publisher.
+type DescribeOption struct{ text string }
+
+// Describe documents a subscription (given to Subscribe or a typed Handle
+// function) or a publisher (given to NewPublisher): the text becomes the
+// description of its operation in generated AsyncAPI documents.
+func Describe(text string) DescribeOption { return DescribeOption{text} }
+
+func (o DescribeOption) applySubscribe(c *subConfig)       { c.description = o.text }
+func (o DescribeOption) applyPublisher(c *publisherConfig) { c.description = o.text }
 
 // TransportOption is a subscription option defined by one transport, such
 // as natsbroker.Stream or kafkabroker.StartOffset. Transports export

@@ -227,33 +227,39 @@ func deliveryAttempt(msgs []*Message) int {
 }
 
 func (s *subscription) deadLetter(ctx context.Context, msgs []*Message, cause error, attempt int) error {
-	text := cause.Error()
-	if len(text) > maxDeadLetterErrorLen {
-		text = text[:maxDeadLetterErrorLen]
-	}
 	out := make([]*Message, len(msgs))
 	for i, m := range msgs {
-		c := &Message{
-			Destination: s.cfg.deadLetter,
-			Key:         m.Key,
-			Body:        m.Body,
-			Headers:     m.Headers.Clone(),
-		}
-		// A new id: reusing the original one would make a broker that
-		// de-duplicates by id (JetStream, when the dead-letter subject is
-		// in the same stream) drop the copy while acknowledging it, and
-		// the message would be lost. Derived, so a retried dead-letter
-		// publish is still de-duplicated.
-		if m.ID != "" {
-			c.ID = m.ID + DeadLetterIDSuffix
-		}
-		c.Headers.Set(HeaderDeadLetterError, text)
-		c.Headers.Set(HeaderDeadLetterOrigin, m.Destination)
-		c.Headers.Set(HeaderDeadLetterAttempts, strconv.Itoa(attempt))
-		out[i] = c
+		out[i] = deadLetterCopy(m, s.cfg.deadLetter, cause, attempt)
 	}
 	if len(out) == 1 {
 		return s.b.Publish(ctx, out[0])
 	}
 	return s.b.PublishBatch(ctx, out)
+}
+
+// deadLetterCopy is the message sent to dest for m, which failed with cause
+// on its attempt-th delivery.
+func deadLetterCopy(m *Message, dest string, cause error, attempt int) *Message {
+	text := cause.Error()
+	if len(text) > maxDeadLetterErrorLen {
+		text = text[:maxDeadLetterErrorLen]
+	}
+	c := &Message{
+		Destination: dest,
+		Key:         m.Key,
+		Body:        m.Body,
+		Headers:     m.Headers.Clone(),
+	}
+	// A new id: reusing the original one would make a broker that
+	// de-duplicates by id (JetStream, when the dead-letter subject is in
+	// the same stream) drop the copy while acknowledging it, and the
+	// message would be lost. Derived, so a retried dead-letter publish is
+	// still de-duplicated.
+	if m.ID != "" {
+		c.ID = m.ID + DeadLetterIDSuffix
+	}
+	c.Headers.Set(HeaderDeadLetterError, text)
+	c.Headers.Set(HeaderDeadLetterOrigin, m.Destination)
+	c.Headers.Set(HeaderDeadLetterAttempts, strconv.Itoa(attempt))
+	return c
 }
