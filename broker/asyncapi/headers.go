@@ -7,6 +7,8 @@ import (
 	"github.com/invopop/jsonschema"
 	orderedmap "github.com/pb33f/ordered-map/v2"
 	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/tracebus/tracebus/broker"
 )
 
 // headersSchemaName is the components key of the propagation headers.
@@ -58,10 +60,6 @@ func headersSchema(p propagation.TextMapPropagator) json.RawMessage {
 	return b
 }
 
-// headerContentType is the header typed publishers write their codec's
-// content type to (broker.HeaderContentType).
-const headerContentType = "content-type"
-
 // messageHeaders is the headers schema of a message: the propagation
 // headers and, for typed messages, the content-type header subscribers pick
 // their codec by. The schema of each content type is kept once, under
@@ -73,7 +71,7 @@ func (bd *builder) messageHeaders(contentType string) json.RawMessage {
 	name, ok := bd.contentHeaders[contentType]
 	if !ok {
 		props := orderedmap.New[string, *jsonschema.Schema]()
-		props.Set(headerContentType, &jsonschema.Schema{
+		props.Set(broker.HeaderContentType, &jsonschema.Schema{
 			Type:        "string",
 			Const:       contentType,
 			Description: "The content type of the body; subscribers decode it with the codec it names.",
