@@ -26,7 +26,8 @@
 //   - A subscription becomes a "receive" operation; a typed publisher a
 //     "send" operation. A subscriber whose handler returns a value has an
 //     operation reply whose channel has a null (dynamic) address: the reply
-//     goes to the address each request carries.
+//     goes to the address each request carries. Kafka records carry none, so
+//     Kafka subscribers have no reply; their results go to their publishers.
 //   - Each message documents its payload schema, its content type and, as
 //     headers, the fields the trace propagator writes (traceparent,
 //     tracestate and baggage with the default W3C propagators) and, for
