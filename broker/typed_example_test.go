@@ -87,7 +87,7 @@ func ExampleNewPublisher() {
 // a child of the order's process span, on whatever broker the publisher
 // sits (NATS in, Kafka out). Returning a nil pointer sends nothing.
 func ExampleHandleResult() {
-	orders := broker.New(memory.New())   // e.g. natsbroker
+	orders := broker.New(memory.New())    // e.g. natsbroker
 	invoicing := broker.New(memory.New()) // e.g. kafkabroker
 	done := make(chan struct{})
 	broker.Handle(invoicing, "invoices", func(ctx context.Context, inv Invoice) error {
