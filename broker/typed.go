@@ -165,8 +165,10 @@ func HandleResult[In, Out any](b *Broker, destination string, h func(ctx context
 				destination, p.destination(), pt, outType, ErrInvalidOption)
 		}
 	}
-	cfg.endpoint.Reply = outType
-	cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
+	if !cfg.noReply {
+		cfg.endpoint.Reply = outType
+		cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
+	}
 	nilable := canBeNil(outType)
 	res := &resulter{b: b, codec: cfg.codec, pubs: cfg.publishTo, noReply: cfg.noReply}
 	return b.add(cfg, func(ctx context.Context, msgs []*Message) error {
