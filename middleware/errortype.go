@@ -24,10 +24,10 @@ const (
 	// ErrorTypeCanceled: the work was cancelled (context.Canceled).
 	ErrorTypeCanceled = "canceled"
 	// ErrorTypeDecode: the message body could not be decoded
-	// (broker.ErrDecode).
+	// (broker.DecodeError, or an error wrapping broker.ErrDecode).
 	ErrorTypeDecode = "decode"
 	// ErrorTypeValidation: the message decoded but is not valid
-	// (broker.ErrValidation).
+	// (broker.ValidationError, or an error wrapping broker.ErrValidation).
 	ErrorTypeValidation = "validation"
 	// ErrorTypePermanent: the error was marked permanent
 	// (broker.ErrPermanent) and is none of the above.
@@ -41,9 +41,10 @@ const (
 // ErrorType returns the error.type Telemetry records for err, following
 // the semantic conventions: the first error in err's chain with a method
 // ErrorType() string that returns a non-empty value names itself (the
-// broker's panic, decode and validation errors do); otherwise a recognised
-// cause gives one of the ErrorType constants, checked in the order timeout,
-// canceled, closed, permanent; otherwise ErrorTypeOther. For a
+// broker's PanicError, DecodeError and ValidationError do); otherwise a
+// recognised cause gives one of the ErrorType constants, checked in the
+// order decode, validation, timeout, canceled, closed, permanent; otherwise
+// ErrorTypeOther. For a
 // broker.BatchError it is the type of the first failed message. The error's
 // message and Go type are never used: "payment provider timeout" from
 // errors.New is ErrorTypeOther, not a new label value per message.
@@ -67,6 +68,10 @@ func ErrorType(err error) string {
 	switch {
 	case err == nil:
 		return ErrorTypeOther
+	case errors.Is(err, broker.ErrDecode):
+		return ErrorTypeDecode
+	case errors.Is(err, broker.ErrValidation):
+		return ErrorTypeValidation
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
 		errors.As(err, &timeout) && timeout.Timeout():
 		return ErrorTypeTimeout

@@ -45,6 +45,8 @@ func TestErrorType(t *testing.T) {
 		{"decode", fmt.Errorf("order 7: %w: %w", broker.ErrDecode, plain), "decode"},
 		{"validation", fmt.Errorf("order 7: %w", broker.ErrValidation), "validation"},
 		{"decode marked permanent as well", broker.Permanent(fmt.Errorf("%w", broker.ErrDecode)), "decode"},
+		{"typed layer decode error", fmt.Errorf("handle: %w", &broker.DecodeError{ContentType: "application/json", Err: plain}), "decode"},
+		{"typed layer validation error", &broker.ValidationError{Err: errors.New("amount must be positive")}, "validation"},
 		{"permanent", broker.Permanent(plain), "permanent"},
 		{"permanent by wrapping", fmt.Errorf("bad order: %w", broker.ErrPermanent), "permanent"},
 		{"deadline", fmt.Errorf("charge: %w", context.DeadlineExceeded), "timeout"},

@@ -18,7 +18,7 @@ import (
 // the creation context of every message into its headers and records the
 // send metrics.
 func (t *Telemetry) WrapPublish(next broker.PublishFunc) broker.PublishFunc {
-	return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message) error {
+	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 		if len(msgs) == 0 {
 			return next(ctx, op, msgs)
 		}
@@ -36,7 +36,7 @@ func (t *Telemetry) WrapPublish(next broker.PublishFunc) broker.PublishFunc {
 
 // publishOne traces a single publish with one PRODUCER send span whose
 // context becomes the message's creation context.
-func (t *Telemetry) publishOne(ctx context.Context, op *broker.Operation, msgs []*broker.Message, next broker.PublishFunc) error {
+func (t *Telemetry) publishOne(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.PublishFunc) error {
 	start := time.Now()
 	m := msgs[0]
 	partition := partitionOf(op, m)
@@ -76,7 +76,7 @@ func (t *Telemetry) publishOne(ctx context.Context, op *broker.Operation, msgs [
 // offset. Metrics keep the partition only when the publisher asked for
 // one: the balancer's choice would multiply the send series by the
 // partition count.
-func setStored(span trace.Span, op *broker.Operation, m *broker.Message, partition string) {
+func setStored(span trace.Span, op broker.Operation, m *broker.Message, partition string) {
 	if op.System != systemKafka || !m.Delivery.Stored {
 		return
 	}
@@ -97,7 +97,7 @@ func setStored(span trace.Span, op *broker.Operation, m *broker.Message, partiti
 // "created" before that: a create span ends when its message's fate is
 // known, so that a message the transport rejected (BatchError) shows as a
 // failed create span — the one a consumer would have linked to.
-func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs []*broker.Message, next broker.PublishFunc) error {
+func (t *Telemetry) publishBatch(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.PublishFunc) error {
 	start := time.Now()
 	startTS := trace.WithTimestamp(start) // one option for every span of the batch
 	mixed := op.Destination == ""

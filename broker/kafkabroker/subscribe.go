@@ -18,6 +18,7 @@ import (
 // Subscribe in SubscriptionSpec.TransportOptions by
 // broker.WithTransportOption (StartOffset wraps it).
 type subscribeOption interface {
+	broker.TransportOption
 	applySub(*subConfig)
 }
 
@@ -28,6 +29,9 @@ type subConfig struct {
 type subOptionFunc func(*subConfig)
 
 func (f subOptionFunc) applySub(c *subConfig) { f(c) }
+
+// TransportName implements broker.TransportOption.
+func (subOptionFunc) TransportName() string { return "kafka" }
 
 // StartOffset sets where this subscription starts reading, kafka.FirstOffset
 // or kafka.LastOffset, overriding WithStartOffset; see WithStartOffset for

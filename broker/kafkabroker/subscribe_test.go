@@ -83,7 +83,7 @@ func TestSubscribeRejectsForeignOptions(t *testing.T) {
 	topic := newTopic(t, c, 1)
 	tr := newTransport(t, c)
 	noop := func(context.Context, []*broker.Message, broker.Acknowledger) {}
-	_, err := tr.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, TransportOptions: []any{"durable"}}, noop)
+	_, err := tr.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, TransportOptions: []broker.TransportOption{foreignOption{}}}, noop)
 	if !errors.Is(err, broker.ErrUnsupportedOption) {
 		t.Fatalf("foreign option: %v, want ErrUnsupportedOption", err)
 	}
@@ -221,3 +221,9 @@ func TestGroupWaitsForTopic(t *testing.T) {
 		t.Fatalf("got %q", v)
 	}
 }
+
+// foreignOption claims to be a Kafka option but is not one of the
+// transport's own.
+type foreignOption struct{}
+
+func (foreignOption) TransportName() string { return "kafka" }

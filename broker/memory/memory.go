@@ -104,10 +104,19 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 	return nil
 }
 
+// ValidateSubscription implements broker.SubscriptionValidator: the memory
+// transport defines no transport options.
+func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
+	if len(spec.TransportOptions) > 0 {
+		return fmt.Errorf("memory: subscribe %s: option %T: %w", spec.Destination, spec.TransportOptions[0], broker.ErrUnsupportedOption)
+	}
+	return nil
+}
+
 // Subscribe implements broker.Transport.
 func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) (broker.Subscription, error) {
-	if len(spec.TransportOptions) > 0 {
-		return nil, fmt.Errorf("memory: subscribe %s: option %T: %w", spec.Destination, spec.TransportOptions[0], broker.ErrUnsupportedOption)
+	if err := t.ValidateSubscription(spec); err != nil {
+		return nil, err
 	}
 	if t.isClosed() {
 		return nil, broker.ErrClosed

@@ -83,11 +83,14 @@ type subConfig struct {
 // transport recognises it among spec.TransportOptions.
 type subOptionValue func(*subConfig)
 
+// TransportName implements broker.TransportOption.
+func (subOptionValue) TransportName() string { return "nats" }
+
 func subOption(f func(*subConfig)) broker.SubscribeOption {
 	return broker.WithTransportOption(subOptionValue(f))
 }
 
-func parseSubOptions(opts []any) (subConfig, error) {
+func parseSubOptions(opts []broker.TransportOption) (subConfig, error) {
 	var c subConfig
 	for _, o := range opts {
 		f, ok := o.(subOptionValue)
