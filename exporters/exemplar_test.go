@@ -27,25 +27,7 @@ func TestPrometheusExemplarsLinkToTraces(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
-	tel := middleware.NewTelemetry(middleware.WithTracerProvider(p.TracerProvider), middleware.WithMeterProvider(p.MeterProvider))
-	b := broker.New(memory.New(), broker.WithMiddleware(tel))
-	traceIDs := make(chan string, 1)
-	if err := b.Subscribe("orders", func(ctx context.Context, _ *broker.Message) error {
-		traceIDs <- trace.SpanContextFromContext(ctx).TraceID().String()
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(ctx, &broker.Message{Destination: "orders", Body: []byte("7")}); err != nil {
-		t.Fatal(err)
-	}
-	traceID := <-traceIDs
-	if err := b.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	traceID := handleOne(t, p, nil).TraceID().String()
 
 	srv := httptest.NewServer(p.MetricsHandler())
 	defer srv.Close()
@@ -71,4 +53,37 @@ func TestPrometheusExemplarsLinkToTraces(t *testing.T) {
 	if !exemplar.Match(body) {
 		t.Errorf("no process-duration bucket with an exemplar for trace %s:\n%s", traceID, body)
 	}
+}
+
+// handleOne passes one message through a broker on the memory transport,
+// traced and measured by p, with the broker options opts; inHandler, when
+// not nil, runs in the handler with its ctx. It returns the span context of
+// the handler's process span once the broker is closed.
+func handleOne(t *testing.T, p *exporters.Providers, inHandler func(context.Context), opts ...broker.Option) trace.SpanContext {
+	t.Helper()
+	ctx := context.Background()
+	tel := middleware.NewTelemetry(middleware.WithTracerProvider(p.TracerProvider),
+		middleware.WithMeterProvider(p.MeterProvider), middleware.WithPropagators(p.Propagator))
+	b := broker.New(memory.New(), append([]broker.Option{broker.WithMiddleware(tel)}, opts...)...)
+	spans := make(chan trace.SpanContext, 1)
+	if err := b.Subscribe("orders", func(ctx context.Context, _ *broker.Message) error {
+		if inHandler != nil {
+			inHandler(ctx)
+		}
+		spans <- trace.SpanContextFromContext(ctx)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, &broker.Message{Destination: "orders", Body: []byte("7")}); err != nil {
+		t.Fatal(err)
+	}
+	sc := <-spans
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return sc
 }

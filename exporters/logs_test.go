@@ -7,12 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/exporters"
-	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil/otlptest"
 )
 
@@ -28,26 +24,9 @@ func TestHandlerLogReachesOTLPWithTraceID(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := slog.New(p.LogHandler("billing", slog.LevelDebug))
-	tel := middleware.NewTelemetry(middleware.WithTracerProvider(p.TracerProvider), middleware.WithMeterProvider(p.MeterProvider))
-	b := broker.New(memory.New(), broker.WithMiddleware(tel), broker.WithLogger(logger))
-	spans := make(chan trace.SpanContext, 1)
-	if err := b.Subscribe("orders", func(ctx context.Context, _ *broker.Message) error {
+	proc := handleOne(t, p, func(ctx context.Context) {
 		logger.InfoContext(ctx, "charging card", "order", 7)
-		spans <- trace.SpanContextFromContext(ctx)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(ctx, &broker.Message{Destination: "orders", Body: []byte("7")}); err != nil {
-		t.Fatal(err)
-	}
-	proc := <-spans
-	if err := b.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	}, broker.WithLogger(logger))
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := p.Shutdown(sctx); err != nil {
@@ -76,5 +55,24 @@ func TestHandlerLogReachesOTLPWithTraceID(t *testing.T) {
 	}
 	if _, ok := rcv.Span("process orders"); !ok {
 		t.Error("the process span did not reach the receiver")
+	}
+}
+
+// LogHandler's level keeps the broker's per-message debug lines out of the
+// export unless asked for.
+func TestLogHandlerLevel(t *testing.T) {
+	rcv := otlptest.StartHTTP(t)
+	p, err := exporters.Setup(context.Background(), exporters.WithoutGlobal(), exporters.WithOTLPLogs(exporters.ProtocolHTTP, rcv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	ctx := context.Background()
+	info := p.LogHandler("t", slog.LevelInfo).WithAttrs([]slog.Attr{slog.String("k", "v")}).WithGroup("g")
+	if info.Enabled(ctx, slog.LevelDebug) || !info.Enabled(ctx, slog.LevelWarn) {
+		t.Errorf("LevelInfo handler: debug enabled %v, warn enabled %v", info.Enabled(ctx, slog.LevelDebug), info.Enabled(ctx, slog.LevelWarn))
+	}
+	if !p.LogHandler("t", slog.LevelDebug).Enabled(ctx, slog.LevelDebug) {
+		t.Error("LevelDebug handler drops debug records")
 	}
 }

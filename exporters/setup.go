@@ -11,7 +11,6 @@ import (
 
 	"go.opentelemetry.io/contrib/propagators/autoprop"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/log/global"
 	"go.opentelemetry.io/otel/propagation"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -116,7 +115,7 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 		otel.SetTracerProvider(p.TracerProvider)
 		otel.SetMeterProvider(p.MeterProvider)
 		otel.SetTextMapPropagator(p.Propagator)
-		global.SetLoggerProvider(p.LoggerProvider)
+		otel.SetLoggerProvider(p.LoggerProvider)
 	}
 	return p, nil
 }

@@ -1,8 +1,6 @@
 package middleware_test
 
 import (
-	"context"
-	"errors"
 	"testing"
 
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -10,6 +8,7 @@ import (
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // A failed attempt and its retry differ in the attempt attribute, not only
@@ -17,28 +16,7 @@ import (
 func TestProcessSpanCarriesDeliveryAttempt(t *testing.T) {
 	tel, rec := newTel(t)
 	b := broker.New(memory.New(), broker.WithMiddleware(tel))
-	done := make(chan struct{})
-	err := b.Subscribe("orders", func(_ context.Context, msg *broker.Message) error {
-		if msg.Delivery.DeliveryCount == 1 {
-			return errors.New("payment provider timeout")
-		}
-		close(done)
-		return nil
-	}, broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	if err := b.Publish(t.Context(), &broker.Message{Destination: "orders", Body: []byte("7")}); err != nil {
-		t.Fatal(err)
-	}
-	<-done
-	if err := b.Close(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	testutil.DeliverWithOneRetry(t, b, &broker.Message{Destination: "orders", Body: []byte("7")})
 
 	spans := rec.SpansByName("process orders")
 	if len(spans) != 2 {

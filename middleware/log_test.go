@@ -1,12 +1,8 @@
 package middleware_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
@@ -14,39 +10,14 @@ import (
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/testutil"
 )
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(l.b.String()), "\n") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 // A line a handler logs, and the broker's own lines about the delivery,
 // carry the trace and span id of the process span.
 func TestLogHandlerAddsProcessSpan(t *testing.T) {
 	tel, rec := newTel(t)
-	var buf logBuffer
+	var buf testutil.LogBuffer
 	logger := slog.New(middleware.NewLogHandler(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	b := broker.New(memory.New(), broker.WithMiddleware(tel), broker.WithLogger(logger))
 	done := make(chan struct{})
@@ -71,7 +42,7 @@ func TestLogHandlerAddsProcessSpan(t *testing.T) {
 
 	proc := rec.SpanByName(t, "process orders").SpanContext()
 	seen := map[string]bool{}
-	for _, r := range buf.records(t) {
+	for _, r := range buf.Records(t) {
 		msg := r["msg"].(string)
 		seen[msg] = true
 		if msg == "outside any span" {
@@ -94,7 +65,7 @@ func TestLogHandlerAddsProcessSpan(t *testing.T) {
 // The ids are added to a copy: a handler beside the wrapped one does not
 // see them.
 func TestLogHandlerLeavesSiblingsAlone(t *testing.T) {
-	var wrapped, plain logBuffer
+	var wrapped, plain testutil.LogBuffer
 	logger := slog.New(slog.NewMultiHandler(
 		middleware.NewLogHandler(slog.NewJSONHandler(&wrapped, nil)),
 		slog.NewJSONHandler(&plain, nil),
@@ -103,10 +74,10 @@ func TestLogHandlerLeavesSiblingsAlone(t *testing.T) {
 	// Enough attributes to spill out of a record's inline array.
 	logger.InfoContext(trace.ContextWithSpanContext(context.Background(), sc), "m",
 		"a", 1, "b", 2, "c", 3, "d", 4, "e", 5, "f", 6)
-	if got := wrapped.records(t)[0][middleware.LogKeyTraceID]; got != sc.TraceID().String() {
+	if got := wrapped.Records(t)[0][middleware.LogKeyTraceID]; got != sc.TraceID().String() {
 		t.Errorf("wrapped handler: trace_id %v, want %s", got, sc.TraceID())
 	}
-	if got, ok := plain.records(t)[0][middleware.LogKeyTraceID]; ok {
+	if got, ok := plain.Records(t)[0][middleware.LogKeyTraceID]; ok {
 		t.Errorf("sibling handler saw trace_id %v", got)
 	}
 }

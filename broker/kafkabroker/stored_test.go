@@ -15,14 +15,7 @@ func TestPublishReportsWhereStored(t *testing.T) {
 	c := kafkatest.New(t)
 	topic := newTopic(t, c, 3)
 	b := newBroker(t, c)
-	got := make(chan *broker.Message, 10)
-	if err := b.Subscribe(topic, func(_ context.Context, m *broker.Message) error {
-		got <- m.Clone()
-		return nil
-	}, broker.Group("g")); err != nil {
-		t.Fatal(err)
-	}
-	start(t, b)
+	got := collect(t, b, topic)
 
 	msgs := []*broker.Message{
 		{Destination: topic, Key: []byte("a"), Body: []byte("keyed a")},

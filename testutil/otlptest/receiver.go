@@ -205,46 +205,34 @@ func StartHTTP(t testing.TB, opts ...Option) *Receiver {
 	t.Helper()
 	r := newReceiver(opts)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, req *http.Request) {
-		var msg coltracepb.ExportTraceServiceRequest
-		if r.refuses(Traces) {
-			http.NotFound(w, req)
-			return
-		}
-		if !decode(w, req, &msg) {
-			return
-		}
-		r.addTraces(&msg)
-		write(w, &coltracepb.ExportTraceServiceResponse{})
-	})
-	mux.HandleFunc("POST /v1/metrics", func(w http.ResponseWriter, req *http.Request) {
-		var msg colmetricpb.ExportMetricsServiceRequest
-		if r.refuses(Metrics) {
-			http.NotFound(w, req)
-			return
-		}
-		if !decode(w, req, &msg) {
-			return
-		}
-		r.addMetrics(&msg)
-		write(w, &colmetricpb.ExportMetricsServiceResponse{})
-	})
-	mux.HandleFunc("POST /v1/logs", func(w http.ResponseWriter, req *http.Request) {
-		var msg collogspb.ExportLogsServiceRequest
-		if r.refuses(Logs) {
-			http.NotFound(w, req)
-			return
-		}
-		if !decode(w, req, &msg) {
-			return
-		}
-		r.addLogs(&msg)
-		write(w, &collogspb.ExportLogsServiceResponse{})
-	})
+	mux.Handle("POST /v1/traces", export(r, Traces, r.addTraces, &coltracepb.ExportTraceServiceResponse{}))
+	mux.Handle("POST /v1/metrics", export(r, Metrics, r.addMetrics, &colmetricpb.ExportMetricsServiceResponse{}))
+	mux.Handle("POST /v1/logs", export(r, Logs, r.addLogs, &collogspb.ExportLogsServiceResponse{}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	r.URL = srv.URL
 	return r
+}
+
+// export handles the OTLP/HTTP requests of signal s: 404 when refused,
+// otherwise the request decoded into a new Req, kept by add, answered with
+// resp.
+func export[Req any, PReq interface {
+	*Req
+	proto.Message
+}](r *Receiver, s Signal, add func(PReq), resp proto.Message) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.refuses(s) {
+			http.NotFound(w, req)
+			return
+		}
+		msg := PReq(new(Req))
+		if !decode(w, req, msg) {
+			return
+		}
+		add(msg)
+		write(w, resp)
+	})
 }
 
 func decode(w http.ResponseWriter, req *http.Request, msg proto.Message) bool {
