@@ -48,9 +48,13 @@ const (
 const ShutdownTimeout = 30 * time.Second
 
 // New returns a Broker over t. The broker owns t from now on and closes it
-// in Close.
+// in Close. When t implements LoggerSetter, it is given the broker's logger
+// (it keeps a logger given to it directly).
 func New(t Transport, opts ...Option) *Broker {
 	b := &Broker{transport: t, cfg: newConfig(opts), closed: make(chan struct{})}
+	if ls, ok := t.(LoggerSetter); ok {
+		ls.SetLogger(b.cfg.logger)
+	}
 	b.publish = chainPublish(b.cfg.middleware, func(ctx context.Context, _ *Operation, msgs []*Message) error {
 		return b.transport.Publish(ctx, msgs)
 	})
@@ -156,6 +160,11 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	}
 	if cfg.err != nil {
 		return cfg.err
+	}
+	if v, ok := b.transport.(SubscriptionValidator); ok {
+		if err := v.ValidateSubscription(cfg.spec); err != nil {
+			return err
+		}
 	}
 	s := newSubscription(b, cfg, h)
 	b.mu.Lock()

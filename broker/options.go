@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Option configures a Broker.
+// Option configures a Broker. A nil Option is ignored; so is a nil value
+// given to an option (WithLogger(nil)), which leaves the default.
 type Option interface {
 	applyBroker(*config)
 }
@@ -18,7 +19,9 @@ type config struct {
 func newConfig(opts []Option) config {
 	c := config{logger: slog.Default()}
 	for _, o := range opts {
-		o.applyBroker(&c)
+		if o != nil {
+			o.applyBroker(&c)
+		}
 	}
 	return c
 }
@@ -35,7 +38,9 @@ func WithMiddleware(mws ...Middleware) Option {
 }
 
 // WithLogger sets the logger for handler failures, dropped messages and
-// settle errors. The default is slog.Default().
+// settle errors, and for the transport's own events unless the transport
+// was given a logger of its own (see LoggerSetter). The default is
+// slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) {
 		if l != nil {
@@ -44,7 +49,8 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
-// SubscribeOption configures one subscription.
+// SubscribeOption configures one subscription. A nil SubscribeOption is
+// ignored.
 type SubscribeOption interface {
 	applySubscribe(*subConfig)
 }
@@ -87,7 +93,9 @@ func newSubConfig(dest string, batch bool, opts []SubscribeOption) subConfig {
 		c.spec.BatchWait = DefaultBatchWait
 	}
 	for _, o := range opts {
-		o.applySubscribe(&c)
+		if o != nil {
+			o.applySubscribe(&c)
+		}
 	}
 	return c
 }
@@ -202,10 +210,13 @@ func Use(mws ...Middleware) SubscribeOption {
 
 // WithTransportOption passes a transport-specific option (such as a
 // JetStream consumer setting) to the transport. Transports export
-// constructors that call it; a transport rejects options it does not define.
-func WithTransportOption(opt any) SubscribeOption {
+// constructors that call it; a transport rejects options it does not define
+// when Subscribe is called. A nil opt is ignored, like every nil option.
+func WithTransportOption(opt TransportOption) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) {
-		c.spec.TransportOptions = append(c.spec.TransportOptions, opt)
+		if opt != nil {
+			c.spec.TransportOptions = append(c.spec.TransportOptions, opt)
+		}
 	})
 }
 

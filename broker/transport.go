@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -103,7 +104,35 @@ type SubscriptionSpec struct {
 	// TransportOptions are the options given with WithTransportOption, in
 	// order. A transport applies the ones it defines and rejects others
 	// with an error wrapping ErrUnsupportedOption.
-	TransportOptions []any
+	TransportOptions []TransportOption
+}
+
+// TransportOption is a subscription option that one transport defines, such
+// as a JetStream consumer setting. Transports export constructors that wrap
+// their options in WithTransportOption, so users pass them to Subscribe
+// like the broker's own options. An option given to a transport that does
+// not define it makes Subscribe fail with ErrUnsupportedOption.
+type TransportOption interface {
+	// TransportName is the Info().System of the transport that defines the
+	// option ("nats", "kafka", "memory"). Errors about the option name it.
+	TransportName() string
+}
+
+// SubscriptionValidator is implemented by transports that check a
+// subscription before it starts. Broker.Subscribe and SubscribeBatch call
+// ValidateSubscription with the complete spec, so that a mistake such as an
+// option of another transport fails there, not later at Start. The error
+// should wrap ErrUnsupportedOption or ErrInvalidOption and name the option
+// and the transport.
+type SubscriptionValidator interface {
+	ValidateSubscription(spec SubscriptionSpec) error
+}
+
+// LoggerSetter is implemented by transports that log. A Broker hands them
+// its logger (WithLogger, or slog.Default()) when it is created, unless
+// the transport was given a logger of its own, which it then keeps.
+type LoggerSetter interface {
+	SetLogger(l *slog.Logger)
 }
 
 // DeliverFunc is how a transport hands a delivery to the broker. msgs holds

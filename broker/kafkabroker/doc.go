@@ -26,7 +26,7 @@
 // messages (WithRequiredAcks defaults to all in-sync replicas), and it does
 // not linger: kafka-go's Writer waits up to a second to fill a batch by
 // default, this transport sends each call's messages at once unless
-// WithBatchTimeout asks for lingering.
+// WithWriteBatchTimeout asks for lingering.
 //
 // # Consuming
 //

@@ -83,10 +83,10 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 			n, err := t.partitionCount(ctx, m.Destination, &counts)
 			switch {
 			case err != nil:
-				fail(i, fmt.Errorf("kafka: publish to %s: %w", m.Destination, err))
+				fail(i, fmt.Errorf("kafkabroker: publish %s: %w", m.Destination, err))
 				continue
 			case p < 0 || int(p) >= n:
-				fail(i, fmt.Errorf("kafka: publish to %s: partition %d of %d: %w", m.Destination, p, n, ErrUnknownPartition))
+				fail(i, fmt.Errorf("kafkabroker: publish %s: partition %d of %d: %w", m.Destination, p, n, ErrUnknownPartition))
 				continue
 			}
 			km.WriterData = explicitPartition(p)
@@ -154,9 +154,9 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 
 func publishError(topic string, err error) error {
 	if errors.Is(err, io.ErrClosedPipe) {
-		return fmt.Errorf("kafka: publish to %s: %w", topic, broker.ErrClosed)
+		return fmt.Errorf("kafkabroker: publish %s: %w", topic, broker.ErrClosed)
 	}
-	return fmt.Errorf("kafka: publish to %s: %w", topic, err)
+	return fmt.Errorf("kafkabroker: publish %s: %w", topic, err)
 }
 
 // arenaSize returns the bytes of all keys and of all bodies, and the
@@ -237,10 +237,10 @@ func (t *Transport) ensureTopic(ctx context.Context, topic string) error {
 		}},
 	})
 	if err != nil {
-		return fmt.Errorf("kafka: create topic %s: %w", topic, err)
+		return fmt.Errorf("kafkabroker: create topic %s: %w", topic, err)
 	}
 	if terr := res.Errors[topic]; terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("kafka: create topic %s: %w", topic, terr)
+		return fmt.Errorf("kafkabroker: create topic %s: %w", topic, terr)
 	}
 	t.created.Store(topic, struct{}{})
 	return nil

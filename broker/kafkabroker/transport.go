@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 )
+
+// System is the messaging system the transport reports in broker.Info.
+const System = "kafka"
 
 // Transport is a broker.Transport over Kafka: one kafka-go Writer for every
 // publish, and per subscription a kafka-go ConsumerGroup (or, without a
@@ -34,7 +38,11 @@ type Transport struct {
 	closed atomic.Bool
 }
 
-var _ broker.Transport = (*Transport)(nil)
+var (
+	_ broker.Transport             = (*Transport)(nil)
+	_ broker.SubscriptionValidator = (*Transport)(nil)
+	_ broker.LoggerSetter          = (*Transport)(nil)
+)
 
 // New returns a Transport configured by opts. It does not connect: the
 // first publish or subscription does. It fails only on invalid options,
@@ -57,15 +65,15 @@ func New(opts ...Option) (*Transport, error) {
 	t := &Transport{
 		cfg: cfg,
 		info: broker.Info{
-			System:        "kafka",
+			System:        System,
 			ServerAddress: host,
 			ServerPort:    port,
 			ClientID:      cfg.clientID,
 			AckOperation:  "commit",
 		},
-		logger: kafkaLogger{cfg.logger},
-		subs:   make(map[*subscription]struct{}),
+		subs: make(map[*subscription]struct{}),
 	}
+	t.logger = kafkaLogger{&t.cfg}
 	t.kt = &kafka.Transport{
 		ClientID: cfg.clientID,
 		TLS:      cfg.tls,
@@ -96,7 +104,7 @@ func normalizeAddr(addr string) (string, error) {
 	// No port: Kafka's default one.
 	norm := net.JoinHostPort(addr, "9092")
 	if _, _, err := net.SplitHostPort(norm); err != nil || addr == "" {
-		return "", fmt.Errorf("kafka: %w: broker address %q", broker.ErrInvalidOption, addr)
+		return "", fmt.Errorf("kafkabroker: broker address %q: %w", addr, broker.ErrInvalidOption)
 	}
 	return norm, nil
 }
@@ -141,6 +149,15 @@ func (t *Transport) newWriter() *kafka.Writer {
 // successful settlement.
 func (t *Transport) Info() broker.Info { return t.info }
 
+// SetLogger implements broker.LoggerSetter: broker.New gives the transport
+// its logger, which the transport uses unless WithLogger gave it one. It
+// must be called before the transport is used.
+func (t *Transport) SetLogger(l *slog.Logger) {
+	if l != nil && !t.cfg.loggerSet {
+		t.cfg.logger = l
+	}
+}
+
 // Writer returns the kafka-go Writer the transport publishes with, for
 // inspection (Stats). Writing through it bypasses the broker's middleware.
 func (t *Transport) Writer() *kafka.Writer { return t.writer }
@@ -173,7 +190,7 @@ func (t *Transport) Close(ctx context.Context) error {
 		}
 	}
 	if err := t.writer.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("kafka: close writer: %w", err))
+		errs = append(errs, fmt.Errorf("kafkabroker: close writer: %w", err))
 	}
 	t.kt.CloseIdleConnections()
 	return errors.Join(errs...)

@@ -19,6 +19,7 @@ type config struct {
 	js           jetstream.JetStream
 	connectOpts  []natsgo.Option
 	logger       *slog.Logger
+	loggerSet    bool // WithLogger was given: SetLogger keeps it
 	closeConn    bool
 	closeConnSet bool
 }
@@ -92,12 +93,14 @@ func WithCloseConn(close bool) Option {
 
 // WithLogger sets the logger for events the transport handles on its own:
 // headers it could not send, consumers it re-established, core NATS
-// messages lost because Close gave up waiting. The default is
-// slog.Default().
+// messages lost because Close gave up waiting. Without it the transport
+// logs to the logger of the broker it is given to (broker.WithLogger), or
+// to slog.Default(). A nil l is ignored.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) {
 		if l != nil {
 			c.logger = l
+			c.loggerSet = true
 		}
 	})
 }

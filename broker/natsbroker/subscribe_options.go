@@ -16,7 +16,7 @@ import (
 // WithJetStream). Publishes to the destination may still be core NATS
 // publishes: a stream stores them all the same.
 func JetStream() broker.SubscribeOption {
-	return subOption(func(c *subConfig) { c.jetStream = true })
+	return newSubOption("JetStream()", func(c *subConfig) { c.jetStream = true })
 }
 
 // Core makes the subscription a core NATS subscription even when the
@@ -24,13 +24,13 @@ func JetStream() broker.SubscribeOption {
 // see only messages published while they run, and retry failed messages in
 // place instead of having the server redeliver them.
 func Core() broker.SubscribeOption {
-	return subOption(func(c *subConfig) { c.core = true })
+	return newSubOption("Core()", func(c *subConfig) { c.core = true })
 }
 
 // Stream makes the subscription consume from the named stream instead of
 // the stream found for its destination. It implies JetStream.
 func Stream(name string) broker.SubscribeOption {
-	return subOption(func(c *subConfig) {
+	return newSubOption("Stream("+name+")", func(c *subConfig) {
 		c.jetStream = true
 		c.stream = name
 	})
@@ -41,7 +41,7 @@ func Stream(name string) broker.SubscribeOption {
 // transport creates. The consumer must be a pull consumer with explicit
 // acknowledgement. It implies JetStream.
 func BindConsumer(name string) broker.SubscribeOption {
-	return subOption(func(c *subConfig) {
+	return newSubOption("BindConsumer("+name+")", func(c *subConfig) {
 		c.jetStream = true
 		c.bind = name
 	})
@@ -54,7 +54,7 @@ func BindConsumer(name string) broker.SubscribeOption {
 // in the order given. It is an error on a core NATS subscription and is
 // ignored with BindConsumer.
 func ConfigureConsumer(f func(*jetstream.ConsumerConfig)) broker.SubscribeOption {
-	return subOption(func(c *subConfig) {
+	return newSubOption("ConfigureConsumer(...)", func(c *subConfig) {
 		if f != nil {
 			c.configure = append(c.configure, f)
 		}
@@ -67,7 +67,7 @@ func ConfigureConsumer(f func(*jetstream.ConsumerConfig)) broker.SubscribeOption
 // here is called as well as the transport's own. It is an error on a core
 // NATS subscription and is ignored by batch subscriptions, which fetch.
 func ConsumeOptions(opts ...jetstream.PullConsumeOpt) broker.SubscribeOption {
-	return subOption(func(c *subConfig) { c.consumeOpts = append(c.consumeOpts, opts...) })
+	return newSubOption("ConsumeOptions(...)", func(c *subConfig) { c.consumeOpts = append(c.consumeOpts, opts...) })
 }
 
 type subConfig struct {
@@ -79,22 +79,47 @@ type subConfig struct {
 	consumeOpts []jetstream.PullConsumeOpt
 }
 
-// subOptionValue is what the options above hand to the broker; the
-// transport recognises it among spec.TransportOptions.
-type subOptionValue func(*subConfig)
-
-func subOption(f func(*subConfig)) broker.SubscribeOption {
-	return broker.WithTransportOption(subOptionValue(f))
+// subOption is a NATS subscription option as the broker carries it to the
+// transport: a broker.TransportOption that names itself in errors.
+type subOption struct {
+	name  string // how the user wrote it, such as "Stream(ORDERS)"
+	apply func(*subConfig)
 }
 
-func parseSubOptions(opts []any) (subConfig, error) {
+// TransportName implements broker.TransportOption.
+func (o subOption) TransportName() string { return System }
+
+// String names the option in errors: "natsbroker.Core()".
+func (o subOption) String() string { return "natsbroker." + o.name }
+
+func newSubOption(name string, f func(*subConfig)) broker.SubscribeOption {
+	return broker.WithTransportOption(subOption{name: name, apply: f})
+}
+
+// subscription reads spec's transport options and checks that they fit
+// together and fit the destination.
+func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, error) {
 	var c subConfig
-	for _, o := range opts {
-		f, ok := o.(subOptionValue)
+	for _, o := range spec.TransportOptions {
+		so, ok := o.(subOption)
 		if !ok {
-			return c, fmt.Errorf("natsbroker: transport option %T: %w", o, broker.ErrUnsupportedOption)
+			return c, fmt.Errorf("natsbroker: subscribe %s: option %v is for the %s transport, not %s: %w",
+				spec.Destination, o, o.TransportName(), System, broker.ErrUnsupportedOption)
 		}
-		f(&c)
+		so.apply(&c)
+	}
+	if c.core && c.jetStream {
+		return c, fmt.Errorf("natsbroker: subscribe %s: Core together with JetStream, Stream or BindConsumer: %w",
+			spec.Destination, broker.ErrInvalidOption)
+	}
+	if c.isCore(t, spec.Destination) && (len(c.configure) > 0 || len(c.consumeOpts) > 0) {
+		return c, fmt.Errorf("natsbroker: subscribe %s: JetStream consumer options on a core NATS subscription: %w",
+			spec.Destination, broker.ErrInvalidOption)
 	}
 	return c, nil
+}
+
+// isCore reports whether the subscription is a core NATS one.
+func (c *subConfig) isCore(t *Transport, destination string) bool {
+	return c.core || !c.jetStream && !t.jetStreamFor(destination)
 }

@@ -82,7 +82,7 @@ func TestInfoFollowsFailover(t *testing.T) {
 		natsgo.ErrorHandler(func(*natsgo.Conn, *natsgo.Subscription, error) {}))
 	must(t, err)
 	t.Cleanup(nc.Close)
-	tr := natsbroker.New(nc)
+	tr := newTransport(t, nc)
 	t.Cleanup(func() { _ = tr.Close(context.Background()) })
 	port := func(s *natstest.Server) int {
 		p, _ := strconv.Atoi(s.URL()[strings.LastIndexByte(s.URL(), ':')+1:])
@@ -105,11 +105,11 @@ func TestConnOwnership(t *testing.T) {
 	srv := natstest.Start(t)
 	ctx := context.Background()
 	nc := srv.Connect(t)
-	must(t, natsbroker.New(nc).Close(ctx))
+	must(t, newTransport(t, nc).Close(ctx))
 	if !nc.IsConnected() {
 		t.Error("Close closed the caller's connection")
 	}
-	must(t, natsbroker.New(nc, natsbroker.WithCloseConn(true)).Close(ctx))
+	must(t, newTransport(t, nc, natsbroker.WithCloseConn(true)).Close(ctx))
 	if !nc.IsClosed() {
 		t.Error("WithCloseConn(true) left the connection open")
 	}
@@ -122,14 +122,14 @@ func TestConnOwnership(t *testing.T) {
 
 func TestIsTemporary(t *testing.T) {
 	srv := natstest.Start(t)
-	tr := natsbroker.New(srv.Connect(t))
+	tr := newTransport(t, srv.Connect(t))
 	if !tr.IsTemporary(tr.Conn().NewInbox()) || !tr.IsTemporary("_INBOX.abc") {
 		t.Error("an _INBOX. subject is not temporary")
 	}
 	if tr.IsTemporary("orders") || tr.IsTemporary("_INBOXES") {
 		t.Error("an ordinary subject is temporary")
 	}
-	custom := natsbroker.New(srv.Connect(t, natsgo.CustomInboxPrefix("_R")))
+	custom := newTransport(t, srv.Connect(t, natsgo.CustomInboxPrefix("_R")))
 	if !custom.IsTemporary(custom.Conn().NewInbox()) || custom.IsTemporary("_INBOX.abc") {
 		t.Errorf("custom inbox prefix not honoured")
 	}
