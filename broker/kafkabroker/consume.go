@@ -85,6 +85,7 @@ func (s *subscription) consume(stop <-chan struct{}, parts []kafka.PartitionAssi
 // fetch moves the messages of one partition reader into its lane, in
 // offset order, until ctx is cancelled.
 func (s *subscription) fetch(ctx context.Context, r *kafka.Reader, out chan<- kafka.Message) {
+	failures := 0
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -93,12 +94,14 @@ func (s *subscription) fetch(ctx context.Context, r *kafka.Reader, out chan<- ka
 			}
 			// kafka-go retries connection problems inside the reader;
 			// what comes out here is worth a log line and a pause.
+			failures++
 			s.log(slog.LevelWarn, "kafkabroker: fetch failed", slog.Int("partition", r.Config().Partition), slog.Any("error", err))
-			if !wait.Sleep(time.Second, ctx.Done()) {
+			if !wait.Sleep(wait.Retry(failures), ctx.Done()) {
 				return
 			}
 			continue
 		}
+		failures = 0
 		select {
 		case out <- m:
 		case <-ctx.Done():

@@ -26,6 +26,9 @@ const (
 	// not delay delivery (a fetch returns as soon as data arrives), but it
 	// bounds how long closing a subscription waits for a fetch in flight.
 	DefaultMaxWait = 500 * time.Millisecond
+	// DefaultMetadataMaxAge is how long cluster metadata is trusted when
+	// WithMetadataMaxAge is not given: kafka-go's default.
+	DefaultMetadataMaxAge = 6 * time.Second
 )
 
 // defaultMaxBytes is kafka-go's default for ReaderConfig.MaxBytes. The
@@ -43,13 +46,14 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	brokers     []string
-	clientID    string
-	tls         *tls.Config
-	sasl        sasl.Mechanism
-	dialTimeout time.Duration
-	logger      *slog.Logger
-	loggerSet   bool // WithLogger was given: SetLogger keeps it
+	brokers        []string
+	clientID       string
+	tls            *tls.Config
+	sasl           sasl.Mechanism
+	dialTimeout    time.Duration
+	metadataMaxAge time.Duration
+	logger         *slog.Logger
+	loggerSet      bool // WithLogger was given: SetLogger keeps it
 
 	// writer
 	batchSize    int
@@ -87,10 +91,11 @@ type config struct {
 
 func newConfig(opts []Option) config {
 	c := config{
-		clientID:     DefaultClientID,
-		requiredAcks: kafka.RequireAll,
-		maxWait:      DefaultMaxWait,
-		logger:       slog.Default(),
+		clientID:       DefaultClientID,
+		requiredAcks:   kafka.RequireAll,
+		maxWait:        DefaultMaxWait,
+		metadataMaxAge: DefaultMetadataMaxAge,
+		logger:         slog.Default(),
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -153,6 +158,22 @@ func WithDialTimeout(d time.Duration) Option {
 			return
 		}
 		c.dialTimeout = d
+	})
+}
+
+// WithMetadataMaxAge sets how long the transport trusts the cluster
+// metadata it cached (kafka-go's metadata cache and the partition counts
+// Publish checks Message.Partition against), like the Java client's
+// metadata.max.age.ms. A topic created while the transport runs becomes
+// known within d; a publish to it waits that long at most. The default is
+// DefaultMetadataMaxAge.
+func WithMetadataMaxAge(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d <= 0 {
+			c.invalid("metadata max age %v: must be positive", d)
+			return
+		}
+		c.metadataMaxAge = d
 	})
 }
 

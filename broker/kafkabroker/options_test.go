@@ -67,6 +67,7 @@ func TestInvalidOptions(t *testing.T) {
 		"queue capacity":     kafkabroker.WithQueueCapacity(0),
 		"rebalance timeout":  kafkabroker.WithRebalanceTimeout(-1),
 		"partition watching": kafkabroker.WithPartitionWatchInterval(0),
+		"metadata max age":   kafkabroker.WithMetadataMaxAge(0),
 	} {
 		if _, err := kafkabroker.New(opt); !errors.Is(err, broker.ErrInvalidOption) {
 			t.Errorf("%s: %v, want ErrInvalidOption", name, err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
-	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/internal/wait"
@@ -207,31 +206,18 @@ func (t *Transport) groupConfig(spec broker.SubscriptionSpec, start int64) kafka
 // at. LastOffset is resolved now, so that messages published after
 // Subscribe returns are delivered even if a reader connects later.
 func (t *Transport) partitionsAt(ctx context.Context, topic string, start int64) ([]kafka.PartitionAssignment, error) {
-	res, err := t.kt.RoundTrip(ctx, t.writer.Addr, &metadataAPI.Request{
-		TopicNames:             []string{topic},
-		AllowAutoTopicCreation: true, // see newWriter
-	})
-	if err != nil {
+	n, err := t.partitionCount(ctx, topic)
+	switch {
+	case errors.Is(err, kafka.UnknownTopicOrPartition):
+		return nil, fmt.Errorf("kafkabroker: subscribe %s: %w (%w)", topic, ErrUnknownTopic, err)
+	case err != nil:
 		return nil, fmt.Errorf("kafkabroker: subscribe %s: metadata: %w", topic, err)
-	}
-	var parts []kafka.PartitionAssignment
-	for _, tm := range res.(*metadataAPI.Response).Topics {
-		if tm.Name != topic {
-			continue
-		}
-		if tm.ErrorCode != 0 {
-			err := kafka.Error(tm.ErrorCode)
-			if errors.Is(err, kafka.UnknownTopicOrPartition) {
-				return nil, fmt.Errorf("kafkabroker: subscribe %s: %w (%w)", topic, ErrUnknownTopic, err)
-			}
-			return nil, fmt.Errorf("kafkabroker: subscribe %s: %w", topic, err)
-		}
-		for _, p := range tm.Partitions {
-			parts = append(parts, kafka.PartitionAssignment{ID: int(p.PartitionIndex), Offset: start})
-		}
-	}
-	if len(parts) == 0 {
+	case n == 0:
 		return nil, fmt.Errorf("kafkabroker: subscribe %s: %w", topic, ErrUnknownTopic)
+	}
+	parts := make([]kafka.PartitionAssignment, n)
+	for i := range parts {
+		parts[i] = kafka.PartitionAssignment{ID: i, Offset: start}
 	}
 	if start != kafka.LastOffset {
 		return parts, nil

@@ -24,14 +24,15 @@ const System = "kafka"
 // group, one reader per partition). Create it with New; it is safe for
 // concurrent use.
 type Transport struct {
-	cfg     config
-	info    broker.Info
-	kt      *kafka.Transport
-	client  *kafka.Client
-	dialer  *kafka.Dialer
-	writer  *kafka.Writer
-	logger  kafkaLogger
-	created sync.Map // topic -> struct{}: topics known to exist (auto-create)
+	cfg        config
+	info       broker.Info
+	kt         *kafka.Transport
+	client     *kafka.Client
+	dialer     *kafka.Dialer
+	writer     *kafka.Writer
+	logger     kafkaLogger
+	created    sync.Map // topic -> struct{}: topics known to exist (auto-create)
+	partitions partitionCache
 
 	mu     sync.Mutex // guards subs and the transition of closed
 	subs   map[*subscription]struct{}
@@ -71,13 +72,15 @@ func New(opts ...Option) (*Transport, error) {
 			ClientID:      cfg.clientID,
 			AckOperation:  "commit",
 		},
-		subs: make(map[*subscription]struct{}),
+		subs:       make(map[*subscription]struct{}),
+		partitions: partitionCache{ttl: cfg.metadataMaxAge},
 	}
 	t.logger = kafkaLogger{&t.cfg}
 	t.kt = &kafka.Transport{
-		ClientID: cfg.clientID,
-		TLS:      cfg.tls,
-		SASL:     cfg.sasl,
+		ClientID:    cfg.clientID,
+		TLS:         cfg.tls,
+		SASL:        cfg.sasl,
+		MetadataTTL: cfg.metadataMaxAge,
 	}
 	if cfg.dialTimeout > 0 {
 		t.kt.DialTimeout = cfg.dialTimeout
@@ -124,13 +127,12 @@ func (t *Transport) newWriter() *kafka.Writer {
 		Transport:    t.kt,
 		ErrorLogger:  t.logger,
 		// kafka-go's writer serves partition counts from a metadata cache
-		// that it refreshes every few seconds, and it asks the broker about
-		// a topic missing from the cache only when the request allows
-		// auto-creation. Without this, publishing to a topic created a
-		// moment ago fails until the next refresh. Whether the broker then
-		// creates a missing topic is its auto.create.topics.enable setting,
-		// as with the Java producer's default.
-		AllowAutoTopicCreation: true,
+		// and asks the broker about a topic missing from it only when the
+		// request allows auto-creation, which creates the topic where the
+		// broker allows it. So it may only when the user asked for topics
+		// to be created (WithAutoCreateTopics); otherwise Publish waits for
+		// the cache to learn a new topic (see awaitTopic).
+		AllowAutoTopicCreation: c.createPartitions != 0,
 	}
 	if w.BatchTimeout == 0 {
 		// kafka-go treats 0 as one second. One nanosecond still puts all
