@@ -120,9 +120,9 @@ func TestEnvironment(t *testing.T) {
 			},
 		},
 		{
-			name:  "WithPropagator wins over OTEL_PROPAGATORS",
+			name:  "WithPropagators wins over OTEL_PROPAGATORS",
 			env:   map[string]string{"OTEL_PROPAGATORS": "jaeger"},
-			opts:  []exporters.Option{exporters.WithPropagator(propagation.TraceContext{})},
+			opts:  []exporters.Option{exporters.WithPropagators(propagation.TraceContext{})},
 			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) { wantHeaders(t, p, "traceparent") },
 		},
 		{

@@ -111,11 +111,11 @@ func WithoutGlobal() Option {
 	return optionFunc(func(c *config) { c.global = false })
 }
 
-// WithPropagator sets the propagator, ignoring OTEL_PROPAGATORS. Without it
+// WithPropagators sets the propagator, ignoring OTEL_PROPAGATORS. Without it
 // the propagator comes from autoprop: OTEL_PROPAGATORS (tracecontext,
 // baggage, b3, b3multi, jaeger, xray, ottrace, none), or W3C trace context
 // plus baggage when the variable is unset.
-func WithPropagator(p propagation.TextMapPropagator) Option {
+func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) {
 		if p == nil {
 			c.invalid("nil propagator")
