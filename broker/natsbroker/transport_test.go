@@ -3,6 +3,7 @@ package natsbroker_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -438,6 +439,34 @@ func TestSubscriptionName(t *testing.T) {
 	for _, c := range cases {
 		if got := tr.SubscriptionName(c.spec); got != c.want {
 			t.Errorf("%+v: got %q, want %q", c.spec, got, c.want)
+		}
+	}
+}
+
+// The broker's logger reaches the transport (broker.LoggerSetter) unless
+// the transport was given one of its own, which it keeps.
+func TestBrokerLoggerReachesTransport(t *testing.T) {
+	srv := natstest.Start(t)
+	ctx := context.Background()
+	for _, own := range []bool{false, true} {
+		var brokerLog, transportLog strings.Builder
+		var opts []natsbroker.Option
+		if own {
+			opts = append(opts, natsbroker.WithLogger(slog.New(slog.NewTextHandler(&transportLog, nil))))
+		}
+		b := broker.New(newTransport(t, srv.Connect(t), opts...),
+			broker.WithLogger(slog.New(slog.NewTextHandler(&brokerLog, nil))))
+		msg := &broker.Message{Destination: "log.test"}
+		msg.Headers.Set("bad key", "dropped")
+		must(t, b.Publish(ctx, msg)) // logged synchronously, before Publish returns
+		must(t, b.Close(ctx))
+		want, other := &brokerLog, &transportLog
+		if own {
+			want, other = other, want
+		}
+		const line = "natsbroker: dropped a header"
+		if !strings.Contains(want.String(), line) || strings.Contains(other.String(), line) {
+			t.Errorf("own logger %v: broker log %q, transport log %q", own, brokerLog.String(), transportLog.String())
 		}
 	}
 }
