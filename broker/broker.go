@@ -26,10 +26,11 @@ type Broker struct {
 
 	state atomic.Int32
 
-	mu      sync.Mutex
-	subs    []*subscription
-	baseCtx context.Context
-	abort   context.CancelFunc
+	mu        sync.Mutex
+	subs      []*subscription
+	endpoints []Endpoint
+	baseCtx   context.Context
+	abort     context.CancelFunc
 
 	closing  atomic.Bool // set by the first Close
 	closed   chan struct{}
@@ -55,7 +56,7 @@ func New(t Transport, opts ...Option) *Broker {
 	if ls, ok := t.(LoggerSetter); ok {
 		ls.SetLogger(b.cfg.logger)
 	}
-	b.publish = chainPublish(b.cfg.middleware, func(ctx context.Context, _ *Operation, msgs []*Message) error {
+	b.publish = chainPublish(b.cfg.middleware, func(ctx context.Context, _ Operation, msgs []*Message) error {
 		return b.transport.Publish(ctx, msgs)
 	})
 	return b
@@ -77,7 +78,7 @@ func (b *Broker) Publish(ctx context.Context, msg *Message) error {
 		return ErrClosed
 	}
 	op := b.publishOperation(msg.Destination, false)
-	return b.publish(ctx, &op, []*Message{msg})
+	return b.publish(ctx, op, []*Message{msg})
 }
 
 // PublishBatch sends msgs in one operation through the broker's middleware.
@@ -105,7 +106,7 @@ func (b *Broker) PublishBatch(ctx context.Context, msgs []*Message) error {
 		return ErrClosed
 	}
 	op := b.publishOperation(dest, true)
-	return b.publish(ctx, &op, msgs)
+	return b.publish(ctx, op, msgs)
 }
 
 func (b *Broker) publishOperation(dest string, batch bool) Operation {
@@ -137,10 +138,7 @@ func (b *Broker) Subscribe(destination string, h Handler, opts ...SubscribeOptio
 	if h == nil {
 		return ErrNilHandler
 	}
-	cfg := newSubConfig(destination, false, opts)
-	if cfg.batchOpt && cfg.err == nil {
-		cfg.err = optionError("BatchSize and BatchWait need SubscribeBatch")
-	}
+	cfg := b.subConfig(destination, false, opts)
 	return b.add(cfg, func(ctx context.Context, msgs []*Message) error { return h(ctx, msgs[0]) })
 }
 
@@ -151,7 +149,20 @@ func (b *Broker) SubscribeBatch(destination string, h BatchHandler, opts ...Subs
 	if h == nil {
 		return ErrNilHandler
 	}
-	return b.add(newSubConfig(destination, true, opts), BatchHandler(h))
+	return b.add(b.subConfig(destination, true, opts), BatchHandler(h))
+}
+
+// subConfig applies opts to a subscription of destination, with the
+// broker's defaults.
+func (b *Broker) subConfig(destination string, batch bool, opts []SubscribeOption) subConfig {
+	cfg := newSubConfig(destination, batch, opts)
+	if cfg.codec == nil {
+		cfg.codec = b.cfg.codec
+	}
+	if !batch && cfg.batchOpt && cfg.err == nil {
+		cfg.err = optionError("BatchSize and BatchWait need a batch subscription")
+	}
+	return cfg
 }
 
 func (b *Broker) add(cfg subConfig, h BatchHandler) error {
@@ -161,27 +172,49 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	if cfg.err != nil {
 		return cfg.err
 	}
-	if v, ok := b.transport.(SubscriptionValidator); ok {
-		if err := v.ValidateSubscription(cfg.spec); err != nil {
-			return err
-		}
+	if err := b.validate(cfg.spec); err != nil {
+		return err
 	}
 	s := newSubscription(b, cfg, h)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state.Load() {
 	case stateNew:
-		b.subs = append(b.subs, s)
-		return nil
 	case stateStarted:
 		if err := s.start(b.baseCtx); err != nil {
 			return err
 		}
-		b.subs = append(b.subs, s)
-		return nil
 	default:
 		return ErrClosed
 	}
+	b.subs = append(b.subs, s)
+	e := cfg.endpoint
+	e.Kind = EndpointSubscriber
+	e.Destination = cfg.spec.Destination
+	e.Group = cfg.spec.Group
+	e.Name = cfg.spec.Name
+	e.Batch = cfg.spec.Batch
+	e.Description = cfg.description
+	b.endpoints = append(b.endpoints, e)
+	return nil
+}
+
+// validate checks that every transport option is meant for this transport
+// and lets the transport check the rest.
+func (b *Broker) validate(spec SubscriptionSpec) error {
+	system := b.transport.Info().System
+	for _, o := range spec.TransportOptions {
+		if name := o.TransportName(); name != system {
+			return fmt.Errorf("tracebus: subscribe %s: option %s is a %s option, the broker's transport is %s: %w",
+				spec.Destination, optionName(o), name, system, ErrUnsupportedOption)
+		}
+	}
+	if v, ok := b.transport.(SubscriptionValidator); ok {
+		if err := v.ValidateSubscription(spec); err != nil {
+			return fmt.Errorf("tracebus: subscribe %s: %w", spec.Destination, err)
+		}
+	}
+	return nil
 }
 
 // Start starts every registered subscription and returns. ctx carries

@@ -43,16 +43,34 @@ func TestMisuseErrors(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", c.name, c.err, c.want)
 		}
 	}
-	// The transport checks its options when Subscribe is called.
-	if err := b.Subscribe("a", noop, broker.WithTransportOption(otherOption{})); !errors.Is(err, broker.ErrUnsupportedOption) {
-		t.Fatalf("subscribe with another transport's option: %v", err)
+	// An option of another transport fails at Subscribe, naming the
+	// option and both transports.
+	err := b.Subscribe("a", noop, broker.WithTransportOption(natsOnly{}))
+	if !errors.Is(err, broker.ErrUnsupportedOption) {
+		t.Fatalf("subscribe with a foreign transport option: %v", err)
+	}
+	for _, want := range []string{"JetStreamThing", "nats", "memory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	// One the transport itself rejects fails at Subscribe too.
+	if err := b.Subscribe("a", noop, broker.WithTransportOption(memoryUnknown{})); !errors.Is(err, broker.ErrUnsupportedOption) {
+		t.Fatalf("subscribe with an option the transport does not define: %v", err)
+	}
+	if got := len(b.Endpoints()); got != 0 {
+		t.Errorf("rejected subscriptions registered %d endpoints", got)
 	}
 }
 
-// otherOption is an option of a transport the broker does not use.
-type otherOption struct{}
+type natsOnly struct{}
 
-func (otherOption) TransportName() string { return "other" }
+func (natsOnly) TransportName() string { return "nats" }
+func (natsOnly) String() string        { return "JetStreamThing" }
+
+type memoryUnknown struct{}
+
+func (memoryUnknown) TransportName() string { return "memory" }
 
 func TestStartTwiceAndPublishAfterClose(t *testing.T) {
 	b := broker.New(testutil.Memory(t))
@@ -78,13 +96,13 @@ func recordingMiddleware(name string, mu *sync.Mutex, log *[]string) broker.Midd
 	add := func(s string) { mu.Lock(); *log = append(*log, s); mu.Unlock() }
 	return broker.MiddlewareFuncs{
 		Publish: func(next broker.PublishFunc) broker.PublishFunc {
-			return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message) error {
+			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 				add(name + ":publish:" + op.Kind.String())
 				return next(ctx, op, msgs)
 			}
 		},
 		Consume: func(next broker.ConsumeFunc) broker.ConsumeFunc {
-			return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message) error {
+			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 				add(name + ":consume")
 				err := next(ctx, op, msgs)
 				add(fmt.Sprintf("%s:consumed:%v", name, err))
@@ -92,7 +110,7 @@ func recordingMiddleware(name string, mu *sync.Mutex, log *[]string) broker.Midd
 			}
 		},
 		Settle: func(next broker.SettleFunc) broker.SettleFunc {
-			return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
+			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
 				add(name + ":settle:" + s.Action.String())
 				return next(ctx, op, msgs, s)
 			}
@@ -115,7 +133,7 @@ func TestMiddlewareOrderAndSettle(t *testing.T) {
 		return nil
 	}, broker.Use(recordingMiddleware("sub", &mu, &log), broker.MiddlewareFuncs{
 		Settle: func(next broker.SettleFunc) broker.SettleFunc {
-			return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
+			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
 				defer close(done)
 				return next(ctx, op, msgs, s)
 			}
@@ -149,7 +167,7 @@ func TestPanicReachesMiddlewareAsPanicError(t *testing.T) {
 	errs := make(chan error, 1)
 	b := broker.New(testutil.Memory(t), broker.WithMiddleware(broker.MiddlewareFuncs{
 		Consume: func(next broker.ConsumeFunc) broker.ConsumeFunc {
-			return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message) error {
+			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 				err := next(ctx, op, msgs)
 				errs <- err
 				return err

@@ -82,6 +82,14 @@ type SubscriptionNamer interface {
 	SubscriptionName(spec SubscriptionSpec) string
 }
 
+// SubscriptionValidator is implemented by transports that can check a
+// SubscriptionSpec, its transport options in particular, without starting
+// it. Broker.Subscribe calls it, so a mistake fails at Subscribe rather than
+// at Start.
+type SubscriptionValidator interface {
+	ValidateSubscription(spec SubscriptionSpec) error
+}
+
 // SubscriptionSpec is what a Transport needs to start a subscription. The
 // broker fills it from Subscribe's arguments and options, after validating
 // them.
@@ -102,30 +110,10 @@ type SubscriptionSpec struct {
 	// Concurrency is how many deliveries may run at once; at least 1.
 	Concurrency int
 	// TransportOptions are the options given with WithTransportOption, in
-	// order. A transport applies the ones it defines and rejects others
-	// with an error wrapping ErrUnsupportedOption.
+	// order, all meant for this transport (the broker checked their
+	// TransportName). A transport applies the ones it defines and rejects
+	// others with an error wrapping ErrUnsupportedOption.
 	TransportOptions []TransportOption
-}
-
-// TransportOption is a subscription option that one transport defines, such
-// as a JetStream consumer setting. Transports export constructors that wrap
-// their options in WithTransportOption, so users pass them to Subscribe
-// like the broker's own options. An option given to a transport that does
-// not define it makes Subscribe fail with ErrUnsupportedOption.
-type TransportOption interface {
-	// TransportName is the Info().System of the transport that defines the
-	// option ("nats", "kafka", "memory"). Errors about the option name it.
-	TransportName() string
-}
-
-// SubscriptionValidator is implemented by transports that check a
-// subscription before it starts. Broker.Subscribe and SubscribeBatch call
-// ValidateSubscription with the complete spec, so that a mistake such as an
-// option of another transport fails there, not later at Start. The error
-// should wrap ErrUnsupportedOption or ErrInvalidOption and name the option
-// and the transport.
-type SubscriptionValidator interface {
-	ValidateSubscription(spec SubscriptionSpec) error
 }
 
 // LoggerSetter is implemented by transports that log. A Broker hands them

@@ -17,7 +17,7 @@ import (
 // creation context and baggage, runs the handler inside a process span and
 // records the process metrics.
 func (t *Telemetry) WrapConsume(next broker.ConsumeFunc) broker.ConsumeFunc {
-	return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message) error {
+	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 		switch {
 		case len(msgs) == 0:
 			return next(ctx, op, msgs)
@@ -37,7 +37,7 @@ func (t *Telemetry) WrapConsume(next broker.ConsumeFunc) broker.ConsumeFunc {
 // and ask to link the ambient context then, which we do when the delivery
 // context holds a span. With WithLinkedProcessSpans the span is instead a
 // new root that links to the creation context.
-func (t *Telemetry) consumeOne(ctx context.Context, op *broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
+func (t *Telemetry) consumeOne(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
 	start := time.Now()
 	m := msgs[0]
 	remote, bag := t.extract(&m.Headers)
@@ -99,7 +99,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, op *broker.Operation, msgs [
 // and which links to every message's creation context, each link carrying
 // that message's id, destination, partition and offset. Messages without a
 // creation context get no link: there is nothing to point to.
-func (t *Telemetry) consumeBatch(ctx context.Context, op *broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
+func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
 	start := time.Now()
 	dest := commonDestination(msgs)
 	partition := commonPartition(op, msgs)

@@ -26,7 +26,7 @@ func TestGlobals(t *testing.T) {
 		t.Skip("the otel globals delegate only once per process (-count > 1)")
 	}
 	tel := middleware.NewTelemetry() // before any otel.Set*
-	op := &broker.Operation{Kind: broker.OpPublish, System: "memory", Destination: "q"}
+	op := broker.Operation{Kind: broker.OpPublish, System: "memory", Destination: "q"}
 	m, _ := otelbaggage.NewMember("tenant", "acme")
 	bag, _ := otelbaggage.New(m)
 	ctx := otelbaggage.ContextWithBaggage(context.Background(), bag)

@@ -24,3 +24,7 @@ func memorySuite(t *testing.T) testutil.TransportSuite {
 func TestMemoryConformance(t *testing.T) {
 	testutil.TestTransport(t, memorySuite(t))
 }
+
+func TestMemoryTyped(t *testing.T) {
+	testutil.TestTyped(t, memorySuite(t))
+}

@@ -3,6 +3,7 @@ package kafkabroker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -100,9 +101,13 @@ func (t *Transport) awaitTopic(ctx context.Context, op func() error) error {
 	deadline := time.Now().Add(t.cfg.metadataMaxAge)
 	for attempt := 1; errors.Is(err, kafka.UnknownTopicOrPartition) && time.Now().Before(deadline); attempt++ {
 		if !wait.Sleep(wait.Retry(attempt), ctx.Done()) {
-			return err
+			return fmt.Errorf("%w: %w", err, ctx.Err())
 		}
-		err = op()
+		unknown := err
+		if err = op(); ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// Cancelled while waiting: say what was waited for.
+			return fmt.Errorf("%w: %w", unknown, err)
+		}
 	}
 	return err
 }

@@ -33,7 +33,7 @@ func TestGroupMemberCloseKeepsPendingRedelivery(t *testing.T) {
 			nakAt := make(chan time.Time, 1)
 			redelivered := make(chan int, 1)
 			settle := broker.MiddlewareFuncs{Settle: func(next broker.SettleFunc) broker.SettleFunc {
-				return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message, st broker.Settlement) error {
+				return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, st broker.Settlement) error {
 					if st.Action == broker.Nak {
 						nakAt <- time.Now()
 					}

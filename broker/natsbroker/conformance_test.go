@@ -152,3 +152,11 @@ func TestBaggageCore(t *testing.T) {
 func TestBaggageJetStream(t *testing.T) {
 	testutil.TestBaggage(t, suite(t, true))
 }
+
+func TestTypedCore(t *testing.T) {
+	testutil.TestTyped(t, suite(t, false))
+}
+
+func TestTypedJetStream(t *testing.T) {
+	testutil.TestTyped(t, suite(t, true))
+}

@@ -237,16 +237,11 @@ func transportOption(t *testing.T, o broker.SubscribeOption) broker.TransportOpt
 	return rec.spec.TransportOptions[0]
 }
 
-// foreignOption is an option of another transport.
-type foreignOption struct{}
-
-func (foreignOption) TransportName() string { return "kafka" }
-
 // specRecorder is a transport that only records the spec it is asked to
 // subscribe with.
 type specRecorder struct{ spec broker.SubscriptionSpec }
 
-func (r *specRecorder) Info() broker.Info { return broker.Info{System: "recorder"} }
+func (r *specRecorder) Info() broker.Info { return broker.Info{System: "nats"} }
 func (r *specRecorder) Publish(context.Context, []*broker.Message) error {
 	return nil
 }
@@ -293,3 +288,9 @@ func TestDeadLetterInSameStream(t *testing.T) {
 		t.Fatalf("dead letter id %q body %q", got.ID, got.Body)
 	}
 }
+
+// foreignOption claims to be a NATS option but is not one of the
+// transport's own.
+type foreignOption struct{}
+
+func (foreignOption) TransportName() string { return "nats" }
