@@ -29,7 +29,8 @@
 //     as a tree with timing bars, services, span kinds and errors.
 //   - JSON lines (WithJSONLines): one span per line, to pipe into a store of
 //     your own.
-//   - Memory (WithMemory, NewMemory): spans and metrics kept for tests.
+//   - Memory (WithMemory): spans and metrics kept for tests, in the SDK's
+//     own span recorder and manual reader.
 //   - Anything else (WithSpanExporter, WithMetricReader).
 //
 // # Environment
