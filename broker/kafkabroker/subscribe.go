@@ -12,6 +12,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/subopt"
 	"github.com/tracebus/tracebus/broker/internal/wait"
 )
 
@@ -19,40 +20,23 @@ type subConfig struct {
 	startOffset int64
 }
 
-// subOption is a Kafka subscription option as the broker carries it to the
-// transport: a broker.TransportOption that names itself in errors.
-type subOption struct {
-	name  string // how the user wrote it, such as "StartOffset(-2)"
-	apply func(*subConfig)
-}
-
-// TransportName implements broker.TransportOption.
-func (o subOption) TransportName() string { return System }
-
-// String names the option in errors: "kafkabroker.StartOffset(-2)".
-func (o subOption) String() string { return "kafkabroker." + o.name }
-
 // StartOffset sets where this subscription starts reading, kafka.FirstOffset
 // or kafka.LastOffset, overriding WithStartOffset; see WithStartOffset for
 // what it means with and without a group. Other values make Subscribe fail
 // with broker.ErrInvalidOption.
 func StartOffset(offset int64) broker.SubscribeOption {
-	return broker.WithTransportOption(subOption{
-		name:  fmt.Sprintf("StartOffset(%d)", offset),
-		apply: func(c *subConfig) { c.startOffset = offset },
+	return broker.WithTransportOption(subopt.Option[subConfig]{
+		Package: "kafkabroker", System: System,
+		Name:  fmt.Sprintf("StartOffset(%d)", offset),
+		Apply: func(c *subConfig) { c.startOffset = offset },
 	})
 }
 
 // subscription reads spec's transport options and checks them.
 func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, error) {
 	var sc subConfig
-	for _, o := range spec.TransportOptions {
-		so, ok := o.(subOption)
-		if !ok {
-			return sc, fmt.Errorf("kafkabroker: subscribe %s: option %v is for the %s transport, not %s: %w",
-				spec.Destination, o, o.TransportName(), System, broker.ErrUnsupportedOption)
-		}
-		so.apply(&sc)
+	if err := subopt.Apply("kafkabroker", System, spec, &sc); err != nil {
+		return sc, err
 	}
 	if sc.startOffset == 0 {
 		sc.startOffset = t.cfg.startOffset

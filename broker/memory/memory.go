@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/subopt"
 )
 
 // System is the messaging.system value the memory transport reports.
@@ -155,12 +156,8 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 // transport defines no options of its own, so it rejects every transport
 // option.
 func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
-	if len(spec.TransportOptions) > 0 {
-		o := spec.TransportOptions[0]
-		return fmt.Errorf("memory: subscribe %s: option %v is for the %s transport, not %s: %w",
-			spec.Destination, o, o.TransportName(), System, broker.ErrUnsupportedOption)
-	}
-	return nil
+	var none struct{} // the memory transport has no options of its own
+	return subopt.Apply("memory", System, &spec, &none)
 }
 
 // Subscribe implements broker.Transport.

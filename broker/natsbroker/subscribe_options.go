@@ -5,6 +5,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/subopt"
 )
 
 // The subscription options below are broker.SubscribeOption values: pass
@@ -79,34 +80,16 @@ type subConfig struct {
 	consumeOpts []jetstream.PullConsumeOpt
 }
 
-// subOption is a NATS subscription option as the broker carries it to the
-// transport: a broker.TransportOption that names itself in errors.
-type subOption struct {
-	name  string // how the user wrote it, such as "Stream(ORDERS)"
-	apply func(*subConfig)
-}
-
-// TransportName implements broker.TransportOption.
-func (o subOption) TransportName() string { return System }
-
-// String names the option in errors: "natsbroker.Core()".
-func (o subOption) String() string { return "natsbroker." + o.name }
-
 func newSubOption(name string, f func(*subConfig)) broker.SubscribeOption {
-	return broker.WithTransportOption(subOption{name: name, apply: f})
+	return broker.WithTransportOption(subopt.Option[subConfig]{Package: "natsbroker", System: System, Name: name, Apply: f})
 }
 
 // subscription reads spec's transport options and checks that they fit
 // together and fit the destination.
 func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, error) {
 	var c subConfig
-	for _, o := range spec.TransportOptions {
-		so, ok := o.(subOption)
-		if !ok {
-			return c, fmt.Errorf("natsbroker: subscribe %s: option %v is for the %s transport, not %s: %w",
-				spec.Destination, o, o.TransportName(), System, broker.ErrUnsupportedOption)
-		}
-		so.apply(&c)
+	if err := subopt.Apply("natsbroker", System, spec, &c); err != nil {
+		return c, err
 	}
 	if c.core && c.jetStream {
 		return c, fmt.Errorf("natsbroker: subscribe %s: Core together with JetStream, Stream or BindConsumer: %w",
