@@ -36,7 +36,7 @@ const (
 // before it fills in its defaults.
 const defaultMaxBytes = 1e6
 
-// Option configures a Transport.
+// Option configures a Transport. A nil Option is ignored.
 type Option interface {
 	apply(*config)
 }

@@ -51,7 +51,7 @@ func NewServer() *Server {
 	return &Server{groups: map[groupKey]*group{}, seq: map[string]uint64{}}
 }
 
-// Option configures a Transport.
+// Option configures a Transport. A nil Option is ignored.
 type Option interface {
 	apply(*config)
 }

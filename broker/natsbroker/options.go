@@ -7,7 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Option configures a Transport.
+// Option configures a Transport. A nil Option is ignored.
 type Option interface {
 	apply(*config)
 }
