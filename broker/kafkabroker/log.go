@@ -15,7 +15,7 @@ type kafkaLogger struct{ c *config }
 
 // Printf implements kafka.Logger.
 func (k kafkaLogger) Printf(format string, args ...any) {
-	l := k.c.logger
+	l := k.c.logger.Logger
 	if !l.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/logger"
 )
 
 // Defaults that differ from kafka-go's own. Everything not listed here keeps
@@ -52,8 +53,7 @@ type config struct {
 	sasl           sasl.Mechanism
 	dialTimeout    time.Duration
 	metadataMaxAge time.Duration
-	logger         *slog.Logger
-	loggerSet      bool // WithLogger was given: SetLogger keeps it
+	logger         logger.Choice
 
 	// writer
 	batchSize    int
@@ -95,7 +95,7 @@ func newConfig(opts []Option) config {
 		requiredAcks:   kafka.RequireAll,
 		maxWait:        DefaultMaxWait,
 		metadataMaxAge: DefaultMetadataMaxAge,
-		logger:         slog.Default(),
+		logger:         logger.Default(),
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -183,12 +183,7 @@ func WithMetadataMaxAge(d time.Duration) Option {
 // logs to the logger of the broker it is given to (broker.WithLogger), or
 // to slog.Default(). A nil l is ignored.
 func WithLogger(l *slog.Logger) Option {
-	return optionFunc(func(c *config) {
-		if l != nil {
-			c.logger = l
-			c.loggerSet = true
-		}
-	})
+	return optionFunc(func(c *config) { c.logger.Own(l) })
 }
 
 // WithWriteBatchSize caps how many messages the writer puts in one produce

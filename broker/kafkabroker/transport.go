@@ -154,11 +154,7 @@ func (t *Transport) Info() broker.Info { return t.info }
 // SetLogger implements broker.LoggerSetter: broker.New gives the transport
 // its logger, which the transport uses unless WithLogger gave it one. It
 // must be called before the transport is used.
-func (t *Transport) SetLogger(l *slog.Logger) {
-	if l != nil && !t.cfg.loggerSet {
-		t.cfg.logger = l
-	}
-}
+func (t *Transport) SetLogger(l *slog.Logger) { t.cfg.logger.Offer(l) }
 
 // Writer returns the kafka-go Writer the transport publishes with, for
 // inspection (Stats). Writing through it bypasses the broker's middleware.

@@ -5,6 +5,8 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tracebus/tracebus/broker/internal/logger"
 )
 
 // Option configures a Transport. A nil Option is ignored.
@@ -18,14 +20,13 @@ type config struct {
 	streams      []jetstream.StreamConfig
 	js           jetstream.JetStream
 	connectOpts  []natsgo.Option
-	logger       *slog.Logger
-	loggerSet    bool // WithLogger was given: SetLogger keeps it
+	logger       logger.Choice
 	closeConn    bool
 	closeConnSet bool
 }
 
 func newConfig(opts []Option) config {
-	c := config{logger: slog.Default()}
+	c := config{logger: logger.Default()}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
@@ -97,10 +98,5 @@ func WithCloseConn(close bool) Option {
 // logs to the logger of the broker it is given to (broker.WithLogger), or
 // to slog.Default(). A nil l is ignored.
 func WithLogger(l *slog.Logger) Option {
-	return optionFunc(func(c *config) {
-		if l != nil {
-			c.logger = l
-			c.loggerSet = true
-		}
-	})
+	return optionFunc(func(c *config) { c.logger.Own(l) })
 }

@@ -127,11 +127,7 @@ func Connect(url string, opts ...Option) (*Transport, error) {
 // SetLogger implements broker.LoggerSetter: broker.New gives the transport
 // its logger, which the transport uses unless WithLogger gave it one. It
 // must be called before the transport is used.
-func (t *Transport) SetLogger(l *slog.Logger) {
-	if l != nil && !t.cfg.loggerSet {
-		t.cfg.logger = l
-	}
-}
+func (t *Transport) SetLogger(l *slog.Logger) { t.cfg.logger.Offer(l) }
 
 // Conn returns the NATS connection of the transport.
 func (t *Transport) Conn() *natsgo.Conn { return t.nc }
