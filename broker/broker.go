@@ -32,10 +32,10 @@ type Broker struct {
 	baseCtx   context.Context
 	abort     context.CancelFunc
 
-	closing          atomic.Bool // set by the first Close
-	draining         step        // stopSubscriptions
-	closingTransport step        // closeTransport
-	drainErr         error       // guarded by mu
+	closing          step  // Close
+	draining         step  // stopSubscriptions
+	closingTransport step  // closeTransport
+	drainErr         error // guarded by mu
 	closed           chan struct{}
 	closeErr         error
 }
@@ -58,6 +58,7 @@ func New(t Transport, opts ...Option) *Broker {
 		transport:        t,
 		cfg:              newConfig(opts),
 		closed:           make(chan struct{}),
+		closing:          newStep(),
 		draining:         newStep(),
 		closingTransport: newStep(),
 	}
@@ -276,19 +277,13 @@ func (b *Broker) Run(ctx context.Context) error {
 // A broker run by an App is closed by the App, in two steps that Close
 // takes one after the other: see App.Stop.
 func (b *Broker) Close(ctx context.Context) error {
-	// Not a sync.Once: a later call must be able to give up on its own
-	// ctx while the first one is still draining, and Once.Do would block
-	// it until the first call returned.
-	if b.closing.CompareAndSwap(false, true) {
+	// A step, not a sync.Once: a later call must be able to give up on
+	// its own ctx while the first one is still draining, and Once.Do would
+	// block it until the first call returned.
+	return b.closing.run(ctx, func() error {
 		err := b.stopSubscriptions(ctx)
 		return errors.Join(err, b.closeTransport(ctx))
-	}
-	select {
-	case <-b.closed:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return nil
+	})
 }
 
 // stopSubscriptions is the first step of closing: every subscription stops
