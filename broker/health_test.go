@@ -69,6 +69,7 @@ func TestAppReadinessOverHTTP(t *testing.T) {
 		t.Fatalf("live before start: %d", code)
 	}
 	must(t, app.Start(t.Context()))
+	must(t, b.Ping(t.Context()))
 	if code, body := probe(t, srv.URL+"/readyz"); code != http.StatusOK || body != "ok\n" {
 		t.Fatalf("ready after start: %d %q", code, body)
 	}
@@ -101,6 +102,9 @@ func TestAppReadinessOverHTTP(t *testing.T) {
 		must(t, err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("Stop did not return")
+	}
+	if err := b.Ping(t.Context()); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("ping after stop: %v, want ErrClosed", err)
 	}
 	for _, p := range []string{"/livez", "/readyz"} {
 		if code, _ := probe(t, srv.URL+p); code != http.StatusServiceUnavailable {
