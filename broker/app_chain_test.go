@@ -20,9 +20,12 @@ import (
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
 
-// EnvAppHeavy, when set, makes the NATS-to-Kafka shutdown test push ten
+// envAppHeavy, when set, makes the NATS-to-Kafka shutdown test push ten
 // times as many orders through.
 const envAppHeavy = "TRACEBUS_APP_HEAVY"
+
+// shipperConcurrency is how many orders a shipper handles at once.
+const shipperConcurrency = 4
 
 type shipment struct {
 	Order string `json:"order"`
@@ -58,7 +61,7 @@ func newShipper(t *testing.T, srv *natstest.Server, cluster *kafkatest.Cluster, 
 		}
 		s.published.Add(1)
 		return nil
-	}, broker.Name("shipper"), broker.Concurrency(4)))
+	}, broker.Name("shipper"), broker.Concurrency(shipperConcurrency)))
 	s.app = broker.NewApp(broker.WithBrokers(in, out))
 	return s
 }
@@ -72,7 +75,8 @@ func TestAppNATSToKafkaStopMidStreamLosesNothing(t *testing.T) {
 	if os.Getenv(envAppHeavy) != "" {
 		n = 2000
 	}
-	const pass, concurrency = 50, 4
+	// A quarter of the orders are shipped before the stop begins.
+	pass, concurrency := int64(n/4), int64(shipperConcurrency)
 	srv := natstest.Start(t)
 	cluster := kafkatest.New(t)
 	cluster.CreateTopic(t, "shipments", 1)
