@@ -14,7 +14,8 @@ import (
 // publishes messages through it, with middleware around both.
 //
 // Register handlers with Subscribe and SubscribeBatch, then call Run (or
-// Start and later Close). Publish and PublishBatch work from the moment the
+// Start and later Close), or give the broker to an App that runs it with
+// others. Publish and PublishBatch work from the moment the
 // broker is created until it is closed, including from handlers that are
 // finishing during a graceful Close.
 //
