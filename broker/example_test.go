@@ -157,3 +157,14 @@ func ExampleBroker_Run() {
 	fmt.Println("stopped")
 	// Output: stopped
 }
+
+// memoryBroker is broker.New over a memory transport, for the examples
+// that are about something else. Example_usage shows the transport and its
+// error.
+func memoryBroker(opts ...broker.Option) *broker.Broker {
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	return broker.New(tr, opts...)
+}
