@@ -25,12 +25,14 @@
 // publish and every consume, typed or not, passes through the middleware
 // given to New, so one telemetry middleware traces all of them:
 //
-//	b := broker.New(memory.New(), broker.WithMiddleware(middleware.NewTelemetry()))
+//	tr, err := memory.New() // or natsbroker.New(nc), kafkabroker.New(kafkabroker.WithBrokers(addr))
+//	if err != nil { ... }
+//	b := broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry()))
 //	b.Subscribe("orders.created", func(ctx context.Context, msg *broker.Message) error {
 //		// ctx carries the process span and the message's baggage.
 //		return b.Publish(ctx, &broker.Message{Destination: "invoices", Body: msg.Body})
 //	}, broker.Group("billing"))
-//	err := b.Run(ctx) // blocks until ctx is done, then drains in-flight handlers
+//	err = b.Run(ctx) // blocks until ctx is done, then drains in-flight handlers
 //
 // # Outcomes
 //
@@ -48,6 +50,18 @@
 // describes the system, destination, group and server without naming the
 // transport. The first middleware given is the outermost. Middleware given
 // to a subscription with Use runs inside the broker's.
+//
+// # Apps, routers and health
+//
+// A service over several brokers (NATS in, Kafka out) runs them as one App:
+// NewApp(WithBrokers(in, out), BeforeStart(...), AfterStop(...),
+// ShutdownTelemetry(providers.Shutdown)) and app.Run(ctx) with the ctx of
+// SignalContext. Its stop loses nothing: every broker stops consuming and
+// drains while all of them still publish, then the transports close, then
+// telemetry is flushed. NewRouter groups subscriptions and publishers under
+// a destination prefix with shared options; the typed functions take a
+// Registrar, a *Broker or a *Router. App.HealthHandler serves liveness and
+// readiness probes; readiness pings every transport that is a Pinger.
 //
 // # Transports
 //

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -16,7 +15,7 @@ import (
 func TestDeliveryLogLines(t *testing.T) {
 	var buf testutil.LogBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b := broker.New(memory.New(), broker.WithLogger(logger))
+	b := broker.New(testutil.Memory(t), broker.WithLogger(logger))
 	testutil.DeliverWithOneRetry(t, b, &broker.Message{Destination: "orders", ID: "order-7", Body: []byte("{}")}, broker.Group("billing"))
 
 	var got []string

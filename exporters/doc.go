@@ -29,7 +29,8 @@
 //     as a tree with timing bars, services, span kinds and errors.
 //   - JSON lines (WithJSONLines): one span per line, to pipe into a store of
 //     your own.
-//   - Memory (WithMemory, NewMemory): spans and metrics kept for tests.
+//   - Memory (WithMemory): spans and metrics kept for tests, in the SDK's
+//     own span recorder and manual reader.
 //   - Logs over OTLP (WithOTLPLogs, OTEL_LOGS_EXPORTER), written with
 //     log/slog through Providers.LogHandler.
 //   - Anything else (WithSpanExporter, WithMetricReader).
@@ -37,15 +38,16 @@
 // # Environment
 //
 // autoexport and autoprop read the standard variables: OTEL_TRACES_EXPORTER
-// (otlp, console, none, and waterfall, which this package registers),
-// OTEL_METRICS_EXPORTER (otlp, prometheus, console, none),
+// (otlp, console, none, and waterfall, which Setup handles itself:
+// importing this package registers nothing with autoexport, autoprop or any
+// other global), OTEL_METRICS_EXPORTER (otlp, prometheus, console, none),
 // OTEL_LOGS_EXPORTER (otlp, console, none),
 // OTEL_EXPORTER_OTLP_[TRACES_|METRICS_|LOGS_]PROTOCOL and _ENDPOINT,
 // _HEADERS, _TIMEOUT, OTEL_PROPAGATORS (tracecontext, baggage, b3, b3multi,
 // jaeger, xray, ottrace, none, and jaegerbaggage: Jaeger's uberctx-{key}
-// baggage headers, see baggage.JaegerPropagator), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
-// OTEL_TRACES_SAMPLER, OTEL_BSP_*, OTEL_BLRP_* and
-// OTEL_METRIC_EXPORT_INTERVAL. Local views (waterfall, JSON lines, memory)
+// baggage headers, see baggage.JaegerPropagator, which Setup handles
+// itself), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER,
+// OTEL_BSP_*, OTEL_BLRP_* and OTEL_METRIC_EXPORT_INTERVAL. Local views (waterfall, JSON lines, memory)
 // add to what the environment configures; explicit remote exporters
 // replace it (see Option for the exact rule).
 //

@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/exporters"
 	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // A Prometheus scrape that asks for OpenMetrics gets exemplars: the
@@ -22,7 +24,7 @@ import (
 // process span.
 func TestPrometheusExemplarsLinkToTraces(t *testing.T) {
 	ctx := context.Background()
-	p, err := exporters.Setup(ctx, exporters.WithPrometheus(), exporters.WithMemory(exporters.NewMemory()), exporters.WithoutGlobal())
+	p, err := exporters.Setup(ctx, exporters.WithPrometheus(), exporters.WithMemory(tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func handleOne(t *testing.T, p *exporters.Providers, inHandler func(context.Cont
 	ctx := context.Background()
 	tel := middleware.NewTelemetry(middleware.WithTracerProvider(p.TracerProvider),
 		middleware.WithMeterProvider(p.MeterProvider), middleware.WithPropagators(p.Propagator))
-	b := broker.New(memory.New(), append([]broker.Option{broker.WithMiddleware(tel)}, opts...)...)
+	b := broker.New(testutil.Memory(t), append([]broker.Option{broker.WithMiddleware(tel)}, opts...)...)
 	spans := make(chan trace.SpanContext, 1)
 	if err := b.Subscribe("orders", func(ctx context.Context, _ *broker.Message) error {
 		if inHandler != nil {

@@ -5,12 +5,14 @@ import (
 	"testing"
 
 	otelbaggage "go.opentelemetry.io/otel/baggage"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/exporters"
 	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // With OTEL_PROPAGATORS=jaeger,jaegerbaggage a message carries its trace as
@@ -19,14 +21,14 @@ import (
 func TestJaegerBaggageThroughEnvironment(t *testing.T) {
 	t.Setenv("OTEL_PROPAGATORS", "jaeger,jaegerbaggage")
 	ctx := context.Background()
-	p, err := exporters.Setup(ctx, exporters.WithoutGlobal(), exporters.WithMemory(exporters.NewMemory()))
+	p, err := exporters.Setup(ctx, exporters.WithoutGlobal(), exporters.WithMemory(tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
 	tel := middleware.NewTelemetry(middleware.WithTracerProvider(p.TracerProvider),
 		middleware.WithMeterProvider(p.MeterProvider), middleware.WithPropagators(p.Propagator))
-	b := broker.New(memory.New(), broker.WithMiddleware(tel))
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(tel))
 	type seen struct{ traceHeader, uberctx, w3c, tenant string }
 	got := make(chan seen, 1)
 	if err := b.Subscribe("orders", func(ctx context.Context, msg *broker.Message) error {

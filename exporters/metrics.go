@@ -46,7 +46,7 @@ func (m *metricSetup) shutdownUnregistered(ctx context.Context) {
 func metricReaders(ctx context.Context, c *config) (*metricSetup, error) {
 	m := &metricSetup{}
 	if c.memory != nil {
-		m.readers = append(m.readers, c.memory.Reader)
+		m.readers = append(m.readers, c.memory.metrics)
 	}
 	if c.fromEnv("METRICS", c.remoteMetrics()) {
 		r, err := envMetricReader(ctx, c.log)

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/contrib/propagators/autoprop"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
@@ -87,7 +86,7 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 		tpOpts = append(tpOpts, sdktrace.WithSampler(c.sampler))
 	}
 	if c.memory != nil {
-		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(c.memory.SpanRecorder))
+		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(c.memory.spans))
 	}
 	for _, s := range specs {
 		pl := newPipeline(s, c.sync)
@@ -106,9 +105,9 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 	if c.propagator != nil {
 		p.Propagator = c.propagator
 	} else {
-		// autoprop reads OTEL_PROPAGATORS and falls back to W3C trace
-		// context plus baggage.
-		p.Propagator = autoprop.NewTextMapPropagator()
+		// OTEL_PROPAGATORS through autoprop (plus jaegerbaggage), or W3C
+		// trace context plus baggage.
+		p.Propagator = envPropagator()
 	}
 
 	if c.global {

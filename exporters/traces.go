@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,15 +20,6 @@ import (
 // Waterfall collects spans: short, because a person is waiting at the
 // terminal, and still batched, because a terminal can block.
 const waterfallBatchTimeout = 200 * time.Millisecond
-
-func init() {
-	// OTEL_TRACES_EXPORTER=waterfall prints traces on stderr, so a service
-	// that calls Setup can be switched to the terminal view without a
-	// rebuild.
-	autoexport.RegisterSpanExporter("waterfall", func(context.Context) (sdktrace.SpanExporter, error) {
-		return NewWaterfall(os.Stderr), nil
-	})
-}
 
 // traceSpec is a span exporter: ready-made, or built by Setup because it
 // needs the context (OTLP).
@@ -57,7 +49,16 @@ func exporterName(exp sdktrace.SpanExporter) string {
 // nothing for "none". On error the exporters built so far are shut down.
 func spanExporters(ctx context.Context, c *config) ([]traceSpec, error) {
 	built := make([]traceSpec, 0, len(c.traces)+1)
-	if c.fromEnv("TRACES", c.remoteTraces()) {
+	switch {
+	case !c.fromEnv("TRACES", c.remoteTraces()):
+	case strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER")) == "waterfall":
+		// OTEL_TRACES_EXPORTER=waterfall prints traces on stderr, so a
+		// service that calls Setup can be switched to the terminal view
+		// without a rebuild. It is handled here rather than registered with
+		// autoexport, whose registry is global: importing this package
+		// changes nothing for other users of autoexport.
+		built = append(built, traceSpec{name: "waterfall", exporter: NewWaterfall(os.Stderr), built: true})
+	default:
 		exp, err := autoexport.NewSpanExporter(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("exporters: span exporter from OTEL_TRACES_EXPORTER: %w", err)

@@ -6,7 +6,6 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -15,7 +14,7 @@ import (
 // in their status.
 func TestProcessSpanCarriesDeliveryAttempt(t *testing.T) {
 	tel, rec := newTel(t)
-	b := broker.New(memory.New(), broker.WithMiddleware(tel))
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(tel))
 	testutil.DeliverWithOneRetry(t, b, &broker.Message{Destination: "orders", Body: []byte("7")})
 
 	spans := rec.SpansByName("process orders")

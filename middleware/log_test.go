@@ -8,7 +8,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -19,7 +18,7 @@ func TestLogHandlerAddsProcessSpan(t *testing.T) {
 	tel, rec := newTel(t)
 	var buf testutil.LogBuffer
 	logger := slog.New(middleware.NewLogHandler(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	b := broker.New(memory.New(), broker.WithMiddleware(tel), broker.WithLogger(logger))
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(tel), broker.WithLogger(logger))
 	done := make(chan struct{})
 	if err := b.Subscribe("orders", func(ctx context.Context, _ *broker.Message) error {
 		logger.InfoContext(ctx, "charging card")
