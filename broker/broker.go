@@ -215,7 +215,7 @@ func (b *Broker) validate(spec SubscriptionSpec) error {
 	}
 	if v, ok := b.transport.(SubscriptionValidator); ok {
 		if err := v.ValidateSubscription(spec); err != nil {
-			return fmt.Errorf("tracebus: subscribe %s: %w", spec.Destination, err)
+			return err // the transport names the subscription and the option
 		}
 	}
 	return nil
