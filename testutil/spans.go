@@ -60,6 +60,21 @@ func LinksTo(s, target sdktrace.ReadOnlySpan) bool {
 //
 // Spans whose parent is not among spans are printed as roots of their trace.
 func Tree(spans []sdktrace.ReadOnlySpan) string {
+	var b strings.Builder
+	walkTree(spans, func(s sdktrace.ReadOnlySpan, depth int) {
+		writeSpanLine(&b, s, depth)
+		if n := len(s.Links()); n > 0 {
+			fmt.Fprintf(&b, " links=%d", n)
+		}
+		b.WriteByte('\n')
+	})
+	return b.String()
+}
+
+// walkTree calls visit for every span in the order Tree prints them:
+// traces in order of their first root, each parent before its children,
+// children in start order; depth is 0 for a root.
+func walkTree(spans []sdktrace.ReadOnlySpan, visit func(s sdktrace.ReadOnlySpan, depth int)) {
 	byID := map[trace.SpanID]bool{}
 	for _, s := range spans {
 		byID[s.SpanContext().SpanID()] = true
@@ -77,18 +92,9 @@ func Tree(spans []sdktrace.ReadOnlySpan) string {
 	slices.SortStableFunc(roots, func(a, b sdktrace.ReadOnlySpan) int {
 		return cmp.Compare(traceOrder(roots, a), traceOrder(roots, b))
 	})
-	var b strings.Builder
 	var walk func(s sdktrace.ReadOnlySpan, depth int)
 	walk = func(s sdktrace.ReadOnlySpan, depth int) {
-		b.WriteString(strings.Repeat("  ", depth))
-		fmt.Fprintf(&b, "%s (%s)", s.Name(), s.SpanKind())
-		if s.Status().Code.String() == "Error" {
-			fmt.Fprintf(&b, " ERROR %q", s.Status().Description)
-		}
-		if n := len(s.Links()); n > 0 {
-			fmt.Fprintf(&b, " links=%d", n)
-		}
-		b.WriteByte('\n')
+		visit(s, depth)
 		for _, c := range children[s.SpanContext().SpanID()] {
 			walk(c, depth+1)
 		}
@@ -96,7 +102,15 @@ func Tree(spans []sdktrace.ReadOnlySpan) string {
 	for _, r := range roots {
 		walk(r, 0)
 	}
-	return b.String()
+}
+
+// writeSpanLine writes the indented name, kind and error status of s.
+func writeSpanLine(b *strings.Builder, s sdktrace.ReadOnlySpan, depth int) {
+	b.WriteString(strings.Repeat("  ", depth))
+	fmt.Fprintf(b, "%s (%s)", s.Name(), s.SpanKind())
+	if s.Status().Code.String() == "Error" {
+		fmt.Fprintf(b, " ERROR %q", s.Status().Description)
+	}
 }
 
 func traceOrder(roots []sdktrace.ReadOnlySpan, s sdktrace.ReadOnlySpan) int {

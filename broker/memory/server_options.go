@@ -35,8 +35,9 @@ func (f serverOptionFunc) applyServer(c *serverConfig) { f(c) }
 //     Publish call, after MaxAttempts deliveries. To keep a test from
 //     hanging, a message is delivered at most SyncDeliveryLimit times, and
 //     synchronous publishes nest at most SyncDepthLimit deep (a handler that
-//     publishes to its own destination); beyond that Publish returns an
-//     error wrapping ErrSyncLoop.
+//     publishes to its own destination); beyond that, everything the
+//     outermost Publish caused stops and that Publish returns an error
+//     wrapping ErrSyncLoop.
 //
 // Handler errors are not Publish errors: they follow the subscription's
 // retry and dead-letter policy as usual.

@@ -23,12 +23,37 @@ const (
 
 // ErrSyncLoop is wrapped by the error of a synchronous Publish that
 // stopped delivering because a message exceeded SyncDeliveryLimit or
-// publishes nested beyond SyncDepthLimit.
+// publishes nested beyond SyncDepthLimit. Everything that Publish caused
+// stops at that point: every later delivery is skipped and every publish
+// made by a handler still running fails with the same error.
 var ErrSyncLoop = errors.New("memory: synchronous delivery does not end")
 
-// syncDepthKey marks the deliver ctx of an inline delivery with how deep it
-// is nested; a handler publishing with its ctx carries it to Publish.
-type syncDepthKey struct{}
+// cascade is everything one outermost synchronous Publish causes. The
+// first bound exceeded stops it all: a handler whose failure makes its
+// caller retry, which fails again, must not multiply the work.
+type cascade struct {
+	stopped atomic.Pointer[error]
+}
+
+// stop ends the cascade with err, unless it has ended already.
+func (c *cascade) stop(err error) { c.stopped.CompareAndSwap(nil, &err) }
+
+func (c *cascade) err() error {
+	if p := c.stopped.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// syncScope is what the deliver ctx of an inline delivery carries to the
+// publishes its handler makes with that ctx: its cascade and how deeply it
+// is nested.
+type syncScope struct {
+	c     *cascade
+	depth int
+}
+
+type syncScopeKey struct{}
 
 // inlineRun is one delivery a synchronous Publish makes: messages for one
 // subscription.
@@ -40,10 +65,18 @@ type inlineRun struct {
 // publishSync accepts msgs and delivers them to the matching subscriptions
 // before it returns.
 func (srv *Server) publishSync(ctx context.Context, msgs []*broker.Message) error {
-	depth, _ := ctx.Value(syncDepthKey{}).(int)
-	if depth >= SyncDepthLimit {
-		return fmt.Errorf("memory: publish to %s: handlers published %d levels deep: %w",
-			msgs[0].Destination, depth, ErrSyncLoop)
+	scope, nested := ctx.Value(syncScopeKey{}).(syncScope)
+	if !nested {
+		scope.c = &cascade{}
+	}
+	if err := scope.c.err(); err != nil {
+		return err
+	}
+	if scope.depth >= SyncDepthLimit {
+		err := fmt.Errorf("memory: publish to %s: handlers published %d levels deep: %w",
+			msgs[0].Destination, scope.depth, ErrSyncLoop)
+		scope.c.stop(err)
+		return err
 	}
 	var runs []inlineRun
 	srv.mu.Lock()
@@ -53,13 +86,11 @@ func (srv *Server) publishSync(ctx context.Context, msgs []*broker.Message) erro
 		srv.route(c.Destination, func(s *subscription) { runs = addToRun(runs, s, c) })
 	}
 	srv.mu.Unlock()
-	var errs []error
+	inner := syncScope{c: scope.c, depth: scope.depth + 1}
 	for _, r := range runs {
-		if err := srv.deliverInline(depth+1, r.s, r.msgs); err != nil {
-			errs = append(errs, err)
-		}
+		srv.deliverInline(inner, r.s, r.msgs)
 	}
-	return errors.Join(errs...)
+	return scope.c.err()
 }
 
 // addToRun adds m to the deliveries of one Publish call: a delivery of its
@@ -84,30 +115,32 @@ func addToRun(runs []inlineRun, s *subscription, m *broker.Message) []inlineRun 
 // settled for good: a Nak delivers them again at once, to the next member
 // of s's group as a queued redelivery would be. A subscription that closed
 // meanwhile hands them to the rest of its group, or drops them when it has
-// none, like the messages still queued at Close.
-func (srv *Server) deliverInline(depth int, s *subscription, msgs []*broker.Message) error {
-	for n := 0; ; {
+// none, like the messages still queued at Close. It stops when the cascade
+// has stopped.
+func (srv *Server) deliverInline(scope syncScope, s *subscription, msgs []*broker.Message) {
+	for n := 0; scope.c.err() == nil; {
 		if !s.beginInline() {
 			srv.mu.Lock()
 			next := srv.redeliveryTarget(s)
 			srv.mu.Unlock()
 			if next == s {
-				return nil
+				return
 			}
 			s = next
 			continue
 		}
 		if n == SyncDeliveryLimit {
 			s.inline.Done()
-			return fmt.Errorf("memory: deliver to %s: delivered %d times and still not settled: %w",
-				s.spec.Destination, n, ErrSyncLoop)
+			scope.c.stop(fmt.Errorf("memory: deliver to %s: delivered %d times and still not settled: %w",
+				s.spec.Destination, n, ErrSyncLoop))
+			return
 		}
 		n++
 		ack := &inlineAcker{}
-		s.handOver(context.WithValue(s.ctx, syncDepthKey{}, depth), msgs, ack)
+		s.handOver(context.WithValue(s.ctx, syncScopeKey{}, scope), msgs, ack)
 		s.inline.Done()
 		if !ack.nak.Load() {
-			return nil
+			return
 		}
 		again := make([]*broker.Message, len(msgs))
 		for i, m := range msgs {

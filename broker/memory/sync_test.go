@@ -101,18 +101,27 @@ func TestSyncDeliveryLoopsEnd(t *testing.T) {
 	t.Run("publish to itself", func(t *testing.T) {
 		b := syncBroker(t, memory.NewServer(memory.WithSyncDelivery()))
 		calls := 0
-		var loop error
 		mustOK(t, b.Subscribe("echo", func(ctx context.Context, m *broker.Message) error {
 			calls++
-			err := b.Publish(ctx, &broker.Message{Destination: "echo"})
-			if errors.Is(err, memory.ErrSyncLoop) {
-				loop = err
-			}
-			return broker.Permanent(err)
+			return b.Publish(ctx, &broker.Message{Destination: "echo"})
 		}))
-		publishBody(t, b, "echo", "")
-		if loop == nil || calls != memory.SyncDepthLimit {
-			t.Errorf("%d nested calls, innermost publish error %v; want %d and ErrSyncLoop", calls, loop, memory.SyncDepthLimit)
+		err := b.Publish(context.Background(), &broker.Message{Destination: "echo"})
+		if !errors.Is(err, memory.ErrSyncLoop) || calls != memory.SyncDepthLimit {
+			t.Errorf("err %v after %d nested calls; want ErrSyncLoop after %d", err, calls, memory.SyncDepthLimit)
+		}
+	})
+	// Every level that fails retries, and each retry would loop again:
+	// the first bound exceeded stops the whole cascade instead.
+	t.Run("dead letters to itself", func(t *testing.T) {
+		b := syncBroker(t, memory.NewServer(memory.WithSyncDelivery()))
+		calls := 0
+		mustOK(t, broker.Handle(b, "orders.*", func(context.Context, int) error {
+			calls++
+			return nil
+		}, broker.DeadLetter("orders.dead")))
+		err := b.Publish(context.Background(), &broker.Message{Destination: "orders.eu", Body: []byte("{")})
+		if !errors.Is(err, memory.ErrSyncLoop) || calls != 0 {
+			t.Errorf("err %v, %d calls; want ErrSyncLoop and no call", err, calls)
 		}
 	})
 }
