@@ -65,14 +65,17 @@ func WithHeaders(h Headers) PublisherOption {
 	})
 }
 
-// NewPublisher returns a Publisher of T values to destination on b. It
+// NewPublisher returns a Publisher of T values to destination on r, a
+// *Broker or a *Router (whose prefix the destination gets). It
 // panics on a programming error, as regexp.MustCompile does: an empty
 // destination, a KeyFunc for another type, or the Protobuf codec with a T
 // that is not a pointer.
-func NewPublisher[T any](b *Broker, destination string, opts ...PublisherOption) *Publisher[T] {
+func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOption) *Publisher[T] {
 	if destination == "" {
 		panic("tracebus: NewPublisher: empty destination")
 	}
+	rt := r.routes()
+	b, destination := rt.b, rt.destination(destination)
 	cfg := publisherConfig{codec: b.cfg.codec}
 	for _, o := range opts {
 		if o != nil {

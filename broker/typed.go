@@ -74,12 +74,14 @@ func (e *ValidationError) ErrorType() string { return "validation" }
 // not decode or validate is a permanent failure: not retried, dead-lettered
 // with the reason or dropped. h's result settles the message like a
 // Handler's; MessageFromContext(ctx) reaches the message itself (headers,
-// key, delivery facts). Every SubscribeOption applies.
-func Handle[T any](b *Broker, destination string, h func(ctx context.Context, v T) error, opts ...SubscribeOption) error {
+// key, delivery facts). Every SubscribeOption applies. r is a *Broker, or
+// a *Router whose prefix and options the subscription gets.
+func Handle[T any](r Registrar, destination string, h func(ctx context.Context, v T) error, opts ...SubscribeOption) error {
 	if h == nil {
 		return ErrNilHandler
 	}
-	cfg := b.subConfig(destination, false, opts)
+	rt := r.routes()
+	b, cfg := rt.b, rt.subConfig(destination, false, opts)
 	dec, err := newDecoder[T](b, &cfg)
 	if err != nil {
 		return err
@@ -99,11 +101,12 @@ func Handle[T any](b *Broker, destination string, h func(ctx context.Context, v 
 // one; h gets the rest, in delivery order, and is not called when nothing
 // is left. BatchFromContext(ctx) returns the messages h got, aligned with
 // vs.
-func HandleBatch[T any](b *Broker, destination string, h func(ctx context.Context, vs []T) error, opts ...SubscribeOption) error {
+func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Context, vs []T) error, opts ...SubscribeOption) error {
 	if h == nil {
 		return ErrNilHandler
 	}
-	cfg := b.subConfig(destination, true, opts)
+	rt := r.routes()
+	b, cfg := rt.b, rt.subConfig(destination, true, opts)
 	dec, err := newDecoder[T](b, &cfg)
 	if err != nil {
 		return err
@@ -149,11 +152,12 @@ func HandleBatch[T any](b *Broker, destination string, h func(ctx context.Contex
 // (of a pointer, slice, map or interface type) sends nothing. When an
 // onward publish fails, the incoming message is not acknowledged: it
 // follows the retry policy.
-func HandleResult[In, Out any](b *Broker, destination string, h func(ctx context.Context, v In) (Out, error), opts ...SubscribeOption) error {
+func HandleResult[In, Out any](r Registrar, destination string, h func(ctx context.Context, v In) (Out, error), opts ...SubscribeOption) error {
 	if h == nil {
 		return ErrNilHandler
 	}
-	cfg := b.subConfig(destination, false, opts)
+	rt := r.routes()
+	b, cfg := rt.b, rt.subConfig(destination, false, opts)
 	dec, err := newDecoder[In](b, &cfg)
 	if err != nil {
 		return err
@@ -162,11 +166,13 @@ func HandleResult[In, Out any](b *Broker, destination string, h func(ctx context
 	for _, p := range cfg.publishTo {
 		if pt := p.payloadType(); !outType.AssignableTo(pt) {
 			return fmt.Errorf("tracebus: subscribe %s: publisher to %s takes %v, the handler returns %v: %w",
-				destination, p.destination(), pt, outType, ErrInvalidOption)
+				cfg.spec.Destination, p.destination(), pt, outType, ErrInvalidOption)
 		}
 	}
-	cfg.endpoint.Reply = outType
-	cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
+	if !cfg.noReply {
+		cfg.endpoint.Reply = outType
+		cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
+	}
 	nilable := canBeNil(outType)
 	res := &resulter{b: b, codec: cfg.codec, pubs: cfg.publishTo, noReply: cfg.noReply}
 	return b.add(cfg, func(ctx context.Context, msgs []*Message) error {
@@ -301,10 +307,13 @@ func (d *decoder[T]) unmarshal(m *Message) (T, error) {
 	return v, nil
 }
 
-// validate calls Validate on *p or on p, whichever has the method.
+// validate calls Validate on the value p points to, with a pointer or a
+// value receiver. It never boxes a struct: for a non-pointer T the method
+// is found on p, whose method set includes T's.
 func validate[T any](p *T) error {
-	if v, ok := any(*p).(Validator); ok {
-		if reflect.TypeFor[T]().Kind() == reflect.Pointer && reflect.ValueOf(p).Elem().IsNil() {
+	if reflect.TypeFor[T]().Kind() == reflect.Pointer {
+		v, ok := any(*p).(Validator)
+		if !ok || reflect.ValueOf(*p).IsNil() {
 			return nil
 		}
 		return v.Validate()
