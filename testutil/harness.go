@@ -47,6 +47,7 @@ type Harness struct {
 	logger *slog.Logger
 	tb     testing.TB
 	opts   []broker.Option
+	start  bool
 
 	mu    sync.Mutex
 	calls []Call
@@ -59,6 +60,7 @@ type HarnessOption interface {
 
 type harnessConfig struct {
 	sync       bool
+	noStart    bool
 	brokerOpts []broker.Option
 	telOpts    []middleware.Option
 	codecs     []broker.Codec
@@ -74,6 +76,14 @@ func (f harnessOptionFunc) applyHarness(c *harnessConfig) { f(c) }
 // memory.WithSyncDelivery for what changes.
 func Synchronous() HarnessOption {
 	return harnessOptionFunc(func(c *harnessConfig) { c.sync = true })
+}
+
+// WithoutStart hands out brokers that are not started yet, for a service
+// whose wiring starts them itself, typically through a broker.App (which
+// refuses brokers that are already started). They are still closed when
+// the test ends.
+func WithoutStart() HarnessOption {
+	return harnessOptionFunc(func(c *harnessConfig) { c.noStart = true })
 }
 
 // WithBrokerOptions adds opts to every broker the harness hands out, after
@@ -127,11 +137,13 @@ func NewHarness(t testing.TB, opts ...HarnessOption) *Harness {
 		logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 		tb:     t,
 		opts:   cfg.brokerOpts,
+		start:  !cfg.noStart,
 	}
 }
 
-// Broker returns a new broker on the harness's server, already started, so
-// that handlers begin as soon as the service registers them; it is closed
+// Broker returns a new broker on the harness's server, already started
+// (unless WithoutStart was given), so that handlers begin as soon as the
+// service registers them; it is closed
 // gracefully when the test ends, failing the test if it cannot be. Its
 // options are the harness's (logger, telemetry, delivery record), those of
 // WithBrokerOptions, then opts. Every broker of the harness sees the
@@ -143,8 +155,10 @@ func (h *Harness) Broker(opts ...broker.Option) *broker.Broker {
 		broker.WithMiddleware(h.tel, broker.MiddlewareFuncs{Consume: h.recordCall}),
 	}, h.opts...)
 	b := broker.New(h.srv.Transport(), append(all, opts...)...)
-	if err := b.Start(context.Background()); err != nil {
-		h.tb.Fatalf("testutil: start broker: %v", err)
+	if h.start {
+		if err := b.Start(context.Background()); err != nil {
+			h.tb.Fatalf("testutil: start broker: %v", err)
+		}
 	}
 	h.tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

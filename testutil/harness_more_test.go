@@ -110,3 +110,18 @@ func TestHarnessAsynchronous(t *testing.T) {
 		t.Error("no messaging.client.sent.messages metric recorded")
 	}
 }
+
+// A service whose wiring runs its brokers in a broker.App gets unstarted
+// brokers and starts the App itself.
+func TestHarnessWithApp(t *testing.T) {
+	h := testutil.NewHarness(t, testutil.Synchronous(), testutil.WithoutStart())
+	nats, kafka := h.Broker(), h.Broker()
+	must(t, wireBilling(nats, kafka))
+	app := broker.NewApp(broker.WithBrokers(nats, kafka))
+	ctx := context.Background()
+	must(t, app.Start(ctx))
+	t.Cleanup(func() { must(t, app.Stop(ctx)) })
+
+	must(t, broker.NewPublisher[Order](nats, "orders.eu").Publish(ctx, Order{ID: "7", Quantity: 1}))
+	testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "7", Amount: 5}, testutil.Key("7"))
+}
