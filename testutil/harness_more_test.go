@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -124,4 +126,39 @@ func TestHarnessWithApp(t *testing.T) {
 
 	must(t, broker.NewPublisher[Order](nats, "orders.eu").Publish(ctx, Order{ID: "7", Quantity: 1}))
 	testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "7", Amount: 5}, testutil.Key("7"))
+}
+
+// upperCodec is a service's own codec: text, upper-cased on the wire.
+type upperCodec struct{}
+
+func (upperCodec) ContentType() string { return "text/x-upper" }
+func (upperCodec) Marshal(v any) ([]byte, error) {
+	return []byte(strings.ToUpper(v.(string))), nil
+}
+func (upperCodec) Unmarshal(data []byte, v any) error {
+	*v.(*string) = strings.ToLower(string(data))
+	return nil
+}
+
+// Options reach every broker and the telemetry middleware, and the typed
+// accessors decode with the service's own codec.
+func TestHarnessOptions(t *testing.T) {
+	h := testutil.NewHarness(t, testutil.Synchronous(),
+		testutil.WithBrokerOptions(broker.WithCodec(upperCodec{})),
+		testutil.WithTelemetryOptions(middleware.WithSettleSpans()),
+		testutil.DecodeWith(upperCodec{}))
+	b := h.Broker()
+	must(t, broker.Handle(b, "greetings", func(context.Context, string) error { return nil }))
+	must(t, broker.NewPublisher[string](b, "greetings").Publish(context.Background(), "hello"))
+
+	if body := string(h.Published("greetings")[0].Body); body != "HELLO" {
+		t.Errorf("body %q, want the service codec's HELLO", body)
+	}
+	testutil.AssertPublishedOne(t, h, "greetings", "hello", testutil.Header(broker.HeaderContentType, "text/x-upper"))
+	testutil.AssertHandledOnce(t, h, "greetings", "hello")
+	h.AssertSpanTree(t, `
+		send greetings (producer)
+		  process greetings (consumer)
+		    ack greetings (client)
+	`)
 }

@@ -9,7 +9,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// AssertSpanTree fails t unless spans form exactly the tree want describes:
+// AssertSpanTree fails t unless spans (ended spans, as a Recorder holds
+// them) form exactly the tree want describes:
 // the same spans with the same names, kinds, error statuses, parents and
 // links, in the layout Tree prints, except that links name the spans they
 // point to instead of counting them:

@@ -40,7 +40,9 @@ func (f serverOptionFunc) applyServer(c *serverConfig) { f(c) }
 //     wrapping ErrSyncLoop.
 //
 // Handler errors are not Publish errors: they follow the subscription's
-// retry and dead-letter policy as usual.
+// retry and dead-letter policy as usual. Telemetry sees the same spans,
+// parents and links as with asynchronous delivery; a send span lasts until
+// the handlers it caused have returned.
 func WithSyncDelivery() ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.sync = true })
 }
