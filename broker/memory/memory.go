@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ type Server struct {
 	mu        sync.Mutex
 	subs      []*subscription
 	groups    map[groupKey]*group
+	ordered   []*group // groups in creation order, so routing is deterministic
 	seq       map[string]uint64
 	published []*broker.Message // with WithRecording, every message in publish order
 }
@@ -38,6 +40,7 @@ type groupKey struct{ pattern, name string }
 
 // group shares messages between its members round-robin.
 type group struct {
+	key     groupKey
 	members []*subscription
 	next    int
 }
@@ -121,16 +124,17 @@ func (srv *Server) accept(m *broker.Message, now time.Time) *broker.Message {
 }
 
 // route calls to for every subscription a message published to dest goes
-// to: each subscription of its own, and one member of each group, chosen
-// round-robin. srv.mu must be held.
+// to: each subscription of its own, in the order they were made, then one
+// member of each group, chosen round-robin, groups in the order they were
+// formed. srv.mu must be held.
 func (srv *Server) route(dest string, to func(*subscription)) {
 	for _, s := range srv.subs {
 		if match(s.spec.Destination, dest) {
 			to(s)
 		}
 	}
-	for k, g := range srv.groups {
-		if match(k.pattern, dest) && len(g.members) > 0 {
+	for _, g := range srv.ordered {
+		if match(g.key.pattern, dest) && len(g.members) > 0 {
 			g.next = (g.next + 1) % len(g.members)
 			to(g.members[g.next])
 		}
@@ -163,8 +167,9 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 		k := groupKey{spec.Destination, spec.Group}
 		g := srv.groups[k]
 		if g == nil {
-			g = &group{}
+			g = &group{key: k}
 			srv.groups[k] = g
+			srv.ordered = append(srv.ordered, g)
 		}
 		g.members = append(g.members, s)
 	}
@@ -186,6 +191,7 @@ func (srv *Server) remove(s *subscription) {
 		g.members = deleteSub(g.members, s)
 		if len(g.members) == 0 {
 			delete(srv.groups, k)
+			srv.ordered = slices.DeleteFunc(srv.ordered, func(x *group) bool { return x == g })
 		}
 	}
 }

@@ -23,8 +23,9 @@ func (f serverOptionFunc) applyServer(c *serverConfig) { f(c) }
 //
 // What changes compared with the default, asynchronous delivery:
 //   - Handlers run in the goroutine of the outermost Publish, one delivery
-//     after the other, depth first; a subscription's Concurrency is not used
-//     (concurrent publishers still make concurrent deliveries).
+//     after the other, depth first, subscriptions in the order they were
+//     made; a subscription's Concurrency is not used (concurrent publishers
+//     still make concurrent deliveries).
 //   - A batch subscription receives the messages of one Publish call in
 //     batches of up to its BatchSize at once, without waiting BatchWait: a
 //     PublishBatch of 5 messages gives a batch of 5 (size permitting), a
