@@ -154,7 +154,7 @@ func (h *Harness) Broker(opts ...broker.Option) *broker.Broker {
 		broker.WithLogger(h.logger),
 		broker.WithMiddleware(h.tel, broker.MiddlewareFuncs{Consume: h.recordCall}),
 	}, h.opts...)
-	b := broker.New(h.srv.Transport(), append(all, opts...)...)
+	b := broker.New(Memory(h.tb, memory.WithServer(h.srv)), append(all, opts...)...)
 	if h.start {
 		if err := b.Start(context.Background()); err != nil {
 			h.tb.Fatalf("testutil: start broker: %v", err)

@@ -14,7 +14,7 @@ import (
 func syncSuite() testutil.TransportSuite {
 	srv := memory.NewServer(memory.WithSyncDelivery())
 	return testutil.TransportSuite{
-		New: func(*testing.T) broker.Transport { return srv.Transport() },
+		New: func(t *testing.T) broker.Transport { return testutil.Memory(t, memory.WithServer(srv)) },
 		Features: testutil.Features{
 			Groups: true, Batch: true, Ordered: true, Keys: true,
 			Wildcards: true, MessageID: true, Synchronous: true,

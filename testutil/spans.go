@@ -8,6 +8,8 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracebus/tracebus/exporters/spantree"
 )
 
 // SpansNamed returns the spans with the given name, in the given order.
@@ -71,36 +73,28 @@ func Tree(spans []sdktrace.ReadOnlySpan) string {
 	return b.String()
 }
 
-// walkTree calls visit for every span in the order Tree prints them:
-// traces in order of their first root, each parent before its children,
-// children in start order; depth is 0 for a root.
+// walkTree calls visit for every span in the order Tree prints them, with
+// its depth (0 for a root).
 func walkTree(spans []sdktrace.ReadOnlySpan, visit func(s sdktrace.ReadOnlySpan, depth int)) {
-	byID := map[trace.SpanID]bool{}
+	// Traces in the order their first span started; in a trace, spans by
+	// start time.
+	spans = ByStart(spans)
+	rank := make(map[trace.TraceID]int)
 	for _, s := range spans {
-		byID[s.SpanContext().SpanID()] = true
-	}
-	children := map[trace.SpanID][]sdktrace.ReadOnlySpan{}
-	var roots []sdktrace.ReadOnlySpan
-	for _, s := range ByStart(spans) {
-		if p := s.Parent().SpanID(); s.Parent().IsValid() && byID[p] {
-			children[p] = append(children[p], s)
-		} else {
-			roots = append(roots, s)
+		if _, ok := rank[s.SpanContext().TraceID()]; !ok {
+			rank[s.SpanContext().TraceID()] = len(rank)
 		}
 	}
-	// Group roots by trace, traces in order of their first root.
-	slices.SortStableFunc(roots, func(a, b sdktrace.ReadOnlySpan) int {
-		return cmp.Compare(traceOrder(roots, a), traceOrder(roots, b))
-	})
-	var walk func(s sdktrace.ReadOnlySpan, depth int)
-	walk = func(s sdktrace.ReadOnlySpan, depth int) {
-		visit(s, depth)
-		for _, c := range children[s.SpanContext().SpanID()] {
-			walk(c, depth+1)
-		}
-	}
-	for _, r := range roots {
-		walk(r, 0)
+	rows := spantree.Order(len(spans),
+		func(i int) trace.SpanID { return spans[i].SpanContext().SpanID() },
+		func(i int) trace.SpanID { return spans[i].Parent().SpanID() },
+		func(a, b int) int {
+			return cmp.Or(
+				cmp.Compare(rank[spans[a].SpanContext().TraceID()], rank[spans[b].SpanContext().TraceID()]),
+				spans[a].StartTime().Compare(spans[b].StartTime()))
+		})
+	for _, r := range rows {
+		visit(spans[r.Index], r.Depth)
 	}
 }
 
@@ -111,10 +105,4 @@ func writeSpanLine(b *strings.Builder, s sdktrace.ReadOnlySpan, depth int) {
 	if s.Status().Code.String() == "Error" {
 		fmt.Fprintf(b, " ERROR %q", s.Status().Description)
 	}
-}
-
-func traceOrder(roots []sdktrace.ReadOnlySpan, s sdktrace.ReadOnlySpan) int {
-	return slices.IndexFunc(roots, func(r sdktrace.ReadOnlySpan) bool {
-		return r.SpanContext().TraceID() == s.SpanContext().TraceID()
-	})
 }

@@ -16,5 +16,7 @@
 // caused has finished) and record every message published
 // (WithRecording); testutil.Harness builds on both.
 //
-//	b := broker.New(memory.New())
+//	tr, err := memory.New()
+//	if err != nil { ... }
+//	b := broker.New(tr)
 package memory

@@ -17,7 +17,11 @@ import (
 // syncBroker returns a started broker on srv, closed with the test.
 func syncBroker(t *testing.T, srv *memory.Server) *broker.Broker {
 	t.Helper()
-	b := broker.New(srv.Transport(), broker.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	tr, err := memory.New(memory.WithServer(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(tr, broker.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err := b.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
