@@ -38,7 +38,8 @@ import (
 //
 // The brokers share one server, so they share destinations: a service that
 // uses the same name on two systems (a bridge from NATS "orders" to Kafka
-// "orders") needs a harness per system.
+// "orders") would feed itself. It needs a harness per system, each with its
+// own record and spans, and then loses the single span tree.
 type Harness struct {
 	srv    *memory.Server
 	rec    *Recorder
