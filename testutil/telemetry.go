@@ -35,7 +35,7 @@ func TestTelemetry(t *testing.T, s TransportSuite) {
 		{"SpanInHandlerContext", true, testTelSpanInContext},
 		{"BatchPublishBatchConsume", s.Features.Batch, testTelBatchBatch},
 		{"BatchPublishSingleConsume", true, testTelBatchSingle},
-		{"SinglePublishesBatchConsume", s.Features.Batch, testTelSinglesBatch},
+		{"SinglePublishesBatchConsume", s.Features.Batch && !s.Features.Synchronous, testTelSinglesBatch},
 		{"LinkedProcessSpans", true, testTelLinked},
 		{"WithoutCreateSpans", true, testTelNoCreate},
 		{"PublishFails", true, testTelPublishFails},
