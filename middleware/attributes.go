@@ -185,6 +185,16 @@ func (t *Telemetry) appendMessage(kvs []attribute.KeyValue, op broker.Operation,
 	if partition != "" {
 		kvs = append(kvs, semconv.MessagingDestinationPartitionID(partition))
 	}
+	return t.appendMessageFacts(kvs, op, m)
+}
+
+// messageFacts is the most attributes appendMessageFacts appends.
+const messageFacts = 5
+
+// appendMessageFacts appends the attributes of appendMessage that samplers
+// do not use (everything but the partition): a span that is not recorded
+// does not need them built.
+func (t *Telemetry) appendMessageFacts(kvs []attribute.KeyValue, op broker.Operation, m *broker.Message) []attribute.KeyValue {
 	if m.ID != "" {
 		kvs = append(kvs, semconv.MessagingMessageID(m.ID))
 	}

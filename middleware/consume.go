@@ -17,6 +17,9 @@ import (
 // creation context and baggage, runs the handler inside a process span and
 // records the process metrics.
 func (t *Telemetry) WrapConsume(next broker.ConsumeFunc) broker.ConsumeFunc {
+	// WrapConsume runs once per subscription, whose operation is the same
+	// on every delivery: its statics are built on the first.
+	cache := &staticsCache{name: opProcess}
 	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 		switch {
 		case len(msgs) == 0:
@@ -24,7 +27,7 @@ func (t *Telemetry) WrapConsume(next broker.ConsumeFunc) broker.ConsumeFunc {
 		case op.Batch || len(msgs) > 1:
 			return t.consumeBatch(ctx, op, msgs, next)
 		default:
-			return t.consumeOne(ctx, op, msgs, next)
+			return t.consumeOne(ctx, cache.get(t, op), msgs, next)
 		}
 	}
 }
@@ -46,8 +49,12 @@ const DeliveryAttemptKey = attribute.Key("tracebus.delivery.attempt")
 // and ask to link the ambient context then, which we do when the delivery
 // context holds a span. With WithLinkedProcessSpans the span is instead a
 // new root that links to the creation context.
-func (t *Telemetry) consumeOne(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
+//
+// As on publish, the span starts with the attributes samplers may use and
+// gets the message's own facts only when it is recorded.
+func (t *Telemetry) consumeOne(ctx context.Context, st *statics, msgs []*broker.Message, next broker.ConsumeFunc) error {
 	start := time.Now()
+	op := st.op
 	m := msgs[0]
 	remote, bag := t.extract(&m.Headers)
 	dest := m.Destination
@@ -56,39 +63,33 @@ func (t *Telemetry) consumeOne(ctx context.Context, op broker.Operation, msgs []
 	}
 	partition := partitionOf(op, m)
 
-	kvs := make([]attribute.KeyValue, 0, attrCap(op, 8)) // system, name, type, destination, template, id, size, attempt
-	kvs = appendSystem(kvs, op, opProcess)
-	kvs = append(kvs, semconv.MessagingOperationTypeProcess)
-	kvs = appendDestination(kvs, op, dest)
-	kvs = appendServer(kvs, op)
-	kvs = appendSubscriber(kvs, op)
-	kvs = appendClientID(kvs, op)
-	kvs = t.appendMessage(kvs, op, m, partition)
-	if m.Delivery.DeliveryCount > 0 {
-		kvs = append(kvs, DeliveryAttemptKey.Int(m.Delivery.DeliveryCount))
-	}
-
-	name := spanName(opProcess, op.Destination, op.Temporary)
-	kind := kindConsumer
-	attrs := trace.WithAttributes(kvs...)
-	ts := trace.WithTimestamp(start)
+	attrs := st.startAttrs(dest, partition)
 	var span trace.Span
 	hctx := ctx
 	switch {
 	case !remote.IsValid():
 		// Nothing (usable) came with the message: the ambient context,
 		// usually none, is the parent.
-		hctx, span = t.tracer.Start(ctx, name, kind, attrs, ts)
+		hctx, span = t.tracer.Start(ctx, st.name, kindConsumer, attrs)
 	case t.cfg.linkProcess:
-		hctx, span = t.tracer.Start(ctx, name, kind, attrs, ts,
+		hctx, span = t.tracer.Start(ctx, st.name, kindConsumer, attrs,
 			trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: remote}))
 	default:
 		parent := trace.ContextWithRemoteSpanContext(ctx, remote)
 		if ambient := trace.SpanContextFromContext(ctx); ambient.IsValid() {
-			hctx, span = t.tracer.Start(parent, name, kind, attrs, ts,
+			hctx, span = t.tracer.Start(parent, st.name, kindConsumer, attrs,
 				trace.WithLinks(trace.Link{SpanContext: ambient}))
 		} else {
-			hctx, span = t.tracer.Start(parent, name, kind, attrs, ts)
+			hctx, span = t.tracer.Start(parent, st.name, kindConsumer, attrs)
+		}
+	}
+	if span.IsRecording() {
+		kvs := t.appendMessageFacts(make([]attribute.KeyValue, 0, messageFacts+1), op, m)
+		if m.Delivery.DeliveryCount > 0 {
+			kvs = append(kvs, DeliveryAttemptKey.Int(m.Delivery.DeliveryCount))
+		}
+		if len(kvs) > 0 {
+			span.SetAttributes(kvs...)
 		}
 	}
 	hctx = baggage.ContextWithDelivery(hctx, []otelbaggage.Baggage{bag}, op.Batch)
@@ -101,8 +102,8 @@ func (t *Telemetry) consumeOne(ctx context.Context, op broker.Operation, msgs []
 		et = errorType(err)
 		setError(span, err, et)
 	}
-	span.End(trace.WithTimestamp(end))
-	t.recordProcess(hctx, op, dest, partition, len(msgs), et, end.Sub(start))
+	span.End()
+	t.recordProcess(hctx, op, st, dest, partition, len(msgs), et, end.Sub(start))
 	return err
 }
 
@@ -175,6 +176,6 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs 
 		setError(span, err, et)
 	}
 	span.End(trace.WithTimestamp(end))
-	t.recordProcess(hctx, op, dest, partition, len(msgs), et, end.Sub(start))
+	t.recordProcess(hctx, op, nil, dest, partition, len(msgs), et, end.Sub(start))
 	return err
 }

@@ -147,13 +147,20 @@ func (c *setCache) sets(k pointKey) *pointSets {
 // recordPublish records messaging.client.operation.duration (one point per
 // publish call) and messaging.client.sent.messages (every message the call
 // attempted; the failed ones of a BatchError with their own error.type).
-func (t *Telemetry) recordPublish(ctx context.Context, op broker.Operation, msgs []*broker.Message,
+//
+// st, when not nil, holds the sets of op's destination.
+func (t *Telemetry) recordPublish(ctx context.Context, op broker.Operation, st *statics, msgs []*broker.Message,
 	partition string, err error, et attribute.KeyValue, d time.Duration,
 ) {
 	if !t.opDuration.Enabled(ctx) && !t.sent.Enabled(ctx) {
 		return // a no-op meter: build nothing
 	}
-	ps := t.sets.sets(metricKey(op, opSend, op.Destination, partition, et))
+	var ps *pointSets
+	if st != nil {
+		ps = st.pointSets(t, op.Destination, partition, et)
+	} else {
+		ps = t.sets.sets(metricKey(op, opSend, op.Destination, partition, et))
+	}
 	t.opDuration.Inst().Record(ctx, d.Seconds(), ps.typedRecord...)
 
 	var be broker.BatchError
@@ -178,13 +185,20 @@ func (t *Telemetry) recordPublish(ctx context.Context, op broker.Operation, msgs
 // messaging.client.consumed.messages with one attribute set: semconv gives
 // both the same attributes, and counting the consumed messages after the
 // handler lets error.type split them by outcome.
-func (t *Telemetry) recordProcess(ctx context.Context, op broker.Operation, dest, partition string,
+//
+// st, when not nil, holds the sets of op's destination.
+func (t *Telemetry) recordProcess(ctx context.Context, op broker.Operation, st *statics, dest, partition string,
 	n int, et attribute.KeyValue, d time.Duration,
 ) {
 	if !t.procDuration.Enabled(ctx) && !t.consumed.Enabled(ctx) {
 		return
 	}
-	ps := t.sets.sets(metricKey(op, opProcess, dest, partition, et))
+	var ps *pointSets
+	if st != nil {
+		ps = st.pointSets(t, dest, partition, et)
+	} else {
+		ps = t.sets.sets(metricKey(op, opProcess, dest, partition, et))
+	}
 	t.procDuration.Inst().Record(ctx, d.Seconds(), ps.plainRecord...)
 	t.consumed.Inst().Add(ctx, int64(n), ps.plainAdd...)
 }

@@ -18,6 +18,7 @@ import (
 // the creation context of every message into its headers and records the
 // send metrics.
 func (t *Telemetry) WrapPublish(next broker.PublishFunc) broker.PublishFunc {
+	cache := &staticsCache{name: opSend}
 	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 		if len(msgs) == 0 {
 			return next(ctx, op, msgs)
@@ -29,30 +30,32 @@ func (t *Telemetry) WrapPublish(next broker.PublishFunc) broker.PublishFunc {
 		case op.Batch || len(msgs) > 1:
 			return t.publishBatch(ctx, op, msgs, next)
 		default:
-			return t.publishOne(ctx, op, msgs, next)
+			return t.publishOne(ctx, cache.get(t, op), msgs, next)
 		}
 	}
 }
 
 // publishOne traces a single publish with one PRODUCER send span whose
 // context becomes the message's creation context.
-func (t *Telemetry) publishOne(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.PublishFunc) error {
+//
+// The span starts with the attributes samplers may use, most of them
+// built once per destination (st); the message's own facts (id, key,
+// size) are added only when the span is recorded. The span takes its
+// start and end times from the SDK's clock: passing the metric's times
+// would cost an allocation each, for a difference of the time it takes to
+// start a span.
+func (t *Telemetry) publishOne(ctx context.Context, st *statics, msgs []*broker.Message, next broker.PublishFunc) error {
 	start := time.Now()
+	op := st.op
 	m := msgs[0]
 	partition := partitionOf(op, m)
 
-	kvs := make([]attribute.KeyValue, 0, attrCap(op, 6)) // system, name, type, destination, id, size
-	kvs = appendSystem(kvs, op, opSend)
-	kvs = append(kvs, semconv.MessagingOperationTypeSend)
-	kvs = appendDestination(kvs, op, m.Destination)
-	kvs = appendServer(kvs, op)
-	kvs = appendClientID(kvs, op)
-	kvs = t.appendMessage(kvs, op, m, partition)
-
-	ctx, span := t.tracer.Start(ctx, spanName(opSend, op.Destination, op.Temporary),
-		kindProducer,
-		trace.WithAttributes(kvs...),
-		trace.WithTimestamp(start))
+	ctx, span := t.tracer.Start(ctx, st.name, kindProducer, st.startAttrs(m.Destination, partition))
+	if span.IsRecording() {
+		if kvs := t.appendMessageFacts(make([]attribute.KeyValue, 0, messageFacts), op, m); len(kvs) > 0 {
+			span.SetAttributes(kvs...)
+		}
+	}
 	t.inject(ctx, &m.Headers)
 
 	err := next(ctx, op, msgs)
@@ -65,8 +68,8 @@ func (t *Telemetry) publishOne(ctx context.Context, op broker.Operation, msgs []
 	} else {
 		setStored(span, op, m, partition)
 	}
-	span.End(trace.WithTimestamp(end))
-	t.recordPublish(ctx, op, msgs, partition, err, et, end.Sub(start))
+	span.End()
+	t.recordPublish(ctx, op, st, msgs, partition, err, et, end.Sub(start))
 	return err
 }
 
@@ -77,7 +80,7 @@ func (t *Telemetry) publishOne(ctx context.Context, op broker.Operation, msgs []
 // one: the balancer's choice would multiply the send series by the
 // partition count.
 func setStored(span trace.Span, op broker.Operation, m *broker.Message, partition string) {
-	if op.System != systemKafka || !m.Delivery.Stored {
+	if op.System != systemKafka || !m.Delivery.Stored || !span.IsRecording() {
 		return
 	}
 	offset := semconv.MessagingKafkaOffset(int(m.Delivery.Offset))
@@ -199,6 +202,6 @@ func (t *Telemetry) publishBatch(ctx context.Context, op broker.Operation, msgs 
 		c.End(endTS)
 	}
 	send.End(endTS)
-	t.recordPublish(sctx, op, msgs, partition, err, et, end.Sub(start))
+	t.recordPublish(sctx, op, nil, msgs, partition, err, et, end.Sub(start))
 	return err
 }

@@ -32,14 +32,20 @@ import (
 // destinations (NATS reply inboxes) and batches that span several
 // destinations leave it out ("send", "process").
 //
-// Attributes, all set at span start for samplers: messaging.system,
+// Attributes: messaging.system,
 // operation name and type, destination name, destination template (the
 // subscription pattern, when the message came from a subject it matched),
 // destination temporary, partition id, Kafka key (its string form, when it
 // is text), offset and tombstone, consumer group, subscription name,
 // message id, client id, server address and port, batch message count; the
 // body size with WithMessageBodySize; and tracebus.delivery.attempt on
-// process spans (see DeliveryAttemptKey). Where the transport reports where
+// process spans (see DeliveryAttemptKey). Those the semantic conventions
+// name for sampling (system, operation name and type, destination name,
+// template and temporary, partition, server, consumer group, subscription,
+// client id, batch count) are set at span start; a single message's own
+// facts (id, key, offset, tombstone, body size, attempt) right after, and
+// only when the span is recorded, so that an unsampled message costs no
+// attributes. Where the transport reports where
 // a sent message was stored (broker.Delivery.Stored, Kafka), the send or
 // create span also gets the partition the balancer chose and the offset,
 // after the send. Bodies and other headers are
