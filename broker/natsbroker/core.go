@@ -81,6 +81,15 @@ func (s *coreSub) markClosed() { s.closedOnce.Do(func() { close(s.subClosed) }) 
 
 // onMsg is the nats.go callback of plain subscriptions.
 func (s *coreSub) onMsg(m *natsgo.Msg) {
+	if s.r.inline {
+		if !s.r.enter(s.r.abandon) {
+			s.lost(1)
+			return
+		}
+		defer s.r.leave()
+		s.run([]*natsgo.Msg{m})
+		return
+	}
 	if !s.r.submit(func() { s.run([]*natsgo.Msg{m}) }, s.r.abandon) {
 		s.lost(1)
 	}
@@ -143,12 +152,24 @@ func (s *coreSub) batch() {
 // in place after each Nak's delay.
 func (s *coreSub) run(msgs []*natsgo.Msg) {
 	for attempt := 1; ; attempt++ {
-		out := make([]*broker.Message, len(msgs))
-		for i, m := range msgs {
-			out[i] = coreMessage(m, &s.spec, attempt)
+		var (
+			out []*broker.Message
+			a   *coreAck
+		)
+		if len(msgs) == 1 {
+			d := &coreDelivery{}
+			coreMessage(&d.msg, msgs[0], &s.spec, attempt)
+			d.msgs[0] = &d.msg
+			out, a = d.msgs[:], &d.ack
+		} else {
+			out = make([]*broker.Message, len(msgs))
+			for i, m := range msgs {
+				out[i] = new(broker.Message)
+				coreMessage(out[i], m, &s.spec, attempt)
+			}
+			a = new(coreAck)
 		}
-		var a coreAck
-		s.r.deliver(s.r.ctx, out, &a)
+		s.r.deliver(s.r.ctx, out, a)
 		if !a.retry {
 			return
 		}

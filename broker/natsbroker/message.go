@@ -1,21 +1,31 @@
 package natsbroker
 
 import (
-	"bytes"
-
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
 )
 
-// coreMessage turns a core NATS message into the copy handed to a handler
-// on delivery attempt. The body is copied: a core message is retried in
-// place, so the handler of one attempt must not see what the handler of an
-// earlier one did to it.
-func coreMessage(m *natsgo.Msg, spec *broker.SubscriptionSpec, attempt int) *broker.Message {
-	return &broker.Message{
+// coreDelivery is one attempt at delivering one core message, in one
+// allocation: the message, the slice that holds it and its acknowledger.
+type coreDelivery struct {
+	msg  broker.Message
+	msgs [1]*broker.Message
+	ack  coreAck
+}
+
+// coreMessage fills bm, the message handed to a handler on delivery
+// attempt, from a core NATS message.
+//
+// The body is nats.go's: it copies every payload out of its read buffer
+// into one of the message's own, so no copy is needed for the handler to
+// own it. A retry in place (after a Nak) hands the next attempt the same
+// buffer, as a redelivery hands it the same bytes: a handler that changes
+// Body in place and may be retried must clone it first.
+func coreMessage(bm *broker.Message, m *natsgo.Msg, spec *broker.SubscriptionSpec, attempt int) {
+	*bm = broker.Message{
 		Destination: m.Subject,
-		Body:        bytes.Clone(m.Data),
+		Body:        m.Data,
 		Headers:     brokerHeaders(m.Header),
 		ID:          m.Header.Get(natsgo.MsgIdHdr),
 		ReplyTo:     m.Reply,
