@@ -25,10 +25,11 @@ import (
 //
 //   - sync: every offset committed before the next message is handled
 //     (kafka-go's and tracebus's default);
+//
 //   - interval: offsets committed every second (ReaderConfig.CommitInterval;
 //     kafkabroker.WithCommitInterval).
 //
-//	go test -run '^$' -bench EndToEnd -benchmem -count 5 ./broker/kafkabroker
+//     go test -run '^$' -bench EndToEnd -benchmem -count 5 ./broker/kafkabroker
 func BenchmarkEndToEnd(b *testing.B) {
 	c, err := kafkatest.Start()
 	if err != nil {
