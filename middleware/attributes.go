@@ -188,6 +188,12 @@ func (t *Telemetry) appendMessage(kvs []attribute.KeyValue, op broker.Operation,
 	return t.appendMessageFacts(kvs, op, m)
 }
 
+// hasMessageFacts reports whether appendMessageFacts appends anything for
+// m, so that nothing is allocated when it would not.
+func (t *Telemetry) hasMessageFacts(op broker.Operation, m *broker.Message) bool {
+	return m.ID != "" || op.System == systemKafka || (t.cfg.bodySize && op.Kind != broker.OpSettle)
+}
+
 // messageFacts is the most attributes appendMessageFacts appends.
 const messageFacts = 5
 

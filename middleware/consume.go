@@ -63,34 +63,31 @@ func (t *Telemetry) consumeOne(ctx context.Context, st *statics, msgs []*broker.
 	}
 	partition := partitionOf(op, m)
 
-	attrs := st.startAttrs(dest, partition)
 	var span trace.Span
 	hctx := ctx
 	switch {
 	case !remote.IsValid():
 		// Nothing (usable) came with the message: the ambient context,
 		// usually none, is the parent.
-		hctx, span = t.tracer.Start(ctx, st.name, kindConsumer, attrs)
+		hctx, span = t.tracer.Start(ctx, st.name, st.startOptions(dest, partition)...)
 	case t.cfg.linkProcess:
-		hctx, span = t.tracer.Start(ctx, st.name, kindConsumer, attrs,
-			trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: remote}))
+		hctx, span = t.tracer.Start(ctx, st.name, st.startOptions(dest, partition,
+			trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: remote}))...)
 	default:
 		parent := trace.ContextWithRemoteSpanContext(ctx, remote)
 		if ambient := trace.SpanContextFromContext(ctx); ambient.IsValid() {
-			hctx, span = t.tracer.Start(parent, st.name, kindConsumer, attrs,
-				trace.WithLinks(trace.Link{SpanContext: ambient}))
+			hctx, span = t.tracer.Start(parent, st.name, st.startOptions(dest, partition,
+				trace.WithLinks(trace.Link{SpanContext: ambient}))...)
 		} else {
-			hctx, span = t.tracer.Start(parent, st.name, kindConsumer, attrs)
+			hctx, span = t.tracer.Start(parent, st.name, st.startOptions(dest, partition)...)
 		}
 	}
-	if span.IsRecording() {
+	if span.IsRecording() && (m.Delivery.DeliveryCount > 0 || t.hasMessageFacts(op, m)) {
 		kvs := t.appendMessageFacts(make([]attribute.KeyValue, 0, messageFacts+1), op, m)
 		if m.Delivery.DeliveryCount > 0 {
 			kvs = append(kvs, DeliveryAttemptKey.Int(m.Delivery.DeliveryCount))
 		}
-		if len(kvs) > 0 {
-			span.SetAttributes(kvs...)
-		}
+		span.SetAttributes(kvs...)
 	}
 	hctx = baggage.ContextWithDelivery(hctx, []otelbaggage.Baggage{bag}, op.Batch)
 

@@ -50,11 +50,9 @@ func (t *Telemetry) publishOne(ctx context.Context, st *statics, msgs []*broker.
 	m := msgs[0]
 	partition := partitionOf(op, m)
 
-	ctx, span := t.tracer.Start(ctx, st.name, kindProducer, st.startAttrs(m.Destination, partition))
-	if span.IsRecording() {
-		if kvs := t.appendMessageFacts(make([]attribute.KeyValue, 0, messageFacts), op, m); len(kvs) > 0 {
-			span.SetAttributes(kvs...)
-		}
+	ctx, span := t.tracer.Start(ctx, st.name, st.startOptions(m.Destination, partition)...)
+	if span.IsRecording() && t.hasMessageFacts(op, m) {
+		span.SetAttributes(t.appendMessageFacts(make([]attribute.KeyValue, 0, messageFacts), op, m)...)
 	}
 	t.inject(ctx, &m.Headers)
 

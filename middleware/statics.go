@@ -30,6 +30,10 @@ type statics struct {
 	// start option.
 	all   []attribute.KeyValue
 	start trace.SpanStartOption
+	// opts are the span kind and start, the options of a span of the
+	// common case, as the slice Start takes: built per span, that slice
+	// would be an allocation.
+	opts []trace.SpanStartOption
 	// ok are the metric sets of a success without partition for that
 	// destination.
 	ok *pointSets
@@ -54,6 +58,11 @@ func (t *Telemetry) newStatics(op broker.Operation, name string) *statics {
 	s.all = appendDestination(s.all, op, op.Destination)
 	s.all = append(s.all, s.tail...)
 	s.start = trace.WithAttributes(s.all...)
+	kind := kindConsumer
+	if op.Kind == broker.OpPublish {
+		kind = kindProducer
+	}
+	s.opts = []trace.SpanStartOption{kind, s.start}
 	s.ok = t.sets.sets(metricKey(op, name, op.Destination, "", attribute.KeyValue{}))
 	return s
 }
@@ -75,6 +84,15 @@ func (s *statics) startAttrs(concrete, partition string) trace.SpanStartOption {
 	}
 	kvs = append(kvs, s.tail...)
 	return trace.WithAttributes(kvs...)
+}
+
+// startOptions returns the options of a span of one message to or from
+// concrete, in partition: the kind and startAttrs, followed by more.
+func (s *statics) startOptions(concrete, partition string, more ...trace.SpanStartOption) []trace.SpanStartOption {
+	if concrete == s.op.Destination && partition == "" && len(more) == 0 {
+		return s.opts
+	}
+	return append([]trace.SpanStartOption{s.opts[0], s.startAttrs(concrete, partition)}, more...)
 }
 
 // pointSets returns the metric sets of a point for concrete, partition
