@@ -91,7 +91,11 @@ func ContextWithDelivery(ctx context.Context, perMessage []otelbaggage.Baggage, 
 	}
 	v.cached, v.cachedOK = ob, true
 	v.origin = state{view: v, base: ob, baseEntries: entries}
-	ctx = otelbaggage.ContextWithBaggage(ctx, ob)
+	if ob.Len() > 0 || otelbaggage.FromContext(ctx).Len() > 0 {
+		// Without members on either side, the context already reads as
+		// the empty baggage: most deliveries save a context value.
+		ctx = otelbaggage.ContextWithBaggage(ctx, ob)
+	}
 	return context.WithValue(ctx, ctxKey{}, &v.origin)
 }
 
