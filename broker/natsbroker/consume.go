@@ -151,6 +151,15 @@ func (s *consumeSub) consume(ctx context.Context, reopen bool) (jetstream.Consum
 
 // onMsg is jetstream's callback; it waits for a free worker.
 func (s *consumeSub) onMsg(m jetstream.Msg) {
+	if s.r.inline {
+		if !s.r.enter(s.r.stop) {
+			s.release(m)
+			return
+		}
+		defer s.r.leave()
+		s.run([]jetstream.Msg{m})
+		return
+	}
 	if !s.r.submit(func() { s.run([]jetstream.Msg{m}) }, s.r.stop) {
 		s.release(m)
 	}

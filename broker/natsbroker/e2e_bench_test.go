@@ -35,7 +35,11 @@ import (
 func BenchmarkEndToEnd(b *testing.B) {
 	srv := natstest.Start(b)
 	for _, mode := range []string{"core", "jetstream", "jetstream-batch"} {
-		for _, v := range e2ebench.Variants {
+		variants := e2ebench.Variants
+		if mode != "core" {
+			variants = append(variants[:len(variants):len(variants)], e2ePull500)
+		}
+		for _, v := range variants {
 			b.Run(mode+"/"+v, func(b *testing.B) { benchE2E(b, srv, mode, v) })
 		}
 	}
@@ -44,6 +48,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 const (
 	e2eWindow = 256
 	e2eBatch  = 64
+	// e2ePull500 is the untraced variant with nats.go's default pull
+	// buffer of 500 messages instead of natsbroker's 16 (two per worker,
+	// at least 16): what that default costs.
+	e2ePull500 = "untraced-pull500"
 )
 
 func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
@@ -56,7 +64,7 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 			b.Fatal(err)
 		}
 		name := "E2E_" + map[string]string{"jetstream": "SYNC", "jetstream-batch": "BATCH"}[mode] + "_" +
-			map[string]string{"raw": "RAW", "untraced": "UNTRACED", "traced": "TRACED", "traced-1pct": "SAMPLED", "hand": "HAND"}[variant]
+			map[string]string{"raw": "RAW", "untraced": "UNTRACED", "traced": "TRACED", "traced-1pct": "SAMPLED", "hand": "HAND", e2ePull500: "PULL500"}[variant]
 		_ = jsc.DeleteStream(ctx, name)
 		if _, err := jsc.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subject}, Storage: jetstream.MemoryStorage}); err != nil {
 			b.Fatal(err)
@@ -83,10 +91,14 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 		}
 		br := broker.New(tr, e2ebench.BrokerOptions(b, variant)...)
 		b.Cleanup(func() { _ = br.Close(ctx) })
+		var sopts []broker.SubscribeOption
+		if variant == e2ePull500 {
+			sopts = append(sopts, natsbroker.ConsumeOptions(jetstream.PullMaxMessages(500)))
+		}
 		if err := br.Subscribe(subject, func(context.Context, *broker.Message) error {
 			w.Done()
 			return nil
-		}); err != nil {
+		}, sopts...); err != nil {
 			b.Fatal(err)
 		}
 		if err := br.Start(ctx); err != nil {
