@@ -92,6 +92,11 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 		br := broker.New(tr, e2ebench.BrokerOptions(b, variant)...)
 		b.Cleanup(func() { _ = br.Close(ctx) })
 		var sopts []broker.SubscribeOption
+		if js {
+			// A durable consumer, as in the raw variant: on a loaded
+			// machine an ephemeral one can expire between pulls.
+			sopts = append(sopts, broker.Group("e2e"))
+		}
 		if variant == e2ePull500 {
 			sopts = append(sopts, natsbroker.ConsumeOptions(jetstream.PullMaxMessages(500)))
 		}
@@ -166,7 +171,7 @@ func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebenc
 	if err != nil {
 		b.Fatal(err)
 	}
-	cons, err := jsSub.CreateConsumer(ctx, streamOf(b, jsSub, subject), jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy})
+	cons, err := jsSub.CreateConsumer(ctx, streamOf(b, jsSub, subject), jetstream.ConsumerConfig{Durable: "e2e", AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
 		b.Fatal(err)
 	}
