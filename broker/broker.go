@@ -32,6 +32,8 @@ type Broker struct {
 	baseCtx   context.Context
 	abort     context.CancelFunc
 
+	requests requests // Request's reply inbox and pending requests
+
 	closing  atomic.Bool // set by the first Close
 	closed   chan struct{}
 	closeErr error
@@ -312,6 +314,9 @@ func (b *Broker) doClose(ctx context.Context) error {
 		abort()
 	}
 	b.state.Store(stateClosed)
+	if rerr := b.requests.close(ctx); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
 	if terr := b.transport.Close(ctx); terr != nil {
 		err = errors.Join(err, fmt.Errorf("tracebus: close transport: %w", terr))
 	}

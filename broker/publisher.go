@@ -70,8 +70,16 @@ func WithHeaders(h Headers) PublisherOption {
 // destination, a KeyFunc for another type, or the Protobuf codec with a T
 // that is not a pointer.
 func NewPublisher[T any](b *Broker, destination string, opts ...PublisherOption) *Publisher[T] {
+	p, e := newPublisher[T](b, "NewPublisher", destination, opts)
+	b.addEndpoint(e)
+	return p
+}
+
+// newPublisher builds a Publisher and the Endpoint describing it, for
+// NewPublisher and NewRequester; fn names the caller in panics.
+func newPublisher[T any](b *Broker, fn, destination string, opts []PublisherOption) (*Publisher[T], Endpoint) {
 	if destination == "" {
-		panic("tracebus: NewPublisher: empty destination")
+		panic("tracebus: " + fn + ": empty destination")
 	}
 	cfg := publisherConfig{codec: b.cfg.codec}
 	for _, o := range opts {
@@ -84,12 +92,12 @@ func NewPublisher[T any](b *Broker, destination string, opts ...PublisherOption)
 	if cfg.key != nil {
 		key, ok := cfg.key.(func(T) string)
 		if !ok {
-			panic(fmt.Sprintf("tracebus: NewPublisher[%v](%q): KeyFunc takes %v", typ, destination, cfg.keyType))
+			panic(fmt.Sprintf("tracebus: %s[%v](%q): KeyFunc takes %v", fn, typ, destination, cfg.keyType))
 		}
 		p.key = key
 	}
 	if cfg.codec == Protobuf && typ.Kind() != reflect.Pointer {
-		panic(fmt.Sprintf("tracebus: NewPublisher[%v](%q): the protobuf codec needs a pointer type", typ, destination))
+		panic(fmt.Sprintf("tracebus: %s[%v](%q): the protobuf codec needs a pointer type", fn, typ, destination))
 	}
 	e := Endpoint{
 		Kind:        EndpointPublisher,
@@ -101,8 +109,7 @@ func NewPublisher[T any](b *Broker, destination string, opts ...PublisherOption)
 	if p.key != nil {
 		e.Key = reflect.TypeFor[string]()
 	}
-	b.addEndpoint(e)
-	return p
+	return p, e
 }
 
 // Destination returns the publisher's destination.

@@ -37,6 +37,9 @@ type Features struct {
 	// Concurrent: Concurrency(n) runs n deliveries of one destination at
 	// once (false where parallelism needs several partitions).
 	Concurrent bool
+	// NoResponders: a request to a destination nobody subscribes to fails
+	// at once with broker.ErrNoResponders instead of timing out.
+	NoResponders bool
 }
 
 // TransportSuite describes a transport to the suites.

@@ -21,6 +21,9 @@ type Server struct {
 	subs   []*subscription
 	groups map[groupKey]*group
 	seq    map[string]uint64
+	// inboxes are the reply inboxes of the brokers using the server, by
+	// subject prefix.
+	inboxes map[string]*inbox
 }
 
 // Transport is one connection to a Server; it implements broker.Transport.
@@ -89,16 +92,25 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 		if m.Partition != nil {
 			c.Delivery.Partition = *m.Partition
 		}
+		if srv.toInbox(c) {
+			continue
+		}
+		received := false
 		for _, s := range srv.subs {
 			if match(s.spec.Destination, m.Destination) {
 				s.enqueue(c)
+				received = true
 			}
 		}
 		for k, g := range srv.groups {
 			if match(k.pattern, m.Destination) && len(g.members) > 0 {
 				g.next = (g.next + 1) % len(g.members)
 				g.members[g.next].enqueue(c)
+				received = true
 			}
+		}
+		if !received && c.ReplyTo != "" {
+			srv.noResponders(m.Destination, c.ReplyTo)
 		}
 	}
 	return nil
