@@ -1,0 +1,60 @@
+package kafkabroker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/kafkabroker"
+	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/kafkatest"
+)
+
+func TestRequestReply(t *testing.T) {
+	c := kafkatest.New(t)
+	testutil.TestRequestReply(t, suite(c))
+}
+
+func TestRequestWithoutReplyTopic(t *testing.T) {
+	c := kafkatest.New(t)
+	tr, err := kafkabroker.New(c.TransportOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(tr)
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := b.Request(ctx, &broker.Message{Destination: "anything"}); !errors.Is(err, broker.ErrInvalidOption) {
+		t.Fatalf("request without a reply topic: %v, want ErrInvalidOption", err)
+	}
+}
+
+// Message.ReplyTo survives Kafka in the x-tracebus-reply-to header, also
+// for a message published with Publish rather than Request.
+func TestReplyToCarriedInHeader(t *testing.T) {
+	c := kafkatest.New(t)
+	s := suite(c)
+	dest := s.Destination(t)
+	b := s.Broker(t)
+	in := testutil.NewInbox[*broker.Message](s.Wait())
+	err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
+		in.Put(m.Clone())
+		return nil
+	}, broker.Group("g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(t, b)
+	m := &broker.Message{Destination: dest, Body: []byte("x"), ReplyTo: "answers-here"}
+	m.Headers.Set(broker.HeaderReplyTo, "stale") // ReplyTo wins
+	if err := b.Publish(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	got := in.Next(t)
+	if got.ReplyTo != "answers-here" || len(got.Headers.Values(broker.HeaderReplyTo)) != 1 {
+		t.Errorf("consumed ReplyTo %q, headers %v; want %q in one header", got.ReplyTo, got.Headers, "answers-here")
+	}
+}
