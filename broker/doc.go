@@ -1,9 +1,29 @@
 // Package broker is the core of tracebus: messages, handlers, middleware and
 // a Broker that runs them over a Transport (memory, NATS or Kafka).
 //
-// A service registers handlers and runs the broker; every publish and every
-// consume passes through the middleware given to New, so one telemetry
-// middleware traces all of them:
+// A service registers typed handlers and publishers and runs the broker.
+// Values are decoded with a Codec (JSON by default, chosen per message by
+// its content-type header), validated when their type has a Validate
+// method, and what a HandleResult handler returns goes onward with the
+// handler's ctx, so the trace continues:
+//
+//	invoices := broker.NewPublisher[Invoice](kafka, "invoices",
+//		broker.KeyFunc(func(i Invoice) string { return i.OrderID }))
+//	err := broker.HandleResult(nats, "orders.*", func(ctx context.Context, o Order) (Invoice, error) {
+//		return Invoice{OrderID: o.ID, Amount: o.Total}, nil
+//	}, broker.Group("billing"), broker.PublishTo(invoices))
+//
+// A typed handler reaches the message itself with MessageFromContext and
+// settles it itself, when the subscription asks for ManualAck, with
+// SettlerFromContext. Decode and validation failures are permanent: the
+// message is dead-lettered with the reason, never retried.
+//
+// # The byte layer
+//
+// The typed layer is written on the byte-level API: Subscribe and
+// SubscribeBatch register handlers of *Message, Publish sends one. Every
+// publish and every consume, typed or not, passes through the middleware
+// given to New, so one telemetry middleware traces all of them:
 //
 //	b := broker.New(memory.New(), broker.WithMiddleware(middleware.NewTelemetry()))
 //	b.Subscribe("orders.created", func(ctx context.Context, msg *broker.Message) error {

@@ -165,8 +165,10 @@ func HandleResult[In, Out any](b *Broker, destination string, h func(ctx context
 				destination, p.destination(), pt, outType, ErrInvalidOption)
 		}
 	}
-	cfg.endpoint.Reply = outType
-	cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
+	if !cfg.noReply {
+		cfg.endpoint.Reply = outType
+		cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
+	}
 	nilable := canBeNil(outType)
 	res := &resulter{
 		b:           b,
@@ -344,10 +346,13 @@ func (d *decoder[T]) decode(m *Message) (T, error) {
 	return v, nil
 }
 
-// validate calls Validate on *p or on p, whichever has the method.
+// validate calls Validate on the value p points to, with a pointer or a
+// value receiver. It never boxes a struct: for a non-pointer T the method
+// is found on p, whose method set includes T's.
 func validate[T any](p *T) error {
-	if v, ok := any(*p).(Validator); ok {
-		if reflect.TypeFor[T]().Kind() == reflect.Pointer && reflect.ValueOf(p).Elem().IsNil() {
+	if reflect.TypeFor[T]().Kind() == reflect.Pointer {
+		v, ok := any(*p).(Validator)
+		if !ok || reflect.ValueOf(*p).IsNil() {
 			return nil
 		}
 		return v.Validate()
