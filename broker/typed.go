@@ -149,6 +149,13 @@ func HandleBatch[T any](b *Broker, destination string, h func(ctx context.Contex
 // (of a pointer, slice, map or interface type) sends nothing. When an
 // onward publish fails, the incoming message is not acknowledged: it
 // follows the retry policy.
+//
+// When h fails on a request (or the request does not decode), the
+// requester gets an error reply instead of waiting for its deadline: a
+// *ReplyError with the error's type, and its text only with ExposeErrors.
+// A retryable error is answered on the last attempt only. An error that is
+// a *ReplyError is the answer itself: it is sent as it is and the message
+// is acknowledged.
 func HandleResult[In, Out any](b *Broker, destination string, h func(ctx context.Context, v In) (Out, error), opts ...SubscribeOption) error {
 	if h == nil {
 		return ErrNilHandler
