@@ -58,13 +58,7 @@ func (t *Telemetry) publishOne(ctx context.Context, op broker.Operation, msgs []
 
 	err := next(ctx, op, msgs)
 
-	end := time.Now()
-	var et attribute.KeyValue
-	if err != nil {
-		et = errorType(err)
-		setError(span, err, et)
-	}
-	span.End(trace.WithTimestamp(end))
+	end, et := endSpan(span, err)
 	t.recordPublish(ctx, op, msgs, partition, err, et, end.Sub(start))
 	return err
 }

@@ -45,6 +45,18 @@ func (t *Telemetry) request(ctx context.Context, op broker.Operation, msgs []*br
 
 	err := next(ctx, op, msgs)
 
+	end, et := endSpan(span, err)
+	if t.opDuration.Enabled(ctx) {
+		ps := t.sets.sets(metricKey(op, opRequest, op.Destination, "", et))
+		t.opDuration.Inst().Record(ctx, end.Sub(start).Seconds(), ps.plainRecord...)
+	}
+	return err
+}
+
+// endSpan ends span now, failed with err's message and error.type when err
+// is not nil, and returns the end time and the error type (zero on
+// success) for the metrics.
+func endSpan(span trace.Span, err error) (time.Time, attribute.KeyValue) {
 	end := time.Now()
 	var et attribute.KeyValue
 	if err != nil {
@@ -52,9 +64,5 @@ func (t *Telemetry) request(ctx context.Context, op broker.Operation, msgs []*br
 		setError(span, err, et)
 	}
 	span.End(trace.WithTimestamp(end))
-	if t.opDuration.Enabled(ctx) {
-		ps := t.sets.sets(metricKey(op, opRequest, op.Destination, "", et))
-		t.opDuration.Inst().Record(ctx, end.Sub(start).Seconds(), ps.plainRecord...)
-	}
-	return err
+	return end, et
 }
