@@ -141,6 +141,8 @@ func (b *Broker) RequestStats() RequestStats {
 // requests matches replies to the requests waiting for them: one inbox per
 // broker, one channel per request.
 type requests struct {
+	openMu sync.Mutex // held while the inbox opens, which may take a round trip
+
 	mu      sync.Mutex
 	inbox   Inbox
 	closed  bool
@@ -159,13 +161,36 @@ type inboxReply struct {
 // open returns the broker's inbox, opening it on first use. A failure is
 // returned and tried again by the next request.
 func (r *requests) open(ctx context.Context, b *Broker, rt ReplyTransport) (Inbox, error) {
+	if in, err := r.current(); in != nil || err != nil {
+		return in, err
+	}
+	r.openMu.Lock()
+	defer r.openMu.Unlock()
+	if in, err := r.current(); in != nil || err != nil {
+		return in, err
+	}
+	in, err := rt.OpenInbox(ctx, func(id string, reply *Message, err error) { r.deliver(b, id, reply, err) })
+	if err != nil {
+		return nil, fmt.Errorf("tracebus: open reply inbox: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		// The broker closed while the inbox was opening.
+		_ = in.Close(ctx)
+		return nil, ErrClosed
+	}
+	r.inbox = in
+	return in, nil
+}
+
+// current returns the open inbox, ErrClosed, or neither when the inbox is
+// still to be opened; it prepares what the inbox delivers into.
+func (r *requests) current() (Inbox, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, ErrClosed
-	}
-	if r.inbox != nil {
-		return r.inbox, nil
 	}
 	if r.done == nil {
 		r.done = make(chan struct{})
@@ -174,12 +199,7 @@ func (r *requests) open(ctx context.Context, b *Broker, rt ReplyTransport) (Inbo
 		_, _ = rand.Read(buf[:])
 		r.prefix = hex.EncodeToString(buf[:])
 	}
-	in, err := rt.OpenInbox(ctx, func(id string, reply *Message, err error) { r.deliver(b, id, reply, err) })
-	if err != nil {
-		return nil, fmt.Errorf("tracebus: open reply inbox: %w", err)
-	}
-	r.inbox = in
-	return in, nil
+	return r.inbox, nil
 }
 
 // register adds a pending request and returns its id and channel.
