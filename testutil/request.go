@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -424,5 +425,53 @@ func testTelRequest(t *testing.T, s TransportSuite) {
 	}
 	if sc := injected(t, reply.Headers); sc.SpanID() != replySend.SpanContext().SpanID() {
 		t.Errorf("reply carries span %s, want the reply's send span %s", sc.SpanID(), replySend.SpanContext().SpanID())
+	}
+}
+
+// testTelRequestError: an error reply fails the request span with the
+// remote error type; the replier's span and the reply's receipt are not
+// failed, since the replier answered and the answer arrived. The round
+// trip is a messaging.client.operation.duration point named request.
+func testTelRequestError(t *testing.T, s TransportSuite) {
+	e := newTelEnv(t, s)
+	dest := s.Destination(t)
+	e.subscribe(t, dest, func(ctx context.Context, m *broker.Message) error {
+		return e.b.ReplyError(ctx, m, errCardDeclined{})
+	})
+	s.Start(t, e.b)
+
+	ctx, cancel := s.requestCtx()
+	defer cancel()
+	_, err := e.b.Request(ctx, &broker.Message{Destination: dest})
+	if !errors.Is(err, broker.ErrRemote) {
+		t.Fatalf("request: %v, want an error reply", err)
+	}
+	e.close(t)
+
+	e.assertSpanCount(t, 5)
+	request := e.rec.SpanByName(t, "request "+dest)
+	assertFailed(t, request, err)
+	reqAttrs := attribute.NewSet(request.Attributes()...)
+	if v, _ := reqAttrs.Value(semconv.ErrorTypeKey); v.AsString() != "card_declined" {
+		t.Errorf("request span error.type %q, want card_declined", v.AsString())
+	}
+	for _, name := range []string{"send " + dest, "process " + dest, "send", "process"} {
+		assertOK(t, e.rec.SpanByName(t, name))
+	}
+	m, ok := e.rec.Metric(t, "messaging.client.operation.duration")
+	if !ok {
+		t.Fatal("no messaging.client.operation.duration")
+	}
+	found := false
+	for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
+		if v, _ := dp.Attributes.Value(semconv.MessagingOperationNameKey); v.AsString() == "request" {
+			found = true
+			if et, _ := dp.Attributes.Value(semconv.ErrorTypeKey); et.AsString() != "card_declined" || dp.Count != 1 {
+				t.Errorf("request duration point %s, count %d", attrString(dp.Attributes), dp.Count)
+			}
+		}
+	}
+	if !found {
+		t.Error("no request duration point")
 	}
 }

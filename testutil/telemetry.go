@@ -43,6 +43,7 @@ func TestTelemetry(t *testing.T, s TransportSuite) {
 		{"SettleSpans", true, testTelSettle},
 		{"BodySize", true, testTelBodySize},
 		{"RequestReply", true, testTelRequest},
+		{"RequestErrorReply", true, testTelRequestError},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
