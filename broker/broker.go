@@ -14,7 +14,8 @@ import (
 // publishes messages through it, with middleware around both.
 //
 // Register handlers with Subscribe and SubscribeBatch, then call Run (or
-// Start and later Close). Publish and PublishBatch work from the moment the
+// Start and later Close), or give the broker to an App that runs it with
+// others. Publish and PublishBatch work from the moment the
 // broker is created until it is closed, including from handlers that are
 // finishing during a graceful Close.
 //
@@ -34,9 +35,12 @@ type Broker struct {
 
 	requests requests // Request's reply inbox and pending requests
 
-	closing  atomic.Bool // set by the first Close
-	closed   chan struct{}
-	closeErr error
+	closing          step  // Close
+	draining         step  // stopSubscriptions
+	closingTransport step  // closeTransport
+	drainErr         error // guarded by mu
+	closed           chan struct{}
+	closeErr         error
 }
 
 const (
@@ -53,7 +57,14 @@ const ShutdownTimeout = 30 * time.Second
 // New returns a Broker over t. The broker owns t from now on and closes it
 // in Close.
 func New(t Transport, opts ...Option) *Broker {
-	b := &Broker{transport: t, cfg: newConfig(opts), closed: make(chan struct{})}
+	b := &Broker{
+		transport:        t,
+		cfg:              newConfig(opts),
+		closed:           make(chan struct{}),
+		closing:          newStep(),
+		draining:         newStep(),
+		closingTransport: newStep(),
+	}
 	b.publish = chainPublish(b.cfg.middleware, func(ctx context.Context, _ Operation, msgs []*Message) error {
 		return b.transport.Publish(ctx, msgs)
 	})
@@ -133,21 +144,14 @@ func (b *Broker) publishOperation(dest string, batch bool) Operation {
 // Subscriptions registered before Start begin with Start; after Start they
 // begin at once.
 func (b *Broker) Subscribe(destination string, h Handler, opts ...SubscribeOption) error {
-	if h == nil {
-		return ErrNilHandler
-	}
-	cfg := b.subConfig(destination, false, opts)
-	return b.add(cfg, func(ctx context.Context, msgs []*Message) error { return h(ctx, msgs[0]) })
+	return b.routes().subscribe(destination, h, opts)
 }
 
 // SubscribeBatch registers h for batches of messages arriving at
 // destination: up to BatchSize messages, delivered once that many arrived or
 // BatchWait after the first. The batch is settled as a whole.
 func (b *Broker) SubscribeBatch(destination string, h BatchHandler, opts ...SubscribeOption) error {
-	if h == nil {
-		return ErrNilHandler
-	}
-	return b.add(b.subConfig(destination, true, opts), BatchHandler(h))
+	return b.routes().subscribeBatch(destination, h, opts)
 }
 
 // subConfig applies opts to a subscription of destination, with the
@@ -272,55 +276,101 @@ func (b *Broker) Run(ctx context.Context) error {
 // does that. Publishing fails with ErrClosed afterwards. Calling Close again
 // waits for the first call and returns nil, or ctx.Err() when its own ctx
 // is done first.
+//
+// A broker run by an App is closed by the App, in two steps that Close
+// takes one after the other: see App.Stop.
 func (b *Broker) Close(ctx context.Context) error {
-	// Not a sync.Once: a later call must be able to give up on its own
-	// ctx while the first one is still draining, and Once.Do would block
-	// it until the first call returned.
-	if b.closing.CompareAndSwap(false, true) {
-		b.closeErr = b.doClose(ctx)
+	// A step, not a sync.Once: a later call must be able to give up on
+	// its own ctx while the first one is still draining, and Once.Do would
+	// block it until the first call returned.
+	return b.closing.run(ctx, func() error {
+		err := b.stopSubscriptions(ctx)
+		return errors.Join(err, b.closeTransport(ctx))
+	})
+}
+
+// stopSubscriptions is the first step of closing: every subscription stops
+// taking new messages and the handlers in flight finish, within ctx. The
+// broker keeps publishing, so handlers of other brokers still draining can
+// send through it. When ctx is done first, the handlers' context is
+// cancelled. A second call waits for the first one (or its own ctx) and
+// returns nil.
+func (b *Broker) stopSubscriptions(ctx context.Context) error {
+	return b.draining.run(ctx, func() error {
+		b.mu.Lock()
+		b.state.Store(stateClosing)
+		subs := b.subs
+		abort := b.abort
+		b.mu.Unlock()
+
+		errs := make([]error, len(subs))
+		var wg sync.WaitGroup
+		for i, s := range subs {
+			wg.Go(func() { errs[i] = s.close(ctx) })
+		}
+		drained := make(chan struct{})
+		go func() { wg.Wait(); close(drained) }()
+		var err error
+		select {
+		case <-drained:
+			err = errors.Join(errs...)
+		case <-ctx.Done():
+			err = fmt.Errorf("tracebus: close: drain did not finish: %w", ctx.Err())
+		}
+		if abort != nil {
+			abort()
+		}
+		b.mu.Lock()
+		b.drainErr = err
+		b.mu.Unlock()
+		return err
+	})
+}
+
+// closeTransport is the second step of closing, after stopSubscriptions:
+// publishing fails with ErrClosed from now on and the transport is closed.
+// A second call waits for the first one (or its own ctx) and returns nil.
+func (b *Broker) closeTransport(ctx context.Context) error {
+	return b.closingTransport.run(ctx, func() error {
+		b.mu.Lock()
+		b.state.Store(stateClosed)
+		drainErr := b.drainErr
+		b.mu.Unlock()
+		// Requests still waiting fail with ErrClosed; replies stop before
+		// the transport closes under the inbox.
+		err := b.requests.close(ctx)
+		if terr := b.transport.Close(ctx); terr != nil {
+			err = errors.Join(err, fmt.Errorf("tracebus: close transport: %w", terr))
+		}
+		// Run reports the whole close, drain included, to its caller.
+		b.closeErr = errors.Join(drainErr, err)
 		close(b.closed)
-		return b.closeErr
+		return err
+	})
+}
+
+// step runs a function once; a later caller waits for it to finish.
+type step struct {
+	begun atomic.Bool
+	done  chan struct{}
+}
+
+func newStep() step { return step{done: make(chan struct{})} }
+
+// run calls fn if it is the first call and returns fn's error. Otherwise it
+// waits until the first call finished and returns nil, or ctx.Err() when
+// ctx is done first.
+func (s *step) run(ctx context.Context, fn func() error) error {
+	if s.begun.CompareAndSwap(false, true) {
+		defer close(s.done)
+		return fn()
 	}
 	select {
-	case <-b.closed:
+	case <-s.done:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return nil
-}
-
-func (b *Broker) doClose(ctx context.Context) error {
-	b.mu.Lock()
-	b.state.Store(stateClosing)
-	subs := b.subs
-	abort := b.abort
-	b.mu.Unlock()
-
-	errs := make([]error, len(subs))
-	var wg sync.WaitGroup
-	for i, s := range subs {
-		wg.Go(func() { errs[i] = s.close(ctx) })
-	}
-	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
-	var err error
-	select {
-	case <-drained:
-		err = errors.Join(errs...)
-	case <-ctx.Done():
-		err = fmt.Errorf("tracebus: close: drain did not finish: %w", ctx.Err())
-	}
-	if abort != nil {
-		abort()
-	}
-	b.state.Store(stateClosed)
-	if rerr := b.requests.close(ctx); rerr != nil {
-		err = errors.Join(err, rerr)
-	}
-	if terr := b.transport.Close(ctx); terr != nil {
-		err = errors.Join(err, fmt.Errorf("tracebus: close transport: %w", terr))
-	}
-	return err
 }
 
 // Logger returns the broker's logger.

@@ -63,6 +63,18 @@
 // transport. The first middleware given is the outermost. Middleware given
 // to a subscription with Use runs inside the broker's.
 //
+// # Apps, routers and health
+//
+// A service over several brokers (NATS in, Kafka out) runs them as one App:
+// NewApp(WithBrokers(in, out), BeforeStart(...), AfterStop(...),
+// ShutdownTelemetry(providers.Shutdown)) and app.Run(ctx) with the ctx of
+// SignalContext. Its stop loses nothing: every broker stops consuming and
+// drains while all of them still publish, then the transports close, then
+// telemetry is flushed. NewRouter groups subscriptions and publishers under
+// a destination prefix with shared options; the typed functions take a
+// Registrar, a *Broker or a *Router. App.HealthHandler serves liveness and
+// readiness probes; readiness pings every transport that is a Pinger.
+//
 // # Transports
 //
 // A Transport connects the broker to one messaging system. Transport authors

@@ -65,22 +65,25 @@ func WithHeaders(h Headers) PublisherOption {
 	})
 }
 
-// NewPublisher returns a Publisher of T values to destination on b. It
+// NewPublisher returns a Publisher of T values to destination on r, a
+// *Broker or a *Router (whose prefix the destination gets). It
 // panics on a programming error, as regexp.MustCompile does: an empty
 // destination, a KeyFunc for another type, or the Protobuf codec with a T
 // that is not a pointer.
-func NewPublisher[T any](b *Broker, destination string, opts ...PublisherOption) *Publisher[T] {
-	p, e := newPublisher[T](b, "NewPublisher", destination, opts)
-	b.addEndpoint(e)
+func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOption) *Publisher[T] {
+	p, e := newPublisher[T](r, "NewPublisher", destination, opts)
+	p.b.addEndpoint(e)
 	return p
 }
 
 // newPublisher builds a Publisher and the Endpoint describing it, for
 // NewPublisher and NewRequester; fn names the caller in panics.
-func newPublisher[T any](b *Broker, fn, destination string, opts []PublisherOption) (*Publisher[T], Endpoint) {
+func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOption) (*Publisher[T], Endpoint) {
 	if destination == "" {
 		panic("tracebus: " + fn + ": empty destination")
 	}
+	rt := r.routes()
+	b, destination := rt.b, rt.destination(destination)
 	cfg := publisherConfig{codec: b.cfg.codec}
 	for _, o := range opts {
 		if o != nil {

@@ -19,16 +19,17 @@ type Requester[Req, Resp any] struct {
 	dec *decoder[Resp]
 }
 
-// NewRequester returns a Requester of Req values to destination on b,
-// expecting Resp replies. Every PublisherOption applies to the requests
+// NewRequester returns a Requester of Req values to destination on r, a
+// *Broker or a *Router (whose prefix the destination gets), expecting Resp
+// replies. Every PublisherOption applies to the requests
 // (WithCodec also to the replies' default codec). It panics on the
 // programming errors NewPublisher panics on.
-func NewRequester[Req, Resp any](b *Broker, destination string, opts ...PublisherOption) *Requester[Req, Resp] {
-	p, e := newPublisher[Req](b, "NewRequester", destination, opts)
+func NewRequester[Req, Resp any](r Registrar, destination string, opts ...PublisherOption) *Requester[Req, Resp] {
+	p, e := newPublisher[Req](r, "NewRequester", destination, opts)
 	e.Reply = reflect.TypeFor[Resp]()
 	e.ReplyContentType = p.ct
-	b.addEndpoint(e)
-	return &Requester[Req, Resp]{pub: p, dec: makeDecoder[Resp](b, p.codec)}
+	p.b.addEndpoint(e)
+	return &Requester[Req, Resp]{pub: p, dec: makeDecoder[Resp](p.b, p.codec)}
 }
 
 // Destination returns the requester's destination.

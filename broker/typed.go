@@ -74,12 +74,14 @@ func (e *ValidationError) ErrorType() string { return "validation" }
 // not decode or validate is a permanent failure: not retried, dead-lettered
 // with the reason or dropped. h's result settles the message like a
 // Handler's; MessageFromContext(ctx) reaches the message itself (headers,
-// key, delivery facts). Every SubscribeOption applies.
-func Handle[T any](b *Broker, destination string, h func(ctx context.Context, v T) error, opts ...SubscribeOption) error {
+// key, delivery facts). Every SubscribeOption applies. r is a *Broker, or
+// a *Router whose prefix and options the subscription gets.
+func Handle[T any](r Registrar, destination string, h func(ctx context.Context, v T) error, opts ...SubscribeOption) error {
 	if h == nil {
 		return ErrNilHandler
 	}
-	cfg := b.subConfig(destination, false, opts)
+	rt := r.routes()
+	b, cfg := rt.b, rt.subConfig(destination, false, opts)
 	dec, err := newDecoder[T](b, &cfg)
 	if err != nil {
 		return err
@@ -99,11 +101,12 @@ func Handle[T any](b *Broker, destination string, h func(ctx context.Context, v 
 // one; h gets the rest, in delivery order, and is not called when nothing
 // is left. BatchFromContext(ctx) returns the messages h got, aligned with
 // vs.
-func HandleBatch[T any](b *Broker, destination string, h func(ctx context.Context, vs []T) error, opts ...SubscribeOption) error {
+func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Context, vs []T) error, opts ...SubscribeOption) error {
 	if h == nil {
 		return ErrNilHandler
 	}
-	cfg := b.subConfig(destination, true, opts)
+	rt := r.routes()
+	b, cfg := rt.b, rt.subConfig(destination, true, opts)
 	dec, err := newDecoder[T](b, &cfg)
 	if err != nil {
 		return err
@@ -156,11 +159,12 @@ func HandleBatch[T any](b *Broker, destination string, h func(ctx context.Contex
 // A retryable error is answered on the last attempt only. An error that is
 // a *ReplyError is the answer itself: it is sent as it is and the message
 // is acknowledged.
-func HandleResult[In, Out any](b *Broker, destination string, h func(ctx context.Context, v In) (Out, error), opts ...SubscribeOption) error {
+func HandleResult[In, Out any](r Registrar, destination string, h func(ctx context.Context, v In) (Out, error), opts ...SubscribeOption) error {
 	if h == nil {
 		return ErrNilHandler
 	}
-	cfg := b.subConfig(destination, false, opts)
+	rt := r.routes()
+	b, cfg := rt.b, rt.subConfig(destination, false, opts)
 	dec, err := newDecoder[In](b, &cfg)
 	if err != nil {
 		return err
@@ -169,7 +173,7 @@ func HandleResult[In, Out any](b *Broker, destination string, h func(ctx context
 	for _, p := range cfg.publishTo {
 		if pt := p.payloadType(); !outType.AssignableTo(pt) {
 			return fmt.Errorf("tracebus: subscribe %s: publisher to %s takes %v, the handler returns %v: %w",
-				destination, p.destination(), pt, outType, ErrInvalidOption)
+				cfg.spec.Destination, p.destination(), pt, outType, ErrInvalidOption)
 		}
 	}
 	if !cfg.noReply {
