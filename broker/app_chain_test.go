@@ -47,7 +47,11 @@ func newShipper(t *testing.T, srv *natstest.Server, cluster *kafkatest.Cluster, 
 	t.Helper()
 	kt, err := kafkabroker.New(cluster.TransportOptions()...)
 	must(t, err)
-	in := broker.New(natsbroker.New(srv.Connect(t), natsbroker.WithJetStream("orders.>")))
+	nt, err := natsbroker.New(srv.Connect(t), natsbroker.WithJetStream("orders.>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := broker.New(nt)
 	out := broker.New(kt)
 	s := &shipper{in: in, pubErrs: make(chan error, n)}
 	ship := broker.NewPublisher[shipment](out, "shipments")

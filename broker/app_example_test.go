@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 )
 
 // An App runs a service over two brokers — in production a NATS broker
@@ -24,8 +23,8 @@ import (
 // consuming on every broker, lets the handlers in flight finish and
 // publish, closes the transports and flushes telemetry last.
 func ExampleApp() {
-	in := broker.New(memory.New())  // natsbroker over a NATS connection
-	out := broker.New(memory.New()) // kafkabroker.New(kafkabroker.WithBrokers(...))
+	in := memoryBroker()  // natsbroker over a NATS connection
+	out := memoryBroker() // kafkabroker.New(kafkabroker.WithBrokers(...))
 
 	type Order struct{ ID string }
 	type Shipment struct{ Order string }

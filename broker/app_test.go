@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -52,7 +51,7 @@ func (e *events) hook(name string, b *broker.Broker, err error) broker.Hook {
 // closed, telemetry last.
 func TestAppHooksRunInOrder(t *testing.T) {
 	var ev events
-	b1, b2 := broker.New(memory.New()), broker.New(memory.New())
+	b1, b2 := broker.New(testutil.Memory(t)), broker.New(testutil.Memory(t))
 	must(t, b1.Subscribe("in", func(context.Context, *broker.Message) error { ev.add("handled"); return nil }))
 	app := broker.NewApp(
 		broker.WithBrokers(b1, b2),
@@ -89,7 +88,7 @@ func TestAppHooksRunInOrder(t *testing.T) {
 func TestAppFailingAfterStartHookUndoesTheStart(t *testing.T) {
 	var ev events
 	boom := errors.New("boom")
-	b1, b2 := broker.New(memory.New()), broker.New(memory.New())
+	b1, b2 := broker.New(testutil.Memory(t)), broker.New(testutil.Memory(t))
 	must(t, b1.Subscribe("in", noop))
 	app := broker.NewApp(
 		broker.WithBrokers(b1, b2),
@@ -122,7 +121,7 @@ func TestAppFailingAfterStartHookUndoesTheStart(t *testing.T) {
 func TestAppFailingBeforeStartHookStartsNothing(t *testing.T) {
 	var ev events
 	boom := errors.New("boom")
-	b := broker.New(memory.New())
+	b := broker.New(testutil.Memory(t))
 	must(t, b.Subscribe("in", func(context.Context, *broker.Message) error { ev.add("handled"); return nil }))
 	app := broker.NewApp(
 		broker.WithBrokers(b),
@@ -147,9 +146,9 @@ func TestAppFailingBeforeStartHookStartsNothing(t *testing.T) {
 // started before it are stopped again.
 func TestAppFailingBrokerUndoesTheOthers(t *testing.T) {
 	var ev events
-	started := broker.New(memory.New())
+	started := broker.New(testutil.Memory(t))
 	must(t, started.Subscribe("in", noop))
-	broken := broker.New(memory.New())
+	broken := broker.New(testutil.Memory(t))
 	must(t, broken.Close(t.Context()))
 	app := broker.NewApp(
 		broker.WithBrokers(started, broken),
@@ -175,7 +174,7 @@ func TestAppFailingBrokerUndoesTheOthers(t *testing.T) {
 // While the app drains, a handler of one broker still publishes through
 // another: transports close only after every broker has drained.
 func TestAppDrainPublishesOnAnotherBroker(t *testing.T) {
-	in, out := broker.New(memory.New()), broker.New(memory.New())
+	in, out := broker.New(testutil.Memory(t)), broker.New(testutil.Memory(t))
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	published := make(chan error, 1)
@@ -229,7 +228,7 @@ func TestAppDrainPublishesOnAnotherBroker(t *testing.T) {
 // The shutdown timeout bounds the stop: a handler that does not return is
 // abandoned with its context cancelled, and Run reports the deadline.
 func TestAppShutdownTimeout(t *testing.T) {
-	b := broker.New(memory.New(), broker.WithLogger(discardLogger()))
+	b := broker.New(testutil.Memory(t), broker.WithLogger(discardLogger()))
 	entered := make(chan struct{})
 	must(t, b.Subscribe("stuck", func(ctx context.Context, _ *broker.Message) error {
 		close(entered)

@@ -55,7 +55,8 @@ const (
 const ShutdownTimeout = 30 * time.Second
 
 // New returns a Broker over t. The broker owns t from now on and closes it
-// in Close.
+// in Close. When t implements LoggerSetter, it is given the broker's logger
+// (it keeps a logger given to it directly).
 func New(t Transport, opts ...Option) *Broker {
 	b := &Broker{
 		transport:        t,
@@ -64,6 +65,9 @@ func New(t Transport, opts ...Option) *Broker {
 		closing:          newStep(),
 		draining:         newStep(),
 		closingTransport: newStep(),
+	}
+	if ls, ok := t.(LoggerSetter); ok {
+		ls.SetLogger(b.cfg.logger)
 	}
 	b.publish = chainPublish(b.cfg.middleware, func(ctx context.Context, _ Operation, msgs []*Message) error {
 		return b.transport.Publish(ctx, msgs)
@@ -213,7 +217,7 @@ func (b *Broker) validate(spec SubscriptionSpec) error {
 	}
 	if v, ok := b.transport.(SubscriptionValidator); ok {
 		if err := v.ValidateSubscription(spec); err != nil {
-			return fmt.Errorf("tracebus: subscribe %s: %w", spec.Destination, err)
+			return err // the transport names the subscription and the option
 		}
 	}
 	return nil

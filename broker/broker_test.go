@@ -11,13 +11,13 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 func noop(context.Context, *broker.Message) error { return nil }
 
 func TestMisuseErrors(t *testing.T) {
-	b := broker.New(memory.New())
+	b := broker.New(testutil.Memory(t))
 	ctx := t.Context()
 	cases := []struct {
 		name string
@@ -73,7 +73,7 @@ type memoryUnknown struct{}
 func (memoryUnknown) TransportName() string { return "memory" }
 
 func TestStartTwiceAndPublishAfterClose(t *testing.T) {
-	b := broker.New(memory.New())
+	b := broker.New(testutil.Memory(t))
 	if err := b.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func recordingMiddleware(name string, mu *sync.Mutex, log *[]string) broker.Midd
 func TestMiddlewareOrderAndSettle(t *testing.T) {
 	var mu sync.Mutex
 	var log []string
-	b := broker.New(memory.New(), broker.WithMiddleware(
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(
 		recordingMiddleware("outer", &mu, &log),
 		recordingMiddleware("inner", &mu, &log),
 	))
@@ -165,7 +165,7 @@ func TestMiddlewareOrderAndSettle(t *testing.T) {
 
 func TestPanicReachesMiddlewareAsPanicError(t *testing.T) {
 	errs := make(chan error, 1)
-	b := broker.New(memory.New(), broker.WithMiddleware(broker.MiddlewareFuncs{
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(broker.MiddlewareFuncs{
 		Consume: func(next broker.ConsumeFunc) broker.ConsumeFunc {
 			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 				err := next(ctx, op, msgs)
@@ -199,7 +199,7 @@ func TestPanicReachesMiddlewareAsPanicError(t *testing.T) {
 
 func TestPermanentSkipsRetries(t *testing.T) {
 	calls := make(chan int, 10)
-	b := broker.New(memory.New())
+	b := broker.New(testutil.Memory(t))
 	if err := b.Subscribe("p", func(_ context.Context, m *broker.Message) error {
 		calls <- m.Delivery.DeliveryCount
 		if string(m.Body) == "bad" {
@@ -251,7 +251,7 @@ func TestExponentialBackoff(t *testing.T) {
 }
 
 func TestRunStopsWhenContextDone(t *testing.T) {
-	b := broker.New(memory.New())
+	b := broker.New(testutil.Memory(t))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()

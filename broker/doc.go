@@ -39,12 +39,14 @@
 // publish and every consume, typed or not, passes through the middleware
 // given to New, so one telemetry middleware traces all of them:
 //
-//	b := broker.New(memory.New(), broker.WithMiddleware(middleware.NewTelemetry()))
+//	tr, err := memory.New() // or natsbroker.New(nc), kafkabroker.New(kafkabroker.WithBrokers(addr))
+//	if err != nil { ... }
+//	b := broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry()))
 //	b.Subscribe("orders.created", func(ctx context.Context, msg *broker.Message) error {
 //		// ctx carries the process span and the message's baggage.
 //		return b.Publish(ctx, &broker.Message{Destination: "invoices", Body: msg.Body})
 //	}, broker.Group("billing"))
-//	err := b.Run(ctx) // blocks until ctx is done, then drains in-flight handlers
+//	err = b.Run(ctx) // blocks until ctx is done, then drains in-flight handlers
 //
 // # Outcomes
 //

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -32,7 +31,7 @@ func probe(t *testing.T, url string) (int, string) {
 // hooks still run), ready once started, not ready as soon as the drain
 // begins while liveness holds, neither once stopped.
 func TestAppReadinessOverHTTP(t *testing.T) {
-	b := broker.New(memory.New())
+	b := broker.New(testutil.Memory(t))
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	must(t, b.Subscribe("work", func(context.Context, *broker.Message) error {

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// Option configures a Broker.
+// Option configures a Broker. A nil Option is ignored; so is a nil value
+// given to an option (WithLogger(nil)), which leaves the default.
 type Option interface {
 	applyBroker(*config)
 }
@@ -21,7 +22,9 @@ type config struct {
 func newConfig(opts []Option) config {
 	c := config{logger: slog.Default(), codec: JSON, codecs: defaultCodecs()}
 	for _, o := range opts {
-		o.applyBroker(&c)
+		if o != nil {
+			o.applyBroker(&c)
+		}
 	}
 	return c
 }
@@ -38,7 +41,9 @@ func WithMiddleware(mws ...Middleware) Option {
 }
 
 // WithLogger sets the logger for handler failures, dropped messages and
-// settle errors. The default is slog.Default().
+// settle errors, and for the transport's own events unless the transport
+// was given a logger of its own (see LoggerSetter). The default is
+// slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) {
 		if l != nil {
@@ -47,7 +52,8 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
-// SubscribeOption configures one subscription.
+// SubscribeOption configures one subscription. A nil SubscribeOption is
+// ignored.
 type SubscribeOption interface {
 	applySubscribe(*subConfig)
 }
@@ -97,7 +103,9 @@ func newSubConfig(dest string, batch bool, opts []SubscribeOption) subConfig {
 		c.spec.BatchWait = DefaultBatchWait
 	}
 	for _, o := range opts {
-		o.applySubscribe(&c)
+		if o != nil {
+			o.applySubscribe(&c)
+		}
 	}
 	return c
 }

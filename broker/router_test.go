@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -24,7 +23,7 @@ type order struct {
 func TestRouterPrefixesAndSharedOptions(t *testing.T) {
 	var mu sync.Mutex
 	var log []string
-	b := broker.New(memory.New(), broker.WithMiddleware(recordingMiddleware("broker", &mu, &log)))
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(recordingMiddleware("broker", &mu, &log)))
 	orders := broker.NewRouter(b, "orders.", broker.Group("billing"), broker.Use(recordingMiddleware("router", &mu, &log)))
 	eu := broker.NewRouter(orders, "eu.", broker.Concurrency(2))
 	if got := eu.Prefix(); got != "orders.eu." {
@@ -93,7 +92,7 @@ func TestRouterPrefixesAndSharedOptions(t *testing.T) {
 
 // The router's shared retry options apply to its subscriptions.
 func TestRouterSharedRetryPolicy(t *testing.T) {
-	b := broker.New(memory.New(), broker.WithLogger(discardLogger()))
+	b := broker.New(testutil.Memory(t), broker.WithLogger(discardLogger()))
 	r := broker.NewRouter(b, "jobs-", broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(0)), broker.DeadLetter("dead"))
 	var attempts sync.Map
 	must(t, r.Subscribe("fail", func(_ context.Context, m *broker.Message) error {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // Settle middleware that misbehaves (drops ctx, makes its own Settlement,
@@ -36,7 +36,7 @@ func TestSettleMiddlewareCannotBreakSettlement(t *testing.T) {
 	}
 	for name, wrap := range cases {
 		t.Run(name, func(t *testing.T) {
-			b := broker.New(memory.New(), broker.WithLogger(discardLogger()),
+			b := broker.New(testutil.Memory(t), broker.WithLogger(discardLogger()),
 				broker.WithMiddleware(broker.MiddlewareFuncs{Settle: wrap}))
 			calls := make(chan int, 10)
 			n := 0

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -113,6 +114,13 @@ type SubscriptionSpec struct {
 	// TransportName). A transport applies the ones it defines and rejects
 	// others with an error wrapping ErrUnsupportedOption.
 	TransportOptions []TransportOption
+}
+
+// LoggerSetter is implemented by transports that log. A Broker hands them
+// its logger (WithLogger, or slog.Default()) when it is created, unless
+// the transport was given a logger of its own, which it then keeps.
+type LoggerSetter interface {
+	SetLogger(l *slog.Logger)
 }
 
 // DeliverFunc is how a transport hands a delivery to the broker. msgs holds

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // BenchmarkTypedPath compares a typed publish and consume with the byte
@@ -18,7 +18,7 @@ func BenchmarkTypedPath(b *testing.B) {
 	order := Order{ID: "A-1", Customer: "ada", Total: 42}
 	ctx := context.Background()
 	run := func(b *testing.B, setup func(bk *broker.Broker, done chan<- struct{}) func() error) {
-		bk := broker.New(memory.New())
+		bk := broker.New(testutil.Memory(b))
 		done := make(chan struct{}, 1024)
 		publish := setup(bk, done)
 		if err := bk.Start(ctx); err != nil {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 )
 
 type Order struct {
@@ -34,7 +33,7 @@ type Invoice struct {
 // reaches the message itself. An order that does not validate goes to the
 // dead-letter destination with the reason, without a retry.
 func ExampleHandle() {
-	b := broker.New(memory.New(), broker.WithLogger(discardLogger()))
+	b := memoryBroker(broker.WithLogger(discardLogger()))
 	done := make(chan struct{})
 	broker.Handle(b, "orders.created", func(ctx context.Context, o Order) error {
 		msg := broker.MessageFromContext(ctx)
@@ -62,7 +61,7 @@ func ExampleHandle() {
 // A Publisher sends typed values to one destination, encoded with its codec
 // and keyed by the value (Kafka record keys).
 func ExampleNewPublisher() {
-	b := broker.New(memory.New())
+	b := memoryBroker()
 	got := make(chan *broker.Message, 1)
 	b.Subscribe("invoices", func(ctx context.Context, msg *broker.Message) error {
 		got <- msg.Clone()
@@ -87,8 +86,8 @@ func ExampleNewPublisher() {
 // a child of the order's process span, on whatever broker the publisher
 // sits (NATS in, Kafka out). Returning a nil pointer sends nothing.
 func ExampleHandleResult() {
-	orders := broker.New(memory.New())    // e.g. natsbroker
-	invoicing := broker.New(memory.New()) // e.g. kafkabroker
+	orders := memoryBroker()    // e.g. natsbroker
+	invoicing := memoryBroker() // e.g. kafkabroker
 	done := make(chan struct{})
 	broker.Handle(invoicing, "invoices", func(ctx context.Context, inv Invoice) error {
 		fmt.Printf("invoice for %s: %.2f\n", inv.OrderID, inv.Amount)
@@ -120,7 +119,7 @@ func ExampleHandleResult() {
 // With ManualAck the handler settles its delivery itself: here it asks for
 // a redelivery after a delay the first time, and acknowledges the second.
 func ExampleManualAck() {
-	b := broker.New(memory.New())
+	b := memoryBroker()
 	done := make(chan struct{})
 	broker.Handle(b, "payments", func(ctx context.Context, amount float64) error {
 		msg, settle := broker.MessageFromContext(ctx), broker.SettlerFromContext(ctx)
@@ -145,7 +144,7 @@ func ExampleManualAck() {
 // A handler can ask for its message again after a delay of its choosing
 // instead of the subscription's backoff.
 func ExampleRetryAfter() {
-	b := broker.New(memory.New(), broker.WithLogger(discardLogger()))
+	b := memoryBroker(broker.WithLogger(discardLogger()))
 	done := make(chan struct{})
 	broker.Handle(b, "emails", func(ctx context.Context, to string) error {
 		attempt := broker.MessageFromContext(ctx).Delivery.DeliveryCount

@@ -8,6 +8,7 @@ import (
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/asyncapi"
 	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // TestBuildBrokers builds the document of real brokers with byte-level
@@ -17,9 +18,9 @@ import (
 func TestBuildBrokers(t *testing.T) {
 	ctx := context.Background()
 	srv := memory.NewServer()
-	orders := broker.New(srv.Transport())
+	orders := broker.New(testutil.Memory(t, memory.WithServer(srv)))
 	t.Cleanup(func() { _ = orders.Close(ctx) })
-	audit := broker.New(srv.Transport())
+	audit := broker.New(testutil.Memory(t, memory.WithServer(srv)))
 	t.Cleanup(func() { _ = audit.Close(ctx) })
 
 	nop := func(context.Context, *broker.Message) error { return nil }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,7 +17,11 @@ import (
 // Example documents a broker's subscriptions and serves the document: JSON
 // and YAML for tools, an HTML page for people.
 func Example() {
-	b := broker.New(memory.New())
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
 	defer b.Close(context.Background())
 	_ = b.Subscribe("orders.*.created", func(ctx context.Context, msg *broker.Message) error {
 		return nil

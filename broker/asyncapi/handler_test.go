@@ -12,7 +12,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/asyncapi"
-	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 func get(t *testing.T, method, url string) (*http.Response, string) {
@@ -110,7 +110,7 @@ func TestHandler(t *testing.T) {
 // made after the handler was created shows in the next response, and a
 // build error is answered with 500.
 func TestGeneratorHandler(t *testing.T) {
-	b := broker.New(memory.New())
+	b := broker.New(testutil.Memory(t))
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	h := asyncapi.New(asyncapi.WithTitle("live")).Handler(b)
 

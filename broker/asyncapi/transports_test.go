@@ -21,7 +21,11 @@ import (
 func TestBuildTransports(t *testing.T) {
 	ctx := context.Background()
 	ns := natstest.Start(t)
-	nb := broker.New(natsbroker.New(ns.Connect(t)))
+	nt, err := natsbroker.New(ns.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb := broker.New(nt)
 	t.Cleanup(func() { _ = nb.Close(ctx) })
 	kt, err := kafkabroker.New(kafkabroker.WithBrokers("kafka-1.internal:9092"), kafkabroker.WithClientID("billing-1"))
 	must(t, err)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/asyncapi"
-	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -29,7 +28,7 @@ func TestBuildTyped(t *testing.T) {
 	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	tp := sdktrace.NewTracerProvider()
 	t.Cleanup(func() { _ = tp.Shutdown(ctx) })
-	b := broker.New(memory.New(), broker.WithMiddleware(middleware.NewTelemetry(
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(middleware.NewTelemetry(
 		middleware.WithTracerProvider(tp), middleware.WithPropagators(prop))))
 	t.Cleanup(func() { _ = b.Close(ctx) })
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // A group member that closes while one of its messages waits for a delayed
@@ -41,7 +42,7 @@ func TestGroupMemberCloseKeepsPendingRedelivery(t *testing.T) {
 			}}
 			var brokers [2]*broker.Broker
 			for i := range brokers {
-				b := broker.New(srv.Transport(), broker.WithMiddleware(settle))
+				b := broker.New(testutil.Memory(t, memory.WithServer(srv)), broker.WithMiddleware(settle))
 				brokers[i] = b
 				err := b.Subscribe("jobs", func(_ context.Context, m *broker.Message) error {
 					if m.Delivery.DeliveryCount == 1 {

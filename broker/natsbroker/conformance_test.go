@@ -68,6 +68,16 @@ func connect(t testing.TB, srv *natstest.Server, opts ...natsbroker.Option) *nat
 	return tr
 }
 
+// newTransport is natsbroker.New for tests: nc stays the caller's.
+func newTransport(t testing.TB, nc *natsgo.Conn, opts ...natsbroker.Option) *natsbroker.Transport {
+	t.Helper()
+	tr, err := natsbroker.New(nc, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
 func jetStreamClient(t testing.TB, srv *natstest.Server) jetstream.JetStream {
 	t.Helper()
 	js, err := jetstream.New(srv.Connect(t))

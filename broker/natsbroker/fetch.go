@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/wait"
 )
 
 // fetchSub is a JetStream batch subscription: a loop of pull requests
@@ -69,12 +69,7 @@ func (s *fetchSub) loop() {
 		if failures%3 == 0 {
 			s.reopenIfGone()
 		}
-		t := time.NewTimer(retryPause(failures))
-		select {
-		case <-t.C:
-		case <-s.r.stop:
-			t.Stop()
-		}
+		wait.Sleep(wait.Retry(failures), s.r.stop)
 	}
 }
 
