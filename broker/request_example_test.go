@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 )
 
 // A Requester sends a typed request and waits for the typed reply: the
@@ -15,7 +14,7 @@ import (
 // whose error reaches the requester as a *ReplyError (its type only, unless
 // the subscription has ExposeErrors or the handler returns a *ReplyError).
 func ExampleRequester() {
-	b := broker.New(memory.New(), broker.WithLogger(discardLogger()))
+	b := memoryBroker(broker.WithLogger(discardLogger()))
 	broker.HandleResult(b, "invoices.quote", func(ctx context.Context, o Order) (Invoice, error) {
 		if o.Customer == "mallory" {
 			return Invoice{}, &broker.ReplyError{Type: "blocked", Message: "customer is blocked"}
@@ -43,7 +42,7 @@ func ExampleRequester() {
 // the reply. The reply address and the correlation id are the broker's
 // business.
 func ExampleBroker_Request() {
-	b := broker.New(memory.New())
+	b := memoryBroker()
 	b.Subscribe("time.now", func(ctx context.Context, msg *broker.Message) error {
 		return b.Reply(ctx, msg, &broker.Message{Body: []byte("it is " + string(msg.Body))})
 	})

@@ -11,6 +11,12 @@ import (
 	"github.com/tracebus/tracebus/broker/memory"
 )
 
+func memoryTransport(t *testing.T) *memory.Transport {
+	tr, err := memory.New()
+	must(t, err)
+	return tr
+}
+
 func requestCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -20,7 +26,7 @@ func requestCtx(t *testing.T) context.Context {
 // Closing the broker fails the requests still waiting with ErrClosed, and
 // later requests too.
 func TestRequestFailsOnClose(t *testing.T) {
-	b := broker.New(memory.New())
+	b := memoryBroker()
 	arrived := make(chan struct{})
 	must(t, b.Subscribe("slow", func(ctx context.Context, m *broker.Message) error {
 		close(arrived)
@@ -52,7 +58,7 @@ func TestRequestFailsOnClose(t *testing.T) {
 type plain struct{ broker.Transport }
 
 func TestRequestNeedsReplyTransport(t *testing.T) {
-	b := broker.New(plain{memory.New()})
+	b := broker.New(plain{memoryTransport(t)})
 	_, err := b.Request(requestCtx(t), &broker.Message{Destination: "x"})
 	if !errors.Is(err, broker.ErrUnsupportedOption) {
 		t.Fatalf("request on a transport without inbox: %v, want ErrUnsupportedOption", err)
@@ -60,7 +66,7 @@ func TestRequestNeedsReplyTransport(t *testing.T) {
 }
 
 func TestRequestRejectsBadInput(t *testing.T) {
-	b := broker.New(memory.New())
+	b := memoryBroker()
 	for _, tc := range []struct {
 		msg  *broker.Message
 		want error
@@ -81,7 +87,7 @@ func TestRequestRejectsBadInput(t *testing.T) {
 // with spaces, control characters and no end, a huge text) reaches the
 // requester bounded and clean.
 func TestHostileErrorReply(t *testing.T) {
-	b := broker.New(memory.New())
+	b := memoryBroker()
 	must(t, b.Subscribe("hostile", func(ctx context.Context, m *broker.Message) error {
 		r := &broker.Message{Body: []byte(strings.Repeat("é", 5000))}
 		r.Headers.Set(broker.HeaderReplyError, "bad type\r\n<script>"+strings.Repeat("x", 500))

@@ -96,7 +96,7 @@ func BenchmarkRequest(b *testing.B) {
 	body := []byte(`{"id":"o-1","quantity":3}`)
 
 	b.Run("broker", func(b *testing.B) {
-		br := broker.New(natsbroker.New(srv.Connect(b)))
+		br := broker.New(transport(b, srv))
 		b.Cleanup(func() { _ = br.Close(context.Background()) })
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -108,7 +108,7 @@ func BenchmarkRequest(b *testing.B) {
 		}
 	})
 	b.Run("typed", func(b *testing.B) {
-		br := broker.New(natsbroker.New(srv.Connect(b)))
+		br := broker.New(transport(b, srv))
 		b.Cleanup(func() { _ = br.Close(context.Background()) })
 		r := broker.NewRequester[testutil.Order, testutil.Order](br, "bench.request")
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -131,4 +131,13 @@ func BenchmarkRequest(b *testing.B) {
 			}
 		}
 	})
+}
+
+// transport returns a transport on a new connection to srv.
+func transport(b *testing.B, srv *natstest.Server) *natsbroker.Transport {
+	tr, err := natsbroker.New(srv.Connect(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tr
 }
