@@ -204,7 +204,8 @@ func (r *requests) current() (Inbox, error) {
 
 // register adds a pending request and returns its id and channel.
 func (r *requests) register() (string, chan inboxReply, error) {
-	id := r.prefix + strconv.FormatUint(r.seq.Add(1), 36)
+	var buf [40]byte // prefix (16) and a base-36 uint64 (up to 13): one allocation, the string
+	id := string(strconv.AppendUint(append(buf[:0], r.prefix...), r.seq.Add(1), 36))
 	ch := make(chan inboxReply, 1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -215,10 +216,20 @@ func (r *requests) register() (string, chan inboxReply, error) {
 	return id, ch, nil
 }
 
-func (r *requests) unregister(id string) {
+// unregister takes a request out of pending. A reply handed over after
+// its requester stopped waiting (the reply and the deadline came at once)
+// is counted as late, like one arriving afterwards.
+func (r *requests) unregister(id string, ch chan inboxReply) {
 	r.mu.Lock()
 	delete(r.pending, id)
 	r.mu.Unlock()
+	// No delivery reaches ch after the delete: deliver looks it up under
+	// r.mu.
+	select {
+	case <-ch:
+		r.late.Add(1)
+	default:
+	}
 }
 
 // deliver hands a reply to the request waiting for it, or counts it as
@@ -316,7 +327,7 @@ func (b *Broker) request(ctx context.Context, msg *Message, receive func(ctx con
 	if err != nil {
 		return nil, err
 	}
-	defer b.requests.unregister(id)
+	defer b.requests.unregister(id, ch)
 	msg.ReplyTo = inbox.ReplyTo(id)
 	msg.Headers.Set(HeaderCorrelationID, id)
 
