@@ -119,6 +119,15 @@ type Inbox interface {
 	Close(ctx context.Context) error
 }
 
+// ReplyPreparer is implemented by transports that must learn about a reply
+// address before they can publish to it quickly, such as Kafka, whose
+// client knows a requester's new reply topic only after its next metadata
+// refresh. Reply calls PrepareReply before publishing; an error fails the
+// reply.
+type ReplyPreparer interface {
+	PrepareReply(ctx context.Context, replyTo string) error
+}
+
 // RequestStats describes the requests of a broker.
 type RequestStats struct {
 	// Pending is the number of requests waiting for their reply.
@@ -415,6 +424,11 @@ func (b *Broker) Reply(ctx context.Context, req, reply *Message) error {
 		return ErrClosed
 	}
 	reply.Destination = req.ReplyTo
+	if p, ok := b.transport.(ReplyPreparer); ok {
+		if err := p.PrepareReply(ctx, req.ReplyTo); err != nil {
+			return fmt.Errorf("tracebus: reply: %w", err)
+		}
+	}
 	if id, ok := req.Headers.Lookup(HeaderCorrelationID); ok {
 		reply.Headers.Set(HeaderCorrelationID, id)
 	}

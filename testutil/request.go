@@ -48,12 +48,13 @@ func TestRequestReply(t *testing.T, s TransportSuite) {
 	}
 }
 
-// reqGroup is the group and durable name of the suite's repliers: Kafka
-// needs a group, JetStream a durable name.
-const reqGroup = "replier"
-
-func reqOptions(s TransportSuite, extra ...broker.SubscribeOption) []broker.SubscribeOption {
-	return s.Options(append([]broker.SubscribeOption{broker.Group(reqGroup), broker.Name(reqGroup)}, extra...)...)
+// reqOptions are the options of a replier subscribed to dest: a group and
+// durable name of its own (Kafka needs a group, JetStream a durable name),
+// so that a second replier of a test does not rebalance the first one's
+// Kafka group.
+func reqOptions(s TransportSuite, dest string, extra ...broker.SubscribeOption) []broker.SubscribeOption {
+	name := "replier-" + dest
+	return s.Options(append([]broker.SubscribeOption{broker.Group(name), broker.Name(name)}, extra...)...)
 }
 
 // quiet is a broker option that discards the logs of handlers failing on
@@ -68,7 +69,7 @@ func echo(t *testing.T, s TransportSuite, b *broker.Broker, dest string, extra .
 		reply := &broker.Message{Body: append([]byte("re: "), m.Body...)}
 		reply.Headers.Set("x-echo", m.Headers.Get("x-in"))
 		return b.Reply(ctx, m, reply)
-	}, reqOptions(s, extra...)...)
+	}, reqOptions(s, dest, extra...)...)
 	if err != nil {
 		t.Fatalf("subscribe %s: %v", dest, err)
 	}
@@ -117,7 +118,7 @@ func testReqTyped(t *testing.T, s TransportSuite) {
 	server, client := s.Broker(t), s.Broker(t)
 	err := broker.HandleResult(server, dest, func(_ context.Context, o Order) (Invoice, error) {
 		return Invoice{OrderID: o.ID, Amount: 10 * o.Quantity}, nil
-	}, reqOptions(s)...)
+	}, reqOptions(s, dest)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func testReqTimeout(t *testing.T, s TransportSuite) {
 			return nil // and never answer
 		}
 		return server.Reply(ctx, m, &broker.Message{Body: m.Body})
-	}, reqOptions(s)...)
+	}, reqOptions(s, dest)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,9 @@ func (errCardDeclined) Error() string     { return "card 4111-1111 declined by i
 func (errCardDeclined) ErrorType() string { return "card_declined" }
 
 func testReqErrors(t *testing.T, s TransportSuite) {
-	dest, exposed := s.Destination(t), s.Destination(t)
+	// Every destination exists before the brokers start: a Kafka client
+	// learns about topics created later only at its next metadata refresh.
+	dest, exposed, raw := s.Destination(t), s.Destination(t), s.Destination(t)
 	server, client := s.Broker(t, quiet), s.Broker(t)
 	handler := func(_ context.Context, o Order) (Invoice, error) {
 		switch o.ID {
@@ -230,8 +233,8 @@ func testReqErrors(t *testing.T, s TransportSuite) {
 		return Invoice{OrderID: o.ID}, nil
 	}
 	for d, opts := range map[string][]broker.SubscribeOption{
-		dest:    reqOptions(s, broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))),
-		exposed: reqOptions(s, broker.MaxAttempts(1), broker.ExposeErrors()),
+		dest:    reqOptions(s, dest, broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))),
+		exposed: reqOptions(s, exposed, broker.MaxAttempts(1), broker.ExposeErrors()),
 	} {
 		if err := broker.HandleResult(server, d, handler, opts...); err != nil {
 			t.Fatal(err)
@@ -272,10 +275,9 @@ func testReqErrors(t *testing.T, s TransportSuite) {
 	if re, ok := errors.AsType[*broker.ReplyError](err); !ok || re.Type != "decode" || re.Message != "" {
 		t.Errorf("undecodable request: %v, want an error reply of type decode without text", err)
 	}
-	raw := s.Destination(t)
 	err = server.Subscribe(raw, func(ctx context.Context, m *broker.Message) error {
 		return server.ReplyError(ctx, m, errCardDeclined{})
-	}, reqOptions(s)...)
+	}, reqOptions(s, raw)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +321,7 @@ func testReqConcurrent(t *testing.T, s TransportSuite) {
 }
 
 func testReqLate(t *testing.T, s TransportSuite) {
-	dest := s.Destination(t)
+	dest, echoed := s.Destination(t), s.Destination(t)
 	server, client := s.Broker(t), s.Broker(t)
 	arrived := make(chan struct{}, 1)
 	release := make(chan struct{})
@@ -329,7 +331,7 @@ func testReqLate(t *testing.T, s TransportSuite) {
 		arrived <- struct{}{}
 		<-release
 		return server.Reply(ctx, m, &broker.Message{Body: []byte("too late")})
-	}, reqOptions(s)...)
+	}, reqOptions(s, dest)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +356,6 @@ func testReqLate(t *testing.T, s TransportSuite) {
 	assertStats(t, client, broker.RequestStats{LateReplies: 1})
 
 	// The inbox still serves the next request.
-	echoed := s.Destination(t)
 	echo(t, s, server, echoed)
 	ctx2, cancel2 := s.requestCtx()
 	defer cancel2()

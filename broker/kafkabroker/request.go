@@ -6,11 +6,15 @@ import (
 	"fmt"
 
 	kafka "github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/tracebus/tracebus/broker"
 )
 
-var _ broker.ReplyTransport = (*Transport)(nil)
+var (
+	_ broker.ReplyTransport = (*Transport)(nil)
+	_ broker.ReplyPreparer  = (*Transport)(nil)
+)
 
 // WithReplyTopic names the topic the replies to this transport's requests
 // (broker.Request) arrive on. Each broker instance needs a topic of its
@@ -73,10 +77,16 @@ func (t *Transport) OpenInbox(ctx context.Context, deliver broker.InboxFunc) (br
 			return nil, err
 		}
 	}
-	// ctx bounds the lookups of Subscribe; the deliveries of this
-	// subscription never use their ctx (an ack of a group-less
-	// subscription commits nothing), so its expiry cannot stop the inbox.
-	sub, err := t.Subscribe(ctx, broker.SubscriptionSpec{Destination: topic, Concurrency: 1},
+	// The subscription keeps the ctx it is given as its deliveries' ctx.
+	// The request's ctx must bound the lookups of Subscribe, but must not
+	// be kept (its values, the first request's span among them): the
+	// lookups get a ctx of their own that ends with it. The deliveries
+	// below use no ctx (an ack of a group-less subscription commits
+	// nothing), so that one ending cannot stop the inbox.
+	openCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	sub, err := t.Subscribe(openCtx, broker.SubscriptionSpec{Destination: topic, Concurrency: 1},
 		func(ctx context.Context, msgs []*broker.Message, ack broker.Acknowledger) {
 			for _, m := range msgs {
 				deliver(m.Headers.Get(broker.HeaderCorrelationID), m, nil)
@@ -112,3 +122,42 @@ type inbox struct {
 func (in *inbox) ReplyTo(string) string { return in.topic }
 
 func (in *inbox) Close(ctx context.Context) error { return in.sub.Close(ctx) }
+
+// PrepareReply implements broker.ReplyPreparer. A requester creates its
+// reply topic when it starts, and kafka-go's writer learns about a new
+// topic only at its next metadata refresh (WithMetadataMaxAge, 6s by
+// default): the first reply to every new requester would wait that long.
+// So before the first reply to a topic the writer does not know, the
+// transport checks that the topic exists, with a request that cannot
+// create it (DescribeConfigs), and then has kafka-go refresh its metadata
+// for it. A reply address naming no topic is not created here, whatever
+// the brokers' auto.create.topics.enable: the publish then waits and fails
+// as any publish to a missing topic does.
+func (t *Transport) PrepareReply(ctx context.Context, topic string) error {
+	if _, ok := t.replyTopics.Load(topic); ok || t.autoCreate() {
+		return nil
+	}
+	res, err := t.kt.RoundTrip(ctx, t.writer.Addr, &metadataAPI.Request{TopicNames: []string{topic}})
+	if err != nil {
+		return nil // the publish reports what is wrong
+	}
+	for _, tm := range res.(*metadataAPI.Response).Topics {
+		if tm.Name == topic && tm.ErrorCode == 0 {
+			t.replyTopics.Store(topic, struct{}{})
+			return nil
+		}
+	}
+	dc, err := t.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{
+		Resources: []kafka.DescribeConfigRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic}},
+	})
+	if err != nil || len(dc.Resources) != 1 || dc.Resources[0].Error != nil {
+		return nil
+	}
+	// The topic exists, so allowing auto-creation creates nothing; it is
+	// what makes kafka-go ask the brokers instead of its cache, and wait
+	// until its cache knows the topic.
+	if _, err := t.kt.RoundTrip(ctx, t.writer.Addr, &metadataAPI.Request{TopicNames: []string{topic}, AllowAutoTopicCreation: true}); err == nil {
+		t.replyTopics.Store(topic, struct{}{})
+	}
+	return nil
+}

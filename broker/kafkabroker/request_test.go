@@ -3,8 +3,12 @@ package kafkabroker_test
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
+
+	kafka "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
@@ -56,5 +60,36 @@ func TestReplyToCarriedInHeader(t *testing.T) {
 	got := in.Next(t)
 	if got.ReplyTo != "answers-here" || len(got.Headers.Values(broker.HeaderReplyTo)) != 1 {
 		t.Errorf("consumed ReplyTo %q, headers %v; want %q in one header", got.ReplyTo, got.Headers, "answers-here")
+	}
+}
+
+// A reply address naming no topic is not created by the replier, even on
+// brokers that create topics on demand: a hostile request cannot make a
+// replier create topics. The reply fails once the metadata max age passed.
+func TestReplyCreatesNoTopic(t *testing.T) {
+	if os.Getenv(kafkatest.EnvBrokers) != "" {
+		t.Skip("needs the in-process cluster")
+	}
+	c := kafkatest.New(t, kafkatest.WithKfakeOptions(kfake.AllowAutoTopicCreation()))
+	tr, err := kafkabroker.New(append(c.TransportOptions(), kafkabroker.WithMetadataMaxAge(200*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(tr)
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := &broker.Message{Destination: "requests", ReplyTo: "planted-topic"}
+	if err := b.Reply(ctx, req, &broker.Message{Body: []byte("x")}); err == nil {
+		t.Fatal("reply to a missing topic succeeded")
+	}
+	dc, err := c.Client().DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{
+		Resources: []kafka.DescribeConfigRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: "planted-topic"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dc.Resources) != 1 || dc.Resources[0].Error == nil {
+		t.Errorf("the reply created topic planted-topic: %+v", dc.Resources)
 	}
 }
