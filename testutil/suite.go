@@ -40,6 +40,12 @@ type Features struct {
 	// NoResponders: a request to a destination nobody subscribes to fails
 	// at once with broker.ErrNoResponders instead of timing out.
 	NoResponders bool
+	// Synchronous: Publish returns after the handlers ran (the memory
+	// transport WithSyncDelivery), so batches form per publish call rather
+	// than over time and redelivery delays are not waited for; the suites
+	// skip the tests that depend on time. TestTransport, whose handlers
+	// wait for the test goroutine, does not apply.
+	Synchronous bool
 }
 
 // TransportSuite describes a transport to the suites.

@@ -62,22 +62,25 @@ func (in *inbox) Close(context.Context) error {
 	return nil
 }
 
-// toInbox hands m to the inbox it is addressed to and reports whether
-// there was one. The caller holds srv.mu; deliver does not block.
-func (srv *Server) toInbox(m *broker.Message) bool {
-	in, id := srv.inboxOf(m.Destination)
-	if in == nil {
-		return false
+// dispatch hands the accepted message m to the inbox it is addressed to,
+// or else routes it to the subscriptions it goes to (see route); a request
+// that no subscription gets is answered with no responders. srv.mu must be
+// held; an inbox's deliver does not block.
+func (srv *Server) dispatch(m *broker.Message, to func(*subscription)) {
+	if in, id := srv.inboxOf(m.Destination); in != nil {
+		in.deliver(id, m, nil)
+		return
 	}
-	in.deliver(id, m, nil)
-	return true
-}
-
-// noResponders tells the inbox of replyTo, if it is one, that nobody
-// received its request. The caller holds srv.mu.
-func (srv *Server) noResponders(dest, replyTo string) {
-	if in, id := srv.inboxOf(replyTo); in != nil {
-		in.deliver(id, nil, fmt.Errorf("memory: nothing subscribes to %s: %w", dest, broker.ErrNoResponders))
+	received := false
+	srv.route(m.Destination, func(s *subscription) {
+		received = true
+		to(s)
+	})
+	if received || m.ReplyTo == "" {
+		return
+	}
+	if in, id := srv.inboxOf(m.ReplyTo); in != nil {
+		in.deliver(id, nil, fmt.Errorf("memory: nothing subscribes to %s: %w", m.Destination, broker.ErrNoResponders))
 	}
 }
 
