@@ -23,12 +23,7 @@ func TestRequestReply(t *testing.T) {
 
 func TestRequestWithoutReplyTopic(t *testing.T) {
 	c := kafkatest.New(t)
-	tr, err := kafkabroker.New(c.TransportOptions()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := broker.New(tr)
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	b := plainBroker(t, c.TransportOptions()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := b.Request(ctx, &broker.Message{Destination: "anything"}); !errors.Is(err, broker.ErrInvalidOption) {
@@ -71,12 +66,7 @@ func TestReplyCreatesNoTopic(t *testing.T) {
 		t.Skip("needs the in-process cluster")
 	}
 	c := kafkatest.New(t, kafkatest.WithKfakeOptions(kfake.AllowAutoTopicCreation()))
-	tr, err := kafkabroker.New(append(c.TransportOptions(), kafkabroker.WithMetadataMaxAge(200*time.Millisecond))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := broker.New(tr)
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	b := plainBroker(t, append(c.TransportOptions(), kafkabroker.WithMetadataMaxAge(200*time.Millisecond))...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req := &broker.Message{Destination: "requests", ReplyTo: "planted-topic"}
@@ -92,4 +82,17 @@ func TestReplyCreatesNoTopic(t *testing.T) {
 	if len(dc.Resources) != 1 || dc.Resources[0].Error == nil {
 		t.Errorf("the reply created topic planted-topic: %+v", dc.Resources)
 	}
+}
+
+// plainBroker returns a broker over a transport made with opts, closed when
+// the test ends.
+func plainBroker(t *testing.T, opts ...kafkabroker.Option) *broker.Broker {
+	t.Helper()
+	tr, err := kafkabroker.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(tr)
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	return b
 }
