@@ -59,20 +59,20 @@ type SubscribeOption interface {
 }
 
 type subConfig struct {
-	spec         SubscriptionSpec
-	middleware   []Middleware
-	maxAttempts  int
-	backoff      Backoff
-	deadLetter   string
-	batchOpt     bool // a batch option was given
-	description  string
-	ackMode      ackMode
-	codec        Codec             // typed subscriptions; the broker's when not set
-	publishTo    []ResultPublisher // HandleResult
-	noReply      bool              // HandleResult
-	exposeErrors bool              // HandleResult
-	endpoint     Endpoint          // payload facts of typed subscriptions
-	err          error
+	spec        SubscriptionSpec
+	middleware  []Middleware
+	maxAttempts int
+	backoff     Backoff
+	deadLetter  string
+	batchOpt    bool // a batch option was given
+	description string
+	ackMode     ackMode
+	codec       Codec             // typed subscriptions; the broker's when not set
+	publishTo   []ResultPublisher // HandleResult
+	noReply     bool              // HandleResult
+	expose      bool              // HandleResult: ExposeErrors
+	endpoint    Endpoint          // payload facts of typed subscriptions
+	err         error
 }
 
 // Defaults of every subscription.

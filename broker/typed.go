@@ -186,7 +186,7 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 		codec:       cfg.codec,
 		pubs:        cfg.publishTo,
 		noReply:     cfg.noReply,
-		expose:      cfg.exposeErrors,
+		expose:      cfg.expose,
 		maxAttempts: cfg.maxAttempts,
 		ackFirst:    cfg.ackMode == ackFirst,
 	}
@@ -293,7 +293,7 @@ func PublishTo(pubs ...ResultPublisher) SubscribeOption {
 // error's type (see ReplyError), so that internal details (SQL, hosts,
 // stack traces) stay with the replier.
 func ExposeErrors() SubscribeOption {
-	return subOptionFunc(func(c *subConfig) { c.exposeErrors = true })
+	return subOptionFunc(func(c *subConfig) { c.expose = true })
 }
 
 // NoReply makes a HandleResult subscription ignore the reply address of
