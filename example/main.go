@@ -73,6 +73,10 @@ type config struct {
 	http    string
 	serve   bool
 	log     *slog.Logger // warnings, such as a receiver that takes no metrics
+	// inspect, when set, is called with the HTTP base URL once the orders
+	// are through, while everything still runs (tests look at the served
+	// metrics, AsyncAPI document and health there).
+	inspect func(base string) error
 }
 
 func (c config) kafkaBrokers() []string {

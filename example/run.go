@@ -193,7 +193,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		return werr
 	}
 
-	stopHTTP, err := serveHTTP(cfg, out, app, svcs, brokers)
+	base, stopHTTP, err := serveHTTP(cfg, out, app, svcs, brokers)
 	if err != nil {
 		return err
 	}
@@ -218,6 +218,11 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	}
 	fmt.Fprintf(out, "\n%d orders: %d shipped, %d dead-lettered; billing's invoice counter:\n", cfg.orders, want, wantRejected)
 	printCounter(out, svcs["billing"].providers.MetricsHandler())
+	if cfg.inspect != nil {
+		if err := cfg.inspect(base); err != nil {
+			return err
+		}
+	}
 	if cfg.serve {
 		fmt.Fprintln(out, "\nserving until Ctrl-C")
 		<-ctx.Done()
@@ -318,12 +323,16 @@ func servers(cfg config) (natsURL string, kafkaOpts []kafkabroker.Option, stop f
 
 // serveHTTP serves each service's Prometheus metrics, the AsyncAPI document
 // of all of them and the app's health on cfg.http, and prints the URLs.
-func serveHTTP(cfg config, out io.Writer, app *broker.App, svcs map[string]*service, brokers []*broker.Broker) (stop func(), err error) {
-	ln, err := net.Listen("tcp", cfg.http)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.http, err)
+func serveHTTP(cfg config, out io.Writer, app *broker.App, svcs map[string]*service, brokers []*broker.Broker) (base string, stop func(), err error) {
+	addr := cfg.http
+	if addr == "" {
+		addr = "127.0.0.1:0"
 	}
-	base := "http://" + ln.Addr().String()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	base = "http://" + ln.Addr().String()
 	mux := http.NewServeMux()
 	fmt.Fprintln(out, "serving on "+base)
 	for _, name := range []string{"checkout", "fraud", "billing", "shipping"} {
@@ -339,7 +348,7 @@ func serveHTTP(cfg config, out io.Writer, app *broker.App, svcs map[string]*serv
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = srv.Serve(ln) })
-	return func() {
+	return base, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
