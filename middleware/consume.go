@@ -93,13 +93,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, st *statics, msgs []*broker.
 
 	err := next(hctx, op, msgs)
 
-	end := time.Now()
-	var et attribute.KeyValue
-	if err != nil {
-		et = errorType(err)
-		setError(span, err, et)
-	}
-	span.End()
+	end, et := endSpan(span, err)
 	t.recordProcess(hctx, op, st, dest, partition, len(msgs), et, end.Sub(start))
 	return err
 }
@@ -166,13 +160,7 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs 
 
 	err := next(hctx, op, msgs)
 
-	end := time.Now()
-	var et attribute.KeyValue
-	if err != nil {
-		et = errorType(err)
-		setError(span, err, et)
-	}
-	span.End(trace.WithTimestamp(end))
+	end, et := endSpan(span, err)
 	t.recordProcess(hctx, op, nil, dest, partition, len(msgs), et, end.Sub(start))
 	return err
 }

@@ -28,3 +28,9 @@ func TestMemoryConformance(t *testing.T) {
 func TestMemoryTyped(t *testing.T) {
 	testutil.TestTyped(t, memorySuite(t))
 }
+
+func TestMemoryRequestReply(t *testing.T) {
+	s := memorySuite(t)
+	s.Features.NoResponders = true
+	testutil.TestRequestReply(t, s)
+}
