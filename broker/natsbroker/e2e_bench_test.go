@@ -66,9 +66,13 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 		name := "E2E_" + map[string]string{"jetstream": "SYNC", "jetstream-batch": "BATCH"}[mode] + "_" +
 			map[string]string{"raw": "RAW", "untraced": "UNTRACED", "traced": "TRACED", "traced-1pct": "SAMPLED", "hand": "HAND", e2ePull500: "PULL500"}[variant]
 		_ = jsc.DeleteStream(ctx, name)
-		if _, err := jsc.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subject}, Storage: jetstream.MemoryStorage}); err != nil {
+		// Consumed messages need not stay: a bounded stream keeps the
+		// server within its JetStream memory, run after run.
+		if _, err := jsc.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subject},
+			Storage: jetstream.MemoryStorage, MaxMsgs: 16 * e2eWindow, Discard: jetstream.DiscardOld}); err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(func() { _ = jsc.DeleteStream(context.Background(), name) })
 	}
 	w := e2ebench.NewWindow(e2eWindow)
 
