@@ -35,9 +35,9 @@ import (
 func BenchmarkEndToEnd(b *testing.B) {
 	srv := natstest.Start(b)
 	for _, mode := range []string{"core", "jetstream", "jetstream-batch"} {
-		variants := e2ebench.Variants
+		variants := append(e2ebench.Variants[:len(e2ebench.Variants):len(e2ebench.Variants)], e2eRawHeader)
 		if mode != "core" {
-			variants = append(variants[:len(variants):len(variants)], e2ePull500)
+			variants = append(variants, e2ePull500)
 		}
 		for _, v := range variants {
 			b.Run(mode+"/"+v, func(b *testing.B) { benchE2E(b, srv, mode, v) })
@@ -52,7 +52,13 @@ const (
 	// buffer of 500 messages instead of natsbroker's 16 (two per worker,
 	// at least 16): what that default costs.
 	e2ePull500 = "untraced-pull500"
+	// e2eRawHeader is raw nats.go sending every message with a fixed
+	// traceparent header, which the handler reads: what carrying a trace
+	// context costs the client and the server, whoever writes it.
+	e2eRawHeader = "raw-header"
 )
+
+const e2eTraceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 	ctx := context.Background()
@@ -64,7 +70,7 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 			b.Fatal(err)
 		}
 		name := "E2E_" + map[string]string{"jetstream": "SYNC", "jetstream-batch": "BATCH"}[mode] + "_" +
-			map[string]string{"raw": "RAW", "untraced": "UNTRACED", "traced": "TRACED", "traced-1pct": "SAMPLED", "hand": "HAND", e2ePull500: "PULL500"}[variant]
+			map[string]string{"raw": "RAW", "untraced": "UNTRACED", "traced": "TRACED", "traced-1pct": "SAMPLED", "hand": "HAND", e2ePull500: "PULL500", e2eRawHeader: "HEADER"}[variant]
 		_ = jsc.DeleteStream(ctx, name)
 		// Consumed messages need not stay: a bounded stream keeps the
 		// server within its JetStream memory, run after run.
@@ -78,12 +84,12 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 
 	var publish, flush func() error
 	switch variant {
-	case e2ebench.Raw, e2ebench.Hand:
+	case e2ebench.Raw, e2ebench.Hand, e2eRawHeader:
 		var h *e2ebench.Instrumentation
 		if variant == e2ebench.Hand {
 			h = e2ebench.NewInstrumentation(b, natsbroker.System, subject)
 		}
-		publish, flush = rawE2E(b, srv, mode, subject, h, w)
+		publish, flush = rawE2E(b, srv, mode, subject, h, variant == e2eRawHeader, w)
 	default:
 		var topts []natsbroker.Option
 		if js {
@@ -141,14 +147,30 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 
 // rawE2E wires the raw nats.go variant, instrumented by h when it is not
 // nil, and returns its publish and flush functions.
-func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebench.Instrumentation, w e2ebench.Window) (publish, flush func() error) {
+//
+// With header, each message carries a fixed traceparent that the handler
+// reads.
+func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebench.Instrumentation, header bool, w e2ebench.Window) (publish, flush func() error) {
 	ctx := context.Background()
 	pub, sub := srv.Connect(b), srv.Connect(b)
+	newMsg := func() *natsgo.Msg {
+		m := &natsgo.Msg{Subject: subject, Data: e2ebench.Body, Header: natsgo.Header{}}
+		if header {
+			m.Header["traceparent"] = []string{e2eTraceparent}
+		}
+		return m
+	}
+	read := func(hdr natsgo.Header, size int) {
+		switch {
+		case h != nil:
+			h.Consume(propagation.HeaderCarrier(hdr), size)
+		case header && len(hdr["traceparent"]) != 1:
+			b.Error("a message without its traceparent")
+		}
+	}
 	if mode == "core" {
 		s, err := sub.Subscribe(subject, func(m *natsgo.Msg) {
-			if h != nil {
-				h.Consume(propagation.HeaderCarrier(m.Header), len(m.Data))
-			}
+			read(m.Header, len(m.Data))
 			w.Done()
 		})
 		if err != nil {
@@ -159,7 +181,7 @@ func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebenc
 			b.Fatal(err)
 		}
 		return func() error {
-			m := &natsgo.Msg{Subject: subject, Data: e2ebench.Body, Header: natsgo.Header{}}
+			m := newMsg()
 			if h == nil {
 				return pub.PublishMsg(m)
 			}
@@ -180,9 +202,7 @@ func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebenc
 		b.Fatal(err)
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if h != nil {
-			h.Consume(propagation.HeaderCarrier(m.Headers()), len(m.Data()))
-		}
+		read(m.Headers(), len(m.Data()))
 		_ = m.Ack()
 		w.Done()
 	})
@@ -192,7 +212,7 @@ func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebenc
 	b.Cleanup(cc.Stop)
 	if mode == "jetstream" {
 		return func() error {
-			m := &natsgo.Msg{Subject: subject, Data: e2ebench.Body, Header: natsgo.Header{}}
+			m := newMsg()
 			send := func() error { _, err := jsPub.PublishMsg(ctx, m); return err }
 			if h == nil {
 				return send()
@@ -236,7 +256,7 @@ func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebenc
 		return err
 	}
 	publish = func() error {
-		m := &natsgo.Msg{Subject: subject, Data: e2ebench.Body, Header: natsgo.Header{}}
+		m := newMsg()
 		batch = append(batch, m)
 		carriers = append(carriers, propagation.HeaderCarrier(m.Header))
 		if len(batch) < e2eBatch {
