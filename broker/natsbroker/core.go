@@ -80,7 +80,7 @@ func (s *coreSub) markClosed() { s.closedOnce.Do(func() { close(s.subClosed) }) 
 
 // onMsg is the nats.go callback of plain subscriptions.
 func (s *coreSub) onMsg(m *natsgo.Msg) {
-	if !s.r.submit(func() { s.run([]*natsgo.Msg{m}) }, s.r.abandon) {
+	if !s.r.submit(func() { s.run([]*natsgo.Msg{m}) }, s.r.abandon, nil) {
 		s.lost(1)
 	}
 }
@@ -128,7 +128,7 @@ func (s *coreSub) batch() {
 			}
 		}
 		timer.Stop()
-		if !s.r.submit(func() { s.run(msgs) }, s.r.abandon) {
+		if !s.r.submit(func() { s.run(msgs) }, s.r.abandon, nil) {
 			s.lost(len(msgs))
 			return
 		}
