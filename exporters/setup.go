@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/contrib/propagators/autoprop"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -95,9 +94,9 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 	if c.propagator != nil {
 		p.Propagator = c.propagator
 	} else {
-		// autoprop reads OTEL_PROPAGATORS and falls back to W3C trace
-		// context plus baggage.
-		p.Propagator = autoprop.NewTextMapPropagator()
+		// OTEL_PROPAGATORS as autoprop reads it, with tracebus's
+		// limit-respecting baggage propagator.
+		p.Propagator = envPropagator()
 	}
 
 	if c.global {

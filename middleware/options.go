@@ -68,8 +68,12 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // honours OTEL_PROPAGATORS) takes effect whenever it is called. As long as no
 // global propagator was ever set — OpenTelemetry's default then propagates
 // nothing, which would silently cut every trace at the broker and drop all
-// baggage — W3C Trace Context and W3C Baggage are used. To propagate
-// nothing, set a propagator that does nothing, such as
+// baggage — W3C Trace Context and W3C Baggage are used, baggage through
+// baggage.Propagator, which cuts baggage over the W3C limits
+// deterministically and reports the cut (exporters.Setup installs the
+// same). A propagator you build yourself should use baggage.Propagator
+// rather than propagation.Baggage, which drops over-limit baggage whole. To
+// propagate nothing, set a propagator that does nothing, such as
 // propagation.NewCompositeTextMapPropagator().
 func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) { c.propagator = p })

@@ -10,12 +10,16 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
 )
 
-// defaultPropagator is used while no global propagator was set.
+// defaultPropagator is used while no global propagator was set: W3C Trace
+// Context, and W3C Baggage through baggage.Propagator, which cuts baggage
+// over the W3C limits deterministically (and reports it) where otel-go's
+// propagation.Baggage drops it whole.
 var defaultPropagator propagation.TextMapPropagator = propagation.NewCompositeTextMapPropagator(
-	propagation.TraceContext{}, propagation.Baggage{})
+	propagation.TraceContext{}, baggage.Propagator{})
 
 // unsetGlobal is the propagator otel.GetTextMapPropagator returns until
 // otel.SetTextMapPropagator is first called: a delegating no-op. It is
