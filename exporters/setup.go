@@ -71,7 +71,7 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 	}
 
 	p := &Providers{Resource: res, metrics: ms}
-	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(spanLimits())}
 	if c.sampler != nil {
 		tpOpts = append(tpOpts, sdktrace.WithSampler(c.sampler))
 	}

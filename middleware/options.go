@@ -1,6 +1,9 @@
 package middleware
 
 import (
+	"os"
+	"strconv"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
@@ -21,7 +24,21 @@ type config struct {
 	noCreate    bool // batch publish: no per-message create spans
 	bodySize    bool // record messaging.message.body.size
 	settle      bool // settle spans and metrics
+
+	attrLimit int // bytes of message id and Kafka key attributes; <= 0: no cap
+	linkLimit int // links of a batch span; <= 0: no cap
 }
+
+// DefaultMessageAttributeLimit is how many bytes of a message id or Kafka
+// key go into span attributes unless WithMessageAttributeLimit says
+// otherwise.
+const DefaultMessageAttributeLimit = 256
+
+// DefaultBatchLinkLimit is how many links a batch span gets unless
+// WithBatchLinkLimit or OTEL_SPAN_LINK_COUNT_LIMIT say otherwise: the
+// OpenTelemetry SDK's default span link limit, beyond which it drops links
+// anyway.
+const DefaultBatchLinkLimit = 128
 
 // newConfig applies opts over the defaults: the global TracerProvider and
 // MeterProvider, taken here, at construction. That is late enough: the otel
@@ -30,7 +47,10 @@ type config struct {
 // time each is called), so NewTelemetry may run before the SDK is set up.
 // The propagator is looked up on every use instead; see WithPropagators.
 func newConfig(opts []Option) config {
-	var c config
+	c := config{attrLimit: DefaultMessageAttributeLimit, linkLimit: DefaultBatchLinkLimit}
+	if n, err := strconv.Atoi(os.Getenv("OTEL_SPAN_LINK_COUNT_LIMIT")); err == nil {
+		c.linkLimit = n
+	}
 	for _, o := range opts {
 		o.apply(&c)
 	}
@@ -77,6 +97,28 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // propagation.NewCompositeTextMapPropagator().
 func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) { c.propagator = p })
+}
+
+// WithMessageAttributeLimit caps the message id (messaging.message.id) and
+// Kafka key (messaging.kafka.message.key) recorded on spans and links at n
+// bytes, cut at a UTF-8 character boundary; n <= 0 records them whole. The
+// default is DefaultMessageAttributeLimit: both come from whoever sent the
+// message, and uncapped they let a sender size the memory of the span
+// queue (64 KB ids held 156 MiB while a collector was down).
+func WithMessageAttributeLimit(n int) Option {
+	return optionFunc(func(c *config) { c.attrLimit = n })
+}
+
+// WithBatchLinkLimit caps the links of a batch span (one per message: the
+// batch publish's send span, the batch consume's process span) at n; n <= 0
+// links every message. The default is OTEL_SPAN_LINK_COUNT_LIMIT when set,
+// else DefaultBatchLinkLimit, the SDK's own limit: links beyond the
+// provider's limit are dropped by the SDK after being built, so building
+// them costs memory for nothing. Set it to the link limit of your
+// TracerProvider if you changed that in code. messaging.batch.message_count
+// still counts every message.
+func WithBatchLinkLimit(n int) Option {
+	return optionFunc(func(c *config) { c.linkLimit = n })
 }
 
 // WithLinkedProcessSpans makes the process span of a single message the root
