@@ -156,7 +156,7 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 			slog.String("destination", s.op.Destination),
 			slog.Int("attempt", attempt),
 			slog.Duration("delay", delay),
-			slog.Any("error", err))
+			slog.String("error", s.b.cfg.errText(err)))
 		return Settlement{Action: Nak, Delay: delay}
 	}
 	if s.cfg.deadLetter == "" {
@@ -164,7 +164,7 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 			slog.String("destination", s.op.Destination),
 			slog.Int("attempt", attempt),
 			slog.Int("messages", len(msgs)),
-			slog.Any("error", err))
+			slog.String("error", s.b.cfg.errText(err)))
 		return Settlement{Action: Term}
 	}
 	if derr := s.deadLetter(handlerCtx, msgs, err, attempt); derr != nil {
@@ -181,12 +181,12 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 		slog.String("destination", s.op.Destination),
 		slog.String("dead_letter", s.cfg.deadLetter),
 		slog.Int("attempt", attempt),
-		slog.Any("error", err))
+		slog.String("error", s.b.cfg.errText(err)))
 	return Settlement{Action: Ack}
 }
 
 func (s *subscription) deadLetter(ctx context.Context, msgs []*Message, cause error, attempt int) error {
-	text := cause.Error()
+	text := s.b.cfg.errText(cause)
 	if len(text) > maxDeadLetterErrorLen {
 		text = text[:maxDeadLetterErrorLen]
 	}

@@ -256,7 +256,13 @@ func errorType(err error) attribute.KeyValue {
 // setError marks span as failed: status Error with the message and
 // error.type. The error is not recorded as an event as well; the status
 // already says it all.
-func setError(span trace.Span, err error, et attribute.KeyValue) {
-	span.SetStatus(codes.Error, err.Error())
+func (t *Telemetry) setError(span trace.Span, err error, et attribute.KeyValue) {
+	text := ""
+	if t.cfg.errorText != nil {
+		text = t.cfg.errorText(err)
+	} else {
+		text = err.Error()
+	}
+	span.SetStatus(codes.Error, text)
 	span.SetAttributes(et)
 }

@@ -87,7 +87,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, op *broker.Operation, msgs [
 	var et attribute.KeyValue
 	if err != nil {
 		et = errorType(err)
-		setError(span, err, et)
+		t.setError(span, err, et)
 	}
 	span.End(trace.WithTimestamp(end))
 	t.recordProcess(hctx, op, dest, partition, len(msgs), et, end.Sub(start))
@@ -158,7 +158,7 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op *broker.Operation, msgs
 	var et attribute.KeyValue
 	if err != nil {
 		et = errorType(err)
-		setError(span, err, et)
+		t.setError(span, err, et)
 	}
 	span.End(trace.WithTimestamp(end))
 	t.recordProcess(hctx, op, dest, partition, len(msgs), et, end.Sub(start))

@@ -60,7 +60,7 @@ func (t *Telemetry) publishOne(ctx context.Context, op *broker.Operation, msgs [
 	var et attribute.KeyValue
 	if err != nil {
 		et = errorType(err)
-		setError(span, err, et)
+		t.setError(span, err, et)
 	}
 	span.End(trace.WithTimestamp(end))
 	t.recordPublish(ctx, op, msgs, partition, err, et, end.Sub(start))
@@ -160,18 +160,18 @@ func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs
 	var et attribute.KeyValue
 	if err != nil {
 		et = errorType(err)
-		setError(send, err, et)
+		t.setError(send, err, et)
 		var be broker.BatchError
 		if errors.As(err, &be) && len(be) == len(msgs) {
 			for i, e := range be {
 				if e != nil && creates != nil {
-					setError(creates[i], e, semconv.ErrorType(e))
+					t.setError(creates[i], e, semconv.ErrorType(e))
 				}
 			}
 		} else {
 			// The batch failed as a whole: so did every message in it.
 			for _, c := range creates {
-				setError(c, err, et)
+				t.setError(c, err, et)
 			}
 		}
 	}

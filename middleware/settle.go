@@ -68,7 +68,7 @@ func (t *Telemetry) settle(ctx context.Context, op *broker.Operation, msgs []*br
 	var et attribute.KeyValue
 	if err != nil {
 		et = errorType(err)
-		setError(span, err, et)
+		t.setError(span, err, et)
 	}
 	span.End(trace.WithTimestamp(end))
 

@@ -1,0 +1,83 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/memory"
+)
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestWithErrorText checks that the hook replaces a handler's error text in
+// log records and in the dead-letter header, where by default the text
+// (here quoting the body) would leave the process.
+func TestWithErrorText(t *testing.T) {
+	var logs syncBuffer
+	errCard := errors.New("card declined")
+	b := broker.New(memory.New(),
+		broker.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
+		broker.WithErrorText(func(err error) string {
+			if errors.Is(err, errCard) {
+				return "redacted: card declined"
+			}
+			return "redacted"
+		}))
+	if err := b.Subscribe("payments", func(_ context.Context, m *broker.Message) error {
+		return errors.Join(errCard, errors.New("body was "+string(m.Body)))
+	}, broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter("payments.dead")); err != nil {
+		t.Fatal(err)
+	}
+	dead := make(chan string, 1)
+	if err := b.Subscribe("payments.dead", func(_ context.Context, m *broker.Message) error {
+		dead <- m.Headers.Get(broker.HeaderDeadLetterError)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	if err := b.Publish(ctx, &broker.Message{Destination: "payments", Body: []byte("4111-1111")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-dead:
+		if strings.Contains(got, "4111") || !strings.HasPrefix(got, "redacted: ") {
+			t.Errorf("dead-letter error header %q, want the hook's text", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no dead letter")
+	}
+	if strings.Contains(logs.String(), "4111") {
+		t.Errorf("the body leaked into the log:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "redacted") {
+		t.Errorf("the hook's text is not in the log:\n%s", logs.String())
+	}
+}
