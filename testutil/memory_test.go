@@ -24,3 +24,7 @@ func memorySuite(t *testing.T) testutil.TransportSuite {
 func TestMemoryConformance(t *testing.T) {
 	testutil.TestTransport(t, memorySuite(t))
 }
+
+func TestMemoryHostileHeaders(t *testing.T) {
+	testutil.TestHostileHeaders(t, memorySuite(t))
+}
