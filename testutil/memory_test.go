@@ -28,3 +28,7 @@ func TestMemoryConformance(t *testing.T) {
 func TestMemoryHostileHeaders(t *testing.T) {
 	testutil.TestHostileHeaders(t, memorySuite(t))
 }
+
+func TestMemoryLoad(t *testing.T) {
+	testutil.TestLoad(t, memorySuite(t), testutil.Scale(20_000, 1_000_000))
+}
