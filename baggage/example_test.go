@@ -3,6 +3,7 @@ package baggage_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"time"
 
 	otelbaggage "go.opentelemetry.io/otel/baggage"
@@ -18,7 +19,11 @@ import (
 // context and baggage in W3C headers.
 func newBroker() *broker.Broker {
 	w3c := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
-	return broker.New(memory.New(), broker.WithMiddleware(middleware.NewTelemetry(middleware.WithPropagators(w3c))))
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	return broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry(middleware.WithPropagators(w3c))))
 }
 
 // Baggage follows a message from service to service. The checkout starts it,

@@ -14,7 +14,8 @@ import (
 // publishes messages through it, with middleware around both.
 //
 // Register handlers with Subscribe and SubscribeBatch, then call Run (or
-// Start and later Close). Publish and PublishBatch work from the moment the
+// Start and later Close), or give the broker to an App that runs it with
+// others. Publish and PublishBatch work from the moment the
 // broker is created until it is closed, including from handlers that are
 // finishing during a graceful Close.
 //
@@ -26,14 +27,18 @@ type Broker struct {
 
 	state atomic.Int32
 
-	mu      sync.Mutex
-	subs    []*subscription
-	baseCtx context.Context
-	abort   context.CancelFunc
+	mu        sync.Mutex
+	subs      []*subscription
+	endpoints []Endpoint
+	baseCtx   context.Context
+	abort     context.CancelFunc
 
-	closing  atomic.Bool // set by the first Close
-	closed   chan struct{}
-	closeErr error
+	closing          step  // Close
+	draining         step  // stopSubscriptions
+	closingTransport step  // closeTransport
+	drainErr         error // guarded by mu
+	closed           chan struct{}
+	closeErr         error
 }
 
 const (
@@ -48,10 +53,21 @@ const (
 const ShutdownTimeout = 30 * time.Second
 
 // New returns a Broker over t. The broker owns t from now on and closes it
-// in Close.
+// in Close. When t implements LoggerSetter, it is given the broker's logger
+// (it keeps a logger given to it directly).
 func New(t Transport, opts ...Option) *Broker {
-	b := &Broker{transport: t, cfg: newConfig(opts), closed: make(chan struct{})}
-	b.publish = chainPublish(b.cfg.middleware, func(ctx context.Context, _ *Operation, msgs []*Message) error {
+	b := &Broker{
+		transport:        t,
+		cfg:              newConfig(opts),
+		closed:           make(chan struct{}),
+		closing:          newStep(),
+		draining:         newStep(),
+		closingTransport: newStep(),
+	}
+	if ls, ok := t.(LoggerSetter); ok {
+		ls.SetLogger(b.cfg.logger)
+	}
+	b.publish = chainPublish(b.cfg.middleware, func(ctx context.Context, _ Operation, msgs []*Message) error {
 		return b.transport.Publish(ctx, msgs)
 	})
 	return b
@@ -73,7 +89,7 @@ func (b *Broker) Publish(ctx context.Context, msg *Message) error {
 		return ErrClosed
 	}
 	op := b.publishOperation(msg.Destination, false)
-	return b.publish(ctx, &op, []*Message{msg})
+	return b.publish(ctx, op, []*Message{msg})
 }
 
 // PublishBatch sends msgs in one operation through the broker's middleware.
@@ -101,7 +117,7 @@ func (b *Broker) PublishBatch(ctx context.Context, msgs []*Message) error {
 		return ErrClosed
 	}
 	op := b.publishOperation(dest, true)
-	return b.publish(ctx, &op, msgs)
+	return b.publish(ctx, op, msgs)
 }
 
 func (b *Broker) publishOperation(dest string, batch bool) Operation {
@@ -130,24 +146,27 @@ func (b *Broker) publishOperation(dest string, batch bool) Operation {
 // Subscriptions registered before Start begin with Start; after Start they
 // begin at once.
 func (b *Broker) Subscribe(destination string, h Handler, opts ...SubscribeOption) error {
-	if h == nil {
-		return ErrNilHandler
-	}
-	cfg := newSubConfig(destination, false, opts)
-	if cfg.batchOpt && cfg.err == nil {
-		cfg.err = optionError("BatchSize and BatchWait need SubscribeBatch")
-	}
-	return b.add(cfg, func(ctx context.Context, msgs []*Message) error { return h(ctx, msgs[0]) })
+	return b.routes().subscribe(destination, h, opts)
 }
 
 // SubscribeBatch registers h for batches of messages arriving at
 // destination: up to BatchSize messages, delivered once that many arrived or
 // BatchWait after the first. The batch is settled as a whole.
 func (b *Broker) SubscribeBatch(destination string, h BatchHandler, opts ...SubscribeOption) error {
-	if h == nil {
-		return ErrNilHandler
+	return b.routes().subscribeBatch(destination, h, opts)
+}
+
+// subConfig applies opts to a subscription of destination, with the
+// broker's defaults.
+func (b *Broker) subConfig(destination string, batch bool, opts []SubscribeOption) subConfig {
+	cfg := newSubConfig(destination, batch, opts)
+	if cfg.codec == nil {
+		cfg.codec = b.cfg.codec
 	}
-	return b.add(newSubConfig(destination, true, opts), BatchHandler(h))
+	if !batch && cfg.batchOpt && cfg.err == nil {
+		cfg.err = optionError("BatchSize and BatchWait need a batch subscription")
+	}
+	return cfg
 }
 
 func (b *Broker) add(cfg subConfig, h BatchHandler) error {
@@ -157,22 +176,49 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	if cfg.err != nil {
 		return cfg.err
 	}
+	if err := b.validate(cfg.spec); err != nil {
+		return err
+	}
 	s := newSubscription(b, cfg, h)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state.Load() {
 	case stateNew:
-		b.subs = append(b.subs, s)
-		return nil
 	case stateStarted:
 		if err := s.start(b.baseCtx); err != nil {
 			return err
 		}
-		b.subs = append(b.subs, s)
-		return nil
 	default:
 		return ErrClosed
 	}
+	b.subs = append(b.subs, s)
+	e := cfg.endpoint
+	e.Kind = EndpointSubscriber
+	e.Destination = cfg.spec.Destination
+	e.Group = cfg.spec.Group
+	e.Name = cfg.spec.Name
+	e.Batch = cfg.spec.Batch
+	e.Description = cfg.description
+	b.endpoints = append(b.endpoints, e)
+	return nil
+}
+
+// validate checks that every transport option is meant for this transport
+// and lets the transport check the rest.
+func (b *Broker) validate(spec SubscriptionSpec) error {
+	system := b.transport.Info().System
+	for _, o := range spec.TransportOptions {
+		if name := o.TransportName(); name != system {
+			return fmt.Errorf("tracebus: subscribe %s: option %s is a %s option, the broker's transport is %s: %w",
+				spec.Destination, optionName(o), name, system, ErrUnsupportedOption)
+		}
+	}
+	if v, ok := b.transport.(SubscriptionValidator); ok {
+		if err := v.ValidateSubscription(spec); err != nil {
+			return err // the transport names the subscription and the option
+		}
+	}
+	return nil
 }
 
 // Start starts every registered subscription and returns. ctx carries
@@ -232,52 +278,99 @@ func (b *Broker) Run(ctx context.Context) error {
 // does that. Publishing fails with ErrClosed afterwards. Calling Close again
 // waits for the first call and returns nil, or ctx.Err() when its own ctx
 // is done first.
+//
+// A broker run by an App is closed by the App, in two steps that Close
+// takes one after the other: see App.Stop.
 func (b *Broker) Close(ctx context.Context) error {
-	// Not a sync.Once: a later call must be able to give up on its own
-	// ctx while the first one is still draining, and Once.Do would block
-	// it until the first call returned.
-	if b.closing.CompareAndSwap(false, true) {
-		b.closeErr = b.doClose(ctx)
+	// A step, not a sync.Once: a later call must be able to give up on
+	// its own ctx while the first one is still draining, and Once.Do would
+	// block it until the first call returned.
+	return b.closing.run(ctx, func() error {
+		err := b.stopSubscriptions(ctx)
+		return errors.Join(err, b.closeTransport(ctx))
+	})
+}
+
+// stopSubscriptions is the first step of closing: every subscription stops
+// taking new messages and the handlers in flight finish, within ctx. The
+// broker keeps publishing, so handlers of other brokers still draining can
+// send through it. When ctx is done first, the handlers' context is
+// cancelled. A second call waits for the first one (or its own ctx) and
+// returns nil.
+func (b *Broker) stopSubscriptions(ctx context.Context) error {
+	return b.draining.run(ctx, func() error {
+		b.mu.Lock()
+		b.state.Store(stateClosing)
+		subs := b.subs
+		abort := b.abort
+		b.mu.Unlock()
+
+		errs := make([]error, len(subs))
+		var wg sync.WaitGroup
+		for i, s := range subs {
+			wg.Go(func() { errs[i] = s.close(ctx) })
+		}
+		drained := make(chan struct{})
+		go func() { wg.Wait(); close(drained) }()
+		var err error
+		select {
+		case <-drained:
+			err = errors.Join(errs...)
+		case <-ctx.Done():
+			err = fmt.Errorf("tracebus: close: drain did not finish: %w", ctx.Err())
+		}
+		if abort != nil {
+			abort()
+		}
+		b.mu.Lock()
+		b.drainErr = err
+		b.mu.Unlock()
+		return err
+	})
+}
+
+// closeTransport is the second step of closing, after stopSubscriptions:
+// publishing fails with ErrClosed from now on and the transport is closed.
+// A second call waits for the first one (or its own ctx) and returns nil.
+func (b *Broker) closeTransport(ctx context.Context) error {
+	return b.closingTransport.run(ctx, func() error {
+		b.mu.Lock()
+		b.state.Store(stateClosed)
+		drainErr := b.drainErr
+		b.mu.Unlock()
+		var err error
+		if terr := b.transport.Close(ctx); terr != nil {
+			err = fmt.Errorf("tracebus: close transport: %w", terr)
+		}
+		// Run reports the whole close, drain included, to its caller.
+		b.closeErr = errors.Join(drainErr, err)
 		close(b.closed)
-		return b.closeErr
+		return err
+	})
+}
+
+// step runs a function once; a later caller waits for it to finish.
+type step struct {
+	begun atomic.Bool
+	done  chan struct{}
+}
+
+func newStep() step { return step{done: make(chan struct{})} }
+
+// run calls fn if it is the first call and returns fn's error. Otherwise it
+// waits until the first call finished and returns nil, or ctx.Err() when
+// ctx is done first.
+func (s *step) run(ctx context.Context, fn func() error) error {
+	if s.begun.CompareAndSwap(false, true) {
+		defer close(s.done)
+		return fn()
 	}
 	select {
-	case <-b.closed:
+	case <-s.done:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return nil
-}
-
-func (b *Broker) doClose(ctx context.Context) error {
-	b.mu.Lock()
-	b.state.Store(stateClosing)
-	subs := b.subs
-	abort := b.abort
-	b.mu.Unlock()
-
-	errs := make([]error, len(subs))
-	var wg sync.WaitGroup
-	for i, s := range subs {
-		wg.Go(func() { errs[i] = s.close(ctx) })
-	}
-	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
-	var err error
-	select {
-	case <-drained:
-		err = errors.Join(errs...)
-	case <-ctx.Done():
-		err = fmt.Errorf("tracebus: close: drain did not finish: %w", ctx.Err())
-	}
-	if abort != nil {
-		abort()
-	}
-	b.state.Store(stateClosed)
-	if terr := b.transport.Close(ctx); terr != nil {
-		err = errors.Join(err, fmt.Errorf("tracebus: close transport: %w", terr))
-	}
-	return err
 }
 
 // Logger returns the broker's logger.

@@ -11,13 +11,13 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 func noop(context.Context, *broker.Message) error { return nil }
 
 func TestMisuseErrors(t *testing.T) {
-	b := broker.New(memory.New())
+	b := broker.New(testutil.Memory(t))
 	ctx := t.Context()
 	cases := []struct {
 		name string
@@ -43,16 +43,37 @@ func TestMisuseErrors(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", c.name, c.err, c.want)
 		}
 	}
-	if err := b.Subscribe("a", noop, broker.WithTransportOption(struct{}{})); err != nil {
-		t.Fatal(err) // options are checked by the transport at Start
+	// An option of another transport fails at Subscribe, naming the
+	// option and both transports.
+	err := b.Subscribe("a", noop, broker.WithTransportOption(natsOnly{}))
+	if !errors.Is(err, broker.ErrUnsupportedOption) {
+		t.Fatalf("subscribe with a foreign transport option: %v", err)
 	}
-	if err := b.Start(ctx); !errors.Is(err, broker.ErrUnsupportedOption) {
-		t.Fatalf("start with an unknown transport option: %v", err)
+	for _, want := range []string{"JetStreamThing", "nats", "memory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	// One the transport itself rejects fails at Subscribe too.
+	if err := b.Subscribe("a", noop, broker.WithTransportOption(memoryUnknown{})); !errors.Is(err, broker.ErrUnsupportedOption) {
+		t.Fatalf("subscribe with an option the transport does not define: %v", err)
+	}
+	if got := len(b.Endpoints()); got != 0 {
+		t.Errorf("rejected subscriptions registered %d endpoints", got)
 	}
 }
 
+type natsOnly struct{}
+
+func (natsOnly) TransportName() string { return "nats" }
+func (natsOnly) String() string        { return "JetStreamThing" }
+
+type memoryUnknown struct{}
+
+func (memoryUnknown) TransportName() string { return "memory" }
+
 func TestStartTwiceAndPublishAfterClose(t *testing.T) {
-	b := broker.New(memory.New())
+	b := broker.New(testutil.Memory(t))
 	if err := b.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -75,13 +96,13 @@ func recordingMiddleware(name string, mu *sync.Mutex, log *[]string) broker.Midd
 	add := func(s string) { mu.Lock(); *log = append(*log, s); mu.Unlock() }
 	return broker.MiddlewareFuncs{
 		Publish: func(next broker.PublishFunc) broker.PublishFunc {
-			return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message) error {
+			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 				add(name + ":publish:" + op.Kind.String())
 				return next(ctx, op, msgs)
 			}
 		},
 		Consume: func(next broker.ConsumeFunc) broker.ConsumeFunc {
-			return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message) error {
+			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 				add(name + ":consume")
 				err := next(ctx, op, msgs)
 				add(fmt.Sprintf("%s:consumed:%v", name, err))
@@ -89,7 +110,7 @@ func recordingMiddleware(name string, mu *sync.Mutex, log *[]string) broker.Midd
 			}
 		},
 		Settle: func(next broker.SettleFunc) broker.SettleFunc {
-			return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
+			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
 				add(name + ":settle:" + s.Action.String())
 				return next(ctx, op, msgs, s)
 			}
@@ -100,7 +121,7 @@ func recordingMiddleware(name string, mu *sync.Mutex, log *[]string) broker.Midd
 func TestMiddlewareOrderAndSettle(t *testing.T) {
 	var mu sync.Mutex
 	var log []string
-	b := broker.New(memory.New(), broker.WithMiddleware(
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(
 		recordingMiddleware("outer", &mu, &log),
 		recordingMiddleware("inner", &mu, &log),
 	))
@@ -112,7 +133,7 @@ func TestMiddlewareOrderAndSettle(t *testing.T) {
 		return nil
 	}, broker.Use(recordingMiddleware("sub", &mu, &log), broker.MiddlewareFuncs{
 		Settle: func(next broker.SettleFunc) broker.SettleFunc {
-			return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
+			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
 				defer close(done)
 				return next(ctx, op, msgs, s)
 			}
@@ -144,9 +165,9 @@ func TestMiddlewareOrderAndSettle(t *testing.T) {
 
 func TestPanicReachesMiddlewareAsPanicError(t *testing.T) {
 	errs := make(chan error, 1)
-	b := broker.New(memory.New(), broker.WithMiddleware(broker.MiddlewareFuncs{
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(broker.MiddlewareFuncs{
 		Consume: func(next broker.ConsumeFunc) broker.ConsumeFunc {
-			return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message) error {
+			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 				err := next(ctx, op, msgs)
 				errs <- err
 				return err
@@ -178,7 +199,7 @@ func TestPanicReachesMiddlewareAsPanicError(t *testing.T) {
 
 func TestPermanentSkipsRetries(t *testing.T) {
 	calls := make(chan int, 10)
-	b := broker.New(memory.New())
+	b := broker.New(testutil.Memory(t))
 	if err := b.Subscribe("p", func(_ context.Context, m *broker.Message) error {
 		calls <- m.Delivery.DeliveryCount
 		if string(m.Body) == "bad" {
@@ -230,7 +251,7 @@ func TestExponentialBackoff(t *testing.T) {
 }
 
 func TestRunStopsWhenContextDone(t *testing.T) {
-	b := broker.New(memory.New())
+	b := broker.New(testutil.Memory(t))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()

@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // A second Close honours its own context while the first one is still
 // draining: it must not block until the first call returns.
 func TestSecondCloseHonoursItsContext(t *testing.T) {
-	b := broker.New(memory.New())
+	b := broker.New(testutil.Memory(t))
 	started := make(chan struct{})
 	release := make(chan struct{})
 	var once bool

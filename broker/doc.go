@@ -1,16 +1,38 @@
 // Package broker is the core of tracebus: messages, handlers, middleware and
 // a Broker that runs them over a Transport (memory, NATS or Kafka).
 //
-// A service registers handlers and runs the broker; every publish and every
-// consume passes through the middleware given to New, so one telemetry
-// middleware traces all of them:
+// A service registers typed handlers and publishers and runs the broker.
+// Values are decoded with a Codec (JSON by default, chosen per message by
+// its content-type header), validated when their type has a Validate
+// method, and what a HandleResult handler returns goes onward with the
+// handler's ctx, so the trace continues:
 //
-//	b := broker.New(memory.New(), broker.WithMiddleware(middleware.NewTelemetry()))
+//	invoices := broker.NewPublisher[Invoice](kafka, "invoices",
+//		broker.KeyFunc(func(i Invoice) string { return i.OrderID }))
+//	err := broker.HandleResult(nats, "orders.*", func(ctx context.Context, o Order) (Invoice, error) {
+//		return Invoice{OrderID: o.ID, Amount: o.Total}, nil
+//	}, broker.Group("billing"), broker.PublishTo(invoices))
+//
+// A typed handler reaches the message itself with MessageFromContext and
+// settles it itself, when the subscription asks for ManualAck, with
+// SettlerFromContext. Decode and validation failures are permanent: the
+// message is dead-lettered with the reason, never retried.
+//
+// # The byte layer
+//
+// The typed layer is written on the byte-level API: Subscribe and
+// SubscribeBatch register handlers of *Message, Publish sends one. Every
+// publish and every consume, typed or not, passes through the middleware
+// given to New, so one telemetry middleware traces all of them:
+//
+//	tr, err := memory.New() // or natsbroker.New(nc), kafkabroker.New(kafkabroker.WithBrokers(addr))
+//	if err != nil { ... }
+//	b := broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry()))
 //	b.Subscribe("orders.created", func(ctx context.Context, msg *broker.Message) error {
 //		// ctx carries the process span and the message's baggage.
 //		return b.Publish(ctx, &broker.Message{Destination: "invoices", Body: msg.Body})
 //	}, broker.Group("billing"))
-//	err := b.Run(ctx) // blocks until ctx is done, then drains in-flight handlers
+//	err = b.Run(ctx) // blocks until ctx is done, then drains in-flight handlers
 //
 // # Outcomes
 //
@@ -28,6 +50,18 @@
 // describes the system, destination, group and server without naming the
 // transport. The first middleware given is the outermost. Middleware given
 // to a subscription with Use runs inside the broker's.
+//
+// # Apps, routers and health
+//
+// A service over several brokers (NATS in, Kafka out) runs them as one App:
+// NewApp(WithBrokers(in, out), BeforeStart(...), AfterStop(...),
+// ShutdownTelemetry(providers.Shutdown)) and app.Run(ctx) with the ctx of
+// SignalContext. Its stop loses nothing: every broker stops consuming and
+// drains while all of them still publish, then the transports close, then
+// telemetry is flushed. NewRouter groups subscriptions and publishers under
+// a destination prefix with shared options; the typed functions take a
+// Registrar, a *Broker or a *Router. App.HealthHandler serves liveness and
+// readiness probes; readiness pings every transport that is a Pinger.
 //
 // # Transports
 //

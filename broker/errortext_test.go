@@ -38,7 +38,11 @@ func (s *syncBuffer) String() string {
 func TestWithErrorText(t *testing.T) {
 	var logs syncBuffer
 	errCard := errors.New("card declined")
-	b := broker.New(memory.New(),
+	tr, err := memory.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(tr,
 		broker.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
 		broker.WithErrorText(func(err error) string {
 			if errors.Is(err, errCard) {

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
@@ -11,9 +12,13 @@ import (
 
 // A service subscribes a handler, publishes, and shuts down gracefully.
 func Example() {
-	b := broker.New(memory.New())
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
 	done := make(chan struct{})
-	err := b.Subscribe("orders.created", func(ctx context.Context, msg *broker.Message) error {
+	err = b.Subscribe("orders.created", func(ctx context.Context, msg *broker.Message) error {
 		fmt.Printf("order %s: %s\n", msg.Headers.Get("order-id"), msg.Body)
 		close(done)
 		return nil
@@ -48,7 +53,11 @@ func Example_usage() {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 
-	b := broker.New(memory.New()) // or natsbroker.New(nc), kafkabroker.New(...)
+	tr, err := memory.New() // or natsbroker.New(nc), natsbroker.Connect(url), kafkabroker.New(kafkabroker.WithBrokers(addr))
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
 
 	b.Subscribe("orders.created", func(ctx context.Context, msg *broker.Message) error {
 		// Returning nil acknowledges; an error is retried with backoff,
@@ -68,7 +77,7 @@ func Example_usage() {
 	}
 	b.Publish(ctx, &broker.Message{Destination: "orders.created", Body: []byte("order-1")})
 
-	err := b.Run(ctx) // blocks until ctx is done, then drains in-flight handlers
+	err = b.Run(ctx) // blocks until ctx is done, then drains in-flight handlers
 	fmt.Println("run:", err)
 	// Output:
 	// invoice for order-1
@@ -78,7 +87,11 @@ func Example_usage() {
 // A batch handler receives up to BatchSize messages at once and settles them
 // together.
 func ExampleBroker_SubscribeBatch() {
-	b := broker.New(memory.New())
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
 	got := make(chan int)
 	_ = b.SubscribeBatch("metrics", func(ctx context.Context, msgs []*broker.Message) error {
 		got <- len(msgs)
@@ -100,7 +113,11 @@ func ExampleBroker_SubscribeBatch() {
 // Failing messages are retried with backoff and then sent to a dead-letter
 // destination.
 func ExampleDeadLetter() {
-	b := broker.New(memory.New())
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
 	dead := make(chan string)
 	_ = b.Subscribe("payments", func(ctx context.Context, msg *broker.Message) error {
 		return fmt.Errorf("card declined")
@@ -121,7 +138,11 @@ func ExampleDeadLetter() {
 
 // Run blocks until its context is done and then drains in-flight handlers.
 func ExampleBroker_Run() {
-	b := broker.New(memory.New())
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
 	_ = b.Subscribe("jobs", func(ctx context.Context, msg *broker.Message) error { return nil })
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -135,4 +156,15 @@ func ExampleBroker_Run() {
 	}
 	fmt.Println("stopped")
 	// Output: stopped
+}
+
+// memoryBroker is broker.New over a memory transport, for the examples
+// that are about something else. Example_usage shows the transport and its
+// error.
+func memoryBroker(opts ...broker.Option) *broker.Broker {
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	return broker.New(tr, opts...)
 }

@@ -1,6 +1,9 @@
 package broker
 
-import "time"
+import (
+	"bytes"
+	"time"
+)
 
 // Message is one message on its way to or from a broker.
 //
@@ -69,8 +72,8 @@ type Delivery struct {
 // Clone returns a deep copy of m: the copy shares no slices with m.
 func (m *Message) Clone() *Message {
 	c := *m
-	c.Key = cloneBytes(m.Key)
-	c.Body = cloneBytes(m.Body)
+	c.Key = bytes.Clone(m.Key)
+	c.Body = bytes.Clone(m.Body)
 	c.Headers = m.Headers.Clone()
 	if m.Partition != nil {
 		p := *m.Partition
@@ -81,10 +84,3 @@ func (m *Message) Clone() *Message {
 
 // PartitionOf returns a pointer to p, for Message.Partition.
 func PartitionOf(p int32) *int32 { return &p }
-
-func cloneBytes(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append(make([]byte, 0, len(b)), b...)
-}

@@ -8,8 +8,8 @@ import (
 // Operation is the neutral description of one publish, consume or settle
 // that middleware sees. The broker builds it from the transport's Info and
 // the subscription; middleware maps it to telemetry without knowing the
-// transport. Middleware must treat it as read-only: the broker may share one
-// Operation between deliveries of the same subscription.
+// transport. It is passed by value: a middleware may change its copy for the
+// layers inside it without affecting other deliveries.
 type Operation struct {
 	// Kind is publish, consume or settle.
 	Kind OperationKind
@@ -68,22 +68,28 @@ func (k OperationKind) String() string {
 
 // PublishFunc sends messages. msgs holds one message for Publish and every
 // message for PublishBatch.
-type PublishFunc func(ctx context.Context, op *Operation, msgs []*Message) error
+type PublishFunc func(ctx context.Context, op Operation, msgs []*Message) error
 
 // ConsumeFunc processes one delivery: one message for Subscribe handlers, a
 // batch for SubscribeBatch handlers. Its error is the handler's error; a
 // handler panic arrives as a *PanicError.
-type ConsumeFunc func(ctx context.Context, op *Operation, msgs []*Message) error
+type ConsumeFunc func(ctx context.Context, op Operation, msgs []*Message) error
 
 // SettleFunc settles a processed delivery. ctx is the context the handler
 // ran with, so a settle span becomes a child of the process span.
-type SettleFunc func(ctx context.Context, op *Operation, msgs []*Message, s Settlement) error
+type SettleFunc func(ctx context.Context, op Operation, msgs []*Message, s Settlement) error
 
-// Settlement is the outcome the broker applies to a delivery.
+// Settlement is the outcome the broker applies to a delivery. A settle
+// middleware passes the Settlement it was given on to next, changing
+// Action or Delay if it must: the value also carries the delivery it
+// settles. A Settlement made from scratch still settles, through a
+// fallback that bypasses the middleware inside it.
 type Settlement struct {
 	Action SettleAction
 	// Delay is how long a Nak asks the transport to wait before redelivery.
 	Delay time.Duration
+
+	d *delivery
 }
 
 // SettleAction is how a delivery is settled.

@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 )
 
-// Option configures a Broker.
+// Option configures a Broker. A nil Option is ignored; so is a nil value
+// given to an option (WithLogger(nil)), which leaves the default.
 type Option interface {
 	applyBroker(*config)
 }
@@ -14,12 +16,16 @@ type config struct {
 	middleware []Middleware
 	logger     *slog.Logger
 	errorText  func(error) string
+	codec      Codec
+	codecs     codecSet
 }
 
 func newConfig(opts []Option) config {
-	c := config{logger: slog.Default()}
+	c := config{logger: slog.Default(), codec: JSON, codecs: defaultCodecs()}
 	for _, o := range opts {
-		o.applyBroker(&c)
+		if o != nil {
+			o.applyBroker(&c)
+		}
 	}
 	return c
 }
@@ -54,7 +60,9 @@ func (c *config) errText(err error) string {
 }
 
 // WithLogger sets the logger for handler failures, dropped messages and
-// settle errors. The default is slog.Default().
+// settle errors, and for the transport's own events unless the transport
+// was given a logger of its own (see LoggerSetter). The default is
+// slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) {
 		if l != nil {
@@ -63,7 +71,8 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
-// SubscribeOption configures one subscription.
+// SubscribeOption configures one subscription. A nil SubscribeOption is
+// ignored.
 type SubscribeOption interface {
 	applySubscribe(*subConfig)
 }
@@ -75,6 +84,12 @@ type subConfig struct {
 	backoff     Backoff
 	deadLetter  string
 	batchOpt    bool // a batch option was given
+	description string
+	ackMode     ackMode
+	codec       Codec             // typed subscriptions; the broker's when not set
+	publishTo   []ResultPublisher // HandleResult
+	noReply     bool              // HandleResult
+	endpoint    Endpoint          // payload facts of typed subscriptions
 	err         error
 }
 
@@ -106,7 +121,9 @@ func newSubConfig(dest string, batch bool, opts []SubscribeOption) subConfig {
 		c.spec.BatchWait = DefaultBatchWait
 	}
 	for _, o := range opts {
-		o.applySubscribe(&c)
+		if o != nil {
+			o.applySubscribe(&c)
+		}
 	}
 	return c
 }
@@ -219,13 +236,72 @@ func Use(mws ...Middleware) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) { c.middleware = append(c.middleware, mws...) })
 }
 
-// WithTransportOption passes a transport-specific option (such as a
-// JetStream consumer setting) to the transport. Transports export
-// constructors that call it; a transport rejects options it does not define.
-func WithTransportOption(opt any) SubscribeOption {
+type ackMode uint8
+
+const (
+	ackAfter  ackMode = iota // settle from the handler's result
+	ackFirst                 // acknowledge before the handler runs
+	ackManual                // the handler settles through its Settler
+)
+
+// AckFirst acknowledges each delivery before its handler runs, as
+// FastStream's ACK_FIRST does: at most once. A handler that fails is
+// logged and traced, but its message is not delivered again and not
+// dead-lettered. The default acknowledges after the handler returns nil.
+func AckFirst() SubscribeOption {
+	return subOptionFunc(func(c *subConfig) { c.ackMode = ackFirst })
+}
+
+// ManualAck leaves acknowledgement to the handler, which settles through
+// SettlerFromContext(ctx): Ack, Nak with a delay, Term, InProgress. A
+// handler that returns nil without settling has not acknowledged its
+// message, so it is delivered again after the backoff, as a server would
+// redeliver it after its ack wait; an error applies the usual retry policy.
+func ManualAck() SubscribeOption {
+	return subOptionFunc(func(c *subConfig) { c.ackMode = ackManual })
+}
+
+// DescribeOption documents a subscription or a publisher.
+type DescribeOption struct{ text string }
+
+// Describe documents a subscription (given to Subscribe or a typed Handle
+// function) or a publisher (given to NewPublisher): the text becomes the
+// description of its operation in generated AsyncAPI documents.
+func Describe(text string) DescribeOption { return DescribeOption{text} }
+
+func (o DescribeOption) applySubscribe(c *subConfig)       { c.description = o.text }
+func (o DescribeOption) applyPublisher(c *publisherConfig) { c.description = o.text }
+
+// TransportOption is a subscription option defined by one transport, such
+// as natsbroker.Stream or kafkabroker.StartOffset. Transports export
+// functions that wrap their options with WithTransportOption.
+type TransportOption interface {
+	// TransportName is the Info().System of the transport the option is
+	// for: "nats", "kafka", "memory".
+	TransportName() string
+}
+
+// WithTransportOption passes a transport-specific option to the transport.
+// Subscribe fails with ErrUnsupportedOption, naming the option, when it is
+// meant for another transport, and with the transport's own error when the
+// transport rejects it (see SubscriptionValidator).
+func WithTransportOption(opt TransportOption) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) {
+		if opt == nil {
+			c.invalid("nil transport option")
+			return
+		}
 		c.spec.TransportOptions = append(c.spec.TransportOptions, opt)
 	})
+}
+
+// optionName names a transport option in errors: its String when it has
+// one, else its type.
+func optionName(o TransportOption) string {
+	if s, ok := o.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return fmt.Sprintf("%T", o)
 }
 
 // Backoff returns how long to wait before delivery attempt+1, given the

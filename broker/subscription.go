@@ -39,8 +39,6 @@ type subscription struct {
 	ts Subscription
 }
 
-type handlerCtxKey struct{}
-
 func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 	info := b.transport.Info()
 	s := &subscription{b: b, cfg: cfg}
@@ -62,9 +60,18 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 	s.settleO.OperationName = info.AckOperation
 
 	mws := append(append([]Middleware(nil), b.cfg.middleware...), cfg.middleware...)
-	s.consume = chainConsume(mws, func(ctx context.Context, _ *Operation, msgs []*Message) (err error) {
-		if slot, ok := ctx.Value(handlerCtxKey{}).(*context.Context); ok {
-			*slot = ctx
+	s.consume = chainConsume(mws, func(ctx context.Context, _ Operation, msgs []*Message) (err error) {
+		d := deliveryFrom(ctx)
+		if d != nil {
+			// Settlement made after the handler runs with the ctx the
+			// middleware gave it, so settle spans are children of the
+			// process span.
+			d.handlerCtx = ctx
+			if s.cfg.ackMode == ackFirst {
+				if serr := d.settle(ctx, Settlement{Action: Ack}); serr != nil {
+					s.logSettleError(ctx, Ack, serr)
+				}
+			}
 		}
 		defer func() {
 			if r := recover(); r != nil {
@@ -73,21 +80,18 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 		}()
 		return h(ctx, msgs)
 	})
-	s.settle = chainSettle(mws, func(ctx context.Context, _ *Operation, _ []*Message, st Settlement) error {
-		ack := ctx.Value(ackerKey{}).(Acknowledger)
-		switch st.Action {
-		case Ack:
-			return ack.Ack(ctx)
-		case Nak:
-			return ack.Nak(ctx, st.Delay)
-		default:
-			return ack.Term(ctx)
+	s.settle = chainSettle(mws, func(ctx context.Context, _ Operation, _ []*Message, st Settlement) error {
+		if st.d == nil {
+			return errNoDelivery
 		}
+		return st.d.apply(ctx, st)
 	})
 	return s
 }
 
-type ackerKey struct{}
+// errNoDelivery: a settle middleware passed on a Settlement it made itself;
+// the delivery settles it directly.
+var errNoDelivery = errors.New("tracebus: settlement without its delivery")
 
 func (s *subscription) start(ctx context.Context) error {
 	ts, err := s.b.transport.Subscribe(ctx, s.cfg.spec, s.deliver)
@@ -111,18 +115,45 @@ func (s *subscription) close(ctx context.Context) error {
 }
 
 // deliver is the DeliverFunc given to the transport: it runs the middleware
-// chain and the handler, decides the outcome and settles the delivery.
+// chain and the handler, decides the outcome and settles the delivery,
+// unless the handler settled it already (ack first, manual settlement).
 func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack Acknowledger) {
-	handlerCtx := ctx
-	err := s.run(context.WithValue(ctx, handlerCtxKey{}, &handlerCtx), msgs)
-	st := s.decide(ctx, handlerCtx, msgs, err)
-	sctx := context.WithValue(handlerCtx, ackerKey{}, ack)
-	if serr := s.settle(sctx, &s.settleO, msgs, st); serr != nil {
-		s.b.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "tracebus: settle failed",
-			slog.String("destination", s.op.Destination),
-			slog.String("action", st.Action.String()),
-			slog.Any("error", serr))
+	d := &delivery{s: s, msgs: msgs, ack: ack, handlerCtx: ctx}
+	err := s.run(context.WithValue(ctx, deliveryKey{}, d), msgs)
+	if d.settled.Load() {
+		if err != nil {
+			s.b.cfg.logger.LogAttrs(d.handlerCtx, slog.LevelError, "tracebus: handler failed after its message was settled; not redelivered",
+				slog.String("destination", s.op.Destination),
+				slog.Int("messages", len(msgs)),
+				slog.String("error", s.b.cfg.errText(err)))
+		}
+		return
 	}
+	if s.cfg.ackMode == ackFirst {
+		// A middleware returned before the handler ran: at most once
+		// still means the message is not delivered again.
+		err = nil
+	}
+	st := s.decide(ctx, d.handlerCtx, msgs, err)
+	if err == nil && s.cfg.ackMode == ackManual {
+		// Manual settlement: a message the handler did not acknowledge
+		// was not processed, so it is delivered again, as a server
+		// would after its ack wait.
+		st = Settlement{Action: Nak, Delay: s.cfg.backoff(deliveryAttempt(msgs))}
+		s.b.cfg.logger.LogAttrs(d.handlerCtx, slog.LevelWarn, "tracebus: handler returned without settling a manual-ack delivery; delivering again",
+			slog.String("destination", s.op.Destination),
+			slog.Duration("delay", st.Delay))
+	}
+	if serr := d.settle(d.handlerCtx, st); serr != nil {
+		s.logSettleError(ctx, st.Action, serr)
+	}
+}
+
+func (s *subscription) logSettleError(ctx context.Context, a SettleAction, err error) {
+	s.b.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "tracebus: settle failed",
+		slog.String("destination", s.op.Destination),
+		slog.String("action", a.String()),
+		slog.String("error", s.b.cfg.errText(err)))
 }
 
 // run calls the consume chain, turning a panic in middleware into an error
@@ -133,7 +164,7 @@ func (s *subscription) run(ctx context.Context, msgs []*Message) (err error) {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
-	return s.consume(ctx, &s.op, msgs)
+	return s.consume(ctx, s.op, msgs)
 }
 
 func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, err error) Settlement {
@@ -141,10 +172,7 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 		return Settlement{Action: Ack}
 	}
 	log := s.b.cfg.logger
-	attempt := 1
-	for _, m := range msgs {
-		attempt = max(attempt, m.Delivery.DeliveryCount)
-	}
+	attempt := deliveryAttempt(msgs)
 	// A forced shutdown cancelled the handler: the failure says nothing
 	// about the message, so hand it back without using up an attempt.
 	if ctx.Err() != nil {
@@ -152,6 +180,9 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 	}
 	if !errors.Is(err, ErrPermanent) && attempt < s.cfg.maxAttempts {
 		delay := s.cfg.backoff(attempt)
+		if d, ok := retryDelay(err); ok {
+			delay = d
+		}
 		log.LogAttrs(handlerCtx, slog.LevelWarn, "tracebus: handler failed, will retry",
 			slog.String("destination", s.op.Destination),
 			slog.Int("attempt", attempt),
@@ -185,34 +216,49 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 	return Settlement{Action: Ack}
 }
 
-func (s *subscription) deadLetter(ctx context.Context, msgs []*Message, cause error, attempt int) error {
-	text := s.b.cfg.errText(cause)
-	if len(text) > maxDeadLetterErrorLen {
-		text = text[:maxDeadLetterErrorLen]
+// deliveryAttempt is the 1-based attempt a delivery is: the highest
+// delivery count among its messages.
+func deliveryAttempt(msgs []*Message) int {
+	attempt := 1
+	for _, m := range msgs {
+		attempt = max(attempt, m.Delivery.DeliveryCount)
 	}
+	return attempt
+}
+
+func (s *subscription) deadLetter(ctx context.Context, msgs []*Message, cause error, attempt int) error {
 	out := make([]*Message, len(msgs))
 	for i, m := range msgs {
-		c := &Message{
-			Destination: s.cfg.deadLetter,
-			Key:         m.Key,
-			Body:        m.Body,
-			Headers:     m.Headers.Clone(),
-		}
-		// A new id: reusing the original one would make a broker that
-		// de-duplicates by id (JetStream, when the dead-letter subject is
-		// in the same stream) drop the copy while acknowledging it, and
-		// the message would be lost. Derived, so a retried dead-letter
-		// publish is still de-duplicated.
-		if m.ID != "" {
-			c.ID = m.ID + DeadLetterIDSuffix
-		}
-		c.Headers.Set(HeaderDeadLetterError, text)
-		c.Headers.Set(HeaderDeadLetterOrigin, m.Destination)
-		c.Headers.Set(HeaderDeadLetterAttempts, strconv.Itoa(attempt))
-		out[i] = c
+		out[i] = deadLetterCopy(m, s.cfg.deadLetter, s.b.cfg.errText(cause), attempt)
 	}
 	if len(out) == 1 {
 		return s.b.Publish(ctx, out[0])
 	}
 	return s.b.PublishBatch(ctx, out)
+}
+
+// deadLetterCopy is the message sent to dest for m, which failed with cause
+// on its attempt-th delivery; text is the error as WithErrorText says.
+func deadLetterCopy(m *Message, dest, text string, attempt int) *Message {
+	if len(text) > maxDeadLetterErrorLen {
+		text = text[:maxDeadLetterErrorLen]
+	}
+	c := &Message{
+		Destination: dest,
+		Key:         m.Key,
+		Body:        m.Body,
+		Headers:     m.Headers.Clone(),
+	}
+	// A new id: reusing the original one would make a broker that
+	// de-duplicates by id (JetStream, when the dead-letter subject is in
+	// the same stream) drop the copy while acknowledging it, and the
+	// message would be lost. Derived, so a retried dead-letter publish is
+	// still de-duplicated.
+	if m.ID != "" {
+		c.ID = m.ID + DeadLetterIDSuffix
+	}
+	c.Headers.Set(HeaderDeadLetterError, text)
+	c.Headers.Set(HeaderDeadLetterOrigin, m.Destination)
+	c.Headers.Set(HeaderDeadLetterAttempts, strconv.Itoa(attempt))
+	return c
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -81,6 +82,14 @@ type SubscriptionNamer interface {
 	SubscriptionName(spec SubscriptionSpec) string
 }
 
+// SubscriptionValidator is implemented by transports that can check a
+// SubscriptionSpec, its transport options in particular, without starting
+// it. Broker.Subscribe calls it, so a mistake fails at Subscribe rather than
+// at Start.
+type SubscriptionValidator interface {
+	ValidateSubscription(spec SubscriptionSpec) error
+}
+
 // SubscriptionSpec is what a Transport needs to start a subscription. The
 // broker fills it from Subscribe's arguments and options, after validating
 // them.
@@ -101,9 +110,17 @@ type SubscriptionSpec struct {
 	// Concurrency is how many deliveries may run at once; at least 1.
 	Concurrency int
 	// TransportOptions are the options given with WithTransportOption, in
-	// order. A transport applies the ones it defines and rejects others
-	// with an error wrapping ErrUnsupportedOption.
-	TransportOptions []any
+	// order, all meant for this transport (the broker checked their
+	// TransportName). A transport applies the ones it defines and rejects
+	// others with an error wrapping ErrUnsupportedOption.
+	TransportOptions []TransportOption
+}
+
+// LoggerSetter is implemented by transports that log. A Broker hands them
+// its logger (WithLogger, or slog.Default()) when it is created, unless
+// the transport was given a logger of its own, which it then keeps.
+type LoggerSetter interface {
+	SetLogger(l *slog.Logger)
 }
 
 // DeliverFunc is how a transport hands a delivery to the broker. msgs holds

@@ -40,7 +40,7 @@ func newService(ctx context.Context, name string, cfg config, wf *exporters.Wate
 		exporters.WithServiceName(name),
 		exporters.WithoutGlobal(),
 		exporters.WithSpanExporter(wf),
-		exporters.WithPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, baggage.Propagator{})),
+		exporters.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, baggage.Propagator{})),
 	}
 	if cfg.otlp != "" {
 		opts = append(opts, exporters.WithOTLP(exporters.ProtocolHTTP, cfg.otlp))

@@ -10,9 +10,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/exporters"
 	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // TestDeadCollectorBroker runs a traced broker whose telemetry goes to a
@@ -31,7 +31,7 @@ func TestDeadCollectorBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := broker.New(memory.New(), broker.WithMiddleware(middleware.NewTelemetry(
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(middleware.NewTelemetry(
 		middleware.WithTracerProvider(p.TracerProvider),
 		middleware.WithMeterProvider(p.MeterProvider),
 		middleware.WithPropagators(p.Propagator),

@@ -29,14 +29,16 @@
 //     as a tree with timing bars, services, span kinds and errors.
 //   - JSON lines (WithJSONLines): one span per line, to pipe into a store of
 //     your own.
-//   - Memory (WithMemory, NewMemory): spans and metrics kept for tests.
+//   - Memory (WithMemory): spans and metrics kept for tests, in the SDK's
+//     own span recorder and manual reader.
 //   - Anything else (WithSpanExporter, WithMetricReader).
 //
 // # Environment
 //
 // Without exporter options, autoexport and autoprop read the standard
 // variables: OTEL_TRACES_EXPORTER (otlp, console, none, and waterfall, which
-// this package registers), OTEL_METRICS_EXPORTER (otlp, prometheus, console,
+// Setup handles itself: importing this package registers nothing with
+// autoexport or any other global), OTEL_METRICS_EXPORTER (otlp, prometheus, console,
 // none), OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]PROTOCOL and _ENDPOINT,
 // _HEADERS, _TIMEOUT, OTEL_PROPAGATORS (tracecontext, baggage, b3, b3multi,
 // jaeger, xray, ottrace, none), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,

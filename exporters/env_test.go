@@ -12,7 +12,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/exporters"
@@ -42,14 +44,14 @@ func TestEnvironment(t *testing.T) {
 		env  map[string]string
 		opts []exporters.Option
 		// exporters: let the environment and opts choose the exporters;
-		// otherwise a Memory takes both signals.
+		// otherwise memory takes both signals.
 		exporters bool
-		check     func(t *testing.T, p *exporters.Providers, m *exporters.Memory)
+		check     func(t *testing.T, p *exporters.Providers, spans *tracetest.SpanRecorder)
 	}{
 		{
 			name: "OTEL_SERVICE_NAME",
 			env:  map[string]string{"OTEL_SERVICE_NAME": "from-env"},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "service.name", resourceValue(p, "service.name"), "from-env")
 			},
 		},
@@ -57,13 +59,13 @@ func TestEnvironment(t *testing.T) {
 			name: "WithServiceName wins over OTEL_SERVICE_NAME",
 			env:  map[string]string{"OTEL_SERVICE_NAME": "from-env"},
 			opts: []exporters.Option{exporters.WithServiceName("explicit")},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "service.name", resourceValue(p, "service.name"), "explicit")
 			},
 		},
 		{
 			name: "no service name anywhere",
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				if got := resourceValue(p, "service.name"); !strings.HasPrefix(got, "unknown_service:") {
 					t.Errorf("service.name = %q, want the SDK default unknown_service:<executable>", got)
 				}
@@ -73,7 +75,7 @@ func TestEnvironment(t *testing.T) {
 			name: "OTEL_RESOURCE_ATTRIBUTES, service.version overridden",
 			env:  map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=staging,service.version=0.9,team=payments"},
 			opts: []exporters.Option{exporters.WithServiceVersion("1.0.0")},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "deployment.environment.name", resourceValue(p, "deployment.environment.name"), "staging")
 				wantEqual(t, "team", resourceValue(p, "team"), "payments")
 				wantEqual(t, "service.version", resourceValue(p, "service.version"), "1.0.0")
@@ -82,7 +84,7 @@ func TestEnvironment(t *testing.T) {
 		{
 			name: "malformed OTEL_RESOURCE_ATTRIBUTES keeps the valid pairs",
 			env:  map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "team=payments,garbage"},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "team", resourceValue(p, "team"), "payments")
 				if resourceValue(p, "host.name") == "" {
 					t.Error("host.name lost with a malformed OTEL_RESOURCE_ATTRIBUTES")
@@ -91,45 +93,49 @@ func TestEnvironment(t *testing.T) {
 		},
 		{
 			name: "default propagators: tracecontext and baggage",
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantFields(t, p, "baggage", "traceparent", "tracestate")
 			},
 		},
 		{
-			name:  "OTEL_PROPAGATORS=jaeger",
-			env:   map[string]string{"OTEL_PROPAGATORS": "jaeger"},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) { wantHeaders(t, p, "uber-trace-id") },
+			name: "OTEL_PROPAGATORS=jaeger",
+			env:  map[string]string{"OTEL_PROPAGATORS": "jaeger"},
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
+				wantHeaders(t, p, "uber-trace-id")
+			},
 		},
 		{
 			name:  "OTEL_PROPAGATORS=b3",
 			env:   map[string]string{"OTEL_PROPAGATORS": "b3"},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) { wantHeaders(t, p, "b3") },
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) { wantHeaders(t, p, "b3") },
 		},
 		{
 			name: "OTEL_PROPAGATORS=b3multi",
 			env:  map[string]string{"OTEL_PROPAGATORS": "b3multi"},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantHeaders(t, p, "x-b3-sampled", "x-b3-spanid", "x-b3-traceid")
 			},
 		},
 		{
 			name: "OTEL_PROPAGATORS=tracecontext,jaeger",
 			env:  map[string]string{"OTEL_PROPAGATORS": "tracecontext,jaeger"},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantHeaders(t, p, "traceparent", "uber-trace-id")
 			},
 		},
 		{
-			name:  "WithPropagator wins over OTEL_PROPAGATORS",
-			env:   map[string]string{"OTEL_PROPAGATORS": "jaeger"},
-			opts:  []exporters.Option{exporters.WithPropagator(propagation.TraceContext{})},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) { wantHeaders(t, p, "traceparent") },
+			name: "WithPropagators wins over OTEL_PROPAGATORS",
+			env:  map[string]string{"OTEL_PROPAGATORS": "jaeger"},
+			opts: []exporters.Option{exporters.WithPropagators(propagation.TraceContext{})},
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
+				wantHeaders(t, p, "traceparent")
+			},
 		},
 		{
 			name:      "OTEL_TRACES_EXPORTER=waterfall",
 			exporters: true,
 			env:       map[string]string{"OTEL_TRACES_EXPORTER": "waterfall", "OTEL_METRICS_EXPORTER": "none"},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[waterfall]")
 				wantEqual(t, "metric readers", fmt.Sprint(exporters.MetricReaderCount(p)), "0")
 			},
@@ -138,7 +144,7 @@ func TestEnvironment(t *testing.T) {
 			name:      "OTEL_TRACES_EXPORTER=none",
 			exporters: true,
 			env:       map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[]")
 			},
 		},
@@ -147,7 +153,7 @@ func TestEnvironment(t *testing.T) {
 			exporters: true,
 			env: map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
 				"OTEL_METRICS_EXPORTER": "none"},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[otlp]")
 			},
 		},
@@ -156,7 +162,7 @@ func TestEnvironment(t *testing.T) {
 			exporters: true,
 			env:       map[string]string{"OTEL_TRACES_EXPORTER": "console"},
 			opts:      []exporters.Option{exporters.WithJSONLines(io.Discard)},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[jsonl]")
 			},
 		},
@@ -164,7 +170,7 @@ func TestEnvironment(t *testing.T) {
 			name:      "a trace option alone leaves metrics off, not on an absent collector",
 			exporters: true,
 			opts:      []exporters.Option{exporters.WithWaterfall(io.Discard)},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "metric readers", fmt.Sprint(exporters.MetricReaderCount(p)), "0")
 			},
 		},
@@ -174,7 +180,7 @@ func TestEnvironment(t *testing.T) {
 			env: map[string]string{"OTEL_METRICS_EXPORTER": "prometheus",
 				"OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1", "OTEL_EXPORTER_PROMETHEUS_PORT": "0"},
 			opts: []exporters.Option{exporters.WithWaterfall(io.Discard)},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "metric readers", fmt.Sprint(exporters.MetricReaderCount(p)), "1")
 			},
 		},
@@ -182,27 +188,27 @@ func TestEnvironment(t *testing.T) {
 			name:      "a metric option alone leaves traces off",
 			exporters: true,
 			opts:      []exporters.Option{exporters.WithPrometheus()},
-			check: func(t *testing.T, p *exporters.Providers, _ *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[]")
 			},
 		},
 		{
 			name: "OTEL_TRACES_SAMPLER=always_off",
 			env:  map[string]string{"OTEL_TRACES_SAMPLER": "always_off"},
-			check: func(t *testing.T, p *exporters.Providers, m *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, spans *tracetest.SpanRecorder) {
 				_, span := p.TracerProvider.Tracer("t").Start(context.Background(), "dropped")
 				span.End()
-				wantEqual(t, "recorded spans", fmt.Sprint(len(m.Ended())), "0")
+				wantEqual(t, "recorded spans", fmt.Sprint(len(spans.Ended())), "0")
 			},
 		},
 		{
 			name: "WithSampler wins over OTEL_TRACES_SAMPLER",
 			env:  map[string]string{"OTEL_TRACES_SAMPLER": "always_off"},
 			opts: []exporters.Option{exporters.WithSampler(sdktrace.AlwaysSample())},
-			check: func(t *testing.T, p *exporters.Providers, m *exporters.Memory) {
+			check: func(t *testing.T, p *exporters.Providers, spans *tracetest.SpanRecorder) {
 				_, span := p.TracerProvider.Tracer("t").Start(context.Background(), "kept")
 				span.End()
-				wantEqual(t, "recorded spans", fmt.Sprint(len(m.Ended())), "1")
+				wantEqual(t, "recorded spans", fmt.Sprint(len(spans.Ended())), "1")
 			},
 		},
 	} {
@@ -210,10 +216,10 @@ func TestEnvironment(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			m := exporters.NewMemory()
+			spans := tracetest.NewSpanRecorder()
 			opts := append([]exporters.Option{exporters.WithoutGlobal()}, tc.opts...)
 			if !tc.exporters {
-				opts = append(opts, exporters.WithMemory(m))
+				opts = append(opts, exporters.WithMemory(spans, sdkmetric.NewManualReader()))
 			}
 			p, err := exporters.Setup(context.Background(), opts...)
 			if err != nil {
@@ -224,7 +230,7 @@ func TestEnvironment(t *testing.T) {
 					t.Errorf("Shutdown: %v", err)
 				}
 			})
-			tc.check(t, p, m)
+			tc.check(t, p, spans)
 		})
 	}
 }

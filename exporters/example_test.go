@@ -14,6 +14,7 @@ import (
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -77,8 +78,8 @@ func ExampleWithOTLP() {
 // A test records spans and metrics in memory and reads them back at once.
 func ExampleWithMemory() {
 	ctx := context.Background()
-	m := exporters.NewMemory()
-	p, err := exporters.Setup(ctx, exporters.WithMemory(m), exporters.WithoutGlobal())
+	spans := tracetest.NewSpanRecorder()
+	p, err := exporters.Setup(ctx, exporters.WithMemory(spans, sdkmetric.NewManualReader()), exporters.WithoutGlobal())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func ExampleWithMemory() {
 
 	_, span := p.TracerProvider.Tracer("example").Start(ctx, "process orders", trace.WithSpanKind(trace.SpanKindConsumer))
 	span.End()
-	for _, s := range m.Ended() {
+	for _, s := range spans.Ended() {
 		fmt.Println(s.Name(), s.SpanKind())
 	}
 	// Output: process orders consumer

@@ -1,7 +1,7 @@
 package exporters
 
 // PipelineNames lists the span exporters p sends to, for tests that check
-// which exporter the environment chose. The Memory recorder is not one.
+// which exporter the environment chose. WithMemory's recorder is not one.
 func PipelineNames(p *Providers) []string {
 	names := make([]string, 0, len(p.pipelines))
 	for _, pl := range p.pipelines {

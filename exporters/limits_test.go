@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/tracebus/tracebus/exporters"
 )
@@ -28,8 +30,8 @@ func TestSetupAttributeValueLengthLimit(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			m := exporters.NewMemory()
-			p, err := exporters.Setup(context.Background(), exporters.WithoutGlobal(), exporters.WithMemory(m))
+			m := tracetest.NewSpanRecorder()
+			p, err := exporters.Setup(context.Background(), exporters.WithoutGlobal(), exporters.WithMemory(m, sdkmetric.NewManualReader()))
 			if err != nil {
 				t.Fatal(err)
 			}

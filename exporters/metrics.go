@@ -61,7 +61,7 @@ func metricReaders(ctx context.Context, c *config) (*metricSetup, error) {
 		return m, nil
 	}
 	if c.memory != nil {
-		m.readers = append(m.readers, c.memory.Reader)
+		m.readers = append(m.readers, c.memory.metrics)
 	}
 	m.readers = append(m.readers, c.readers...)
 	for _, t := range c.otlpMet {

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // An Option configures Setup.
@@ -45,7 +46,7 @@ type config struct {
 	sync       bool
 
 	traces   []traceSpec
-	memory   *Memory
+	memory   *memory
 	readers  []sdkmetric.Reader
 	otlpMet  []*otlpTarget
 	prom     bool
@@ -111,13 +112,13 @@ func WithoutGlobal() Option {
 	return optionFunc(func(c *config) { c.global = false })
 }
 
-// WithPropagator sets the propagator, ignoring OTEL_PROPAGATORS. Without it
+// WithPropagators sets the propagator, ignoring OTEL_PROPAGATORS. Without it
 // the propagator comes from autoprop: OTEL_PROPAGATORS (tracecontext,
 // baggage, b3, b3multi, jaeger, xray, ottrace, none), or W3C trace context
 // plus baggage when the variable is unset. "baggage" is tracebus's
 // baggage.Propagator, which cuts baggage over the W3C limits
 // deterministically and reports the cut, where otel-go's drops it whole.
-func WithPropagator(p propagation.TextMapPropagator) Option {
+func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) {
 		if p == nil {
 			c.invalid("nil propagator")
@@ -187,20 +188,29 @@ func WithWaterfall(w io.Writer, opts ...WaterfallOption) Option {
 	})
 }
 
-// WithMemory records spans and metrics in m for tests: every span is
-// recorded synchronously as it starts and ends, and m's ManualReader
-// collects metrics on demand. A Memory belongs to one Setup.
-func WithMemory(m *Memory) Option {
+// memory is what WithMemory was given.
+type memory struct {
+	spans   *tracetest.SpanRecorder
+	metrics *sdkmetric.ManualReader
+}
+
+// WithMemory records telemetry in memory for tests, instead of exporting
+// it: every span into spans, synchronously as it starts and ends, and
+// metrics into metrics, which collects them on demand. They are the SDK's
+// own recorder and reader (tracetest.NewSpanRecorder,
+// sdkmetric.NewManualReader), as in testutil.Recorder, which tests that do
+// not need Setup use instead. A manual reader belongs to one Setup.
+func WithMemory(spans *tracetest.SpanRecorder, metrics *sdkmetric.ManualReader) Option {
 	return optionFunc(func(c *config) {
-		if m == nil || m.SpanRecorder == nil || m.Reader == nil {
-			c.invalid("WithMemory needs a Memory from NewMemory")
+		if spans == nil || metrics == nil {
+			c.invalid("WithMemory needs a span recorder and a manual reader")
 			return
 		}
 		if c.memory != nil {
 			c.invalid("WithMemory given twice")
 			return
 		}
-		c.memory = m
+		c.memory = &memory{spans: spans, metrics: metrics}
 	})
 }
 

@@ -136,9 +136,9 @@ func TestInvalidOptions(t *testing.T) {
 		{"nil waterfall writer", exporters.WithWaterfall(nil)},
 		{"nil exporter", exporters.WithSpanExporter(nil)},
 		{"nil reader", exporters.WithMetricReader(nil)},
-		{"nil propagator", exporters.WithPropagator(nil)},
+		{"nil propagator", exporters.WithPropagators(nil)},
 		{"nil sampler", exporters.WithSampler(nil)},
-		{"empty memory", exporters.WithMemory(&exporters.Memory{})},
+		{"nil memory", exporters.WithMemory(nil, nil)},
 		{"empty prometheus address", exporters.WithPrometheusServer("")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 
 	otelbaggage "go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/exporters"
@@ -38,7 +40,7 @@ func TestSetupBaggageOverLimits(t *testing.T) {
 	for _, env := range []string{"", "baggage", "tracecontext,baggage", "b3, baggage"} {
 		t.Run("OTEL_PROPAGATORS="+env, func(t *testing.T) {
 			t.Setenv("OTEL_PROPAGATORS", env)
-			p, err := exporters.Setup(context.Background(), exporters.WithoutGlobal(), exporters.WithMemory(exporters.NewMemory()))
+			p, err := exporters.Setup(context.Background(), exporters.WithoutGlobal(), exporters.WithMemory(tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +83,7 @@ func TestSetupPropagatorsFromEnv(t *testing.T) {
 	} {
 		t.Run(tc.env, func(t *testing.T) {
 			t.Setenv("OTEL_PROPAGATORS", tc.env)
-			p, err := exporters.Setup(context.Background(), exporters.WithoutGlobal(), exporters.WithMemory(exporters.NewMemory()))
+			p, err := exporters.Setup(context.Background(), exporters.WithoutGlobal(), exporters.WithMemory(tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()))
 			if err != nil {
 				t.Fatal(err)
 			}

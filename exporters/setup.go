@@ -76,7 +76,7 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 		tpOpts = append(tpOpts, sdktrace.WithSampler(c.sampler))
 	}
 	if c.memory != nil {
-		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(c.memory.SpanRecorder))
+		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(c.memory.spans))
 	}
 	for _, s := range specs {
 		pl := newPipeline(s, c.sync)

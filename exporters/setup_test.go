@@ -11,6 +11,8 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -30,8 +32,8 @@ func shutdown(t *testing.T, p *exporters.Providers) {
 
 func TestSetupInstallsGlobals(t *testing.T) {
 	t.Setenv("OTEL_PROPAGATORS", "jaeger")
-	m := exporters.NewMemory()
-	p, err := exporters.Setup(context.Background(), exporters.WithMemory(m), exporters.WithServiceName("global"))
+	spans := tracetest.NewSpanRecorder()
+	p, err := exporters.Setup(context.Background(), exporters.WithMemory(spans, sdkmetric.NewManualReader()), exporters.WithServiceName("global"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestSetupInstallsGlobals(t *testing.T) {
 	}
 	_, span := otel.Tracer("global-test").Start(context.Background(), "through the global")
 	span.End()
-	if n := len(m.Ended()); n != 1 {
+	if n := len(spans.Ended()); n != 1 {
 		t.Errorf("%d spans recorded through the global tracer provider, want 1", n)
 	}
 }
@@ -60,7 +62,7 @@ func TestWithoutGlobal(t *testing.T) {
 	prop := propagation.TraceContext{}
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(prop)
-	p, err := exporters.Setup(context.Background(), exporters.WithMemory(exporters.NewMemory()), exporters.WithoutGlobal())
+	p, err := exporters.Setup(context.Background(), exporters.WithMemory(tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,19 +74,19 @@ func TestWithoutGlobal(t *testing.T) {
 
 func TestMemory(t *testing.T) {
 	ctx := context.Background()
-	m := exporters.NewMemory()
-	p, err := exporters.Setup(ctx, exporters.WithMemory(m), exporters.WithServiceName("memory"), exporters.WithoutGlobal())
+	spans, reader := tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()
+	p, err := exporters.Setup(ctx, exporters.WithMemory(spans, reader), exporters.WithServiceName("memory"), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer shutdown(t, p)
 
 	_, span := p.TracerProvider.Tracer("t").Start(ctx, "process orders")
-	if n := len(m.SpanRecorder.Started()); n != 1 {
+	if n := len(spans.Started()); n != 1 {
 		t.Errorf("%d started spans, want 1", n)
 	}
 	span.End()
-	ended := m.Ended()
+	ended := spans.Ended()
 	if len(ended) != 1 || ended[0].Name() != "process orders" {
 		t.Fatalf("ended spans = %v, want process orders at once", ended)
 	}
@@ -93,8 +95,8 @@ func TestMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	counter.Add(ctx, 3)
-	rm, err := m.Collect(ctx)
-	if err != nil {
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
 		t.Fatal(err)
 	}
 	if len(rm.ScopeMetrics) != 1 || rm.ScopeMetrics[0].Metrics[0].Name != "messages" {

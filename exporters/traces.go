@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,15 +20,6 @@ import (
 // Waterfall collects spans: short, because a person is waiting at the
 // terminal, and still batched, because a terminal can block.
 const waterfallBatchTimeout = 200 * time.Millisecond
-
-func init() {
-	// OTEL_TRACES_EXPORTER=waterfall prints traces on stderr, so a service
-	// that calls Setup can be switched to the terminal view without a
-	// rebuild.
-	autoexport.RegisterSpanExporter("waterfall", func(context.Context) (sdktrace.SpanExporter, error) {
-		return NewWaterfall(os.Stderr), nil
-	})
-}
 
 // traceSpec is a span exporter: ready-made, or built by Setup because it
 // needs the context (OTLP).
@@ -56,6 +48,14 @@ func exporterName(exp sdktrace.SpanExporter) string {
 // exporters built so far are shut down.
 func spanExporters(ctx context.Context, c *config) ([]traceSpec, error) {
 	if !c.explicitTraces() {
+		// OTEL_TRACES_EXPORTER=waterfall prints traces on stderr, so a
+		// service that calls Setup can be switched to the terminal view
+		// without a rebuild. It is handled here rather than registered with
+		// autoexport, whose registry is global: importing this package
+		// changes nothing for other users of autoexport.
+		if strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER")) == "waterfall" {
+			return []traceSpec{{name: "waterfall", exporter: NewWaterfall(os.Stderr), built: true}}, nil
+		}
 		var opts []autoexport.SpanOption
 		if c.anyExplicit() {
 			// Metrics were configured explicitly: no OTLP default for traces.

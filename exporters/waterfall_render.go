@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracebus/tracebus/exporters/spantree"
 )
 
 // Column limits: names and services longer than this are cut with "…" so
@@ -150,62 +151,23 @@ func renderTrace(buf *bytes.Buffer, id trace.TraceID, spans []wfSpan, prev *prin
 	buf.WriteByte('\n')
 }
 
-// treeRows orders spans as a tree: spans whose parent is not among them are
-// roots; children follow their parent, earliest first, drawn with box
-// characters. A parent cycle (impossible from the SDK, possible from a
-// hand-made span) cannot loop: every span is printed once.
+// treeRows orders spans as a tree (see spantree.Order), children by start
+// time, and indexes them by span ID (the first span with each ID).
 func treeRows(spans []wfSpan) ([]wfRow, map[trace.SpanID]int) {
+	tree := spantree.Order(len(spans),
+		func(i int) trace.SpanID { return spans[i].spanID },
+		func(i int) trace.SpanID { return spans[i].parentID },
+		func(a, b int) int {
+			return cmp.Or(spans[a].start.Compare(spans[b].start), bytes.Compare(spans[a].spanID[:], spans[b].spanID[:]))
+		})
+	rows := make([]wfRow, len(tree))
 	index := make(map[trace.SpanID]int, len(spans))
+	for i, r := range tree {
+		rows[i] = wfRow{prefix: r.Prefix, span: &spans[r.Index]}
+	}
 	for i, s := range spans {
 		if _, dup := index[s.spanID]; !dup {
 			index[s.spanID] = i
-		}
-	}
-	children := make(map[trace.SpanID][]int)
-	var roots []int
-	for i, s := range spans {
-		if p, ok := index[s.parentID]; ok && s.parentID.IsValid() && p != i {
-			children[s.parentID] = append(children[s.parentID], i)
-		} else {
-			roots = append(roots, i)
-		}
-	}
-	byStart := func(a, b int) int {
-		return cmp.Or(spans[a].start.Compare(spans[b].start), bytes.Compare(spans[a].spanID[:], spans[b].spanID[:]), cmp.Compare(a, b))
-	}
-	slices.SortFunc(roots, byStart)
-	for _, c := range children {
-		slices.SortFunc(c, byStart)
-	}
-
-	rows := make([]wfRow, 0, len(spans))
-	seen := make([]bool, len(spans))
-	var walk func(i int, prefix, indent string)
-	walk = func(i int, prefix, indent string) {
-		if seen[i] {
-			return
-		}
-		seen[i] = true
-		rows = append(rows, wfRow{prefix: prefix, span: &spans[i]})
-		kids := children[spans[i].spanID]
-		if index[spans[i].spanID] != i {
-			kids = nil // a duplicate span ID: its children hang under the first
-		}
-		for k, c := range kids {
-			if k == len(kids)-1 {
-				walk(c, indent+"└─ ", indent+"   ")
-			} else {
-				walk(c, indent+"├─ ", indent+"│  ")
-			}
-		}
-	}
-	for _, r := range roots {
-		walk(r, "", "")
-	}
-	// Spans caught in a parent cycle were not reached from any root.
-	for i := range spans {
-		if !seen[i] {
-			walk(i, "", "")
 		}
 	}
 	return rows, index

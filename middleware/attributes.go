@@ -49,7 +49,7 @@ func spanName(operation, destination string, temporary bool) string {
 // an attribute.KeyValue is 64 bytes, and allocation is most of what
 // telemetry costs per message. fixed counts the attributes that do not
 // depend on op.
-func attrCap(op *broker.Operation, fixed int) int {
+func attrCap(op broker.Operation, fixed int) int {
 	n := fixed
 	if op.ServerAddress != "" {
 		n += 2
@@ -83,12 +83,12 @@ func carve(buf []attribute.KeyValue, n int) []attribute.KeyValue {
 
 // appendSystem appends the attributes every span and metric point has:
 // messaging.system and messaging.operation.name.
-func appendSystem(kvs []attribute.KeyValue, op *broker.Operation, name string) []attribute.KeyValue {
+func appendSystem(kvs []attribute.KeyValue, op broker.Operation, name string) []attribute.KeyValue {
 	return append(kvs, semconv.MessagingSystemKey.String(op.System), semconv.MessagingOperationName(name))
 }
 
 // appendServer appends server.address and server.port when known.
-func appendServer(kvs []attribute.KeyValue, op *broker.Operation) []attribute.KeyValue {
+func appendServer(kvs []attribute.KeyValue, op broker.Operation) []attribute.KeyValue {
 	if op.ServerAddress != "" {
 		kvs = append(kvs, semconv.ServerAddress(op.ServerAddress))
 		if op.ServerPort > 0 {
@@ -100,7 +100,7 @@ func appendServer(kvs []attribute.KeyValue, op *broker.Operation) []attribute.Ke
 
 // appendClientID appends messaging.client.id when known (send, process and
 // settle spans; not create spans).
-func appendClientID(kvs []attribute.KeyValue, op *broker.Operation) []attribute.KeyValue {
+func appendClientID(kvs []attribute.KeyValue, op broker.Operation) []attribute.KeyValue {
 	if op.ClientID != "" {
 		kvs = append(kvs, semconv.MessagingClientID(op.ClientID))
 	}
@@ -109,7 +109,7 @@ func appendClientID(kvs []attribute.KeyValue, op *broker.Operation) []attribute.
 
 // appendSubscriber appends the consumer group and subscription name of a
 // consume or settle operation.
-func appendSubscriber(kvs []attribute.KeyValue, op *broker.Operation) []attribute.KeyValue {
+func appendSubscriber(kvs []attribute.KeyValue, op broker.Operation) []attribute.KeyValue {
 	if op.Group != "" {
 		kvs = append(kvs, semconv.MessagingConsumerGroupName(op.Group))
 	}
@@ -122,7 +122,7 @@ func appendSubscriber(kvs []attribute.KeyValue, op *broker.Operation) []attribut
 // appendDestination appends messaging.destination.name (the concrete
 // destination, when one applies to every message), the template (the
 // subscription pattern, when it differs) and messaging.destination.temporary.
-func appendDestination(kvs []attribute.KeyValue, op *broker.Operation, concrete string) []attribute.KeyValue {
+func appendDestination(kvs []attribute.KeyValue, op broker.Operation, concrete string) []attribute.KeyValue {
 	if concrete != "" {
 		kvs = append(kvs, semconv.MessagingDestinationName(concrete))
 	}
@@ -137,7 +137,7 @@ func appendDestination(kvs []attribute.KeyValue, op *broker.Operation, concrete 
 
 // partitionOf returns the partition id of m, or "" when there is none: only
 // Kafka has partitions; on publish, only a message that asks for one has it.
-func partitionOf(op *broker.Operation, m *broker.Message) string {
+func partitionOf(op broker.Operation, m *broker.Message) string {
 	if op.System != systemKafka {
 		return ""
 	}
@@ -151,7 +151,7 @@ func partitionOf(op *broker.Operation, m *broker.Message) string {
 }
 
 // commonPartition returns the partition shared by every message, or "".
-func commonPartition(op *broker.Operation, msgs []*broker.Message) string {
+func commonPartition(op broker.Operation, msgs []*broker.Message) string {
 	if op.System != systemKafka || len(msgs) == 0 {
 		return ""
 	}
@@ -182,7 +182,7 @@ func commonDestination(msgs []*broker.Message) string {
 // appendMessage appends the attributes of a span that covers exactly one
 // message: partition, message id, Kafka key, offset and tombstone, and the
 // body size when asked for.
-func (t *Telemetry) appendMessage(kvs []attribute.KeyValue, op *broker.Operation, m *broker.Message, partition string) []attribute.KeyValue {
+func (t *Telemetry) appendMessage(kvs []attribute.KeyValue, op broker.Operation, m *broker.Message, partition string) []attribute.KeyValue {
 	if partition != "" {
 		kvs = append(kvs, semconv.MessagingDestinationPartitionID(partition))
 	}

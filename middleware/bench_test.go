@@ -12,8 +12,8 @@ import (
 	nooptrace "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // The benchmarks compare, in one run, the raw memory transport, a broker
@@ -51,7 +51,7 @@ var body = []byte(`{"order":1234,"customer":"c-77","total":"12.50"}`)
 func BenchmarkPublish(b *testing.B) {
 	ctx := context.Background()
 	b.Run("raw", func(b *testing.B) {
-		tr := memory.New()
+		tr := testutil.Memory(b)
 		b.ReportAllocs()
 		for b.Loop() {
 			if err := tr.Publish(ctx, []*broker.Message{{Destination: "orders", Body: body}}); err != nil {
@@ -61,7 +61,7 @@ func BenchmarkPublish(b *testing.B) {
 	})
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
-			br := broker.New(memory.New(), broker.WithMiddleware(v.mws()...))
+			br := broker.New(testutil.Memory(b), broker.WithMiddleware(v.mws()...))
 			defer br.Close(ctx)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -79,7 +79,7 @@ func BenchmarkPublish(b *testing.B) {
 func BenchmarkPublishConsume(b *testing.B) {
 	ctx := context.Background()
 	b.Run("raw", func(b *testing.B) {
-		tr := memory.New()
+		tr := testutil.Memory(b)
 		var n atomic.Int64
 		done := make(chan struct{}, 1)
 		target := int64(0)
@@ -106,7 +106,7 @@ func BenchmarkPublishConsume(b *testing.B) {
 	})
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
-			br := broker.New(memory.New(), broker.WithMiddleware(v.mws()...))
+			br := broker.New(testutil.Memory(b), broker.WithMiddleware(v.mws()...))
 			defer br.Close(ctx)
 			var n atomic.Int64
 			done := make(chan struct{}, 1)
@@ -139,7 +139,7 @@ func BenchmarkPublishBatch(b *testing.B) {
 	ctx := context.Background()
 	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
-			br := broker.New(memory.New(), broker.WithMiddleware(v.mws()...))
+			br := broker.New(testutil.Memory(b), broker.WithMiddleware(v.mws()...))
 			defer br.Close(ctx)
 			b.ReportAllocs()
 			for b.Loop() {

@@ -17,7 +17,7 @@ import (
 // creation context and baggage, runs the handler inside a process span and
 // records the process metrics.
 func (t *Telemetry) WrapConsume(next broker.ConsumeFunc) broker.ConsumeFunc {
-	return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message) error {
+	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 		switch {
 		case len(msgs) == 0:
 			return next(ctx, op, msgs)
@@ -37,7 +37,7 @@ func (t *Telemetry) WrapConsume(next broker.ConsumeFunc) broker.ConsumeFunc {
 // and ask to link the ambient context then, which we do when the delivery
 // context holds a span. With WithLinkedProcessSpans the span is instead a
 // new root that links to the creation context.
-func (t *Telemetry) consumeOne(ctx context.Context, op *broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
+func (t *Telemetry) consumeOne(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
 	start := time.Now()
 	m := msgs[0]
 	remote, bag := t.extract(&m.Headers)
@@ -100,7 +100,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, op *broker.Operation, msgs [
 // that message's id, destination, partition and offset, up to the link
 // limit (WithBatchLinkLimit). Messages without a creation context get no
 // link: there is nothing to point to.
-func (t *Telemetry) consumeBatch(ctx context.Context, op *broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
+func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
 	start := time.Now()
 	dest := commonDestination(msgs)
 	partition := commonPartition(op, msgs)

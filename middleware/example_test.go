@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"fmt"
+	"log"
 
 	"go.opentelemetry.io/contrib/propagators/autoprop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -27,7 +28,11 @@ func tracing() (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
 func Example() {
 	tp, spans := tracing()
 	tel := middleware.NewTelemetry(middleware.WithTracerProvider(tp))
-	b := broker.New(memory.New(), broker.WithMiddleware(tel))
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr, broker.WithMiddleware(tel))
 
 	done := make(chan struct{})
 	_ = b.Subscribe("orders", func(ctx context.Context, msg *broker.Message) error {
@@ -62,7 +67,11 @@ func ExampleNewTelemetry() {
 		middleware.WithMeterProvider(mp),
 		middleware.WithPropagators(autoprop.NewTextMapPropagator()),
 	)
-	b := broker.New(memory.New(), broker.WithMiddleware(tel))
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr, broker.WithMiddleware(tel))
 	ctx := context.Background()
 	msg := &broker.Message{Destination: "orders", Body: []byte("hi")}
 	_ = b.Publish(ctx, msg)
@@ -80,7 +89,11 @@ func ExampleNewTelemetry() {
 // message carries, and one send span linking to all of them.
 func ExampleTelemetry_batch() {
 	tp, spans := tracing()
-	b := broker.New(memory.New(), broker.WithMiddleware(middleware.NewTelemetry(middleware.WithTracerProvider(tp))))
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry(middleware.WithTracerProvider(tp))))
 	ctx, parent := tp.Tracer("example").Start(context.Background(), "checkout")
 	_ = b.PublishBatch(ctx, []*broker.Message{
 		{Destination: "orders", Body: []byte("1")},
@@ -104,7 +117,11 @@ func ExampleTelemetry_batch() {
 func ExampleWithLinkedProcessSpans() {
 	tp, spans := tracing()
 	tel := middleware.NewTelemetry(middleware.WithTracerProvider(tp), middleware.WithLinkedProcessSpans())
-	b := broker.New(memory.New(), broker.WithMiddleware(tel))
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr, broker.WithMiddleware(tel))
 	done := make(chan struct{})
 	_ = b.Subscribe("orders", func(context.Context, *broker.Message) error { close(done); return nil })
 	ctx := context.Background()

@@ -30,7 +30,7 @@ func newTel(t *testing.T, opts ...middleware.Option) (*middleware.Telemetry, *te
 	return middleware.NewTelemetry(opts...), rec
 }
 
-func ok(context.Context, *broker.Operation, []*broker.Message) error { return nil }
+func ok(context.Context, broker.Operation, []*broker.Message) error { return nil }
 
 // attrMap returns the attributes as a map from key to emitted value.
 func attrMap(kvs []attribute.KeyValue) map[attribute.Key]attribute.Value {

@@ -95,7 +95,7 @@ func TestBatchLinkLimit(t *testing.T) {
 			for i := range pub {
 				pub[i] = &broker.Message{Destination: "orders", ID: fmt.Sprint(i)}
 			}
-			op := &broker.Operation{Kind: broker.OpPublish, System: "kafka", Destination: "orders", Batch: true}
+			op := broker.Operation{Kind: broker.OpPublish, System: "kafka", Destination: "orders", Batch: true}
 			if err := tel.WrapPublish(ok)(context.Background(), op, pub); err != nil {
 				t.Fatal(err)
 			}

@@ -37,7 +37,7 @@ type pointKey struct {
 // low-cardinality: the operation's destination on publish (a reply inbox
 // excluded), on consume and settle the subscription's destination when the
 // messages came from it literally, and the template otherwise.
-func metricKey(op *broker.Operation, name, concrete, partition string, et attribute.KeyValue) pointKey {
+func metricKey(op broker.Operation, name, concrete, partition string, et attribute.KeyValue) pointKey {
 	k := pointKey{
 		kind: op.Kind, system: op.System, name: name, partition: partition,
 		addr: op.ServerAddress, port: op.ServerPort,
@@ -147,7 +147,7 @@ func (c *setCache) sets(k pointKey) *pointSets {
 // recordPublish records messaging.client.operation.duration (one point per
 // publish call) and messaging.client.sent.messages (every message the call
 // attempted; the failed ones of a BatchError with their own error.type).
-func (t *Telemetry) recordPublish(ctx context.Context, op *broker.Operation, msgs []*broker.Message,
+func (t *Telemetry) recordPublish(ctx context.Context, op broker.Operation, msgs []*broker.Message,
 	partition string, err error, et attribute.KeyValue, d time.Duration,
 ) {
 	if !t.opDuration.Enabled(ctx) && !t.sent.Enabled(ctx) {
@@ -178,7 +178,7 @@ func (t *Telemetry) recordPublish(ctx context.Context, op *broker.Operation, msg
 // messaging.client.consumed.messages with one attribute set: semconv gives
 // both the same attributes, and counting the consumed messages after the
 // handler lets error.type split them by outcome.
-func (t *Telemetry) recordProcess(ctx context.Context, op *broker.Operation, dest, partition string,
+func (t *Telemetry) recordProcess(ctx context.Context, op broker.Operation, dest, partition string,
 	n int, et attribute.KeyValue, d time.Duration,
 ) {
 	if !t.procDuration.Enabled(ctx) && !t.consumed.Enabled(ctx) {
@@ -191,7 +191,7 @@ func (t *Telemetry) recordProcess(ctx context.Context, op *broker.Operation, des
 
 // recordSettle records messaging.client.operation.duration for a
 // settlement, with operation type settle.
-func (t *Telemetry) recordSettle(ctx context.Context, op *broker.Operation, name, dest, partition string,
+func (t *Telemetry) recordSettle(ctx context.Context, op broker.Operation, name, dest, partition string,
 	et attribute.KeyValue, d time.Duration,
 ) {
 	if !t.opDuration.Enabled(ctx) {

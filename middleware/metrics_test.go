@@ -22,7 +22,7 @@ func TestMetricsManyDestinationsConcurrently(t *testing.T) {
 		wg.Go(func() {
 			for i := w; i < dests; i += workers {
 				d := "d" + strconv.Itoa(i)
-				op := &broker.Operation{Kind: broker.OpPublish, System: "memory", Destination: d}
+				op := broker.Operation{Kind: broker.OpPublish, System: "memory", Destination: d}
 				for range 2 {
 					if err := pub(context.Background(), op, []*broker.Message{{Destination: d}}); err != nil {
 						t.Error(err)

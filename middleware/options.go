@@ -54,7 +54,9 @@ func newConfig(opts []Option) config {
 		c.linkLimit = n
 	}
 	for _, o := range opts {
-		o.apply(&c)
+		if o != nil {
+			o.apply(&c)
+		}
 	}
 	if c.tracerProvider == nil {
 		c.tracerProvider = otel.GetTracerProvider()

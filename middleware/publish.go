@@ -17,7 +17,7 @@ import (
 // the creation context of every message into its headers and records the
 // send metrics.
 func (t *Telemetry) WrapPublish(next broker.PublishFunc) broker.PublishFunc {
-	return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message) error {
+	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 		if len(msgs) == 0 {
 			return next(ctx, op, msgs)
 		}
@@ -35,7 +35,7 @@ func (t *Telemetry) WrapPublish(next broker.PublishFunc) broker.PublishFunc {
 
 // publishOne traces a single publish with one PRODUCER send span whose
 // context becomes the message's creation context.
-func (t *Telemetry) publishOne(ctx context.Context, op *broker.Operation, msgs []*broker.Message, next broker.PublishFunc) error {
+func (t *Telemetry) publishOne(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.PublishFunc) error {
 	start := time.Now()
 	m := msgs[0]
 	partition := partitionOf(op, m)
@@ -76,7 +76,7 @@ func (t *Telemetry) publishOne(ctx context.Context, op *broker.Operation, msgs [
 // "created" before that: a create span ends when its message's fate is
 // known, so that a message the transport rejected (BatchError) shows as a
 // failed create span — the one a consumer would have linked to.
-func (t *Telemetry) publishBatch(ctx context.Context, op *broker.Operation, msgs []*broker.Message, next broker.PublishFunc) error {
+func (t *Telemetry) publishBatch(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.PublishFunc) error {
 	start := time.Now()
 	startTS := trace.WithTimestamp(start) // one option for every span of the batch
 	mixed := op.Destination == ""

@@ -23,7 +23,7 @@ func (t *Telemetry) WrapSettle(next broker.SettleFunc) broker.SettleFunc {
 	if !t.cfg.settle {
 		return next
 	}
-	return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
+	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
 		if len(msgs) == 0 {
 			return next(ctx, op, msgs, s)
 		}
@@ -31,7 +31,7 @@ func (t *Telemetry) WrapSettle(next broker.SettleFunc) broker.SettleFunc {
 	}
 }
 
-func (t *Telemetry) settle(ctx context.Context, op *broker.Operation, msgs []*broker.Message, s broker.Settlement, next broker.SettleFunc) error {
+func (t *Telemetry) settle(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement, next broker.SettleFunc) error {
 	start := time.Now()
 	name := settleName(op, s)
 	batch := op.Batch || len(msgs) > 1
@@ -79,7 +79,7 @@ func (t *Telemetry) settle(ctx context.Context, op *broker.Operation, msgs []*br
 // settleName is the operation name of a settlement: the system's name for a
 // successful one (Operation.OperationName: "ack", "commit"), else the
 // action's ("nak", "term").
-func settleName(op *broker.Operation, s broker.Settlement) string {
+func settleName(op broker.Operation, s broker.Settlement) string {
 	if s.Action == broker.Ack || s.Action == 0 {
 		if op.OperationName != "" {
 			return op.OperationName

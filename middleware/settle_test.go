@@ -14,7 +14,7 @@ import (
 	"github.com/tracebus/tracebus/middleware"
 )
 
-func settled(context.Context, *broker.Operation, []*broker.Message, broker.Settlement) error {
+func settled(context.Context, broker.Operation, []*broker.Message, broker.Settlement) error {
 	return nil
 }
 
@@ -53,9 +53,9 @@ func TestSettleSpans(t *testing.T) {
 
 func TestSettleBatchAndError(t *testing.T) {
 	tel, rec := newTel(t, middleware.WithSettleSpans(), middleware.WithMessageBodySize())
-	op := &broker.Operation{Kind: broker.OpSettle, System: "nats", Destination: "orders", Batch: true}
+	op := broker.Operation{Kind: broker.OpSettle, System: "nats", Destination: "orders", Batch: true}
 	failure := errors.New("ack timeout")
-	err := tel.WrapSettle(func(context.Context, *broker.Operation, []*broker.Message, broker.Settlement) error { return failure })(
+	err := tel.WrapSettle(func(context.Context, broker.Operation, []*broker.Message, broker.Settlement) error { return failure })(
 		context.Background(), op, []*broker.Message{{Destination: "orders", ID: "a"}, {Destination: "orders", ID: "b"}}, broker.Settlement{Action: broker.Ack})
 	if err != failure {
 		t.Fatalf("settle returned %v", err)
@@ -72,8 +72,8 @@ func TestSettleBatchAndError(t *testing.T) {
 func TestSettleSpansOffByDefault(t *testing.T) {
 	tel, rec := newTel(t)
 	called := false
-	op := &broker.Operation{Kind: broker.OpSettle, System: "memory", Destination: "q"}
-	err := tel.WrapSettle(func(context.Context, *broker.Operation, []*broker.Message, broker.Settlement) error {
+	op := broker.Operation{Kind: broker.OpSettle, System: "memory", Destination: "q"}
+	err := tel.WrapSettle(func(context.Context, broker.Operation, []*broker.Message, broker.Settlement) error {
 		called = true
 		return nil
 	})(context.Background(), op, []*broker.Message{{Destination: "q"}}, broker.Settlement{Action: broker.Ack})

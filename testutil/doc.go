@@ -9,5 +9,7 @@
 //	s := testutil.TransportSuite{New: newTransport, Features: testutil.Features{Groups: true}}
 //	testutil.TestTransport(t, s)
 //
-// Embedded servers live in the subpackages natstest and kafkatest.
+// Memory returns a memory transport for a test in one line. Embedded
+// servers live in the subpackages natstest and kafkatest, which go run
+// ./example also uses to run without installed servers.
 package testutil

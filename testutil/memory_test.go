@@ -13,7 +13,7 @@ import (
 func memorySuite(t *testing.T) testutil.TransportSuite {
 	srv := memory.NewServer()
 	return testutil.TransportSuite{
-		New: func(*testing.T) broker.Transport { return srv.Transport() },
+		New: func(t *testing.T) broker.Transport { return testutil.Memory(t, memory.WithServer(srv)) },
 		Features: testutil.Features{
 			Groups: true, Batch: true, Ordered: true, Keys: true,
 			Wildcards: true, MessageID: true, Concurrent: true,
@@ -31,4 +31,8 @@ func TestMemoryHostileHeaders(t *testing.T) {
 
 func TestMemoryLoad(t *testing.T) {
 	testutil.TestLoad(t, memorySuite(t), testutil.Scale(20_000, 1_000_000))
+}
+
+func TestMemoryTyped(t *testing.T) {
+	testutil.TestTyped(t, memorySuite(t))
 }

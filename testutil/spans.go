@@ -8,6 +8,8 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracebus/tracebus/exporters/spantree"
 )
 
 // SpansNamed returns the spans with the given name, in the given order.
@@ -60,27 +62,27 @@ func LinksTo(s, target sdktrace.ReadOnlySpan) bool {
 //
 // Spans whose parent is not among spans are printed as roots of their trace.
 func Tree(spans []sdktrace.ReadOnlySpan) string {
-	byID := map[trace.SpanID]bool{}
+	// Traces in the order their first span started; in a trace, spans by
+	// start time.
+	spans = ByStart(spans)
+	rank := make(map[trace.TraceID]int)
 	for _, s := range spans {
-		byID[s.SpanContext().SpanID()] = true
-	}
-	children := map[trace.SpanID][]sdktrace.ReadOnlySpan{}
-	var roots []sdktrace.ReadOnlySpan
-	for _, s := range ByStart(spans) {
-		if p := s.Parent().SpanID(); s.Parent().IsValid() && byID[p] {
-			children[p] = append(children[p], s)
-		} else {
-			roots = append(roots, s)
+		if _, ok := rank[s.SpanContext().TraceID()]; !ok {
+			rank[s.SpanContext().TraceID()] = len(rank)
 		}
 	}
-	// Group roots by trace, traces in order of their first root.
-	slices.SortStableFunc(roots, func(a, b sdktrace.ReadOnlySpan) int {
-		return cmp.Compare(traceOrder(roots, a), traceOrder(roots, b))
-	})
+	rows := spantree.Order(len(spans),
+		func(i int) trace.SpanID { return spans[i].SpanContext().SpanID() },
+		func(i int) trace.SpanID { return spans[i].Parent().SpanID() },
+		func(a, b int) int {
+			return cmp.Or(
+				cmp.Compare(rank[spans[a].SpanContext().TraceID()], rank[spans[b].SpanContext().TraceID()]),
+				spans[a].StartTime().Compare(spans[b].StartTime()))
+		})
 	var b strings.Builder
-	var walk func(s sdktrace.ReadOnlySpan, depth int)
-	walk = func(s sdktrace.ReadOnlySpan, depth int) {
-		b.WriteString(strings.Repeat("  ", depth))
+	for _, r := range rows {
+		s := spans[r.Index]
+		b.WriteString(strings.Repeat("  ", r.Depth))
 		fmt.Fprintf(&b, "%s (%s)", s.Name(), s.SpanKind())
 		if s.Status().Code.String() == "Error" {
 			fmt.Fprintf(&b, " ERROR %q", s.Status().Description)
@@ -89,18 +91,6 @@ func Tree(spans []sdktrace.ReadOnlySpan) string {
 			fmt.Fprintf(&b, " links=%d", n)
 		}
 		b.WriteByte('\n')
-		for _, c := range children[s.SpanContext().SpanID()] {
-			walk(c, depth+1)
-		}
-	}
-	for _, r := range roots {
-		walk(r, 0)
 	}
 	return b.String()
-}
-
-func traceOrder(roots []sdktrace.ReadOnlySpan, s sdktrace.ReadOnlySpan) int {
-	return slices.IndexFunc(roots, func(r sdktrace.ReadOnlySpan) bool {
-		return r.SpanContext().TraceID() == s.SpanContext().TraceID()
-	})
 }

@@ -85,9 +85,9 @@ type opSpy struct {
 
 func (s *opSpy) middleware() broker.Middleware {
 	return broker.MiddlewareFuncs{Consume: func(next broker.ConsumeFunc) broker.ConsumeFunc {
-		return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message) error {
+		return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
 			s.mu.Lock()
-			s.ops[op.Destination] = *op
+			s.ops[op.Destination] = op
 			s.mu.Unlock()
 			return next(ctx, op, msgs)
 		}

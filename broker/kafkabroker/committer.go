@@ -13,8 +13,8 @@ import (
 )
 
 var (
-	errSettledTwice    = errors.New("kafka: delivery settled twice")
-	errCommitterClosed = fmt.Errorf("kafka: commit after the partitions were released: %w", broker.ErrClosed)
+	errSettledTwice    = errors.New("kafkabroker: delivery settled twice")
+	errCommitterClosed = fmt.Errorf("kafkabroker: commit after the partitions were released: %w", broker.ErrClosed)
 )
 
 // commitRequest asks to commit offsets (partition -> next offset to read).
@@ -119,7 +119,7 @@ func (c *committer) loop() {
 		if len(pending) > 0 {
 			err = c.gen.CommitOffsets(map[string]map[int]int64{c.topic: pending})
 			if err != nil {
-				err = fmt.Errorf("kafka: commit offsets %v of %s for group %s: %w", pending, c.topic, c.gen.GroupID, err)
+				err = fmt.Errorf("kafkabroker: commit offsets %v of %s for group %s: %w", pending, c.topic, c.gen.GroupID, err)
 			}
 			pending = make(map[int]int64)
 		}
@@ -131,7 +131,7 @@ func (c *committer) loop() {
 			// Nobody waits for a deferred commit: say it here. The
 			// messages will be delivered again to the partitions' next
 			// owner.
-			c.s.log(slog.LevelWarn, "tracebus: kafka deferred commit failed", slog.Any("error", err))
+			c.s.log(slog.LevelWarn, "kafkabroker: deferred commit failed", slog.Any("error", err))
 		}
 	}
 	for {

@@ -10,6 +10,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/wait"
 )
 
 // unsettledRetryDelay is the wait before delivering again messages whose
@@ -55,7 +56,7 @@ func (s *subscription) consume(stop <-chan struct{}, parts []kafka.PartitionAssi
 		r := kafka.NewReader(s.readerConfig(p.ID))
 		readers[i] = r
 		if err := r.SetOffset(p.Offset); err != nil {
-			s.log(slog.LevelError, "tracebus: kafka set offset failed", slog.Int("partition", p.ID), slog.Any("error", err))
+			s.log(slog.LevelError, "kafkabroker: set offset failed", slog.Int("partition", p.ID), slog.Any("error", err))
 			continue
 		}
 		l := lanes[i%n]
@@ -84,6 +85,7 @@ func (s *subscription) consume(stop <-chan struct{}, parts []kafka.PartitionAssi
 // fetch moves the messages of one partition reader into its lane, in
 // offset order, until ctx is cancelled.
 func (s *subscription) fetch(ctx context.Context, r *kafka.Reader, out chan<- kafka.Message) {
+	failures := 0
 	for {
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -92,12 +94,14 @@ func (s *subscription) fetch(ctx context.Context, r *kafka.Reader, out chan<- ka
 			}
 			// kafka-go retries connection problems inside the reader;
 			// what comes out here is worth a log line and a pause.
-			s.log(slog.LevelWarn, "tracebus: kafka fetch failed", slog.Int("partition", r.Config().Partition), slog.Any("error", err))
-			if !sleepUntil(time.Second, ctx.Done()) {
+			failures++
+			s.log(slog.LevelWarn, "kafkabroker: fetch failed", slog.Int("partition", r.Config().Partition), slog.Any("error", err))
+			if !wait.Sleep(wait.Retry(failures), ctx.Done()) {
 				return
 			}
 			continue
 		}
+		failures = 0
 		select {
 		case out <- m:
 		case <-ctx.Done():
@@ -174,11 +178,11 @@ func (l *lane) process(msgs []kafka.Message) {
 			return
 		case settledNak:
 		default:
-			s.log(slog.LevelError, "tracebus: kafka delivery returned unsettled, delivering again",
+			s.log(slog.LevelError, "kafkabroker: delivery returned unsettled, delivering again",
 				slog.Int("messages", len(msgs)))
 			delay = unsettledRetryDelay
 		}
-		if !sleepUntil(delay, l.stop) {
+		if !wait.Sleep(delay, l.stop) {
 			return
 		}
 	}

@@ -26,7 +26,7 @@
 // messages (WithRequiredAcks defaults to all in-sync replicas), and it does
 // not linger: kafka-go's Writer waits up to a second to fill a batch by
 // default, this transport sends each call's messages at once unless
-// WithBatchTimeout asks for lingering.
+// WithWriteBatchTimeout asks for lingering.
 //
 // # Consuming
 //
@@ -62,14 +62,17 @@
 //
 // # Topics
 //
-// WithAutoCreateTopics creates missing topics through the CreateTopics API.
-// Independently of it, the transport's metadata requests allow automatic
-// creation: kafka-go's writer refreshes its metadata cache for a topic it has
-// not seen only through such a request, and without it a topic created a
-// moment ago stays unknown to the writer for seconds. A broker with
-// auto.create.topics.enable (Apache Kafka's default, off in most managed
-// clusters) therefore creates a topic on the first publish to it, as the
-// Java producer's default does.
+// The transport asks the brokers to create topics only when told to:
+// WithAutoCreateTopics creates missing topics through the CreateTopics API,
+// whatever the brokers' auto.create.topics.enable. Without it no request of
+// the transport allows automatic creation, so a topic must exist before it
+// is used. The transport learns about topics created while it runs from
+// kafka-go's metadata cache, which it refreshes within WithMetadataMaxAge
+// (6s by default); until then a publish to such a topic waits for it (like
+// the Java producer waiting for metadata), for at most that long or until
+// its ctx is done, and a subscription without a group fails with
+// ErrUnknownTopic. Partition counts, which Publish needs for
+// Message.Partition, are cached per transport for the same time.
 //
 // # Limits
 //

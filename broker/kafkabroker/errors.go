@@ -7,8 +7,8 @@ import "errors"
 var (
 	// ErrUnknownPartition: Message.Partition names a partition the topic
 	// does not have.
-	ErrUnknownPartition = errors.New("kafka: unknown partition")
+	ErrUnknownPartition = errors.New("kafkabroker: unknown partition")
 	// ErrUnknownTopic: a subscription without a group names a topic that
 	// does not exist (group subscriptions wait for it instead).
-	ErrUnknownTopic = errors.New("kafka: unknown topic")
+	ErrUnknownTopic = errors.New("kafkabroker: unknown topic")
 )

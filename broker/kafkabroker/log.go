@@ -11,12 +11,13 @@ import (
 // retries and recovers from (a rebalance alone produces several), so they
 // are diagnostics, not errors; what the transport cannot recover from it
 // logs itself at warn or error level.
-type kafkaLogger struct{ l *slog.Logger }
+type kafkaLogger struct{ c *config }
 
 // Printf implements kafka.Logger.
 func (k kafkaLogger) Printf(format string, args ...any) {
-	if !k.l.Enabled(context.Background(), slog.LevelDebug) {
+	l := k.c.logger.Logger
+	if !l.Enabled(context.Background(), slog.LevelDebug) {
 		return
 	}
-	k.l.LogAttrs(context.Background(), slog.LevelDebug, "kafka-go: "+fmt.Sprintf(format, args...))
+	l.LogAttrs(context.Background(), slog.LevelDebug, "kafka-go: "+fmt.Sprintf(format, args...))
 }

@@ -1,6 +1,7 @@
 package kafkabroker
 
 import (
+	"cmp"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/logger"
 )
 
 // Defaults that differ from kafka-go's own. Everything not listed here keeps
@@ -25,9 +27,17 @@ const (
 	// not delay delivery (a fetch returns as soon as data arrives), but it
 	// bounds how long closing a subscription waits for a fetch in flight.
 	DefaultMaxWait = 500 * time.Millisecond
+	// DefaultMetadataMaxAge is how long cluster metadata is trusted when
+	// WithMetadataMaxAge is not given: kafka-go's default.
+	DefaultMetadataMaxAge = 6 * time.Second
 )
 
-// Option configures a Transport.
+// defaultMaxBytes is kafka-go's default for ReaderConfig.MaxBytes. The
+// transport sets it explicitly: kafka-go checks MinBytes against MaxBytes
+// before it fills in its defaults.
+const defaultMaxBytes = 1e6
+
+// Option configures a Transport. A nil Option is ignored.
 type Option interface {
 	apply(*config)
 }
@@ -37,12 +47,13 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	brokers     []string
-	clientID    string
-	tls         *tls.Config
-	sasl        sasl.Mechanism
-	dialTimeout time.Duration
-	logger      *slog.Logger
+	brokers        []string
+	clientID       string
+	tls            *tls.Config
+	sasl           sasl.Mechanism
+	dialTimeout    time.Duration
+	metadataMaxAge time.Duration
+	logger         logger.Choice
 
 	// writer
 	batchSize    int
@@ -80,23 +91,29 @@ type config struct {
 
 func newConfig(opts []Option) config {
 	c := config{
-		clientID:     DefaultClientID,
-		requiredAcks: kafka.RequireAll,
-		maxWait:      DefaultMaxWait,
-		logger:       slog.Default(),
+		clientID:       DefaultClientID,
+		requiredAcks:   kafka.RequireAll,
+		maxWait:        DefaultMaxWait,
+		metadataMaxAge: DefaultMetadataMaxAge,
+		logger:         logger.Default(),
 	}
 	for _, o := range opts {
-		o.apply(&c)
+		if o != nil {
+			o.apply(&c)
+		}
 	}
 	if len(c.brokers) == 0 && c.err == nil {
 		c.brokers = []string{DefaultBroker}
+	}
+	if maxBytes := cmp.Or(c.maxBytes, defaultMaxBytes); c.minBytes > maxBytes {
+		c.invalid("min bytes %d above max bytes %d", c.minBytes, maxBytes)
 	}
 	return c
 }
 
 func (c *config) invalid(format string, args ...any) {
 	if c.err == nil {
-		c.err = fmt.Errorf("kafka: %w: "+format, append([]any{broker.ErrInvalidOption}, args...)...)
+		c.err = fmt.Errorf("kafkabroker: "+format+": %w", append(args, broker.ErrInvalidOption)...)
 	}
 }
 
@@ -144,21 +161,34 @@ func WithDialTimeout(d time.Duration) Option {
 	})
 }
 
-// WithLogger sets the logger for errors the transport cannot return to a
-// caller: fetch and join failures, failed commits on shutdown. kafka-go's
-// own error log is forwarded to it at debug level. The default is
-// slog.Default().
-func WithLogger(l *slog.Logger) Option {
+// WithMetadataMaxAge sets how long the transport trusts the cluster
+// metadata it cached (kafka-go's metadata cache and the partition counts
+// Publish checks Message.Partition against), like the Java client's
+// metadata.max.age.ms. A topic created while the transport runs becomes
+// known within d; a publish to it waits that long at most. The default is
+// DefaultMetadataMaxAge.
+func WithMetadataMaxAge(d time.Duration) Option {
 	return optionFunc(func(c *config) {
-		if l != nil {
-			c.logger = l
+		if d <= 0 {
+			c.invalid("metadata max age %v: must be positive", d)
+			return
 		}
+		c.metadataMaxAge = d
 	})
 }
 
-// WithBatchSize caps how many messages the writer puts in one produce
+// WithLogger sets the logger for errors the transport cannot return to a
+// caller: fetch and join failures, failed commits on shutdown. kafka-go's
+// own error log is forwarded to it at debug level. Without it the transport
+// logs to the logger of the broker it is given to (broker.WithLogger), or
+// to slog.Default(). A nil l is ignored.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.logger.Own(l) })
+}
+
+// WithWriteBatchSize caps how many messages the writer puts in one produce
 // request per partition. kafka-go's default is 100.
-func WithBatchSize(n int) Option {
+func WithWriteBatchSize(n int) Option {
 	return optionFunc(func(c *config) {
 		if n < 1 {
 			c.invalid("batch size %d: must be at least 1", n)
@@ -168,9 +198,9 @@ func WithBatchSize(n int) Option {
 	})
 }
 
-// WithBatchBytes caps the size of one produce request per partition.
+// WithWriteBatchBytes caps the size of one produce request per partition.
 // kafka-go's default is 1 MiB.
-func WithBatchBytes(n int64) Option {
+func WithWriteBatchBytes(n int64) Option {
 	return optionFunc(func(c *config) {
 		if n < 1 {
 			c.invalid("batch bytes %d: must be at least 1", n)
@@ -180,7 +210,7 @@ func WithBatchBytes(n int64) Option {
 	})
 }
 
-// WithBatchTimeout is how long the writer lingers for more messages before
+// WithWriteBatchTimeout is how long the writer lingers for more messages before
 // it sends an incomplete partition batch, so that concurrent publishers share
 // produce requests at the cost of that much latency each.
 //
@@ -188,7 +218,7 @@ func WithBatchBytes(n int64) Option {
 // soon as they are queued (one request per partition, up to the batch size).
 // kafka-go's own default of one second would make every single Publish wait
 // a second.
-func WithBatchTimeout(d time.Duration) Option {
+func WithWriteBatchTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d < 0 {
 			c.invalid("batch timeout %v: must not be negative", d)
@@ -262,7 +292,8 @@ func WithWriterConfig(fn func(*kafka.Writer)) Option {
 }
 
 // WithMinBytes is the least data a fetch asks the broker to wait for (up to
-// the max wait). kafka-go's default is 1.
+// the max wait). It must not exceed the max bytes (WithMaxBytes). kafka-go's
+// default is 1.
 func WithMinBytes(n int) Option {
 	return optionFunc(func(c *config) {
 		if n < 1 {
@@ -274,7 +305,7 @@ func WithMinBytes(n int) Option {
 }
 
 // WithMaxBytes caps the data one fetch returns; it must exceed the largest
-// message. kafka-go's default is 1 MiB.
+// message. kafka-go's default is 1 MB (1e6 bytes).
 func WithMaxBytes(n int) Option {
 	return optionFunc(func(c *config) {
 		if n < 1 {

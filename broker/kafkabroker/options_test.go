@@ -53,9 +53,9 @@ func TestInvalidOptions(t *testing.T) {
 	for name, opt := range map[string]kafkabroker.Option{
 		"no brokers":         kafkabroker.WithBrokers(),
 		"empty broker":       kafkabroker.WithBrokers(""),
-		"batch size":         kafkabroker.WithBatchSize(0),
-		"batch bytes":        kafkabroker.WithBatchBytes(-1),
-		"batch timeout":      kafkabroker.WithBatchTimeout(-time.Second),
+		"batch size":         kafkabroker.WithWriteBatchSize(0),
+		"batch bytes":        kafkabroker.WithWriteBatchBytes(-1),
+		"batch timeout":      kafkabroker.WithWriteBatchTimeout(-time.Second),
 		"required acks":      kafkabroker.WithRequiredAcks(kafka.RequiredAcks(2)),
 		"max wait":           kafkabroker.WithMaxWait(0),
 		"start offset":       kafkabroker.WithStartOffset(5),
@@ -67,6 +67,7 @@ func TestInvalidOptions(t *testing.T) {
 		"queue capacity":     kafkabroker.WithQueueCapacity(0),
 		"rebalance timeout":  kafkabroker.WithRebalanceTimeout(-1),
 		"partition watching": kafkabroker.WithPartitionWatchInterval(0),
+		"metadata max age":   kafkabroker.WithMetadataMaxAge(0),
 	} {
 		if _, err := kafkabroker.New(opt); !errors.Is(err, broker.ErrInvalidOption) {
 			t.Errorf("%s: %v, want ErrInvalidOption", name, err)
@@ -186,4 +187,42 @@ func selfSignedTLS(t *testing.T) (server, client *tls.Config) {
 	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
 	client = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	return server, client
+}
+
+// WithMinBytes alone leaves MaxBytes at kafka-go's default: the readers
+// must work, not panic on kafka-go's check of MinBytes against an unset
+// MaxBytes. Reader settings that kafka-go would reject fail Subscribe (or
+// New) with ErrInvalidOption instead of panicking in a reader goroutine.
+func TestMinBytesWithoutMaxBytes(t *testing.T) {
+	c := kafkatest.New(t)
+	topic := newTopic(t, c, 1)
+	tr := newTransport(t, c, kafkabroker.WithMinBytes(1024))
+	got := make(chan string, 1)
+	sub, err := tr.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, Concurrency: 1},
+		func(ctx context.Context, msgs []*broker.Message, ack broker.Acknowledger) {
+			got <- string(msgs[0].Body)
+			_ = ack.Ack(ctx)
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close(context.Background())
+	if err := tr.Publish(context.Background(), []*broker.Message{{Destination: topic, Body: []byte("small")}}); err != nil {
+		t.Fatal(err)
+	}
+	if body := recv(t, got); body != "small" {
+		t.Fatalf("got %q", body)
+	}
+
+	if _, err := kafkabroker.New(kafkabroker.WithMinBytes(2e6)); !errors.Is(err, broker.ErrInvalidOption) {
+		t.Errorf("min bytes above the default max bytes: %v, want ErrInvalidOption", err)
+	}
+	bad := newTransport(t, c, kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.MinBytes, rc.MaxBytes = 10, 5 }))
+	for _, group := range []string{"", "bad-reader"} {
+		_, err := bad.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, Group: group, Concurrency: 1},
+			func(context.Context, []*broker.Message, broker.Acknowledger) {})
+		if !errors.Is(err, broker.ErrInvalidOption) {
+			t.Errorf("group %q: subscribe with an invalid reader config: %v, want ErrInvalidOption", group, err)
+		}
+	}
 }

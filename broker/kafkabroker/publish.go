@@ -7,7 +7,6 @@ import (
 	"io"
 
 	kafka "github.com/segmentio/kafka-go"
-	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/tracebus/tracebus/broker"
 )
@@ -60,7 +59,6 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 
 	var (
 		errs    broker.BatchError // allocated on the first failure
-		counts  map[string]int    // partition counts, for explicit partitions
 		out     = make([]kafka.Message, 0, len(msgs))
 		indexes []int // out[i] is msgs[indexes[i]]; nil while identical
 	)
@@ -80,13 +78,17 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 		km := kafka.Message{Topic: m.Destination}
 		if m.Partition != nil {
 			p := *m.Partition
-			n, err := t.partitionCount(ctx, m.Destination, &counts)
+			var n int
+			err := t.awaitTopic(ctx, func() (err error) {
+				n, err = t.partitionCount(ctx, m.Destination)
+				return err
+			})
 			switch {
 			case err != nil:
-				fail(i, fmt.Errorf("kafka: publish to %s: %w", m.Destination, err))
+				fail(i, fmt.Errorf("kafkabroker: publish %s: %w", m.Destination, err))
 				continue
 			case p < 0 || int(p) >= n:
-				fail(i, fmt.Errorf("kafka: publish to %s: partition %d of %d: %w", m.Destination, p, n, ErrUnknownPartition))
+				fail(i, fmt.Errorf("kafkabroker: publish %s: partition %d of %d: %w", m.Destination, p, n, ErrUnknownPartition))
 				continue
 			}
 			km.WriterData = explicitPartition(p)
@@ -113,7 +115,7 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 	}
 
 	if len(out) > 0 {
-		if err := t.writer.WriteMessages(ctx, out...); err != nil {
+		if err := t.write(ctx, out); err != nil {
 			var werrs kafka.WriteErrors
 			switch {
 			case errors.As(err, &werrs) && len(werrs) == len(out):
@@ -152,11 +154,20 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 	return errs
 }
 
+// write is the writer's WriteMessages, waiting for a topic that its
+// metadata does not know yet (see awaitTopic). Such a metadata error fails
+// the whole call before anything is written, so trying again is safe; a
+// produce that failed, in part or in full, returns kafka.WriteErrors, which
+// is never tried again.
+func (t *Transport) write(ctx context.Context, msgs []kafka.Message) error {
+	return t.awaitTopic(ctx, func() error { return t.writer.WriteMessages(ctx, msgs...) })
+}
+
 func publishError(topic string, err error) error {
 	if errors.Is(err, io.ErrClosedPipe) {
-		return fmt.Errorf("kafka: publish to %s: %w", topic, broker.ErrClosed)
+		return fmt.Errorf("kafkabroker: publish %s: %w", topic, broker.ErrClosed)
 	}
-	return fmt.Errorf("kafka: publish to %s: %w", topic, err)
+	return fmt.Errorf("kafkabroker: publish %s: %w", topic, err)
 }
 
 // arenaSize returns the bytes of all keys and of all bodies, and the
@@ -191,38 +202,6 @@ func copyInto(arena, b []byte) ([]byte, []byte) {
 	return arena[start:len(arena):len(arena)], arena
 }
 
-// partitionCount returns the number of partitions of topic, from the same
-// metadata cache the writer balances with, so that a partition accepted
-// here is one the writer can route.
-func (t *Transport) partitionCount(ctx context.Context, topic string, cache *map[string]int) (int, error) {
-	if n, ok := (*cache)[topic]; ok {
-		return n, nil
-	}
-	res, err := t.kt.RoundTrip(ctx, t.writer.Addr, &metadataAPI.Request{
-		TopicNames: []string{topic},
-		// As in the writer: the only way to make kafka-go's cache look up
-		// a topic it has not seen yet.
-		AllowAutoTopicCreation: true,
-	})
-	if err != nil {
-		return 0, err
-	}
-	for _, tm := range res.(*metadataAPI.Response).Topics {
-		if tm.Name != topic {
-			continue
-		}
-		if tm.ErrorCode != 0 {
-			return 0, kafka.Error(tm.ErrorCode)
-		}
-		if *cache == nil {
-			*cache = make(map[string]int)
-		}
-		(*cache)[topic] = len(tm.Partitions)
-		return len(tm.Partitions), nil
-	}
-	return 0, kafka.UnknownTopicOrPartition
-}
-
 // ensureTopic creates topic once per transport when WithAutoCreateTopics is
 // set and the topic is missing.
 func (t *Transport) ensureTopic(ctx context.Context, topic string) error {
@@ -237,10 +216,10 @@ func (t *Transport) ensureTopic(ctx context.Context, topic string) error {
 		}},
 	})
 	if err != nil {
-		return fmt.Errorf("kafka: create topic %s: %w", topic, err)
+		return fmt.Errorf("kafkabroker: create topic %s: %w", topic, err)
 	}
 	if terr := res.Errors[topic]; terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("kafka: create topic %s: %w", topic, terr)
+		return fmt.Errorf("kafkabroker: create topic %s: %w", topic, terr)
 	}
 	t.created.Store(topic, struct{}{})
 	return nil

@@ -10,6 +10,8 @@ import (
 
 	kafka "github.com/segmentio/kafka-go"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
@@ -253,5 +255,53 @@ func TestAutoCreateTopics(t *testing.T) {
 	md, err := fresh.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil || len(md.Topics) != 1 || len(md.Topics[0].Partitions) != 2 {
 		t.Fatalf("metadata of the created topic: %+v %v", md, err)
+	}
+}
+
+// Without WithAutoCreateTopics no request of the transport lets a broker
+// that allows automatic creation create a topic: publishing to a missing
+// topic fails once the metadata max age has passed, and the topic still
+// does not exist. A topic
+// created elsewhere after the transport read its metadata is waited for,
+// not refused.
+func TestNoAutoCreateWithoutOption(t *testing.T) {
+	c := kafkatest.New(t, kafkatest.WithKfakeOptions(kfake.AllowAutoTopicCreation()))
+	if c.External() {
+		t.Skip("needs a cluster that allows automatic topic creation")
+	}
+	tr := newTransport(t, c, kafkabroker.WithMetadataMaxAge(200*time.Millisecond))
+	defer tr.Close(context.Background())
+	known := newTopic(t, c, 1)
+	if err := tr.Publish(context.Background(), []*broker.Message{{Destination: known, Body: []byte("x")}}); err != nil {
+		t.Fatal(err) // the transport has read the cluster's metadata now
+	}
+
+	// The wait for the missing topic's metadata ends after the metadata max
+	// age.
+	missing := known + "-missing"
+	ctx := context.Background()
+	for _, m := range []*broker.Message{
+		{Destination: missing, Body: []byte("x")},
+		{Destination: missing, Body: []byte("x"), Partition: broker.PartitionOf(0)},
+	} {
+		if err := tr.Publish(ctx, []*broker.Message{m}); !errors.Is(err, kafka.UnknownTopicOrPartition) {
+			t.Fatalf("publish to a missing topic: %v, want UnknownTopicOrPartition", err)
+		}
+	}
+	fresh := &kafka.Client{Addr: kafka.TCP(c.Addrs()...), Transport: &kafka.Transport{}}
+	defer fresh.Transport.(*kafka.Transport).CloseIdleConnections()
+	md, err := fresh.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{missing}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Topics) == 1 && md.Topics[0].Error == nil {
+		t.Fatalf("the transport created %s", missing)
+	}
+
+	later := known + "-later"
+	c.CreateTopic(t, later, 2)
+	err = tr.Publish(context.Background(), []*broker.Message{{Destination: later, Body: []byte("x"), Partition: broker.PartitionOf(1)}})
+	if err != nil {
+		t.Fatalf("publish to a topic created after the transport's metadata: %v", err)
 	}
 }

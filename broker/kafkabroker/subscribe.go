@@ -1,6 +1,7 @@
 package kafkabroker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,32 +10,49 @@ import (
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
-	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/subopt"
+	"github.com/tracebus/tracebus/broker/internal/wait"
 )
-
-// subscribeOption is a Kafka-specific subscription setting, carried to
-// Subscribe in SubscriptionSpec.TransportOptions by
-// broker.WithTransportOption (StartOffset wraps it).
-type subscribeOption interface {
-	applySub(*subConfig)
-}
 
 type subConfig struct {
 	startOffset int64
 }
-
-type subOptionFunc func(*subConfig)
-
-func (f subOptionFunc) applySub(c *subConfig) { f(c) }
 
 // StartOffset sets where this subscription starts reading, kafka.FirstOffset
 // or kafka.LastOffset, overriding WithStartOffset; see WithStartOffset for
 // what it means with and without a group. Other values make Subscribe fail
 // with broker.ErrInvalidOption.
 func StartOffset(offset int64) broker.SubscribeOption {
-	return broker.WithTransportOption(subscribeOption(subOptionFunc(func(c *subConfig) { c.startOffset = offset })))
+	return broker.WithTransportOption(subopt.Option[subConfig]{
+		Package: "kafkabroker", System: System,
+		Name:  fmt.Sprintf("StartOffset(%d)", offset),
+		Apply: func(c *subConfig) { c.startOffset = offset },
+	})
+}
+
+// subscription reads spec's transport options and checks them.
+func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, error) {
+	var sc subConfig
+	if err := subopt.Apply("kafkabroker", System, spec, &sc); err != nil {
+		return sc, err
+	}
+	if sc.startOffset == 0 {
+		sc.startOffset = t.cfg.startOffset
+	}
+	if s := sc.startOffset; s != 0 && s != kafka.FirstOffset && s != kafka.LastOffset {
+		return sc, fmt.Errorf("kafkabroker: subscribe %s: start offset %d: %w", spec.Destination, s, broker.ErrInvalidOption)
+	}
+	return sc, nil
+}
+
+// ValidateSubscription implements broker.SubscriptionValidator: it rejects
+// options of other transports and invalid start offsets when
+// broker.Broker.Subscribe is called.
+func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
+	_, err := t.subscription(&spec)
+	return err
 }
 
 // Subscribe starts consuming spec.Destination, a topic name.
@@ -76,21 +94,11 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	if deliver == nil {
 		return nil, broker.ErrNilHandler
 	}
-	var sc subConfig
-	for _, o := range spec.TransportOptions {
-		so, ok := o.(subscribeOption)
-		if !ok {
-			return nil, fmt.Errorf("kafka: subscribe to %s: %w: %T", spec.Destination, broker.ErrUnsupportedOption, o)
-		}
-		so.applySub(&sc)
+	sc, err := t.subscription(&spec)
+	if err != nil {
+		return nil, err
 	}
 	start := sc.startOffset
-	if start == 0 {
-		start = t.cfg.startOffset
-	}
-	if start != 0 && start != kafka.FirstOffset && start != kafka.LastOffset {
-		return nil, fmt.Errorf("kafka: subscribe to %s: %w: start offset %d", spec.Destination, broker.ErrInvalidOption, start)
-	}
 	spec.Concurrency = max(spec.Concurrency, 1)
 	if spec.Batch {
 		if spec.BatchSize < 1 {
@@ -115,6 +123,12 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 		abandon: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	// kafka-go panics in NewReader on settings it rejects, and readers are
+	// made later, in goroutines: check them now.
+	rc := s.readerConfig(0)
+	if err := rc.Validate(); err != nil {
+		return nil, fmt.Errorf("kafkabroker: subscribe %s: reader config: %w: %w", spec.Destination, err, broker.ErrInvalidOption)
+	}
 	if spec.Group == "" {
 		if start == 0 {
 			start = kafka.LastOffset
@@ -138,7 +152,7 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	}
 	gc := t.groupConfig(spec, start)
 	if err := gc.Validate(); err != nil {
-		return nil, fmt.Errorf("kafka: subscribe to %s as group %s: %w", spec.Destination, spec.Group, err)
+		return nil, fmt.Errorf("kafkabroker: subscribe %s as group %s: %w", spec.Destination, spec.Group, err)
 	}
 	if err := t.addSub(s); err != nil {
 		return nil, err
@@ -176,31 +190,18 @@ func (t *Transport) groupConfig(spec broker.SubscriptionSpec, start int64) kafka
 // at. LastOffset is resolved now, so that messages published after
 // Subscribe returns are delivered even if a reader connects later.
 func (t *Transport) partitionsAt(ctx context.Context, topic string, start int64) ([]kafka.PartitionAssignment, error) {
-	res, err := t.kt.RoundTrip(ctx, t.writer.Addr, &metadataAPI.Request{
-		TopicNames:             []string{topic},
-		AllowAutoTopicCreation: true, // see newWriter
-	})
-	if err != nil {
-		return nil, fmt.Errorf("kafka: subscribe to %s: metadata: %w", topic, err)
+	n, err := t.partitionCount(ctx, topic)
+	switch {
+	case errors.Is(err, kafka.UnknownTopicOrPartition):
+		return nil, fmt.Errorf("kafkabroker: subscribe %s: %w (%w)", topic, ErrUnknownTopic, err)
+	case err != nil:
+		return nil, fmt.Errorf("kafkabroker: subscribe %s: metadata: %w", topic, err)
+	case n == 0:
+		return nil, fmt.Errorf("kafkabroker: subscribe %s: %w", topic, ErrUnknownTopic)
 	}
-	var parts []kafka.PartitionAssignment
-	for _, tm := range res.(*metadataAPI.Response).Topics {
-		if tm.Name != topic {
-			continue
-		}
-		if tm.ErrorCode != 0 {
-			err := kafka.Error(tm.ErrorCode)
-			if errors.Is(err, kafka.UnknownTopicOrPartition) {
-				return nil, fmt.Errorf("kafka: subscribe to %s: %w (%w)", topic, ErrUnknownTopic, err)
-			}
-			return nil, fmt.Errorf("kafka: subscribe to %s: %w", topic, err)
-		}
-		for _, p := range tm.Partitions {
-			parts = append(parts, kafka.PartitionAssignment{ID: int(p.PartitionIndex), Offset: start})
-		}
-	}
-	if len(parts) == 0 {
-		return nil, fmt.Errorf("kafka: subscribe to %s: %w", topic, ErrUnknownTopic)
+	parts := make([]kafka.PartitionAssignment, n)
+	for i := range parts {
+		parts[i] = kafka.PartitionAssignment{ID: i, Offset: start}
 	}
 	if start != kafka.LastOffset {
 		return parts, nil
@@ -211,19 +212,19 @@ func (t *Transport) partitionsAt(ctx context.Context, topic string, start int64)
 	}
 	lo, err := t.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return nil, fmt.Errorf("kafka: subscribe to %s: list offsets: %w", topic, err)
+		return nil, fmt.Errorf("kafkabroker: subscribe %s: list offsets: %w", topic, err)
 	}
 	last := make(map[int]int64, len(parts))
 	for _, po := range lo.Topics[topic] {
 		if po.Error != nil {
-			return nil, fmt.Errorf("kafka: subscribe to %s: list offsets of partition %d: %w", topic, po.Partition, po.Error)
+			return nil, fmt.Errorf("kafkabroker: subscribe %s: list offsets of partition %d: %w", topic, po.Partition, po.Error)
 		}
 		last[po.Partition] = po.LastOffset
 	}
 	for i := range parts {
 		off, ok := last[parts[i].ID]
 		if !ok {
-			return nil, fmt.Errorf("kafka: subscribe to %s: no offset for partition %d", topic, parts[i].ID)
+			return nil, fmt.Errorf("kafkabroker: subscribe %s: no offset for partition %d", topic, parts[i].ID)
 		}
 		parts[i].Offset = off
 	}
@@ -268,13 +269,13 @@ func (s *subscription) runGroup(ctx context.Context, gc kafka.ConsumerGroupConfi
 	}
 	cg, err := kafka.NewConsumerGroup(gc)
 	if err != nil { // Subscribe validated gc
-		s.log(slog.LevelError, "tracebus: kafka consumer group failed", slog.Any("error", err))
+		s.log(slog.LevelError, "kafkabroker: consumer group failed", slog.Any("error", err))
 		return
 	}
 	defer func() {
 		// Ends the generation held below and leaves the group.
 		if err := cg.Close(); err != nil {
-			s.log(slog.LevelWarn, "tracebus: kafka leave group failed", slog.Any("error", err))
+			s.log(slog.LevelWarn, "kafkabroker: leave group failed", slog.Any("error", err))
 		}
 	}()
 	for {
@@ -290,7 +291,7 @@ func (s *subscription) runGroup(ctx context.Context, gc kafka.ConsumerGroupConfi
 			if errors.Is(err, kafka.RebalanceInProgress) {
 				level = slog.LevelDebug
 			}
-			s.log(level, "tracebus: kafka group join failed, retrying", slog.Any("error", err))
+			s.log(level, "kafkabroker: group join failed, retrying", slog.Any("error", err))
 			continue
 		}
 		drained := make(chan struct{})
@@ -345,9 +346,9 @@ func (s *subscription) waitForTopic(ctx context.Context) bool {
 		}
 		if !logged {
 			logged = true
-			s.log(slog.LevelInfo, "tracebus: kafka topic not available yet, waiting", slog.Any("error", err))
+			s.log(slog.LevelInfo, "kafkabroker: topic not available yet, waiting", slog.Any("error", err))
 		}
-		if !sleepUntil(interval, ctx.Done()) {
+		if !wait.Sleep(interval, ctx.Done()) {
 			return false
 		}
 	}
@@ -383,7 +384,7 @@ func (s *subscription) Close(ctx context.Context) error {
 				break // drained just in time
 			}
 			close(s.abandon)
-			s.closeErr = fmt.Errorf("kafka: close subscription to %s: %w", s.spec.Destination, ctx.Err())
+			s.closeErr = fmt.Errorf("kafkabroker: close subscription %s: %w", s.spec.Destination, ctx.Err())
 			// Not waiting for s.done: leaving the group can take a
 			// network round trip, or a whole join if one is under way.
 			// The goroutines finish in the background; the stuck
@@ -413,7 +414,7 @@ func (s *subscription) readerConfig(partition int) kafka.ReaderConfig {
 		Partition:       partition,
 		Dialer:          s.t.dialer,
 		MinBytes:        c.minBytes,
-		MaxBytes:        c.maxBytes,
+		MaxBytes:        cmp.Or(c.maxBytes, defaultMaxBytes),
 		MaxWait:         c.maxWait,
 		QueueCapacity:   c.queueCapacity,
 		ReadLagInterval: -1,
@@ -423,24 +424,4 @@ func (s *subscription) readerConfig(partition int) kafka.ReaderConfig {
 		fn(&rc)
 	}
 	return rc
-}
-
-// sleepUntil waits d, returning false when stop closes first.
-func sleepUntil(d time.Duration, stop <-chan struct{}) bool {
-	if d <= 0 {
-		select {
-		case <-stop:
-			return false
-		default:
-			return true
-		}
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-stop:
-		return false
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
+	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
 
@@ -83,17 +85,34 @@ func TestSubscribeRejectsForeignOptions(t *testing.T) {
 	topic := newTopic(t, c, 1)
 	tr := newTransport(t, c)
 	noop := func(context.Context, []*broker.Message, broker.Acknowledger) {}
-	_, err := tr.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, TransportOptions: []any{"durable"}}, noop)
+	_, err := tr.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, TransportOptions: []broker.TransportOption{foreignOption{}}}, noop)
 	if !errors.Is(err, broker.ErrUnsupportedOption) {
 		t.Fatalf("foreign option: %v, want ErrUnsupportedOption", err)
 	}
 	b := broker.New(tr)
 	err = b.Subscribe(topic, func(context.Context, *broker.Message) error { return nil }, kafkabroker.StartOffset(42))
-	if err == nil {
-		err = b.Start(context.Background())
-	}
 	if !errors.Is(err, broker.ErrInvalidOption) {
-		t.Fatalf("start offset 42: %v, want ErrInvalidOption", err)
+		t.Fatalf("start offset 42: %v, want ErrInvalidOption at Subscribe", err)
+	}
+}
+
+// A NATS option given to a broker over Kafka fails Subscribe itself, not
+// Start, with an error that names the option and both transports.
+func TestSubscribeNamesForeignOption(t *testing.T) {
+	tr, err := kafkabroker.New(kafkabroker.WithBrokers("localhost:1")) // never dialled
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(tr)
+	defer b.Close(context.Background())
+	err = b.Subscribe("orders", func(context.Context, *broker.Message) error { return nil }, natsbroker.Stream("ORDERS"))
+	if !errors.Is(err, broker.ErrUnsupportedOption) {
+		t.Fatalf("NATS option on Kafka: %v, want ErrUnsupportedOption", err)
+	}
+	for _, want := range []string{"natsbroker.Stream(ORDERS)", "nats", "kafka"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
 	}
 }
 
@@ -221,3 +240,9 @@ func TestGroupWaitsForTopic(t *testing.T) {
 		t.Fatalf("got %q", v)
 	}
 }
+
+// foreignOption claims to be a Kafka option but is not one of the
+// transport's own.
+type foreignOption struct{}
+
+func (foreignOption) TransportName() string { return "kafka" }

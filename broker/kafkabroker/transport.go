@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -15,26 +16,34 @@ import (
 	"github.com/tracebus/tracebus/broker"
 )
 
+// System is the messaging system the transport reports in broker.Info.
+const System = "kafka"
+
 // Transport is a broker.Transport over Kafka: one kafka-go Writer for every
 // publish, and per subscription a kafka-go ConsumerGroup (or, without a
 // group, one reader per partition). Create it with New; it is safe for
 // concurrent use.
 type Transport struct {
-	cfg     config
-	info    broker.Info
-	kt      *kafka.Transport
-	client  *kafka.Client
-	dialer  *kafka.Dialer
-	writer  *kafka.Writer
-	logger  kafkaLogger
-	created sync.Map // topic -> struct{}: topics known to exist (auto-create)
+	cfg        config
+	info       broker.Info
+	kt         *kafka.Transport
+	client     *kafka.Client
+	dialer     *kafka.Dialer
+	writer     *kafka.Writer
+	logger     kafkaLogger
+	created    sync.Map // topic -> struct{}: topics known to exist (auto-create)
+	partitions partitionCache
 
 	mu     sync.Mutex // guards subs and the transition of closed
 	subs   map[*subscription]struct{}
 	closed atomic.Bool
 }
 
-var _ broker.Transport = (*Transport)(nil)
+var (
+	_ broker.Transport             = (*Transport)(nil)
+	_ broker.SubscriptionValidator = (*Transport)(nil)
+	_ broker.LoggerSetter          = (*Transport)(nil)
+)
 
 // New returns a Transport configured by opts. It does not connect: the
 // first publish or subscription does. It fails only on invalid options,
@@ -57,19 +66,21 @@ func New(opts ...Option) (*Transport, error) {
 	t := &Transport{
 		cfg: cfg,
 		info: broker.Info{
-			System:        "kafka",
+			System:        System,
 			ServerAddress: host,
 			ServerPort:    port,
 			ClientID:      cfg.clientID,
 			AckOperation:  "commit",
 		},
-		logger: kafkaLogger{cfg.logger},
-		subs:   make(map[*subscription]struct{}),
+		subs:       make(map[*subscription]struct{}),
+		partitions: partitionCache{ttl: cfg.metadataMaxAge},
 	}
+	t.logger = kafkaLogger{&t.cfg}
 	t.kt = &kafka.Transport{
-		ClientID: cfg.clientID,
-		TLS:      cfg.tls,
-		SASL:     cfg.sasl,
+		ClientID:    cfg.clientID,
+		TLS:         cfg.tls,
+		SASL:        cfg.sasl,
+		MetadataTTL: cfg.metadataMaxAge,
 	}
 	if cfg.dialTimeout > 0 {
 		t.kt.DialTimeout = cfg.dialTimeout
@@ -96,7 +107,7 @@ func normalizeAddr(addr string) (string, error) {
 	// No port: Kafka's default one.
 	norm := net.JoinHostPort(addr, "9092")
 	if _, _, err := net.SplitHostPort(norm); err != nil || addr == "" {
-		return "", fmt.Errorf("kafka: %w: broker address %q", broker.ErrInvalidOption, addr)
+		return "", fmt.Errorf("kafkabroker: broker address %q: %w", addr, broker.ErrInvalidOption)
 	}
 	return norm, nil
 }
@@ -116,13 +127,12 @@ func (t *Transport) newWriter() *kafka.Writer {
 		Transport:    t.kt,
 		ErrorLogger:  t.logger,
 		// kafka-go's writer serves partition counts from a metadata cache
-		// that it refreshes every few seconds, and it asks the broker about
-		// a topic missing from the cache only when the request allows
-		// auto-creation. Without this, publishing to a topic created a
-		// moment ago fails until the next refresh. Whether the broker then
-		// creates a missing topic is its auto.create.topics.enable setting,
-		// as with the Java producer's default.
-		AllowAutoTopicCreation: true,
+		// and asks the broker about a topic missing from it only when the
+		// request allows auto-creation, which creates the topic where the
+		// broker allows it. So it may only when the user asked for topics
+		// to be created (WithAutoCreateTopics); otherwise Publish waits for
+		// the cache to learn a new topic (see awaitTopic).
+		AllowAutoTopicCreation: c.createPartitions != 0,
 	}
 	if w.BatchTimeout == 0 {
 		// kafka-go treats 0 as one second. One nanosecond still puts all
@@ -140,6 +150,11 @@ func (t *Transport) newWriter() *kafka.Writer {
 // server address and port, the client id, and "commit" as the name of a
 // successful settlement.
 func (t *Transport) Info() broker.Info { return t.info }
+
+// SetLogger implements broker.LoggerSetter: broker.New gives the transport
+// its logger, which the transport uses unless WithLogger gave it one. It
+// must be called before the transport is used.
+func (t *Transport) SetLogger(l *slog.Logger) { t.cfg.logger.Offer(l) }
 
 // Writer returns the kafka-go Writer the transport publishes with, for
 // inspection (Stats). Writing through it bypasses the broker's middleware.
@@ -173,7 +188,7 @@ func (t *Transport) Close(ctx context.Context) error {
 		}
 	}
 	if err := t.writer.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("kafka: close writer: %w", err))
+		errs = append(errs, fmt.Errorf("kafkabroker: close writer: %w", err))
 	}
 	t.kt.CloseIdleConnections()
 	return errors.Join(errs...)

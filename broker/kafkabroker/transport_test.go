@@ -59,6 +59,11 @@ func TestTransportBaggage(t *testing.T) {
 	testutil.TestBaggage(t, suite(c))
 }
 
+func TestTransportTyped(t *testing.T) {
+	c := kafkatest.New(t)
+	testutil.TestTyped(t, suite(c))
+}
+
 func TestTransportConformanceThreeBrokers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")

@@ -13,5 +13,7 @@
 // It is meant for tests and demos: the full tracebus telemetry suite runs on
 // it as it does on NATS and Kafka.
 //
-//	b := broker.New(memory.New())
+//	tr, err := memory.New()
+//	if err != nil { ... }
+//	b := broker.New(tr)
 package memory

@@ -3,6 +3,7 @@ package memory_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"sync"
 
 	"github.com/tracebus/tracebus/broker"
@@ -19,7 +20,11 @@ func ExampleServer() {
 	var mu sync.Mutex
 	handled := 0
 	for range 2 {
-		b := broker.New(srv.Transport())
+		tr, err := memory.New(memory.WithServer(srv))
+		if err != nil {
+			log.Fatal(err)
+		}
+		b := broker.New(tr)
 		_ = b.Subscribe("emails", func(ctx context.Context, msg *broker.Message) error {
 			mu.Lock()
 			handled++
@@ -31,7 +36,11 @@ func ExampleServer() {
 		defer b.Close(ctx)
 	}
 
-	publisher := broker.New(srv.Transport())
+	ptr, err := memory.New(memory.WithServer(srv))
+	if err != nil {
+		log.Fatal(err)
+	}
+	publisher := broker.New(ptr)
 	defer publisher.Close(ctx)
 	for i := range 4 {
 		_ = publisher.Publish(ctx, &broker.Message{Destination: "emails", Body: fmt.Appendf(nil, "mail %d", i)})

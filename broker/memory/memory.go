@@ -1,12 +1,14 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/subopt"
 )
 
 // System is the messaging.system value the memory transport reports.
@@ -31,6 +33,11 @@ type Transport struct {
 	closed bool
 }
 
+var (
+	_ broker.Transport             = (*Transport)(nil)
+	_ broker.SubscriptionValidator = (*Transport)(nil)
+)
+
 type groupKey struct{ pattern, name string }
 
 // group shares messages between its members round-robin.
@@ -44,11 +51,52 @@ func NewServer() *Server {
 	return &Server{groups: map[groupKey]*group{}, seq: map[string]uint64{}}
 }
 
-// Transport returns a new connection to s.
-func (s *Server) Transport() *Transport { return &Transport{srv: s} }
+// Option configures a Transport. A nil Option is ignored.
+type Option interface {
+	apply(*config)
+}
 
-// New returns a transport connected to a new Server of its own.
-func New() *Transport { return NewServer().Transport() }
+type config struct {
+	srv *Server
+	err error
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// WithServer connects the transport to srv, so that it shares messages and
+// groups with the other transports connected to srv. Without it, New
+// connects the transport to a new Server of its own.
+func WithServer(srv *Server) Option {
+	return optionFunc(func(c *config) {
+		if srv == nil {
+			c.err = fmt.Errorf("memory: nil server: %w", broker.ErrInvalidOption)
+			return
+		}
+		c.srv = srv
+	})
+}
+
+// New returns a transport connected to the Server given with WithServer,
+// or to a new Server of its own. Like every transport constructor it
+// fails only on invalid options, with an error wrapping
+// broker.ErrInvalidOption. A nil Option is ignored.
+func New(opts ...Option) (*Transport, error) {
+	var c config
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	if c.srv == nil {
+		c.srv = NewServer()
+	}
+	return &Transport{srv: c.srv}, nil
+}
 
 func (t *Transport) isClosed() bool {
 	t.mu.Lock()
@@ -76,8 +124,8 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 		srv.seq[m.Destination]++
 		c := &broker.Message{
 			Destination: m.Destination,
-			Key:         cloneBytes(m.Key),
-			Body:        cloneBytes(m.Body),
+			Key:         bytes.Clone(m.Key),
+			Body:        bytes.Clone(m.Body),
 			Headers:     m.Headers.Clone(),
 			ID:          m.ID,
 			ReplyTo:     m.ReplyTo,
@@ -104,10 +152,18 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 	return nil
 }
 
+// ValidateSubscription implements broker.SubscriptionValidator. The memory
+// transport defines no options of its own, so it rejects every transport
+// option.
+func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
+	var none struct{} // the memory transport has no options of its own
+	return subopt.Apply("memory", System, &spec, &none)
+}
+
 // Subscribe implements broker.Transport.
 func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) (broker.Subscription, error) {
-	if len(spec.TransportOptions) > 0 {
-		return nil, fmt.Errorf("memory: subscribe %s: option %T: %w", spec.Destination, spec.TransportOptions[0], broker.ErrUnsupportedOption)
+	if err := t.ValidateSubscription(spec); err != nil {
+		return nil, err
 	}
 	if t.isClosed() {
 		return nil, broker.ErrClosed
@@ -180,11 +236,4 @@ func deleteSub(list []*subscription, s *subscription) []*subscription {
 		}
 	}
 	return list
-}
-
-func cloneBytes(b []byte) []byte {
-	if b == nil {
-		return nil
-	}
-	return append(make([]byte, 0, len(b)), b...)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // A group member that closes while one of its messages waits for a delayed
@@ -32,7 +33,7 @@ func TestGroupMemberCloseKeepsPendingRedelivery(t *testing.T) {
 			nakAt := make(chan time.Time, 1)
 			redelivered := make(chan int, 1)
 			settle := broker.MiddlewareFuncs{Settle: func(next broker.SettleFunc) broker.SettleFunc {
-				return func(ctx context.Context, op *broker.Operation, msgs []*broker.Message, st broker.Settlement) error {
+				return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, st broker.Settlement) error {
 					if st.Action == broker.Nak {
 						nakAt <- time.Now()
 					}
@@ -41,7 +42,7 @@ func TestGroupMemberCloseKeepsPendingRedelivery(t *testing.T) {
 			}}
 			var brokers [2]*broker.Broker
 			for i := range brokers {
-				b := broker.New(srv.Transport(), broker.WithMiddleware(settle))
+				b := broker.New(testutil.Memory(t, memory.WithServer(srv)), broker.WithMiddleware(settle))
 				brokers[i] = b
 				err := b.Subscribe("jobs", func(_ context.Context, m *broker.Message) error {
 					if m.Delivery.DeliveryCount == 1 {

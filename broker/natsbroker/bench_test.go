@@ -25,7 +25,7 @@ func BenchmarkPublish(b *testing.B) {
 
 	b.Run("core/broker", func(b *testing.B) {
 		nc := srv.Connect(b)
-		br := broker.New(natsbroker.New(nc))
+		br := broker.New(newTransport(b, nc))
 		b.Cleanup(func() { _ = br.Close(ctx) })
 		b.ReportAllocs()
 		for b.Loop() {
@@ -58,7 +58,7 @@ func BenchmarkPublish(b *testing.B) {
 	}
 	b.Run("jetstream/broker", func(b *testing.B) {
 		nc := srv.Connect(b)
-		br := broker.New(natsbroker.New(nc, natsbroker.WithJetStream()))
+		br := broker.New(newTransport(b, nc, natsbroker.WithJetStream()))
 		b.Cleanup(func() { _ = br.Close(ctx) })
 		b.ReportAllocs()
 		for b.Loop() {

@@ -68,6 +68,16 @@ func connect(t testing.TB, srv *natstest.Server, opts ...natsbroker.Option) *nat
 	return tr
 }
 
+// newTransport is natsbroker.New for tests: nc stays the caller's.
+func newTransport(t testing.TB, nc *natsgo.Conn, opts ...natsbroker.Option) *natsbroker.Transport {
+	t.Helper()
+	tr, err := natsbroker.New(nc, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
 func jetStreamClient(t testing.TB, srv *natstest.Server) jetstream.JetStream {
 	t.Helper()
 	js, err := jetstream.New(srv.Connect(t))
@@ -141,4 +151,12 @@ func TestBaggageCore(t *testing.T) {
 
 func TestBaggageJetStream(t *testing.T) {
 	testutil.TestBaggage(t, suite(t, true))
+}
+
+func TestTypedCore(t *testing.T) {
+	testutil.TestTyped(t, suite(t, false))
+}
+
+func TestTypedJetStream(t *testing.T) {
+	testutil.TestTyped(t, suite(t, true))
 }

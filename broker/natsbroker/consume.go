@@ -11,6 +11,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/wait"
 )
 
 // jsDelivery is what the two kinds of JetStream subscription share: how a
@@ -298,11 +299,7 @@ func (s *consumeSub) resume() {
 		}
 		s.t.cfg.logger.Warn("natsbroker: re-establishing consumption failed",
 			"subject", s.spec.Destination, "stream", s.cons.stream, "error", err)
-		t := time.NewTimer(retryPause(failures))
-		select {
-		case <-t.C:
-		case <-s.r.stop:
-			t.Stop()
+		if !wait.Sleep(wait.Retry(failures), s.r.stop) {
 			return
 		}
 	}

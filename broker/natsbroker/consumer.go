@@ -267,13 +267,3 @@ func (c *jsConsumer) remove(ctx context.Context) error {
 	}
 	return nil
 }
-
-// retryPause is how long a subscription waits before it tries again to
-// re-establish consuming: growing with every failure, up to 2s.
-func retryPause(failures int) time.Duration {
-	d := 50 * time.Millisecond
-	for i := 1; i < failures && d < 2*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 2*time.Second)
-}

@@ -9,6 +9,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/wait"
 )
 
 // coreSub is a core NATS subscription, plain or batch, on a subject or
@@ -159,24 +160,7 @@ func (s *coreSub) run(msgs []*natsgo.Msg) {
 }
 
 // pause waits d, unless Close gives up on the subscription first.
-func (s *coreSub) pause(d time.Duration) bool {
-	if d <= 0 {
-		select {
-		case <-s.r.abandon:
-			return false
-		default:
-			return true
-		}
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.r.abandon:
-		return false
-	}
-}
+func (s *coreSub) pause(d time.Duration) bool { return wait.Sleep(d, s.r.abandon) }
 
 // lost logs core messages that were received but could not be delivered
 // because Close gave up waiting: core NATS cannot hand them back.

@@ -8,7 +8,9 @@
 //
 //	nc, err := natsgo.Connect(natsgo.DefaultURL, natsgo.Name("billing"))
 //	...
-//	b := broker.New(natsbroker.New(nc), broker.WithMiddleware(middleware.NewTelemetry()))
+//	tr, err := natsbroker.New(nc) // or natsbroker.Connect(natsgo.DefaultURL)
+//	if err != nil { ... }
+//	b := broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry()))
 //	b.Subscribe("orders.*", handle, broker.Group("billing"))
 //	err = b.Run(ctx)
 //

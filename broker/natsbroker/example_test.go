@@ -34,7 +34,11 @@ func Example() {
 	}
 	defer nc.Close()
 
-	b := broker.New(natsbroker.New(nc))
+	tr, err := natsbroker.New(nc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
 	done := make(chan struct{})
 	err = b.Subscribe("orders.*", func(ctx context.Context, msg *broker.Message) error {
 		fmt.Printf("%s (subscribed to %s): %s\n", msg.Destination, msg.Delivery.Subscription, msg.Body)
@@ -125,7 +129,11 @@ func ExampleWithJetStream() {
 	}
 
 	// JetStream for payments.>, core NATS for everything else.
-	b := broker.New(natsbroker.New(nc, natsbroker.WithJetStream("payments.>")))
+	tr, err := natsbroker.New(nc, natsbroker.WithJetStream("payments.>"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
 	defer b.Close(context.Background())
 	for range 3 {
 		msg := &broker.Message{Destination: "payments.captured", ID: "payment-7", Body: []byte("7 EUR")}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/wait"
 )
 
 // fetchSub is a JetStream batch subscription: a loop of pull requests
@@ -80,12 +81,7 @@ func (s *fetchSub) loop() {
 		if failures%3 == 0 {
 			s.reopenIfGone()
 		}
-		t := time.NewTimer(retryPause(failures))
-		select {
-		case <-t.C:
-		case <-s.r.stop:
-			t.Stop()
-		}
+		wait.Sleep(wait.Retry(failures), s.r.stop)
 	}
 }
 

@@ -201,7 +201,7 @@ func TestSubscribeErrors(t *testing.T) {
 		spec broker.SubscriptionSpec
 		want error
 	}{
-		{"UnknownOption", broker.SubscriptionSpec{Destination: "x", TransportOptions: []any{"kafka thing"}}, broker.ErrUnsupportedOption},
+		{"UnknownOption", broker.SubscriptionSpec{Destination: "x", TransportOptions: []broker.TransportOption{foreignOption{}}}, broker.ErrUnsupportedOption},
 		{"CoreAndStream", spec("x", natsbroker.Core(), natsbroker.Stream("S")), broker.ErrInvalidOption},
 		{"ConsumerOptionOnCore", spec("x", natsbroker.ConfigureConsumer(func(*jetstream.ConsumerConfig) {})), broker.ErrInvalidOption},
 		{"NoStream", spec("js.nowhere"), natsbroker.ErrNoStream},
@@ -224,7 +224,7 @@ func TestSubscribeErrors(t *testing.T) {
 // transportOption extracts the value a natsbroker subscription option hands
 // to the transport, by subscribing it on a broker over a recording
 // transport.
-func transportOption(t *testing.T, o broker.SubscribeOption) any {
+func transportOption(t *testing.T, o broker.SubscribeOption) broker.TransportOption {
 	t.Helper()
 	rec := &specRecorder{}
 	b := broker.New(rec)
@@ -241,7 +241,7 @@ func transportOption(t *testing.T, o broker.SubscribeOption) any {
 // subscribe with.
 type specRecorder struct{ spec broker.SubscriptionSpec }
 
-func (r *specRecorder) Info() broker.Info { return broker.Info{System: "recorder"} }
+func (r *specRecorder) Info() broker.Info { return broker.Info{System: "nats"} }
 func (r *specRecorder) Publish(context.Context, []*broker.Message) error {
 	return nil
 }
@@ -257,19 +257,9 @@ type closer struct{}
 func (closer) Close(context.Context) error { return nil }
 
 func TestNilConn(t *testing.T) {
-	tr := natsbroker.New(nil)
-	ctx := context.Background()
-	if err := tr.Publish(ctx, []*broker.Message{{Destination: "x"}}); err == nil {
-		t.Error("publish on a nil connection succeeded")
-	}
-	if _, err := tr.Subscribe(ctx, broker.SubscriptionSpec{Destination: "x"}, nil); err == nil {
-		t.Error("subscribe on a nil connection succeeded")
-	}
-	if info := tr.Info(); info.System != "nats" {
-		t.Errorf("Info() = %+v", info)
-	}
-	if err := tr.Close(ctx); err != nil {
-		t.Errorf("close: %v", err)
+	tr, err := natsbroker.New(nil)
+	if !errors.Is(err, broker.ErrInvalidOption) || tr != nil {
+		t.Fatalf("New(nil) = %v, %v; want nil, ErrInvalidOption", tr, err)
 	}
 }
 
@@ -298,3 +288,9 @@ func TestDeadLetterInSameStream(t *testing.T) {
 		t.Fatalf("dead letter id %q body %q", got.ID, got.Body)
 	}
 }
+
+// foreignOption claims to be a NATS option but is not one of the
+// transport's own.
+type foreignOption struct{}
+
+func (foreignOption) TransportName() string { return "nats" }

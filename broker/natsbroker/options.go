@@ -5,9 +5,11 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tracebus/tracebus/broker/internal/logger"
 )
 
-// Option configures a Transport.
+// Option configures a Transport. A nil Option is ignored.
 type Option interface {
 	apply(*config)
 }
@@ -18,13 +20,13 @@ type config struct {
 	streams      []jetstream.StreamConfig
 	js           jetstream.JetStream
 	connectOpts  []natsgo.Option
-	logger       *slog.Logger
+	logger       logger.Choice
 	closeConn    bool
 	closeConnSet bool
 }
 
 func newConfig(opts []Option) config {
-	c := config{logger: slog.Default()}
+	c := config{logger: logger.Default()}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
@@ -92,12 +94,9 @@ func WithCloseConn(close bool) Option {
 
 // WithLogger sets the logger for events the transport handles on its own:
 // headers it could not send, consumers it re-established, core NATS
-// messages lost because Close gave up waiting. The default is
-// slog.Default().
+// messages lost because Close gave up waiting. Without it the transport
+// logs to the logger of the broker it is given to (broker.WithLogger), or
+// to slog.Default(). A nil l is ignored.
 func WithLogger(l *slog.Logger) Option {
-	return optionFunc(func(c *config) {
-		if l != nil {
-			c.logger = l
-		}
-	})
+	return optionFunc(func(c *config) { c.logger.Own(l) })
 }

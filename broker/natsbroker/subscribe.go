@@ -2,7 +2,6 @@ package natsbroker
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -17,7 +16,7 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	if err := t.usable(); err != nil {
 		return nil, err
 	}
-	sc, err := parseSubOptions(spec.TransportOptions)
+	sc, err := t.subscription(&spec)
 	if err != nil {
 		return nil, err
 	}
@@ -28,15 +27,7 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 			spec.BatchWait = broker.DefaultBatchWait
 		}
 	}
-	if sc.core && sc.jetStream {
-		return nil, fmt.Errorf("natsbroker: %s: Core together with JetStream, Stream or BindConsumer: %w",
-			spec.Destination, broker.ErrInvalidOption)
-	}
-	if sc.core || !sc.jetStream && !t.jetStreamFor(spec.Destination) {
-		if len(sc.configure) > 0 || len(sc.consumeOpts) > 0 {
-			return nil, fmt.Errorf("natsbroker: %s: JetStream consumer options on a core NATS subscription: %w",
-				spec.Destination, broker.ErrInvalidOption)
-		}
+	if sc.isCore(t, spec.Destination) {
 		s, err := t.subscribeCore(ctx, spec, deliver)
 		if err != nil {
 			return nil, err
@@ -63,6 +54,14 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	return s, nil
 }
 
+// ValidateSubscription implements broker.SubscriptionValidator: it rejects
+// options of other transports and combinations that cannot work (Core with
+// JetStream options) when broker.Broker.Subscribe is called.
+func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
+	_, err := t.subscription(&spec)
+	return err
+}
+
 // SubscriptionName implements broker.SubscriptionNamer, so telemetry records
 // the JetStream consumer a subscription really uses as
 // messaging.destination.subscription.name: the consumer given to
@@ -70,8 +69,8 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 // ConfigureConsumer), or the durable a group shares. Core NATS and ephemeral
 // JetStream subscriptions have no name.
 func (t *Transport) SubscriptionName(spec broker.SubscriptionSpec) string {
-	sc, err := parseSubOptions(spec.TransportOptions)
-	if err != nil || sc.core || !sc.jetStream && !t.jetStreamFor(spec.Destination) {
+	sc, err := t.subscription(&spec)
+	if err != nil || sc.isCore(t, spec.Destination) {
 		return ""
 	}
 	if sc.bind != "" {

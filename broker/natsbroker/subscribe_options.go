@@ -5,6 +5,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/subopt"
 )
 
 // The subscription options below are broker.SubscribeOption values: pass
@@ -16,7 +17,7 @@ import (
 // WithJetStream). Publishes to the destination may still be core NATS
 // publishes: a stream stores them all the same.
 func JetStream() broker.SubscribeOption {
-	return subOption(func(c *subConfig) { c.jetStream = true })
+	return newSubOption("JetStream()", func(c *subConfig) { c.jetStream = true })
 }
 
 // Core makes the subscription a core NATS subscription even when the
@@ -24,13 +25,13 @@ func JetStream() broker.SubscribeOption {
 // see only messages published while they run, and retry failed messages in
 // place instead of having the server redeliver them.
 func Core() broker.SubscribeOption {
-	return subOption(func(c *subConfig) { c.core = true })
+	return newSubOption("Core()", func(c *subConfig) { c.core = true })
 }
 
 // Stream makes the subscription consume from the named stream instead of
 // the stream found for its destination. It implies JetStream.
 func Stream(name string) broker.SubscribeOption {
-	return subOption(func(c *subConfig) {
+	return newSubOption("Stream("+name+")", func(c *subConfig) {
 		c.jetStream = true
 		c.stream = name
 	})
@@ -41,7 +42,7 @@ func Stream(name string) broker.SubscribeOption {
 // transport creates. The consumer must be a pull consumer with explicit
 // acknowledgement. It implies JetStream.
 func BindConsumer(name string) broker.SubscribeOption {
-	return subOption(func(c *subConfig) {
+	return newSubOption("BindConsumer("+name+")", func(c *subConfig) {
 		c.jetStream = true
 		c.bind = name
 	})
@@ -54,7 +55,7 @@ func BindConsumer(name string) broker.SubscribeOption {
 // in the order given. It is an error on a core NATS subscription and is
 // ignored with BindConsumer.
 func ConfigureConsumer(f func(*jetstream.ConsumerConfig)) broker.SubscribeOption {
-	return subOption(func(c *subConfig) {
+	return newSubOption("ConfigureConsumer(...)", func(c *subConfig) {
 		if f != nil {
 			c.configure = append(c.configure, f)
 		}
@@ -67,7 +68,7 @@ func ConfigureConsumer(f func(*jetstream.ConsumerConfig)) broker.SubscribeOption
 // here is called as well as the transport's own. It is an error on a core
 // NATS subscription and is ignored by batch subscriptions, which fetch.
 func ConsumeOptions(opts ...jetstream.PullConsumeOpt) broker.SubscribeOption {
-	return subOption(func(c *subConfig) { c.consumeOpts = append(c.consumeOpts, opts...) })
+	return newSubOption("ConsumeOptions(...)", func(c *subConfig) { c.consumeOpts = append(c.consumeOpts, opts...) })
 }
 
 type subConfig struct {
@@ -79,22 +80,29 @@ type subConfig struct {
 	consumeOpts []jetstream.PullConsumeOpt
 }
 
-// subOptionValue is what the options above hand to the broker; the
-// transport recognises it among spec.TransportOptions.
-type subOptionValue func(*subConfig)
-
-func subOption(f func(*subConfig)) broker.SubscribeOption {
-	return broker.WithTransportOption(subOptionValue(f))
+func newSubOption(name string, f func(*subConfig)) broker.SubscribeOption {
+	return broker.WithTransportOption(subopt.Option[subConfig]{Package: "natsbroker", System: System, Name: name, Apply: f})
 }
 
-func parseSubOptions(opts []any) (subConfig, error) {
+// subscription reads spec's transport options and checks that they fit
+// together and fit the destination.
+func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, error) {
 	var c subConfig
-	for _, o := range opts {
-		f, ok := o.(subOptionValue)
-		if !ok {
-			return c, fmt.Errorf("natsbroker: transport option %T: %w", o, broker.ErrUnsupportedOption)
-		}
-		f(&c)
+	if err := subopt.Apply("natsbroker", System, spec, &c); err != nil {
+		return c, err
+	}
+	if c.core && c.jetStream {
+		return c, fmt.Errorf("natsbroker: subscribe %s: Core together with JetStream, Stream or BindConsumer: %w",
+			spec.Destination, broker.ErrInvalidOption)
+	}
+	if c.isCore(t, spec.Destination) && (len(c.configure) > 0 || len(c.consumeOpts) > 0) {
+		return c, fmt.Errorf("natsbroker: subscribe %s: JetStream consumer options on a core NATS subscription: %w",
+			spec.Destination, broker.ErrInvalidOption)
 	}
 	return c, nil
+}
+
+// isCore reports whether the subscription is a core NATS one.
+func (c *subConfig) isCore(t *Transport, destination string) bool {
+	return c.core || !c.jetStream && !t.jetStreamFor(destination)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -27,10 +28,6 @@ const defaultTimeout = 5 * time.Second
 // not stored by any stream. It also matches jetstream.ErrStreamNotFound.
 var ErrNoStream = errors.New("natsbroker: no stream stores the subject")
 
-// errNilConn is what every operation of a transport made from a nil
-// connection returns.
-var errNilConn = errors.New("natsbroker: nil connection")
-
 // Transport is a broker.Transport over a NATS connection: core NATS
 // subjects and, where configured, JetStream. Create one with New or Connect
 // and hand it to broker.New. It is safe for concurrent use.
@@ -41,7 +38,6 @@ type Transport struct {
 	cfg       config
 	closeConn bool
 	inbox     string // prefix of temporary reply subjects
-	err       error  // set when the transport cannot work at all
 
 	info     atomic.Pointer[broker.Info]
 	statusCh chan natsgo.Status
@@ -58,16 +54,24 @@ type Transport struct {
 var (
 	_ broker.Transport             = (*Transport)(nil)
 	_ broker.TemporaryDestinations = (*Transport)(nil)
+	_ broker.SubscriptionNamer     = (*Transport)(nil)
+	_ broker.SubscriptionValidator = (*Transport)(nil)
+	_ broker.LoggerSetter          = (*Transport)(nil)
 )
 
 // New returns a transport over nc. The caller keeps every connection
 // option (TLS, credentials, cluster URLs, reconnect handlers) and, unless
-// WithCloseConn(true) is given, ownership of nc: Close leaves it open.
+// WithCloseConn(true) is given, ownership of nc: Close leaves it open. Like
+// every transport constructor it fails only on invalid arguments, with an
+// error wrapping broker.ErrInvalidOption: a nil nc is one.
 //
 // The transport creates nothing on the server until it is used; streams
 // declared with WithStream are created before the first JetStream
 // operation.
-func New(nc *natsgo.Conn, opts ...Option) *Transport {
+func New(nc *natsgo.Conn, opts ...Option) (*Transport, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("natsbroker: nil connection: %w", broker.ErrInvalidOption)
+	}
 	t := &Transport{
 		nc:    nc,
 		cfg:   newConfig(opts),
@@ -76,11 +80,6 @@ func New(nc *natsgo.Conn, opts ...Option) *Transport {
 	}
 	t.closeConn = t.cfg.closeConnSet && t.cfg.closeConn
 	t.streamsDone = make([]bool, len(t.cfg.streams))
-	t.info.Store(&broker.Info{System: System, AckOperation: "ack"})
-	if nc == nil {
-		t.err = errNilConn
-		return t
-	}
 	if p := nc.Opts.InboxPrefix; p != "" {
 		t.inbox = p + "."
 	}
@@ -105,7 +104,7 @@ func New(nc *natsgo.Conn, opts ...Option) *Transport {
 			t.refreshInfo()
 		}
 	}(t.statusCh)
-	return t
+	return t, nil
 }
 
 // Connect connects to the NATS server at url (a comma-separated list for a
@@ -117,8 +116,18 @@ func Connect(url string, opts ...Option) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: connect: %w", err)
 	}
-	return New(nc, append([]Option{WithCloseConn(true)}, opts...)...), nil
+	t, err := New(nc, append([]Option{WithCloseConn(true)}, opts...)...)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return t, nil
 }
+
+// SetLogger implements broker.LoggerSetter: broker.New gives the transport
+// its logger, which the transport uses unless WithLogger gave it one. It
+// must be called before the transport is used.
+func (t *Transport) SetLogger(l *slog.Logger) { t.cfg.logger.Offer(l) }
 
 // Conn returns the NATS connection of the transport.
 func (t *Transport) Conn() *natsgo.Conn { return t.nc }
@@ -203,7 +212,7 @@ func (t *Transport) ensureStreams(ctx context.Context) error {
 // transport owns it (Connect, or WithCloseConn(true)). Calling it again
 // returns nil.
 func (t *Transport) Close(ctx context.Context) error {
-	if !t.closed.CompareAndSwap(false, true) || t.err != nil {
+	if !t.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	t.mu.Lock()
@@ -245,9 +254,6 @@ func (t *Transport) untrack(s broker.Subscription) {
 
 // usable returns why the transport cannot be used, or nil.
 func (t *Transport) usable() error {
-	if t.err != nil {
-		return t.err
-	}
 	if t.closed.Load() {
 		return broker.ErrClosed
 	}

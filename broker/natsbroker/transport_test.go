@@ -3,6 +3,7 @@ package natsbroker_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -82,7 +83,7 @@ func TestInfoFollowsFailover(t *testing.T) {
 		natsgo.ErrorHandler(func(*natsgo.Conn, *natsgo.Subscription, error) {}))
 	must(t, err)
 	t.Cleanup(nc.Close)
-	tr := natsbroker.New(nc)
+	tr := newTransport(t, nc)
 	t.Cleanup(func() { _ = tr.Close(context.Background()) })
 	port := func(s *natstest.Server) int {
 		p, _ := strconv.Atoi(s.URL()[strings.LastIndexByte(s.URL(), ':')+1:])
@@ -105,11 +106,11 @@ func TestConnOwnership(t *testing.T) {
 	srv := natstest.Start(t)
 	ctx := context.Background()
 	nc := srv.Connect(t)
-	must(t, natsbroker.New(nc).Close(ctx))
+	must(t, newTransport(t, nc).Close(ctx))
 	if !nc.IsConnected() {
 		t.Error("Close closed the caller's connection")
 	}
-	must(t, natsbroker.New(nc, natsbroker.WithCloseConn(true)).Close(ctx))
+	must(t, newTransport(t, nc, natsbroker.WithCloseConn(true)).Close(ctx))
 	if !nc.IsClosed() {
 		t.Error("WithCloseConn(true) left the connection open")
 	}
@@ -122,14 +123,14 @@ func TestConnOwnership(t *testing.T) {
 
 func TestIsTemporary(t *testing.T) {
 	srv := natstest.Start(t)
-	tr := natsbroker.New(srv.Connect(t))
+	tr := newTransport(t, srv.Connect(t))
 	if !tr.IsTemporary(tr.Conn().NewInbox()) || !tr.IsTemporary("_INBOX.abc") {
 		t.Error("an _INBOX. subject is not temporary")
 	}
 	if tr.IsTemporary("orders") || tr.IsTemporary("_INBOXES") {
 		t.Error("an ordinary subject is temporary")
 	}
-	custom := natsbroker.New(srv.Connect(t, natsgo.CustomInboxPrefix("_R")))
+	custom := newTransport(t, srv.Connect(t, natsgo.CustomInboxPrefix("_R")))
 	if !custom.IsTemporary(custom.Conn().NewInbox()) || custom.IsTemporary("_INBOX.abc") {
 		t.Errorf("custom inbox prefix not honoured")
 	}
@@ -438,6 +439,34 @@ func TestSubscriptionName(t *testing.T) {
 	for _, c := range cases {
 		if got := tr.SubscriptionName(c.spec); got != c.want {
 			t.Errorf("%+v: got %q, want %q", c.spec, got, c.want)
+		}
+	}
+}
+
+// The broker's logger reaches the transport (broker.LoggerSetter) unless
+// the transport was given one of its own, which it keeps.
+func TestBrokerLoggerReachesTransport(t *testing.T) {
+	srv := natstest.Start(t)
+	ctx := context.Background()
+	for _, own := range []bool{false, true} {
+		var brokerLog, transportLog strings.Builder
+		var opts []natsbroker.Option
+		if own {
+			opts = append(opts, natsbroker.WithLogger(slog.New(slog.NewTextHandler(&transportLog, nil))))
+		}
+		b := broker.New(newTransport(t, srv.Connect(t), opts...),
+			broker.WithLogger(slog.New(slog.NewTextHandler(&brokerLog, nil))))
+		msg := &broker.Message{Destination: "log.test"}
+		msg.Headers.Set("bad key", "dropped")
+		must(t, b.Publish(ctx, msg)) // logged synchronously, before Publish returns
+		must(t, b.Close(ctx))
+		want, other := &brokerLog, &transportLog
+		if own {
+			want, other = other, want
+		}
+		const line = "natsbroker: dropped a header"
+		if !strings.Contains(want.String(), line) || strings.Contains(other.String(), line) {
+			t.Errorf("own logger %v: broker log %q, transport log %q", own, brokerLog.String(), transportLog.String())
 		}
 	}
 }

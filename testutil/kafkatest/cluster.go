@@ -74,7 +74,9 @@ func New(t testing.TB, opts ...Option) *Cluster {
 func Start(opts ...Option) (*Cluster, error) {
 	cfg := config{brokers: 1}
 	for _, o := range opts {
-		o.apply(&cfg)
+		if o != nil {
+			o.apply(&cfg)
+		}
 	}
 	c := &Cluster{}
 	if env := strings.TrimSpace(os.Getenv(EnvBrokers)); env != "" {

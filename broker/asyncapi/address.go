@@ -1,0 +1,48 @@
+package asyncapi
+
+import (
+	"strconv"
+	"strings"
+)
+
+// hasSubjectWildcards reports whether system matches destinations NATS
+// style, with "*" and ">" tokens (NATS itself and the memory transport).
+func hasSubjectWildcards(system string) bool {
+	return system == "nats" || system == "memory"
+}
+
+// channelAddress turns a subject pattern into a channel address with one
+// parameter per wildcard: "*" at token position n becomes "{tokenN}", a
+// final ">" becomes "{rest}". Subjects without wildcards are returned as
+// they are, with no parameters.
+func channelAddress(subject string) (string, map[string]*Parameter) {
+	tokens := strings.Split(subject, ".")
+	var params map[string]*Parameter
+	for i, tok := range tokens {
+		var name, desc string
+		switch {
+		case tok == "*":
+			name = "token" + strconv.Itoa(i+1)
+			desc = "Any single token at position " + strconv.Itoa(i+1) + " of the subject (NATS wildcard *)."
+		case tok == ">" && i == len(tokens)-1:
+			name = "rest"
+			desc = "One or more trailing tokens of the subject (NATS wildcard >)."
+		default:
+			continue
+		}
+		if params == nil {
+			params = map[string]*Parameter{}
+		}
+		params[name] = &Parameter{Description: desc}
+		tokens[i] = "{" + name + "}"
+	}
+	return strings.Join(tokens, "."), params
+}
+
+// hasReplyAddresses reports whether messages of system can carry a reply
+// address, so that a handler's result is sent back to the requester. Kafka
+// records have none: a Kafka subscriber's results only go to its
+// publishers, which are documented as their own send operations.
+func hasReplyAddresses(system string) bool {
+	return system != "kafka"
+}

@@ -1,0 +1,60 @@
+package asyncapi_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/asyncapi"
+	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/testutil"
+)
+
+// TestBuildBrokers builds the document of real brokers with byte-level
+// subscriptions: they appear with an unspecified payload, the memory
+// transport is an in-process server, and a broker given twice is described
+// once.
+func TestBuildBrokers(t *testing.T) {
+	ctx := context.Background()
+	srv := memory.NewServer()
+	orders := broker.New(testutil.Memory(t, memory.WithServer(srv)))
+	t.Cleanup(func() { _ = orders.Close(ctx) })
+	audit := broker.New(testutil.Memory(t, memory.WithServer(srv)))
+	t.Cleanup(func() { _ = audit.Close(ctx) })
+
+	nop := func(context.Context, *broker.Message) error { return nil }
+	if err := orders.Subscribe("orders.*.created", nop, broker.Group("billing"), broker.Describe("Bills new orders.")); err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.SubscribeBatch("audit.>", func(context.Context, []*broker.Message) error { return nil }, broker.BatchSize(10)); err != nil {
+		t.Fatal(err)
+	}
+
+	doc, err := asyncapi.New(asyncapi.WithTitle("shop")).Build(orders, audit, orders, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, doc)
+	checkRefs(t, doc)
+
+	if len(doc.Servers) != 1 || doc.Servers["memory"] == nil || doc.Servers["memory"].Host != "in-process" {
+		t.Errorf("servers %+v: two brokers on one memory server share it", doc.Servers)
+	}
+	if len(doc.Operations) != 2 {
+		t.Fatalf("operations %v", keys(doc.Operations))
+	}
+	op := operation(t, doc, "receive_orders_any_created_billing")
+	if op.Description != "Bills new orders." || op.Summary != `Consumer group "billing".` || op.Bindings != nil {
+		t.Errorf("orders operation %+v", op)
+	}
+	if !strings.Contains(operation(t, doc, "receive_audit_rest").Summary, "batches") {
+		t.Errorf("audit operation does not say it receives batches")
+	}
+	for _, id := range []string{"orders_any_created", "audit_rest"} {
+		m := channel(t, doc, id).Messages["bytes"]
+		if m == nil || !strings.Contains(string(m.Payload), "Unspecified") {
+			t.Errorf("%s: byte-level subscription without an unspecified payload: %+v", id, m)
+		}
+	}
+}

@@ -1,0 +1,199 @@
+package asyncapi
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// Errors returned by Build and BuildSources, wrapped with the endpoint they
+// concern.
+var (
+	// ErrInvalidEndpoint reports an endpoint without a destination or with
+	// an unknown kind.
+	ErrInvalidEndpoint = errors.New("asyncapi: invalid endpoint")
+	// ErrUnsupportedType reports a payload, key or reply type that has no
+	// JSON representation (a channel, a function, a complex number).
+	ErrUnsupportedType = errors.New("asyncapi: type has no JSON Schema")
+)
+
+// Source is what a document is built from: one server and the endpoints
+// registered on it. SourceOf makes one from a Broker; tests and tools can
+// write them by hand.
+type Source struct {
+	// Server describes the transport the endpoints use.
+	Server broker.Info
+	// Endpoints are the subscriptions and publishers, in the order their
+	// channels and operations should be numbered when names clash.
+	Endpoints []broker.Endpoint
+}
+
+// SourceOf returns the server and the endpoints of b as they are now.
+func SourceOf(b *broker.Broker) Source {
+	return Source{Server: b.Transport().Info(), Endpoints: b.Endpoints()}
+}
+
+// Generator builds AsyncAPI documents. It holds only its options, so one
+// Generator may build any number of documents, concurrently.
+type Generator struct {
+	cfg config
+}
+
+// New returns a Generator configured by opts.
+func New(opts ...Option) *Generator {
+	return &Generator{cfg: newConfig(opts)}
+}
+
+// Build returns the document of an application made of brokers: one server
+// per distinct transport, and the channels and operations of every
+// subscription and publisher registered on them. A broker given twice is
+// described once.
+func (g *Generator) Build(brokers ...*broker.Broker) (*Document, error) {
+	srcs := make([]Source, 0, len(brokers))
+	seen := make(map[*broker.Broker]bool, len(brokers))
+	for _, b := range brokers {
+		if b == nil || seen[b] {
+			continue
+		}
+		seen[b] = true
+		srcs = append(srcs, SourceOf(b))
+	}
+	return g.BuildSources(srcs...)
+}
+
+// BuildSources returns the document of the given sources. Sources with the
+// same system, address and port share one server.
+func (g *Generator) BuildSources(sources ...Source) (*Document, error) {
+	bd := newBuilder(g.cfg)
+	for _, src := range sources {
+		srv := bd.server(src.Server)
+		for _, e := range src.Endpoints {
+			if err := bd.endpoint(srv, e); err != nil {
+				return nil, fmt.Errorf("asyncapi: %s %q: %w", e.Kind, e.Destination, err)
+			}
+		}
+	}
+	return bd.document(), nil
+}
+
+// builder assembles one document; identifiers are numbered in the order
+// things are added, so the same sources give the same document.
+type builder struct {
+	doc     *Document
+	schemas *schemas
+	headers []byte // reference to the propagation headers schema, or nil
+	// contentHeaders names the headers schema of each content type.
+	contentHeaders map[string]string
+	servers        map[serverKey]*serverRef
+	channels       map[channelKey]string
+	messages       map[string][]*messageEntry // per channel id, in order
+}
+
+type serverKey struct{ system, host string }
+
+type serverRef struct {
+	id     string
+	system string
+	info   broker.Info
+}
+
+type channelKey struct {
+	server, destination string
+	reply               bool
+}
+
+type messageEntry struct {
+	id           string
+	payload, key reflect.Type
+	contentType  string
+}
+
+func newBuilder(cfg config) *builder {
+	bd := &builder{
+		doc: &Document{
+			AsyncAPI: Version,
+			ID:       cfg.id,
+			Info:     Info{Title: cfg.title, Version: cfg.version, Description: cfg.description},
+		},
+		schemas:        newSchemas(),
+		servers:        map[serverKey]*serverRef{},
+		channels:       map[channelKey]string{},
+		contentHeaders: map[string]string{},
+		messages:       map[string][]*messageEntry{},
+	}
+	if h := headersSchema(cfg.propagator); h != nil {
+		bd.schemas.reserve(headersSchemaName, h)
+		bd.headers = []byte(`{"$ref":"` + schemaRefPrefix + headersSchemaName + `"}`)
+	}
+	return bd
+}
+
+func (bd *builder) document() *Document {
+	if len(bd.schemas.defs) > 0 {
+		bd.doc.Components = &Components{Schemas: bd.schemas.defs}
+	}
+	return bd.doc
+}
+
+func (bd *builder) endpoint(srv *serverRef, e broker.Endpoint) error {
+	if e.Destination == "" {
+		return fmt.Errorf("%w: empty destination", ErrInvalidEndpoint)
+	}
+	var action string
+	switch e.Kind {
+	case broker.EndpointSubscriber:
+		action = "receive"
+	case broker.EndpointPublisher:
+		action = "send"
+	default:
+		return fmt.Errorf("%w: kind %d", ErrInvalidEndpoint, e.Kind)
+	}
+	ch := bd.channel(srv, e.Destination, false)
+	msg, err := bd.message(srv, ch, e.Payload, e.ContentType, e.Key)
+	if err != nil {
+		return err
+	}
+	id := action + "_" + ch
+	if e.Group != "" {
+		id += "_" + sanitize(e.Group, isIDRune)
+	}
+	op := &Operation{
+		Action:      action,
+		Channel:     Reference{Ref: "#/channels/" + ch},
+		Summary:     summary(srv.system, e),
+		Description: e.Description,
+		Messages:    []Reference{{Ref: "#/channels/" + ch + "/messages/" + msg}},
+		Bindings:    operationBindings(srv, e),
+	}
+	if e.Kind == broker.EndpointSubscriber && e.Reply != nil && hasReplyAddresses(srv.system) {
+		rch := bd.channel(srv, e.Destination, true)
+		rmsg, err := bd.message(srv, rch, e.Reply, e.ReplyContentType, nil)
+		if err != nil {
+			return fmt.Errorf("reply: %w", err)
+		}
+		op.Reply = &OperationReply{
+			Channel:  &Reference{Ref: "#/channels/" + rch},
+			Messages: []Reference{{Ref: "#/channels/" + rch + "/messages/" + rmsg}},
+		}
+	}
+	if bd.doc.Operations == nil {
+		bd.doc.Operations = map[string]*Operation{}
+	}
+	bd.doc.Operations[unique(id, func(s string) bool { return bd.doc.Operations[s] != nil })] = op
+	return nil
+}
+
+// unique returns id, or id with the first suffix "_2", "_3"... that taken
+// rejects.
+func unique(id string, taken func(string) bool) string {
+	if !taken(id) {
+		return id
+	}
+	for i := 2; ; i++ {
+		if s := fmt.Sprintf("%s_%d", id, i); !taken(s) {
+			return s
+		}
+	}
+}

@@ -1,0 +1,141 @@
+package asyncapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/asyncapi"
+	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/testutil"
+)
+
+// TestBuildTyped builds the document of real typed registrations on a
+// memory broker with the telemetry middleware, then checks it against the
+// wire: a message a typed publisher sends has headers valid against the
+// documented headers schema (content type, trace context, baggage) and a
+// body valid against the documented payload schema.
+func TestBuildTyped(t *testing.T) {
+	ctx := context.Background()
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { _ = tp.Shutdown(ctx) })
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(middleware.NewTelemetry(
+		middleware.WithTracerProvider(tp), middleware.WithPropagators(prop))))
+	t.Cleanup(func() { _ = b.Close(ctx) })
+
+	invoices := broker.NewPublisher[Invoice](b, "invoices.issued")
+	shipments := broker.NewPublisher[Shipment](b, "shipments", broker.KeyFunc(func(s Shipment) string { return s.OrderID }))
+	must(t, broker.Handle(b, "orders.*.created", func(context.Context, Order) error { return nil }, broker.Group("stats")))
+	must(t, broker.HandleResult(b, "orders.*.billed", func(_ context.Context, o Order) (Invoice, error) {
+		return Invoice{OrderID: o.ID}, nil
+	}, broker.Group("billing"), broker.PublishTo(invoices), broker.Describe("Bills an order.")))
+	must(t, broker.HandleBatch(b, "shipments", func(context.Context, []Shipment) error { return nil }, broker.BatchSize(10)))
+	got := testutil.NewInbox[*broker.Message](10 * time.Second)
+	must(t, b.Subscribe("invoices.issued", func(_ context.Context, m *broker.Message) error {
+		got.Put(m)
+		return nil
+	}))
+
+	doc, err := asyncapi.New(asyncapi.WithTitle("billing"), asyncapi.WithPropagator(prop)).Build(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := validate(t, doc)
+	checkRefs(t, doc)
+
+	stats := operation(t, doc, "receive_orders_any_created_stats")
+	if stats.Messages[0].Ref != "#/channels/orders_any_created/messages/Order" {
+		t.Errorf("Handle[Order]: messages %v", stats.Messages)
+	}
+	billing := operation(t, doc, "receive_orders_any_billed_billing")
+	if billing.Description != "Bills an order." || billing.Reply == nil ||
+		billing.Reply.Messages[0].Ref != "#/channels/orders_any_billed_reply/messages/Invoice" {
+		t.Errorf("HandleResult[Order, Invoice]: %+v", billing)
+	}
+	if o := operation(t, doc, "receive_shipments"); o.Summary != "Receives messages in batches." ||
+		o.Messages[0].Ref != "#/channels/shipments/messages/Shipment" {
+		t.Errorf("HandleBatch[Shipment]: %+v", o)
+	}
+	for id, p := range map[string]string{"send_invoices_issued": invoices.Destination(), "send_shipments": shipments.Destination()} {
+		if o := operation(t, doc, id); o.Action != "send" || *doc.Channels[o.Channel.Ref[len("#/channels/"):]].Address != p {
+			t.Errorf("%s: %+v", id, o)
+		}
+	}
+	invoice := channel(t, doc, "invoices_issued").Messages["Invoice"]
+	if invoice == nil || invoice.ContentType == "" {
+		t.Fatalf("invoices.issued has no typed Invoice message: %v", keys(channel(t, doc, "invoices_issued").Messages))
+	}
+
+	// What the publisher sends is what the document says.
+	must(t, b.Start(ctx))
+	member, err := baggage.NewMember("tenant", "acme")
+	must(t, err)
+	bag, err := baggage.New(member)
+	must(t, err)
+	must(t, invoices.Publish(baggage.ContextWithBaggage(ctx, bag), Invoice{OrderID: "o-1", Total: 12.5, Paid: true}))
+	m := got.Next(t)
+
+	headers := map[string]any{}
+	for _, k := range m.Headers.Keys() {
+		headers[k] = m.Headers.Get(k)
+	}
+	for _, k := range []string{broker.HeaderContentType, "traceparent", "baggage"} {
+		if headers[k] == nil {
+			t.Errorf("the published message has no %s header: %v", k, headers)
+		}
+	}
+	if err := compileIn(t, j, invoice.Headers).Validate(headers); err != nil {
+		t.Errorf("the headers %v do not match the documented headers: %v", headers, err)
+	}
+	headers[broker.HeaderContentType] = "application/xml"
+	if err := compileIn(t, j, invoice.Headers).Validate(headers); err == nil {
+		t.Errorf("the documented headers accept another content type")
+	}
+
+	payload := compileIn(t, j, invoice.Payload)
+	body, err := jsonschema.UnmarshalJSON(bytes.NewReader(m.Body))
+	must(t, err)
+	if err := payload.Validate(body); err != nil {
+		t.Errorf("the body %s does not match the documented payload: %v", m.Body, err)
+	}
+	if err := payload.Validate(map[string]any{"order_id": "o-1"}); err == nil {
+		t.Errorf("the documented payload accepts an invoice without total and paid")
+	}
+}
+
+// compileIn compiles schema (a payload of the document j) with j as its
+// base, so that its "#/components/schemas/..." references resolve.
+func compileIn(t *testing.T, j []byte, schema json.RawMessage) *jsonschema.Schema {
+	t.Helper()
+	d, err := jsonschema.UnmarshalJSON(bytes.NewReader(j))
+	must(t, err)
+	docv := d.(map[string]any)
+	sv, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema))
+	must(t, err)
+	docv["x-payload"] = sv
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("doc.json", docv); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("doc.json#/x-payload")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

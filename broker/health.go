@@ -1,0 +1,132 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"sync"
+	"time"
+)
+
+// Errors of health checks. Match them with errors.Is.
+var (
+	// ErrUnavailable: a transport's Ping found its system unreachable (a
+	// NATS connection that is not connected, no Kafka seed broker
+	// answering).
+	ErrUnavailable = errors.New("tracebus: unavailable")
+	// ErrNotReady: an App that is not running (starting, draining,
+	// stopped) was asked whether it is ready.
+	ErrNotReady = errors.New("tracebus: not ready")
+)
+
+// Pinger is implemented by transports that can check that their system is
+// reachable: the NATS transport (connection status and a round trip to the
+// server), the Kafka transport (metadata from a seed broker) and the memory
+// transport (reachable until closed). Broker.Ping and App readiness use it.
+type Pinger interface {
+	// Ping returns nil when the system answered within ctx, and an error
+	// saying why not otherwise (ErrClosed once the transport is closed).
+	Ping(ctx context.Context) error
+}
+
+// Ping checks that the broker's system is reachable, through its
+// transport's Pinger. It returns nil for a transport that cannot tell, and
+// ErrClosed once the broker is closed.
+func (b *Broker) Ping(ctx context.Context) error {
+	if b.state.Load() == stateClosed {
+		return ErrClosed
+	}
+	p, ok := b.transport.(Pinger)
+	if !ok {
+		return nil
+	}
+	return p.Ping(ctx)
+}
+
+// DefaultHealthTimeout bounds the pings of a readiness check whose context
+// has no earlier deadline.
+const DefaultHealthTimeout = 5 * time.Second
+
+// Live reports whether the app is alive: nil from creation until it has
+// stopped (draining included: a liveness probe must not restart a service
+// that is finishing its work), ErrClosed afterwards. It does not ping the
+// transports: an unreachable broker is a reason to take the service out of
+// rotation (Ready), not to restart it.
+func (a *App) Live() error {
+	if a.phase.Load() == appStopped {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Ready reports whether the app should get traffic: it is running (every
+// broker started, every subscription with it, the after-start hooks done;
+// not yet draining) and every transport that implements Pinger answers
+// within ctx (DefaultHealthTimeout when ctx has no deadline). The error
+// matches ErrNotReady for an app that is not running and ErrUnavailable or
+// the transport's own error for a failed ping.
+func (a *App) Ready(ctx context.Context) error {
+	if p := a.phase.Load(); p != appRunning {
+		return fmt.Errorf("%w: app is %s", ErrNotReady, phaseName(p))
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.cfg.healthTimeout)
+		defer cancel()
+	}
+	errs := make([]error, len(a.cfg.brokers))
+	var wg sync.WaitGroup
+	for i, b := range a.cfg.brokers {
+		wg.Go(func() {
+			if err := b.Ping(ctx); err != nil {
+				errs[i] = fmt.Errorf("tracebus: broker %d (%s): %w", i, b.transport.Info().System, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// A drain may have begun while the pings ran.
+	if p := a.phase.Load(); p != appRunning {
+		return fmt.Errorf("%w: app is %s", ErrNotReady, phaseName(p))
+	}
+	return nil
+}
+
+// HealthHandler returns an http.Handler for liveness and readiness probes.
+// It answers GET and HEAD requests whose path ends in "/livez" (Live) or
+// "/readyz" (Ready, bounded by the request's context and the app's health
+// timeout) with 200 and "ok", or 503 and the reason; other paths get 404.
+// Mount it where the probes point:
+//
+//	mux.Handle("/livez", app.HealthHandler())
+//	mux.Handle("/readyz", app.HealthHandler())
+func (a *App) HealthHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var check func() error
+		switch path.Base(r.URL.Path) {
+		case "livez":
+			check = a.Live
+		case "readyz":
+			check = func() error { return a.Ready(r.Context()) }
+		default:
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		if err := check(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+}

@@ -1,0 +1,166 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+)
+
+// Publisher sends values of type T to one destination through a Broker:
+// encoded with its codec (the broker's default unless WithCodec says
+// otherwise), with a content-type header, an optional key derived from the
+// value (KeyFunc) and optional static headers (WithHeaders). It publishes
+// through the broker's middleware, so a Publisher used with a handler's ctx
+// continues the handler's trace.
+//
+// A Publisher is safe for concurrent use. Its destination appears in the
+// broker's Endpoints as a publisher.
+type Publisher[T any] struct {
+	b       *Broker
+	dest    string
+	codec   Codec
+	ct      string
+	key     func(T) string
+	headers Headers
+}
+
+// PublisherOption configures a Publisher.
+type PublisherOption interface {
+	applyPublisher(*publisherConfig)
+}
+
+type publisherConfig struct {
+	codec       Codec
+	key         any // func(T) string
+	keyType     reflect.Type
+	headers     Headers
+	description string
+}
+
+type publisherOptionFunc func(*publisherConfig)
+
+func (f publisherOptionFunc) applyPublisher(c *publisherConfig) { f(c) }
+
+// KeyFunc derives each message's key (the Kafka record key) from the value
+// published. NATS ignores keys. Its T must be the Publisher's.
+func KeyFunc[T any](fn func(v T) string) PublisherOption {
+	return publisherOptionFunc(func(c *publisherConfig) {
+		if fn != nil {
+			c.key, c.keyType = fn, reflect.TypeFor[T]()
+		}
+	})
+}
+
+// WithHeaders adds h to every message the publisher sends. The publisher's
+// content-type header and the headers middleware adds (trace context,
+// baggage) take precedence over these.
+func WithHeaders(h Headers) PublisherOption {
+	h = h.Clone()
+	return publisherOptionFunc(func(c *publisherConfig) {
+		for _, k := range h.Keys() {
+			for _, v := range h.Values(k) {
+				c.headers.Add(k, v)
+			}
+		}
+	})
+}
+
+// NewPublisher returns a Publisher of T values to destination on r, a
+// *Broker or a *Router (whose prefix the destination gets). It
+// panics on a programming error, as regexp.MustCompile does: an empty
+// destination, a KeyFunc for another type, or the Protobuf codec with a T
+// that is not a pointer.
+func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOption) *Publisher[T] {
+	if destination == "" {
+		panic("tracebus: NewPublisher: empty destination")
+	}
+	rt := r.routes()
+	b, destination := rt.b, rt.destination(destination)
+	cfg := publisherConfig{codec: b.cfg.codec}
+	for _, o := range opts {
+		if o != nil {
+			o.applyPublisher(&cfg)
+		}
+	}
+	typ := reflect.TypeFor[T]()
+	p := &Publisher[T]{b: b, dest: destination, codec: cfg.codec, ct: cfg.codec.ContentType(), headers: cfg.headers}
+	if cfg.key != nil {
+		key, ok := cfg.key.(func(T) string)
+		if !ok {
+			panic(fmt.Sprintf("tracebus: NewPublisher[%v](%q): KeyFunc takes %v", typ, destination, cfg.keyType))
+		}
+		p.key = key
+	}
+	if cfg.codec == Protobuf && typ.Kind() != reflect.Pointer {
+		panic(fmt.Sprintf("tracebus: NewPublisher[%v](%q): the protobuf codec needs a pointer type", typ, destination))
+	}
+	e := Endpoint{
+		Kind:        EndpointPublisher,
+		Destination: destination,
+		Payload:     typ,
+		ContentType: p.ct,
+		Description: cfg.description,
+	}
+	if p.key != nil {
+		e.Key = reflect.TypeFor[string]()
+	}
+	b.addEndpoint(e)
+	return p
+}
+
+// Destination returns the publisher's destination.
+func (p *Publisher[T]) Destination() string { return p.dest }
+
+// Message encodes v into the message Publish would send, for a caller that
+// wants to set more (an ID, a partition, a reply address) before publishing
+// it with Broker.Publish.
+func (p *Publisher[T]) Message(v T) (*Message, error) {
+	body, err := p.codec.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("tracebus: encode %T for %s as %s: %w", v, p.dest, p.ct, err)
+	}
+	m := &Message{Destination: p.dest, Body: body, Headers: p.headers.Clone()}
+	m.Headers.Set(HeaderContentType, p.ct)
+	if p.key != nil {
+		m.Key = []byte(p.key(v))
+	}
+	return m, nil
+}
+
+// Publish encodes v and sends it. With a handler's ctx, the message
+// continues the handler's trace and carries its baggage.
+func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
+	m, err := p.Message(v)
+	if err != nil {
+		return err
+	}
+	return p.b.Publish(ctx, m)
+}
+
+// PublishBatch encodes vs and sends them in one batch operation. Nothing is
+// sent when one of them fails to encode.
+func (p *Publisher[T]) PublishBatch(ctx context.Context, vs []T) error {
+	if len(vs) == 0 {
+		return ErrEmptyBatch
+	}
+	msgs := make([]*Message, len(vs))
+	for i, v := range vs {
+		m, err := p.Message(v)
+		if err != nil {
+			return fmt.Errorf("message %d: %w", i, err)
+		}
+		msgs[i] = m
+	}
+	return p.b.PublishBatch(ctx, msgs)
+}
+
+func (p *Publisher[T]) destination() string       { return p.dest }
+func (p *Publisher[T]) payloadType() reflect.Type { return reflect.TypeFor[T]() }
+
+func (p *Publisher[T]) publishValue(ctx context.Context, v any) error {
+	t, ok := v.(T)
+	if !ok {
+		return fmt.Errorf("tracebus: publisher to %s takes %v, got %T: %w", p.dest, reflect.TypeFor[T](), v, ErrInvalidOption)
+	}
+	return p.Publish(ctx, t)
+}

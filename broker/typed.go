@@ -1,0 +1,336 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+)
+
+// Errors of the typed layer. Both are permanent: a message that does not
+// decode or validate is never retried; it is dead-lettered with the reason
+// or dropped with a log, per the subscription's policy.
+var (
+	// ErrDecode is matched by every *DecodeError.
+	ErrDecode = errors.New("tracebus: decode failed")
+	// ErrValidation is matched by every *ValidationError.
+	ErrValidation = errors.New("tracebus: validation failed")
+)
+
+// Validator is implemented by payload types that check themselves. A typed
+// handler's value is validated after decoding (with a pointer or a value
+// receiver); a failure is a permanent *ValidationError.
+type Validator interface {
+	Validate() error
+}
+
+// DecodeError reports a message body that its codec could not decode into
+// the handler's type. It matches ErrDecode and ErrPermanent.
+type DecodeError struct {
+	// ContentType is the content type of the codec that was used.
+	ContentType string
+	// Type is the Go type that was decoded into.
+	Type reflect.Type
+	// Err is the codec's error.
+	Err error
+}
+
+// Error implements error.
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("tracebus: decode %s as %v: %v", e.ContentType, e.Type, e.Err)
+}
+
+// Unwrap returns the codec's error, ErrDecode and ErrPermanent.
+func (e *DecodeError) Unwrap() []error { return []error{e.Err, ErrDecode, ErrPermanent} }
+
+// ErrorType returns "decode", the error.type telemetry records.
+func (e *DecodeError) ErrorType() string { return "decode" }
+
+// ValidationError reports a decoded value whose Validate method failed. It
+// matches ErrValidation and ErrPermanent.
+type ValidationError struct {
+	// Type is the Go type of the value.
+	Type reflect.Type
+	// Err is what Validate returned.
+	Err error
+}
+
+// Error implements error.
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("tracebus: invalid %v: %v", e.Type, e.Err)
+}
+
+// Unwrap returns Validate's error, ErrValidation and ErrPermanent.
+func (e *ValidationError) Unwrap() []error { return []error{e.Err, ErrValidation, ErrPermanent} }
+
+// ErrorType returns "validation", the error.type telemetry records.
+func (e *ValidationError) ErrorType() string { return "validation" }
+
+// Handle registers h for the messages arriving at destination, decoded
+// into T with the codec named by each message's content-type header, else
+// the subscription's codec (WithCodec; the broker's default is JSON). A
+// value of a type with a Validate method is validated. A message that does
+// not decode or validate is a permanent failure: not retried, dead-lettered
+// with the reason or dropped. h's result settles the message like a
+// Handler's; MessageFromContext(ctx) reaches the message itself (headers,
+// key, delivery facts). Every SubscribeOption applies. r is a *Broker, or
+// a *Router whose prefix and options the subscription gets.
+func Handle[T any](r Registrar, destination string, h func(ctx context.Context, v T) error, opts ...SubscribeOption) error {
+	if h == nil {
+		return ErrNilHandler
+	}
+	rt := r.routes()
+	b, cfg := rt.b, rt.subConfig(destination, false, opts)
+	dec, err := newDecoder[T](b, &cfg)
+	if err != nil {
+		return err
+	}
+	return b.add(cfg, func(ctx context.Context, msgs []*Message) error {
+		v, err := dec.decode(msgs[0])
+		if err != nil {
+			return err
+		}
+		return h(ctx, v)
+	})
+}
+
+// HandleBatch registers h for batches of messages arriving at destination,
+// each decoded into T as Handle does. Messages that do not decode or
+// validate are taken out of the batch and dead-lettered (or dropped) one by
+// one; h gets the rest, in delivery order, and is not called when nothing
+// is left. BatchFromContext(ctx) returns the messages h got, aligned with
+// vs.
+func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Context, vs []T) error, opts ...SubscribeOption) error {
+	if h == nil {
+		return ErrNilHandler
+	}
+	rt := r.routes()
+	b, cfg := rt.b, rt.subConfig(destination, true, opts)
+	dec, err := newDecoder[T](b, &cfg)
+	if err != nil {
+		return err
+	}
+	deadLetter, origin := cfg.deadLetter, cfg.spec.Destination
+	return b.add(cfg, func(ctx context.Context, msgs []*Message) error {
+		vs := make([]T, 0, len(msgs))
+		var good []*Message
+		for i, m := range msgs {
+			v, err := dec.decode(m)
+			if err == nil {
+				vs = append(vs, v)
+				if good != nil {
+					good = append(good, m)
+				}
+				continue
+			}
+			if good == nil {
+				good = append(make([]*Message, 0, len(msgs)), msgs[:i]...)
+			}
+			if derr := b.reject(ctx, deadLetter, origin, m, err); derr != nil {
+				return derr
+			}
+		}
+		if good != nil {
+			if len(good) == 0 {
+				return nil
+			}
+			if d := deliveryFrom(ctx); d != nil {
+				d.view = good
+			}
+		}
+		return h(ctx, vs)
+	})
+}
+
+// HandleResult registers h for the messages arriving at destination,
+// decoded as Handle does, and sends what h returns onward: to the reply
+// address of a request (see Broker.Request), unless NoReply was given, and
+// to every publisher given with PublishTo, which may be on another broker
+// and another system. The onward publishes use h's ctx, so they continue
+// the message's trace and carry its baggage, edits included. A nil result
+// (of a pointer, slice, map or interface type) sends nothing. When an
+// onward publish fails, the incoming message is not acknowledged: it
+// follows the retry policy.
+func HandleResult[In, Out any](r Registrar, destination string, h func(ctx context.Context, v In) (Out, error), opts ...SubscribeOption) error {
+	if h == nil {
+		return ErrNilHandler
+	}
+	rt := r.routes()
+	b, cfg := rt.b, rt.subConfig(destination, false, opts)
+	dec, err := newDecoder[In](b, &cfg)
+	if err != nil {
+		return err
+	}
+	outType := reflect.TypeFor[Out]()
+	for _, p := range cfg.publishTo {
+		if pt := p.payloadType(); !outType.AssignableTo(pt) {
+			return fmt.Errorf("tracebus: subscribe %s: publisher to %s takes %v, the handler returns %v: %w",
+				cfg.spec.Destination, p.destination(), pt, outType, ErrInvalidOption)
+		}
+	}
+	if !cfg.noReply {
+		cfg.endpoint.Reply = outType
+		cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
+	}
+	nilable := canBeNil(outType)
+	res := &resulter{b: b, codec: cfg.codec, pubs: cfg.publishTo, noReply: cfg.noReply}
+	return b.add(cfg, func(ctx context.Context, msgs []*Message) error {
+		v, err := dec.decode(msgs[0])
+		if err != nil {
+			return err
+		}
+		out, err := h(ctx, v)
+		if err != nil {
+			return err
+		}
+		if nilable && reflect.ValueOf(&out).Elem().IsNil() {
+			return nil
+		}
+		return res.send(ctx, msgs[0], out)
+	})
+}
+
+// resulter sends a handler's result onward.
+type resulter struct {
+	b       *Broker
+	codec   Codec
+	pubs    []ResultPublisher
+	noReply bool
+}
+
+func (r *resulter) send(ctx context.Context, req *Message, out any) error {
+	if req.ReplyTo != "" && !r.noReply {
+		body, err := r.codec.Marshal(out)
+		if err != nil {
+			return fmt.Errorf("tracebus: encode reply: %w", err)
+		}
+		reply := &Message{Destination: req.ReplyTo, Body: body}
+		reply.Headers.Set(HeaderContentType, r.codec.ContentType())
+		if err := r.b.Publish(ctx, reply); err != nil {
+			return fmt.Errorf("tracebus: reply to %s: %w", req.ReplyTo, err)
+		}
+	}
+	for _, p := range r.pubs {
+		if err := p.publishValue(ctx, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ResultPublisher is a publisher a HandleResult handler's results go to:
+// a *Publisher[T] whose T the handler's result type is assignable to.
+type ResultPublisher interface {
+	destination() string
+	payloadType() reflect.Type
+	publishValue(ctx context.Context, v any) error
+}
+
+// PublishTo sends what a HandleResult handler returns to each publisher, in
+// order, with the handler's ctx. HandleResult fails with ErrInvalidOption
+// when a publisher's type does not fit the handler's result type; other
+// subscribe functions ignore it.
+func PublishTo(pubs ...ResultPublisher) SubscribeOption {
+	return subOptionFunc(func(c *subConfig) {
+		for _, p := range pubs {
+			if p == nil {
+				c.invalid("nil publisher")
+				return
+			}
+		}
+		c.publishTo = append(c.publishTo, pubs...)
+	})
+}
+
+// NoReply makes a HandleResult subscription ignore the reply address of
+// the messages it gets: its results only go to its publishers.
+func NoReply() SubscribeOption {
+	return subOptionFunc(func(c *subConfig) { c.noReply = true })
+}
+
+func canBeNil(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Func, reflect.Chan:
+		return true
+	}
+	return false
+}
+
+// decoder turns message bodies into T.
+type decoder[T any] struct {
+	codecs codecSet
+	codec  Codec
+	typ    reflect.Type
+	elem   reflect.Type // T's element type when T is a pointer: decoded into a new one
+}
+
+func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
+	typ := reflect.TypeFor[T]()
+	d := &decoder[T]{codecs: b.cfg.codecs, codec: cfg.codec, typ: typ}
+	if typ.Kind() == reflect.Pointer {
+		d.elem = typ.Elem()
+	}
+	if cfg.codec == Protobuf && d.elem == nil {
+		return nil, fmt.Errorf("tracebus: subscribe %s: the protobuf codec needs a pointer type (*%v), not %v: %w",
+			cfg.spec.Destination, typ, typ, ErrInvalidOption)
+	}
+	cfg.endpoint.Payload = typ
+	cfg.endpoint.ContentType = cfg.codec.ContentType()
+	return d, nil
+}
+
+func (d *decoder[T]) decode(m *Message) (T, error) {
+	var v T
+	var target any = &v
+	if d.elem != nil {
+		v = reflect.New(d.elem).Interface().(T)
+		target = v
+	}
+	c := d.codecs.pick(m.Headers.Get(HeaderContentType), d.codec)
+	if err := c.Unmarshal(m.Body, target); err != nil {
+		return v, &DecodeError{ContentType: c.ContentType(), Type: d.typ, Err: err}
+	}
+	if err := validate(&v); err != nil {
+		return v, &ValidationError{Type: d.typ, Err: err}
+	}
+	return v, nil
+}
+
+// validate calls Validate on the value p points to, with a pointer or a
+// value receiver. It never boxes a struct: for a non-pointer T the method
+// is found on p, whose method set includes T's.
+func validate[T any](p *T) error {
+	if reflect.TypeFor[T]().Kind() == reflect.Pointer {
+		v, ok := any(*p).(Validator)
+		if !ok || reflect.ValueOf(*p).IsNil() {
+			return nil
+		}
+		return v.Validate()
+	}
+	if v, ok := any(p).(Validator); ok {
+		return v.Validate()
+	}
+	return nil
+}
+
+// reject takes an undecodable message of a batch out of it: to the
+// dead-letter destination if there is one, else dropped with a log.
+func (b *Broker) reject(ctx context.Context, deadLetter, origin string, m *Message, cause error) error {
+	if deadLetter == "" {
+		b.cfg.logger.LogAttrs(ctx, slog.LevelError, "tracebus: message of a batch rejected, dropping it",
+			slog.String("destination", origin),
+			slog.String("message_id", m.ID),
+			slog.String("error", b.cfg.errText(cause)))
+		return nil
+	}
+	if err := b.Publish(ctx, deadLetterCopy(m, deadLetter, b.cfg.errText(cause), max(m.Delivery.DeliveryCount, 1))); err != nil {
+		return fmt.Errorf("tracebus: dead-letter a rejected message of the batch: %w", err)
+	}
+	b.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "tracebus: message of a batch rejected, dead-lettered",
+		slog.String("destination", origin),
+		slog.String("dead_letter", deadLetter),
+		slog.String("message_id", m.ID),
+		slog.String("error", b.cfg.errText(cause)))
+	return nil
+}
