@@ -38,7 +38,9 @@ type Message struct {
 	Partition *int32
 
 	// Delivery holds the facts a transport records when it delivers the
-	// message to a handler. It is ignored on publish.
+	// message to a handler. It is not read on publish; a transport that
+	// learns where a published message was stored reports it here (see
+	// Delivery.Stored).
 	Delivery Delivery
 }
 
@@ -67,6 +69,12 @@ type Delivery struct {
 	Timestamp time.Time
 	// Stream and Consumer name the JetStream stream and consumer.
 	Stream, Consumer string
+	// Stored is set on a published message by a transport that reports
+	// where the broker stored it: then Partition and Offset (Kafka) hold
+	// the partition the message went to, whether asked for or chosen by
+	// the balancer, and its offset. Telemetry records them on the send
+	// span.
+	Stored bool
 }
 
 // Clone returns a deep copy of m: the copy shares no slices with m.

@@ -73,6 +73,8 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 				}
 			}
 		}
+		s.logDelivered(ctx, "tracebus: received", msgs, nil)
+		defer func() { s.logDelivered(ctx, "tracebus: processed", msgs, err) }()
 		defer func() {
 			if r := recover(); r != nil {
 				err = &PanicError{Value: r, Stack: debug.Stack()}
@@ -171,7 +173,7 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 	if err == nil {
 		return Settlement{Action: Ack}
 	}
-	log := s.b.cfg.logger
+	log := s.failureLogger(msgs)
 	attempt := deliveryAttempt(msgs)
 	// A forced shutdown cancelled the handler: the failure says nothing
 	// about the message, so hand it back without using up an attempt.

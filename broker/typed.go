@@ -281,6 +281,19 @@ func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
 }
 
 func (d *decoder[T]) decode(m *Message) (T, error) {
+	v, err := d.unmarshal(m)
+	if err != nil {
+		return v, err
+	}
+	if err := validate(&v); err != nil {
+		return v, &ValidationError{Type: d.typ, Err: err}
+	}
+	return v, nil
+}
+
+// unmarshal decodes m's body with the codec its content-type header names,
+// or d.codec.
+func (d *decoder[T]) unmarshal(m *Message) (T, error) {
 	var v T
 	var target any = &v
 	if d.elem != nil {
@@ -290,9 +303,6 @@ func (d *decoder[T]) decode(m *Message) (T, error) {
 	c := d.codecs.pick(m.Headers.Get(HeaderContentType), d.codec)
 	if err := c.Unmarshal(m.Body, target); err != nil {
 		return v, &DecodeError{ContentType: c.ContentType(), Type: d.typ, Err: err}
-	}
-	if err := validate(&v); err != nil {
-		return v, &ValidationError{Type: d.typ, Err: err}
 	}
 	return v, nil
 }

@@ -12,7 +12,11 @@
 //
 //	go run ./example -nats nats://localhost:4222 -kafka localhost:9092 -otlp http://localhost:4318
 //
-// -otlp sends the spans and metrics to Jaeger, Tempo or a collector over OTLP/HTTP as well.
+// -otlp sends the spans and metrics to Jaeger, Tempo or a collector over
+// OTLP/HTTP as well; a receiver that takes traces only (Jaeger, Tempo) costs
+// one warning that metrics are not exported to it. Without -otlp the
+// standard OTEL_* variables still apply on top of the waterfall: with
+// OTEL_EXPORTER_OTLP_ENDPOINT set, the traces are printed and exported.
 package main
 
 import (
@@ -36,7 +40,8 @@ func main() {
 	flag.DurationVar(&cfg.timeout, "timeout", 60*time.Second, "give up when the flow has not finished by then")
 	flag.Parse()
 
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	cfg.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	slog.SetDefault(cfg.log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, cfg, os.Stdout); err != nil {
@@ -51,6 +56,7 @@ type config struct {
 	kafka   string
 	otlp    string
 	timeout time.Duration
+	log     *slog.Logger // warnings, such as a receiver that takes no metrics
 }
 
 func (c config) kafkaBrokers() []string {

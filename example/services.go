@@ -42,6 +42,9 @@ func newService(ctx context.Context, name string, cfg config, wf *exporters.Wate
 		exporters.WithSpanExporter(wf),
 		exporters.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, baggage.Propagator{})),
 	}
+	if cfg.log != nil {
+		opts = append(opts, exporters.WithLogger(cfg.log))
+	}
 	if cfg.otlp != "" {
 		opts = append(opts, exporters.WithOTLP(exporters.ProtocolHTTP, cfg.otlp))
 	}

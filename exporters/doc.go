@@ -1,5 +1,5 @@
 // Package exporters sets up OpenTelemetry for a tracebus service in one call:
-// a tracer provider, a meter provider and a propagator, with the service's
+// a tracer provider, a meter provider, a logger provider and a propagator, with the service's
 // resource (service.name, service.version, host, OS, container and process)
 // and the exporters you choose or the OTEL_* environment chooses.
 //
@@ -31,19 +31,25 @@
 //     your own.
 //   - Memory (WithMemory): spans and metrics kept for tests, in the SDK's
 //     own span recorder and manual reader.
+//   - Logs over OTLP (WithOTLPLogs, OTEL_LOGS_EXPORTER), written with
+//     log/slog through Providers.LogHandler.
 //   - Anything else (WithSpanExporter, WithMetricReader).
 //
 // # Environment
 //
-// Without exporter options, autoexport and autoprop read the standard
-// variables: OTEL_TRACES_EXPORTER (otlp, console, none, and waterfall, which
-// Setup handles itself: importing this package registers nothing with
-// autoexport or any other global), OTEL_METRICS_EXPORTER (otlp, prometheus, console,
-// none), OTEL_EXPORTER_OTLP_[TRACES_|METRICS_]PROTOCOL and _ENDPOINT,
+// autoexport and autoprop read the standard variables: OTEL_TRACES_EXPORTER
+// (otlp, console, none, and waterfall, which Setup handles itself:
+// importing this package registers nothing with autoexport, autoprop or any
+// other global), OTEL_METRICS_EXPORTER (otlp, prometheus, console, none),
+// OTEL_LOGS_EXPORTER (otlp, console, none),
+// OTEL_EXPORTER_OTLP_[TRACES_|METRICS_|LOGS_]PROTOCOL and _ENDPOINT,
 // _HEADERS, _TIMEOUT, OTEL_PROPAGATORS (tracecontext, baggage, b3, b3multi,
-// jaeger, xray, ottrace, none), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
-// OTEL_TRACES_SAMPLER, OTEL_BSP_* and OTEL_METRIC_EXPORT_INTERVAL. Options
-// win over the variables; see Option for the exact rule.
+// jaeger, xray, ottrace, none, and jaegerbaggage: Jaeger's uberctx-{key}
+// baggage headers, see baggage.JaegerPropagator, which Setup handles
+// itself), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER,
+// OTEL_BSP_*, OTEL_BLRP_* and OTEL_METRIC_EXPORT_INTERVAL. Local views (waterfall, JSON lines, memory)
+// add to what the environment configures; explicit remote exporters
+// replace it (see Option for the exact rule).
 //
 // # Back pressure
 //

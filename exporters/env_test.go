@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/exporters"
+	"github.com/tracebus/tracebus/testutil/otlptest"
 )
 
 // injected returns the header keys p's propagator writes for a sampled span
@@ -158,12 +159,31 @@ func TestEnvironment(t *testing.T) {
 			},
 		},
 		{
-			name:      "an exporter option replaces OTEL_TRACES_EXPORTER",
+			name:      "a remote exporter option replaces OTEL_TRACES_EXPORTER",
+			exporters: true,
+			env:       map[string]string{"OTEL_TRACES_EXPORTER": "console"},
+			opts:      []exporters.Option{exporters.WithOTLPTraces(exporters.ProtocolGRPC, "http://"+deadAddress(t))},
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
+				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[otlp grpc]")
+			},
+		},
+		{
+			name:      "a local view adds to OTEL_TRACES_EXPORTER",
 			exporters: true,
 			env:       map[string]string{"OTEL_TRACES_EXPORTER": "console"},
 			opts:      []exporters.Option{exporters.WithJSONLines(io.Discard)},
 			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
-				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[jsonl]")
+				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[console jsonl]")
+			},
+		},
+		{
+			name:      "a waterfall given as a span exporter is a local view too",
+			exporters: true,
+			env:       map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": otlptest.StartHTTP(t).URL},
+			opts:      []exporters.Option{exporters.WithSpanExporter(exporters.NewWaterfall(io.Discard))},
+			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
+				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[otlp waterfall]")
+				wantEqual(t, "metric readers", fmt.Sprint(exporters.MetricReaderCount(p)), "1")
 			},
 		},
 		{

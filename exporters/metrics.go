@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,34 +40,27 @@ func (m *metricSetup) shutdownUnregistered(ctx context.Context) {
 	}
 }
 
-// metricReaders builds the explicit readers, or the one OTEL_METRICS_EXPORTER
-// names when there are none. On error what was built is released.
+// metricReaders builds the readers the options chose and, when metrics
+// follow the environment (see Option), the one OTEL_METRICS_EXPORTER names.
+// On error what was built is released.
 func metricReaders(ctx context.Context, c *config) (*metricSetup, error) {
 	m := &metricSetup{}
-	if !c.explicitMetrics() {
-		var opts []autoexport.MetricOption
-		if c.anyExplicit() {
-			// Traces were configured explicitly: no OTLP default for metrics.
-			opts = append(opts, autoexport.WithFallbackMetricReader(func(context.Context) (sdkmetric.Reader, error) {
-				return nil, nil
-			}))
-		}
-		r, err := autoexport.NewMetricReader(ctx, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("exporters: metric reader from OTEL_METRICS_EXPORTER: %w", err)
-		}
-		if r != nil && !autoexport.IsNoneMetricReader(r) {
-			m.readers = append(m.readers, r)
-			m.built = append(m.built, r)
-		}
-		return m, nil
-	}
 	if c.memory != nil {
 		m.readers = append(m.readers, c.memory.metrics)
 	}
+	if c.fromEnv("METRICS", c.remoteMetrics()) {
+		r, err := envMetricReader(ctx, c.log)
+		if err != nil {
+			return nil, fmt.Errorf("exporters: metric reader from OTEL_METRICS_EXPORTER: %w", err)
+		}
+		if r != nil {
+			m.readers = append(m.readers, r)
+			m.built = append(m.built, r)
+		}
+	}
 	m.readers = append(m.readers, c.readers...)
 	for _, t := range c.otlpMet {
-		r, err := t.metricReader(ctx)
+		r, err := t.metricReader(ctx, c.log)
 		if err != nil {
 			m.shutdownUnregistered(ctx)
 			return nil, fmt.Errorf("exporters: otlp %s metric exporter: %w", t.protocol, err)
@@ -80,6 +75,23 @@ func metricReaders(ctx context.Context, c *config) (*metricSetup, error) {
 		}
 	}
 	return m, nil
+}
+
+// envMetricReader returns the reader OTEL_METRICS_EXPORTER names, nil for
+// "none". OTLP (the default) is built here rather than by autoexport, so
+// that a receiver without metrics is reported once instead of failing
+// every export (see refusal); the rest comes from autoexport.
+func envMetricReader(ctx context.Context, log *slog.Logger) (sdkmetric.Reader, error) {
+	if name := os.Getenv("OTEL_METRICS_EXPORTER"); name == "" || name == "otlp" {
+		if t, ok := envOTLPTarget("METRICS"); ok {
+			return t.metricReader(ctx, log)
+		}
+	}
+	r, err := autoexport.NewMetricReader(ctx)
+	if err != nil || autoexport.IsNoneMetricReader(r) {
+		return nil, err
+	}
+	return r, nil
 }
 
 // addPrometheus adds the Prometheus exporter on a registry of its own and,
@@ -98,7 +110,9 @@ func (m *metricSetup) addPrometheus(addr string) error {
 	}
 	m.readers = append(m.readers, r)
 	m.built = append(m.built, r)
-	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	// OpenMetrics when the scraper asks for it (Prometheus does): the one
+	// format that carries exemplars, which link histogram buckets to traces.
+	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	if addr == "" {
 		return nil
 	}

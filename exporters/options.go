@@ -3,6 +3,9 @@ package exporters
 import (
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -13,19 +16,23 @@ import (
 
 // An Option configures Setup.
 //
-// Options that choose an exporter are explicit choices and win over the
-// environment, one signal at a time: any trace exporter option (WithOTLP,
-// WithOTLPTraces, WithWaterfall, WithJSONLines, WithSpanExporter, WithMemory)
-// replaces OTEL_TRACES_EXPORTER, and any metric option (WithOTLP,
-// WithOTLPMetrics, WithPrometheus, WithPrometheusServer, WithMetricReader,
-// WithMemory) replaces OTEL_METRICS_EXPORTER.
+// The rule between options and the OTEL_* environment, one signal at a
+// time: local views (WithWaterfall, WithJSONLines, WithMemory, and a
+// Waterfall given to WithSpanExporter) add to what the environment
+// configures, while explicit remote exporters (WithOTLP, WithOTLPTraces,
+// WithOTLPMetrics, WithOTLPLogs, WithPrometheus, WithPrometheusServer,
+// WithMetricReader, any other WithSpanExporter) replace it.
 //
-// A signal without an exporter option follows its OTEL_*_EXPORTER variable.
-// When that is unset too, the signal gets the OpenTelemetry default (OTLP)
-// only if no exporter option was given at all: Setup(ctx) exports both
-// signals over OTLP, while Setup(ctx, WithWaterfall(os.Stderr)) prints traces
-// and exports no metrics, instead of retrying a collector that a developer
-// at a terminal does not run.
+// In detail: a signal without an explicit remote exporter follows the
+// environment (OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER,
+// OTEL_LOGS_EXPORTER) when the environment says anything about it (its
+// exporter variable, OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_{SIGNAL}_ENDPOINT), or when no exporter option was
+// given at all, which gives the OpenTelemetry default, OTLP. So Setup(ctx)
+// exports all three signals over OTLP; Setup(ctx, WithWaterfall(os.Stderr))
+// only prints traces, instead of retrying a collector that a developer at a
+// terminal does not run, until OTEL_EXPORTER_OTLP_ENDPOINT is set, and then
+// prints them and exports all three signals there.
 type Option interface {
 	apply(*config)
 }
@@ -49,15 +56,19 @@ type config struct {
 	memory   *memory
 	readers  []sdkmetric.Reader
 	otlpMet  []*otlpTarget
+	otlpLogs []*otlpTarget
 	prom     bool
 	promAddr string
+
+	// log receives warnings that do not stop the service.
+	log *slog.Logger
 
 	// errs collects invalid option values; Setup reports them all at once.
 	errs []error
 }
 
 func newConfig(opts []Option) *config {
-	c := &config{global: true}
+	c := &config{global: true, log: slog.Default()}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(c)
@@ -70,19 +81,53 @@ func (c *config) invalid(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
 }
 
-// explicitMetrics reports whether an option chose a metric exporter, so that
-// OTEL_METRICS_EXPORTER is not consulted.
-func (c *config) explicitMetrics() bool {
-	return len(c.readers) > 0 || len(c.otlpMet) > 0 || c.prom || c.memory != nil
+// remoteTraces reports whether an option chose a span exporter that is not
+// a local view, so that the environment is not consulted for traces.
+func (c *config) remoteTraces() bool {
+	return slices.ContainsFunc(c.traces, func(s traceSpec) bool { return !s.local })
 }
 
-// anyExplicit reports whether an option chose an exporter for any signal.
-func (c *config) anyExplicit() bool { return c.explicitTraces() || c.explicitMetrics() }
+// remoteMetrics reports whether an option chose a metric exporter, so that
+// OTEL_METRICS_EXPORTER is not consulted. Memory's reader is a local view.
+func (c *config) remoteMetrics() bool {
+	return len(c.readers) > 0 || len(c.otlpMet) > 0 || c.prom
+}
 
-// explicitTraces reports whether an option chose a span exporter, so that
-// OTEL_TRACES_EXPORTER is not consulted.
-func (c *config) explicitTraces() bool {
-	return len(c.traces) > 0 || c.memory != nil
+// anyExporter reports whether an option chose an exporter of any kind for
+// any signal.
+func (c *config) anyExporter() bool {
+	return len(c.traces) > 0 || c.memory != nil || c.remoteMetrics() || len(c.otlpLogs) > 0
+}
+
+// fromEnv reports whether the signal ("TRACES", "METRICS", "LOGS") follows
+// the environment; remote says whether an option chose a remote exporter
+// for it. See Option for the rule.
+func (c *config) fromEnv(signal string, remote bool) bool {
+	if remote {
+		return false
+	}
+	if !c.anyExporter() {
+		return true
+	}
+	for _, k := range []string{"OTEL_" + signal + "_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_" + signal + "_ENDPOINT"} {
+		if os.Getenv(k) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// WithLogger sets the logger for problems that do not stop the service,
+// such as an OTLP receiver that does not accept metrics or logs. The
+// default is slog.Default() at the time Setup is called.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) {
+		if l == nil {
+			c.invalid("nil logger")
+			return
+		}
+		c.log = l
+	})
 }
 
 // WithServiceName sets the service.name resource attribute. It wins over
@@ -114,9 +159,9 @@ func WithoutGlobal() Option {
 
 // WithPropagators sets the propagator, ignoring OTEL_PROPAGATORS. Without it
 // the propagator comes from autoprop: OTEL_PROPAGATORS (tracecontext,
-// baggage, b3, b3multi, jaeger, xray, ottrace, none), or W3C trace context
-// plus baggage when the variable is unset. "baggage" is tracebus's
-// baggage.Propagator, which cuts baggage over the W3C limits
+// baggage, b3, b3multi, jaeger, jaegerbaggage, xray, ottrace, none), or
+// W3C trace context plus baggage when the variable is unset. "baggage" is
+// tracebus's baggage.Propagator, which cuts baggage over the W3C limits
 // deterministically and reports the cut, where otel-go's drops it whole.
 func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) {
@@ -159,7 +204,8 @@ func WithSpanExporter(exp sdktrace.SpanExporter) Option {
 			c.invalid("nil span exporter")
 			return
 		}
-		c.traces = append(c.traces, traceSpec{name: exporterName(exp), exporter: exp})
+		_, local := exp.(*Waterfall)
+		c.traces = append(c.traces, traceSpec{name: exporterName(exp), exporter: exp, local: local})
 	})
 }
 
@@ -172,7 +218,7 @@ func WithJSONLines(w io.Writer) Option {
 			c.invalid("nil writer for JSON lines")
 			return
 		}
-		c.traces = append(c.traces, traceSpec{name: "jsonl", build: jsonLinesBuilder(w)})
+		c.traces = append(c.traces, traceSpec{name: "jsonl", build: jsonLinesBuilder(w), local: true})
 	})
 }
 
@@ -184,7 +230,7 @@ func WithWaterfall(w io.Writer, opts ...WaterfallOption) Option {
 			c.invalid("nil writer for the waterfall")
 			return
 		}
-		c.traces = append(c.traces, traceSpec{name: "waterfall", exporter: NewWaterfall(w, opts...)})
+		c.traces = append(c.traces, traceSpec{name: "waterfall", exporter: NewWaterfall(w, opts...), local: true})
 	})
 }
 

@@ -3,12 +3,18 @@ package exporters
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"os"
+	"strings"
 
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
@@ -33,6 +39,10 @@ type otlpTarget struct {
 
 // WithOTLP exports traces and metrics over OTLP to a collector, Jaeger or
 // Tempo. It is WithOTLPTraces and WithOTLPMetrics with the same arguments.
+// A receiver that takes traces only (Jaeger, Tempo) answers the metric
+// exports with 404 or Unimplemented: that is reported once, as a warning
+// to the logger (see WithLogger), and metrics are then no longer sent to
+// it; Setup and Shutdown do not fail for it.
 //
 // endpoint is the collector's base URL, as in OTEL_EXPORTER_OTLP_ENDPOINT:
 // "http://localhost:4317" (plain text) or "https://otel.example.com:4318"
@@ -73,6 +83,58 @@ func WithOTLPMetrics(protocol Protocol, endpoint string) Option {
 	})
 }
 
+// WithOTLPLogs exports the logs written through the OpenTelemetry logs API
+// (Providers.LogHandler, the global LoggerProvider) over OTLP; see WithOTLP
+// for the arguments. A receiver that does not accept logs is reported once
+// and then skipped, as for metrics.
+func WithOTLPLogs(protocol Protocol, endpoint string) Option {
+	return optionFunc(func(c *config) {
+		t, err := newOTLPTarget(protocol, endpoint)
+		if err != nil {
+			c.errs = append(c.errs, err)
+			return
+		}
+		c.otlpLogs = append(c.otlpLogs, t)
+	})
+}
+
+// envOTLPTarget is the OTLP target the environment configures for signal
+// ("METRICS", "LOGS"): the protocol from OTEL_EXPORTER_OTLP_{signal}_PROTOCOL
+// or OTEL_EXPORTER_OTLP_PROTOCOL (default http/protobuf, as autoexport), and
+// no endpoint, so that the exporter reads the endpoint variables itself.
+// ok is false for a protocol we do not build; autoexport then reports it.
+func envOTLPTarget(signal string) (t *otlpTarget, ok bool) {
+	p := os.Getenv("OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL")
+	if p == "" {
+		p = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	switch Protocol(p) {
+	case "", ProtocolHTTP:
+		return &otlpTarget{protocol: ProtocolHTTP}, true
+	case ProtocolGRPC:
+		return &otlpTarget{protocol: ProtocolGRPC}, true
+	default:
+		return nil, false
+	}
+}
+
+// describe names where the target sends signal ("metrics", "logs"), for
+// warnings: the URL, or the environment variable that decides it.
+func (t *otlpTarget) describe(signal string) string {
+	if t.endpoint == nil {
+		for _, k := range []string{"OTEL_EXPORTER_OTLP_" + strings.ToUpper(signal) + "_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
+			if v := os.Getenv(k); v != "" {
+				return v
+			}
+		}
+		return "the default " + string(t.protocol) + " endpoint"
+	}
+	if t.protocol == ProtocolGRPC {
+		return t.endpoint.String()
+	}
+	return t.endpoint.JoinPath("v1", signal).String()
+}
+
 func newOTLPTarget(protocol Protocol, endpoint string) (*otlpTarget, error) {
 	if protocol != ProtocolGRPC && protocol != ProtocolHTTP {
 		return nil, fmt.Errorf("%w: OTLP protocol %q (want %q or %q)", ErrInvalidOption, protocol, ProtocolGRPC, ProtocolHTTP)
@@ -104,7 +166,7 @@ func (t *otlpTarget) spanExporter(ctx context.Context) (sdktrace.SpanExporter, e
 	return otlptracehttp.New(ctx, opts...)
 }
 
-func (t *otlpTarget) metricReader(ctx context.Context) (sdkmetric.Reader, error) {
+func (t *otlpTarget) metricReader(ctx context.Context, log *slog.Logger) (sdkmetric.Reader, error) {
 	var (
 		exp sdkmetric.Exporter
 		err error
@@ -125,5 +187,35 @@ func (t *otlpTarget) metricReader(ctx context.Context) (sdkmetric.Reader, error)
 	if err != nil {
 		return nil, err
 	}
-	return sdkmetric.NewPeriodicReader(exp), nil
+	return sdkmetric.NewPeriodicReader(&refusingMetricExporter{
+		Exporter: exp,
+		r:        &refusal{signal: "metrics", endpoint: t.describe("metrics"), log: log},
+	}), nil
+}
+
+func (t *otlpTarget) logExporter(ctx context.Context, log *slog.Logger) (sdklog.Exporter, error) {
+	var (
+		exp sdklog.Exporter
+		err error
+	)
+	if t.protocol == ProtocolGRPC {
+		var opts []otlploggrpc.Option
+		if t.endpoint != nil {
+			opts = append(opts, otlploggrpc.WithEndpointURL(t.endpoint.String()))
+		}
+		exp, err = otlploggrpc.New(ctx, opts...)
+	} else {
+		var opts []otlploghttp.Option
+		if t.endpoint != nil {
+			opts = append(opts, otlploghttp.WithEndpointURL(t.endpoint.JoinPath("v1/logs").String()))
+		}
+		exp, err = otlploghttp.New(ctx, opts...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &refusingLogExporter{
+		Exporter: exp,
+		r:        &refusal{signal: "logs", endpoint: t.describe("logs"), log: log},
+	}, nil
 }

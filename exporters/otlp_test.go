@@ -13,6 +13,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/tracebus/tracebus/exporters"
+	"github.com/tracebus/tracebus/testutil/otlptest"
 )
 
 // TestOTLP sends a span and a metric over each OTLP protocol, configured by
@@ -20,7 +21,7 @@ import (
 // arrive with the service's resource. Shutdown must flush both: nothing
 // waits for a batch timer.
 func TestOTLP(t *testing.T) {
-	type start func(*testing.T) (*receiver, string)
+	type start func(*testing.T) (*otlptest.Receiver, string)
 	for _, tc := range []struct {
 		name  string
 		start start
@@ -81,23 +82,23 @@ func TestOTLP(t *testing.T) {
 				t.Fatalf("Shutdown: %v", err)
 			}
 
-			got, ok := rcv.span("send orders")
+			got, ok := rcv.Span("send orders")
 			if !ok {
 				t.Fatal("span did not reach the collector")
 			}
-			if got.span.GetKind() != tracepb.Span_SPAN_KIND_PRODUCER {
-				t.Errorf("kind = %v, want PRODUCER", got.span.GetKind())
+			if got.GetKind() != tracepb.Span_SPAN_KIND_PRODUCER {
+				t.Errorf("kind = %v, want PRODUCER", got.GetKind())
 			}
-			if tid := span.SpanContext().TraceID(); string(got.span.GetTraceId()) != string(tid[:]) {
-				t.Errorf("trace id = %x, want %s", got.span.GetTraceId(), tid)
+			if tid := span.SpanContext().TraceID(); string(got.GetTraceId()) != string(tid[:]) {
+				t.Errorf("trace id = %x, want %s", got.GetTraceId(), tid)
 			}
-			checkResource(t, got.resource)
+			checkResource(t, got.Resource)
 
-			m, ok := rcv.metric("messaging.client.sent.messages")
+			m, ok := rcv.Metric("messaging.client.sent.messages")
 			if !ok {
 				t.Fatal("metric did not reach the collector")
 			}
-			checkResource(t, m.resource)
+			checkResource(t, m.Resource)
 		})
 	}
 }

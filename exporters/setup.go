@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -24,6 +25,9 @@ type Providers struct {
 	TracerProvider *sdktrace.TracerProvider
 	// MeterProvider sends metrics to the configured readers.
 	MeterProvider *sdkmetric.MeterProvider
+	// LoggerProvider sends log records to the configured log exporters;
+	// see LogHandler for logging through it with log/slog.
+	LoggerProvider *sdklog.LoggerProvider
 	// Propagator injects and extracts trace context and baggage.
 	Propagator propagation.TextMapPropagator
 	// Resource describes the service on every span and metric.
@@ -36,15 +40,15 @@ type Providers struct {
 	shutdownErr error
 }
 
-// Setup builds a tracer provider, a meter provider and a propagator for one
-// service and, unless WithoutGlobal is given, installs them as the
+// Setup builds a tracer provider, a meter provider, a logger provider and a
+// propagator for one service and, unless WithoutGlobal is given, installs them as the
 // OpenTelemetry globals. Call Shutdown before the process exits, or the last
 // spans and metrics are lost.
 //
 // With no options the standard OTEL_* environment decides everything,
 // through autoexport and autoprop: OTLP over HTTP to localhost:4318 unless
-// OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER, OTEL_EXPORTER_OTLP_* say
-// otherwise; W3C trace context and baggage unless OTEL_PROPAGATORS says
+// OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER, OTEL_LOGS_EXPORTER,
+// OTEL_EXPORTER_OTLP_* say otherwise; W3C trace context and baggage unless OTEL_PROPAGATORS says
 // otherwise. Options win over the environment (see Option).
 //
 // Spans are exported through batch processors with bounded queues: a
@@ -69,6 +73,12 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 		shutdownSpecs(ctx, specs)
 		return nil, err
 	}
+	logExps, err := logExporters(ctx, c)
+	if err != nil {
+		shutdownSpecs(ctx, specs)
+		ms.shutdownUnregistered(ctx)
+		return nil, err
+	}
 
 	p := &Providers{Resource: res, metrics: ms}
 	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(spanLimits())}
@@ -90,12 +100,14 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 		mpOpts = append(mpOpts, sdkmetric.WithReader(r))
 	}
 	p.MeterProvider = sdkmetric.NewMeterProvider(mpOpts...)
+	p.LoggerProvider = newLoggerProvider(res, logExps)
 
 	if c.propagator != nil {
 		p.Propagator = c.propagator
 	} else {
-		// OTEL_PROPAGATORS as autoprop reads it, with tracebus's
-		// limit-respecting baggage propagator.
+		// OTEL_PROPAGATORS through autoprop (plus jaegerbaggage, and
+		// tracebus's limit-respecting baggage propagator), or W3C trace
+		// context plus that baggage propagator.
 		p.Propagator = envPropagator()
 	}
 
@@ -103,12 +115,17 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 		otel.SetTracerProvider(p.TracerProvider)
 		otel.SetMeterProvider(p.MeterProvider)
 		otel.SetTextMapPropagator(p.Propagator)
+		otel.SetLoggerProvider(p.LoggerProvider)
 	}
 	return p, nil
 }
 
-// MetricsHandler returns the handler serving the metrics in the Prometheus
-// text format, to mount at /metrics. It is nil unless WithPrometheus or
+// MetricsHandler returns the handler serving the metrics, to mount at
+// /metrics: in the Prometheus text format, or in OpenMetrics when the
+// scraper asks for it (Prometheus does), which adds exemplars: a histogram
+// bucket or counter names the trace and span of a recent measurement made
+// inside a sampled span, so a dashboard can jump from a slow bucket to a
+// trace. It is nil unless WithPrometheus or
 // WithPrometheusServer was given (with OTEL_METRICS_EXPORTER=prometheus,
 // autoexport serves its own endpoint on OTEL_EXPORTER_PROMETHEUS_HOST:PORT).
 func (p *Providers) MetricsHandler() http.Handler { return p.metrics.handler }
@@ -131,6 +148,9 @@ func (p *Providers) ForceFlush(ctx context.Context) error {
 	}
 	if err := p.MeterProvider.ForceFlush(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("exporters: flush metrics: %w", err))
+	}
+	if err := p.LoggerProvider.ForceFlush(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("exporters: flush logs: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -162,8 +182,8 @@ func (p *Providers) shutdown(ctx context.Context) error {
 	}
 
 	var (
-		wg                      sync.WaitGroup
-		tpErr, mpErr, serverErr error
+		wg                             sync.WaitGroup
+		tpErr, mpErr, lpErr, serverErr error
 	)
 	wg.Go(func() {
 		// The tracer provider gets the real deadline: the soft one has
@@ -176,6 +196,11 @@ func (p *Providers) shutdown(ctx context.Context) error {
 	wg.Go(func() {
 		if err := p.MeterProvider.Shutdown(soft); err != nil {
 			mpErr = fmt.Errorf("exporters: shut down meter provider: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := p.LoggerProvider.Shutdown(soft); err != nil {
+			lpErr = fmt.Errorf("exporters: shut down logger provider: %w", err)
 		}
 	})
 	if p.metrics.server != nil {
@@ -191,7 +216,7 @@ func (p *Providers) shutdown(ctx context.Context) error {
 	for _, pl := range p.pipelines {
 		errs = append(errs, pl.lost())
 	}
-	errs = append(errs, mpErr, serverErr)
+	errs = append(errs, mpErr, lpErr, serverErr)
 	return errors.Join(errs...)
 }
 

@@ -28,6 +28,7 @@ type traceSpec struct {
 	exporter sdktrace.SpanExporter
 	build    func(context.Context) (sdktrace.SpanExporter, error)
 	built    bool // Setup made the exporter, so Setup may release it
+	local    bool // a local view (waterfall, JSON lines): adds to the environment
 }
 
 func jsonLinesBuilder(w io.Writer) func(context.Context) (sdktrace.SpanExporter, error) {
@@ -43,40 +44,33 @@ func exporterName(exp sdktrace.SpanExporter) string {
 	return fmt.Sprintf("%T", exp)
 }
 
-// spanExporters builds the explicit exporters, or the one OTEL_TRACES_EXPORTER
-// names when there are none. Nothing is returned for "none". On error the
-// exporters built so far are shut down.
+// spanExporters builds the exporters the options chose and, when traces
+// follow the environment (see Option), the one OTEL_TRACES_EXPORTER names;
+// nothing for "none". On error the exporters built so far are shut down.
 func spanExporters(ctx context.Context, c *config) ([]traceSpec, error) {
-	if !c.explicitTraces() {
+	built := make([]traceSpec, 0, len(c.traces)+1)
+	switch {
+	case !c.fromEnv("TRACES", c.remoteTraces()):
+	case strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER")) == "waterfall":
 		// OTEL_TRACES_EXPORTER=waterfall prints traces on stderr, so a
 		// service that calls Setup can be switched to the terminal view
 		// without a rebuild. It is handled here rather than registered with
 		// autoexport, whose registry is global: importing this package
 		// changes nothing for other users of autoexport.
-		if strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER")) == "waterfall" {
-			return []traceSpec{{name: "waterfall", exporter: NewWaterfall(os.Stderr), built: true}}, nil
-		}
-		var opts []autoexport.SpanOption
-		if c.anyExplicit() {
-			// Metrics were configured explicitly: no OTLP default for traces.
-			opts = append(opts, autoexport.WithFallbackSpanExporter(func(context.Context) (sdktrace.SpanExporter, error) {
-				return nil, nil
-			}))
-		}
-		exp, err := autoexport.NewSpanExporter(ctx, opts...)
+		built = append(built, traceSpec{name: "waterfall", exporter: NewWaterfall(os.Stderr), built: true})
+	default:
+		exp, err := autoexport.NewSpanExporter(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("exporters: span exporter from OTEL_TRACES_EXPORTER: %w", err)
 		}
-		if exp == nil || autoexport.IsNoneSpanExporter(exp) {
-			return nil, nil
+		if !autoexport.IsNoneSpanExporter(exp) {
+			name := os.Getenv("OTEL_TRACES_EXPORTER")
+			if name == "" {
+				name = "otlp"
+			}
+			built = append(built, traceSpec{name: name, exporter: exp, built: true})
 		}
-		name := os.Getenv("OTEL_TRACES_EXPORTER")
-		if name == "" {
-			name = "otlp"
-		}
-		return []traceSpec{{name: name, exporter: exp, built: true}}, nil
 	}
-	built := make([]traceSpec, 0, len(c.traces))
 	for _, s := range c.traces {
 		if s.exporter == nil {
 			exp, err := s.build(ctx)

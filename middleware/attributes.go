@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"errors"
 	"strconv"
 	"unicode/utf8"
 
@@ -236,21 +235,6 @@ func capUTF8[T ~string | ~[]byte](b T, n int) T {
 		cut--
 	}
 	return b[:cut]
-}
-
-// errorType is the low-cardinality error.type of err. For a batch in which
-// some messages failed it is the type of the first failure, not of the
-// BatchError container.
-func errorType(err error) attribute.KeyValue {
-	var be broker.BatchError
-	if errors.As(err, &be) {
-		for _, e := range be {
-			if e != nil {
-				return semconv.ErrorType(e)
-			}
-		}
-	}
-	return semconv.ErrorType(err)
 }
 
 // setError marks span as failed: status Error with the message and

@@ -29,6 +29,15 @@ func (t *Telemetry) WrapConsume(next broker.ConsumeFunc) broker.ConsumeFunc {
 	}
 }
 
+// DeliveryAttemptKey is the attribute of a process span (and, in a batch,
+// of each message's link) that counts the deliveries of the message: 1 for
+// the first, 2 for the first retry, and so on, from
+// broker.Delivery.DeliveryCount. It tells a failed attempt from its retry in
+// a trace view. The semantic conventions have no generic attribute for it
+// (only messaging.gcp_pubsub.message.delivery_attempt), hence the tracebus
+// namespace. It is left out when the transport does not count deliveries.
+const DeliveryAttemptKey = attribute.Key("tracebus.delivery.attempt")
+
 // consumeOne runs the handler of one message inside a CONSUMER process span.
 //
 // By default the span is a child of the message's creation context, so a
@@ -47,7 +56,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, op broker.Operation, msgs []
 	}
 	partition := partitionOf(op, m)
 
-	kvs := make([]attribute.KeyValue, 0, attrCap(op, 7)) // system, name, type, destination, template, id, size
+	kvs := make([]attribute.KeyValue, 0, attrCap(op, 8)) // system, name, type, destination, template, id, size, attempt
 	kvs = appendSystem(kvs, op, opProcess)
 	kvs = append(kvs, semconv.MessagingOperationTypeProcess)
 	kvs = appendDestination(kvs, op, dest)
@@ -55,6 +64,9 @@ func (t *Telemetry) consumeOne(ctx context.Context, op broker.Operation, msgs []
 	kvs = appendSubscriber(kvs, op)
 	kvs = appendClientID(kvs, op)
 	kvs = t.appendMessage(kvs, op, m, partition)
+	if m.Delivery.DeliveryCount > 0 {
+		kvs = append(kvs, DeliveryAttemptKey.Int(m.Delivery.DeliveryCount))
+	}
 
 	name := spanName(opProcess, op.Destination, op.Temporary)
 	kind := kindConsumer
@@ -108,7 +120,7 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs 
 
 	bags := make([]otelbaggage.Baggage, len(msgs))
 	links := make([]trace.Link, 0, t.linkCount(len(msgs)))
-	const perLink = 4
+	const perLink = 5
 	linkAttrs := make([]attribute.KeyValue, 0, perLink*cap(links))
 	for i, m := range msgs {
 		var sc trace.SpanContext
@@ -128,6 +140,9 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs 
 				la = append(la, semconv.MessagingDestinationPartitionID(partitionOf(op, m)))
 			}
 			la = append(la, semconv.MessagingKafkaOffset(int(m.Delivery.Offset)))
+		}
+		if m.Delivery.DeliveryCount > 0 {
+			la = append(la, DeliveryAttemptKey.Int(m.Delivery.DeliveryCount))
 		}
 		linkAttrs = carve(linkAttrs, len(la))
 		links = append(links, trace.Link{SpanContext: sc, Attributes: la[:len(la):len(la)]})

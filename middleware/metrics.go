@@ -167,7 +167,7 @@ func (t *Telemetry) recordPublish(ctx context.Context, op broker.Operation, msgs
 			sent++
 			continue
 		}
-		t.sent.Inst().Add(ctx, 1, t.sets.sets(metricKey(op, opSend, op.Destination, partition, semconv.ErrorType(e))).plainAdd...)
+		t.sent.Inst().Add(ctx, 1, t.sets.sets(metricKey(op, opSend, op.Destination, partition, errorType(e))).plainAdd...)
 	}
 	if sent > 0 {
 		t.sent.Inst().Add(ctx, int64(sent), t.sets.sets(metricKey(op, opSend, op.Destination, partition, attribute.KeyValue{})).plainAdd...)

@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -61,10 +62,30 @@ func (t *Telemetry) publishOne(ctx context.Context, op broker.Operation, msgs []
 	if err != nil {
 		et = errorType(err)
 		t.setError(span, err, et)
+	} else {
+		setStored(span, op, m, partition)
 	}
 	span.End(trace.WithTimestamp(end))
 	t.recordPublish(ctx, op, msgs, partition, err, et, end.Sub(start))
 	return err
+}
+
+// setStored records on the span of a sent Kafka message where the
+// transport reports it was stored (broker.Delivery.Stored): the partition,
+// when the balancer chose it and the span does not have it yet, and the
+// offset. Metrics keep the partition only when the publisher asked for
+// one: the balancer's choice would multiply the send series by the
+// partition count.
+func setStored(span trace.Span, op broker.Operation, m *broker.Message, partition string) {
+	if op.System != systemKafka || !m.Delivery.Stored {
+		return
+	}
+	offset := semconv.MessagingKafkaOffset(int(m.Delivery.Offset))
+	if partition != "" {
+		span.SetAttributes(offset)
+		return
+	}
+	span.SetAttributes(semconv.MessagingDestinationPartitionID(strconv.FormatInt(int64(m.Delivery.Partition), 10)), offset)
 }
 
 // publishBatch traces a batch publish: a PRODUCER create span per message,
@@ -165,7 +186,7 @@ func (t *Telemetry) publishBatch(ctx context.Context, op broker.Operation, msgs 
 		if errors.As(err, &be) && len(be) == len(msgs) {
 			for i, e := range be {
 				if e != nil && creates != nil {
-					t.setError(creates[i], e, semconv.ErrorType(e))
+					t.setError(creates[i], e, errorType(e))
 				}
 			}
 		} else {
@@ -176,7 +197,8 @@ func (t *Telemetry) publishBatch(ctx context.Context, op broker.Operation, msgs 
 		}
 	}
 	endTS := trace.WithTimestamp(end)
-	for _, c := range creates {
+	for i, c := range creates {
+		setStored(c, op, msgs[i], partitionOf(op, msgs[i]))
 		c.End(endTS)
 	}
 	send.End(endTS)

@@ -149,7 +149,7 @@ func TestPublishBatchErrorMarksFailedCreates(t *testing.T) {
 	if !errors.Is(err, errRejected) {
 		t.Fatalf("error %v, want the batch error", err)
 	}
-	et := semconv.ErrorType(errRejected)
+	et := semconv.ErrorTypeOther
 	send := rec.SpanByName(t, "send q")
 	if send.Status().Code != codes.Error {
 		t.Errorf("send status %v, want Error", send.Status())
@@ -189,7 +189,7 @@ func TestPublishWholeBatchFailure(t *testing.T) {
 	}
 	sent := points(t, rec, "messaging.client.sent.messages")
 	want := set(semconv.MessagingSystemKey.String("memory"), semconv.MessagingOperationName("send"),
-		semconv.MessagingDestinationName("q"), semconv.ErrorType(broker.ErrClosed))
+		semconv.MessagingDestinationName("q"), semconv.ErrorTypeKey.String("closed"))
 	if sent[want] != 2 {
 		t.Errorf("sent.messages %v, want 2 with error.type", sent)
 	}

@@ -65,7 +65,7 @@ func TestSettleBatchAndError(t *testing.T) {
 		t.Errorf("status %v, want Error", s.Status())
 	}
 	wantAttrs(t, s.Name(), s.Attributes(), []attribute.KeyValue{
-		semconv.MessagingBatchMessageCount(2), semconv.ErrorType(failure), semconv.MessagingOperationName("ack"),
+		semconv.MessagingBatchMessageCount(2), semconv.ErrorTypeOther, semconv.MessagingOperationName("ack"),
 	}, semconv.MessagingMessageIDKey, semconv.MessagingMessageBodySizeKey)
 }
 

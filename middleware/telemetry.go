@@ -38,10 +38,15 @@ import (
 // destination temporary, partition id, Kafka key (its string form, when it
 // is text), offset and tombstone, consumer group, subscription name,
 // message id, client id, server address and port, batch message count; the
-// body size with WithMessageBodySize. Bodies and other headers are never
-// recorded. Errors set status Error with the error's message and
-// error.type (a handler panic gives "panic"); success leaves the status
-// Unset.
+// body size with WithMessageBodySize; and tracebus.delivery.attempt on
+// process spans (see DeliveryAttemptKey). Where the transport reports where
+// a sent message was stored (broker.Delivery.Stored, Kafka), the send or
+// create span also gets the partition the balancer chose and the offset,
+// after the send. Bodies and other headers are
+// never recorded. Errors set status Error with the error's message and
+// error.type (see ErrorType: a self-naming error's own value, "panic",
+// "timeout", "canceled", "decode", "validation", "closed", "permanent",
+// else "_OTHER"); success leaves the status Unset.
 //
 // Propagation: on publish, the propagator's header fields are replaced, not
 // kept, so that a forwarded message carries this publish's context (see

@@ -35,7 +35,7 @@ func TestBaggage(t *testing.T, s TransportSuite) {
 		{"OTelNative", true, testBaggageOTelNative},
 		{"BatchPublishBatchConsume", s.Features.Batch, testBaggageBatchBatch},
 		{"BatchPublishSingleConsume", true, testBaggageBatchSingle},
-		{"SinglePublishesBatchConsume", s.Features.Batch, testBaggageSinglesBatch},
+		{"SinglePublishesBatchConsume", s.Features.Batch && !s.Features.Synchronous, testBaggageSinglesBatch},
 		{"Hostile", true, testBaggageHostile},
 	}
 	for _, tc := range tests {

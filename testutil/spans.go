@@ -62,6 +62,20 @@ func LinksTo(s, target sdktrace.ReadOnlySpan) bool {
 //
 // Spans whose parent is not among spans are printed as roots of their trace.
 func Tree(spans []sdktrace.ReadOnlySpan) string {
+	var b strings.Builder
+	walkTree(spans, func(s sdktrace.ReadOnlySpan, depth int) {
+		writeSpanLine(&b, s, depth)
+		if n := len(s.Links()); n > 0 {
+			fmt.Fprintf(&b, " links=%d", n)
+		}
+		b.WriteByte('\n')
+	})
+	return b.String()
+}
+
+// walkTree calls visit for every span in the order Tree prints them, with
+// its depth (0 for a root).
+func walkTree(spans []sdktrace.ReadOnlySpan, visit func(s sdktrace.ReadOnlySpan, depth int)) {
 	// Traces in the order their first span started; in a trace, spans by
 	// start time.
 	spans = ByStart(spans)
@@ -79,18 +93,16 @@ func Tree(spans []sdktrace.ReadOnlySpan) string {
 				cmp.Compare(rank[spans[a].SpanContext().TraceID()], rank[spans[b].SpanContext().TraceID()]),
 				spans[a].StartTime().Compare(spans[b].StartTime()))
 		})
-	var b strings.Builder
 	for _, r := range rows {
-		s := spans[r.Index]
-		b.WriteString(strings.Repeat("  ", r.Depth))
-		fmt.Fprintf(&b, "%s (%s)", s.Name(), s.SpanKind())
-		if s.Status().Code.String() == "Error" {
-			fmt.Fprintf(&b, " ERROR %q", s.Status().Description)
-		}
-		if n := len(s.Links()); n > 0 {
-			fmt.Fprintf(&b, " links=%d", n)
-		}
-		b.WriteByte('\n')
+		visit(spans[r.Index], r.Depth)
 	}
-	return b.String()
+}
+
+// writeSpanLine writes the indented name, kind and error status of s.
+func writeSpanLine(b *strings.Builder, s sdktrace.ReadOnlySpan, depth int) {
+	b.WriteString(strings.Repeat("  ", depth))
+	fmt.Fprintf(b, "%s (%s)", s.Name(), s.SpanKind())
+	if s.Status().Code.String() == "Error" {
+		fmt.Fprintf(b, " ERROR %q", s.Status().Description)
+	}
 }

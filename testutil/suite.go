@@ -37,6 +37,12 @@ type Features struct {
 	// Concurrent: Concurrency(n) runs n deliveries of one destination at
 	// once (false where parallelism needs several partitions).
 	Concurrent bool
+	// Synchronous: Publish returns after the handlers ran (the memory
+	// transport WithSyncDelivery), so batches form per publish call rather
+	// than over time and redelivery delays are not waited for; the suites
+	// skip the tests that depend on time. TestTransport, whose handlers
+	// wait for the test goroutine, does not apply.
+	Synchronous bool
 }
 
 // TransportSuite describes a transport to the suites.

@@ -35,7 +35,7 @@ func TestTelemetry(t *testing.T, s TransportSuite) {
 		{"SpanInHandlerContext", true, testTelSpanInContext},
 		{"BatchPublishBatchConsume", s.Features.Batch, testTelBatchBatch},
 		{"BatchPublishSingleConsume", true, testTelBatchSingle},
-		{"SinglePublishesBatchConsume", s.Features.Batch, testTelSinglesBatch},
+		{"SinglePublishesBatchConsume", s.Features.Batch && !s.Features.Synchronous, testTelSinglesBatch},
 		{"LinkedProcessSpans", true, testTelLinked},
 		{"WithoutCreateSpans", true, testTelNoCreate},
 		{"PublishFails", true, testTelPublishFails},
@@ -654,8 +654,8 @@ func testTelPublishFails(t *testing.T, s TransportSuite) {
 
 	e.assertSpanCount(t, 1)
 	send := e.rec.SpanByName(t, "send "+dest)
-	et := semconv.ErrorType(err)
-	if et.Value.AsString() == "" || et == semconv.ErrorTypeOther {
+	et := semconv.ErrorTypeKey.String(middleware.ErrorType(err))
+	if et.Value.AsString() != middleware.ErrorTypeClosed {
 		t.Errorf("error %v has no usable error.type: %v", err, et)
 	}
 	assertSpan(t, send, "send "+dest, trace.SpanKindProducer, append(e.sendAttrs(sent), et))

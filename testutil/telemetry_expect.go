@@ -152,6 +152,11 @@ func (e *telEnv) published(kvs []attribute.KeyValue, m *broker.Message) []attrib
 	if e.kafka() && m.Key != nil {
 		kvs = append(kvs, semconv.MessagingKafkaMessageKey(string(m.Key)))
 	}
+	if e.kafka() && m.Delivery.Stored {
+		kvs = append(kvs,
+			semconv.MessagingDestinationPartitionID(strconv.Itoa(int(m.Delivery.Partition))),
+			semconv.MessagingKafkaOffset(int(m.Delivery.Offset)))
+	}
 	return kvs
 }
 
@@ -195,6 +200,15 @@ func (e *telEnv) processAttrs(op broker.Operation, got *broker.Message) []attrib
 	if e.kafka() && got.Key != nil {
 		kvs = append(kvs, semconv.MessagingKafkaMessageKey(string(got.Key)))
 	}
+	return appendAttempt(kvs, got)
+}
+
+// appendAttempt adds the delivery attempt the telemetry middleware records
+// when the transport counts deliveries.
+func appendAttempt(kvs []attribute.KeyValue, got *broker.Message) []attribute.KeyValue {
+	if got.Delivery.DeliveryCount > 0 {
+		kvs = append(kvs, middleware.DeliveryAttemptKey.Int(got.Delivery.DeliveryCount))
+	}
 	return kvs
 }
 
@@ -223,7 +237,7 @@ func (e *telEnv) deliveryLinkAttrs(got *broker.Message, all []*broker.Message) [
 		}
 		kvs = append(kvs, semconv.MessagingKafkaOffset(int(got.Delivery.Offset)))
 	}
-	return kvs
+	return appendAttempt(kvs, got)
 }
 
 func (e *telEnv) samePartition(got []*broker.Message) (string, bool) {

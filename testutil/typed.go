@@ -37,7 +37,7 @@ func TestTyped(t *testing.T, s TransportSuite) {
 		{"ValidationErrorDeadLettered", true, func(t *testing.T, s TransportSuite) { testTypedRejected(t, s, true) }},
 		{"ResultChained", true, testTypedChain},
 		{"AckFirstDoesNotRedeliver", true, testTypedAckFirst},
-		{"ManualNakWithDelay", true, testTypedManualNak},
+		{"ManualNakWithDelay", !s.Features.Synchronous, testTypedManualNak},
 		{"Batch", s.Features.Batch, testTypedBatch},
 	}
 	for _, tc := range tests {

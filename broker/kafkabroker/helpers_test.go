@@ -121,3 +121,18 @@ func recv[T any](t *testing.T, ch <-chan T) T {
 		return zero
 	}
 }
+
+// collect subscribes to topic in group "g" on b, which it starts, and
+// returns a channel of copies of the delivered messages.
+func collect(t *testing.T, b *broker.Broker, topic string) <-chan *broker.Message {
+	t.Helper()
+	got := make(chan *broker.Message, 10)
+	if err := b.Subscribe(topic, func(_ context.Context, m *broker.Message) error {
+		got <- m.Clone()
+		return nil
+	}, broker.Group("g")); err != nil {
+		t.Fatal(err)
+	}
+	start(t, b)
+	return got
+}

@@ -23,7 +23,11 @@ import (
 // Kafka counterpart and are not sent.
 //
 // When a batch fails in part, the error is a broker.BatchError aligned with
-// msgs, so the caller knows exactly which messages were not written.
+// msgs, so the caller knows exactly which messages were not written. Every
+// message the brokers accepted reports where it was stored: its
+// Delivery.Partition (asked for, or the balancer's choice) and
+// Delivery.Offset, with Delivery.Stored set, which the telemetry
+// middleware records on the send span.
 func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -57,6 +61,7 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 		hdrs = make([]kafka.Header, 0, nh)
 	}
 
+	slots := make([]writeSlot, len(msgs))
 	var (
 		errs    broker.BatchError // allocated on the first failure
 		out     = make([]kafka.Message, 0, len(msgs))
@@ -75,7 +80,8 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 		}
 	}
 	for i, m := range msgs {
-		km := kafka.Message{Topic: m.Destination}
+		m.Delivery.Stored = false
+		km := kafka.Message{Topic: m.Destination, WriterData: &slots[i]}
 		if m.Partition != nil {
 			p := *m.Partition
 			var n int
@@ -91,7 +97,7 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 				fail(i, fmt.Errorf("kafkabroker: publish %s: partition %d of %d: %w", m.Destination, p, n, ErrUnknownPartition))
 				continue
 			}
-			km.WriterData = explicitPartition(p)
+			slots[i].explicit, slots[i].partition = true, p
 		}
 		if copyAll {
 			km.Key, arena = copyInto(arena, m.Key)
@@ -115,10 +121,15 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 	}
 
 	if len(out) > 0 {
-		if err := t.write(ctx, out); err != nil {
-			var werrs kafka.WriteErrors
+		err := t.write(ctx, out)
+		var werrs kafka.WriteErrors
+		if err == nil || errors.As(err, &werrs) {
+			// Every batch has completed: the slots are final.
+			reportStored(msgs, slots)
+		}
+		if err != nil {
 			switch {
-			case errors.As(err, &werrs) && len(werrs) == len(out):
+			case len(werrs) == len(out):
 				for j, werr := range werrs {
 					if werr == nil {
 						continue
@@ -152,6 +163,17 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 		return errs[0]
 	}
 	return errs
+}
+
+// reportStored tells the caller where the broker stored each message it
+// accepted (broker.Delivery.Stored).
+func reportStored(msgs []*broker.Message, slots []writeSlot) {
+	for i, s := range slots {
+		if s.stored {
+			d := &msgs[i].Delivery
+			d.Partition, d.Offset, d.Stored = s.partition, s.offset, true
+		}
+	}
 }
 
 // write is the writer's WriteMessages, waiting for a topic that its

@@ -123,14 +123,7 @@ func TestExplicitPartition(t *testing.T) {
 	c := kafkatest.New(t)
 	topic := newTopic(t, c, 3)
 	b := newBroker(t, c)
-	got := make(chan *broker.Message, 10)
-	if err := b.Subscribe(topic, func(_ context.Context, m *broker.Message) error {
-		got <- m.Clone()
-		return nil
-	}, broker.Group("g")); err != nil {
-		t.Fatal(err)
-	}
-	start(t, b)
+	got := collect(t, b, topic)
 
 	msgs := []*broker.Message{
 		{Destination: topic, Key: []byte("k1"), Body: []byte("to 2"), Partition: broker.PartitionOf(2)},

@@ -143,6 +143,14 @@ func (t *Transport) newWriter() *kafka.Writer {
 	for _, fn := range c.writerHooks {
 		fn(w)
 	}
+	if user := w.Completion; user != nil {
+		w.Completion = func(msgs []kafka.Message, err error) {
+			recordStored(msgs, err)
+			user(msgs, err)
+		}
+	} else {
+		w.Completion = recordStored
+	}
 	return w
 }
 

@@ -11,7 +11,10 @@
 // delivered to it.
 //
 // It is meant for tests and demos: the full tracebus telemetry suite runs on
-// it as it does on NATS and Kafka.
+// it as it does on NATS and Kafka. For tests, a Server can also deliver
+// synchronously (WithSyncDelivery: Publish returns once every handler it
+// caused has finished) and record every message published
+// (WithRecording); testutil.Harness builds on both.
 //
 //	tr, err := memory.New()
 //	if err != nil { ... }

@@ -49,3 +49,31 @@ func ExampleServer() {
 	fmt.Println("handled", handled)
 	// Output: handled 4
 }
+
+// On a synchronous, recording server Publish returns once the handlers are
+// done, including the handlers of what they published, and every message
+// published can be read back, matched or not.
+func ExampleWithSyncDelivery() {
+	srv := memory.NewServer(memory.WithSyncDelivery(), memory.WithRecording())
+	ctx := context.Background()
+	tr, err := memory.New(memory.WithServer(srv))
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
+	_ = b.Subscribe("orders", func(ctx context.Context, msg *broker.Message) error {
+		fmt.Printf("order %s\n", msg.Body)
+		return b.Publish(ctx, &broker.Message{Destination: "invoices", Body: msg.Body})
+	})
+	_ = b.Start(ctx)
+	defer b.Close(ctx)
+
+	_ = b.Publish(ctx, &broker.Message{Destination: "orders", Body: []byte("42")})
+	for _, m := range srv.Published() {
+		fmt.Printf("published to %s: %s\n", m.Destination, m.Body)
+	}
+	// Output:
+	// order 42
+	// published to orders: 42
+	// published to invoices: 42
+}

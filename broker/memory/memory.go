@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,10 +20,14 @@ const System = "memory"
 // independently, like connections to a real broker. It is safe for
 // concurrent use.
 type Server struct {
-	mu     sync.Mutex
-	subs   []*subscription
-	groups map[groupKey]*group
-	seq    map[string]uint64
+	cfg serverConfig
+
+	mu        sync.Mutex
+	subs      []*subscription
+	groups    map[groupKey]*group
+	ordered   []*group // groups in creation order, so routing is deterministic
+	seq       map[string]uint64
+	published []*broker.Message // with WithRecording, every message in publish order
 }
 
 // Transport is one connection to a Server; it implements broker.Transport.
@@ -42,13 +47,21 @@ type groupKey struct{ pattern, name string }
 
 // group shares messages between its members round-robin.
 type group struct {
+	key     groupKey
 	members []*subscription
 	next    int
 }
 
-// NewServer returns an empty in-process broker.
-func NewServer() *Server {
-	return &Server{groups: map[groupKey]*group{}, seq: map[string]uint64{}}
+// NewServer returns an empty in-process broker. By default it delivers
+// asynchronously and keeps nothing; see WithSyncDelivery and WithRecording.
+func NewServer(opts ...ServerOption) *Server {
+	srv := &Server{groups: map[groupKey]*group{}, seq: map[string]uint64{}}
+	for _, o := range opts {
+		if o != nil {
+			o.applyServer(&srv.cfg)
+		}
+	}
+	return srv
 }
 
 // Option configures a Transport. A nil Option is ignored.
@@ -109,6 +122,9 @@ func (t *Transport) Info() broker.Info { return broker.Info{System: System} }
 
 // Publish implements broker.Transport: each message is copied and queued for
 // every matching subscription (one member per group) before Publish returns.
+// On a server made WithSyncDelivery, Publish instead hands the messages to
+// the matching handlers itself and returns once they, and whatever they
+// published in turn, have finished.
 func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -117,39 +133,60 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 		return broker.ErrClosed
 	}
 	srv := t.srv
+	if srv.cfg.sync {
+		return srv.publishSync(ctx, msgs)
+	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	now := time.Now()
 	for _, m := range msgs {
-		srv.seq[m.Destination]++
-		c := &broker.Message{
-			Destination: m.Destination,
-			Key:         bytes.Clone(m.Key),
-			Body:        bytes.Clone(m.Body),
-			Headers:     m.Headers.Clone(),
-			ID:          m.ID,
-			ReplyTo:     m.ReplyTo,
-			Delivery: broker.Delivery{
-				Sequence:  srv.seq[m.Destination],
-				Timestamp: now,
-			},
-		}
-		if m.Partition != nil {
-			c.Delivery.Partition = *m.Partition
-		}
-		for _, s := range srv.subs {
-			if match(s.spec.Destination, m.Destination) {
-				s.enqueue(c)
-			}
-		}
-		for k, g := range srv.groups {
-			if match(k.pattern, m.Destination) && len(g.members) > 0 {
-				g.next = (g.next + 1) % len(g.members)
-				g.members[g.next].enqueue(c)
-			}
-		}
+		c := srv.accept(m, now)
+		srv.route(c.Destination, func(s *subscription) { s.enqueue(c) })
 	}
 	return nil
+}
+
+// accept makes the server's own copy of m, numbered in its destination's
+// sequence, and records it when the server records. srv.mu must be held.
+func (srv *Server) accept(m *broker.Message, now time.Time) *broker.Message {
+	srv.seq[m.Destination]++
+	c := &broker.Message{
+		Destination: m.Destination,
+		Key:         bytes.Clone(m.Key),
+		Body:        bytes.Clone(m.Body),
+		Headers:     m.Headers.Clone(),
+		ID:          m.ID,
+		ReplyTo:     m.ReplyTo,
+		Delivery: broker.Delivery{
+			Sequence:  srv.seq[m.Destination],
+			Timestamp: now,
+		},
+	}
+	if m.Partition != nil {
+		c.Delivery.Partition = *m.Partition
+	}
+	if srv.cfg.record {
+		srv.published = append(srv.published, c)
+	}
+	return c
+}
+
+// route calls to for every subscription a message published to dest goes
+// to: each subscription of its own, in the order they were made, then one
+// member of each group, chosen round-robin, groups in the order they were
+// formed. srv.mu must be held.
+func (srv *Server) route(dest string, to func(*subscription)) {
+	for _, s := range srv.subs {
+		if match(s.spec.Destination, dest) {
+			to(s)
+		}
+	}
+	for _, g := range srv.ordered {
+		if match(g.key.pattern, dest) && len(g.members) > 0 {
+			g.next = (g.next + 1) % len(g.members)
+			to(g.members[g.next])
+		}
+	}
 }
 
 // ValidateSubscription implements broker.SubscriptionValidator. The memory
@@ -177,8 +214,9 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 		k := groupKey{spec.Destination, spec.Group}
 		g := srv.groups[k]
 		if g == nil {
-			g = &group{}
+			g = &group{key: k}
 			srv.groups[k] = g
+			srv.ordered = append(srv.ordered, g)
 		}
 		g.members = append(g.members, s)
 	}
@@ -200,6 +238,7 @@ func (srv *Server) remove(s *subscription) {
 		g.members = deleteSub(g.members, s)
 		if len(g.members) == 0 {
 			delete(srv.groups, k)
+			srv.ordered = slices.DeleteFunc(srv.ordered, func(x *group) bool { return x == g })
 		}
 	}
 }
@@ -209,14 +248,22 @@ func (srv *Server) remove(s *subscription) {
 func (srv *Server) requeue(s *subscription, m *broker.Message) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
+	// Enqueued with srv.mu held: the member chosen cannot leave the group
+	// (and drop what it has not taken) in between.
+	srv.redeliveryTarget(s).enqueue(m)
+}
+
+// redeliveryTarget is the subscription a message of s goes to when it is
+// delivered again: the next member of s's group, or s itself when it has
+// no group or the group has no member left. srv.mu must be held.
+func (srv *Server) redeliveryTarget(s *subscription) *subscription {
 	if s.spec.Group != "" {
 		if g := srv.groups[groupKey{s.spec.Destination, s.spec.Group}]; g != nil && len(g.members) > 0 {
 			g.next = (g.next + 1) % len(g.members)
-			g.members[g.next].enqueue(m)
-			return
+			return g.members[g.next]
 		}
 	}
-	s.enqueue(m)
+	return s
 }
 
 // Close implements broker.Transport: publishing and subscribing through t

@@ -23,8 +23,9 @@ type subscription struct {
 	timers  map[*time.Timer]struct{}
 
 	workers   sync.WaitGroup
+	inline    sync.WaitGroup // deliveries made by a synchronous Publish
 	closeOnce sync.Once
-	done      chan struct{} // closed when every worker returned
+	done      chan struct{} // closed when every worker and inline delivery returned
 }
 
 func newSubscription(srv *Server, ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) *subscription {
@@ -44,7 +45,14 @@ func (s *subscription) start() {
 	for range max(s.spec.Concurrency, 1) {
 		s.workers.Go(s.work)
 	}
-	go func() { s.workers.Wait(); close(s.done) }()
+	go func() {
+		s.workers.Wait()
+		// Once stop is closed no inline delivery begins (see
+		// beginInline), so waiting for those in flight is safe.
+		<-s.stop
+		s.inline.Wait()
+		close(s.done)
+	}()
 }
 
 func (s *subscription) enqueue(m *broker.Message) {
@@ -123,6 +131,12 @@ func (s *subscription) fill(msgs []*broker.Message, size int) []*broker.Message 
 // run hands copies of msgs to the broker; the queued originals stay
 // untouched so a redelivery starts from what was published.
 func (s *subscription) run(msgs []*broker.Message) {
+	s.handOver(s.ctx, msgs, &acker{s: s, msgs: msgs})
+}
+
+// handOver calls the broker's DeliverFunc with ctx, copies of msgs marked
+// with this subscription and one more delivery, and ack.
+func (s *subscription) handOver(ctx context.Context, msgs []*broker.Message, ack broker.Acknowledger) {
 	out := make([]*broker.Message, len(msgs))
 	for i, m := range msgs {
 		c := m.Clone()
@@ -131,7 +145,20 @@ func (s *subscription) run(msgs []*broker.Message) {
 		c.Delivery.DeliveryCount++
 		out[i] = c
 	}
-	s.deliver(s.ctx, out, &acker{s: s, msgs: msgs})
+	s.deliver(ctx, out, ack)
+}
+
+// beginInline registers a delivery made outside the workers, by a
+// synchronous Publish; it reports false once the subscription is closing.
+// Close waits for the registered deliveries like for its workers.
+func (s *subscription) beginInline() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	s.inline.Add(1)
+	return true
 }
 
 // redeliver queues msgs again after delay, one delivery later.

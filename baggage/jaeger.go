@@ -1,0 +1,109 @@
+package baggage
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"strings"
+
+	otelbaggage "go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// JaegerHeaderPrefix starts the headers of Jaeger's native baggage format:
+// one header per member, "uberctx-{key}: {URL-escaped value}".
+const JaegerHeaderPrefix = "uberctx-"
+
+// JaegerPropagator carries baggage in Jaeger's native format, for services
+// still on Jaeger clients; the contrib Jaeger propagator (OTEL_PROPAGATORS
+// "jaeger") carries only the trace context. Combine the two, or select it as
+// "jaegerbaggage" in OTEL_PROPAGATORS when exporters.Setup builds the
+// propagator:
+//
+//	OTEL_PROPAGATORS=tracecontext,baggage,jaeger,jaegerbaggage
+//
+// Extract reads every uberctx- header, case-insensitively, lower-cases the
+// key as Jaeger clients do and URL-unescapes the value (keeping it as sent
+// when it is not escaped). The members join the baggage ctx already has, a
+// key present in both taking the uberctx value. Hostile input is bounded
+// like W3C baggage: members are taken in key order, at most MaxMembers and
+// MaxBytes of them; keys that are not W3C tokens are dropped; both are
+// reported through otel.Handle, rate-limited.
+//
+// Inject writes every member of the baggage a publish carries (the handler's
+// view, edits included) as one uberctx- header with a URL-escaped value, in
+// key order; on *broker.Headers it first removes the uberctx- headers the
+// message already has.
+type JaegerPropagator struct{}
+
+var _ propagation.TextMapPropagator = JaegerPropagator{}
+
+// Inject writes the baggage of ctx as uberctx- headers.
+func (JaegerPropagator) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
+	if h, ok := carrier.(*broker.Headers); ok {
+		for _, k := range jaegerKeys(h.Keys()) {
+			h.Del(k)
+		}
+	}
+	entries := slices.Clone(currentEntries(ctx))
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.m.Key(), b.m.Key()) })
+	for _, e := range entries {
+		carrier.Set(JaegerHeaderPrefix+e.m.Key(), url.QueryEscape(e.m.Value()))
+	}
+}
+
+// Extract returns parent with the uberctx- members of carrier added to its
+// baggage, or parent when carrier has none.
+func (JaegerPropagator) Extract(parent context.Context, carrier propagation.TextMapCarrier) context.Context {
+	keys := jaegerKeys(carrier.Keys())
+	if len(keys) == 0 {
+		return parent
+	}
+	slices.Sort(keys)
+	members := make([]otelbaggage.Member, 0, min(len(keys), MaxMembers))
+	seen := make(map[string]bool, min(len(keys), MaxMembers))
+	invalid, dropped := 0, 0
+	for _, k := range keys {
+		name := strings.ToLower(k[len(JaegerHeaderPrefix):])
+		if seen[name] {
+			continue // the same key in another case: the first wins
+		}
+		if len(members) == MaxMembers {
+			dropped++
+			continue
+		}
+		value := carrier.Get(k)
+		if v, err := url.QueryUnescape(value); err == nil {
+			value = v
+		}
+		m, err := otelbaggage.NewMemberRaw(name, value)
+		if err != nil || !validKey(name) {
+			invalid++
+			continue
+		}
+		seen[name] = true
+		members = append(members, m)
+	}
+	entries, _ := fromOTel(otelbaggage.FromContext(parent), "baggage: extract uberctx")
+	entries, _ = merge(entries, members) // members are valid: nothing skipped
+	entries, _, over := limit(entries)
+	report("baggage: extract uberctx", dropped+over, invalid)
+	return otelbaggage.ContextWithBaggage(parent, otelBaggage(entries))
+}
+
+// Fields returns nil: the header names depend on the baggage.
+func (JaegerPropagator) Fields() []string { return nil }
+
+// jaegerKeys returns the keys that start with JaegerHeaderPrefix, in any
+// case, and have a name after it.
+func jaegerKeys(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if len(k) > len(JaegerHeaderPrefix) && strings.EqualFold(k[:len(JaegerHeaderPrefix)], JaegerHeaderPrefix) {
+			out = append(out, k)
+		}
+	}
+	return out
+}

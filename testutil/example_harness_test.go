@@ -1,0 +1,65 @@
+package testutil_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/testutil"
+)
+
+// The billing service of the examples: production code, as a service
+// package would hold it. It takes its brokers as parameters; main passes a
+// NATS broker and a Kafka broker, a test passes brokers from a Harness.
+
+// Order arrives on NATS.
+type Order struct {
+	ID       string `json:"id"`
+	Quantity int    `json:"quantity"`
+}
+
+// Invoice leaves on Kafka, keyed by order.
+type Invoice struct {
+	OrderID string `json:"order_id"`
+	Amount  int    `json:"amount"`
+}
+
+// wireBilling registers the billing service: every order from
+// orders.<region> on NATS becomes an invoice on the Kafka topic invoices.
+func wireBilling(nats, kafka *broker.Broker) error {
+	invoices := broker.NewPublisher[Invoice](kafka, "invoices",
+		broker.KeyFunc(func(inv Invoice) string { return inv.OrderID }))
+	return broker.HandleResult(nats, "orders.*", func(_ context.Context, o Order) (Invoice, error) {
+		return Invoice{OrderID: o.ID, Amount: 5 * o.Quantity}, nil
+	}, broker.Group("billing"), broker.PublishTo(invoices), broker.DeadLetter("billing.dead"))
+}
+
+// A test runs the service's real wiring on harness brokers: Publish returns
+// once the order was handled and the invoice sent, so the test reads the
+// results at once. In a test, t is the test's *testing.T.
+func ExampleHarness() {
+	t := newFakeT(os.Stdout) // stands in for the *testing.T of a test
+	defer t.finish()
+
+	h := testutil.NewHarness(t, testutil.Synchronous())
+	nats, kafka := h.Broker(), h.Broker()
+	if err := wireBilling(nats, kafka); err != nil {
+		t.Fatal(err)
+	}
+	orders := broker.NewPublisher[Order](nats, "orders.eu")
+	if err := orders.Publish(context.Background(), Order{ID: "42", Quantity: 2}); err != nil {
+		t.Fatal(err)
+	}
+
+	inv := testutil.PublishedOne[Invoice](t, h, "invoices", testutil.Key("42"))
+	fmt.Printf("%+v\n", inv)
+	testutil.AssertHandledOnce(t, h, "orders.*", Order{ID: "42", Quantity: 2})
+	h.AssertNoDeadLetters(t)
+	fmt.Print(h.Recorder().Tree())
+	// Output:
+	// {OrderID:42 Amount:10}
+	// send orders.eu (producer)
+	//   process orders.* (consumer)
+	//     send invoices (producer)
+}

@@ -1,0 +1,275 @@
+package testutil
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/middleware"
+)
+
+// Harness runs a service's real wiring in a test, as FastStream's
+// TestBroker does: it hands out brokers on one in-process memory server,
+// each with the telemetry middleware recording into a Recorder, records
+// every message published and every delivery a handler got, and closes
+// everything when the test ends. With Synchronous, Publish returns only
+// once every handler it caused has finished, so a test needs no waits.
+//
+// The pattern: service code takes its brokers as parameters and registers
+// its handlers and publishers on them; main passes NATS and Kafka brokers,
+// the test passes brokers from the harness.
+//
+//	h := testutil.NewHarness(t, testutil.Synchronous())
+//	in, out := h.Broker(), h.Broker()
+//	if err := billing.Wire(in, out); err != nil {
+//		t.Fatal(err)
+//	}
+//	... publish an order on in ...
+//	testutil.AssertPublishedOne(t, h, "invoices", billing.Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
+//	h.AssertNoDeadLetters(t)
+//
+// The brokers share one server, so they share destinations: a service that
+// uses the same name on two systems (a bridge from NATS "orders" to Kafka
+// "orders") would feed itself. It needs a harness per system, each with its
+// own record and spans, and then loses the single span tree.
+type Harness struct {
+	srv    *memory.Server
+	rec    *Recorder
+	tel    *middleware.Telemetry
+	codecs []broker.Codec
+	logger *slog.Logger
+	tb     testing.TB
+	opts   []broker.Option
+	start  bool
+
+	mu    sync.Mutex
+	calls []Call
+}
+
+// HarnessOption configures a Harness.
+type HarnessOption interface {
+	applyHarness(*harnessConfig)
+}
+
+type harnessConfig struct {
+	sync       bool
+	noStart    bool
+	brokerOpts []broker.Option
+	telOpts    []middleware.Option
+	codecs     []broker.Codec
+}
+
+type harnessOptionFunc func(*harnessConfig)
+
+func (f harnessOptionFunc) applyHarness(c *harnessConfig) { f(c) }
+
+// Synchronous makes Publish on the harness's brokers return only once
+// every matching handler, and the handlers of what they published in turn,
+// have finished; retries do not wait for their backoff. See
+// memory.WithSyncDelivery for what changes.
+func Synchronous() HarnessOption {
+	return harnessOptionFunc(func(c *harnessConfig) { c.sync = true })
+}
+
+// WithoutStart hands out brokers that are not started yet, for a service
+// whose wiring starts them itself, typically through a broker.App (which
+// refuses brokers that are already started). They are still closed when
+// the test ends.
+func WithoutStart() HarnessOption {
+	return harnessOptionFunc(func(c *harnessConfig) { c.noStart = true })
+}
+
+// WithBrokerOptions adds opts to every broker the harness hands out, after
+// its own (logger, telemetry, delivery record). Middleware given here runs
+// inside the telemetry middleware.
+func WithBrokerOptions(opts ...broker.Option) HarnessOption {
+	return harnessOptionFunc(func(c *harnessConfig) { c.brokerOpts = append(c.brokerOpts, opts...) })
+}
+
+// WithTelemetryOptions adds opts to the telemetry middleware, after the
+// harness's providers and propagators: WithSettleSpans, WithoutCreateSpans,
+// WithLinkedProcessSpans.
+func WithTelemetryOptions(opts ...middleware.Option) HarnessOption {
+	return harnessOptionFunc(func(c *harnessConfig) { c.telOpts = append(c.telOpts, opts...) })
+}
+
+// DecodeWith gives the typed accessors (Published, Handled, ...) codecs of
+// the service's own beyond the built-in ones; they are picked by the
+// content-type header of each message, as the broker does.
+func DecodeWith(codecs ...broker.Codec) HarnessOption {
+	return harnessOptionFunc(func(c *harnessConfig) { c.codecs = append(c.codecs, codecs...) })
+}
+
+// NewHarness returns a harness for the test t: a recording memory server
+// (synchronous with Synchronous), a Recorder, and a telemetry middleware
+// using them with W3C trace context and baggage. Broker logs go to t's
+// output.
+func NewHarness(t testing.TB, opts ...HarnessOption) *Harness {
+	t.Helper()
+	var cfg harnessConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyHarness(&cfg)
+		}
+	}
+	srvOpts := []memory.ServerOption{memory.WithRecording()}
+	if cfg.sync {
+		srvOpts = append(srvOpts, memory.WithSyncDelivery())
+	}
+	rec := NewRecorder(t)
+	telOpts := append([]middleware.Option{
+		middleware.WithTracerProvider(rec.TracerProvider),
+		middleware.WithMeterProvider(rec.MeterProvider),
+		middleware.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})),
+	}, cfg.telOpts...)
+	return &Harness{
+		srv:    memory.NewServer(srvOpts...),
+		rec:    rec,
+		tel:    middleware.NewTelemetry(telOpts...),
+		codecs: cfg.codecs,
+		logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+		tb:     t,
+		opts:   cfg.brokerOpts,
+		start:  !cfg.noStart,
+	}
+}
+
+// Broker returns a new broker on the harness's server, already started
+// (unless WithoutStart was given), so that handlers begin as soon as the
+// service registers them; it is closed
+// gracefully when the test ends, failing the test if it cannot be. Its
+// options are the harness's (logger, telemetry, delivery record), those of
+// WithBrokerOptions, then opts. Every broker of the harness sees the
+// messages of the others.
+func (h *Harness) Broker(opts ...broker.Option) *broker.Broker {
+	h.tb.Helper()
+	all := append([]broker.Option{
+		broker.WithLogger(h.logger),
+		broker.WithMiddleware(h.tel, broker.MiddlewareFuncs{Consume: h.recordCall}),
+	}, h.opts...)
+	b := broker.New(Memory(h.tb, memory.WithServer(h.srv)), append(all, opts...)...)
+	if h.start {
+		if err := b.Start(context.Background()); err != nil {
+			h.tb.Fatalf("testutil: start broker: %v", err)
+		}
+	}
+	h.tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			h.tb.Errorf("testutil: close broker: %v", err)
+		}
+	})
+	return b
+}
+
+// Server returns the memory server the harness's brokers share.
+func (h *Harness) Server() *memory.Server { return h.srv }
+
+// Recorder returns the recorder of the harness's spans and metrics.
+func (h *Harness) Recorder() *Recorder { return h.rec }
+
+// AssertSpanTree checks the spans recorded so far against want; see the
+// package-level AssertSpanTree.
+func (h *Harness) AssertSpanTree(t testing.TB, want string) {
+	t.Helper()
+	AssertSpanTree(t, h.rec.Spans(), want)
+}
+
+// Published returns copies of the messages published to exactly
+// destination through any broker of the harness, in publish order,
+// including those no subscription matched and dead letters.
+func (h *Harness) Published(destination string) []*broker.Message {
+	return h.srv.PublishedTo(destination)
+}
+
+// AllPublished returns copies of every message published through the
+// harness's brokers, in publish order.
+func (h *Harness) AllPublished() []*broker.Message { return h.srv.Published() }
+
+// Call is one delivery a handler of a harness broker received.
+type Call struct {
+	// Subscription is the destination or pattern the handler subscribed
+	// to, such as "orders.*".
+	Subscription string
+	// Group is the subscription's group, if any.
+	Group string
+	// Messages are copies of what the handler got: one message, or a
+	// batch.
+	Messages []*broker.Message
+	// Err is what the handler returned, after the typed layer (decode and
+	// validation failures) and panic recovery; nil on success.
+	Err error
+}
+
+// Calls returns the deliveries made to the handlers subscribed to
+// subscription (the pattern as given to Subscribe or Handle, not a
+// concrete destination), in the order they began; redeliveries appear
+// again. In asynchronous mode a delivery still running has no Err yet.
+func (h *Harness) Calls(subscription string) []Call {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Call
+	for _, c := range h.calls {
+		if c.Subscription == subscription {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// recordCall is the consume middleware that feeds Calls.
+func (h *Harness) recordCall(next broker.ConsumeFunc) broker.ConsumeFunc {
+	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
+		copies := make([]*broker.Message, len(msgs))
+		for i, m := range msgs {
+			copies[i] = m.Clone()
+		}
+		h.mu.Lock()
+		i := len(h.calls)
+		h.calls = append(h.calls, Call{Subscription: op.Destination, Group: op.Group, Messages: copies})
+		h.mu.Unlock()
+		err := next(ctx, op, msgs)
+		h.mu.Lock()
+		h.calls[i].Err = err
+		h.mu.Unlock()
+		return err
+	}
+}
+
+// DeadLetters returns the messages published to a dead-letter destination
+// (those carrying broker.HeaderDeadLetterOrigin), in publish order.
+func (h *Harness) DeadLetters() []*broker.Message {
+	var out []*broker.Message
+	for _, m := range h.srv.Published() {
+		if m.Headers.Get(broker.HeaderDeadLetterOrigin) != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// AssertNoDeadLetters fails t when a message was dead-lettered, naming
+// where each failed and why.
+func (h *Harness) AssertNoDeadLetters(t testing.TB) {
+	t.Helper()
+	dead := h.DeadLetters()
+	if len(dead) == 0 {
+		return
+	}
+	var b strings.Builder
+	for _, m := range dead {
+		fmt.Fprintf(&b, "\n  %s from %s after %s attempt(s): %s", m.Destination,
+			m.Headers.Get(broker.HeaderDeadLetterOrigin), m.Headers.Get(broker.HeaderDeadLetterAttempts),
+			m.Headers.Get(broker.HeaderDeadLetterError))
+	}
+	t.Errorf("want no dead letters, got %d:%s", len(dead), b.String())
+}
