@@ -1,49 +1,31 @@
 package broker_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestWithErrorText checks that the hook replaces a handler's error text in
 // log records and in the dead-letter header, where by default the text
 // (here quoting the body) would leave the process.
 func TestWithErrorText(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	errCard := errors.New("card declined")
 	tr, err := memory.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := broker.New(tr,
-		broker.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),
+		broker.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))),
 		broker.WithErrorText(func(err error) string {
 			if errors.Is(err, errCard) {
 				return "redacted: card declined"
@@ -78,10 +60,14 @@ func TestWithErrorText(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no dead letter")
 	}
-	if strings.Contains(logs.String(), "4111") {
-		t.Errorf("the body leaked into the log:\n%s", logs.String())
+	records := logs.Records(t)
+	if len(records) == 0 {
+		t.Fatal("no log records")
 	}
-	if !strings.Contains(logs.String(), "redacted") {
-		t.Errorf("the hook's text is not in the log:\n%s", logs.String())
+	for _, r := range records {
+		text, _ := r["error"].(string)
+		if strings.Contains(fmt.Sprint(r), "4111") || !strings.HasPrefix(text, "redacted") {
+			t.Errorf("log record %v: want the hook's error text and no body", r)
+		}
 	}
 }
