@@ -33,6 +33,8 @@ type Broker struct {
 	baseCtx   context.Context
 	abort     context.CancelFunc
 
+	requests requests // Request's reply inbox and pending requests
+
 	closing          step  // Close
 	draining         step  // stopSubscriptions
 	closingTransport step  // closeTransport
@@ -338,9 +340,11 @@ func (b *Broker) closeTransport(ctx context.Context) error {
 		b.state.Store(stateClosed)
 		drainErr := b.drainErr
 		b.mu.Unlock()
-		var err error
+		// Requests still waiting fail with ErrClosed; replies stop before
+		// the transport closes under the inbox.
+		err := b.requests.close(ctx)
 		if terr := b.transport.Close(ctx); terr != nil {
-			err = fmt.Errorf("tracebus: close transport: %w", terr)
+			err = errors.Join(err, fmt.Errorf("tracebus: close transport: %w", terr))
 		}
 		// Run reports the whole close, drain included, to its caller.
 		b.closeErr = errors.Join(drainErr, err)

@@ -18,6 +18,20 @@
 // SettlerFromContext. Decode and validation failures are permanent: the
 // message is dead-lettered with the reason, never retried.
 //
+// # Request/reply
+//
+// A Requester sends a request and waits for the reply, which a
+// HandleResult handler sends with its return value; Broker.Request and
+// Broker.Reply are the same at the byte level. A request is bounded by its
+// ctx deadline, matched to its reply by a correlation id, and a reply that
+// comes after its requester gave up is dropped and counted
+// (RequestStats). A failing handler answers with an error reply, which the
+// requester gets as a *ReplyError carrying the error's type, and its text
+// only when the replier opts in (ExposeErrors):
+//
+//	quotes := broker.NewRequester[Order, Invoice](b, "invoices.quote")
+//	inv, err := quotes.Request(ctx, order) // ctx with a deadline
+//
 // # The byte layer
 //
 // The typed layer is written on the byte-level API: Subscribe and

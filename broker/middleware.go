@@ -53,7 +53,7 @@ const (
 	OpSettle
 )
 
-// String returns "publish", "consume" or "settle".
+// String returns "publish", "consume", "settle" or "request".
 func (k OperationKind) String() string {
 	switch k {
 	case OpPublish:
@@ -62,6 +62,8 @@ func (k OperationKind) String() string {
 		return "consume"
 	case OpSettle:
 		return "settle"
+	case OpRequest:
+		return "request"
 	}
 	return "unknown"
 }

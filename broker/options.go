@@ -89,6 +89,7 @@ type subConfig struct {
 	codec       Codec             // typed subscriptions; the broker's when not set
 	publishTo   []ResultPublisher // HandleResult
 	noReply     bool              // HandleResult
+	expose      bool              // HandleResult: ExposeErrors
 	endpoint    Endpoint          // payload facts of typed subscriptions
 	err         error
 }

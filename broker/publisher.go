@@ -71,8 +71,16 @@ func WithHeaders(h Headers) PublisherOption {
 // destination, a KeyFunc for another type, or the Protobuf codec with a T
 // that is not a pointer.
 func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOption) *Publisher[T] {
+	p, e := newPublisher[T](r, "NewPublisher", destination, opts)
+	p.b.addEndpoint(e)
+	return p
+}
+
+// newPublisher builds a Publisher and the Endpoint describing it, for
+// NewPublisher and NewRequester; fn names the caller in panics.
+func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOption) (*Publisher[T], Endpoint) {
 	if destination == "" {
-		panic("tracebus: NewPublisher: empty destination")
+		panic("tracebus: " + fn + ": empty destination")
 	}
 	rt := r.routes()
 	b, destination := rt.b, rt.destination(destination)
@@ -87,12 +95,12 @@ func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOptio
 	if cfg.key != nil {
 		key, ok := cfg.key.(func(T) string)
 		if !ok {
-			panic(fmt.Sprintf("tracebus: NewPublisher[%v](%q): KeyFunc takes %v", typ, destination, cfg.keyType))
+			panic(fmt.Sprintf("tracebus: %s[%v](%q): KeyFunc takes %v", fn, typ, destination, cfg.keyType))
 		}
 		p.key = key
 	}
 	if cfg.codec == Protobuf && typ.Kind() != reflect.Pointer {
-		panic(fmt.Sprintf("tracebus: NewPublisher[%v](%q): the protobuf codec needs a pointer type", typ, destination))
+		panic(fmt.Sprintf("tracebus: %s[%v](%q): the protobuf codec needs a pointer type", fn, typ, destination))
 	}
 	e := Endpoint{
 		Kind:        EndpointPublisher,
@@ -104,8 +112,7 @@ func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOptio
 	if p.key != nil {
 		e.Key = reflect.TypeFor[string]()
 	}
-	b.addEndpoint(e)
-	return p
+	return p, e
 }
 
 // Destination returns the publisher's destination.

@@ -152,6 +152,13 @@ func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Cont
 // (of a pointer, slice, map or interface type) sends nothing. When an
 // onward publish fails, the incoming message is not acknowledged: it
 // follows the retry policy.
+//
+// When h fails on a request (or the request does not decode), the
+// requester gets an error reply instead of waiting for its deadline: a
+// *ReplyError with the error's type, and its text only with ExposeErrors.
+// A retryable error is answered on the last attempt only. An error that is
+// a *ReplyError is the answer itself: it is sent as it is and the message
+// is acknowledged.
 func HandleResult[In, Out any](r Registrar, destination string, h func(ctx context.Context, v In) (Out, error), opts ...SubscribeOption) error {
 	if h == nil {
 		return ErrNilHandler
@@ -174,15 +181,23 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 		cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
 	}
 	nilable := canBeNil(outType)
-	res := &resulter{b: b, codec: cfg.codec, pubs: cfg.publishTo, noReply: cfg.noReply}
+	res := &resulter{
+		b:           b,
+		codec:       cfg.codec,
+		pubs:        cfg.publishTo,
+		noReply:     cfg.noReply,
+		expose:      cfg.expose,
+		maxAttempts: cfg.maxAttempts,
+		ackFirst:    cfg.ackMode == ackFirst,
+	}
 	return b.add(cfg, func(ctx context.Context, msgs []*Message) error {
 		v, err := dec.decode(msgs[0])
 		if err != nil {
-			return err
+			return res.fail(ctx, msgs[0], err)
 		}
 		out, err := h(ctx, v)
 		if err != nil {
-			return err
+			return res.fail(ctx, msgs[0], err)
 		}
 		if nilable && reflect.ValueOf(&out).Elem().IsNil() {
 			return nil
@@ -191,12 +206,16 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 	})
 }
 
-// resulter sends a handler's result onward.
+// resulter sends a handler's result onward, and its failure to the
+// requester.
 type resulter struct {
-	b       *Broker
-	codec   Codec
-	pubs    []ResultPublisher
-	noReply bool
+	b           *Broker
+	codec       Codec
+	pubs        []ResultPublisher
+	noReply     bool
+	expose      bool // ExposeErrors
+	maxAttempts int
+	ackFirst    bool
 }
 
 func (r *resulter) send(ctx context.Context, req *Message, out any) error {
@@ -205,10 +224,10 @@ func (r *resulter) send(ctx context.Context, req *Message, out any) error {
 		if err != nil {
 			return fmt.Errorf("tracebus: encode reply: %w", err)
 		}
-		reply := &Message{Destination: req.ReplyTo, Body: body}
+		reply := &Message{Body: body}
 		reply.Headers.Set(HeaderContentType, r.codec.ContentType())
-		if err := r.b.Publish(ctx, reply); err != nil {
-			return fmt.Errorf("tracebus: reply to %s: %w", req.ReplyTo, err)
+		if err := r.b.Reply(ctx, req, reply); err != nil {
+			return err
 		}
 	}
 	for _, p := range r.pubs {
@@ -217,6 +236,32 @@ func (r *resulter) send(ctx context.Context, req *Message, out any) error {
 		}
 	}
 	return nil
+}
+
+// fail answers a request whose handler failed with err, and returns what
+// settles the request message.
+//
+// A *ReplyError is an answer the handler chose: it is sent as it is and
+// the message is acknowledged. Any other error is sent as an error reply
+// only when no retry follows (a permanent error, the last attempt, or
+// AckFirst), so that the requester gets the outcome of the last attempt,
+// not of the first; the message then follows the policy (dead letter or
+// drop). Its text is sent only with ExposeErrors.
+func (r *resulter) fail(ctx context.Context, req *Message, err error) error {
+	if req.ReplyTo == "" || r.noReply {
+		return err
+	}
+	if _, ok := errors.AsType[*ReplyError](err); ok {
+		return r.b.Reply(ctx, req, errorReply(err, true))
+	}
+	final := r.ackFirst || errors.Is(err, ErrPermanent) || req.Delivery.DeliveryCount >= r.maxAttempts
+	if !final {
+		return err
+	}
+	if rerr := r.b.Reply(ctx, req, errorReply(err, r.expose)); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
 }
 
 // ResultPublisher is a publisher a HandleResult handler's results go to:
@@ -243,6 +288,14 @@ func PublishTo(pubs ...ResultPublisher) SubscribeOption {
 	})
 }
 
+// ExposeErrors makes a HandleResult subscription send the text of its
+// handler's errors in error replies. By default a requester only learns the
+// error's type (see ReplyError), so that internal details (SQL, hosts,
+// stack traces) stay with the replier.
+func ExposeErrors() SubscribeOption {
+	return subOptionFunc(func(c *subConfig) { c.expose = true })
+}
+
 // NoReply makes a HandleResult subscription ignore the reply address of
 // the messages it gets: its results only go to its publishers.
 func NoReply() SubscribeOption {
@@ -266,11 +319,8 @@ type decoder[T any] struct {
 }
 
 func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
-	typ := reflect.TypeFor[T]()
-	d := &decoder[T]{codecs: b.cfg.codecs, codec: cfg.codec, typ: typ}
-	if typ.Kind() == reflect.Pointer {
-		d.elem = typ.Elem()
-	}
+	d := makeDecoder[T](b, cfg.codec)
+	typ := d.typ
 	if cfg.codec == Protobuf && d.elem == nil {
 		return nil, fmt.Errorf("tracebus: subscribe %s: the protobuf codec needs a pointer type (*%v), not %v: %w",
 			cfg.spec.Destination, typ, typ, ErrInvalidOption)
@@ -278,6 +328,16 @@ func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
 	cfg.endpoint.Payload = typ
 	cfg.endpoint.ContentType = cfg.codec.ContentType()
 	return d, nil
+}
+
+// makeDecoder returns a decoder of T whose default codec is codec.
+func makeDecoder[T any](b *Broker, codec Codec) *decoder[T] {
+	typ := reflect.TypeFor[T]()
+	d := &decoder[T]{codecs: b.cfg.codecs, codec: codec, typ: typ}
+	if typ.Kind() == reflect.Pointer {
+		d.elem = typ.Elem()
+	}
+	return d
 }
 
 func (d *decoder[T]) decode(m *Message) (T, error) {

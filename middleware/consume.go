@@ -95,13 +95,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, op broker.Operation, msgs []
 
 	err := next(hctx, op, msgs)
 
-	end := time.Now()
-	var et attribute.KeyValue
-	if err != nil {
-		et = errorType(err)
-		t.setError(span, err, et)
-	}
-	span.End(trace.WithTimestamp(end))
+	end, et := t.endSpan(span, err)
 	t.recordProcess(hctx, op, dest, partition, len(msgs), et, end.Sub(start))
 	return err
 }
@@ -169,13 +163,7 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs 
 
 	err := next(hctx, op, msgs)
 
-	end := time.Now()
-	var et attribute.KeyValue
-	if err != nil {
-		et = errorType(err)
-		t.setError(span, err, et)
-	}
-	span.End(trace.WithTimestamp(end))
+	end, et := t.endSpan(span, err)
 	t.recordProcess(hctx, op, dest, partition, len(msgs), et, end.Sub(start))
 	return err
 }

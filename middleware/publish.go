@@ -26,6 +26,8 @@ func (t *Telemetry) WrapPublish(next broker.PublishFunc) broker.PublishFunc {
 		// included) become the OTel baggage the propagator injects.
 		ctx = baggage.ContextForPublish(ctx)
 		switch {
+		case op.Kind == broker.OpRequest:
+			return t.request(ctx, op, msgs, next)
 		case op.Batch || len(msgs) > 1:
 			return t.publishBatch(ctx, op, msgs, next)
 		default:

@@ -64,13 +64,7 @@ func (t *Telemetry) settle(ctx context.Context, op broker.Operation, msgs []*bro
 
 	err := next(sctx, op, msgs, s)
 
-	end := time.Now()
-	var et attribute.KeyValue
-	if err != nil {
-		et = errorType(err)
-		t.setError(span, err, et)
-	}
-	span.End(trace.WithTimestamp(end))
+	end, et := t.endSpan(span, err)
 
 	t.recordSettle(sctx, op, name, dest, partition, et, end.Sub(start))
 	return err

@@ -36,3 +36,9 @@ func TestMemoryLoad(t *testing.T) {
 func TestMemoryTyped(t *testing.T) {
 	testutil.TestTyped(t, memorySuite(t))
 }
+
+func TestMemoryRequestReply(t *testing.T) {
+	s := memorySuite(t)
+	s.Features.NoResponders = true
+	testutil.TestRequestReply(t, s)
+}

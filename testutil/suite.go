@@ -37,6 +37,9 @@ type Features struct {
 	// Concurrent: Concurrency(n) runs n deliveries of one destination at
 	// once (false where parallelism needs several partitions).
 	Concurrent bool
+	// NoResponders: a request to a destination nobody subscribes to fails
+	// at once with broker.ErrNoResponders instead of timing out.
+	NoResponders bool
 	// Synchronous: Publish returns after the handlers ran (the memory
 	// transport WithSyncDelivery), so batches form per publish call rather
 	// than over time and redelivery delays are not waited for; the suites

@@ -42,6 +42,8 @@ func TestTelemetry(t *testing.T, s TransportSuite) {
 		{"WildcardTemplate", s.Features.Wildcards, testTelWildcard},
 		{"SettleSpans", true, testTelSettle},
 		{"BodySize", true, testTelBodySize},
+		{"RequestReply", true, testTelRequest},
+		{"RequestErrorReply", true, testTelRequestError},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

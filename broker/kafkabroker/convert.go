@@ -38,6 +38,7 @@ func toMessages(kms []kafka.Message, subscription, group string, count int) []*b
 			// Full slice expression: a handler appending to its headers
 			// must not overwrite the next message's.
 			m.Headers = headers[start:len(headers):len(headers)]
+			m.ReplyTo = m.Headers.Get(broker.HeaderReplyTo)
 		}
 		m.Delivery = broker.Delivery{
 			Subscription:  subscription,

@@ -79,14 +79,24 @@
 // These come from Kafka or kafka-go and are not hidden:
 //   - kafka-go reads a zero-length key or value as nil: an empty body
 //     arrives as a nil Body, indistinguishable from a tombstone.
-//   - Message.ID and Message.ReplyTo are not sent; Kafka records have no
-//     such fields.
+//   - Message.ID is not sent; Kafka records have no such field.
+//     Message.ReplyTo travels in the x-tracebus-reply-to header
+//     (broker.HeaderReplyTo).
 //   - DeliveryCount counts the deliveries made by one member. A message
 //     whose partition moves to another member during its retries starts
 //     again at 1 there.
 //   - A subscription without a group reads the partitions its topic had
 //     when it started.
 //   - Destinations are topic names: there are no wildcards.
+//
+// # Request/reply
+//
+// broker.Request needs a reply topic per broker instance (WithReplyTopic;
+// WithCreateReplyTopic creates it). It is read without a consumer group
+// from its end, so no group join delays the first reply, and replies are
+// matched to requests by the x-tracebus-correlation-id header. Kafka
+// cannot tell that nobody consumes a topic: a request nobody answers times
+// out. See Transport.OpenInbox for the latency and ordering.
 //
 // # Testing
 //

@@ -86,6 +86,11 @@ type config struct {
 	createPartitions  int
 	createReplication int
 
+	// requests
+	replyTopic       string
+	replyCreate      bool
+	replyReplication int
+
 	err error
 }
 

@@ -19,8 +19,9 @@ import (
 // in Message.Partition when set and otherwise to the one the balancer picks
 // from its Key. Headers keep their order, case and duplicates; their values
 // are written as bytes unchanged. A nil Body is written as a null value, a
-// tombstone when the message has a key. Message.ID and ReplyTo have no
-// Kafka counterpart and are not sent.
+// tombstone when the message has a key. Message.ID has no Kafka
+// counterpart and is not sent; Message.ReplyTo travels in the
+// broker.HeaderReplyTo header.
 //
 // When a batch fails in part, the error is a broker.BatchError aligned with
 // msgs, so the caller knows exactly which messages were not written. Every
@@ -105,12 +106,20 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 		} else {
 			km.Key, km.Value = m.Key, m.Body
 		}
-		if len(m.Headers) > 0 {
+		if len(m.Headers) > 0 || m.ReplyTo != "" {
 			start := len(hdrs)
 			for _, h := range m.Headers {
+				if m.ReplyTo != "" && h.Key == broker.HeaderReplyTo {
+					continue // ReplyTo wins
+				}
 				vs := len(hdrArena)
 				hdrArena = append(hdrArena, h.Value...)
 				hdrs = append(hdrs, kafka.Header{Key: h.Key, Value: hdrArena[vs:len(hdrArena):len(hdrArena)]})
+			}
+			if m.ReplyTo != "" {
+				vs := len(hdrArena)
+				hdrArena = append(hdrArena, m.ReplyTo...)
+				hdrs = append(hdrs, kafka.Header{Key: broker.HeaderReplyTo, Value: hdrArena[vs:len(hdrArena):len(hdrArena)]})
 			}
 			km.Headers = hdrs[start:len(hdrs):len(hdrs)]
 		}
@@ -199,6 +208,9 @@ func arenaSize(msgs []*broker.Message) (keys, values, headers int) {
 		keys += len(m.Key)
 		values += len(m.Body)
 		headers += len(m.Headers)
+		if m.ReplyTo != "" {
+			headers++
+		}
 	}
 	return keys, values, headers
 }
@@ -209,6 +221,7 @@ func headerSize(msgs []*broker.Message) int {
 		for _, h := range m.Headers {
 			n += len(h.Value)
 		}
+		n += len(m.ReplyTo)
 	}
 	return n
 }

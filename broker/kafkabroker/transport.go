@@ -33,6 +33,9 @@ type Transport struct {
 	logger     kafkaLogger
 	created    sync.Map // topic -> struct{}: topics known to exist (auto-create)
 	partitions partitionCache
+	// replyTopics are the reply topics PrepareReply made kafka-go's
+	// metadata cache learn.
+	replyTopics sync.Map // topic -> struct{}
 
 	mu     sync.Mutex // guards subs and the transition of closed
 	subs   map[*subscription]struct{}

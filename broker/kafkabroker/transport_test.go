@@ -1,6 +1,8 @@
 package kafkabroker_test
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"testing"
 	"time"
 
@@ -24,7 +26,14 @@ const suitePartitions = 3
 func suite(c *kafkatest.Cluster) testutil.TransportSuite {
 	return testutil.TransportSuite{
 		New: func(t *testing.T) broker.Transport {
-			tr, err := kafkabroker.New(c.TransportOptions()...)
+			// Every transport has a reply topic of its own, created at its
+			// first request.
+			var rnd [6]byte
+			_, _ = rand.Read(rnd[:])
+			opts := append(c.TransportOptions(),
+				kafkabroker.WithReplyTopic("replies-"+hex.EncodeToString(rnd[:])),
+				kafkabroker.WithCreateReplyTopic(1))
+			tr, err := kafkabroker.New(opts...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -28,6 +28,9 @@ type Server struct {
 	ordered   []*group // groups in creation order, so routing is deterministic
 	seq       map[string]uint64
 	published []*broker.Message // with WithRecording, every message in publish order
+	// inboxes are the reply inboxes of the brokers using the server, by
+	// subject prefix.
+	inboxes map[string]*inbox
 }
 
 // Transport is one connection to a Server; it implements broker.Transport.
@@ -141,7 +144,7 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 	now := time.Now()
 	for _, m := range msgs {
 		c := srv.accept(m, now)
-		srv.route(c.Destination, func(s *subscription) { s.enqueue(c) })
+		srv.dispatch(c, func(s *subscription) { s.enqueue(c) })
 	}
 	return nil
 }

@@ -83,7 +83,7 @@ func (srv *Server) publishSync(ctx context.Context, msgs []*broker.Message) erro
 	now := time.Now()
 	for _, m := range msgs {
 		c := srv.accept(m, now)
-		srv.route(c.Destination, func(s *subscription) { runs = addToRun(runs, s, c) })
+		srv.dispatch(c, func(s *subscription) { runs = addToRun(runs, s, c) })
 	}
 	srv.mu.Unlock()
 	inner := syncScope{c: scope.c, depth: scope.depth + 1}

@@ -95,6 +95,17 @@
 // or delivers them (core NATS), waits for the handlers in flight and
 // flushes their acknowledgements.
 //
+// # Request/reply
+//
+// broker.Request uses one subscription per broker to a fresh inbox,
+// "_INBOX.<nuid>.*" (or the connection's inbox prefix), as nats.go's own
+// Request does; each request gets its own token of it, so a plain nats.go
+// responder (msg.Respond) can answer. The server's no-responders status
+// becomes an error wrapping broker.ErrNoResponders and nats.ErrNoResponders.
+// A request to a JetStream subject is stored like any message, its reply
+// subject in the x-tracebus-reply-to header; replies always go over core
+// NATS.
+//
 // Header keys are written exactly as given and read as they arrive: NATS
 // headers are case-sensitive, and a "traceparent" written by another
 // language stays "traceparent". Keys NATS cannot carry (spaces, colons,

@@ -29,9 +29,10 @@ func coreMessage(m *natsgo.Msg, spec *broker.SubscriptionSpec, attempt int) *bro
 
 // jetStreamMessage turns a JetStream message into the message handed to a
 // handler. The body is not copied: a JetStream delivery is used once, and a
-// redelivery arrives as a new message. ReplyTo stays empty because the
-// reply subject of a JetStream message is its acknowledgement subject,
-// which belongs to the transport.
+// redelivery arrives as a new message. ReplyTo is not the message's reply
+// subject, which is its acknowledgement subject and belongs to the
+// transport: it comes from the broker.HeaderReplyTo header a request
+// published through JetStream carries.
 func jetStreamMessage(m jetstream.Msg, spec *broker.SubscriptionSpec) *broker.Message {
 	h := m.Headers()
 	bm := &broker.Message{
@@ -39,6 +40,7 @@ func jetStreamMessage(m jetstream.Msg, spec *broker.SubscriptionSpec) *broker.Me
 		Body:        m.Data(),
 		Headers:     brokerHeaders(h),
 		ID:          h.Get(natsgo.MsgIdHdr),
+		ReplyTo:     h.Get(broker.HeaderReplyTo),
 		Delivery: broker.Delivery{
 			Subscription:  spec.Destination,
 			Group:         spec.Group,

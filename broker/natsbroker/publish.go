@@ -20,7 +20,8 @@ import (
 //
 // Headers are written with their keys exactly as given; Message.ID becomes
 // the Nats-Msg-Id header (JetStream de-duplication); Message.ReplyTo is the
-// reply subject of a core publish (JetStream publishes use their own).
+// reply subject of a core publish; a JetStream publish, whose reply subject
+// is JetStream's own, carries it in the broker.HeaderReplyTo header.
 // Message.Key and Message.Partition have no meaning in NATS and are
 // ignored.
 func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
@@ -72,7 +73,7 @@ func (t *Transport) publishOne(ctx context.Context, m *broker.Message) error {
 		return err
 	}
 	nm := t.natsMsg(m)
-	nm.Reply = ""
+	replyToHeader(&nm)
 	if _, err := t.js.PublishMsg(ctx, &nm); err != nil {
 		return fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)
 	}
@@ -99,7 +100,7 @@ func (t *Transport) publishBatch(ctx context.Context, msgs []*broker.Message) er
 		if futures == nil {
 			futures = make([]jetstream.PubAckFuture, len(msgs))
 		}
-		nm.Reply = ""
+		replyToHeader(&nm)
 		f, err := t.js.PublishMsgAsync(&nm)
 		if err != nil {
 			errs[i] = fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)

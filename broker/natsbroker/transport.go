@@ -165,6 +165,11 @@ func (t *Transport) IsTemporary(destination string) bool {
 // jetStreamFor reports whether subject (which may be a subscription
 // pattern) goes through JetStream by the transport's configuration.
 func (t *Transport) jetStreamFor(subject string) bool {
+	if t.IsTemporary(subject) {
+		// Replies go over core NATS even when every subject is
+		// JetStream's: no stream stores an inbox.
+		return false
+	}
 	for i := range t.cfg.streams {
 		if streamCovers(&t.cfg.streams[i], subject) {
 			return true

@@ -1,0 +1,163 @@
+package kafkabroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	kafka "github.com/segmentio/kafka-go"
+	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+var (
+	_ broker.ReplyTransport = (*Transport)(nil)
+	_ broker.ReplyPreparer  = (*Transport)(nil)
+)
+
+// WithReplyTopic names the topic the replies to this transport's requests
+// (broker.Request) arrive on. Each broker instance needs a topic of its
+// own: the instance reads every partition of it without a consumer group
+// and drops replies that are not for one of its requests, so two instances
+// sharing a topic would each see, and drop, half of their replies as
+// strangers'. Derive the name from something unique to the instance (its
+// host name, pod name). Without it, Request fails with
+// broker.ErrInvalidOption.
+func WithReplyTopic(topic string) Option {
+	return optionFunc(func(c *config) {
+		if topic == "" {
+			c.invalid("empty reply topic")
+			return
+		}
+		c.replyTopic = topic
+	})
+}
+
+// WithCreateReplyTopic makes the transport create its reply topic, with one
+// partition and the given replication factor (-1: the broker's default),
+// before its first request, unless it exists already.
+func WithCreateReplyTopic(replicationFactor int) Option {
+	return optionFunc(func(c *config) {
+		if replicationFactor == 0 || replicationFactor < -1 {
+			c.invalid("reply topic replication %d", replicationFactor)
+			return
+		}
+		c.replyCreate = true
+		c.replyReplication = replicationFactor
+	})
+}
+
+// OpenInbox implements broker.ReplyTransport: it reads the reply topic
+// (WithReplyTopic) from its current end, every partition, without a
+// consumer group, and routes each reply to its request by the
+// broker.HeaderCorrelationID header the replier copied from the request.
+// On publish, Message.ReplyTo travels in the broker.HeaderReplyTo header,
+// and a consumed message's ReplyTo is read from it.
+//
+// Limits: the inbox is opened by the first request (a metadata and an
+// offset lookup, and the topic's creation if asked), which is slower than
+// the ones after it; no consumer group is joined, so no rebalance delays a
+// reply. A request's latency is a produce, the replier's fetch and
+// produce, and this reader's fetch: tens of milliseconds, bounded below by
+// the brokers' fetch wait (WithMaxWait) when traffic is sparse. Replies of
+// one partition are handed over in offset order; nothing orders replies to
+// different requests. Kafka cannot tell that nobody consumes a request's
+// topic: such a request times out.
+func (t *Transport) OpenInbox(ctx context.Context, deliver broker.InboxFunc) (broker.Inbox, error) {
+	if t.isClosed() {
+		return nil, broker.ErrClosed
+	}
+	topic := t.cfg.replyTopic
+	if topic == "" {
+		return nil, fmt.Errorf("kafka: requests need a reply topic (WithReplyTopic): %w", broker.ErrInvalidOption)
+	}
+	if t.cfg.replyCreate {
+		if err := t.createReplyTopic(ctx, topic); err != nil {
+			return nil, err
+		}
+	}
+	// The subscription keeps the ctx it is given as its deliveries' ctx.
+	// The request's ctx must bound the lookups of Subscribe, but must not
+	// be kept (its values, the first request's span among them): the
+	// lookups get a ctx of their own that ends with it. The deliveries
+	// below use no ctx (an ack of a group-less subscription commits
+	// nothing), so that one ending cannot stop the inbox.
+	openCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	sub, err := t.Subscribe(openCtx, broker.SubscriptionSpec{Destination: topic, Concurrency: 1},
+		func(ctx context.Context, msgs []*broker.Message, ack broker.Acknowledger) {
+			for _, m := range msgs {
+				deliver(m.Headers.Get(broker.HeaderCorrelationID), m, nil)
+			}
+			_ = ack.Ack(ctx)
+		})
+	if err != nil {
+		return nil, fmt.Errorf("kafka: open reply inbox: %w", err)
+	}
+	return &inbox{topic: topic, sub: sub}, nil
+}
+
+func (t *Transport) createReplyTopic(ctx context.Context, topic string) error {
+	res, err := t.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 1, ReplicationFactor: t.cfg.replyReplication}},
+	})
+	if err != nil {
+		return fmt.Errorf("kafka: create reply topic %s: %w", topic, err)
+	}
+	if terr := res.Errors[topic]; terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+		return fmt.Errorf("kafka: create reply topic %s: %w", topic, terr)
+	}
+	return nil
+}
+
+// inbox is a broker's reply inbox: a group-less subscription to the
+// transport's reply topic.
+type inbox struct {
+	topic string
+	sub   broker.Subscription
+}
+
+func (in *inbox) ReplyTo(string) string { return in.topic }
+
+func (in *inbox) Close(ctx context.Context) error { return in.sub.Close(ctx) }
+
+// PrepareReply implements broker.ReplyPreparer. A requester creates its
+// reply topic when it starts, and kafka-go's writer learns about a new
+// topic only at its next metadata refresh (WithMetadataMaxAge, 6s by
+// default): the first reply to every new requester would wait that long.
+// So before the first reply to a topic the writer does not know, the
+// transport checks that the topic exists, with a request that cannot
+// create it (DescribeConfigs), and then has kafka-go refresh its metadata
+// for it. A reply address naming no topic is not created here, whatever
+// the brokers' auto.create.topics.enable: the publish then waits and fails
+// as any publish to a missing topic does.
+func (t *Transport) PrepareReply(ctx context.Context, topic string) error {
+	if _, ok := t.replyTopics.Load(topic); ok || t.autoCreate() {
+		return nil
+	}
+	res, err := t.kt.RoundTrip(ctx, t.writer.Addr, &metadataAPI.Request{TopicNames: []string{topic}})
+	if err != nil {
+		return nil // the publish reports what is wrong
+	}
+	for _, tm := range res.(*metadataAPI.Response).Topics {
+		if tm.Name == topic && tm.ErrorCode == 0 {
+			t.replyTopics.Store(topic, struct{}{})
+			return nil
+		}
+	}
+	dc, err := t.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{
+		Resources: []kafka.DescribeConfigRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic}},
+	})
+	if err != nil || len(dc.Resources) != 1 || dc.Resources[0].Error != nil {
+		return nil
+	}
+	// The topic exists, so allowing auto-creation creates nothing; it is
+	// what makes kafka-go ask the brokers instead of its cache, and wait
+	// until its cache knows the topic.
+	if _, err := t.kt.RoundTrip(ctx, t.writer.Addr, &metadataAPI.Request{TopicNames: []string{topic}, AllowAutoTopicCreation: true}); err == nil {
+		t.replyTopics.Store(topic, struct{}{})
+	}
+	return nil
+}

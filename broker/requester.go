@@ -1,0 +1,54 @@
+package broker
+
+import (
+	"context"
+	"reflect"
+)
+
+// Requester sends requests of type Req to one destination through a Broker
+// and decodes their replies into Resp: the typed face of Broker.Request,
+// next to Publisher. Requests are encoded like a Publisher[Req]'s (its
+// codec, key and static headers); a reply is decoded with the codec its
+// content-type header names, else the requester's. The replier is
+// typically a HandleResult[Req, Resp] handler.
+//
+// A Requester is safe for concurrent use. Its destination appears in the
+// broker's Endpoints as a publisher whose Reply is Resp.
+type Requester[Req, Resp any] struct {
+	pub *Publisher[Req]
+	dec *decoder[Resp]
+}
+
+// NewRequester returns a Requester of Req values to destination on r, a
+// *Broker or a *Router (whose prefix the destination gets), expecting Resp
+// replies. Every PublisherOption applies to the requests
+// (WithCodec also to the replies' default codec). It panics on the
+// programming errors NewPublisher panics on.
+func NewRequester[Req, Resp any](r Registrar, destination string, opts ...PublisherOption) *Requester[Req, Resp] {
+	p, e := newPublisher[Req](r, "NewRequester", destination, opts)
+	e.Reply = reflect.TypeFor[Resp]()
+	e.ReplyContentType = p.ct
+	p.b.addEndpoint(e)
+	return &Requester[Req, Resp]{pub: p, dec: makeDecoder[Resp](p.b, p.codec)}
+}
+
+// Destination returns the requester's destination.
+func (r *Requester[Req, Resp]) Destination() string { return r.pub.dest }
+
+// Request sends v and returns the decoded reply, with Broker.Request's
+// semantics: ctx must have a deadline; an error reply is a *ReplyError
+// (errors.Is(err, ErrRemote)); a reply that does not decode or validate is
+// a *DecodeError or *ValidationError, recorded on the reply's receipt.
+func (r *Requester[Req, Resp]) Request(ctx context.Context, v Req) (Resp, error) {
+	var out Resp
+	m, err := r.pub.Message(v)
+	if err != nil {
+		return out, err
+	}
+	_, err = r.pub.b.request(ctx, m, func(_ context.Context, reply *Message) error {
+		var derr error
+		out, derr = r.dec.decode(reply)
+		return derr
+	})
+	return out, err
+}
