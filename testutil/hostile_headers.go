@@ -91,14 +91,19 @@ func TestHostileHeaders(t *testing.T, s TransportSuite) {
 	if extra := in.Len(); extra > 0 {
 		t.Errorf("%d deliveries more than messages sent", extra)
 	}
-	parentOf := func(sc trace.SpanContext) trace.SpanContext {
-		for _, sp := range rec.Spans() {
-			if sp.SpanContext().SpanID() == sc.SpanID() {
-				return sp.Parent()
+	// The process span ends just after the handler returns: wait for it.
+	parentOf := func(t *testing.T, sc trace.SpanContext) trace.SpanContext {
+		var parent trace.SpanContext
+		Eventually(t, s.Wait(), func() bool {
+			for _, sp := range rec.Spans() {
+				if sp.SpanContext().SpanID() == sc.SpanID() {
+					parent = sp.Parent()
+					return true
+				}
 			}
-		}
-		Eventually(t, s.Wait(), func() bool { return false }, "process span recorded")
-		return trace.SpanContext{}
+			return false
+		}, "process span recorded")
+		return parent
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -107,7 +112,7 @@ func TestHostileHeaders(t *testing.T, s TransportSuite) {
 				if !ok {
 					t.Fatalf("copy %d not handled", i)
 				}
-				parent := parentOf(sc)
+				parent := parentOf(t, sc)
 				if c.parent == 0 {
 					if parent.IsValid() {
 						t.Errorf("copy %d processed under parent %s, want a new trace", i, parent.TraceID())
