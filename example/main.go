@@ -1,7 +1,18 @@
-// Command example runs three traced services in one process and prints
+// Command example runs four traced services in one process and prints
 // their traces as a terminal waterfall:
 //
 //	checkout ──NATS JetStream "orders.created.eu"──▶ billing ──Kafka "invoices"──▶ shipping (batch consumer)
+//	                                                   │ ▲
+//	                                  NATS request/reply "fraud.check"
+//	                                                   ▼ │
+//	                                                  fraud
+//
+// Each service has its own service.name and version. Billing validates
+// orders (one invalid order per run is dead-lettered), retries a transient
+// failure, asks fraud over request/reply, charges the card in a span of its
+// own and counts invoices with a custom counter. Metrics (Prometheus), the
+// AsyncAPI document and health are served over HTTP while it runs (-http);
+// -serve keeps it running until Ctrl-C.
 //
 // By default it starts an embedded NATS server and an in-process Kafka
 // cluster, so it needs nothing installed:
@@ -26,9 +37,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
+
+	"github.com/tracebus/tracebus/broker"
 )
 
 func main() {
@@ -38,11 +50,13 @@ func main() {
 	flag.StringVar(&cfg.kafka, "kafka", "", "comma-separated Kafka brokers; empty starts an in-process cluster")
 	flag.StringVar(&cfg.otlp, "otlp", "", "OTLP/HTTP endpoint to export to as well, e.g. http://localhost:4318")
 	flag.DurationVar(&cfg.timeout, "timeout", 60*time.Second, "give up when the flow has not finished by then")
+	flag.StringVar(&cfg.http, "http", "127.0.0.1:0", "address to serve metrics, the AsyncAPI document and health on")
+	flag.BoolVar(&cfg.serve, "serve", false, "keep running after the orders are through, until Ctrl-C (to explore Jaeger, Prometheus, AsyncAPI)")
 	flag.Parse()
 
 	cfg.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	slog.SetDefault(cfg.log)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := broker.SignalContext(context.Background())
 	defer stop()
 	if err := run(ctx, cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "example:", err)
@@ -56,7 +70,13 @@ type config struct {
 	kafka   string
 	otlp    string
 	timeout time.Duration
+	http    string
+	serve   bool
 	log     *slog.Logger // warnings, such as a receiver that takes no metrics
+	// inspect, when set, is called with the HTTP base URL once the orders
+	// are through, while everything still runs (tests look at the served
+	// metrics, AsyncAPI document and health there).
+	inspect func(base string) error
 }
 
 func (c config) kafkaBrokers() []string {

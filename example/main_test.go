@@ -2,52 +2,126 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/tracebus/tracebus/testutil/otlptest"
 )
 
 // TestRun runs the whole example on embedded servers and checks what a
-// reader sees: every order shipped, one trace per order across checkout and
-// billing (the flaky order with its failed attempt), and the shipping batch
-// span linked to the invoices.
+// reader sees and what the HTTP endpoints serve while it runs: every valid
+// order shipped and the invalid one dead-lettered, one trace per order
+// across checkout, billing and fraud (the flaky order with its failed
+// attempt), the shipping batch span linked to the invoices, log lines with
+// trace ids, the custom counter in the Prometheus output, and an AsyncAPI
+// document listing every channel.
 func TestRun(t *testing.T) {
 	var out bytes.Buffer
-	const orders = 3
-	if err := run(t.Context(), config{orders: orders, timeout: 30 * time.Second}, &lockedWriter{w: &out}); err != nil {
+	const orders = 4
+	served := map[string]string{}
+	cfg := config{orders: orders, timeout: 30 * time.Second, http: "127.0.0.1:0", inspect: func(base string) error {
+		for _, path := range []string{"/metrics/billing", "/metrics/shipping", "/asyncapi/asyncapi.json", "/asyncapi/", "/readyz", "/livez"} {
+			resp, err := http.Get(base + path)
+			if err != nil {
+				return err
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
+			}
+			served[path] = string(body)
+		}
+		return nil
+	}}
+	if err := run(t.Context(), cfg, &lockedWriter{w: &out}); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	text := out.String()
 	for _, want := range []string{
-		"all 3 orders shipped",
+		"4 orders: 3 shipped, 1 dead-lettered",
+		`billing_invoices_total{customer_tier="standard"`,
 		"✗ payment provider timeout",
+		"✗ tracebus: invalid main.Order: quantity 0",
 		"POST /checkout",
-		"└─ send orders.created.eu       checkout  producer",
-		"process orders.created.*  billing   consumer",
-		"send invoices          billing   producer",
-		"process invoices  shipping  consumer",
+		"└─ send orders.created.eu",
+		"process orders.created.*",
+		"request fraud.check",
+		"process fraud.check",
+		"charge card",
+		"send invoices",
+		"send orders.dead",
+		"process invoices",
+		"msg=\"billing issued invoice\"",
+		"msg=\"shipping batch\"",
+		"trace_id=",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
 	}
-	if n := strings.Count(text, "send invoices"); n != orders {
-		t.Errorf("%d send invoices spans, want %d:\n%s", n, orders, text)
+	if n := strings.Count(text, "─ send invoices"); n != orders-1 {
+		t.Errorf("%d send invoices spans, want %d:\n%s", n, orders-1, text)
 	}
-	if n := strings.Count(text, "process orders.created.*"); n != orders+1 {
+	if n := strings.Count(text, "─ process orders.created.*"); n != orders+1 {
 		t.Errorf("%d billing process spans, want %d (one retry):\n%s", n, orders+1, text)
 	}
-	if n := strings.Count(text, "· 2 services"); n != orders {
-		t.Errorf("%d traces spanning checkout and billing, want %d:\n%s", n, orders, text)
+	if n := strings.Count(text, "· 3 services"); n != orders-1 {
+		t.Errorf("%d traces spanning checkout, billing and fraud, want %d:\n%s", n, orders-1, text)
+	}
+	for _, want := range []string{"messaging_process_duration_seconds", "billing_invoices_total"} {
+		if !strings.Contains(served["/metrics/billing"], want) {
+			t.Errorf("/metrics/billing lacks %s", want)
+		}
+	}
+	var doc struct {
+		AsyncAPI string `json:"asyncapi"`
+		Channels map[string]struct {
+			Address *string `json:"address"`
+		} `json:"channels"`
+	}
+	if err := json.Unmarshal([]byte(served["/asyncapi/asyncapi.json"]), &doc); err != nil {
+		t.Fatal(err)
+	}
+	addrs := map[string]bool{}
+	for _, c := range doc.Channels {
+		if c.Address != nil {
+			addrs[*c.Address] = true
+		}
+	}
+	for _, want := range []string{ordersSubject, fraudSubject, invoicesTopic, deadOrders} {
+		found := addrs[want]
+		if want == ordersSubject { // the pattern orders.created.* is a channel with a parameter
+			for a := range addrs {
+				found = found || strings.HasPrefix(a, "orders.created.{")
+			}
+		}
+		if !found {
+			t.Errorf("the AsyncAPI document has no channel for %s: %v", want, addrs)
+		}
+	}
+	validateAsyncAPI(t, served["/asyncapi/asyncapi.json"])
+	if doc.AsyncAPI != "3.0.0" || !strings.Contains(served["/asyncapi/"], "<html") {
+		t.Errorf("asyncapi %q; html page served: %v", doc.AsyncAPI, strings.Contains(served["/asyncapi/"], "<html"))
 	}
 }
 
 // TestRunOTLP runs the example against an OTLP receiver that, like Jaeger,
-// takes traces and answers 404 for metrics: with -otlp the run succeeds
-// with one warning and the traces arrive; with only
+// takes traces and answers 404 for metrics and logs: with -otlp the run
+// succeeds with one warning and the traces arrive; with only
 // OTEL_EXPORTER_OTLP_ENDPOINT set the traces arrive and the waterfall still
 // prints.
 func TestRunOTLP(t *testing.T) {
@@ -68,18 +142,56 @@ func TestRunOTLP(t *testing.T) {
 			if err := run(t.Context(), cfg, &lockedWriter{w: &out}); err != nil {
 				t.Fatalf("run: %v\n%s", err, warnings.String())
 			}
-			if !strings.Contains(out.String(), "process orders.created.*  billing   consumer") {
+			if !regexp.MustCompile(`process orders\.created\.\* +billing +consumer`).MatchString(out.String()) {
 				t.Errorf("the waterfall did not print:\n%s", out.String())
 			}
-			for _, name := range []string{"send orders.created.eu", "process orders.created.*", "send invoices", "process invoices"} {
+			for _, name := range []string{"send orders.created.eu", "process orders.created.*", "request fraud.check", "send invoices", "process invoices"} {
 				if _, ok := rcv.Span(name); !ok {
 					t.Errorf("span %q did not reach the receiver", name)
 				}
 			}
+			// The flag sends traces and metrics: metrics are refused.
+			// The environment sends traces and logs (metrics go to the
+			// example's Prometheus endpoint): logs are refused.
+			refused := "does not accept metrics"
+			if !tc.flag {
+				refused = "does not accept logs"
+			}
 			if strings.Count(warnings.String(), "level=") != 1 || !strings.Contains(warnings.String(), "level=WARN") ||
-				!strings.Contains(warnings.String(), "does not accept metrics") {
-				t.Errorf("want one warning, about metrics, got:\n%s", warnings.String())
+				!strings.Contains(warnings.String(), refused) {
+				t.Errorf("want one warning, %q, got:\n%s", refused, warnings.String())
 			}
 		})
+	}
+}
+
+// validateAsyncAPI checks doc against the official AsyncAPI 3.0.0 JSON
+// Schema that broker/asyncapi vendors for its own tests.
+func validateAsyncAPI(t *testing.T, doc string) {
+	t.Helper()
+	f, err := os.Open("../broker/asyncapi/testdata/asyncapi-3.0.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	schemaDoc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("asyncapi-3.0.0.json", schemaDoc); err != nil {
+		t.Fatal(err)
+	}
+	schema, err := c.Compile("asyncapi-3.0.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Validate(inst); err != nil {
+		t.Errorf("the served document is not valid AsyncAPI 3.0.0: %v", err)
 	}
 }

@@ -2,146 +2,253 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/exporters"
-	"github.com/tracebus/tracebus/middleware"
 )
 
+// The services' destinations. Orders and their dead letters live in one
+// JetStream stream (orders.>); fraud checks are core NATS request/reply;
+// invoices are a Kafka topic keyed by customer.
 const (
 	ordersSubject  = "orders.created.eu"
 	ordersPattern  = "orders.created.*"
+	deadOrders     = "orders.dead"
+	fraudSubject   = "fraud.check"
 	invoicesTopic  = "invoices"
-	flakyOrder     = 2 // this order's first billing attempt fails, to show a retry
 	shippingBatch  = 10
 	shippingWindow = 300 * time.Millisecond
 )
 
-// service is one traced service: its own OpenTelemetry providers (so the
-// waterfall shows which service a span belongs to) and its telemetry
-// middleware.
-type service struct {
-	name      string
-	providers *exporters.Providers
-	telemetry *middleware.Telemetry
+// Order is what checkout places. Billing validates it before its handler
+// runs: an order that does not validate is dead-lettered, never retried.
+type Order struct {
+	ID       string  `json:"id"`
+	Customer string  `json:"customer"`
+	SKU      string  `json:"sku"`
+	Quantity int     `json:"quantity"`
+	Total    float64 `json:"total"`
 }
 
-func newService(ctx context.Context, name string, cfg config, wf *exporters.Waterfall) (*service, error) {
-	opts := []exporters.Option{
-		exporters.WithServiceName(name),
-		exporters.WithoutGlobal(),
-		exporters.WithSpanExporter(wf),
-		exporters.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, baggage.Propagator{})),
-	}
-	if cfg.log != nil {
-		opts = append(opts, exporters.WithLogger(cfg.log))
-	}
-	if cfg.otlp != "" {
-		opts = append(opts, exporters.WithOTLP(exporters.ProtocolHTTP, cfg.otlp))
-	}
-	p, err := exporters.Setup(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("set up telemetry for %s: %w", name, err)
-	}
-	return &service{
-		name:      name,
-		providers: p,
-		telemetry: middleware.NewTelemetry(
-			middleware.WithTracerProvider(p.TracerProvider),
-			middleware.WithMeterProvider(p.MeterProvider),
-			middleware.WithPropagators(p.Propagator),
-		),
-	}, nil
-}
-
-func (s *service) broker(t broker.Transport) *broker.Broker {
-	return broker.New(t, broker.WithMiddleware(s.telemetry))
-}
-
-// flow wires the three services and runs orders through them.
-type flow struct {
-	out                     io.Writer
-	checkout, billing, ship *broker.Broker
-	billingOut              *broker.Broker // billing's Kafka side
-	tracer                  trace.Tracer   // checkout's, for its HTTP-like root span
-	shipped                 atomic.Int32
-	done                    chan struct{}
-	want                    int32
-}
-
-func (f *flow) subscribe() error {
-	// billing: consumes orders from NATS JetStream (queue group "billing"),
-	// tags the baggage, and publishes an invoice to Kafka with the same ctx,
-	// which continues the trace.
-	var attempts atomic.Int32
-	err := f.billing.Subscribe(ordersPattern, func(ctx context.Context, msg *broker.Message) error {
-		bag := baggage.FromContext(ctx)
-		if msg.ID == fmt.Sprintf("order-%d", flakyOrder) && attempts.Add(1) == 1 {
-			return errors.New("payment provider timeout")
-		}
-		invoice := "invoice-" + msg.ID[len("order-"):]
-		if err := bag.Set("invoice.id", invoice); err != nil {
-			return err
-		}
-		bag.Remove("session.id") // internal to checkout: not forwarded
-		fmt.Fprintf(f.out, "billing   %s → %s (tenant=%s, attempt %d)\n", msg.ID, invoice, bag.Get("tenant"), msg.Delivery.DeliveryCount)
-		return f.billingOut.Publish(ctx, &broker.Message{
-			Destination: invoicesTopic,
-			Key:         []byte(msg.ID),
-			Body:        []byte(invoice),
-		})
-	}, broker.Group("billing"), broker.Name("billing"),
-		broker.MaxAttempts(3), broker.WithBackoff(broker.ConstantBackoff(100*time.Millisecond)))
-	if err != nil {
-		return fmt.Errorf("billing subscribe: %w", err)
-	}
-
-	// shipping: consumes invoices from Kafka in batches; the baggage of the
-	// batch is merged, and each message's own baggage is still there.
-	err = f.ship.SubscribeBatch(invoicesTopic, func(ctx context.Context, msgs []*broker.Message) error {
-		bag := baggage.FromContext(ctx)
-		fmt.Fprintf(f.out, "shipping  batch of %d invoices (tenant=%s, last invoice=%s)\n", len(msgs), bag.Get("tenant"), bag.Get("invoice.id"))
-		if f.shipped.Add(int32(len(msgs))) >= f.want {
-			close(f.done)
-		}
-		return nil
-	}, broker.Group("shipping"), broker.BatchSize(shippingBatch), broker.BatchWait(shippingWindow))
-	if err != nil {
-		return fmt.Errorf("shipping subscribe: %w", err)
+// Validate rejects orders without an id, customer or items.
+func (o Order) Validate() error {
+	switch {
+	case o.ID == "" || o.Customer == "":
+		return errors.New("order without id or customer")
+	case o.Quantity < 1:
+		return fmt.Errorf("quantity %d: must be at least 1", o.Quantity)
+	case o.Total <= 0:
+		return errors.New("total must be positive")
 	}
 	return nil
 }
 
-// placeOrders is checkout: each order is a request of its own (a SERVER
-// span standing in for an HTTP handler) that publishes to NATS with the
+// FraudCheck is billing's question to the fraud service.
+type FraudCheck struct {
+	OrderID  string  `json:"order_id"`
+	Customer string  `json:"customer"`
+	Amount   float64 `json:"amount"`
+}
+
+// Verdict is the fraud service's answer.
+type Verdict struct {
+	OrderID  string  `json:"order_id"`
+	Approved bool    `json:"approved"`
+	Score    float64 `json:"score"`
+}
+
+// Invoice is what billing returns for an approved order; it goes to Kafka.
+type Invoice struct {
+	OrderID  string  `json:"order_id"`
+	Customer string  `json:"customer"`
+	Amount   float64 `json:"amount"`
+}
+
+// Checkout places orders: each one is a request of its own (a SERVER span
+// standing in for an HTTP handler) that publishes the order with the
 // customer's baggage.
-func (f *flow) placeOrders(ctx context.Context, n int) error {
-	for i := 1; i <= n; i++ {
-		ctx, err := baggage.ContextWith(ctx, map[string]string{
-			"tenant":     "acme",
-			"user.id":    fmt.Sprintf("u-%d", 40+i),
-			"session.id": fmt.Sprintf("s-%d", 900+i),
-		})
-		if err != nil {
-			return err
-		}
-		ctx, span := f.tracer.Start(ctx, "POST /checkout", trace.WithSpanKind(trace.SpanKindServer))
-		id := fmt.Sprintf("order-%d", i)
-		err = f.checkout.Publish(ctx, &broker.Message{Destination: ordersSubject, ID: id, Body: []byte(`{"sku":"book","qty":1}`)})
-		span.End()
-		if err != nil {
-			return fmt.Errorf("checkout publish %s: %w", id, err)
-		}
-		fmt.Fprintf(f.out, "checkout  placed %s\n", id)
+type Checkout struct {
+	orders *broker.Publisher[Order]
+	tracer trace.Tracer
+	log    *slog.Logger
+}
+
+// NewCheckout wires checkout's publisher on b.
+func NewCheckout(b broker.Registrar, tp trace.TracerProvider, log *slog.Logger) *Checkout {
+	return &Checkout{
+		orders: broker.NewPublisher[Order](b, ordersSubject,
+			broker.KeyFunc(func(o Order) string { return o.Customer }),
+			broker.Describe("Orders placed at checkout, one per POST /checkout.")),
+		tracer: tp.Tracer("example/checkout"),
+		log:    log,
 	}
+}
+
+// Place publishes o as the handler of POST /checkout would.
+func (c *Checkout) Place(ctx context.Context, o Order, user, session string) error {
+	ctx, err := baggage.ContextWith(ctx, map[string]string{
+		"tenant":     "acme",
+		"user.id":    user,
+		"session.id": session,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, span := c.tracer.Start(ctx, "POST /checkout", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", "POST"), attribute.String("url.path", "/checkout")))
+	defer span.End()
+	if err := c.orders.Publish(ctx, o); err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		return fmt.Errorf("checkout: publish %s: %w", o.ID, err)
+	}
+	c.log.InfoContext(ctx, "checkout placed order", "order", o.ID, "customer", o.Customer, "total", o.Total)
 	return nil
+}
+
+// WireFraud registers the fraud service: it answers fraud checks over NATS
+// request/reply.
+func WireFraud(b broker.Registrar, log *slog.Logger) error {
+	return broker.HandleResult(b, fraudSubject, func(ctx context.Context, c FraudCheck) (Verdict, error) {
+		score := 0.1
+		if c.Amount > 500 {
+			score = 0.6
+		}
+		v := Verdict{OrderID: c.OrderID, Approved: score < 0.5, Score: score}
+		log.InfoContext(ctx, "fraud checked order", "order", c.OrderID, "score", score, "approved", v.Approved)
+		return v, nil
+	}, broker.Group("fraud"), broker.Describe("Scores an order; replies with a verdict."))
+}
+
+// Billing turns orders into invoices: it asks the fraud service, charges the
+// card (a span of its own with an event), counts invoices, and returns the
+// invoice, which goes to Kafka in the same trace.
+type Billing struct {
+	fraud    *broker.Requester[FraudCheck, Verdict]
+	tracer   trace.Tracer
+	invoices metric.Int64Counter
+	log      *slog.Logger
+	// flaky names an order whose first attempt fails with a transient
+	// error, to show a retry.
+	flaky    string
+	attempts atomic.Int32
+	rejected atomic.Int32
+}
+
+// Rejected returns how many dead-lettered orders billing has seen.
+func (bl *Billing) Rejected() int { return int(bl.rejected.Load()) }
+
+// WireBilling registers billing: orders from orders (NATS JetStream), fraud
+// checks through orders' NATS connection, invoices to invoicing (Kafka).
+func WireBilling(orders, invoicing broker.Registrar, tp trace.TracerProvider, mp metric.MeterProvider, log *slog.Logger, flaky string) (*Billing, error) {
+	counter, err := mp.Meter("example/billing").Int64Counter("billing.invoices",
+		metric.WithUnit("{invoice}"), metric.WithDescription("Invoices issued, by customer tier."))
+	if err != nil {
+		return nil, err
+	}
+	bl := &Billing{
+		fraud:    broker.NewRequester[FraudCheck, Verdict](orders, fraudSubject),
+		tracer:   tp.Tracer("example/billing"),
+		invoices: counter,
+		log:      log,
+		flaky:    flaky,
+	}
+	invoices := broker.NewPublisher[*Invoice](invoicing, invoicesTopic,
+		broker.KeyFunc(func(i *Invoice) string { return i.Customer }),
+		broker.Describe("Invoices of approved orders, keyed by customer."))
+	err = broker.HandleResult(orders, ordersPattern, bl.bill,
+		broker.Group("billing"), broker.Name("billing"),
+		broker.PublishTo(invoices), broker.DeadLetter(deadOrders),
+		broker.MaxAttempts(3), broker.WithBackoff(broker.ConstantBackoff(100*time.Millisecond)),
+		broker.Describe("Bills every order placed in any region."))
+	if err != nil {
+		return nil, err
+	}
+	// Dead letters are read as raw JSON: they are the orders that did not
+	// validate, and must not be rejected again.
+	err = broker.Handle(orders, deadOrders, func(ctx context.Context, order json.RawMessage) error {
+		m := broker.MessageFromContext(ctx)
+		bl.rejected.Add(1)
+		log.WarnContext(ctx, "billing rejected order", "order", string(order),
+			"reason", m.Headers.Get(broker.HeaderDeadLetterError), "attempts", m.Headers.Get(broker.HeaderDeadLetterAttempts))
+		return nil
+	}, broker.Group("billing-dead-letters"), broker.Describe("Orders billing could not take, with the reason."))
+	return bl, err
+}
+
+func (bl *Billing) bill(ctx context.Context, o Order) (*Invoice, error) {
+	msg := broker.MessageFromContext(ctx)
+	if o.ID == bl.flaky && bl.attempts.Add(1) == 1 {
+		// Transient: ask for the message again shortly.
+		return nil, broker.RetryAfter(errors.New("payment provider timeout"), 100*time.Millisecond)
+	}
+	askCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	verdict, err := bl.fraud.Request(askCtx, FraudCheck{OrderID: o.ID, Customer: o.Customer, Amount: o.Total})
+	if err != nil {
+		return nil, fmt.Errorf("fraud check: %w", err)
+	}
+	if !verdict.Approved {
+		bl.log.WarnContext(ctx, "billing declined order", "order", o.ID, "score", verdict.Score)
+		return nil, nil // nothing to invoice
+	}
+	if err := bl.charge(ctx, o); err != nil {
+		return nil, err
+	}
+	bag := baggage.FromContext(ctx)
+	if err := bag.Set("invoice.id", "inv-"+strings.TrimPrefix(o.ID, "order-")); err != nil {
+		return nil, err
+	}
+	bag.Remove("session.id") // internal to checkout: not forwarded
+	bl.invoices.Add(ctx, 1, metric.WithAttributes(attribute.String("customer.tier", tier(o.Total))))
+	bl.log.InfoContext(ctx, "billing issued invoice", "order", o.ID, "attempt", msg.Delivery.DeliveryCount,
+		"tenant", bag.Get("tenant"))
+	return &Invoice{OrderID: o.ID, Customer: o.Customer, Amount: o.Total}, nil
+}
+
+// charge is the card payment: a span of the billing service's own, with an
+// event and a status, inside the process span.
+func (bl *Billing) charge(ctx context.Context, o Order) error {
+	_, span := bl.tracer.Start(ctx, "charge card", trace.WithAttributes(
+		attribute.String("payment.provider", "acme-pay"), attribute.Float64("payment.amount", o.Total)))
+	defer span.End()
+	span.AddEvent("card authorised", trace.WithAttributes(attribute.String("payment.auth_code", "A"+strings.TrimPrefix(o.ID, "order-"))))
+	span.SetStatus(codes.Ok, "")
+	return nil
+}
+
+func tier(total float64) string {
+	if total >= 100 {
+		return "gold"
+	}
+	return "standard"
+}
+
+// WireShipping registers shipping: invoices from Kafka in batches. The
+// batch's baggage is the messages' merged, later ones winning; each
+// message's own is in Batch().
+func WireShipping(b broker.Registrar, log *slog.Logger, shipped func(n int)) error {
+	return broker.HandleBatch(b, invoicesTopic, func(ctx context.Context, invoices []Invoice) error {
+		bag := baggage.FromContext(ctx)
+		ids := make([]string, len(invoices))
+		for i, inv := range invoices {
+			ids[i] = inv.OrderID
+		}
+		log.InfoContext(ctx, "shipping batch", "invoices", len(invoices), "orders", strings.Join(ids, ","),
+			"tenant", bag.Get("tenant"), "last_invoice", bag.Get("invoice.id"), "baggage_per_message", len(bag.Batch()))
+		shipped(len(invoices))
+		return nil
+	}, broker.Group("shipping"), broker.BatchSize(shippingBatch), broker.BatchWait(shippingWindow),
+		broker.Describe("Ships invoiced orders in batches."))
 }
