@@ -81,7 +81,7 @@ func (s *coreSub) markClosed() { s.closedOnce.Do(func() { close(s.subClosed) }) 
 
 // onMsg is the nats.go callback of plain subscriptions.
 func (s *coreSub) onMsg(m *natsgo.Msg) {
-	if !s.r.submit(func() { s.run([]*natsgo.Msg{m}) }, s.r.abandon) {
+	if !s.r.submit(func() { s.run([]*natsgo.Msg{m}) }, s.r.abandon, nil) {
 		s.lost(1)
 	}
 }
@@ -129,7 +129,7 @@ func (s *coreSub) batch() {
 			}
 		}
 		timer.Stop()
-		if !s.r.submit(func() { s.run(msgs) }, s.r.abandon) {
+		if !s.r.submit(func() { s.run(msgs) }, s.r.abandon, nil) {
 			s.lost(len(msgs))
 			return
 		}

@@ -58,11 +58,13 @@ func (r *runner) work() {
 }
 
 // submit hands job to a worker, waiting for one to be free. It gives up and
-// returns false when interrupt is closed first; the caller then still owns
-// the message.
-func (r *runner) submit(job func(), interrupt <-chan struct{}) bool {
+// returns false when interrupt (or also, if not nil) is closed first; the
+// caller then still owns the message.
+func (r *runner) submit(job func(), interrupt, also <-chan struct{}) bool {
 	select {
 	case <-interrupt:
+		return false
+	case <-also:
 		return false
 	default:
 	}
@@ -70,6 +72,8 @@ func (r *runner) submit(job func(), interrupt <-chan struct{}) bool {
 	case r.jobs <- job:
 		return true
 	case <-interrupt:
+		return false
+	case <-also:
 		return false
 	}
 }
