@@ -17,6 +17,14 @@ type Header struct {
 // (Kafka allows it): Get returns the first value, Values returns all of them
 // in order, Set replaces all of them, and Add appends another.
 //
+// When a key appears in several cases ("traceparent" and "TRACEPARENT"),
+// reads prefer the exact case asked for: Get and Lookup return the first
+// value written with exactly that key, and only without one the first
+// written in another case; Values lists the exact-case values first. The
+// rule is the same whatever order the transport delivers headers in (NATS
+// sorts keys, Kafka keeps their order), and propagation, which asks for
+// lower-case keys, reads the lower-case header that other languages write.
+//
 // *Headers implements OpenTelemetry's propagation.TextMapCarrier and
 // propagation.ValuesGetter, so a propagator can inject into and extract from
 // message headers directly.
@@ -24,32 +32,47 @@ type Header struct {
 // The zero value is an empty list ready to use.
 type Headers []Header
 
-// Get returns the first value for key, compared case-insensitively, or ""
-// when there is none.
+// Get returns the value for key, compared case-insensitively, preferring
+// the exact case (see Headers), or "" when there is none.
 func (h Headers) Get(key string) string {
-	for i := range h {
-		if strings.EqualFold(h[i].Key, key) {
-			return h[i].Value
-		}
-	}
-	return ""
+	v, _ := h.Lookup(key)
+	return v
 }
 
 // Lookup is like Get but also reports whether key is present.
 func (h Headers) Lookup(key string) (string, bool) {
+	found := -1
 	for i := range h {
-		if strings.EqualFold(h[i].Key, key) {
+		if h[i].Key == key {
 			return h[i].Value, true
 		}
+		if found < 0 && strings.EqualFold(h[i].Key, key) {
+			found = i
+		}
 	}
-	return "", false
+	if found < 0 {
+		return "", false
+	}
+	return h[found].Value, true
 }
 
-// Values returns every value for key, in order, compared case-insensitively.
+// Values returns every value for key, compared case-insensitively: those
+// written with exactly key first, then the other cases, each in order.
 func (h Headers) Values(key string) []string {
 	var vs []string
+	other := 0
 	for i := range h {
-		if strings.EqualFold(h[i].Key, key) {
+		if h[i].Key == key {
+			vs = append(vs, h[i].Value)
+		} else if strings.EqualFold(h[i].Key, key) {
+			other++
+		}
+	}
+	if other == 0 {
+		return vs
+	}
+	for i := range h {
+		if h[i].Key != key && strings.EqualFold(h[i].Key, key) {
 			vs = append(vs, h[i].Value)
 		}
 	}

@@ -97,3 +97,22 @@ func FuzzHeaders(f *testing.F) {
 		}
 	})
 }
+
+// TestHeadersExactCaseFirst checks the rule for keys present in several
+// cases: the exact case asked for wins, whatever the order.
+func TestHeadersExactCaseFirst(t *testing.T) {
+	for _, h := range []broker.Headers{
+		{{Key: "TRACEPARENT", Value: "garbage"}, {Key: "traceparent", Value: "valid"}},
+		{{Key: "traceparent", Value: "valid"}, {Key: "TRACEPARENT", Value: "garbage"}},
+	} {
+		if got := h.Get("traceparent"); got != "valid" {
+			t.Errorf("%v: Get = %q, want the exact-case value", h, got)
+		}
+		if got := h.Values("traceparent"); len(got) != 2 || got[0] != "valid" || got[1] != "garbage" {
+			t.Errorf("%v: Values = %q, want the exact-case value first", h, got)
+		}
+		if got, _ := h.Lookup("Traceparent"); got != h[0].Value {
+			t.Errorf("%v: Lookup of a case nobody wrote = %q, want the first", h, got)
+		}
+	}
+}

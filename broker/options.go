@@ -15,6 +15,7 @@ type Option interface {
 type config struct {
 	middleware []Middleware
 	logger     *slog.Logger
+	errorText  func(error) string
 	codec      Codec
 	codecs     codecSet
 }
@@ -38,6 +39,24 @@ func (f optionFunc) applyBroker(c *config) { f(c) }
 // again appends.
 func WithMiddleware(mws ...Middleware) Option {
 	return optionFunc(func(c *config) { c.middleware = append(c.middleware, mws...) })
+}
+
+// WithErrorText sets how a handler's error is written where it leaves the
+// process: the broker's log records and the HeaderDeadLetterError header of
+// dead letters. By default that is err.Error(), verbatim; when handlers
+// return errors that quote message bodies or other secrets, f can redact or
+// replace the text (middleware.WithErrorText does the same for the span
+// status). f must be safe for concurrent use; nil restores the default.
+func WithErrorText(f func(error) string) Option {
+	return optionFunc(func(c *config) { c.errorText = f })
+}
+
+// errText is the text of err as WithErrorText decides.
+func (c *config) errText(err error) string {
+	if c.errorText != nil {
+		return c.errorText(err)
+	}
+	return err.Error()
 }
 
 // WithLogger sets the logger for handler failures, dropped messages and

@@ -127,7 +127,7 @@ func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack Acknowl
 			s.b.cfg.logger.LogAttrs(d.handlerCtx, slog.LevelError, "tracebus: handler failed after its message was settled; not redelivered",
 				slog.String("destination", s.op.Destination),
 				slog.Int("messages", len(msgs)),
-				slog.Any("error", err))
+				slog.String("error", s.b.cfg.errText(err)))
 		}
 		return
 	}
@@ -155,7 +155,7 @@ func (s *subscription) logSettleError(ctx context.Context, a SettleAction, err e
 	s.b.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "tracebus: settle failed",
 		slog.String("destination", s.op.Destination),
 		slog.String("action", a.String()),
-		slog.Any("error", err))
+		slog.String("error", s.b.cfg.errText(err)))
 }
 
 // run calls the consume chain, turning a panic in middleware into an error
@@ -189,7 +189,7 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 			slog.String("destination", s.op.Destination),
 			slog.Int("attempt", attempt),
 			slog.Duration("delay", delay),
-			slog.Any("error", err))
+			slog.String("error", s.b.cfg.errText(err)))
 		return Settlement{Action: Nak, Delay: delay}
 	}
 	if s.cfg.deadLetter == "" {
@@ -197,7 +197,7 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 			slog.String("destination", s.op.Destination),
 			slog.Int("attempt", attempt),
 			slog.Int("messages", len(msgs)),
-			slog.Any("error", err))
+			slog.String("error", s.b.cfg.errText(err)))
 		return Settlement{Action: Term}
 	}
 	if derr := s.deadLetter(handlerCtx, msgs, err, attempt); derr != nil {
@@ -214,7 +214,7 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 		slog.String("destination", s.op.Destination),
 		slog.String("dead_letter", s.cfg.deadLetter),
 		slog.Int("attempt", attempt),
-		slog.Any("error", err))
+		slog.String("error", s.b.cfg.errText(err)))
 	return Settlement{Action: Ack}
 }
 
@@ -231,7 +231,7 @@ func deliveryAttempt(msgs []*Message) int {
 func (s *subscription) deadLetter(ctx context.Context, msgs []*Message, cause error, attempt int) error {
 	out := make([]*Message, len(msgs))
 	for i, m := range msgs {
-		out[i] = deadLetterCopy(m, s.cfg.deadLetter, cause, attempt)
+		out[i] = deadLetterCopy(m, s.cfg.deadLetter, s.b.cfg.errText(cause), attempt)
 	}
 	if len(out) == 1 {
 		return s.b.Publish(ctx, out[0])
@@ -240,9 +240,8 @@ func (s *subscription) deadLetter(ctx context.Context, msgs []*Message, cause er
 }
 
 // deadLetterCopy is the message sent to dest for m, which failed with cause
-// on its attempt-th delivery.
-func deadLetterCopy(m *Message, dest string, cause error, attempt int) *Message {
-	text := cause.Error()
+// on its attempt-th delivery; text is the error as WithErrorText says.
+func deadLetterCopy(m *Message, dest, text string, attempt int) *Message {
 	if len(text) > maxDeadLetterErrorLen {
 		text = text[:maxDeadLetterErrorLen]
 	}

@@ -391,16 +391,16 @@ func (b *Broker) reject(ctx context.Context, deadLetter, origin string, m *Messa
 		b.cfg.logger.LogAttrs(ctx, slog.LevelError, "tracebus: message of a batch rejected, dropping it",
 			slog.String("destination", origin),
 			slog.String("message_id", m.ID),
-			slog.Any("error", cause))
+			slog.String("error", b.cfg.errText(cause)))
 		return nil
 	}
-	if err := b.Publish(ctx, deadLetterCopy(m, deadLetter, cause, max(m.Delivery.DeliveryCount, 1))); err != nil {
+	if err := b.Publish(ctx, deadLetterCopy(m, deadLetter, b.cfg.errText(cause), max(m.Delivery.DeliveryCount, 1))); err != nil {
 		return fmt.Errorf("tracebus: dead-letter a rejected message of the batch: %w", err)
 	}
 	b.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "tracebus: message of a batch rejected, dead-lettered",
 		slog.String("destination", origin),
 		slog.String("dead_letter", deadLetter),
 		slog.String("message_id", m.ID),
-		slog.Any("error", cause))
+		slog.String("error", b.cfg.errText(cause)))
 	return nil
 }

@@ -7,10 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/tracebus/tracebus/testutil/otlptest"
 )
@@ -110,6 +113,7 @@ func TestRun(t *testing.T) {
 			t.Errorf("the AsyncAPI document has no channel for %s: %v", want, addrs)
 		}
 	}
+	validateAsyncAPI(t, served["/asyncapi/asyncapi.json"])
 	if doc.AsyncAPI != "3.0.0" || !strings.Contains(served["/asyncapi/"], "<html") {
 		t.Errorf("asyncapi %q; html page served: %v", doc.AsyncAPI, strings.Contains(served["/asyncapi/"], "<html"))
 	}
@@ -158,5 +162,36 @@ func TestRunOTLP(t *testing.T) {
 				t.Errorf("want one warning, %q, got:\n%s", refused, warnings.String())
 			}
 		})
+	}
+}
+
+// validateAsyncAPI checks doc against the official AsyncAPI 3.0.0 JSON
+// Schema that broker/asyncapi vendors for its own tests.
+func validateAsyncAPI(t *testing.T, doc string) {
+	t.Helper()
+	f, err := os.Open("../broker/asyncapi/testdata/asyncapi-3.0.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	schemaDoc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("asyncapi-3.0.0.json", schemaDoc); err != nil {
+		t.Fatal(err)
+	}
+	schema, err := c.Compile("asyncapi-3.0.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Validate(inst); err != nil {
+		t.Errorf("the served document is not valid AsyncAPI 3.0.0: %v", err)
 	}
 }

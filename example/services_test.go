@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,14 +24,14 @@ type services struct {
 	h        *testutil.Harness
 	checkout *Checkout
 	billing  *Billing
-	logs     *syncBuffer
+	logs     *testutil.LogBuffer
 	shipped  atomic.Int32
 	batches  chan int
 }
 
 func wire(t *testing.T, h *testutil.Harness) *services {
 	t.Helper()
-	s := &services{h: h, logs: &syncBuffer{}, batches: make(chan int, 100)}
+	s := &services{h: h, logs: &testutil.LogBuffer{}, batches: make(chan int, 100)}
 	log := slog.New(middleware.NewLogHandler(slog.NewTextHandler(s.logs, nil)))
 	rec := h.Recorder()
 	checkoutNATS, fraudNATS, billingNATS, billingKafka, shippingKafka := h.Broker(), h.Broker(), h.Broker(), h.Broker(), h.Broker()
@@ -274,22 +272,4 @@ func errorType(s sdktrace.ReadOnlySpan) string {
 		}
 	}
 	return ""
-}
-
-// syncBuffer is a bytes.Buffer safe for the handlers' concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

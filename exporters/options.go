@@ -160,7 +160,9 @@ func WithoutGlobal() Option {
 // WithPropagators sets the propagator, ignoring OTEL_PROPAGATORS. Without it
 // the propagator comes from autoprop: OTEL_PROPAGATORS (tracecontext,
 // baggage, b3, b3multi, jaeger, jaegerbaggage, xray, ottrace, none), or
-// W3C trace context plus baggage when the variable is unset.
+// W3C trace context plus baggage when the variable is unset. "baggage" is
+// tracebus's baggage.Propagator, which cuts baggage over the W3C limits
+// deterministically and reports the cut, where otel-go's drops it whole.
 func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) {
 		if p == nil {

@@ -17,34 +17,63 @@ import (
 const jaegerBaggageName = "jaegerbaggage"
 
 // envPropagator is the propagator OTEL_PROPAGATORS names, through autoprop,
-// plus "jaegerbaggage": Jaeger's native uberctx-{key} baggage headers, which
-// the contrib "jaeger" propagator does not carry. The name is handled here,
-// in the order it is listed, rather than registered with autoprop, whose
-// registry is global: importing this package changes nothing for other
-// users of autoprop. Unknown names are reported through otel.Handle and
-// skipped, as autoprop does.
+// with two differences:
+//   - "baggage" is tracebus's baggage.Propagator rather than otel-go's
+//     propagation.Baggage: otel-go returns no baggage at all for a header
+//     over the W3C limit of 8,192 bytes and reports that only once per
+//     process, where baggage.Propagator keeps the leading members that fit
+//     and reports every cut (rate-limited);
+//   - "jaegerbaggage" is Jaeger's native uberctx-{key} baggage headers,
+//     which the contrib "jaeger" propagator does not carry.
+//
+// Both are handled here, in the order listed, rather than registered with
+// autoprop, whose registry is global: importing this package changes
+// nothing for other users of autoprop. Without the variable, W3C Trace
+// Context and baggage.Propagator are used; "none" propagates nothing;
+// unknown names are reported through otel.Handle and skipped, and when no
+// name is known the default is used, as autoprop does.
 func envPropagator() propagation.TextMapPropagator {
-	names := strings.Split(os.Getenv("OTEL_PROPAGATORS"), ",")
-	for i := range names {
-		names[i] = strings.TrimSpace(names[i])
+	def := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, baggage.Propagator{})
+	var names []string
+	for _, n := range strings.Split(os.Getenv("OTEL_PROPAGATORS"), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
 	}
-	if !slices.Contains(names, jaegerBaggageName) {
-		return autoprop.NewTextMapPropagator()
+	if len(names) == 0 {
+		return def
 	}
-	var props []propagation.TextMapPropagator
-	for _, n := range names {
-		switch n {
-		case "", "none":
+	if slices.Contains(names, "none") {
+		return propagation.NewCompositeTextMapPropagator()
+	}
+	var (
+		props   []propagation.TextMapPropagator
+		unknown []string
+	)
+	for _, name := range names {
+		switch name {
+		case "baggage":
+			props = append(props, baggage.Propagator{})
 		case jaegerBaggageName:
 			props = append(props, baggage.JaegerPropagator{})
 		default:
-			p, err := autoprop.TextMapPropagator(n)
-			if err != nil {
-				otel.Handle(fmt.Errorf("exporters: OTEL_PROPAGATORS: %w", err))
+			p, err := autoprop.TextMapPropagator(name)
+			if err != nil || p == nil {
+				unknown = append(unknown, name)
 				continue
 			}
 			props = append(props, p)
 		}
 	}
-	return propagation.NewCompositeTextMapPropagator(props...)
+	if len(unknown) > 0 {
+		otel.Handle(fmt.Errorf("exporters: OTEL_PROPAGATORS: unknown propagator %s", strings.Join(unknown, ",")))
+	}
+	switch len(props) {
+	case 0:
+		return def
+	case 1:
+		return props[0]
+	default:
+		return propagation.NewCompositeTextMapPropagator(props...)
+	}
 }

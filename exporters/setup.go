@@ -81,7 +81,7 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 	}
 
 	p := &Providers{Resource: res, metrics: ms}
-	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(spanLimits())}
 	if c.sampler != nil {
 		tpOpts = append(tpOpts, sdktrace.WithSampler(c.sampler))
 	}
@@ -105,8 +105,9 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 	if c.propagator != nil {
 		p.Propagator = c.propagator
 	} else {
-		// OTEL_PROPAGATORS through autoprop (plus jaegerbaggage), or W3C
-		// trace context plus baggage.
+		// OTEL_PROPAGATORS through autoprop (plus jaegerbaggage, and
+		// tracebus's limit-respecting baggage propagator), or W3C trace
+		// context plus that baggage propagator.
 		p.Propagator = envPropagator()
 	}
 

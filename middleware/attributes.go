@@ -202,13 +202,14 @@ const messageFacts = 5
 // does not need them built.
 func (t *Telemetry) appendMessageFacts(kvs []attribute.KeyValue, op broker.Operation, m *broker.Message) []attribute.KeyValue {
 	if m.ID != "" {
-		kvs = append(kvs, semconv.MessagingMessageID(m.ID))
+		kvs = append(kvs, t.messageID(m.ID))
 	}
 	if op.System == systemKafka {
 		// The key's string form; a key that is not text has no canonical
-		// one, and semconv then says to leave the attribute out.
+		// one, and semconv then says to leave the attribute out. Only the
+		// capped prefix is copied into a string.
 		if m.Key != nil && utf8.Valid(m.Key) {
-			kvs = append(kvs, semconv.MessagingKafkaMessageKey(string(m.Key)))
+			kvs = append(kvs, semconv.MessagingKafkaMessageKey(string(capUTF8(m.Key, t.cfg.attrLimit))))
 		}
 		if op.Kind != broker.OpPublish {
 			kvs = append(kvs, semconv.MessagingKafkaOffset(int(m.Delivery.Offset)))
@@ -223,10 +224,45 @@ func (t *Telemetry) appendMessageFacts(kvs []attribute.KeyValue, op broker.Opera
 	return kvs
 }
 
+// linkCount is how many of n messages get a link on a batch span.
+func (t *Telemetry) linkCount(n int) int {
+	if t.cfg.linkLimit > 0 {
+		return min(n, t.cfg.linkLimit)
+	}
+	return n
+}
+
+// messageID is messaging.message.id with id capped (see
+// WithMessageAttributeLimit).
+func (t *Telemetry) messageID(id string) attribute.KeyValue {
+	return semconv.MessagingMessageID(capUTF8(id, t.cfg.attrLimit))
+}
+
+// capUTF8 returns the longest prefix of b of at most n bytes that does not
+// end inside a UTF-8 character; all of b when n <= 0 or b is short enough.
+func capUTF8[T ~string | ~[]byte](b T, n int) T {
+	if n <= 0 || len(b) <= n {
+		return b
+	}
+	cut := n
+	// Step back over continuation bytes to the start of the character
+	// the cut falls in, unless that character ends exactly at n.
+	for cut > 0 && cut > n-utf8.UTFMax && !utf8.RuneStart(b[cut]) {
+		cut--
+	}
+	return b[:cut]
+}
+
 // setError marks span as failed: status Error with the message and
 // error.type. The error is not recorded as an event as well; the status
 // already says it all.
-func setError(span trace.Span, err error, et attribute.KeyValue) {
-	span.SetStatus(codes.Error, err.Error())
+func (t *Telemetry) setError(span trace.Span, err error, et attribute.KeyValue) {
+	text := ""
+	if t.cfg.errorText != nil {
+		text = t.cfg.errorText(err)
+	} else {
+		text = err.Error()
+	}
+	span.SetStatus(codes.Error, text)
 	span.SetAttributes(et)
 }

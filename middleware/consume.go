@@ -93,7 +93,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, st *statics, msgs []*broker.
 
 	err := next(hctx, op, msgs)
 
-	end, et := endSpan(span, err)
+	end, et := t.endSpan(span, err)
 	t.recordProcess(hctx, op, st, dest, partition, len(msgs), et, end.Sub(start))
 	return err
 }
@@ -101,8 +101,9 @@ func (t *Telemetry) consumeOne(ctx context.Context, st *statics, msgs []*broker.
 // consumeBatch runs a batch handler inside one CONSUMER process span whose
 // parent is the ambient context (a batch has no single creation context)
 // and which links to every message's creation context, each link carrying
-// that message's id, destination, partition and offset. Messages without a
-// creation context get no link: there is nothing to point to.
+// that message's id, destination, partition and offset, up to the link
+// limit (WithBatchLinkLimit). Messages without a creation context get no
+// link: there is nothing to point to.
 func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
 	start := time.Now()
 	dest := commonDestination(msgs)
@@ -110,18 +111,18 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs 
 	kafka := op.System == systemKafka
 
 	bags := make([]otelbaggage.Baggage, len(msgs))
-	links := make([]trace.Link, 0, len(msgs))
+	links := make([]trace.Link, 0, t.linkCount(len(msgs)))
 	const perLink = 5
-	linkAttrs := make([]attribute.KeyValue, 0, perLink*len(msgs))
+	linkAttrs := make([]attribute.KeyValue, 0, perLink*cap(links))
 	for i, m := range msgs {
 		var sc trace.SpanContext
 		sc, bags[i] = t.extract(&m.Headers)
-		if !sc.IsValid() {
-			continue
+		if !sc.IsValid() || len(links) == cap(links) {
+			continue // nothing to point to, or over the link limit
 		}
 		la := linkAttrs[len(linkAttrs):len(linkAttrs):cap(linkAttrs)]
 		if m.ID != "" {
-			la = append(la, semconv.MessagingMessageID(m.ID))
+			la = append(la, t.messageID(m.ID))
 		}
 		if dest == "" {
 			la = append(la, semconv.MessagingDestinationName(m.Destination))
@@ -160,7 +161,7 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs 
 
 	err := next(hctx, op, msgs)
 
-	end, et := endSpan(span, err)
+	end, et := t.endSpan(span, err)
 	t.recordProcess(hctx, op, nil, dest, partition, len(msgs), et, end.Sub(start))
 	return err
 }

@@ -2,6 +2,8 @@ package middleware_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -10,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
@@ -37,6 +40,28 @@ func TestGlobals(t *testing.T) {
 	}
 	if got := msg.Headers.Get("baggage"); got != "tenant=acme" {
 		t.Errorf("no global propagator: baggage header %q, want the W3C default to carry tenant=acme", got)
+	}
+
+	// Baggage over the W3C limits arrives cut to the leading members that
+	// fit, not empty (otel-go's propagation.Baggage drops it whole).
+	parts := make([]string, 1000)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("k%d=v%d", i, i)
+	}
+	in := &broker.Message{Destination: "q"}
+	in.Headers.Set("baggage", strings.Join(parts, ","))
+	var got otelbaggage.Baggage
+	consume := tel.WrapConsume(func(ctx context.Context, _ broker.Operation, _ []*broker.Message) error {
+		got = otelbaggage.FromContext(ctx)
+		return nil
+	})
+	cop := broker.Operation{Kind: broker.OpConsume, System: "memory", Destination: "q"}
+	if err := consume(context.Background(), cop, []*broker.Message{in}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Len() != baggage.MaxMembers || got.Member("k0").Value() != "v0" || got.Member("k63").Value() != "v63" {
+		t.Errorf("no global propagator: 1,000 baggage members arrived as %d (k0=%q, k63=%q), want the first %d",
+			got.Len(), got.Member("k0").Value(), got.Member("k63").Value(), baggage.MaxMembers)
 	}
 
 	rec := testutil.NewRecorder(t)

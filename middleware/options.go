@@ -1,6 +1,9 @@
 package middleware
 
 import (
+	"os"
+	"strconv"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
@@ -21,7 +24,23 @@ type config struct {
 	noCreate    bool // batch publish: no per-message create spans
 	bodySize    bool // record messaging.message.body.size
 	settle      bool // settle spans and metrics
+
+	errorText func(error) string // span status text; nil: err.Error()
+
+	attrLimit int // bytes of message id and Kafka key attributes; <= 0: no cap
+	linkLimit int // links of a batch span; <= 0: no cap
 }
+
+// DefaultMessageAttributeLimit is how many bytes of a message id or Kafka
+// key go into span attributes unless WithMessageAttributeLimit says
+// otherwise.
+const DefaultMessageAttributeLimit = 256
+
+// DefaultBatchLinkLimit is how many links a batch span gets unless
+// WithBatchLinkLimit or OTEL_SPAN_LINK_COUNT_LIMIT say otherwise: the
+// OpenTelemetry SDK's default span link limit, beyond which it drops links
+// anyway.
+const DefaultBatchLinkLimit = 128
 
 // newConfig applies opts over the defaults: the global TracerProvider and
 // MeterProvider, taken here, at construction. That is late enough: the otel
@@ -30,7 +49,10 @@ type config struct {
 // time each is called), so NewTelemetry may run before the SDK is set up.
 // The propagator is looked up on every use instead; see WithPropagators.
 func newConfig(opts []Option) config {
-	var c config
+	c := config{attrLimit: DefaultMessageAttributeLimit, linkLimit: DefaultBatchLinkLimit}
+	if n, err := strconv.Atoi(os.Getenv("OTEL_SPAN_LINK_COUNT_LIMIT")); err == nil {
+		c.linkLimit = n
+	}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
@@ -70,11 +92,47 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // honours OTEL_PROPAGATORS) takes effect whenever it is called. As long as no
 // global propagator was ever set — OpenTelemetry's default then propagates
 // nothing, which would silently cut every trace at the broker and drop all
-// baggage — W3C Trace Context and W3C Baggage are used. To propagate
-// nothing, set a propagator that does nothing, such as
+// baggage — W3C Trace Context and W3C Baggage are used, baggage through
+// baggage.Propagator, which cuts baggage over the W3C limits
+// deterministically and reports the cut (exporters.Setup installs the
+// same). A propagator you build yourself should use baggage.Propagator
+// rather than propagation.Baggage, which drops over-limit baggage whole. To
+// propagate nothing, set a propagator that does nothing, such as
 // propagation.NewCompositeTextMapPropagator().
 func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) { c.propagator = p })
+}
+
+// WithErrorText sets the text of the Error status a failed operation's
+// span gets. By default it is err.Error(), verbatim, which quotes a
+// message body if the handler's error does; f can redact or replace it.
+// broker.WithErrorText does the same for log records and dead letters. f
+// must be safe for concurrent use; nil restores the default. error.type is
+// not affected: it never holds the error's text.
+func WithErrorText(f func(error) string) Option {
+	return optionFunc(func(c *config) { c.errorText = f })
+}
+
+// WithMessageAttributeLimit caps the message id (messaging.message.id) and
+// Kafka key (messaging.kafka.message.key) recorded on spans and links at n
+// bytes, cut at a UTF-8 character boundary; n <= 0 records them whole. The
+// default is DefaultMessageAttributeLimit: both come from whoever sent the
+// message, and uncapped they let a sender size the memory of the span
+// queue (64 KB ids held 156 MiB while a collector was down).
+func WithMessageAttributeLimit(n int) Option {
+	return optionFunc(func(c *config) { c.attrLimit = n })
+}
+
+// WithBatchLinkLimit caps the links of a batch span (one per message: the
+// batch publish's send span, the batch consume's process span) at n; n <= 0
+// links every message. The default is OTEL_SPAN_LINK_COUNT_LIMIT when set,
+// else DefaultBatchLinkLimit, the SDK's own limit: links beyond the
+// provider's limit are dropped by the SDK after being built, so building
+// them costs memory for nothing. Set it to the link limit of your
+// TracerProvider if you changed that in code. messaging.batch.message_count
+// still counts every message.
+func WithBatchLinkLimit(n int) Option {
+	return optionFunc(func(c *config) { c.linkLimit = n })
 }
 
 // WithLinkedProcessSpans makes the process span of a single message the root

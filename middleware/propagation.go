@@ -4,18 +4,23 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"go.opentelemetry.io/otel"
 	otelbaggage "go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
 )
 
-// defaultPropagator is used while no global propagator was set.
+// defaultPropagator is used while no global propagator was set: W3C Trace
+// Context, and W3C Baggage through baggage.Propagator, which cuts baggage
+// over the W3C limits deterministically (and reports it) where otel-go's
+// propagation.Baggage drops it whole.
 var defaultPropagator propagation.TextMapPropagator = propagation.NewCompositeTextMapPropagator(
-	propagation.TraceContext{}, propagation.Baggage{})
+	propagation.TraceContext{}, baggage.Propagator{})
 
 // unsetGlobal is the propagator otel.GetTextMapPropagator returns until
 // otel.SetTextMapPropagator is first called: a delegating no-op. It is
@@ -86,6 +91,67 @@ func (t *Telemetry) extract(h *broker.Headers) (sc trace.SpanContext, bag otelba
 			sc, bag = trace.SpanContext{}, otelbaggage.Baggage{}
 		}
 	}()
-	ctx := t.propagator().Extract(context.Background(), h)
+	var carrier propagation.TextMapCarrier = h
+	if ambiguousTraceparent(*h) {
+		carrier = withoutTraceContext{h}
+	}
+	ctx := t.propagator().Extract(context.Background(), carrier)
 	return trace.SpanContextFromContext(ctx), otelbaggage.FromContext(ctx)
+}
+
+// ambiguousTraceparent reports whether h holds two different traceparent
+// values under the exact key. W3C Trace Context treats several traceparent
+// headers as invalid (HTTP would join them into one unparsable value), and
+// its test suite expects a new trace then; taking the first would let
+// whoever added a header choose the parent. The message is processed under
+// a new root span; its baggage is still read.
+func ambiguousTraceparent(h broker.Headers) bool {
+	first, seen := "", false
+	for _, kv := range h {
+		if kv.Key != traceparent {
+			continue
+		}
+		if seen && kv.Value != first {
+			return true
+		}
+		first, seen = kv.Value, true
+	}
+	return false
+}
+
+const traceparent = "traceparent"
+
+// withoutTraceContext hides the W3C trace context headers of a message
+// from the propagator.
+type withoutTraceContext struct{ h *broker.Headers }
+
+func (c withoutTraceContext) hidden(key string) bool {
+	return strings.EqualFold(key, traceparent) || strings.EqualFold(key, "tracestate")
+}
+
+func (c withoutTraceContext) Get(key string) string {
+	if c.hidden(key) {
+		return ""
+	}
+	return c.h.Get(key)
+}
+
+func (c withoutTraceContext) Values(key string) []string {
+	if c.hidden(key) {
+		return nil
+	}
+	return c.h.Values(key)
+}
+
+func (c withoutTraceContext) Set(string, string) {}
+
+func (c withoutTraceContext) Keys() []string {
+	keys := c.h.Keys()
+	out := keys[:0]
+	for _, k := range keys {
+		if !c.hidden(k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }

@@ -64,7 +64,7 @@ func (t *Telemetry) publishOne(ctx context.Context, st *statics, msgs []*broker.
 	var et attribute.KeyValue
 	if err != nil {
 		et = errorType(err)
-		setError(span, err, et)
+		t.setError(span, err, et)
 	} else {
 		setStored(span, op, m, partition)
 	}
@@ -111,14 +111,14 @@ func (t *Telemetry) publishBatch(ctx context.Context, op broker.Operation, msgs 
 	)
 	if !t.cfg.noCreate {
 		creates = make([]trace.Span, len(msgs))
-		links = make([]trace.Link, len(msgs))
+		links = make([]trace.Link, t.linkCount(len(msgs)))
 		name := spanName(opCreate, op.Destination, op.Temporary)
 		// One backing array for every create span's attributes and one for
 		// every link's: two allocations per batch instead of two per message.
 		const perLink = 3
 		perCreate := attrCap(op, 6)
 		createAttrs := make([]attribute.KeyValue, 0, perCreate*len(msgs))
-		linkAttrs := make([]attribute.KeyValue, 0, perLink*len(msgs))
+		linkAttrs := make([]attribute.KeyValue, 0, perLink*len(links))
 		for i, m := range msgs {
 			partition := partitionOf(op, m)
 			kvs := createAttrs[len(createAttrs):len(createAttrs):cap(createAttrs)]
@@ -133,10 +133,13 @@ func (t *Telemetry) publishBatch(ctx context.Context, op broker.Operation, msgs 
 			t.inject(cctx, &m.Headers)
 			creates[i] = span
 
+			if i >= len(links) {
+				continue // over the link limit (WithBatchLinkLimit)
+			}
 			// Per-message facts go on the link (semconv: batch publishing).
 			la := linkAttrs[len(linkAttrs):len(linkAttrs):cap(linkAttrs)]
 			if m.ID != "" {
-				la = append(la, semconv.MessagingMessageID(m.ID))
+				la = append(la, t.messageID(m.ID))
 			}
 			if mixed {
 				la = append(la, semconv.MessagingDestinationName(m.Destination))
@@ -181,18 +184,18 @@ func (t *Telemetry) publishBatch(ctx context.Context, op broker.Operation, msgs 
 	var et attribute.KeyValue
 	if err != nil {
 		et = errorType(err)
-		setError(send, err, et)
+		t.setError(send, err, et)
 		var be broker.BatchError
 		if errors.As(err, &be) && len(be) == len(msgs) {
 			for i, e := range be {
 				if e != nil && creates != nil {
-					setError(creates[i], e, errorType(e))
+					t.setError(creates[i], e, errorType(e))
 				}
 			}
 		} else {
 			// The batch failed as a whole: so did every message in it.
 			for _, c := range creates {
-				setError(c, err, et)
+				t.setError(c, err, et)
 			}
 		}
 	}

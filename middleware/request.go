@@ -45,7 +45,7 @@ func (t *Telemetry) request(ctx context.Context, op broker.Operation, msgs []*br
 
 	err := next(ctx, op, msgs)
 
-	end, et := endSpan(span, err)
+	end, et := t.endSpan(span, err)
 	if t.opDuration.Enabled(ctx) {
 		ps := t.sets.sets(metricKey(op, opRequest, op.Destination, "", et))
 		t.opDuration.Inst().Record(ctx, end.Sub(start).Seconds(), ps.plainRecord...)
@@ -56,12 +56,12 @@ func (t *Telemetry) request(ctx context.Context, op broker.Operation, msgs []*br
 // endSpan ends span now, failed with err's message and error.type when err
 // is not nil, and returns the end time and the error type (zero on
 // success) for the metrics.
-func endSpan(span trace.Span, err error) (time.Time, attribute.KeyValue) {
+func (t *Telemetry) endSpan(span trace.Span, err error) (time.Time, attribute.KeyValue) {
 	end := time.Now()
 	var et attribute.KeyValue
 	if err != nil {
 		et = errorType(err)
-		setError(span, err, et)
+		t.setError(span, err, et)
 	}
 	span.End()
 	return end, et

@@ -64,7 +64,7 @@ func (t *Telemetry) settle(ctx context.Context, op broker.Operation, msgs []*bro
 
 	err := next(sctx, op, msgs, s)
 
-	end, et := endSpan(span, err)
+	end, et := t.endSpan(span, err)
 
 	t.recordSettle(sctx, op, name, dest, partition, et, end.Sub(start))
 	return err

@@ -57,8 +57,14 @@ import (
 // Propagation: on publish, the propagator's header fields are replaced, not
 // kept, so that a forwarded message carries this publish's context (see
 // WithPropagators for which propagator). On consume, headers are read
-// case-insensitively, and a missing, malformed or hostile context never
-// fails a message: its process span is then a root.
+// case-insensitively, preferring the exact lower-case key when a header
+// comes in several cases (broker.Headers), and a missing, malformed or
+// hostile context never fails a message: its process span is then a root.
+// Two different traceparent headers on one message make it a root too, as
+// W3C Trace Context's test suite expects: neither is trusted. Message ids
+// and Kafka keys are capped on spans (WithMessageAttributeLimit), batch
+// spans link at most WithBatchLinkLimit messages, and the Error status
+// text can be redacted (WithErrorText).
 //
 // Metrics: messaging.client.operation.duration (send; settle with
 // WithSettleSpans), messaging.process.duration,

@@ -42,3 +42,10 @@ func (l *LogBuffer) Records(t testing.TB) []map[string]any {
 	}
 	return out
 }
+
+// String returns everything written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

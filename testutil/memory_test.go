@@ -25,6 +25,14 @@ func TestMemoryConformance(t *testing.T) {
 	testutil.TestTransport(t, memorySuite(t))
 }
 
+func TestMemoryHostileHeaders(t *testing.T) {
+	testutil.TestHostileHeaders(t, memorySuite(t))
+}
+
+func TestMemoryLoad(t *testing.T) {
+	testutil.TestLoad(t, memorySuite(t), testutil.Scale(20_000, 1_000_000))
+}
+
 func TestMemoryTyped(t *testing.T) {
 	testutil.TestTyped(t, memorySuite(t))
 }

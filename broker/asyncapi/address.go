@@ -38,11 +38,3 @@ func channelAddress(subject string) (string, map[string]*Parameter) {
 	}
 	return strings.Join(tokens, "."), params
 }
-
-// hasReplyAddresses reports whether messages of system can carry a reply
-// address, so that a handler's result is sent back to the requester. Kafka
-// records have none: a Kafka subscriber's results only go to its
-// publishers, which are documented as their own send operations.
-func hasReplyAddresses(system string) bool {
-	return system != "kafka"
-}

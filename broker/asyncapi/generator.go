@@ -167,7 +167,7 @@ func (bd *builder) endpoint(srv *serverRef, e broker.Endpoint) error {
 		Messages:    []Reference{{Ref: "#/channels/" + ch + "/messages/" + msg}},
 		Bindings:    operationBindings(srv, e),
 	}
-	if e.Kind == broker.EndpointSubscriber && e.Reply != nil && hasReplyAddresses(srv.system) {
+	if e.Kind == broker.EndpointSubscriber && e.Reply != nil {
 		rch := bd.channel(srv, e.Destination, true)
 		rmsg, err := bd.message(srv, rch, e.Reply, e.ReplyContentType, nil)
 		if err != nil {

@@ -31,12 +31,14 @@ func (a *coreAck) Nak(_ context.Context, delay time.Duration) error {
 // with a redelivery delay, or term. Settling ends the keep-alive.
 type jsAck struct {
 	msgs []jetstream.Msg
+	seqs []uint64 // stream sequences of msgs, 0 when unknown
+	pos  *position
 	keep *keepAlive
 }
 
 func (a *jsAck) Ack(context.Context) error {
 	a.keep.stop()
-	return a.each("ack", jetstream.Msg.Ack)
+	return a.settle(a.each("ack", jetstream.Msg.Ack))
 }
 
 func (a *jsAck) Nak(_ context.Context, delay time.Duration) error {
@@ -49,7 +51,18 @@ func (a *jsAck) Nak(_ context.Context, delay time.Duration) error {
 
 func (a *jsAck) Term(context.Context) error {
 	a.keep.stop()
-	return a.each("term", jetstream.Msg.Term)
+	return a.settle(a.each("term", jetstream.Msg.Term))
+}
+
+// settle records a final settlement in the subscription's position. When
+// it failed, the messages stay open: the server delivers them again.
+func (a *jsAck) settle(err error) error {
+	if err == nil {
+		for _, seq := range a.seqs {
+			a.pos.settled(seq)
+		}
+	}
+	return err
 }
 
 func (a *jsAck) each(op string, f func(jetstream.Msg) error) error {

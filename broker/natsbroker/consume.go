@@ -26,14 +26,26 @@ type jsDelivery struct {
 // run delivers msgs and keeps them alive while the handler works.
 func (d *jsDelivery) run(msgs []jetstream.Msg) {
 	out := make([]*broker.Message, len(msgs))
+	seqs := make([]uint64, len(msgs))
 	for i, m := range msgs {
 		out[i] = jetStreamMessage(m, &d.spec)
+		seqs[i] = out[i].Delivery.Sequence
 	}
 	// Report progress three times per AckWait: often enough that a late
 	// timer or a slow network does not let the deadline pass.
-	a := &jsAck{msgs: msgs, keep: startKeepAlive(msgs, max(d.cons.ackWait()/3, time.Millisecond))}
+	a := &jsAck{msgs: msgs, seqs: seqs, pos: d.cons.pos, keep: startKeepAlive(msgs, max(d.cons.ackWait()/3, time.Millisecond))}
 	d.r.deliver(d.r.ctx, out, a)
 	a.keep.stop()
+}
+
+// received records msgs in the subscription's position as soon as they
+// arrive, before they wait for a worker.
+func (d *jsDelivery) received(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		if md, err := m.Metadata(); err == nil {
+			d.cons.pos.received(md.Sequence.Stream)
+		}
+	}
 }
 
 // release hands messages that were received but will not be delivered
@@ -81,19 +93,32 @@ func (d *jsDelivery) finish(ctx context.Context) error {
 // watcher covers what it does not: when consuming stops on its own (the
 // consumer was deleted) or heartbeats stop and the server no longer knows
 // the consumer (an ephemeral one expired while the client was away), the
-// consumer is created again and consuming resumes.
+// consumer is created again where the subscription got to (see position)
+// and consuming resumes.
+//
+// nats.go reports a deleted consumer on the goroutine that runs the
+// message callback, so while every worker is busy (the callback waits for
+// one) it would go unnoticed. The watcher therefore also listens to the
+// server's consumer-deleted advisory, and checks the consumer itself every
+// blockedCheck while the callback has been waiting.
 type consumeSub struct {
 	jsDelivery
 	opts    []jetstream.PullConsumeOpt
 	userErr jetstream.ConsumeErrHandler
 
-	mu sync.Mutex
-	cc jetstream.ConsumeContext
+	mu   sync.Mutex
+	cc   jetstream.ConsumeContext
+	lost chan struct{} // closed when the current consumer is given up
 
 	check      chan struct{} // the consumer may be gone
+	waiting    atomic.Bool   // the callback waits for a free worker
 	sourceDone chan struct{}
 	closing    atomic.Bool
 }
+
+// blockedCheck is how often the watcher asks the server whether the
+// consumer still exists while the callback is waiting for a worker.
+const blockedCheck = 2 * time.Second
 
 func (t *Transport) subscribeConsume(ctx, setupCtx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc, sc *subConfig, cons *jsConsumer) (*consumeSub, error) {
 	s := &consumeSub{
@@ -101,26 +126,21 @@ func (t *Transport) subscribeConsume(ctx, setupCtx context.Context, spec broker.
 		check:      make(chan struct{}, 1),
 		sourceDone: make(chan struct{}),
 	}
-	// Buffer a few messages per worker, not nats.go's default of 500: a
-	// message waiting in the client's buffer is already counting down its
-	// AckWait, and a buffered message is one that other members of a
-	// group cannot have.
-	bySize := false
+	// The client buffers as many messages as nats.go does by default
+	// (jetstream.DefaultMaxMessages, 500): a smaller buffer was present in
+	// every stall seen under load and cost about a third of the
+	// throughput. A buffered message already counts down its AckWait, so
+	// subscriptions with slow handlers should lower it with
+	// ConsumeOptions(jetstream.PullMaxMessages(n)).
 	for _, o := range sc.consumeOpts {
-		switch o := o.(type) {
-		case jetstream.ConsumeErrHandler:
-			s.userErr = o
+		if h, ok := o.(jetstream.ConsumeErrHandler); ok {
+			s.userErr = h
 			continue
-		case jetstream.PullMaxBytes:
-			bySize = true // jetstream rejects a message limit next to it
 		}
 		s.opts = append(s.opts, o)
 	}
-	if !bySize {
-		// Given first, so that a PullMaxMessages of the user's wins.
-		s.opts = append([]jetstream.PullConsumeOpt{jetstream.PullMaxMessages(max(16, 2*spec.Concurrency))}, s.opts...)
-	}
 	s.opts = append(s.opts, jetstream.ConsumeErrHandler(s.onErr))
+	cons.deleted = s.mayBeGone
 	s.r = newRunner(ctx, deliver, spec.Concurrency)
 	cc, err := s.consume(setupCtx, false)
 	if err != nil {
@@ -132,35 +152,47 @@ func (t *Transport) subscribeConsume(ctx, setupCtx context.Context, spec broker.
 	return s, nil
 }
 
-// consume opens the consumer (creating it again if reopen) and starts
-// consuming from it.
+// consume opens the consumer (again, if reopen) and starts consuming from
+// it, with a callback of its own that gives up waiting for a worker when
+// this consumer is given up.
 func (s *consumeSub) consume(ctx context.Context, reopen bool) (jetstream.ConsumeContext, error) {
-	cons := s.cons.current()
-	if cons == nil || reopen {
-		var err error
-		if cons, err = s.cons.open(ctx); err != nil {
-			return nil, err
-		}
+	var (
+		cons jetstream.Consumer
+		err  error
+	)
+	if reopen {
+		cons, err = s.cons.reopen(ctx)
+	} else {
+		cons, err = s.cons.open(ctx)
 	}
-	cc, err := cons.Consume(s.onMsg, s.opts...)
+	if err != nil {
+		return nil, err
+	}
+	lost := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) { s.onMsg(m, lost) }, s.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: consume from stream %s: %w", s.cons.stream, err)
 	}
+	s.mu.Lock()
+	s.lost = lost
+	s.mu.Unlock()
 	return cc, nil
 }
 
-// onMsg is jetstream's callback; it waits for a free worker.
-func (s *consumeSub) onMsg(m jetstream.Msg) {
-	if s.r.inline {
-		if !s.r.enter(s.r.stop) {
-			s.release(m)
-			return
-		}
-		defer s.r.leave()
-		s.run([]jetstream.Msg{m})
+// onMsg is jetstream's callback; it waits for a free worker. A message of
+// a consumer given up meanwhile is dropped: it stays open in the position,
+// so the new consumer delivers it again.
+func (s *consumeSub) onMsg(m jetstream.Msg, lost <-chan struct{}) {
+	s.received([]jetstream.Msg{m})
+	s.waiting.Store(true)
+	ok := s.r.submit(func() { s.run([]jetstream.Msg{m}) }, s.r.stop, lost)
+	s.waiting.Store(false)
+	if ok {
 		return
 	}
-	if !s.r.submit(func() { s.run([]jetstream.Msg{m}) }, s.r.stop) {
+	select {
+	case <-lost:
+	default:
 		s.release(m)
 	}
 }
@@ -171,10 +203,15 @@ func (s *consumeSub) onErr(cc jetstream.ConsumeContext, err error) {
 	}
 	if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, natsgo.ErrNoResponders) ||
 		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-		select {
-		case s.check <- struct{}{}:
-		default:
-		}
+		s.mayBeGone()
+	}
+}
+
+// mayBeGone asks the watcher to check whether the consumer still exists.
+func (s *consumeSub) mayBeGone() {
+	select {
+	case s.check <- struct{}{}:
+	default:
 	}
 }
 
@@ -184,9 +221,25 @@ func (s *consumeSub) current() jetstream.ConsumeContext {
 	return s.cc
 }
 
+// giveUpConsumer stops consuming from the current consumer and lets a
+// callback waiting for a worker drop its message.
+func (s *consumeSub) giveUpConsumer(cc jetstream.ConsumeContext) {
+	s.mu.Lock()
+	select {
+	case <-s.lost:
+	default:
+		close(s.lost)
+	}
+	s.mu.Unlock()
+	cc.Stop()
+}
+
 // watch supervises consuming until Close, then drains it.
 func (s *consumeSub) watch() {
 	defer close(s.sourceDone)
+	defer s.cons.stopListening()
+	tick := time.NewTicker(blockedCheck)
+	defer tick.Stop()
 	for {
 		cc := s.current()
 		select {
@@ -211,7 +264,12 @@ func (s *consumeSub) watch() {
 			}
 			s.t.cfg.logger.Warn("natsbroker: consuming stopped; re-establishing",
 				"subject", s.spec.Destination, "stream", s.cons.stream)
+			s.giveUpConsumer(cc)
 			s.resume()
+		case <-tick.C:
+			if s.waiting.Load() {
+				s.mayBeGone()
+			}
 		case <-s.check:
 			ctx, cancel := context.WithTimeout(context.Background(), defaultTimeout)
 			gone := s.cons.gone(ctx)
@@ -219,7 +277,7 @@ func (s *consumeSub) watch() {
 			if gone {
 				s.t.cfg.logger.Warn("natsbroker: consumer no longer exists; creating it again",
 					"subject", s.spec.Destination, "stream", s.cons.stream)
-				cc.Stop()
+				s.giveUpConsumer(cc)
 				s.resume()
 			}
 		}

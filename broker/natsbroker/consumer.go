@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
 )
@@ -23,10 +24,20 @@ type jsConsumer struct {
 	cfg    jetstream.ConsumerConfig // what the transport creates
 	// ephemeral consumers are deleted when the subscription closes.
 	ephemeral bool
+	// pos is where a consumer created again resumes.
+	pos *position
+	// deleted is called when the server announces that the current
+	// consumer was deleted.
+	deleted func()
 
-	mu   sync.Mutex
-	cons jetstream.Consumer
+	mu       sync.Mutex
+	cons     jetstream.Consumer
+	advisory *natsgo.Subscription
 }
+
+// deletedAdvisory is the subject on which the server announces that a
+// consumer was deleted.
+const deletedAdvisory = "$JS.EVENT.ADVISORY.CONSUMER.DELETED."
 
 // newJSConsumer resolves the stream of spec and the consumer configuration
 // without touching the consumer yet.
@@ -53,7 +64,7 @@ func (t *Transport) newJSConsumer(ctx context.Context, spec *broker.Subscription
 		}
 		stream = name
 	}
-	c := &jsConsumer{t: t, stream: stream, bind: sc.bind}
+	c := &jsConsumer{t: t, stream: stream, bind: sc.bind, pos: newPosition()}
 	if c.bind != "" {
 		return c, nil
 	}
@@ -124,6 +135,45 @@ func (c *jsConsumer) open(ctx context.Context) (jetstream.Consumer, error) {
 	default:
 		cons, err = c.t.js.CreateOrUpdateConsumer(ctx, c.stream, c.cfg)
 	}
+	return c.use(cons, err)
+}
+
+// reopen binds to the consumer again if the server still has it, and
+// otherwise creates it again starting where the subscription got to (see
+// position), rather than where the configuration says a new consumer
+// starts. A consumer given to BindConsumer is only bound again.
+func (c *jsConsumer) reopen(ctx context.Context) (jetstream.Consumer, error) {
+	if c.bind != "" {
+		return c.open(ctx)
+	}
+	if old := c.current(); old != nil {
+		if info := old.CachedInfo(); info != nil {
+			cons, err := c.t.js.Consumer(ctx, c.stream, info.Name)
+			if err == nil {
+				return c.use(cons, nil)
+			}
+			if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return c.use(nil, err)
+			}
+		}
+	}
+	cfg := c.cfg
+	if seq, ok := c.pos.resume(); ok {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = seq
+		cfg.OptStartTime = nil
+	}
+	cons, err := c.t.js.CreateConsumer(ctx, c.stream, cfg)
+	if errors.Is(err, jetstream.ErrConsumerExists) && !c.ephemeral {
+		// Another member of the group created it first; its position
+		// holds (see the package documentation).
+		cons, err = c.t.js.Consumer(ctx, c.stream, cfg.Durable)
+	}
+	return c.use(cons, err)
+}
+
+// use makes cons the current consumer, or wraps err.
+func (c *jsConsumer) use(cons jetstream.Consumer, err error) (jetstream.Consumer, error) {
 	if err != nil {
 		name := c.bind
 		if name == "" {
@@ -131,10 +181,51 @@ func (c *jsConsumer) open(ctx context.Context) (jetstream.Consumer, error) {
 		}
 		return nil, fmt.Errorf("natsbroker: consumer %q of stream %s: %w", name, c.stream, err)
 	}
+	c.pos.opened(cons.CachedInfo())
 	c.mu.Lock()
 	c.cons = cons
 	c.mu.Unlock()
+	c.listen()
 	return cons, nil
+}
+
+// listen subscribes to the deleted advisory of the current consumer, so
+// that its deletion is noticed at once and whatever the handlers are doing
+// (nats.go reports it on the goroutine that delivers messages). The
+// advisory is a shortcut: where the account may not subscribe to it, the
+// subscriptions notice the deletion by checking the consumer.
+func (c *jsConsumer) listen() {
+	if c.deleted == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.advisory != nil {
+		_ = c.advisory.Unsubscribe()
+		c.advisory = nil
+	}
+	info := c.cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	deleted := c.deleted
+	adv, err := c.t.nc.Subscribe(deletedAdvisory+c.stream+"."+info.Name, func(*natsgo.Msg) { deleted() })
+	if err != nil {
+		c.t.cfg.logger.Debug("natsbroker: cannot listen for the deletion of a consumer",
+			"stream", c.stream, "consumer", info.Name, "error", err)
+		return
+	}
+	c.advisory = adv
+}
+
+// stopListening ends listen's subscription.
+func (c *jsConsumer) stopListening() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.advisory != nil {
+		_ = c.advisory.Unsubscribe()
+		c.advisory = nil
+	}
 }
 
 func (c *jsConsumer) current() jetstream.Consumer {

@@ -90,7 +90,7 @@ func (s *coreSub) onMsg(m *natsgo.Msg) {
 		s.run([]*natsgo.Msg{m})
 		return
 	}
-	if !s.r.submit(func() { s.run([]*natsgo.Msg{m}) }, s.r.abandon) {
+	if !s.r.submit(func() { s.run([]*natsgo.Msg{m}) }, s.r.abandon, nil) {
 		s.lost(1)
 	}
 }
@@ -138,7 +138,7 @@ func (s *coreSub) batch() {
 			}
 		}
 		timer.Stop()
-		if !s.r.submit(func() { s.run(msgs) }, s.r.abandon) {
+		if !s.r.submit(func() { s.run(msgs) }, s.r.abandon, nil) {
 			s.lost(len(msgs))
 			return
 		}

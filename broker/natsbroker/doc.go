@@ -77,7 +77,20 @@
 // nats.go reconnects and subscribes again on its own; JetStream consumption
 // resumes with it. When a consumer disappears (deleted by an operator, or
 // an ephemeral one expired while the client was away), the subscription
-// creates it again. Closing a subscription stops taking messages, hands
+// notices it even while every handler is busy (through the server's
+// consumer-deleted advisory, and by asking the server) and creates it
+// again, starting at the lowest stream sequence it received but did not
+// settle, or after the highest it settled: nothing published in between is
+// skipped, and a durable consumer does not replay the stream from its
+// start. Messages settled after that point may be handled again (at least
+// once). Members of a group in other processes that re-create the same
+// durable first decide where it starts; their unsettled messages follow
+// that member's position.
+//
+// A plain subscription buffers up to nats.go's default of 500 messages
+// ahead of the handlers (jetstream.DefaultMaxMessages). A buffered message
+// already counts down its AckWait: with slow handlers, lower the buffer
+// with ConsumeOptions(jetstream.PullMaxMessages(n)). Closing a subscription stops taking messages, hands
 // messages already received but not started back to the server (JetStream)
 // or delivers them (core NATS), waits for the handlers in flight and
 // flushes their acknowledgements.

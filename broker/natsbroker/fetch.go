@@ -2,8 +2,8 @@ package natsbroker
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
@@ -13,29 +13,36 @@ import (
 // fetchSub is a JetStream batch subscription: a loop of pull requests
 // (jetstream's Fetch) for up to BatchSize messages each, waiting at most
 // BatchWait. A batch is delivered as soon as it is full, and otherwise when
-// BatchWait has passed since the request began, so never later than
-// BatchWait after its first message. An idle subscription thus sends one
+// the request expires on the server, BatchWait after it began, so never
+// later than BatchWait (and the way back from the server) after its first
+// message. An idle subscription thus sends one
 // pull request per BatchWait.
 //
 // A failing fetch (the connection is recovering, the server restarts) is
 // tried again after a growing pause; when the server no longer knows the
-// consumer, it is created again.
+// consumer, it is created again where the subscription got to (see
+// position). A fetch from a deleted consumer may just come back empty, so
+// the loop also checks the consumer when the server announces its deletion
+// and every blockedCheck while fetches bring nothing.
 type fetchSub struct {
 	jsDelivery
 	loopCtx    context.Context // cancelled when Close gives up
 	cancel     context.CancelFunc
 	sourceDone chan struct{}
 	closing    atomic.Bool
+	suspect    atomic.Bool // the server announced the consumer's deletion
 }
 
 func (t *Transport) subscribeFetch(ctx, setupCtx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc, cons *jsConsumer) (*fetchSub, error) {
+	s := &fetchSub{
+		jsDelivery: jsDelivery{t: t, spec: spec, cons: cons},
+		sourceDone: make(chan struct{}),
+	}
+	cons.deleted = func() { s.suspect.Store(true) }
 	if _, err := cons.open(setupCtx); err != nil {
 		return nil, err
 	}
-	s := &fetchSub{
-		jsDelivery: jsDelivery{t: t, spec: spec, cons: cons, r: newRunner(ctx, deliver, spec.Concurrency)},
-		sourceDone: make(chan struct{}),
-	}
+	s.r = newRunner(ctx, deliver, spec.Concurrency)
 	s.loopCtx, s.cancel = context.WithCancel(context.Background())
 	go s.loop()
 	return s, nil
@@ -43,24 +50,29 @@ func (t *Transport) subscribeFetch(ctx, setupCtx context.Context, spec broker.Su
 
 func (s *fetchSub) loop() {
 	defer close(s.sourceDone)
+	defer s.cons.stopListening()
 	failures := 0
+	lastCheck := time.Now()
 	for !s.r.stopping() {
 		msgs, err := s.fetch()
 		if s.r.stopping() {
 			s.release(msgs...)
 			return
 		}
-		if len(msgs) > 0 && !s.r.submit(func() { s.run(msgs) }, s.r.stop) {
+		s.received(msgs)
+		if len(msgs) > 0 && !s.r.submit(func() { s.run(msgs) }, s.r.stop, nil) {
 			s.release(msgs...)
 			return
 		}
 		if s.loopCtx.Err() != nil {
 			return
 		}
-		// The request's own deadline passing is an empty batch, not a
-		// failure.
-		if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		if err == nil {
 			failures = 0
+			if s.suspect.Swap(false) || len(msgs) == 0 && time.Since(lastCheck) >= blockedCheck {
+				lastCheck = time.Now()
+				s.reopenIfGone()
+			}
 			continue
 		}
 		failures++
@@ -73,18 +85,19 @@ func (s *fetchSub) loop() {
 	}
 }
 
-// fetch makes one pull request and collects what it brings. When Close
-// begins, the request is cancelled rather than left to run out its
-// BatchWait; what already arrived is returned (to be handed back).
+// fetch makes one pull request and collects what it brings. The request
+// expires on the server after BatchWait, which ends the batch with a status
+// message; a client-side deadline would instead drop messages the server
+// sent just before it, and those would come back only after AckWait. When
+// Close begins, what the request brings until it ends is returned (to be
+// handed back); when Close gives up, the rest is left to AckWait.
 func (s *fetchSub) fetch() ([]jetstream.Msg, error) {
-	ctx, cancel := context.WithTimeout(s.loopCtx, s.spec.BatchWait)
-	defer cancel()
-	batch, err := s.cons.current().Fetch(s.spec.BatchSize, jetstream.FetchContext(ctx))
+	batch, err := s.cons.current().Fetch(s.spec.BatchSize, jetstream.FetchMaxWait(s.spec.BatchWait))
 	if err != nil {
 		return nil, err
 	}
 	var msgs []jetstream.Msg
-	in, stop := batch.Messages(), s.r.stop
+	in := batch.Messages()
 	for {
 		select {
 		case m, ok := <-in:
@@ -92,9 +105,8 @@ func (s *fetchSub) fetch() ([]jetstream.Msg, error) {
 				return msgs, batch.Error()
 			}
 			msgs = append(msgs, m)
-		case <-stop:
-			cancel()
-			stop = nil
+		case <-s.loopCtx.Done():
+			return msgs, s.loopCtx.Err()
 		}
 	}
 }
@@ -107,14 +119,14 @@ func (s *fetchSub) reopenIfGone() {
 	}
 	s.t.cfg.logger.Warn("natsbroker: consumer no longer exists; creating it again",
 		"subject", s.spec.Destination, "stream", s.cons.stream)
-	if _, err := s.cons.open(ctx); err != nil {
+	if _, err := s.cons.reopen(ctx); err != nil {
 		s.t.cfg.logger.Warn("natsbroker: creating the consumer again failed",
 			"subject", s.spec.Destination, "stream", s.cons.stream, "error", err)
 	}
 }
 
-// Close stops fetching (a fetch under way is cancelled, and what it
-// brought goes back to the server), waits until every delivery in flight
+// Close stops fetching (a fetch under way runs until the server ends it,
+// at most BatchWait, and what it brought goes back to the server), waits until every delivery in flight
 // was settled and the acks reached the server, and deletes the consumer if
 // it was ephemeral. When ctx ends first, it returns an error wrapping
 // ctx.Err(); unsettled messages are redelivered after AckWait.

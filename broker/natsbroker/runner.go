@@ -70,22 +70,30 @@ func (r *runner) work() {
 
 // submit hands job to a worker, waiting for one to be free, or runs it
 // when the runner has no workers. It gives up and returns false when
-// interrupt is closed first; the caller then still owns the message.
-func (r *runner) submit(job func(), interrupt <-chan struct{}) bool {
+// interrupt (or also, if not nil) is closed first; the caller then still
+// owns the message.
+func (r *runner) submit(job func(), interrupt, also <-chan struct{}) bool {
+	select {
+	case <-interrupt:
+		return false
+	case <-also:
+		return false
+	default:
+	}
 	if r.inline {
-		if !r.enter(interrupt) {
-			return false
-		}
-		defer r.leave()
+		r.running.Lock()
+		defer r.running.Unlock()
 		job()
 		return true
 	}
 	select {
+	case r.jobs <- job:
+		return true
 	case <-interrupt:
 		return false
-	default:
+	case <-also:
+		return false
 	}
-	return r.handOff(job, interrupt)
 }
 
 // enter starts an inline job, unless interrupt is closed; leave ends it.
@@ -102,16 +110,6 @@ func (r *runner) enter(interrupt <-chan struct{}) bool {
 }
 
 func (r *runner) leave() { r.running.Unlock() }
-
-// handOff gives job to a worker.
-func (r *runner) handOff(job func(), interrupt <-chan struct{}) bool {
-	select {
-	case r.jobs <- job:
-		return true
-	case <-interrupt:
-		return false
-	}
-}
 
 func (r *runner) stopTaking() { r.stopOnce.Do(func() { close(r.stop) }) }
 func (r *runner) finish()     { r.doneOnce.Do(func() { close(r.done) }) }

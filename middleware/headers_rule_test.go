@@ -1,0 +1,71 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/middleware"
+)
+
+const otherTP = "00-11111111111111111111111111111111-2222222222222222-01"
+
+// TestTraceparentRules checks which creation context a message with
+// several traceparent headers is processed under.
+func TestTraceparentRules(t *testing.T) {
+	parent := func(tp string) trace.TraceID {
+		id, _ := trace.TraceIDFromHex(tp[3:35])
+		return id
+	}
+	for _, tc := range []struct {
+		name    string
+		headers broker.Headers
+		want    trace.TraceID // zero: a new trace
+	}{
+		{"case variant: the lower-case key wins",
+			broker.Headers{{Key: "TRACEPARENT", Value: "garbage"}, {Key: "traceparent", Value: parentTP}}, parent(parentTP)},
+		{"case variant after it",
+			broker.Headers{{Key: "traceparent", Value: parentTP}, {Key: "Traceparent", Value: "garbage"}}, parent(parentTP)},
+		{"two different traceparent headers: a new trace",
+			broker.Headers{{Key: "traceparent", Value: parentTP}, {Key: "traceparent", Value: otherTP}}, trace.TraceID{}},
+		{"the same traceparent twice",
+			broker.Headers{{Key: "traceparent", Value: parentTP}, {Key: "traceparent", Value: parentTP}}, parent(parentTP)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tel, rec := newTel(t)
+			msg := &broker.Message{Destination: "orders", Headers: tc.headers}
+			if err := tel.WrapConsume(ok)(context.Background(), kafkaConsume("orders", false), []*broker.Message{msg}); err != nil {
+				t.Fatal(err)
+			}
+			span := rec.SpanByName(t, "process orders")
+			got := span.Parent().TraceID()
+			if tc.want == (trace.TraceID{}) {
+				if span.Parent().IsValid() || span.SpanContext().TraceID() == parent(parentTP) || span.SpanContext().TraceID() == parent(otherTP) {
+					t.Errorf("processed under %s, want a new trace", span.SpanContext().TraceID())
+				}
+				return
+			}
+			if got != tc.want {
+				t.Errorf("parent trace %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestWithErrorText checks that the hook sets the span status text.
+func TestWithErrorText(t *testing.T) {
+	tel, rec := newTel(t, middleware.WithErrorText(func(error) string { return "redacted" }))
+	fail := func(context.Context, broker.Operation, []*broker.Message) error {
+		return errors.New("body was 4111-1111")
+	}
+	msg := delivered("orders", 0, 1, parentTP)
+	_ = tel.WrapConsume(fail)(context.Background(), kafkaConsume("orders", false), []*broker.Message{msg})
+	st := rec.SpanByName(t, "process orders").Status()
+	if st.Code != codes.Error || st.Description != "redacted" {
+		t.Errorf("status %v %q, want Error \"redacted\"", st.Code, st.Description)
+	}
+}
