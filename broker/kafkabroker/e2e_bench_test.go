@@ -79,22 +79,9 @@ func benchE2E(b *testing.B, c *kafkatest.Cluster, commit time.Duration, topic, v
 		if err := br.Start(ctx); err != nil {
 			b.Fatal(err)
 		}
-		batch := make([]*broker.Message, 0, e2eBatch)
-		flush = func() error {
-			if len(batch) == 0 {
-				return nil
-			}
-			err := br.PublishBatch(ctx, batch)
-			batch = batch[:0]
-			return err
-		}
-		publish = func() error {
-			batch = append(batch, &broker.Message{Destination: topic, Body: e2ebench.Body})
-			if len(batch) < e2eBatch {
-				return nil
-			}
-			return flush()
-		}
+		batch := e2ebench.NewBatch(e2eBatch, func(msgs []*broker.Message) error { return br.PublishBatch(ctx, msgs) })
+		publish = func() error { return batch.Add(&broker.Message{Destination: topic, Body: e2ebench.Body}) }
+		flush = batch.Flush
 	}
 	e2ebench.Run(b, w, publish, flush)
 }
@@ -141,33 +128,18 @@ func rawKafkaE2E(b *testing.B, c *kafkatest.Cluster, commit time.Duration, topic
 	})
 
 	wr := rawWriter(b, c, false)
-	batch := make([]kafka.Message, 0, e2eBatch)
-	carriers := make([]propagation.TextMapCarrier, 0, e2eBatch)
-	send := func() error { return wr.WriteMessages(context.Background(), batch...) }
-	flush = func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		var err error
+	batch := e2ebench.NewBatch(e2eBatch, func(msgs []kafka.Message) error {
+		send := func() error { return wr.WriteMessages(context.Background(), msgs...) }
 		if h == nil {
-			err = send()
-		} else {
-			for i := range batch {
-				carriers = append(carriers, kafkaCarrier{&batch[i].Headers})
-			}
-			err = h.Publish(context.Background(), carriers, send)
+			return send()
 		}
-		batch, carriers = batch[:0], carriers[:0]
-		return err
-	}
-	publish = func() error {
-		batch = append(batch, kafka.Message{Topic: topic, Value: e2ebench.Body})
-		if len(batch) < e2eBatch {
-			return nil
+		carriers := make([]propagation.TextMapCarrier, len(msgs))
+		for i := range msgs {
+			carriers[i] = kafkaCarrier{&msgs[i].Headers}
 		}
-		return flush()
-	}
-	return publish, flush
+		return h.Publish(context.Background(), carriers, send)
+	})
+	return func() error { return batch.Add(kafka.Message{Topic: topic, Value: e2ebench.Body}) }, batch.Flush
 }
 
 // kafkaCarrier is the propagation carrier a user writes for kafka-go's

@@ -125,22 +125,9 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 			}
 			break
 		}
-		batch := make([]*broker.Message, 0, e2eBatch)
-		flush = func() error {
-			if len(batch) == 0 {
-				return nil
-			}
-			err := br.PublishBatch(ctx, batch)
-			batch = batch[:0]
-			return err
-		}
-		publish = func() error {
-			batch = append(batch, &broker.Message{Destination: subject, Body: e2ebench.Body})
-			if len(batch) < e2eBatch {
-				return nil
-			}
-			return flush()
-		}
+		batch := e2ebench.NewBatch(e2eBatch, func(msgs []*broker.Message) error { return br.PublishBatch(ctx, msgs) })
+		publish = func() error { return batch.Add(&broker.Message{Destination: subject, Body: e2ebench.Body}) }
+		flush = batch.Flush
 	}
 	e2ebench.Run(b, w, publish, flush)
 }
@@ -222,49 +209,35 @@ func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebenc
 	}
 	// Batches: every message published asynchronously, then every
 	// acknowledgement awaited, as natsbroker's PublishBatch does.
-	batch := make([]*natsgo.Msg, 0, e2eBatch)
-	carriers := make([]propagation.TextMapCarrier, 0, e2eBatch)
 	futures := make([]jetstream.PubAckFuture, e2eBatch)
-	send := func() error {
-		for i, m := range batch {
-			f, err := jsPub.PublishMsgAsync(m)
-			if err != nil {
-				return err
+	batch := e2ebench.NewBatch(e2eBatch, func(msgs []*natsgo.Msg) error {
+		send := func() error {
+			for i, m := range msgs {
+				f, err := jsPub.PublishMsgAsync(m)
+				if err != nil {
+					return err
+				}
+				futures[i] = f
 			}
-			futures[i] = f
-		}
-		for _, f := range futures[:len(batch)] {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return err
+			for _, f := range futures[:len(msgs)] {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					return err
+				}
 			}
-		}
-		return nil
-	}
-	flush = func() error {
-		if len(batch) == 0 {
 			return nil
 		}
-		var err error
 		if h == nil {
-			err = send()
-		} else {
-			err = h.Publish(ctx, carriers, send)
+			return send()
 		}
-		batch, carriers = batch[:0], carriers[:0]
-		return err
-	}
-	publish = func() error {
-		m := newMsg()
-		batch = append(batch, m)
-		carriers = append(carriers, propagation.HeaderCarrier(m.Header))
-		if len(batch) < e2eBatch {
-			return nil
+		carriers := make([]propagation.TextMapCarrier, len(msgs))
+		for i, m := range msgs {
+			carriers[i] = propagation.HeaderCarrier(m.Header)
 		}
-		return flush()
-	}
-	return publish, flush
+		return h.Publish(ctx, carriers, send)
+	})
+	return func() error { return batch.Add(newMsg()) }, batch.Flush
 }
 
 func streamOf(b *testing.B, js jetstream.JetStream, subject string) string {

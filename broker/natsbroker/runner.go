@@ -28,8 +28,8 @@ type runner struct {
 	deliver broker.DeliverFunc
 
 	jobs    chan func()
-	inline  bool       // no workers: submit runs the job
-	running sync.Mutex // held while an inline job runs
+	inline  bool          // no workers: submit runs the job
+	running chan struct{} // holds a token while an inline job runs
 	stop    chan struct{}
 	done    chan struct{}
 	abandon chan struct{}
@@ -49,6 +49,7 @@ func newRunner(ctx context.Context, deliver broker.DeliverFunc, concurrency int)
 	}
 	if concurrency <= 1 {
 		r.inline = true
+		r.running = make(chan struct{}, 1)
 		return r
 	}
 	for range concurrency {
@@ -81,8 +82,8 @@ func (r *runner) submit(job func(), interrupt, also <-chan struct{}) bool {
 	default:
 	}
 	if r.inline {
-		r.running.Lock()
-		defer r.running.Unlock()
+		r.running <- struct{}{}
+		defer r.leave()
 		job()
 		return true
 	}
@@ -105,11 +106,11 @@ func (r *runner) enter(interrupt <-chan struct{}) bool {
 		return false
 	default:
 	}
-	r.running.Lock()
+	r.running <- struct{}{}
 	return true
 }
 
-func (r *runner) leave() { r.running.Unlock() }
+func (r *runner) leave() { <-r.running }
 
 func (r *runner) stopTaking() { r.stopOnce.Do(func() { close(r.stop) }) }
 func (r *runner) finish()     { r.doneOnce.Do(func() { close(r.done) }) }
@@ -136,8 +137,10 @@ func (r *runner) wait(ctx context.Context) error {
 	idle := make(chan struct{})
 	go func() {
 		r.workers.Wait()
-		r.running.Lock() // an inline job has returned
-		r.running.Unlock()
+		if r.inline {
+			r.running <- struct{}{} // an inline job has returned
+			<-r.running
+		}
 		close(idle)
 	}()
 	select {

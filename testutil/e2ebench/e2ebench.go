@@ -189,37 +189,67 @@ func (w Window) Done() { <-w }
 // Before measuring, one message is published and awaited, so that joining
 // a consumer group or creating a consumer is not measured.
 func Run(b *testing.B, w Window, publish func() error, flush func() error) {
-	w.Take()
-	if err := publish(); err != nil {
-		b.Fatal(err)
-	}
-	if flush != nil {
-		if err := flush(); err != nil {
+	send := func() {
+		w.Take()
+		if err := publish(); err != nil {
 			b.Fatal(err)
 		}
 	}
-	w.drain()
+	finish := func() {
+		if flush != nil {
+			if err := flush(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		w.drain()
+	}
+	send()
+	finish()
+
 	b.ReportAllocs()
 	b.SetBytes(int64(len(Body)))
 	cpu0 := CPUTime()
 	start := time.Now()
 	b.ResetTimer()
 	for b.Loop() {
-		w.Take()
-		if err := publish(); err != nil {
-			b.Fatal(err)
-		}
+		send()
 	}
-	if flush != nil {
-		if err := flush(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	w.drain()
+	finish()
 	b.StopTimer()
 	elapsed, cpu := time.Since(start), CPUTime()-cpu0
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/msg")
+}
+
+// Batch collects what a batching publisher sends, size at a time.
+type Batch[T any] struct {
+	items []T
+	send  func([]T) error
+}
+
+// NewBatch returns a batch that calls send with every size items, and
+// with the rest on Flush.
+func NewBatch[T any](size int, send func([]T) error) *Batch[T] {
+	return &Batch[T]{items: make([]T, 0, size), send: send}
+}
+
+// Add adds v and sends the batch once it is full.
+func (b *Batch[T]) Add(v T) error {
+	b.items = append(b.items, v)
+	if len(b.items) < cap(b.items) {
+		return nil
+	}
+	return b.Flush()
+}
+
+// Flush sends what the batch holds, if anything.
+func (b *Batch[T]) Flush() error {
+	if len(b.items) == 0 {
+		return nil
+	}
+	err := b.send(b.items)
+	b.items = b.items[:0]
+	return err
 }
 
 // drain waits until every message in flight was handled.
