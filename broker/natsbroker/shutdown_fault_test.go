@@ -17,19 +17,6 @@ import (
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
 
-// doneSignal is a context that reports the first call of its Done method:
-// Close watches its ctx while it drains, so the call says Close has begun.
-type doneSignal struct {
-	context.Context
-	once   sync.Once
-	called chan struct{}
-}
-
-func (c *doneSignal) Done() <-chan struct{} {
-	c.once.Do(func() { close(c.called) })
-	return c.Context.Done()
-}
-
 // TestShutdownUnderLoad closes a broker while a JetStream subscription with
 // eight concurrent handlers works through a backlog and every handler is in
 // flight. Close returns once they have finished; every message they
@@ -87,11 +74,13 @@ func TestShutdownUnderLoad(t *testing.T) {
 	}
 	testutil.Eventually(t, 30*time.Second, func() bool { return blocked.Load() == workers }, "every handler in flight")
 
-	ctx := &doneSignal{Context: context.Background(), called: make(chan struct{})}
+	// Close watches its ctx while it drains: the first look says it has
+	// begun, and only then are the handlers let go.
+	ctx, closing := testutil.WatchedContext(context.Background())
 	closed := make(chan error, 1)
 	go func() { closed <- first.Close(ctx) }()
 	select {
-	case <-ctx.called:
+	case <-closing:
 	case err := <-closed:
 		t.Fatalf("Close returned (%v) while %d handlers were in flight", err, workers)
 	}
