@@ -4,14 +4,11 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/broker/memory"
-	"github.com/tracebus/tracebus/exporters"
-	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/otlptest"
 )
 
@@ -23,8 +20,6 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkCollector -count 6 ./exporters | benchstat -col /collector -
 func BenchmarkCollector(b *testing.B) {
-	b.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "60000")
-	b.Setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
 	b.Run("collector=healthy", func(b *testing.B) {
 		benchCollector(b, otlptest.StartGRPC(b).URL)
 	})
@@ -37,34 +32,7 @@ func BenchmarkCollector(b *testing.B) {
 
 func benchCollector(b *testing.B, endpoint string) {
 	ctx := context.Background()
-	p, err := exporters.Setup(ctx, exporters.WithOTLP(exporters.ProtocolGRPC, endpoint), exporters.WithoutGlobal())
-	if err != nil {
-		b.Fatal(err)
-	}
-	tr, err := memory.New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	br := broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry(
-		middleware.WithTracerProvider(p.TracerProvider),
-		middleware.WithMeterProvider(p.MeterProvider),
-		middleware.WithPropagators(p.Propagator),
-	)))
-	var handled atomic.Int64
-	all := make(chan struct{})
-	var want atomic.Int64
-	want.Store(-1)
-	if err := br.Subscribe("orders", func(context.Context, *broker.Message) error {
-		if handled.Add(1) == want.Load() {
-			close(all)
-		}
-		return nil
-	}); err != nil {
-		b.Fatal(err)
-	}
-	if err := br.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
+	br, p, handled := otlpBroker(b, endpoint)
 	id := strings.Repeat("i", 64<<10)
 	b.ReportAllocs()
 	n := 0
@@ -75,10 +43,7 @@ func benchCollector(b *testing.B, endpoint string) {
 		}
 		n++
 	}
-	want.Store(int64(n))
-	if handled.Load() < int64(n) {
-		<-all
-	}
+	testutil.Eventually(b, time.Minute, func() bool { return handled.Load() == int64(n) }, "every message handled")
 	b.StopTimer()
 	_ = br.Close(ctx)
 	// A dead collector keeps Shutdown until its deadline.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,38 +48,15 @@ const (
 // fixed slack: bounded by our constants, not by the sender.
 func TestDeadCollectorHeapBounded(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "60000")
-	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
 	endpoint, stop := startHangingGRPC(t)
 	defer stop()
 
 	ctx := context.Background()
-	p, err := exporters.Setup(ctx, exporters.WithOTLP(exporters.ProtocolGRPC, endpoint), exporters.WithoutGlobal())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := broker.New(testutil.Memory(t), broker.WithMiddleware(middleware.NewTelemetry(
-		middleware.WithTracerProvider(p.TracerProvider),
-		middleware.WithMeterProvider(p.MeterProvider),
-		middleware.WithPropagators(p.Propagator),
-	)))
+	b, p, handled := otlpBroker(t, endpoint)
 	// More spans than the processor can hold, so that the queue is full
 	// and spans are being dropped when the heap is measured.
 	n := testutil.Scale(2*spansHeld/spansPerMessage, 50_000)
 	const idSize = 64 << 10
-	var handled atomic.Int64
-	done := make(chan struct{})
-	if err := b.Subscribe("orders", func(context.Context, *broker.Message) error {
-		if handled.Add(1) == int64(n) {
-			close(done)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	before := heapInuse()
 	id := make([]byte, idSize)
 	for i := range n {
@@ -93,11 +69,8 @@ func TestDeadCollectorHeapBounded(t *testing.T) {
 			t.Fatalf("publish %d: %v", i, err)
 		}
 	}
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second): // a hang guard, not a speed check
-		t.Fatalf("handled %d of %d messages", handled.Load(), n)
-	}
+	// A hang guard, not a speed check.
+	testutil.Eventually(t, 60*time.Second, func() bool { return handled.Load() == int64(n) }, "every message handled")
 	after := heapInuse()
 	grown := int64(after) - int64(before)
 	bound := int64(spansHeld*(middleware.DefaultMessageAttributeLimit+spanOverhead) + heapSlack)
