@@ -79,18 +79,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	start(t, first)
 	eventually(t, func() bool { return blocked.Load() == lanes }, "a handler in flight on every lane")
 
-	ctx, closing := testutil.WatchedContext(context.Background())
-	closed := make(chan error, 1)
-	go func() { closed <- first.Close(ctx) }()
-	select {
-	case <-closing:
-	case err := <-closed:
-		t.Fatalf("Close returned (%v) while %d handlers were in flight", err, lanes)
-	}
-	close(release)
-	if err := recv(t, closed); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
+	testutil.CloseWhileBlocked(t, first, func() { close(release) }, wait)
 	if s, f := started.Load(), finished.Load(); s != f {
 		t.Fatalf("Close returned with %d handlers started and %d finished", s, f)
 	}

@@ -74,25 +74,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	}
 	testutil.Eventually(t, 30*time.Second, func() bool { return blocked.Load() == workers }, "every handler in flight")
 
-	// Close watches its ctx while it drains: the first look says it has
-	// begun, and only then are the handlers let go.
-	ctx, closing := testutil.WatchedContext(context.Background())
-	closed := make(chan error, 1)
-	go func() { closed <- first.Close(ctx) }()
-	select {
-	case <-closing:
-	case err := <-closed:
-		t.Fatalf("Close returned (%v) while %d handlers were in flight", err, workers)
-	}
-	close(release)
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatalf("Close: %v", err)
-		}
-	case <-time.After(30 * time.Second): // a hang guard
-		t.Fatal("Close did not return after the handlers did")
-	}
+	testutil.CloseWhileBlocked(t, first, func() { close(release) }, 30*time.Second)
 	if s, f := started.Load(), finished.Load(); s != f {
 		t.Fatalf("Close returned with %d handlers started and %d finished", s, f)
 	}
