@@ -1,7 +1,6 @@
 package natstest
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -40,7 +39,16 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	if os.Getenv(EnvURL) != "" {
 		tb.Skip("natstest: a cluster test needs embedded servers; unset " + EnvURL)
 	}
-	c, err := startCluster(tb.TempDir(), n)
+	// The route ports are reserved and released before the nodes bind
+	// them; another process may take one in between, and the cluster then
+	// does not form. A second attempt uses fresh ports.
+	var c *Cluster
+	var err error
+	for range 2 {
+		if c, err = startCluster(tb.TempDir(), n); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -106,13 +114,13 @@ func startCluster(dir string, n int) (*Cluster, error) {
 	return c, nil
 }
 
-// waitReady waits until every node accepts clients, has a route to every
-// other node and knows the JetStream meta leader.
+// waitReady waits until every node accepts clients and has a route to
+// every other node, and the JetStream meta leader knows every node.
 func (c *Cluster) waitReady() error {
 	deadline := time.Now().Add(clusterReadyTimeout)
 	for _, srv := range c.servers {
-		if !srv.ReadyForConnections(clusterReadyTimeout) {
-			return errors.New("natstest: cluster node not ready for connections")
+		if !srv.ReadyForConnections(readyTimeout) {
+			return fmt.Errorf("natstest: cluster node %s not ready for connections after %v", srv.Name(), readyTimeout)
 		}
 	}
 	for {
@@ -132,9 +140,13 @@ func (c *Cluster) waitReady() error {
 	}
 }
 
+// hasMetaLeader reports whether a node leads the JetStream meta group and
+// knows every node as a JetStream peer with current stats: before that,
+// creating a replicated stream fails with "no suitable peers for
+// placement".
 func (c *Cluster) hasMetaLeader() bool {
 	for _, srv := range c.servers {
-		if srv != nil && srv.JetStreamIsLeader() {
+		if srv != nil && srv.JetStreamIsLeader() && len(srv.JetStreamClusterPeers()) == len(c.servers) {
 			return true
 		}
 	}
