@@ -37,7 +37,7 @@ func TestDeadCollector(t *testing.T) {
 	}{
 		{"grpc, nothing listening", exporters.ProtocolGRPC, func(t *testing.T) (string, func()) { return "http://" + deadAddress(t), func() {} }},
 		{"http, nothing listening", exporters.ProtocolHTTP, func(t *testing.T) (string, func()) { return "http://" + deadAddress(t), func() {} }},
-		{"grpc, never answering", exporters.ProtocolGRPC, startHangingGRPC},
+		{"grpc, never answering", exporters.ProtocolGRPC, func(t *testing.T) (string, func()) { return startHangingGRPC(t) }},
 		{"http, never answering", exporters.ProtocolHTTP, startHangingHTTP},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,7 +128,7 @@ func (hangingMetrics) Export(ctx context.Context, _ *colmetricpb.ExportMetricsSe
 	return nil, ctx.Err()
 }
 
-func startHangingGRPC(t *testing.T) (string, func()) {
+func startHangingGRPC(t testing.TB) (string, func()) {
 	t.Helper()
 	lis, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {

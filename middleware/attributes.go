@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -233,9 +234,16 @@ func (t *Telemetry) linkCount(n int) int {
 }
 
 // messageID is messaging.message.id with id capped (see
-// WithMessageAttributeLimit).
+// WithMessageAttributeLimit). A capped id is copied: the prefix alone, as a
+// substring, would keep the sender's whole id alive for as long as the span
+// waits in the exporter's queue, which with a dead collector is the queue's
+// length times the size the sender chose.
 func (t *Telemetry) messageID(id string) attribute.KeyValue {
-	return semconv.MessagingMessageID(capUTF8(id, t.cfg.attrLimit))
+	capped := capUTF8(id, t.cfg.attrLimit)
+	if len(capped) < len(id) {
+		capped = strings.Clone(capped)
+	}
+	return semconv.MessagingMessageID(capped)
 }
 
 // capUTF8 returns the longest prefix of b of at most n bytes that does not
