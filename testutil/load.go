@@ -152,10 +152,17 @@ func testLoad(t *testing.T, s TransportSuite, n int, failing bool) {
 	// The successes, the failed attempts, and the dead-letter
 	// subscription's deliveries of the messages that never succeeded.
 	wantProcess := n + wantErrors
+	// A dead letter's send span can end after the dead-letter
+	// subscription's process span: wait for both kinds.
+	wantSendSpans := (n + chunk - 1) / chunk
+	if failing {
+		wantSendSpans += (n + 99) / 100 // one single publish per dead letter
+	}
 	Eventually(t, s.Wait(), func() bool {
 		process, _ := spans.counts("process")
-		return process >= wantProcess
-	}, fmt.Sprintf("process spans ended: want %d, failed attempts %d", wantProcess, wantErrors))
+		send, _ := spans.counts("send")
+		return process >= wantProcess && send >= wantSendSpans
+	}, fmt.Sprintf("spans ended: want %d process (failed attempts %d) and %d send", wantProcess, wantErrors, wantSendSpans))
 
 	mu.Lock()
 	defer mu.Unlock()
