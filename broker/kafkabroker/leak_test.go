@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/goleak"
 
 	"github.com/tracebus/tracebus/broker"
@@ -16,6 +17,10 @@ import (
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	c := kafkatest.New(t)
 	topic := newTopic(t, c, 2)
+	// The cluster's admin client is done: closed, its metadata refresh
+	// cannot open a connection (and with it a goroutine of the in-process
+	// cluster) while the transport's goroutines are checked.
+	c.Client().Transport.(*kafka.Transport).CloseIdleConnections()
 	opts := goleak.IgnoreCurrent()
 
 	tr, err := kafkabroker.New(c.TransportOptions()...)
