@@ -23,11 +23,17 @@
 //
 //	go run ./example -nats nats://localhost:4222 -kafka localhost:9092 -otlp http://localhost:4318
 //
+// -timeout bounds the wait for every order to be shipped or dead-lettered
+// (60s by default; slow real servers may need more): past it the run stops
+// and exits with status 1.
+//
 // -otlp sends the spans and metrics to Jaeger, Tempo or a collector over
 // OTLP/HTTP as well; a receiver that takes traces only (Jaeger, Tempo) costs
 // one warning that metrics are not exported to it. Without -otlp the
 // standard OTEL_* variables still apply on top of the waterfall: with
 // OTEL_EXPORTER_OTLP_ENDPOINT set, the traces are printed and exported.
+// When nothing listens at the endpoint, the run ends with one line naming
+// it and exit status 1.
 package main
 
 import (
@@ -37,7 +43,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
@@ -45,15 +50,7 @@ import (
 
 func main() {
 	var cfg config
-	flag.IntVar(&cfg.orders, "orders", 4, "how many orders checkout places")
-	flag.StringVar(&cfg.natsURL, "nats", "", "NATS server URL; empty starts an embedded server")
-	flag.StringVar(&cfg.kafka, "kafka", "", "comma-separated Kafka brokers; empty starts an in-process cluster")
-	flag.StringVar(&cfg.otlp, "otlp", "", "OTLP/HTTP endpoint to export to as well, e.g. http://localhost:4318")
-	flag.DurationVar(&cfg.timeout, "timeout", 60*time.Second, "give up when the flow has not finished by then")
-	flag.StringVar(&cfg.http, "http", "127.0.0.1:0", "address to serve metrics, the AsyncAPI document and health on")
-	flag.BoolVar(&cfg.serve, "serve", false, "keep running after the orders are through, until Ctrl-C (to explore Jaeger, Prometheus, AsyncAPI)")
-	flag.Parse()
-
+	_ = commandLine(&cfg).Parse(os.Args[1:]) // ExitOnError: exits on a bad flag or -h
 	cfg.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	slog.SetDefault(cfg.log)
 	ctx, stop := broker.SignalContext(context.Background())
@@ -62,6 +59,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "example:", err)
 		os.Exit(1)
 	}
+}
+
+// commandLine returns the example's flags, which fill cfg.
+func commandLine(cfg *config) *flag.FlagSet {
+	fs := flag.NewFlagSet("example", flag.ExitOnError)
+	fs.IntVar(&cfg.orders, "orders", 4, "how many orders checkout places")
+	fs.StringVar(&cfg.natsURL, "nats", "", "NATS server URL; empty starts an embedded server")
+	fs.StringVar(&cfg.kafka, "kafka", "", "comma-separated Kafka brokers; empty starts an in-process cluster")
+	fs.StringVar(&cfg.otlp, "otlp", "", "OTLP/HTTP endpoint to export to as well, e.g. http://localhost:4318")
+	fs.DurationVar(&cfg.timeout, "timeout", 60*time.Second, "how long to wait for every order to be shipped or dead-lettered before giving up with exit status 1")
+	fs.StringVar(&cfg.http, "http", "127.0.0.1:0", "address to serve metrics, the AsyncAPI document and health on")
+	fs.BoolVar(&cfg.serve, "serve", false, "keep running after the orders are through, until Ctrl-C (to explore Jaeger, Prometheus, AsyncAPI)")
+	return fs
 }
 
 type config struct {
@@ -77,13 +87,6 @@ type config struct {
 	// are through, while everything still runs (tests look at the served
 	// metrics, AsyncAPI document and health there).
 	inspect func(base string) error
-}
-
-func (c config) kafkaBrokers() []string {
-	if c.kafka == "" {
-		return nil
-	}
-	return strings.Split(c.kafka, ",")
 }
 
 var errTimeout = errors.New("the flow did not finish in time")

@@ -2,14 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -193,5 +198,79 @@ func validateAsyncAPI(t *testing.T, doc string) {
 	}
 	if err := schema.Validate(inst); err != nil {
 		t.Errorf("the served document is not valid AsyncAPI 3.0.0: %v", err)
+	}
+}
+
+// With -otlp at an endpoint nobody listens on, the run fails with one
+// line that names the endpoint, the services and the cause, with a hint;
+// the waterfall still printed every trace.
+func TestRunOTLPUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoint := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	var out, warnings bytes.Buffer
+	cfg := config{orders: 1, timeout: 30 * time.Second, otlp: endpoint,
+		log: slog.New(slog.NewTextHandler(&lockedWriter{w: &warnings}, nil))}
+	err = run(t.Context(), cfg, &lockedWriter{w: &out})
+	if err == nil {
+		t.Fatal("run succeeded with nothing listening at the OTLP endpoint")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "\n") {
+		t.Errorf("the error has more than one line:\n%s", msg)
+	}
+	for _, want := range []string{"telemetry of billing, checkout, fraud, shipping not exported to " + endpoint, "connection refused", "listening there?", "-otlp"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("error %q does not wrap the connection error", msg)
+	}
+	if !strings.Contains(out.String(), "process orders.created.*") {
+		t.Errorf("the waterfall did not print:\n%s", out.String())
+	}
+}
+
+// With -serve, the run serves until ctx is done and then ends without a
+// "traces:" heading: the traces printed while it served.
+func TestRunServe(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out bytes.Buffer
+	cfg := config{orders: 1, timeout: 30 * time.Second, serve: true,
+		inspect: func(string) error { cancel(); return nil }} // Ctrl-C once the orders are through
+	if err := run(ctx, cfg, &lockedWriter{w: &out}); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	text := out.String()
+	if !strings.Contains(text, "serving until Ctrl-C") || strings.Contains(text, "traces:") {
+		t.Errorf("want the serving line and no traces heading:\n%s", text)
+	}
+	if !strings.Contains(text, "process orders.created.*") {
+		t.Errorf("the traces were not printed:\n%s", text)
+	}
+}
+
+// Every flag has its help text, and the README documents every flag.
+func TestFlagsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg config
+	commandLine(&cfg).VisitAll(func(f *flag.Flag) {
+		if len(f.Usage) < 20 {
+			t.Errorf("-%s: help %q says too little", f.Name, f.Usage)
+		}
+		if !bytes.Contains(readme, []byte("`-"+f.Name)) {
+			t.Errorf("the README does not document -%s", f.Name)
+		}
+	})
+	if cfg.timeout != 60*time.Second {
+		t.Errorf("-timeout defaults to %v", cfg.timeout)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,15 +182,16 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	// from taking messages, lets in-flight handlers finish (they publish
 	// across brokers), closes the transports, then flushes the telemetry.
 	var flush []func(context.Context) error
-	for _, svc := range svcs {
-		flush = append(flush, svc.providers.Shutdown)
+	var lost telemetryLoss
+	for name, svc := range svcs {
+		flush = append(flush, lost.shutdown(name, svc.providers.Shutdown))
 	}
 	app := broker.NewApp(broker.WithBrokers(brokers...), broker.ShutdownTelemetry(flush...),
 		broker.WithShutdownTimeout(15*time.Second))
 	defer func() {
 		stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 		defer cancel()
-		err = errors.Join(err, app.Stop(stop))
+		err = errors.Join(err, app.Stop(stop), lost.err(cfg))
 	}()
 	if werr != nil {
 		return werr
@@ -213,6 +217,9 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		fmt.Fprintln(out, "\ninterrupted: finishing in-flight work, flushing telemetry")
 		return nil
 	}
+	if errors.Is(err, errTimeout) {
+		return fmt.Errorf("%w: not every order was shipped or dead-lettered within %v (-timeout)", err, cfg.timeout)
+	}
 	if err != nil {
 		return err
 	}
@@ -224,11 +231,61 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		}
 	}
 	if cfg.serve {
-		fmt.Fprintln(out, "\nserving until Ctrl-C")
+		// The waterfall prints each trace once it is complete, so by
+		// Ctrl-C they have all been printed: no heading then.
+		fmt.Fprintln(out, "\nserving until Ctrl-C; traces print as they complete")
 		<-ctx.Done()
+		return nil
 	}
 	fmt.Fprintln(out, "\ntraces:")
 	return nil
+}
+
+// telemetryLoss collects the services whose telemetry could not be
+// flushed at shutdown, so that an endpoint nobody listens on costs one
+// line naming it, not one per service and signal.
+type telemetryLoss struct {
+	mu       sync.Mutex
+	services []string
+	first    error
+}
+
+// shutdown wraps a service's telemetry shutdown to record its failure.
+func (l *telemetryLoss) shutdown(service string, fn func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := fn(ctx); err != nil {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.services = append(l.services, service)
+			if l.first == nil {
+				l.first = err
+			}
+		}
+		return nil
+	}
+}
+
+// err returns one error, on one line, for every service that lost
+// telemetry: the endpoint, the services, the cause and a hint; nil when
+// nothing was lost.
+func (l *telemetryLoss) err(cfg config) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.services) == 0 {
+		return nil
+	}
+	slices.Sort(l.services)
+	endpoint := cfg.otlp
+	if endpoint == "" {
+		endpoint = cmp.Or(os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "the endpoints of the OTEL_* variables")
+	}
+	const hint = "is Jaeger, Tempo or a collector listening there? Fix -otlp or drop it"
+	services := strings.Join(l.services, ", ")
+	if op, ok := errors.AsType[*net.OpError](l.first); ok {
+		return fmt.Errorf("telemetry of %s not exported to %s: %w (%s)", services, endpoint, op, hint)
+	}
+	cause, _, _ := strings.Cut(l.first.Error(), "\n")
+	return fmt.Errorf("telemetry of %s not exported to %s: %s (%s)", services, endpoint, cause, hint)
 }
 
 // flakyOrder fails its first billing attempt with a transient error.
@@ -307,8 +364,9 @@ func servers(cfg config) (natsURL string, kafkaOpts []kafkabroker.Option, stop f
 		natsURL = srv.URL()
 	}
 	kafkaOpts = []kafkabroker.Option{kafkabroker.WithAutoCreateTopics(3, 1)}
-	if brokers := cfg.kafkaBrokers(); brokers != nil {
-		kafkaOpts = append(kafkaOpts, kafkabroker.WithBrokers(brokers...))
+	if cfg.kafka != "" {
+		// A comma-separated list, as Kafka's bootstrap.servers.
+		kafkaOpts = append(kafkaOpts, kafkabroker.WithBrokers(cfg.kafka))
 	} else {
 		cluster, err := kafkatest.Start()
 		if err != nil {

@@ -176,12 +176,20 @@ func WireBilling(orders, invoicing broker.Registrar, tp trace.TracerProvider, mp
 		return nil, err
 	}
 	// Dead letters are read as raw JSON: they are the orders that did not
-	// validate, and must not be rejected again.
+	// validate, and must not be rejected again. The log line names the
+	// order, never its body: an order carries customer data, and a log is
+	// no place for it.
 	err = broker.Handle(orders, deadOrders, func(ctx context.Context, order json.RawMessage) error {
 		m := broker.MessageFromContext(ctx)
 		bl.rejected.Add(1)
-		log.WarnContext(ctx, "billing rejected order", "order", string(order),
-			"reason", m.Headers.Get(broker.HeaderDeadLetterError), "attempts", m.Headers.Get(broker.HeaderDeadLetterAttempts))
+		var ref struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(order, &ref) // a body that is not an order logs no id
+		log.WarnContext(ctx, "billing rejected order", "order", ref.ID,
+			"reason", m.Headers.Get(broker.HeaderDeadLetterError),
+			"destination", m.Headers.Get(broker.HeaderDeadLetterOrigin),
+			"attempts", m.Headers.Get(broker.HeaderDeadLetterAttempts))
 		return nil
 	}, broker.Group("billing-dead-letters"), broker.Describe("Orders billing could not take, with the reason."))
 	return bl, err

@@ -273,3 +273,29 @@ func errorType(s sdktrace.ReadOnlySpan) string {
 	}
 	return ""
 }
+
+// The dead-letter consumer logs which order was rejected, why and where
+// it failed, never the order's body (customer data).
+func TestDeadLetterLogHasNoBody(t *testing.T) {
+	h := testutil.NewHarness(t, testutil.Synchronous())
+	s := wire(t, h)
+	if err := placeOrders(t.Context(), s.checkout, invalidOrder); err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for l := range strings.Lines(s.logs.String()) {
+		if strings.Contains(l, `msg="billing rejected order"`) {
+			line = l
+		}
+	}
+	for _, want := range []string{"order=order-3", "destination=" + ordersSubject, "quantity 0"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the dead-letter log line lacks %s: %q\nlogs:\n%s", want, line, s.logs.String())
+		}
+	}
+	for _, body := range []string{"c-43", "sku", "book"} { // the order's customer and item
+		if strings.Contains(line, body) {
+			t.Errorf("the dead-letter log line carries the order's body (%s): %q", body, line)
+		}
+	}
+}

@@ -66,13 +66,18 @@
 // WithAutoCreateTopics creates missing topics through the CreateTopics API,
 // whatever the brokers' auto.create.topics.enable. Without it no request of
 // the transport allows automatic creation, so a topic must exist before it
-// is used. The transport learns about topics created while it runs from
-// kafka-go's metadata cache, which it refreshes within WithMetadataMaxAge
-// (6s by default); until then a publish to such a topic waits for it (like
-// the Java producer waiting for metadata), for at most that long or until
-// its ctx is done, and a subscription without a group fails with
-// ErrUnknownTopic. Partition counts, which Publish needs for
-// Message.Partition, are cached per transport for the same time.
+// is used. A publish to a topic that kafka-go's metadata cache does not
+// know asks the cluster once, with a request that cannot create it: a
+// topic created a moment ago is then published to at once, and a missing
+// one fails the publish at once with an error wrapping ErrUnknownTopic
+// that names the topic and the remedy (create it, or WithAutoCreateTopics).
+// A handler whose onward publish fails so is retried with backoff, as for
+// any error, so a topic created meanwhile is found; the broker's log lines
+// for the retry and the dead letter carry that error. A subscription
+// without a group to a missing topic fails with ErrUnknownTopic; a group
+// subscription waits for the topic. Partition counts, which Publish needs for
+// Message.Partition, are cached per transport for WithMetadataMaxAge (6s by
+// default).
 //
 // # Limits
 //

@@ -8,7 +8,9 @@ var (
 	// ErrUnknownPartition: Message.Partition names a partition the topic
 	// does not have.
 	ErrUnknownPartition = errors.New("kafkabroker: unknown partition")
-	// ErrUnknownTopic: a subscription without a group names a topic that
-	// does not exist (group subscriptions wait for it instead).
+	// ErrUnknownTopic: a publish, or a subscription without a group, names
+	// a topic that does not exist while the transport does not create
+	// topics (WithAutoCreateTopics). Group subscriptions wait for the topic
+	// instead.
 	ErrUnknownTopic = errors.New("kafkabroker: unknown topic")
 )

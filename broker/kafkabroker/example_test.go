@@ -196,3 +196,44 @@ func ExampleStartOffset() {
 	<-done
 	// Output: EUR 1.08
 }
+
+// Seed brokers from a command-line flag or an environment variable, as a
+// comma-separated list; a mistake fails New with the value named.
+func ExampleWithBrokers() {
+	tr, err := kafkabroker.New(kafkabroker.WithBrokers("kafka-1.internal:9093, kafka-2.internal"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tr.Close(context.Background())
+	fmt.Println(tr.Info().ServerAddress, tr.Info().ServerPort)
+
+	_, err = kafkabroker.New(kafkabroker.WithBrokers("kafka://kafka-1.internal:9093"))
+	fmt.Println(errors.Is(err, broker.ErrInvalidOption))
+	fmt.Println(err)
+	// Output:
+	// kafka-1.internal 9093
+	// true
+	// kafkabroker: broker address "kafka://kafka-1.internal:9093": a URL: write host:port without a scheme (TLS and SASL are the options WithTLS and WithSASL): tracebus: invalid option
+}
+
+// A publish to a topic that does not exist fails at once, saying so.
+func ExampleErrUnknownTopic() {
+	c, err := kafkatest.Start()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	tr, err := kafkabroker.New(c.TransportOptions()...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tr.Close(ctx)
+
+	err = tr.Publish(ctx, []*broker.Message{{Destination: "no-such-topic", Body: []byte("x")}})
+	fmt.Println(errors.Is(err, kafkabroker.ErrUnknownTopic))
+	fmt.Println(err)
+	// Output:
+	// true
+	// kafkabroker: publish no-such-topic: kafkabroker: unknown topic: create the topic, or let the transport create missing topics with kafkabroker.WithAutoCreateTopics ([3] Unknown Topic Or Partition: the request is for a topic or partition that does not exist on this broker)
+}

@@ -111,3 +111,56 @@ func (t *Transport) awaitTopic(ctx context.Context, op func() error) error {
 	}
 	return err
 }
+
+// checkTopic fails fast when topic does not exist and the transport does
+// not create topics: without it, kafka-go's writer would wait for its
+// metadata to learn the topic and then retry the produce, some seconds per
+// attempt, and fail with a bare "Unknown Topic Or Partition". The error
+// names the topic and the remedy, and wraps ErrUnknownTopic and
+// kafka.UnknownTopicOrPartition. When the cluster cannot be asked, checkTopic
+// returns nil and the write reports what is wrong.
+func (t *Transport) checkTopic(ctx context.Context, topic string) error {
+	if exists, err := t.lookupTopic(ctx, topic); exists || err != nil {
+		return nil
+	}
+	return fmt.Errorf("kafkabroker: publish %s: %w: create the topic, or let the transport create missing topics with kafkabroker.WithAutoCreateTopics (%w)",
+		topic, ErrUnknownTopic, kafka.UnknownTopicOrPartition)
+}
+
+// lookupTopic reports whether topic exists: from the transport's partition
+// cache, else from kafka-go's metadata cache, else, when that says the
+// topic is missing, from the cluster itself, once, with a request that
+// cannot create it (DescribeConfigs, as a Metadata request would create
+// the topic where the brokers allow that). A topic found there was created
+// after kafka-go's last metadata refresh: lookupTopic then makes kafka-go
+// refresh its cache for it, so the write that follows does not wait for
+// the next periodic refresh (WithMetadataMaxAge). err is set when the
+// answer is unknown.
+func (t *Transport) lookupTopic(ctx context.Context, topic string) (exists bool, err error) {
+	if _, ok := t.partitions.get(topic, time.Now()); ok {
+		return true, nil
+	}
+	_, err = t.partitionCount(ctx, topic)
+	if !errors.Is(err, kafka.UnknownTopicOrPartition) {
+		return err == nil, err
+	}
+	dc, err := t.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{
+		Resources: []kafka.DescribeConfigRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic}},
+	})
+	switch {
+	case err != nil:
+		return false, err
+	case len(dc.Resources) != 1:
+		return false, fmt.Errorf("kafkabroker: describe topic %s: %d resources in the answer", topic, len(dc.Resources))
+	case errors.Is(dc.Resources[0].Error, kafka.UnknownTopicOrPartition):
+		return false, nil
+	case dc.Resources[0].Error != nil:
+		return false, dc.Resources[0].Error
+	}
+	// The topic exists, so allowing auto-creation creates nothing; it is
+	// what makes kafka-go ask the brokers instead of its cache.
+	if _, err := t.kt.RoundTrip(ctx, t.writer.Addr, &metadataAPI.Request{TopicNames: []string{topic}, AllowAutoTopicCreation: true}); err != nil {
+		return true, err
+	}
+	return true, nil
+}

@@ -122,23 +122,71 @@ func (c *config) invalid(format string, args ...any) {
 	}
 }
 
-// WithBrokers sets the seed brokers, as "host:port" (a missing port means
-// 9092). The first one is reported as server.address and server.port. The
-// default is DefaultBroker.
-func WithBrokers(addrs ...string) Option {
+// number is what the numeric options take.
+type number interface {
+	~int | ~int64
+}
+
+// positive returns an option that sets the field of config that field
+// selects to v, or records v as invalid unless it is above zero.
+func positive[T number](what string, v T, field func(*config) *T) Option {
 	return optionFunc(func(c *config) {
-		if len(addrs) == 0 {
-			c.invalid("no seed brokers")
+		if v <= 0 {
+			c.invalid("%s %v: must be positive", what, v)
 			return
 		}
-		c.brokers = append([]string(nil), addrs...)
+		*field(c) = v
+	})
+}
+
+// nonNegative is positive that also takes zero.
+func nonNegative[T number](what string, v T, field func(*config) *T) Option {
+	return optionFunc(func(c *config) {
+		if v < 0 {
+			c.invalid("%s %v: must not be negative", what, v)
+			return
+		}
+		*field(c) = v
+	})
+}
+
+// name returns an option that sets the field to s after checkName.
+func name(what string, kind nameKind, s string, field func(*config) *string) Option {
+	return optionFunc(func(c *config) {
+		if err := checkName(kind, s); err != nil {
+			c.invalid("%s %q: %v", what, s, err)
+			return
+		}
+		*field(c) = s
+	})
+}
+
+// WithBrokers sets the seed brokers, as "host:port", or a bare host for
+// port 9092; an IPv6 host goes in brackets ("[::1]:9092"). Each value may
+// also be a comma-separated list, as Kafka's bootstrap.servers and the
+// -kafka flag of command-line tools take it ("h1:9092, h2:9092"; spaces
+// around the commas are ignored). A URL with a scheme ("kafka://h:9092",
+// "SASL_SSL://h:9093") is refused, not stripped: TLS and SASL are the
+// options WithTLS and WithSASL. New fails with broker.ErrInvalidOption,
+// naming the value, on an empty or malformed address or a port out of
+// range. The first broker is reported as server.address and server.port.
+// The default is DefaultBroker.
+func WithBrokers(addrs ...string) Option {
+	return optionFunc(func(c *config) {
+		brokers, err := brokerAddrs(addrs)
+		if err != nil {
+			c.invalid("%v", err)
+			return
+		}
+		c.brokers = brokers
 	})
 }
 
 // WithClientID sets the client id presented to the brokers and reported as
-// messaging.client.id. The default is DefaultClientID.
+// messaging.client.id: 1 to 249 bytes of text without control characters
+// or surrounding spaces. The default is DefaultClientID.
 func WithClientID(id string) Option {
-	return optionFunc(func(c *config) { c.clientID = id })
+	return name("client id", idName, id, func(c *config) *string { return &c.clientID })
 }
 
 // WithTLS makes every connection use TLS with cfg.
@@ -157,13 +205,7 @@ func WithSASL(m sasl.Mechanism) Option {
 // WithDialTimeout bounds establishing a connection, TLS and SASL included.
 // kafka-go's default is 5s for the writer and 10s for readers.
 func WithDialTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d <= 0 {
-			c.invalid("dial timeout %v: must be positive", d)
-			return
-		}
-		c.dialTimeout = d
-	})
+	return positive("dial timeout", d, func(c *config) *time.Duration { return &c.dialTimeout })
 }
 
 // WithMetadataMaxAge sets how long the transport trusts the cluster
@@ -173,13 +215,7 @@ func WithDialTimeout(d time.Duration) Option {
 // known within d; a publish to it waits that long at most. The default is
 // DefaultMetadataMaxAge.
 func WithMetadataMaxAge(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d <= 0 {
-			c.invalid("metadata max age %v: must be positive", d)
-			return
-		}
-		c.metadataMaxAge = d
-	})
+	return positive("metadata max age", d, func(c *config) *time.Duration { return &c.metadataMaxAge })
 }
 
 // WithLogger sets the logger for errors the transport cannot return to a
@@ -194,25 +230,13 @@ func WithLogger(l *slog.Logger) Option {
 // WithWriteBatchSize caps how many messages the writer puts in one produce
 // request per partition. kafka-go's default is 100.
 func WithWriteBatchSize(n int) Option {
-	return optionFunc(func(c *config) {
-		if n < 1 {
-			c.invalid("batch size %d: must be at least 1", n)
-			return
-		}
-		c.batchSize = n
-	})
+	return positive("batch size", n, func(c *config) *int { return &c.batchSize })
 }
 
 // WithWriteBatchBytes caps the size of one produce request per partition.
 // kafka-go's default is 1 MiB.
 func WithWriteBatchBytes(n int64) Option {
-	return optionFunc(func(c *config) {
-		if n < 1 {
-			c.invalid("batch bytes %d: must be at least 1", n)
-			return
-		}
-		c.batchBytes = n
-	})
+	return positive("batch bytes", n, func(c *config) *int64 { return &c.batchBytes })
 }
 
 // WithWriteBatchTimeout is how long the writer lingers for more messages before
@@ -224,13 +248,7 @@ func WithWriteBatchBytes(n int64) Option {
 // kafka-go's own default of one second would make every single Publish wait
 // a second.
 func WithWriteBatchTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d < 0 {
-			c.invalid("batch timeout %v: must not be negative", d)
-			return
-		}
-		c.batchTimeout = d
-	})
+	return nonNegative("batch timeout", d, func(c *config) *time.Duration { return &c.batchTimeout })
 }
 
 // WithRequiredAcks sets how many replicas must acknowledge a write before
@@ -264,25 +282,13 @@ func WithBalancer(b kafka.Balancer) Option {
 
 // WithWriteTimeout bounds one produce request. kafka-go's default is 10s.
 func WithWriteTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d <= 0 {
-			c.invalid("write timeout %v: must be positive", d)
-			return
-		}
-		c.writeTimeout = d
-	})
+	return positive("write timeout", d, func(c *config) *time.Duration { return &c.writeTimeout })
 }
 
 // WithWriteAttempts caps how many times the writer tries a produce request
 // that failed with a retriable error. kafka-go's default is 10.
 func WithWriteAttempts(n int) Option {
-	return optionFunc(func(c *config) {
-		if n < 1 {
-			c.invalid("write attempts %d: must be at least 1", n)
-			return
-		}
-		c.writeRetries = n
-	})
+	return positive("write attempts", n, func(c *config) *int { return &c.writeRetries })
 }
 
 // WithWriterConfig lets fn adjust the kafka-go Writer after the transport
@@ -300,49 +306,25 @@ func WithWriterConfig(fn func(*kafka.Writer)) Option {
 // the max wait). It must not exceed the max bytes (WithMaxBytes). kafka-go's
 // default is 1.
 func WithMinBytes(n int) Option {
-	return optionFunc(func(c *config) {
-		if n < 1 {
-			c.invalid("min bytes %d: must be at least 1", n)
-			return
-		}
-		c.minBytes = n
-	})
+	return positive("min bytes", n, func(c *config) *int { return &c.minBytes })
 }
 
 // WithMaxBytes caps the data one fetch returns; it must exceed the largest
 // message. kafka-go's default is 1 MB (1e6 bytes).
 func WithMaxBytes(n int) Option {
-	return optionFunc(func(c *config) {
-		if n < 1 {
-			c.invalid("max bytes %d: must be at least 1", n)
-			return
-		}
-		c.maxBytes = n
-	})
+	return positive("max bytes", n, func(c *config) *int { return &c.maxBytes })
 }
 
 // WithMaxWait is how long a fetch waits on the broker for min bytes to
 // arrive. The default is DefaultMaxWait.
 func WithMaxWait(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d <= 0 {
-			c.invalid("max wait %v: must be positive", d)
-			return
-		}
-		c.maxWait = d
-	})
+	return positive("max wait", d, func(c *config) *time.Duration { return &c.maxWait })
 }
 
 // WithQueueCapacity is how many fetched messages each partition reader
 // buffers ahead of the handler. kafka-go's default is 100.
 func WithQueueCapacity(n int) Option {
-	return optionFunc(func(c *config) {
-		if n < 1 {
-			c.invalid("queue capacity %d: must be at least 1", n)
-			return
-		}
-		c.queueCapacity = n
-	})
+	return positive("queue capacity", n, func(c *config) *int { return &c.queueCapacity })
 }
 
 // WithStartOffset sets where subscriptions start reading, kafka.FirstOffset
@@ -372,25 +354,13 @@ func WithStartOffset(offset int64) Option {
 // the process dies first. The default, 0, commits synchronously: Ack returns
 // once the broker stored the offset.
 func WithCommitInterval(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d < 0 {
-			c.invalid("commit interval %v: must not be negative", d)
-			return
-		}
-		c.commitInterval = d
-	})
+	return nonNegative("commit interval", d, func(c *config) *time.Duration { return &c.commitInterval })
 }
 
 // WithHeartbeatInterval sets how often a group member heartbeats; it is
 // also how quickly members notice a rebalance. kafka-go's default is 3s.
 func WithHeartbeatInterval(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d <= 0 {
-			c.invalid("heartbeat interval %v: must be positive", d)
-			return
-		}
-		c.heartbeatInterval = d
-	})
+	return positive("heartbeat interval", d, func(c *config) *time.Duration { return &c.heartbeatInterval })
 }
 
 // WithSessionTimeout sets how long the coordinator waits for a heartbeat
@@ -398,13 +368,7 @@ func WithHeartbeatInterval(d time.Duration) Option {
 // group.min.session.timeout.ms and group.max.session.timeout.ms. kafka-go's
 // default is 30s.
 func WithSessionTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d <= 0 {
-			c.invalid("session timeout %v: must be positive", d)
-			return
-		}
-		c.sessionTimeout = d
-	})
+	return positive("session timeout", d, func(c *config) *time.Duration { return &c.sessionTimeout })
 }
 
 // WithRebalanceTimeout sets how long the coordinator waits for members to
@@ -412,38 +376,20 @@ func WithSessionTimeout(d time.Duration) Option {
 // commits them before it rejoins, so this also bounds how long a handler may
 // run across a rebalance. kafka-go's default is 30s.
 func WithRebalanceTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d <= 0 {
-			c.invalid("rebalance timeout %v: must be positive", d)
-			return
-		}
-		c.rebalanceTimeout = d
-	})
+	return positive("rebalance timeout", d, func(c *config) *time.Duration { return &c.rebalanceTimeout })
 }
 
 // WithJoinGroupBackoff sets the wait before joining a group again after a
 // failed join. kafka-go's default is 5s.
 func WithJoinGroupBackoff(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d <= 0 {
-			c.invalid("join group backoff %v: must be positive", d)
-			return
-		}
-		c.joinGroupBackoff = d
-	})
+	return positive("join group backoff", d, func(c *config) *time.Duration { return &c.joinGroupBackoff })
 }
 
 // WithPartitionWatchInterval sets how often group members look for new
 // partitions of their topic (and rebalance when there are). kafka-go's
 // default is 5s.
 func WithPartitionWatchInterval(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d <= 0 {
-			c.invalid("partition watch interval %v: must be positive", d)
-			return
-		}
-		c.partitionWatch = d
-	})
+	return positive("partition watch interval", d, func(c *config) *time.Duration { return &c.partitionWatch })
 }
 
 // WithGroupBalancers sets the partition assignment strategies offered to
@@ -482,7 +428,7 @@ func WithConsumerGroupConfig(fn func(*kafka.ConsumerGroupConfig)) Option {
 // or not the brokers allow automatic topic creation.
 func WithAutoCreateTopics(partitions, replicationFactor int) Option {
 	return optionFunc(func(c *config) {
-		if partitions == 0 || partitions < -1 || replicationFactor == 0 || replicationFactor < -1 {
+		if !countOrDefault(partitions) || !countOrDefault(replicationFactor) {
 			c.invalid("auto-create topics with %d partitions, replication %d", partitions, replicationFactor)
 			return
 		}
@@ -490,3 +436,8 @@ func WithAutoCreateTopics(partitions, replicationFactor int) Option {
 		c.createReplication = replicationFactor
 	})
 }
+
+// countOrDefault reports whether n is a partition count or replication
+// factor the CreateTopics API takes: positive, or -1 for the broker's
+// default.
+func countOrDefault(n int) bool { return n > 0 || n == -1 }

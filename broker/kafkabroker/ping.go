@@ -39,7 +39,7 @@ func (t *Transport) Ping(ctx context.Context) error {
 			break
 		}
 	}
-	return fmt.Errorf("kafka: ping: %w: no seed broker answered: %w", broker.ErrUnavailable, errors.Join(errs...))
+	return fmt.Errorf("kafkabroker: ping: %w: no seed broker answered: %w", broker.ErrUnavailable, errors.Join(errs...))
 }
 
 func (t *Transport) pingBroker(ctx context.Context, addr string) error {

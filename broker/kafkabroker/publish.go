@@ -80,8 +80,16 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 			}
 		}
 	}
+	var known string // the last destination found to exist
 	for i, m := range msgs {
 		m.Delivery.Stored = false
+		if !t.autoCreate() && m.Destination != known {
+			if err := t.checkTopic(ctx, m.Destination); err != nil {
+				fail(i, err)
+				continue
+			}
+			known = m.Destination
+		}
 		km := kafka.Message{Topic: m.Destination, WriterData: &slots[i]}
 		if m.Partition != nil {
 			p := *m.Partition

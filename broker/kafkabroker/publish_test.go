@@ -253,10 +253,8 @@ func TestAutoCreateTopics(t *testing.T) {
 
 // Without WithAutoCreateTopics no request of the transport lets a broker
 // that allows automatic creation create a topic: publishing to a missing
-// topic fails once the metadata max age has passed, and the topic still
-// does not exist. A topic
-// created elsewhere after the transport read its metadata is waited for,
-// not refused.
+// topic fails, and the topic still does not exist. A topic created
+// elsewhere after the transport read its metadata is found, not refused.
 func TestNoAutoCreateWithoutOption(t *testing.T) {
 	c := kafkatest.New(t, kafkatest.WithKfakeOptions(kfake.AllowAutoTopicCreation()))
 	if c.External() {
@@ -269,8 +267,6 @@ func TestNoAutoCreateWithoutOption(t *testing.T) {
 		t.Fatal(err) // the transport has read the cluster's metadata now
 	}
 
-	// The wait for the missing topic's metadata ends after the metadata max
-	// age.
 	missing := known + "-missing"
 	ctx := context.Background()
 	for _, m := range []*broker.Message{

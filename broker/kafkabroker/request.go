@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	kafka "github.com/segmentio/kafka-go"
-	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/tracebus/tracebus/broker"
 )
@@ -23,15 +22,10 @@ var (
 // sharing a topic would each see, and drop, half of their replies as
 // strangers'. Derive the name from something unique to the instance (its
 // host name, pod name). Without it, Request fails with
-// broker.ErrInvalidOption.
+// broker.ErrInvalidOption, and so does New when topic is not a valid Kafka
+// topic name.
 func WithReplyTopic(topic string) Option {
-	return optionFunc(func(c *config) {
-		if topic == "" {
-			c.invalid("empty reply topic")
-			return
-		}
-		c.replyTopic = topic
-	})
+	return name("reply topic", topicName, topic, func(c *config) *string { return &c.replyTopic })
 }
 
 // WithCreateReplyTopic makes the transport create its reply topic, with one
@@ -39,7 +33,7 @@ func WithReplyTopic(topic string) Option {
 // before its first request, unless it exists already.
 func WithCreateReplyTopic(replicationFactor int) Option {
 	return optionFunc(func(c *config) {
-		if replicationFactor == 0 || replicationFactor < -1 {
+		if !countOrDefault(replicationFactor) {
 			c.invalid("reply topic replication %d", replicationFactor)
 			return
 		}
@@ -70,7 +64,7 @@ func (t *Transport) OpenInbox(ctx context.Context, deliver broker.InboxFunc) (br
 	}
 	topic := t.cfg.replyTopic
 	if topic == "" {
-		return nil, fmt.Errorf("kafka: requests need a reply topic (WithReplyTopic): %w", broker.ErrInvalidOption)
+		return nil, fmt.Errorf("kafkabroker: requests need a reply topic (WithReplyTopic): %w", broker.ErrInvalidOption)
 	}
 	if t.cfg.replyCreate {
 		if err := t.createReplyTopic(ctx, topic); err != nil {
@@ -94,7 +88,7 @@ func (t *Transport) OpenInbox(ctx context.Context, deliver broker.InboxFunc) (br
 			_ = ack.Ack(ctx)
 		})
 	if err != nil {
-		return nil, fmt.Errorf("kafka: open reply inbox: %w", err)
+		return nil, fmt.Errorf("kafkabroker: open reply inbox: %w", err)
 	}
 	return &inbox{topic: topic, sub: sub}, nil
 }
@@ -104,10 +98,10 @@ func (t *Transport) createReplyTopic(ctx context.Context, topic string) error {
 		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 1, ReplicationFactor: t.cfg.replyReplication}},
 	})
 	if err != nil {
-		return fmt.Errorf("kafka: create reply topic %s: %w", topic, err)
+		return fmt.Errorf("kafkabroker: create reply topic %s: %w", topic, err)
 	}
 	if terr := res.Errors[topic]; terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
-		return fmt.Errorf("kafka: create reply topic %s: %w", topic, terr)
+		return fmt.Errorf("kafkabroker: create reply topic %s: %w", topic, terr)
 	}
 	return nil
 }
@@ -131,32 +125,13 @@ func (in *inbox) Close(ctx context.Context) error { return in.sub.Close(ctx) }
 // transport checks that the topic exists, with a request that cannot
 // create it (DescribeConfigs), and then has kafka-go refresh its metadata
 // for it. A reply address naming no topic is not created here, whatever
-// the brokers' auto.create.topics.enable: the publish then waits and fails
-// as any publish to a missing topic does.
+// the brokers' auto.create.topics.enable: the publish then fails with
+// ErrUnknownTopic, as any publish to a missing topic does.
 func (t *Transport) PrepareReply(ctx context.Context, topic string) error {
 	if _, ok := t.replyTopics.Load(topic); ok || t.autoCreate() {
 		return nil
 	}
-	res, err := t.kt.RoundTrip(ctx, t.writer.Addr, &metadataAPI.Request{TopicNames: []string{topic}})
-	if err != nil {
-		return nil // the publish reports what is wrong
-	}
-	for _, tm := range res.(*metadataAPI.Response).Topics {
-		if tm.Name == topic && tm.ErrorCode == 0 {
-			t.replyTopics.Store(topic, struct{}{})
-			return nil
-		}
-	}
-	dc, err := t.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{
-		Resources: []kafka.DescribeConfigRequestResource{{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic}},
-	})
-	if err != nil || len(dc.Resources) != 1 || dc.Resources[0].Error != nil {
-		return nil
-	}
-	// The topic exists, so allowing auto-creation creates nothing; it is
-	// what makes kafka-go ask the brokers instead of its cache, and wait
-	// until its cache knows the topic.
-	if _, err := t.kt.RoundTrip(ctx, t.writer.Addr, &metadataAPI.Request{TopicNames: []string{topic}, AllowAutoTopicCreation: true}); err == nil {
+	if exists, err := t.lookupTopic(ctx, topic); exists && err == nil {
 		t.replyTopics.Store(topic, struct{}{})
 	}
 	return nil

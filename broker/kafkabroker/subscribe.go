@@ -38,6 +38,16 @@ func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, erro
 	if err := subopt.Apply("kafkabroker", System, spec, &sc); err != nil {
 		return sc, err
 	}
+	if d := spec.Destination; d != "" {
+		if err := checkName(topicName, d); err != nil {
+			return sc, fmt.Errorf("kafkabroker: subscribe %q: topic name: %v: %w", d, err, broker.ErrInvalidOption)
+		}
+	}
+	if g := spec.Group; g != "" {
+		if err := checkName(idName, g); err != nil {
+			return sc, fmt.Errorf("kafkabroker: subscribe %s: group %q: %v: %w", spec.Destination, g, err, broker.ErrInvalidOption)
+		}
+	}
 	if sc.startOffset == 0 {
 		sc.startOffset = t.cfg.startOffset
 	}
@@ -48,7 +58,8 @@ func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, erro
 }
 
 // ValidateSubscription implements broker.SubscriptionValidator: it rejects
-// options of other transports and invalid start offsets when
+// options of other transports, invalid start offsets, and destinations and
+// groups that are not valid Kafka topic names and group ids, when
 // broker.Broker.Subscribe is called.
 func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
 	_, err := t.subscription(&spec)

@@ -56,13 +56,6 @@ func New(opts ...Option) (*Transport, error) {
 	if cfg.err != nil {
 		return nil, cfg.err
 	}
-	for i, addr := range cfg.brokers {
-		norm, err := normalizeAddr(addr)
-		if err != nil {
-			return nil, err
-		}
-		cfg.brokers[i] = norm
-	}
 	host, portText, _ := net.SplitHostPort(cfg.brokers[0])
 	port, _ := strconv.Atoi(portText)
 
@@ -101,18 +94,6 @@ func New(opts ...Option) (*Transport, error) {
 	t.client = &kafka.Client{Addr: kafka.TCP(cfg.brokers...), Transport: t.kt}
 	t.writer = t.newWriter()
 	return t, nil
-}
-
-func normalizeAddr(addr string) (string, error) {
-	if _, _, err := net.SplitHostPort(addr); err == nil {
-		return addr, nil
-	}
-	// No port: Kafka's default one.
-	norm := net.JoinHostPort(addr, "9092")
-	if _, _, err := net.SplitHostPort(norm); err != nil || addr == "" {
-		return "", fmt.Errorf("kafkabroker: broker address %q: %w", addr, broker.ErrInvalidOption)
-	}
-	return norm, nil
 }
 
 func (t *Transport) newWriter() *kafka.Writer {

@@ -110,11 +110,20 @@ func New(nc *natsgo.Conn, opts ...Option) (*Transport, error) {
 // Connect connects to the NATS server at url (a comma-separated list for a
 // cluster) with the options given through WithConnectOptions, and returns a
 // transport that owns the connection: Close closes it.
+//
+// A URL without a scheme means nats://, one without a port 4222; the
+// schemes are nats, tls, ws and wss. An empty url or list entry, white
+// space inside a URL, another scheme, a missing host or a port out of
+// range fail with broker.ErrInvalidOption before anything is dialled. A
+// failed connection's error names the URLs tried, credentials redacted.
 func Connect(url string, opts ...Option) (*Transport, error) {
+	if err := checkServerURLs(url); err != nil {
+		return nil, err
+	}
 	cfg := newConfig(opts)
 	nc, err := natsgo.Connect(url, cfg.connectOpts...)
 	if err != nil {
-		return nil, fmt.Errorf("natsbroker: connect: %w", err)
+		return nil, fmt.Errorf("natsbroker: connect to %s: %w", redactURLs(url), err)
 	}
 	t, err := New(nc, append([]Option{WithCloseConn(true)}, opts...)...)
 	if err != nil {
