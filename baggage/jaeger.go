@@ -13,7 +13,7 @@ import (
 )
 
 // JaegerHeaderPrefix starts the headers of Jaeger's native baggage format:
-// one header per member, "uberctx-{key}: {URL-escaped value}".
+// one header per member, "uberctx-{key}: {percent-encoded value}".
 const JaegerHeaderPrefix = "uberctx-"
 
 // JaegerPropagator carries baggage in Jaeger's native format, for services
@@ -24,17 +24,25 @@ const JaegerHeaderPrefix = "uberctx-"
 //
 //	OTEL_PROPAGATORS=tracecontext,baggage,jaeger,jaegerbaggage
 //
+// Values are percent-encoded as Jaeger documents them: Inject escapes every
+// byte outside A-Z a-z 0-9 - _ . ~, a space as %20 and a plus as %2B, so
+// that both kinds of Jaeger decoder read the value alike: those that
+// percent-decode only (Jaeger's JavaScript clients, OpenTelemetry JS) and
+// those that also read "+" as a space (jaeger-client-go's query
+// unescaping). Extract percent-decodes and keeps a literal "+" as a plus,
+// as Jaeger's format and OpenTelemetry JS do; a value that is not valid
+// percent-encoding ("100%") is kept as sent.
+//
 // Extract reads every uberctx- header, case-insensitively, lower-cases the
-// key as Jaeger clients do and URL-unescapes the value (keeping it as sent
-// when it is not escaped). The members join the baggage ctx already has, a
+// key as Jaeger clients do and decodes the value as above. The members join the baggage ctx already has, a
 // key present in both taking the uberctx value. Hostile input is bounded
 // like W3C baggage: members are taken in key order, at most MaxMembers and
 // MaxBytes of them; keys that are not W3C tokens are dropped; both are
 // reported through otel.Handle, rate-limited.
 //
 // Inject writes every member of the baggage a publish carries (the handler's
-// view, edits included) as one uberctx- header with a URL-escaped value, in
-// key order; on *broker.Headers it first removes the uberctx- headers the
+// view, edits included) as one uberctx- header with a percent-encoded
+// value, in key order; on *broker.Headers it first removes the uberctx- headers the
 // message already has.
 type JaegerPropagator struct{}
 
@@ -50,7 +58,7 @@ func (JaegerPropagator) Inject(ctx context.Context, carrier propagation.TextMapC
 	entries := slices.Clone(currentEntries(ctx))
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.m.Key(), b.m.Key()) })
 	for _, e := range entries {
-		carrier.Set(JaegerHeaderPrefix+e.m.Key(), url.QueryEscape(e.m.Value()))
+		carrier.Set(JaegerHeaderPrefix+e.m.Key(), jaegerEscape(e.m.Value()))
 	}
 }
 
@@ -74,10 +82,7 @@ func (JaegerPropagator) Extract(parent context.Context, carrier propagation.Text
 			dropped++
 			continue
 		}
-		value := carrier.Get(k)
-		if v, err := url.QueryUnescape(value); err == nil {
-			value = v
-		}
+		value := jaegerUnescape(carrier.Get(k))
 		m, err := otelbaggage.NewMemberRaw(name, value)
 		if err != nil || !validKey(name) {
 			invalid++
@@ -95,6 +100,24 @@ func (JaegerPropagator) Extract(parent context.Context, carrier propagation.Text
 
 // Fields returns nil: the header names depend on the baggage.
 func (JaegerPropagator) Fields() []string { return nil }
+
+// jaegerEscape percent-encodes a baggage value for an uberctx- header.
+// url.QueryEscape escapes every byte but the unreserved ones and writes a
+// space as "+", and a "+" in the value as %2B; so each "+" it writes is a
+// space, which becomes %20.
+func jaegerEscape(v string) string {
+	return strings.ReplaceAll(url.QueryEscape(v), "+", "%20")
+}
+
+// jaegerUnescape decodes an uberctx- header value: percent escapes are
+// decoded and "+" stays a plus (url.PathUnescape); a value that is not
+// valid percent-encoding is kept as sent.
+func jaegerUnescape(v string) string {
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
+}
 
 // jaegerKeys returns the keys that start with JaegerHeaderPrefix, in any
 // case, and have a name after it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -42,20 +43,68 @@ func bagMap(b otelbaggage.Baggage) map[string]string {
 
 func TestJaegerPropagatorRoundTrip(t *testing.T) {
 	var p baggage.JaegerPropagator
-	ctx := otelbaggage.ContextWithBaggage(context.Background(), otelBag(t, "tenant", "acme corp", "user", "7", "path", "a/b=c;d,e"))
+	ctx := otelbaggage.ContextWithBaggage(context.Background(), otelBag(t,
+		"tenant", "acme corp",
+		"user", "7",
+		"path", "a/b=c;d,e",
+		"sum", "1+1 = 2",
+		"discount", "50% off",
+		"escaped", "%20 and %2B",
+		"city", "Zürich café 東京",
+		"spaces", "  lead and trail  ",
+	))
 	var h broker.Headers
 	h.Set("uberctx-stale", "forwarded from an earlier hop")
 	p.Inject(ctx, &h)
-	if got := h.Get("uberctx-tenant"); got != "acme+corp" {
-		t.Errorf("uberctx-tenant = %q, want the URL-escaped value", got)
+	for k, want := range map[string]string{
+		"uberctx-tenant": "acme%20corp",
+		"uberctx-sum":    "1%2B1%20%3D%202",
+		"uberctx-city":   "Z%C3%BCrich%20caf%C3%A9%20%E6%9D%B1%E4%BA%AC",
+	} {
+		if got := h.Get(k); got != want {
+			t.Errorf("%s = %q, want %q (space as %%20, plus as %%2B)", k, got, want)
+		}
+	}
+	for _, k := range h.Keys() {
+		if v := h.Get(k); strings.ContainsAny(v, " +") {
+			t.Errorf("%s = %q: a space or a plus left unescaped reads differently in different Jaeger clients", k, v)
+		}
 	}
 	if h.Get("uberctx-stale") != "" {
 		t.Error("Inject kept a stale uberctx- header")
 	}
 	got := bagMap(otelbaggage.FromContext(p.Extract(context.Background(), &h)))
-	want := map[string]string{"tenant": "acme corp", "user": "7", "path": "a/b=c;d,e"}
+	want := map[string]string{
+		"tenant": "acme corp", "user": "7", "path": "a/b=c;d,e", "sum": "1+1 = 2", "discount": "50% off",
+		"escaped": "%20 and %2B", "city": "Zürich café 東京", "spaces": "  lead and trail  ",
+	}
 	if !maps.Equal(got, want) {
 		t.Errorf("round trip = %v, want %v", got, want)
+	}
+}
+
+// Other Jaeger decoders read what Inject writes as it was: url.QueryUnescape
+// (jaeger-client-go, "+" is a space) and percent-decoding only
+// (OpenTelemetry JS's decodeURIComponent, "+" is a plus) agree on it.
+func TestJaegerPropagatorInjectReadsAlikeInJaegerDecoders(t *testing.T) {
+	values := []string{"acme corp", "1+1 = 2", "50% off", "Zürich café", "a&b=c?d#e/f"}
+	var kv []string
+	for i, v := range values {
+		kv = append(kv, fmt.Sprintf("k%d", i), v)
+	}
+	ctx := otelbaggage.ContextWithBaggage(context.Background(), otelBag(t, kv...))
+	carrier := propagation.MapCarrier{}
+	baggage.JaegerPropagator{}.Inject(ctx, carrier)
+	for i, v := range values {
+		raw := carrier.Get(fmt.Sprintf("uberctx-k%d", i))
+		q, err := url.QueryUnescape(raw)
+		if err != nil || q != v {
+			t.Errorf("QueryUnescape(%q) = %q, %v; want %q", raw, q, err, v)
+		}
+		p, err := url.PathUnescape(raw)
+		if err != nil || p != v {
+			t.Errorf("PathUnescape(%q) = %q, %v; want %q", raw, p, err, v)
+		}
 	}
 }
 
@@ -64,14 +113,21 @@ func TestJaegerPropagatorRoundTrip(t *testing.T) {
 func TestJaegerPropagatorExtractsJaegerClientHeaders(t *testing.T) {
 	carrier := propagation.MapCarrier{
 		"Uberctx-Tenant":  "acme%20corp",
+		"uberctx-sum":     "1+1%3D2",
+		"uberctx-raw":     "c++ and c#",
+		"uberctx-city":    "Z%C3%BCrich",
 		"uberctx-plain":   "100%",
+		"uberctx-half":    "50%%20off",
 		"uberctx-":        "no key",
 		"uberctx-bad key": "dropped",
 		"baggage":         "ignored=by this propagator",
 	}
 	parent := otelbaggage.ContextWithBaggage(context.Background(), otelBag(t, "region", "eu", "tenant", "w3c"))
 	got := bagMap(otelbaggage.FromContext(baggage.JaegerPropagator{}.Extract(parent, carrier)))
-	want := map[string]string{"region": "eu", "tenant": "acme corp", "plain": "100%"}
+	want := map[string]string{
+		"region": "eu", "tenant": "acme corp", "sum": "1+1=2", "raw": "c++ and c#", "city": "Zürich",
+		"plain": "100%", "half": "50%%20off",
+	}
 	if !maps.Equal(got, want) {
 		t.Errorf("extracted %v, want %v", got, want)
 	}

@@ -3,7 +3,28 @@ package broker
 import (
 	"context"
 	"log/slog"
+	"strings"
 )
+
+// MessageAttributeLimit is how many bytes of a message id the broker's log
+// lines carry, cut at a UTF-8 character boundary. The id comes from
+// whoever sent the message: uncapped, a 64 KiB id would make every debug
+// and warn line about that message 64 KiB long. The telemetry middleware
+// caps the ids and keys on its spans at the same length by default
+// (middleware.DefaultMessageAttributeLimit).
+const MessageAttributeLimit = 256
+
+// messageIDAttr is the message_id attribute of a log line, capped at
+// MessageAttributeLimit. A capped id is copied: the prefix alone, as a
+// substring, would keep the sender's whole id alive for as long as an
+// asynchronous log handler holds the record.
+func messageIDAttr(id string) slog.Attr {
+	capped := truncate(id, MessageAttributeLimit)
+	if len(capped) < len(id) {
+		capped = strings.Clone(capped)
+	}
+	return slog.String("message_id", capped)
+}
 
 // logDelivered logs one line per message at debug level, msg being
 // "tracebus: received" before the handler runs or "tracebus: processed"
@@ -27,14 +48,14 @@ func (s *subscription) logDelivered(ctx context.Context, msg string, msgs []*Mes
 	}
 }
 
-// appendMessageAttrs appends the consumer group and the message id, when
-// known.
+// appendMessageAttrs appends the consumer group and the message id
+// (capped), when known.
 func (s *subscription) appendMessageAttrs(attrs []slog.Attr, m *Message) []slog.Attr {
 	if s.op.Group != "" {
 		attrs = append(attrs, slog.String("group", s.op.Group))
 	}
 	if m.ID != "" {
-		attrs = append(attrs, slog.String("message_id", m.ID))
+		attrs = append(attrs, messageIDAttr(m.ID))
 	}
 	return attrs
 }

@@ -390,7 +390,7 @@ func (b *Broker) reject(ctx context.Context, deadLetter, origin string, m *Messa
 	if deadLetter == "" {
 		b.cfg.logger.LogAttrs(ctx, slog.LevelError, "tracebus: message of a batch rejected, dropping it",
 			slog.String("destination", origin),
-			slog.String("message_id", m.ID),
+			messageIDAttr(m.ID),
 			slog.String("error", b.cfg.errText(cause)))
 		return nil
 	}
@@ -400,7 +400,7 @@ func (b *Broker) reject(ctx context.Context, deadLetter, origin string, m *Messa
 	b.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "tracebus: message of a batch rejected, dead-lettered",
 		slog.String("destination", origin),
 		slog.String("dead_letter", deadLetter),
-		slog.String("message_id", m.ID),
+		messageIDAttr(m.ID),
 		slog.String("error", b.cfg.errText(cause)))
 	return nil
 }

@@ -54,7 +54,7 @@ func TestJaegerBaggageThroughEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := <-got
-	if s.traceHeader == "" || s.uberctx != "acme+corp" || s.w3c != "" || s.tenant != "acme corp" {
+	if s.traceHeader == "" || s.uberctx != "acme%20corp" || s.w3c != "" || s.tenant != "acme corp" {
 		t.Errorf("headers uber-trace-id %q, uberctx-tenant %q, W3C %q; handler baggage tenant %q",
 			s.traceHeader, s.uberctx, s.w3c, s.tenant)
 	}

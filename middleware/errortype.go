@@ -3,7 +3,10 @@ package middleware
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"reflect"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -30,27 +33,42 @@ const (
 	// (broker.ValidationError, or an error wrapping broker.ErrValidation).
 	ErrorTypeValidation = "validation"
 	// ErrorTypePermanent: the error was marked permanent
-	// (broker.ErrPermanent) and is none of the above.
+	// (broker.ErrPermanent), is none of the above and has no named error
+	// type in its chain.
 	ErrorTypePermanent = "permanent"
 	// ErrorTypeClosed: the broker or transport was closed (broker.ErrClosed).
 	ErrorTypeClosed = "closed"
-	// ErrorTypeOther: none of the above, as semconv spells it.
+	// ErrorTypeOther: none of the above and no named error type in the
+	// chain (errors.New, fmt.Errorf), as semconv spells it.
 	ErrorTypeOther = "_OTHER"
 )
 
 // ErrorType returns the error.type Telemetry records for err, following
-// the semantic conventions: the first error in err's chain with a method
-// ErrorType() string that returns a non-empty value names itself (the
-// broker's PanicError, DecodeError and ValidationError do); otherwise a
-// recognised cause gives one of the ErrorType constants, checked in the
-// order decode, validation, timeout, canceled, closed, permanent; otherwise
-// ErrorTypeOther. For a
-// broker.BatchError it is the type of the first failed message. The error's
-// message and Go type are never used: "payment provider timeout" from
-// errors.New is ErrorTypeOther, not a new label value per message.
+// the semantic conventions. In order:
+//
+//   - the first error in err's chain with a method ErrorType() string that
+//     returns a non-empty value names itself (the broker's PanicError,
+//     DecodeError, ValidationError and ReplyError do);
+//   - a recognised cause gives one of the ErrorType constants, checked in
+//     the order decode, validation, timeout, canceled, closed;
+//   - otherwise the first named error type in the chain gives its type name,
+//     exactly as otel-go's semconv.ErrorType spells it: the package path and
+//     name for a named type ("github.com/acme/billing.ValueError"), the Go
+//     spelling for a pointer to one ("*pq.Error", "*json.SyntaxError");
+//   - otherwise ErrorTypePermanent when the error was marked permanent;
+//   - otherwise ErrorTypeOther.
+//
+// The chain is walked depth first through Unwrap() error and
+// Unwrap() []error. The anonymous errors of the standard library
+// (errors.New, fmt.Errorf, errors.Join) and the broker's own markers
+// (broker.Permanent, broker.RetryAfter) are looked through, never named:
+// "payment provider timeout" from errors.New is ErrorTypeOther, and so is
+// fmt.Errorf("charge: %w", it), but fmt.Errorf("charge: %w", &pq.Error{})
+// is "*pq.Error". A named error's type is a small, fixed set per program,
+// so the label stays low-cardinality; its message is never used. For a
+// broker.BatchError it is the type of the first failed message.
 func ErrorType(err error) string {
-	var be broker.BatchError
-	if errors.As(err, &be) {
+	if be, ok := errors.AsType[broker.BatchError](err); ok {
 		for _, e := range be {
 			if e != nil {
 				err = e
@@ -58,13 +76,14 @@ func ErrorType(err error) string {
 			}
 		}
 	}
-	var named interface{ ErrorType() string }
-	if errors.As(err, &named) {
+	if named, ok := errors.AsType[interface {
+		error
+		ErrorType() string
+	}](err); ok {
 		if s := named.ErrorType(); s != "" {
 			return s
 		}
 	}
-	var timeout interface{ Timeout() bool }
 	switch {
 	case err == nil:
 		return ErrorTypeOther
@@ -73,17 +92,96 @@ func ErrorType(err error) string {
 	case errors.Is(err, broker.ErrValidation):
 		return ErrorTypeValidation
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
-		errors.As(err, &timeout) && timeout.Timeout():
+		isTimeout(err):
 		return ErrorTypeTimeout
 	case errors.Is(err, context.Canceled):
 		return ErrorTypeCanceled
 	case errors.Is(err, broker.ErrClosed):
 		return ErrorTypeClosed
-	case errors.Is(err, broker.ErrPermanent):
-		return ErrorTypePermanent
-	default:
-		return ErrorTypeOther
 	}
+	if cause := namedCause(err, 0); cause != nil {
+		return typeName(cause)
+	}
+	if errors.Is(err, broker.ErrPermanent) {
+		return ErrorTypePermanent
+	}
+	return ErrorTypeOther
+}
+
+// isTimeout reports whether an error in err's chain has a Timeout method
+// that reports true, as net.Error does.
+func isTimeout(err error) bool {
+	t, ok := errors.AsType[interface {
+		error
+		Timeout() bool
+	}](err)
+	return ok && t.Timeout()
+}
+
+// anonymousErrors are the error types that say nothing about the cause:
+// the standard library's errors.New, fmt.Errorf (one %w, several %w) and
+// errors.Join, and the broker's retry-policy markers. They are looked
+// through, and a chain of only these is ErrorTypeOther, as semconv.ErrorType
+// would otherwise name them "*errors.errorString" or "*fmt.wrapErrors".
+var anonymousErrors = func() map[reflect.Type]bool {
+	leaf := errors.New("x")
+	m := make(map[reflect.Type]bool)
+	for _, e := range []error{
+		leaf,
+		fmt.Errorf("%w", leaf),
+		fmt.Errorf("%w %w", leaf, leaf),
+		errors.Join(leaf),
+		broker.Permanent(leaf),
+		broker.RetryAfter(leaf, 0),
+	} {
+		m[reflect.TypeOf(e)] = true
+	}
+	return m
+}()
+
+// maxCauseDepth bounds the walk: the types it descends through are the
+// anonymous ones above, which cannot form a cycle, but a chain built by a
+// program (a join of joins) could be deep.
+const maxCauseDepth = 64
+
+// namedCause returns the first error in err's chain, depth first, whose
+// type is not anonymous, or nil.
+func namedCause(err error, depth int) error {
+	if err == nil || depth > maxCauseDepth {
+		return nil
+	}
+	if !anonymousErrors[reflect.TypeOf(err)] {
+		return err
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return namedCause(u.Unwrap(), depth+1)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if c := namedCause(e, depth+1); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// typeNames caches the name of each error type seen: semconv.ErrorType
+// builds the name with reflection and string concatenation, which
+// allocates on every call.
+var typeNames sync.Map // reflect.Type -> string
+
+// typeName is otel-go's semconv.ErrorType value for a named cause. By the
+// time it is asked, no error in the chain names itself with a non-empty
+// ErrorType(), so that value depends on the type alone and can be cached.
+func typeName(cause error) string {
+	t := reflect.TypeOf(cause)
+	if s, ok := typeNames.Load(t); ok {
+		return s.(string)
+	}
+	s := semconv.ErrorType(cause).Value.AsString()
+	typeNames.Store(t, s)
+	return s
 }
 
 // errorType is ErrorType as the attribute spans and metric points carry.

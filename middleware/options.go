@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracebus/tracebus/broker"
 )
 
 // Option configures the Telemetry middleware.
@@ -33,8 +35,9 @@ type config struct {
 
 // DefaultMessageAttributeLimit is how many bytes of a message id or Kafka
 // key go into span attributes unless WithMessageAttributeLimit says
-// otherwise.
-const DefaultMessageAttributeLimit = 256
+// otherwise: the broker's own cap on the ids in its log lines, so that a
+// span and a log line about one message show the same id.
+const DefaultMessageAttributeLimit = broker.MessageAttributeLimit
 
 // DefaultBatchLinkLimit is how many links a batch span gets unless
 // WithBatchLinkLimit or OTEL_SPAN_LINK_COUNT_LIMIT say otherwise: the

@@ -51,8 +51,9 @@ import (
 // after the send. Bodies and other headers are
 // never recorded. Errors set status Error with the error's message and
 // error.type (see ErrorType: a self-naming error's own value, "panic",
-// "timeout", "canceled", "decode", "validation", "closed", "permanent",
-// else "_OTHER"); success leaves the status Unset.
+// "timeout", "canceled", "decode", "validation", "closed", the first named
+// error type in the chain, "permanent", else "_OTHER"); success leaves the
+// status Unset.
 //
 // Propagation: on publish, the propagator's header fields are replaced, not
 // kept, so that a forwarded message carries this publish's context (see

@@ -14,18 +14,19 @@ import (
 
 // MessageFilter narrows the messages a harness assertion looks at.
 type MessageFilter struct {
-	desc  string
-	match func(*broker.Message) bool
+	desc   string
+	header string // the header the filter looks at, shown when it misses
+	match  func(*broker.Message) bool
 }
 
 // Key keeps the messages whose key is k.
 func Key(k string) MessageFilter {
-	return MessageFilter{fmt.Sprintf("key %q", k), func(m *broker.Message) bool { return string(m.Key) == k }}
+	return MessageFilter{desc: fmt.Sprintf("key %q", k), match: func(m *broker.Message) bool { return string(m.Key) == k }}
 }
 
 // Header keeps the messages whose header name has the value v.
 func Header(name, v string) MessageFilter {
-	return MessageFilter{fmt.Sprintf("header %s=%q", name, v), func(m *broker.Message) bool {
+	return MessageFilter{fmt.Sprintf("header %s=%q", name, v), name, func(m *broker.Message) bool {
 		return m.Headers.Get(name) == v
 	}}
 }
@@ -62,7 +63,10 @@ func PublishedOne[T any](t testing.TB, h *Harness, destination string, filters .
 // AssertPublishedOne fails t unless exactly one message published to
 // destination passes every filter and it decodes to a value equal to want
 // (compared with go-cmp, protobuf messages by content). The failure shows
-// the difference, or what was published instead.
+// the difference, or what was published instead: each message's key,
+// content type, headers (the trace context and baggage headers only when a
+// Header filter asks for them; a header a filter asks for and the message
+// lacks as <absent>) and body.
 func AssertPublishedOne[T any](t testing.TB, h *Harness, destination string, want T, filters ...MessageFilter) {
 	t.Helper()
 	m, ok := onePublished(t, h, destination, filters)
@@ -143,18 +147,30 @@ func onePublished(t testing.TB, h *Harness, destination string, filters []Messag
 	for _, f := range filters {
 		what.WriteString(" with " + f.desc)
 	}
-	t.Errorf("want exactly one %s, got %d%s", what.String(), len(msgs), publishedReport(h, destination, all))
+	t.Errorf("want exactly one %s, got %d%s", what.String(), len(msgs), publishedReport(h, destination, all, filterHeaders(filters)))
 	return nil, false
 }
 
-// publishedReport lists what was published to destination, or where
-// messages went when nothing went there.
-func publishedReport(h *Harness, destination string, msgs []*broker.Message) string {
+// filterHeaders returns the header names filters look at.
+func filterHeaders(filters []MessageFilter) []string {
+	var names []string
+	for _, f := range filters {
+		if f.header != "" {
+			names = append(names, f.header)
+		}
+	}
+	return names
+}
+
+// publishedReport lists what was published to destination, showing the
+// headers named in asked among the others, or where messages went when
+// nothing went there.
+func publishedReport(h *Harness, destination string, msgs []*broker.Message, asked []string) string {
 	var b strings.Builder
 	if len(msgs) > 0 {
 		fmt.Fprintf(&b, "\npublished to %s:", destination)
 		for i, m := range msgs {
-			fmt.Fprintf(&b, "\n  #%d %s", i+1, describe(m))
+			fmt.Fprintf(&b, "\n  #%d %s", i+1, describe(m, asked...))
 		}
 		return b.String()
 	}
@@ -176,20 +192,60 @@ func publishedReport(h *Harness, destination string, msgs []*broker.Message) str
 	return b.String()
 }
 
-// describe is one line about m: key, content type, body (cut short).
-func describe(m *broker.Message) string {
-	body := string(m.Body)
-	if len(body) > 200 {
-		body = body[:200] + "…"
-	}
-	s := fmt.Sprintf("body=%q", body)
-	if ct := m.Headers.Get(broker.HeaderContentType); ct != "" {
-		s = "content-type=" + ct + " " + s
-	}
+// traceHeaders are the headers the harness's propagators write on every
+// message: describe leaves them out unless a filter asks for one, as they
+// differ on every run and say nothing about what the service published.
+var traceHeaders = []string{"traceparent", "tracestate", "baggage"}
+
+// maxShown is how many bytes of a body or a header value describe shows.
+const maxShown = 200
+
+// describe is one line about m: key, content type, the other headers, body
+// (values cut short). The trace headers are left out unless named in asked;
+// a header named in asked that m lacks is shown as <absent>.
+func describe(m *broker.Message, asked ...string) string {
+	var b strings.Builder
 	if m.Key != nil {
-		s = fmt.Sprintf("key=%q ", m.Key) + s
+		fmt.Fprintf(&b, "key=%q ", m.Key)
+	}
+	if ct := m.Headers.Get(broker.HeaderContentType); ct != "" {
+		b.WriteString("content-type=" + ct + " ")
+	}
+	var hs []string
+	for _, kv := range m.Headers {
+		if strings.EqualFold(kv.Key, broker.HeaderContentType) ||
+			containsFold(traceHeaders, kv.Key) && !containsFold(asked, kv.Key) {
+			continue
+		}
+		hs = append(hs, fmt.Sprintf("%s=%q", kv.Key, shorten(kv.Value)))
+	}
+	for i, name := range asked {
+		if _, ok := m.Headers.Lookup(name); !ok && !containsFold(asked[:i], name) {
+			hs = append(hs, name+"=<absent>")
+		}
+	}
+	if len(hs) > 0 {
+		b.WriteString("headers={" + strings.Join(hs, ", ") + "} ")
+	}
+	fmt.Fprintf(&b, "body=%q", shorten(string(m.Body)))
+	return b.String()
+}
+
+// shorten cuts s to maxShown bytes, marking the cut.
+func shorten(s string) string {
+	if len(s) > maxShown {
+		return s[:maxShown] + "…"
 	}
 	return s
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func filter(msgs []*broker.Message, filters []MessageFilter) []*broker.Message {

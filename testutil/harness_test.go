@@ -65,6 +65,21 @@ func billing(ids ...string) func(testing.TB) *testutil.Harness {
 	}
 }
 
+// invoiceWithHeaders returns a harness after one invoice was published
+// with the headers Tenant (in that case) and x-source, and the trace
+// headers the harness's telemetry adds.
+func invoiceWithHeaders(t testing.TB) *testutil.Harness {
+	h := testutil.NewHarness(t, testutil.Synchronous())
+	msg := &broker.Message{Destination: "invoices", Body: []byte(`{"order_id":"42","amount":10}`)}
+	msg.Headers.Set(broker.HeaderContentType, "application/json")
+	msg.Headers.Set("Tenant", "us")
+	msg.Headers.Set("x-source", "api")
+	if err := h.Broker().Publish(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 func wantFailure(t *testing.T, failures string, parts ...string) {
 	t.Helper()
 	if failures == "" {
@@ -111,6 +126,23 @@ func TestHarnessAssertionsFail(t *testing.T) {
 			testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
 		})
 		wantFailure(t, f, "got 0", "published to invoices:", `#1 key="41" content-type=application/json body="{\"order_id\":\"41\",\"amount\":10}"`)
+	})
+	t.Run("other header", func(t *testing.T) {
+		f, _ := check(t, invoiceWithHeaders, func(t testing.TB, h *testutil.Harness) {
+			testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "42", Amount: 10},
+				testutil.Header("tenant", "eu"), testutil.Header("region", "eu"))
+		})
+		wantFailure(t, f, `want exactly one message to invoices with header tenant="eu" with header region="eu", got 0`,
+			`#1 content-type=application/json headers={Tenant="us", x-source="api", region=<absent>} body="{\"order_id\":\"42\",\"amount\":10}"`)
+		if strings.Contains(f, "traceparent") {
+			t.Errorf("the failure shows the trace headers nobody asked for:\n%s", f)
+		}
+	})
+	t.Run("trace header asked for", func(t *testing.T) {
+		f, _ := check(t, invoiceWithHeaders, func(t testing.TB, h *testutil.Harness) {
+			testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "42", Amount: 10}, testutil.Header("traceparent", "00-x"))
+		})
+		wantFailure(t, f, `headers={Tenant="us", x-source="api", traceparent="00-`)
 	})
 	t.Run("other value", func(t *testing.T) {
 		f, _ := check(t, billing("42"), func(t testing.TB, h *testutil.Harness) {

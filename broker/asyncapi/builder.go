@@ -47,9 +47,9 @@ func (bd *builder) server(info broker.Info) *serverRef {
 var channelIDReplacer = strings.NewReplacer("*", "any", ">", "rest")
 
 // channel returns the id of the channel of destination on srv, adding it on
-// first sight. With reply, it is the channel of the replies to requests
-// received on destination: its address is null, as each request carries
-// its own reply address.
+// first sight. With reply, it is the channel of the replies to the
+// requests on destination, shared by its repliers and requesters: its
+// address is null, as each request carries its own reply address.
 func (bd *builder) channel(srv *serverRef, destination string, reply bool) string {
 	k := channelKey{srv.id, destination, reply}
 	if id, ok := bd.channels[k]; ok {
@@ -69,7 +69,7 @@ func (bd *builder) channel(srv *serverRef, destination string, reply bool) strin
 	id := unique(base, taken)
 	ch := &Channel{Servers: []Reference{{Ref: "#/servers/" + srv.id}}}
 	if reply {
-		ch.Description = fmt.Sprintf("Replies to the requests received on %q, sent to the reply address each request carries.", destination)
+		ch.Description = fmt.Sprintf("Replies to the requests on %q, each sent to the reply address its request carries.", destination)
 	} else {
 		addr := destination
 		if hasSubjectWildcards(srv.system) {

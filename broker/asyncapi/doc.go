@@ -24,10 +24,13 @@
 //     channel parameters: "orders.*.created" has the address
 //     "orders.{token2}.created" and ">" becomes "{rest}".
 //   - A subscription becomes a "receive" operation; a typed publisher a
-//     "send" operation. A subscriber whose handler returns a value has an
-//     operation reply whose channel has a null (dynamic) address: the reply
-//     goes to the address each request carries. Kafka records carry none, so
-//     Kafka subscribers have no reply; their results go to their publishers.
+//     "send" operation. A subscriber whose handler returns a value and a
+//     Requester have an operation reply, the replier on its receive
+//     operation and the requester on its send operation, so a service that
+//     only asks still documents the reply it gets. Their reply channel, one
+//     per destination, has a null (dynamic) address: the reply goes to the
+//     address each request carries (a NATS inbox, or the Kafka reply topic
+//     in the request's headers).
 //   - Each message documents its payload schema, its content type and, as
 //     headers, the fields the trace propagator writes (traceparent,
 //     tracestate and baggage with the default W3C propagators) and, for

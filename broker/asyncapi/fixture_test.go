@@ -54,8 +54,9 @@ func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
 
 // serviceSources is a small service over NATS and Kafka, with every kind of
 // endpoint the generator documents: typed and byte-level subscribers,
-// wildcards, groups, a durable batch subscriber, request/reply, typed
-// publishers with a Kafka key.
+// wildcards, groups, a durable batch subscriber, request/reply from both
+// sides (a replier, and a requester whose replier is another service),
+// typed publishers with a Kafka key.
 func serviceSources() []asyncapi.Source {
 	natsInfo := broker.Info{System: "nats", ServerAddress: "nats.internal", ServerPort: 4222, ClientID: "billing"}
 	kafkaInfo := broker.Info{System: "kafka", ServerAddress: "kafka-1.internal", ServerPort: 9092, ClientID: "billing-1"}
@@ -69,6 +70,8 @@ func serviceSources() []asyncapi.Source {
 			{Kind: broker.EndpointSubscriber, Destination: "orders.*.created", Group: "stats", Name: "stats", Batch: true,
 				Payload: typeOf[Order](), ContentType: js},
 			{Kind: broker.EndpointPublisher, Destination: "invoices.issued", Payload: typeOf[Invoice](), ContentType: js},
+			{Kind: broker.EndpointPublisher, Destination: "orders.quote", Payload: typeOf[Order](), ContentType: js,
+				Reply: typeOf[Invoice](), ReplyContentType: js, Description: "Asks the pricing service for a quote."},
 		}},
 		{Server: kafkaInfo, Endpoints: []broker.Endpoint{
 			{Kind: broker.EndpointSubscriber, Destination: "shipments", Group: "billing",

@@ -167,7 +167,11 @@ func (bd *builder) endpoint(srv *serverRef, e broker.Endpoint) error {
 		Messages:    []Reference{{Ref: "#/channels/" + ch + "/messages/" + msg}},
 		Bindings:    operationBindings(srv, e),
 	}
-	if e.Kind == broker.EndpointSubscriber && e.Reply != nil {
+	// A replier's receive operation and a requester's send operation both
+	// carry the reply (AsyncAPI 3.0 allows it on either action), on the
+	// destination's one reply channel: a service that only asks still
+	// documents what it gets back.
+	if e.Reply != nil {
 		rch := bd.channel(srv, e.Destination, true)
 		rmsg, err := bd.message(srv, rch, e.Reply, e.ReplyContentType, nil)
 		if err != nil {

@@ -139,3 +139,48 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestBuildRequesterOnly: a service that only asks (a Requester, its
+// replier elsewhere) documents the reply it expects on its send operation,
+// and a service that both asks and answers on one destination shares one
+// reply channel between the two operations.
+func TestBuildRequesterOnly(t *testing.T) {
+	b := broker.New(testutil.Memory(t))
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	broker.NewRequester[Order, Invoice](b, "orders.quote")
+
+	doc, err := asyncapi.New(asyncapi.WithTitle("checkout")).Build(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, doc)
+	checkRefs(t, doc)
+	ask := operation(t, doc, "send_orders_quote")
+	if ask.Messages[0].Ref != "#/channels/orders_quote/messages/Order" {
+		t.Errorf("request messages %v", ask.Messages)
+	}
+	if ask.Reply == nil || ask.Reply.Channel == nil || ask.Reply.Channel.Ref != "#/channels/orders_quote_reply" ||
+		len(ask.Reply.Messages) != 1 || ask.Reply.Messages[0].Ref != "#/channels/orders_quote_reply/messages/Invoice" {
+		t.Fatalf("the requester's send operation has reply %+v, want the Invoice reply", ask.Reply)
+	}
+	if ch := channel(t, doc, "orders_quote_reply"); ch.Address != nil {
+		t.Errorf("reply channel address %q, want null (each request carries its own)", *ch.Address)
+	}
+
+	must(t, broker.HandleResult(b, "orders.quote", func(_ context.Context, o Order) (Invoice, error) {
+		return Invoice{OrderID: o.ID}, nil
+	}))
+	doc, err = asyncapi.New(asyncapi.WithTitle("checkout")).Build(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, doc)
+	answer := operation(t, doc, "receive_orders_quote")
+	ask = operation(t, doc, "send_orders_quote")
+	if answer.Reply == nil || ask.Reply == nil || *answer.Reply.Channel != *ask.Reply.Channel {
+		t.Errorf("replier reply %+v and requester reply %+v, want one shared reply channel", answer.Reply, ask.Reply)
+	}
+	if n := len(channel(t, doc, "orders_quote_reply").Messages); n != 1 {
+		t.Errorf("reply channel has %d messages, want the one Invoice", n)
+	}
+}
