@@ -30,6 +30,7 @@ type Broker struct {
 	mu        sync.Mutex
 	subs      []*subscription
 	endpoints []Endpoint
+	published map[Endpoint]struct{} // publisher endpoints, to add each once
 	baseCtx   context.Context
 	abort     context.CancelFunc
 
@@ -177,6 +178,9 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	}
 	if cfg.err != nil {
 		return cfg.err
+	}
+	if err := checkDeadLetterLoop(&cfg); err != nil {
+		return err
 	}
 	if err := b.validate(cfg.spec); err != nil {
 		return err

@@ -72,7 +72,7 @@ func WithHeaders(h Headers) PublisherOption {
 // that is not a pointer.
 func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOption) *Publisher[T] {
 	p, e := newPublisher[T](r, "NewPublisher", destination, opts)
-	p.b.addEndpoint(e)
+	p.b.addPublisher(e)
 	return p
 }
 
@@ -161,6 +161,7 @@ func (p *Publisher[T]) PublishBatch(ctx context.Context, vs []T) error {
 	return p.b.PublishBatch(ctx, msgs)
 }
 
+func (p *Publisher[T]) owner() *Broker            { return p.b }
 func (p *Publisher[T]) destination() string       { return p.dest }
 func (p *Publisher[T]) payloadType() reflect.Type { return reflect.TypeFor[T]() }
 

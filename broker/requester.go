@@ -28,7 +28,7 @@ func NewRequester[Req, Resp any](r Registrar, destination string, opts ...Publis
 	p, e := newPublisher[Req](r, "NewRequester", destination, opts)
 	e.Reply = reflect.TypeFor[Resp]()
 	e.ReplyContentType = p.ct
-	p.b.addEndpoint(e)
+	p.b.addPublisher(e)
 	return &Requester[Req, Resp]{pub: p, dec: makeDecoder[Resp](p.b, p.codec)}
 }
 

@@ -41,7 +41,7 @@ func Wire(orders, invoicing broker.Registrar) error { // a *Broker or a *Router
 	invoices := broker.NewPublisher[Invoice](invoicing, "invoices",
 		broker.KeyFunc(func(i Invoice) string { return i.OrderID }))
 	return broker.HandleResult(orders, "orders.*", Bill,
-		broker.Group("billing"), broker.PublishTo(invoices), broker.DeadLetter("orders.rejected"))
+		broker.Group("billing"), broker.PublishTo(invoices), broker.DeadLetter("dlq.orders"))
 }
 
 func TestBilling(t *testing.T) {
@@ -58,4 +58,16 @@ func TestBilling(t *testing.T) {
 		send orders.eu (producer)
 		  process orders.* (consumer)
 		    send invoices (producer)`)
+
+	// An invalid order is dead-lettered once, not retried and not looped.
+	if err := broker.NewPublisher[Order](nats, "orders.eu").Publish(t.Context(), Order{ID: "43"}); err != nil {
+		t.Fatal(err)
+	}
+	dead := h.Published("dlq.orders")
+	if len(dead) != 1 || len(h.DeadLetters()) != 1 {
+		t.Fatalf("%d messages dead-lettered to dlq.orders (%d dead letters in all), want 1", len(dead), len(h.DeadLetters()))
+	}
+	if got := dead[0].Headers.Get(broker.HeaderDeadLetterOrigin); got != "orders.eu" {
+		t.Errorf("dead letter from %q, want orders.eu", got)
+	}
 }
