@@ -70,9 +70,9 @@ func New(t Transport, opts ...Option) *Broker {
 	if ls, ok := t.(LoggerSetter); ok {
 		ls.SetLogger(b.cfg.logger)
 	}
-	b.publish = chainPublish(b.cfg.middleware, func(ctx context.Context, _ Operation, msgs []*Message) error {
+	b.publish = withMessageIDs(chainPublish(b.cfg.middleware, func(ctx context.Context, _ Operation, msgs []*Message) error {
 		return b.transport.Publish(ctx, msgs)
-	})
+	}))
 	return b
 }
 
@@ -80,7 +80,8 @@ func New(t Transport, opts ...Option) *Broker {
 func (b *Broker) Transport() Transport { return b.transport }
 
 // Publish sends msg to msg.Destination through the broker's middleware.
-// Middleware may add headers to msg (trace context, baggage).
+// Middleware may add headers to msg (trace context, baggage). A msg
+// without an ID gets a unique one (see Message.ID).
 func (b *Broker) Publish(ctx context.Context, msg *Message) error {
 	if msg == nil {
 		return ErrNilMessage
