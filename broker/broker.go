@@ -30,6 +30,7 @@ type Broker struct {
 	mu        sync.Mutex
 	subs      []*subscription
 	endpoints []Endpoint
+	published map[Endpoint]struct{} // publisher endpoints, to add each once
 	baseCtx   context.Context
 	abort     context.CancelFunc
 
@@ -69,9 +70,9 @@ func New(t Transport, opts ...Option) *Broker {
 	if ls, ok := t.(LoggerSetter); ok {
 		ls.SetLogger(b.cfg.logger)
 	}
-	b.publish = chainPublish(b.cfg.middleware, func(ctx context.Context, _ Operation, msgs []*Message) error {
+	b.publish = withMessageIDs(chainPublish(b.cfg.middleware, func(ctx context.Context, _ Operation, msgs []*Message) error {
 		return b.transport.Publish(ctx, msgs)
-	})
+	}))
 	return b
 }
 
@@ -79,7 +80,8 @@ func New(t Transport, opts ...Option) *Broker {
 func (b *Broker) Transport() Transport { return b.transport }
 
 // Publish sends msg to msg.Destination through the broker's middleware.
-// Middleware may add headers to msg (trace context, baggage).
+// Middleware may add headers to msg (trace context, baggage). A msg
+// without an ID gets a unique one (see Message.ID).
 func (b *Broker) Publish(ctx context.Context, msg *Message) error {
 	if msg == nil {
 		return ErrNilMessage
@@ -177,6 +179,9 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	}
 	if cfg.err != nil {
 		return cfg.err
+	}
+	if err := checkDeadLetterLoop(&cfg); err != nil {
+		return err
 	}
 	if err := b.validate(cfg.spec); err != nil {
 		return err

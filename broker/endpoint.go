@@ -70,8 +70,19 @@ func (b *Broker) Endpoints() []Endpoint {
 	return slices.Clone(b.endpoints)
 }
 
-func (b *Broker) addEndpoint(e Endpoint) {
+// addPublisher adds the endpoint of a publisher or requester, unless an
+// identical one is there already: building the same publisher again (for
+// one publish, say) must leave nothing behind, and a document generated
+// from the endpoints lists each publisher once.
+func (b *Broker) addPublisher(e Endpoint) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.published[e]; ok {
+		return
+	}
+	if b.published == nil {
+		b.published = make(map[Endpoint]struct{})
+	}
+	b.published[e] = struct{}{}
 	b.endpoints = append(b.endpoints, e)
-	b.mu.Unlock()
 }

@@ -25,9 +25,14 @@ type Message struct {
 	Body []byte
 	// Headers are the message headers.
 	Headers Headers
-	// ID identifies the message. On publish it becomes the JetStream
-	// de-duplication id (Nats-Msg-Id); on consume it is filled when the
-	// transport knows one.
+	// ID identifies the message. On publish, a message without one gets a
+	// unique id, written here, so that spans and logs on both sides name
+	// it; the transport carries it (NATS: the Nats-Msg-Id header, which
+	// JetStream de-duplicates by; Kafka: the HeaderMessageID header). A
+	// Message published again with its ID is a retry of the same message,
+	// which JetStream drops as a duplicate within the stream's duplicate
+	// window: to send another message, use a new Message or clear ID. On
+	// consume it is filled when the transport knows one.
 	ID string
 	// ReplyTo is the NATS reply subject: on publish the subject replies
 	// should go to, on consume the subject the sender waits on.

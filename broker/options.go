@@ -221,6 +221,12 @@ func WithBackoff(b Backoff) SubscribeOption {
 // ErrPermanent) to destination, with the headers described at
 // HeaderDeadLetterError, and then acknowledges it. Without DeadLetter such
 // a message is dropped: logged at error level and terminated.
+//
+// The destination is used as given, also under a Router, and must lie
+// outside the subscription's own pattern: subscribing to "orders.*" with
+// DeadLetter("orders.rejected") fails with ErrInvalidOption, since every
+// dead letter would come back to the handler that rejected it. Use a
+// destination of its own, such as "dlq.orders".
 func DeadLetter(destination string) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) {
 		if destination == "" {

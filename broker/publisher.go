@@ -14,7 +14,8 @@ import (
 // continues the handler's trace.
 //
 // A Publisher is safe for concurrent use. Its destination appears in the
-// broker's Endpoints as a publisher.
+// broker's Endpoints as a publisher, once however often the same publisher
+// is built.
 type Publisher[T any] struct {
 	b       *Broker
 	dest    string
@@ -70,9 +71,14 @@ func WithHeaders(h Headers) PublisherOption {
 // panics on a programming error, as regexp.MustCompile does: an empty
 // destination, a KeyFunc for another type, or the Protobuf codec with a T
 // that is not a pointer.
+//
+// The broker registers the publisher's endpoint the first time a publisher
+// of this destination, type, codec, key and description is built; building
+// the same one again adds nothing, so a publisher may be built where it is
+// used, even for a single publish. Keeping it saves the build.
 func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOption) *Publisher[T] {
 	p, e := newPublisher[T](r, "NewPublisher", destination, opts)
-	p.b.addEndpoint(e)
+	p.b.addPublisher(e)
 	return p
 }
 
@@ -161,6 +167,7 @@ func (p *Publisher[T]) PublishBatch(ctx context.Context, vs []T) error {
 	return p.b.PublishBatch(ctx, msgs)
 }
 
+func (p *Publisher[T]) owner() *Broker            { return p.b }
 func (p *Publisher[T]) destination() string       { return p.dest }
 func (p *Publisher[T]) payloadType() reflect.Type { return reflect.TypeFor[T]() }
 

@@ -13,7 +13,8 @@ import (
 // typically a HandleResult[Req, Resp] handler.
 //
 // A Requester is safe for concurrent use. Its destination appears in the
-// broker's Endpoints as a publisher whose Reply is Resp.
+// broker's Endpoints as a publisher whose Reply is Resp, once however
+// often the same requester is built.
 type Requester[Req, Resp any] struct {
 	pub *Publisher[Req]
 	dec *decoder[Resp]
@@ -23,12 +24,13 @@ type Requester[Req, Resp any] struct {
 // *Broker or a *Router (whose prefix the destination gets), expecting Resp
 // replies. Every PublisherOption applies to the requests
 // (WithCodec also to the replies' default codec). It panics on the
-// programming errors NewPublisher panics on.
+// programming errors NewPublisher panics on. Like NewPublisher, building
+// the same requester again registers nothing more.
 func NewRequester[Req, Resp any](r Registrar, destination string, opts ...PublisherOption) *Requester[Req, Resp] {
 	p, e := newPublisher[Req](r, "NewRequester", destination, opts)
 	e.Reply = reflect.TypeFor[Resp]()
 	e.ReplyContentType = p.ct
-	p.b.addEndpoint(e)
+	p.b.addPublisher(e)
 	return &Requester[Req, Resp]{pub: p, dec: makeDecoder[Resp](p.b, p.codec)}
 }
 

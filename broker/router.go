@@ -114,10 +114,16 @@ type Router struct {
 // subscription's own; publishes go through the broker's middleware only.
 //
 // A nested router adds its prefix to its parent's: NewRouter(NewRouter(b,
-// "orders"), "eu") on NATS registers "created" as "orders.eu.created".
+// "orders"), "eu") on NATS registers "created" as "orders.eu.created". An
+// empty prefix adds nothing: the router registers under its parent's
+// prefix.
 func NewRouter(parent Registrar, prefix string, opts ...SubscribeOption) *Router {
 	p := parent.routes()
-	return &Router{rt: routes{b: p.b, prefix: p.destination(prefix), opts: slices.Concat(p.opts, opts)}}
+	full := p.prefix // an empty prefix keeps the parent's
+	if prefix != "" {
+		full = p.destination(prefix)
+	}
+	return &Router{rt: routes{b: p.b, prefix: full, opts: slices.Concat(p.opts, opts)}}
 }
 
 func (r *Router) routes() routes { return r.rt }

@@ -117,3 +117,131 @@ func TestRouterSharedRetryPolicy(t *testing.T) {
 		t.Fatal("nothing dead-lettered to the router's dead-letter destination")
 	}
 }
+
+// FastStream's router prefix tests (tests/brokers/base/router.py and
+// include_router.py), on the memory transport: a message published to
+// publish must reach the handler marked "done", and every registration
+// must end up under the right prefix, nested and empty prefixes included.
+func TestRouterPrefixes(t *testing.T) {
+	type wiring struct {
+		b    *broker.Broker
+		done func(context.Context, string) error // the handler the message must reach
+	}
+	echo := func(_ context.Context, s string) (string, error) { return s, nil }
+	tests := []struct {
+		name    string
+		wire    func(t *testing.T, w wiring)
+		publish string
+		want    []string // endpoint destinations, in registration order
+	}{{
+		name:    "empty prefix",
+		wire:    func(t *testing.T, w wiring) { must(t, broker.Handle(broker.NewRouter(w.b, ""), "q", w.done)) },
+		publish: "q",
+		want:    []string{"q"},
+	}, {
+		name:    "not empty prefix",
+		wire:    func(t *testing.T, w wiring) { must(t, broker.Handle(broker.NewRouter(w.b, "test_"), "q", w.done)) },
+		publish: "test_q",
+		want:    []string{"test_q"},
+	}, {
+		name: "empty prefix under a prefix", // include_router(router, prefix="test_")
+		wire: func(t *testing.T, w wiring) {
+			must(t, broker.Handle(broker.NewRouter(broker.NewRouter(w.b, "test_"), ""), "q", w.done))
+		},
+		publish: "test_q",
+		want:    []string{"test_q"},
+	}, {
+		name: "prefix under an empty prefix",
+		wire: func(t *testing.T, w wiring) {
+			must(t, broker.Handle(broker.NewRouter(broker.NewRouter(w.b, ""), "test_"), "q", w.done))
+		},
+		publish: "test_q",
+		want:    []string{"test_q"},
+	}, {
+		name: "nested routers",
+		wire: func(t *testing.T, w wiring) {
+			must(t, broker.Handle(broker.NewRouter(broker.NewRouter(w.b, "test1_"), "test2_"), "q", w.done))
+		},
+		publish: "test1_test2_q",
+		want:    []string{"test1_test2_q"},
+	}, {
+		name: "complex prefix", // 1. / "" / 4. / 5.
+		wire: func(t *testing.T, w wiring) {
+			r1 := broker.NewRouter(w.b, "1.")
+			r2 := broker.NewRouter(r1, "")
+			r3 := broker.NewRouter(broker.NewRouter(r2, "4."), "5.")
+			must(t, r2.Subscribe("test", noop))
+			must(t, broker.Handle(r3, "test", w.done))
+		},
+		publish: "1.4.5.test",
+		want:    []string{"1.test", "1.4.5.test"},
+	}, {
+		name: "empty prefix publisher",
+		wire: func(t *testing.T, w wiring) {
+			r := broker.NewRouter(w.b, "")
+			must(t, broker.HandleResult(r, "q", echo, broker.PublishTo(broker.NewPublisher[string](r, "qresp"))))
+			must(t, broker.Handle(r, "qresp", w.done))
+		},
+		publish: "q",
+		want:    []string{"qresp", "q", "qresp"},
+	}, {
+		name: "not empty prefix publisher",
+		wire: func(t *testing.T, w wiring) {
+			r := broker.NewRouter(w.b, "test_")
+			must(t, broker.HandleResult(r, "q", echo, broker.PublishTo(broker.NewPublisher[string](r, "qresp"))))
+			must(t, broker.Handle(r, "qresp", w.done))
+		},
+		publish: "test_q",
+		want:    []string{"test_qresp", "test_q", "test_qresp"},
+	}, {
+		name: "publisher under an empty prefix under a prefix", // include_publisher_with_prefix
+		wire: func(t *testing.T, w wiring) {
+			pub := broker.NewPublisher[string](broker.NewRouter(broker.NewRouter(w.b, "test_"), ""), "q")
+			must(t, broker.Handle(w.b, "test_q", w.done))
+			must(t, broker.Handle(w.b, "start", func(ctx context.Context, s string) error { return pub.Publish(ctx, s) }))
+		},
+		publish: "start",
+		want:    []string{"test_q", "test_q", "start"},
+	}, {
+		name: "manual publisher",
+		wire: func(t *testing.T, w wiring) {
+			r := broker.NewRouter(w.b, "test_")
+			pub := broker.NewPublisher[string](r, "qresp")
+			must(t, broker.Handle(r, "q", func(ctx context.Context, s string) error { return pub.Publish(ctx, s) }))
+			must(t, broker.Handle(r, "qresp", w.done))
+		},
+		publish: "test_q",
+		want:    []string{"test_qresp", "test_q", "test_qresp"},
+	}, {
+		name: "nested routers publisher",
+		wire: func(t *testing.T, w wiring) {
+			r := broker.NewRouter(broker.NewRouter(w.b, "test1_"), "test2_")
+			must(t, broker.HandleResult(r, "q", echo, broker.PublishTo(broker.NewPublisher[string](r, "qresp"))))
+			must(t, broker.Handle(w.b, "test1_test2_qresp", w.done))
+		},
+		publish: "test1_test2_q",
+		want:    []string{"test1_test2_qresp", "test1_test2_q", "test1_test2_qresp"},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := testutil.NewHarness(t, testutil.Synchronous())
+			b := h.Broker()
+			var got []string
+			tc.wire(t, wiring{b: b, done: func(_ context.Context, s string) error {
+				got = append(got, s)
+				return nil
+			}})
+			var dests []string
+			for _, e := range b.Endpoints() {
+				dests = append(dests, e.Destination)
+			}
+			if !slices.Equal(dests, tc.want) {
+				t.Errorf("endpoints %q, want %q", dests, tc.want)
+			}
+			must(t, b.Publish(t.Context(), &broker.Message{Destination: tc.publish, Body: []byte(`"hello"`)}))
+			if !slices.Equal(got, []string{"hello"}) {
+				t.Errorf("publishing to %s reached the handler with %q, want [hello]", tc.publish, got)
+			}
+		})
+	}
+}

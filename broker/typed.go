@@ -176,6 +176,9 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 				cfg.spec.Destination, p.destination(), pt, outType, ErrInvalidOption)
 		}
 	}
+	if err := b.checkPublishToLoop(&cfg); err != nil {
+		return err
+	}
 	if !cfg.noReply {
 		cfg.endpoint.Reply = outType
 		cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
@@ -267,6 +270,7 @@ func (r *resulter) fail(ctx context.Context, req *Message, err error) error {
 // ResultPublisher is a publisher a HandleResult handler's results go to:
 // a *Publisher[T] whose T the handler's result type is assignable to.
 type ResultPublisher interface {
+	owner() *Broker
 	destination() string
 	payloadType() reflect.Type
 	publishValue(ctx context.Context, v any) error
@@ -274,8 +278,11 @@ type ResultPublisher interface {
 
 // PublishTo sends what a HandleResult handler returns to each publisher, in
 // order, with the handler's ctx. HandleResult fails with ErrInvalidOption
-// when a publisher's type does not fit the handler's result type; other
-// subscribe functions ignore it.
+// when a publisher's type does not fit the handler's result type, and when
+// the subscription's own pattern matches a publisher's destination on the
+// same messaging system (the same broker, or a transport connected to the
+// same server; see SharedDestinations), since every result would come back
+// to the handler; other subscribe functions ignore it.
 func PublishTo(pubs ...ResultPublisher) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) {
 		for _, p := range pubs {

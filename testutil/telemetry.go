@@ -28,6 +28,7 @@ func TestTelemetry(t *testing.T, s TransportSuite) {
 		run  func(*testing.T, TransportSuite)
 	}{
 		{"PublishConsume", true, testTelPublishConsume},
+		{"TypedMessageID", s.Features.MessageID, testTelTypedMessageID},
 		{"TwoHopChain", true, testTelChain},
 		{"NoTraceContext", true, testTelNoContext},
 		{"HandlerError", true, testTelHandlerError},

@@ -39,6 +39,7 @@ func toMessages(kms []kafka.Message, subscription, group string, count int) []*b
 			// must not overwrite the next message's.
 			m.Headers = headers[start:len(headers):len(headers)]
 			m.ReplyTo = m.Headers.Get(broker.HeaderReplyTo)
+			m.ID = m.Headers.Get(broker.HeaderMessageID)
 		}
 		m.Delivery = broker.Delivery{
 			Subscription:  subscription,

@@ -84,8 +84,9 @@
 // These come from Kafka or kafka-go and are not hidden:
 //   - kafka-go reads a zero-length key or value as nil: an empty body
 //     arrives as a nil Body, indistinguishable from a tombstone.
-//   - Message.ID is not sent; Kafka records have no such field.
-//     Message.ReplyTo travels in the x-tracebus-reply-to header
+//   - Kafka records have no id or reply field: Message.ID travels in the
+//     x-tracebus-message-id header (broker.HeaderMessageID) and
+//     Message.ReplyTo in the x-tracebus-reply-to header
 //     (broker.HeaderReplyTo).
 //   - DeliveryCount counts the deliveries made by one member. A message
 //     whose partition moves to another member during its retries starts

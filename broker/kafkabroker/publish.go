@@ -19,9 +19,9 @@ import (
 // in Message.Partition when set and otherwise to the one the balancer picks
 // from its Key. Headers keep their order, case and duplicates; their values
 // are written as bytes unchanged. A nil Body is written as a null value, a
-// tombstone when the message has a key. Message.ID has no Kafka
-// counterpart and is not sent; Message.ReplyTo travels in the
-// broker.HeaderReplyTo header.
+// tombstone when the message has a key. Message.ID, which Kafka records
+// have no field for, travels in the broker.HeaderMessageID header and
+// Message.ReplyTo in the broker.HeaderReplyTo header.
 //
 // When a batch fails in part, the error is a broker.BatchError aligned with
 // msgs, so the caller knows exactly which messages were not written. Every
@@ -114,20 +114,24 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 		} else {
 			km.Key, km.Value = m.Key, m.Body
 		}
-		if len(m.Headers) > 0 || m.ReplyTo != "" {
+		if len(m.Headers) > 0 || m.ReplyTo != "" || m.ID != "" {
 			start := len(hdrs)
-			for _, h := range m.Headers {
-				if m.ReplyTo != "" && h.Key == broker.HeaderReplyTo {
-					continue // ReplyTo wins
-				}
+			add := func(key, value string) {
 				vs := len(hdrArena)
-				hdrArena = append(hdrArena, h.Value...)
-				hdrs = append(hdrs, kafka.Header{Key: h.Key, Value: hdrArena[vs:len(hdrArena):len(hdrArena)]})
+				hdrArena = append(hdrArena, value...)
+				hdrs = append(hdrs, kafka.Header{Key: key, Value: hdrArena[vs:len(hdrArena):len(hdrArena)]})
+			}
+			for _, h := range m.Headers {
+				if m.ReplyTo != "" && h.Key == broker.HeaderReplyTo || m.ID != "" && h.Key == broker.HeaderMessageID {
+					continue // ReplyTo and ID win
+				}
+				add(h.Key, h.Value)
 			}
 			if m.ReplyTo != "" {
-				vs := len(hdrArena)
-				hdrArena = append(hdrArena, m.ReplyTo...)
-				hdrs = append(hdrs, kafka.Header{Key: broker.HeaderReplyTo, Value: hdrArena[vs:len(hdrArena):len(hdrArena)]})
+				add(broker.HeaderReplyTo, m.ReplyTo)
+			}
+			if m.ID != "" {
+				add(broker.HeaderMessageID, m.ID)
 			}
 			km.Headers = hdrs[start:len(hdrs):len(hdrs)]
 		}
@@ -219,6 +223,9 @@ func arenaSize(msgs []*broker.Message) (keys, values, headers int) {
 		if m.ReplyTo != "" {
 			headers++
 		}
+		if m.ID != "" {
+			headers++
+		}
 	}
 	return keys, values, headers
 }
@@ -229,7 +236,7 @@ func headerSize(msgs []*broker.Message) int {
 		for _, h := range m.Headers {
 			n += len(h.Value)
 		}
-		n += len(m.ReplyTo)
+		n += len(m.ReplyTo) + len(m.ID)
 	}
 	return n
 }

@@ -22,7 +22,8 @@ const suitePartitions = 3
 //   - Concurrent: yes on topics with at least as many partitions as the
 //     concurrency, which is how Kafka parallelises: the suite's keyless
 //     messages are spread round-robin over the 3 partitions of its topics.
-//   - Wildcards, MessageID: Kafka has neither.
+//   - MessageID: yes, in the broker.HeaderMessageID header.
+//   - Wildcards: no.
 func suite(c *kafkatest.Cluster) testutil.TransportSuite {
 	return testutil.TransportSuite{
 		New: func(t *testing.T) broker.Transport {
@@ -48,6 +49,7 @@ func suite(c *kafkatest.Cluster) testutil.TransportSuite {
 			Keys:       true,
 			Partitions: true,
 			Concurrent: true,
+			MessageID:  true,
 		},
 		Timeout: 15 * time.Second,
 	}

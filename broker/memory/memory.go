@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/internal/subject"
 	"github.com/tracebus/tracebus/broker/internal/subopt"
 )
 
@@ -44,6 +45,7 @@ type Transport struct {
 var (
 	_ broker.Transport             = (*Transport)(nil)
 	_ broker.SubscriptionValidator = (*Transport)(nil)
+	_ broker.SharedDestinations    = (*Transport)(nil)
 )
 
 type groupKey struct{ pattern, name string }
@@ -120,6 +122,13 @@ func (t *Transport) isClosed() bool {
 	return t.closed
 }
 
+// SharesDestinations implements broker.SharedDestinations: the
+// transports connected to one Server reach the same destinations.
+func (t *Transport) SharesDestinations(other broker.Transport) bool {
+	o, ok := other.(*Transport)
+	return ok && o.srv == t.srv
+}
+
 // Info implements broker.Transport.
 func (t *Transport) Info() broker.Info { return broker.Info{System: System} }
 
@@ -180,12 +189,12 @@ func (srv *Server) accept(m *broker.Message, now time.Time) *broker.Message {
 // formed. srv.mu must be held.
 func (srv *Server) route(dest string, to func(*subscription)) {
 	for _, s := range srv.subs {
-		if match(s.spec.Destination, dest) {
+		if subject.Match(s.spec.Destination, dest) {
 			to(s)
 		}
 	}
 	for _, g := range srv.ordered {
-		if match(g.key.pattern, dest) && len(g.members) > 0 {
+		if subject.Match(g.key.pattern, dest) && len(g.members) > 0 {
 			g.next = (g.next + 1) % len(g.members)
 			to(g.members[g.next])
 		}

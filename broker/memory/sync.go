@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +53,67 @@ func (c *cascade) err() error {
 type syncScope struct {
 	c     *cascade
 	depth int
+	trail *hop // how the cascade got here, to name a loop
+}
+
+// hop is one step of a cascade: a destination published to, or the
+// pattern of the subscription that took the message. The steps alternate,
+// from the outermost publish on; each delivery extends its parent's trail
+// without changing it.
+type hop struct {
+	name   string
+	parent *hop
+}
+
+// loopText names the loop at the end of trail followed by dest: the
+// shortest sequence of (subscription, destination) steps that repeats at
+// the end of the trail, from the step the cascade entered it with, as
+// "orders.* → orders.rejected → orders.*". Without such a repetition it
+// shows the last steps.
+func loopText(trail *hop, dest string) string {
+	names := []string{dest}
+	for h := trail; h != nil; h = h.parent {
+		names = append(names, h.name)
+	}
+	slices.Reverse(names)
+	// names is D0 S1 D1 S2 D2 ... Sn Dn: the steps are the (Si, Di)
+	// pairs that follow the outermost publish D0.
+	type step struct{ sub, dest string }
+	steps := make([]step, 0, len(names)/2)
+	for i := 1; i+1 < len(names); i += 2 {
+		steps = append(steps, step{names[i], names[i+1]})
+	}
+	n := len(steps)
+	for k := 1; 2*k <= n; k++ {
+		if !slices.Equal(steps[n-k:], steps[n-2*k:n-k]) {
+			continue
+		}
+		// The loop was entered where the periodic tail begins.
+		first := n - k
+		for first > 0 && steps[first-1] == steps[first-1+k] {
+			first--
+		}
+		var loop []string
+		for _, st := range steps[first : first+k] {
+			loop = appendNew(loop, st.sub)
+			loop = appendNew(loop, st.dest)
+		}
+		loop = append(loop, steps[first].sub) // back where it began
+		return strings.Join(loop, " → ")
+	}
+	const show = 8
+	if len(names) > show {
+		return "… → " + strings.Join(names[len(names)-show:], " → ")
+	}
+	return strings.Join(names, " → ")
+}
+
+// appendNew appends name unless it repeats the last element.
+func appendNew(names []string, name string) []string {
+	if len(names) > 0 && names[len(names)-1] == name {
+		return names
+	}
+	return append(names, name)
 }
 
 type syncScopeKey struct{}
@@ -73,8 +136,8 @@ func (srv *Server) publishSync(ctx context.Context, msgs []*broker.Message) erro
 		return err
 	}
 	if scope.depth >= SyncDepthLimit {
-		err := fmt.Errorf("memory: publish to %s: handlers published %d levels deep: %w",
-			msgs[0].Destination, scope.depth, ErrSyncLoop)
+		err := fmt.Errorf("memory: publish to %s: handlers published %d levels deep, in the loop %s: %w",
+			msgs[0].Destination, scope.depth, loopText(scope.trail, msgs[0].Destination), ErrSyncLoop)
 		scope.c.stop(err)
 		return err
 	}
@@ -86,8 +149,8 @@ func (srv *Server) publishSync(ctx context.Context, msgs []*broker.Message) erro
 		srv.dispatch(c, func(s *subscription) { runs = addToRun(runs, s, c) })
 	}
 	srv.mu.Unlock()
-	inner := syncScope{c: scope.c, depth: scope.depth + 1}
 	for _, r := range runs {
+		inner := syncScope{c: scope.c, depth: scope.depth + 1, trail: &hop{name: r.msgs[0].Destination, parent: scope.trail}}
 		srv.deliverInline(inner, r.s, r.msgs)
 	}
 	return scope.c.err()
@@ -137,7 +200,9 @@ func (srv *Server) deliverInline(scope syncScope, s *subscription, msgs []*broke
 		}
 		n++
 		ack := &inlineAcker{}
-		s.handOver(context.WithValue(s.ctx, syncScopeKey{}, scope), msgs, ack)
+		in := scope
+		in.trail = &hop{name: s.spec.Destination, parent: scope.trail}
+		s.handOver(context.WithValue(s.ctx, syncScopeKey{}, in), msgs, ack)
 		s.inline.Done()
 		if !ack.nak.Load() {
 			return

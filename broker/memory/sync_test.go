@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,19 +114,36 @@ func TestSyncDeliveryLoopsEnd(t *testing.T) {
 		if !errors.Is(err, memory.ErrSyncLoop) || calls != memory.SyncDepthLimit {
 			t.Errorf("err %v after %d nested calls; want ErrSyncLoop after %d", err, calls, memory.SyncDepthLimit)
 		}
+		if want := "in the loop echo → echo:"; !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("err %q does not name the loop %q", err, want)
+		}
 	})
-	// Every level that fails retries, and each retry would loop again:
-	// the first bound exceeded stops the whole cascade instead.
-	t.Run("dead letters to itself", func(t *testing.T) {
+	// A dead-letter destination inside the subscription's own pattern is
+	// refused at Subscribe; a loop through another subscription (one that
+	// re-drives dead letters) can only be seen when it happens. Every
+	// level that fails retries, and each retry would loop again: the
+	// first bound exceeded stops the whole cascade instead, and the error
+	// names the destinations of the loop.
+	t.Run("dead letters come back", func(t *testing.T) {
 		b := syncBroker(t, memory.NewServer(memory.WithSyncDelivery()))
+		err := broker.Handle(b, "orders.*", func(context.Context, int) error { return nil }, broker.DeadLetter("orders.dead"))
+		if !errors.Is(err, broker.ErrInvalidOption) {
+			t.Fatalf("subscribe with a dead-letter destination of its own pattern: %v", err)
+		}
 		calls := 0
 		mustOK(t, broker.Handle(b, "orders.*", func(context.Context, int) error {
 			calls++
 			return nil
-		}, broker.DeadLetter("orders.dead")))
-		err := b.Publish(context.Background(), &broker.Message{Destination: "orders.eu", Body: []byte("{")})
+		}, broker.DeadLetter("dlq.orders")))
+		mustOK(t, b.Subscribe("dlq.orders", func(ctx context.Context, m *broker.Message) error {
+			return b.Publish(ctx, &broker.Message{Destination: "orders.retry", Body: m.Body})
+		}))
+		err = b.Publish(context.Background(), &broker.Message{Destination: "orders.eu", Body: []byte("{")})
 		if !errors.Is(err, memory.ErrSyncLoop) || calls != 0 {
 			t.Errorf("err %v, %d calls; want ErrSyncLoop and no call", err, calls)
+		}
+		if want := "in the loop orders.* → dlq.orders → orders.retry → orders.*:"; !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("err %q does not name the loop %q", err, want)
 		}
 	})
 }

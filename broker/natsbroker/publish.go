@@ -3,6 +3,7 @@ package natsbroker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -74,10 +75,36 @@ func (t *Transport) publishOne(ctx context.Context, m *broker.Message) error {
 	}
 	nm := t.natsMsg(m)
 	replyToHeader(&nm)
-	if _, err := t.js.PublishMsg(ctx, &nm); err != nil {
+	ack, err := t.js.PublishMsg(ctx, &nm)
+	if err != nil {
 		return fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)
 	}
+	t.checkDuplicate(ctx, m, ack)
 	return nil
+}
+
+// maxLoggedID bounds the bytes of a message id written to a log line.
+const maxLoggedID = 128
+
+// checkDuplicate logs a JetStream publish that the stream dropped as a
+// duplicate of a message it already holds with the same Nats-Msg-Id. That
+// is the point of the id when a publish is retried, but it loses a message
+// when a Message was reused for new content with its ID still set (the
+// broker writes a generated ID into the Message), so it is not silent.
+func (t *Transport) checkDuplicate(ctx context.Context, m *broker.Message, ack *jetstream.PubAck) {
+	if ack == nil || !ack.Duplicate {
+		return
+	}
+	id := m.ID
+	if len(id) > maxLoggedID {
+		id = id[:maxLoggedID]
+	}
+	t.cfg.logger.LogAttrs(ctx, slog.LevelWarn,
+		"natsbroker: the stream already holds a message with this id and dropped this one as a duplicate "+
+			"(expected for a retried publish; a Message reused for new content needs a new ID)",
+		slog.String("destination", m.Destination),
+		slog.String("stream", ack.Stream),
+		slog.String("message_id", id))
 }
 
 func (t *Transport) publishBatch(ctx context.Context, msgs []*broker.Message) error {
@@ -124,7 +151,8 @@ func (t *Transport) publishBatch(ctx context.Context, msgs []*broker.Message) er
 			continue
 		}
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			t.checkDuplicate(ctx, msgs[i], ack)
 		case err := <-f.Err():
 			errs[i] = fmt.Errorf("natsbroker: publish to %s: %w", msgs[i].Destination, err)
 		case <-ctx.Done():
