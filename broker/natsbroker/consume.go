@@ -49,11 +49,11 @@ func (d *jsDelivery) run(msgs []jetstream.Msg) {
 }
 
 // hung gives up on a delivery whose handler ran past the maximum handling
-// time: its messages go back to the server at once, for another handler,
-// and the hang is logged and reported. The handler's goroutine cannot be
-// stopped; its context is cancelled and what it settles later is ignored.
+// time: the hang is logged and reported, then its messages go back to the
+// server at once, for another handler (in that order, so the report is
+// there before the redelivery). The handler's goroutine cannot be stopped;
+// its context is cancelled and what it settles later is ignored.
 func (d *jsDelivery) hung(ctx context.Context, a *jsAck, out []*broker.Message) {
-	err := a.each("nak", jetstream.Msg.Nak)
 	consumer := ""
 	if info := d.cons.current().CachedInfo(); info != nil {
 		consumer = info.Name
@@ -63,12 +63,13 @@ func (d *jsDelivery) hung(ctx context.Context, a *jsAck, out []*broker.Message) 
 	if len(out) > 0 {
 		attrs = append(attrs, "message_id", capID(out[0].ID), "sequence", out[0].Delivery.Sequence)
 	}
-	if err != nil {
-		attrs = append(attrs, "nak_error", err)
-	}
 	d.t.cfg.logger.Warn("natsbroker: handler ran past the maximum handling time; its messages go back to the server", attrs...)
 	if ev := d.spec.Events; ev != nil {
 		ev.Hung(ctx, out)
+	}
+	if err := a.each("nak", jetstream.Msg.Nak); err != nil {
+		d.t.cfg.logger.Warn("natsbroker: handing back the messages of a hung handler failed; the server redelivers them after AckWait",
+			"subject", d.spec.Destination, "consumer", consumer, "error", err)
 	}
 }
 
