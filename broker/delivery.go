@@ -29,8 +29,9 @@ type Settler interface {
 	// Term reports that the messages must never be delivered again.
 	Term(ctx context.Context) error
 	// InProgress tells the server the messages are still being worked
-	// on, postponing redelivery (JetStream in-progress). It does not
-	// settle; transports without the notion ignore it.
+	// on, postponing redelivery (JetStream in-progress, +WPI). It does not
+	// settle. On transports without the notion (core NATS, Kafka, memory)
+	// it does nothing and returns ErrProgressUnsupported.
 	InProgress(ctx context.Context) error
 }
 
@@ -118,7 +119,7 @@ func (d *delivery) InProgress(ctx context.Context) error {
 	if p, ok := d.ack.(ProgressReporter); ok {
 		return p.InProgress(ctx)
 	}
-	return nil
+	return ErrProgressUnsupported
 }
 
 // MessageFromContext returns the message a handler is processing: the

@@ -34,6 +34,7 @@ type subscription struct {
 	settleO Operation
 	consume ConsumeFunc
 	settle  SettleFunc
+	out     *outcomes
 
 	mu sync.Mutex
 	ts Subscription
@@ -60,6 +61,9 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 	s.settleO.OperationName = info.AckOperation
 
 	mws := append(append([]Middleware(nil), b.cfg.middleware...), cfg.middleware...)
+	s.out = newOutcomes(s.op, b.cfg.logger, mws)
+	s.cfg.spec.MaxAttempts = cfg.maxAttempts
+	s.cfg.spec.Events = s.out
 	s.consume = chainConsume(mws, func(ctx context.Context, _ Operation, msgs []*Message) (err error) {
 		d := deliveryFrom(ctx)
 		if d != nil {
@@ -113,6 +117,7 @@ func (s *subscription) close(ctx context.Context) error {
 	if ts == nil {
 		return nil
 	}
+	defer s.out.flush() // drops reported while closing are logged now
 	return ts.Close(ctx)
 }
 
@@ -190,6 +195,7 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 			slog.Int("attempt", attempt),
 			slog.Duration("delay", delay),
 			slog.String("error", s.b.cfg.errText(err)))
+		s.out.record(handlerCtx, OutcomeRetried, msgs, err)
 		return Settlement{Action: Nak, Delay: delay}
 	}
 	if s.cfg.deadLetter == "" {
@@ -198,6 +204,7 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 			slog.Int("attempt", attempt),
 			slog.Int("messages", len(msgs)),
 			slog.String("error", s.b.cfg.errText(err)))
+		s.out.record(handlerCtx, OutcomeDropped, msgs, err)
 		return Settlement{Action: Term}
 	}
 	if derr := s.deadLetter(handlerCtx, msgs, err, attempt); derr != nil {
@@ -208,6 +215,7 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 			slog.String("destination", s.op.Destination),
 			slog.String("dead_letter", s.cfg.deadLetter),
 			slog.Any("error", derr))
+		s.out.record(handlerCtx, OutcomeRetried, msgs, err)
 		return Settlement{Action: Nak, Delay: delay}
 	}
 	log.LogAttrs(handlerCtx, slog.LevelWarn, "tracebus: handler failed, message dead-lettered",
@@ -215,6 +223,7 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 		slog.String("dead_letter", s.cfg.deadLetter),
 		slog.Int("attempt", attempt),
 		slog.String("error", s.b.cfg.errText(err)))
+	s.out.record(handlerCtx, OutcomeDeadLettered, msgs, err)
 	return Settlement{Action: Ack}
 }
 

@@ -109,6 +109,15 @@ type SubscriptionSpec struct {
 	BatchWait time.Duration
 	// Concurrency is how many deliveries may run at once; at least 1.
 	Concurrency int
+	// MaxAttempts is how many deliveries a failing message gets before the
+	// broker dead-letters or drops it (broker.MaxAttempts); 0 when unknown.
+	// A transport whose server limits redeliveries (JetStream MaxDeliver)
+	// sets that limit from it.
+	MaxAttempts int
+	// Events takes what the transport observes about the subscription
+	// outside a delivery: messages it dropped, handlers it gave up on. The
+	// broker sets it; it is nil when a transport is used on its own.
+	Events SubscriptionEvents
 	// TransportOptions are the options given with WithTransportOption, in
 	// order, all meant for this transport (the broker checked their
 	// TransportName). A transport applies the ones it defines and rejects

@@ -91,10 +91,20 @@ func (t *Telemetry) consumeOne(ctx context.Context, st *statics, msgs []*broker.
 	}
 	hctx = baggage.ContextWithDelivery(hctx, []otelbaggage.Baggage{bag}, op.Batch)
 
+	// The sets of a success serve the in-flight count, whose +1 and -1
+	// must go to one point, and the process metrics of a success.
+	ok := st.pointSets(t, dest, partition, attribute.KeyValue{})
+	if t.outcomes.inflight.Enabled(ctx) {
+		t.outcomes.inflight.Add(ctx, 1, ok.plainAdd...)
+		// Deferred: a middleware inside that panics must not leave the
+		// message counted.
+		defer t.outcomes.inflight.Add(ctx, -1, ok.plainAdd...)
+	}
+
 	err := next(hctx, op, msgs)
 
 	end, et := t.endSpan(span, err)
-	t.recordProcess(hctx, op, st, dest, partition, len(msgs), et, end.Sub(start))
+	t.recordProcess(hctx, op, ok, dest, partition, len(msgs), et, end.Sub(start))
 	return err
 }
 
@@ -159,9 +169,15 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs 
 		trace.WithTimestamp(start))
 	hctx = baggage.ContextWithDelivery(hctx, bags, op.Batch)
 
+	ok := t.sets.sets(metricKey(op, opProcess, dest, partition, attribute.KeyValue{}))
+	if n := int64(len(msgs)); t.outcomes.inflight.Enabled(ctx) {
+		t.outcomes.inflight.Add(ctx, n, ok.plainAdd...)
+		defer t.outcomes.inflight.Add(ctx, -n, ok.plainAdd...)
+	}
+
 	err := next(hctx, op, msgs)
 
 	end, et := t.endSpan(span, err)
-	t.recordProcess(hctx, op, nil, dest, partition, len(msgs), et, end.Sub(start))
+	t.recordProcess(hctx, op, ok, dest, partition, len(msgs), et, end.Sub(start))
 	return err
 }

@@ -27,6 +27,8 @@ type pointKey struct {
 	// messaging.destination.template, because the concrete destination it
 	// matched may be high-cardinality.
 	template bool
+	// reason is the DropReasonKey of a dropped-messages point.
+	reason string
 }
 
 // metricKey returns the key of a point for op. concrete is the destination
@@ -59,7 +61,7 @@ func metricKey(op broker.Operation, name, concrete, partition string, et attribu
 // messaging.operation.type, which messaging.client.operation.duration has
 // and the other metrics have not.
 func (k pointKey) attrs(withType bool) []attribute.KeyValue {
-	kvs := make([]attribute.KeyValue, 0, 11)
+	kvs := make([]attribute.KeyValue, 0, 12)
 	kvs = append(kvs, semconv.MessagingSystemKey.String(k.system), semconv.MessagingOperationName(k.name))
 	switch {
 	case k.dest == "":
@@ -85,6 +87,9 @@ func (k pointKey) attrs(withType bool) []attribute.KeyValue {
 	}
 	if k.errType != "" {
 		kvs = append(kvs, semconv.ErrorTypeKey.String(k.errType))
+	}
+	if k.reason != "" {
+		kvs = append(kvs, DropReasonKey.String(k.reason))
 	}
 	if withType {
 		switch k.kind {
@@ -186,17 +191,15 @@ func (t *Telemetry) recordPublish(ctx context.Context, op broker.Operation, st *
 // both the same attributes, and counting the consumed messages after the
 // handler lets error.type split them by outcome.
 //
-// st, when not nil, holds the sets of op's destination.
-func (t *Telemetry) recordProcess(ctx context.Context, op broker.Operation, st *statics, dest, partition string,
+// ok holds the sets of a success for dest and partition.
+func (t *Telemetry) recordProcess(ctx context.Context, op broker.Operation, ok *pointSets, dest, partition string,
 	n int, et attribute.KeyValue, d time.Duration,
 ) {
 	if !t.procDuration.Enabled(ctx) && !t.consumed.Enabled(ctx) {
 		return
 	}
-	var ps *pointSets
-	if st != nil {
-		ps = st.pointSets(t, dest, partition, et)
-	} else {
+	ps := ok
+	if et.Valid() {
 		ps = t.sets.sets(metricKey(op, opProcess, dest, partition, et))
 	}
 	t.procDuration.Inst().Record(ctx, d.Seconds(), ps.plainRecord...)

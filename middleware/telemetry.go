@@ -71,6 +71,14 @@ import (
 // WithSettleSpans), messaging.process.duration,
 // messaging.client.sent.messages and messaging.client.consumed.messages,
 // with the semconv bucket advice (5 ms … 10 s) and error.type on failures.
+// As a broker.OutcomeObserver it also counts what the broker's outcome
+// policy and the transport decided, with the attributes of
+// messaging.process.duration: tracebus.consumer.retried.messages,
+// tracebus.consumer.dead_lettered.messages and
+// tracebus.consumer.dropped.messages (with tracebus.drop.reason "failed"
+// or "slow_consumer"), tracebus.consumer.hung.messages, and the up-down
+// counter tracebus.consumer.inflight.messages of messages in handlers now
+// (see RetriedMessagesMetric and the names beside it).
 //
 // A Telemetry is safe for concurrent use and may be shared by brokers.
 type Telemetry struct {
@@ -81,6 +89,7 @@ type Telemetry struct {
 	procDuration messagingconv.ProcessDuration
 	sent         messagingconv.ClientSentMessages
 	consumed     messagingconv.ClientConsumedMessages
+	outcomes     outcomeInstruments
 
 	sets setCache // attribute sets of metric points
 }
@@ -133,5 +142,6 @@ func NewTelemetry(opts ...Option) *Telemetry {
 	if t.consumed, err = messagingconv.NewClientConsumedMessages(meter); err != nil {
 		otel.Handle(err)
 	}
+	t.outcomes = newOutcomeInstruments(meter)
 	return t
 }

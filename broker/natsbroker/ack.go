@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tracebus/tracebus/broker"
 )
 
 // coreAck settles a core NATS delivery. Core NATS has no acknowledgements
@@ -27,8 +29,15 @@ func (a *coreAck) Nak(_ context.Context, delay time.Duration) error {
 	return nil
 }
 
+// ErrMaxHandlingTime is returned when a handler settles (or reports
+// progress on) a JetStream delivery that the transport already gave back to
+// the server because the handler ran past its maximum handling time (see
+// MaxHandlingTime): the late settlement is ignored.
+var ErrMaxHandlingTime = errors.New("natsbroker: handler ran past the maximum handling time; its messages were given back")
+
 // jsAck settles a JetStream delivery of one or more messages: ack, nak
-// with a redelivery delay, or term. Settling ends the keep-alive.
+// with a redelivery delay, or term. Settling ends the keep-alive; once the
+// keep-alive gave the delivery up, settling does nothing.
 type jsAck struct {
 	msgs []jetstream.Msg
 	seqs []uint64 // stream sequences of msgs, 0 when unknown
@@ -36,13 +45,19 @@ type jsAck struct {
 	keep *keepAlive
 }
 
+var _ broker.ProgressReporter = (*jsAck)(nil)
+
 func (a *jsAck) Ack(context.Context) error {
-	a.keep.stop()
+	if a.keep.stop() {
+		return ErrMaxHandlingTime
+	}
 	return a.settle(a.each("ack", jetstream.Msg.Ack))
 }
 
 func (a *jsAck) Nak(_ context.Context, delay time.Duration) error {
-	a.keep.stop()
+	if a.keep.stop() {
+		return ErrMaxHandlingTime
+	}
 	if delay <= 0 {
 		return a.each("nak", jetstream.Msg.Nak)
 	}
@@ -50,8 +65,20 @@ func (a *jsAck) Nak(_ context.Context, delay time.Duration) error {
 }
 
 func (a *jsAck) Term(context.Context) error {
-	a.keep.stop()
+	if a.keep.stop() {
+		return ErrMaxHandlingTime
+	}
 	return a.settle(a.each("term", jetstream.Msg.Term))
+}
+
+// InProgress implements broker.ProgressReporter: it tells the server the
+// messages are still being worked on (+WPI), which restarts their
+// AckWait, and restarts the maximum handling time.
+func (a *jsAck) InProgress(context.Context) error {
+	if !a.keep.progress() {
+		return ErrMaxHandlingTime
+	}
+	return a.each("in progress", jetstream.Msg.InProgress)
 }
 
 // settle records a final settlement in the subscription's position. When
@@ -79,44 +106,96 @@ func (a *jsAck) each(op string, f func(jetstream.Msg) error) error {
 // (JetStream "in progress", +WPI) every so often, below the consumer's
 // AckWait, so that a long handler is not raced by a redelivery of its own
 // message. It costs a timer, not a goroutine, per delivery.
+//
+// It does so for at most limit after the delivery began or the handler
+// last reported progress itself (Settler.InProgress): then it stops, marks
+// the delivery given up (later settlements are ignored) and calls onHung,
+// which hands the messages back. Without that cap a hung handler would hold
+// its message forever.
 type keepAlive struct {
-	mu      sync.Mutex
-	msgs    []jetstream.Msg
-	every   time.Duration
-	timer   *time.Timer
-	stopped bool
+	mu       sync.Mutex
+	msgs     []jetstream.Msg
+	every    time.Duration
+	limit    time.Duration // 0: no cap
+	deadline time.Time
+	onHung   func()
+	timer    *time.Timer
+	stopped  bool // settled or given up
+	hung     bool // given up
 }
 
-// startKeepAlive starts reporting progress on msgs every interval.
-func startKeepAlive(msgs []jetstream.Msg, every time.Duration) *keepAlive {
-	k := &keepAlive{msgs: msgs, every: every}
+// startKeepAlive starts reporting progress on msgs every interval, for at
+// most limit (0: without a cap), after which it calls onHung.
+func startKeepAlive(msgs []jetstream.Msg, every, limit time.Duration, onHung func()) *keepAlive {
+	k := &keepAlive{msgs: msgs, every: every, limit: limit, onHung: onHung}
+	now := time.Now()
 	k.mu.Lock()
-	k.timer = time.AfterFunc(every, k.fire)
+	if limit > 0 {
+		k.deadline = now.Add(limit)
+	}
+	k.timer = time.AfterFunc(k.next(now), k.fire)
 	k.mu.Unlock()
 	return k
 }
 
+// next is the wait until the next report or the deadline.
+func (k *keepAlive) next(now time.Time) time.Duration {
+	if k.limit > 0 {
+		return max(min(k.every, k.deadline.Sub(now)), 0)
+	}
+	return k.every
+}
+
 func (k *keepAlive) fire() {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	if k.stopped {
+		k.mu.Unlock()
 		return
 	}
+	now := time.Now()
+	if k.limit > 0 && !now.Before(k.deadline) {
+		k.stopped, k.hung = true, true
+		k.mu.Unlock()
+		k.onHung()
+		return
+	}
+	defer k.mu.Unlock()
 	for _, m := range k.msgs {
 		// A failed in-progress report is not fatal: at worst the message
 		// is redelivered after AckWait, which JetStream allows anyway.
 		_ = m.InProgress()
 	}
-	k.timer.Reset(k.every)
+	k.timer.Reset(k.next(now))
 }
 
-// stop ends the reports; it is safe on nil and to call more than once.
-func (k *keepAlive) stop() {
+// progress restarts the maximum handling time after the handler reported
+// progress itself. It reports false when the delivery was given up.
+func (k *keepAlive) progress() bool {
 	if k == nil {
-		return
+		return true
 	}
 	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.hung {
+		return false
+	}
+	if !k.stopped && k.limit > 0 {
+		now := time.Now()
+		k.deadline = now.Add(k.limit)
+		k.timer.Reset(k.next(now))
+	}
+	return true
+}
+
+// stop ends the reports and reports whether the delivery had been given
+// up. It is safe on nil and to call more than once.
+func (k *keepAlive) stop() (hung bool) {
+	if k == nil {
+		return false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	k.stopped = true
 	k.timer.Stop()
-	k.mu.Unlock()
+	return k.hung
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,13 +18,15 @@ import (
 // jsDelivery is what the two kinds of JetStream subscription share: how a
 // delivery of JetStream messages reaches the broker and is settled.
 type jsDelivery struct {
-	t    *Transport
-	spec broker.SubscriptionSpec
-	r    *runner
-	cons *jsConsumer
+	t           *Transport
+	spec        broker.SubscriptionSpec
+	r           *runner
+	cons        *jsConsumer
+	maxHandling time.Duration // see MaxHandlingTime
 }
 
-// run delivers msgs and keeps them alive while the handler works.
+// run delivers msgs and keeps them alive while the handler works, up to
+// the maximum handling time.
 func (d *jsDelivery) run(msgs []jetstream.Msg) {
 	out := make([]*broker.Message, len(msgs))
 	seqs := make([]uint64, len(msgs))
@@ -31,11 +34,53 @@ func (d *jsDelivery) run(msgs []jetstream.Msg) {
 		out[i] = jetStreamMessage(m, &d.spec)
 		seqs[i] = out[i].Delivery.Sequence
 	}
+	// The handler's own context, so that giving up on it can tell it so.
+	ctx, cancel := context.WithCancel(d.r.ctx)
+	defer cancel()
+	a := &jsAck{msgs: msgs, seqs: seqs, pos: d.cons.pos}
 	// Report progress three times per AckWait: often enough that a late
 	// timer or a slow network does not let the deadline pass.
-	a := &jsAck{msgs: msgs, seqs: seqs, pos: d.cons.pos, keep: startKeepAlive(msgs, max(d.cons.ackWait()/3, time.Millisecond))}
-	d.r.deliver(d.r.ctx, out, a)
+	a.keep = startKeepAlive(msgs, max(d.cons.ackWait()/3, time.Millisecond), d.maxHandling, func() {
+		d.hung(ctx, a, out)
+		cancel()
+	})
+	d.r.deliver(ctx, out, a)
 	a.keep.stop()
+}
+
+// hung gives up on a delivery whose handler ran past the maximum handling
+// time: the hang is logged and reported, then its messages go back to the
+// server at once, for another handler (in that order, so the report is
+// there before the redelivery). The handler's goroutine cannot be stopped;
+// its context is cancelled and what it settles later is ignored.
+func (d *jsDelivery) hung(ctx context.Context, a *jsAck, out []*broker.Message) {
+	consumer := ""
+	if info := d.cons.current().CachedInfo(); info != nil {
+		consumer = info.Name
+	}
+	attrs := []any{"subject", d.spec.Destination, "stream", d.cons.stream, "consumer", consumer,
+		"messages", len(out), "max_handling_time", d.maxHandling}
+	if len(out) > 0 {
+		attrs = append(attrs, "message_id", capID(out[0].ID), "sequence", out[0].Delivery.Sequence)
+	}
+	d.t.cfg.logger.Warn("natsbroker: handler ran past the maximum handling time; its messages go back to the server", attrs...)
+	if ev := d.spec.Events; ev != nil {
+		ev.Hung(ctx, out)
+	}
+	if err := a.each("nak", jetstream.Msg.Nak); err != nil {
+		d.t.cfg.logger.Warn("natsbroker: handing back the messages of a hung handler failed; the server redelivers them after AckWait",
+			"subject", d.spec.Destination, "consumer", consumer, "error", err)
+	}
+}
+
+// maxLoggedID caps a message id in log lines: ids come from publishers.
+const maxLoggedID = 64
+
+func capID(id string) string {
+	if len(id) <= maxLoggedID {
+		return id
+	}
+	return strings.ToValidUTF8(id[:maxLoggedID], "") + "…"
 }
 
 // received records msgs in the subscription's position as soon as they
@@ -122,7 +167,7 @@ const blockedCheck = 2 * time.Second
 
 func (t *Transport) subscribeConsume(ctx, setupCtx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc, sc *subConfig, cons *jsConsumer) (*consumeSub, error) {
 	s := &consumeSub{
-		jsDelivery: jsDelivery{t: t, spec: spec, cons: cons},
+		jsDelivery: jsDelivery{t: t, spec: spec, cons: cons, maxHandling: sc.maxHandling},
 		check:      make(chan struct{}, 1),
 		sourceDone: make(chan struct{}),
 	}

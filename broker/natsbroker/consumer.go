@@ -77,8 +77,10 @@ func (t *Transport) newJSConsumer(ctx context.Context, spec *broker.Subscription
 		FilterSubject: spec.Destination,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		// The broker decides when to stop retrying (MaxAttempts) and
-		// terminates the message then; the server must not give up first.
-		MaxDeliver:    -1,
+		// terminates the message then; the server gives up a few
+		// deliveries later, so that a crash loop (or a dead-letter
+		// destination that stays down) cannot redeliver forever.
+		MaxDeliver:    maxDeliver(spec.MaxAttempts),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 	if durable == "" {
@@ -91,6 +93,21 @@ func (t *Transport) newJSConsumer(ctx context.Context, spec *broker.Subscription
 	}
 	c.ephemeral = c.cfg.Durable == ""
 	return c, nil
+}
+
+// maxDeliverMargin is how many deliveries beyond MaxAttempts the server
+// makes: deliveries that do not reach the broker's decision (messages
+// handed back when a subscription closes, handlers given up after the
+// maximum handling time, handlers cut by a crash) count on the server too.
+const maxDeliverMargin = 5
+
+// maxDeliver is the consumer's MaxDeliver for a subscription whose
+// messages get attempts deliveries (0: the broker's default).
+func maxDeliver(attempts int) int {
+	if attempts <= 0 {
+		attempts = broker.DefaultMaxAttempts
+	}
+	return attempts + maxDeliverMargin
 }
 
 // groupDurable names the durable consumer shared by the members of a group

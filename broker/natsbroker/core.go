@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -17,17 +18,30 @@ import (
 //
 // Core NATS delivers a message once, to whoever listens at that moment:
 // there is no acknowledgement and no redelivery. A Nak is therefore
-// honoured in place: the worker that ran the handler waits the delay and
-// delivers the same message again with DeliveryCount increased. With
-// concurrency 1 this holds back the messages behind it, which keeps their
-// order.
+// honoured by the subscription: the same message is delivered again after
+// the delay, with DeliveryCount increased. By default the message steps
+// aside for the delay, so the messages behind it keep flowing; with
+// OrderedRetries the worker that ran the handler waits the delay itself,
+// which with concurrency 1 holds back the messages behind it and keeps
+// their order.
+//
+// nats.go drops messages when the subscription's pending limits are
+// exceeded (a slow consumer). The subscription reports every drop, counted
+// from Subscription.Dropped, to the broker.
 //
 // Reconnects are nats.go's: it re-subscribes on the new connection.
 type coreSub struct {
-	t    *Transport
-	spec broker.SubscriptionSpec
-	r    *runner
-	sub  *natsgo.Subscription
+	t       *Transport
+	spec    broker.SubscriptionSpec
+	r       *runner
+	sub     *natsgo.Subscription
+	ordered bool   // OrderedRetries
+	aside   flight // retries waiting aside
+
+	dropMu     sync.Mutex
+	dropped    int         // drops reported so far
+	dropTimer  *time.Timer // polls Dropped while drops go on
+	dropsFinal bool        // Close has taken the last count
 
 	in         chan *natsgo.Msg // batch subscriptions: callback to batcher
 	subClosed  chan struct{}    // the nats.go subscription has ended
@@ -36,13 +50,15 @@ type coreSub struct {
 	closing    atomic.Bool
 }
 
-func (t *Transport) subscribeCore(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) (*coreSub, error) {
+func (t *Transport) subscribeCore(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc, sc *subConfig) (*coreSub, error) {
 	s := &coreSub{
 		t:         t,
 		spec:      spec,
 		r:         newRunner(ctx, deliver, spec.Concurrency),
+		ordered:   sc.ordered,
 		subClosed: make(chan struct{}),
 	}
+	t.watchSlowConsumers()
 	handler := s.onMsg
 	s.sourceDone = s.subClosed
 	if spec.Batch {
@@ -60,6 +76,16 @@ func (t *Transport) subscribeCore(ctx context.Context, spec broker.SubscriptionS
 		s.r.finish()
 		return nil, fmt.Errorf("natsbroker: subscribe to %s: %w", spec.Destination, err)
 	}
+	if sc.pendingSet {
+		if err := s.sub.SetPendingLimits(sc.pendingMsgs, sc.pendingBytes); err != nil {
+			_ = s.sub.Unsubscribe()
+			s.r.finish()
+			return nil, fmt.Errorf("natsbroker: subscribe to %s: pending limits: %w", spec.Destination, err)
+		}
+	}
+	t.mu.Lock()
+	t.coreSubs[s.sub] = s
+	t.mu.Unlock()
 	s.sub.SetClosedHandler(func(string) { s.markClosed() })
 	if !s.sub.IsValid() {
 		s.markClosed() // closed before the handler was set
@@ -148,10 +174,14 @@ func (s *coreSub) batch() {
 	}
 }
 
-// run delivers msgs until they are settled by anything but a Nak, retrying
-// in place after each Nak's delay.
-func (s *coreSub) run(msgs []*natsgo.Msg) {
-	for attempt := 1; ; attempt++ {
+// run delivers msgs until they are settled by anything but a Nak.
+func (s *coreSub) run(msgs []*natsgo.Msg) { s.runFrom(msgs, 1) }
+
+// runFrom delivers msgs as the attempt-th delivery. After a Nak it retries
+// in place after the delay (OrderedRetries), or sets the messages aside
+// for the delay and returns.
+func (s *coreSub) runFrom(msgs []*natsgo.Msg, attempt int) {
+	for ; ; attempt++ {
 		var (
 			out []*broker.Message
 			a   *coreAck
@@ -173,11 +203,40 @@ func (s *coreSub) run(msgs []*natsgo.Msg) {
 		if !a.retry {
 			return
 		}
+		if !s.ordered {
+			s.retryAside(msgs, attempt+1, a.delay)
+			return
+		}
 		if !s.pause(a.delay) {
 			s.lost(len(msgs))
 			return
 		}
 	}
+}
+
+// retryAside delivers msgs again as the attempt-th delivery after delay,
+// on a goroutine of its own, while the subscription goes on with the
+// messages behind them. The delivery takes its turn among the others, so
+// the subscription's concurrency holds.
+func (s *coreSub) retryAside(msgs []*natsgo.Msg, attempt int, delay time.Duration) {
+	s.aside.add()
+	go func() {
+		if !s.pause(delay) {
+			s.lost(len(msgs))
+			s.aside.done()
+			return
+		}
+		// The job ends the wait only when it is done, so a retry it sets
+		// aside in turn is counted before this one leaves.
+		job := func() {
+			defer s.aside.done()
+			s.runFrom(msgs, attempt)
+		}
+		if !s.r.submit(job, s.r.abandon, nil) {
+			s.lost(len(msgs))
+			s.aside.done()
+		}
+	}()
 }
 
 // pause waits d, unless Close gives up on the subscription first.
@@ -200,6 +259,7 @@ func (s *coreSub) Close(ctx context.Context) error {
 	}
 	defer s.t.untrack(s)
 	s.r.stopTaking()
+	s.lastDrops()
 	if err := s.sub.Drain(); err != nil {
 		s.markClosed() // the subscription or the connection is already gone
 	}
@@ -208,10 +268,129 @@ func (s *coreSub) Close(ctx context.Context) error {
 		_ = s.sub.Unsubscribe()
 		return fmt.Errorf("natsbroker: close subscription to %s: %w", s.spec.Destination, err)
 	}
+	if err := s.aside.wait(ctx); err != nil {
+		s.r.giveUp()
+		return fmt.Errorf("natsbroker: close subscription to %s: %w", s.spec.Destination, err)
+	}
 	s.r.finish()
 	if err := s.r.wait(ctx); err != nil {
 		s.r.giveUp()
 		return fmt.Errorf("natsbroker: close subscription to %s: %w", s.spec.Destination, err)
 	}
 	return nil
+}
+
+// dropPoll is how often a subscription that dropped messages checks for
+// more: nats.go reports a slow consumer once, until a message gets through
+// again, not once per message dropped.
+const dropPoll = 500 * time.Millisecond
+
+// checkDrops reports the messages nats.go dropped since the last check.
+func (s *coreSub) checkDrops() {
+	s.dropMu.Lock()
+	n, err := s.sub.Dropped()
+	if err != nil || n <= s.dropped {
+		s.dropMu.Unlock()
+		return
+	}
+	delta := n - s.dropped
+	s.dropped = n
+	if s.dropTimer == nil && !s.dropsFinal {
+		s.dropTimer = time.AfterFunc(dropPoll, s.pollDrops)
+	}
+	s.dropMu.Unlock()
+	if ev := s.spec.Events; ev != nil {
+		ev.Dropped(s.r.ctx, delta)
+		return
+	}
+	s.t.cfg.logger.Warn("natsbroker: slow consumer: nats.go dropped messages of a core subscription",
+		"subject", s.spec.Destination, "messages", delta)
+}
+
+// pollDrops checks again after a drop; checkDrops re-arms it while drops go
+// on.
+func (s *coreSub) pollDrops() {
+	s.dropMu.Lock()
+	s.dropTimer = nil
+	s.dropMu.Unlock()
+	s.checkDrops()
+}
+
+// lastDrops takes the final count when the subscription closes: the
+// pending limits are lifted first, so that nothing is dropped after it
+// (what arrives while the subscription drains is bounded by what the
+// server sent before it learnt of the unsubscribe).
+func (s *coreSub) lastDrops() {
+	s.dropMu.Lock()
+	s.dropsFinal = true
+	if s.dropTimer != nil {
+		s.dropTimer.Stop()
+		s.dropTimer = nil
+	}
+	s.dropMu.Unlock()
+	_ = s.sub.SetPendingLimits(-1, -1)
+	s.checkDrops()
+}
+
+// watchSlowConsumers installs, once per transport, an asynchronous error
+// handler on the connection that checks a core subscription's drops when
+// nats.go reports it as a slow consumer. The handler the connection had is
+// called too; one set on the connection after the transport was created
+// replaces this one, and drops are then only counted when the
+// subscription closes.
+func (t *Transport) watchSlowConsumers() {
+	t.errOnce.Do(func() {
+		prev := t.nc.ErrorHandler()
+		t.nc.SetErrorHandler(func(nc *natsgo.Conn, sub *natsgo.Subscription, err error) {
+			if sub != nil && errors.Is(err, natsgo.ErrSlowConsumer) {
+				t.mu.Lock()
+				s := t.coreSubs[sub]
+				t.mu.Unlock()
+				if s != nil {
+					s.checkDrops()
+				}
+			}
+			if prev != nil {
+				prev(nc, sub, err)
+			}
+		})
+	})
+}
+
+// flight counts work under way that Close must wait for, such as retries
+// set aside.
+type flight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+func (f *flight) add() {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.idle = make(chan struct{})
+	}
+	f.n++
+	f.mu.Unlock()
+}
+
+func (f *flight) done() {
+	f.mu.Lock()
+	f.n--
+	if f.n == 0 {
+		close(f.idle)
+	}
+	f.mu.Unlock()
+}
+
+// wait waits until nothing is under way or ctx is done.
+func (f *flight) wait(ctx context.Context) error {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	idle := f.idle
+	f.mu.Unlock()
+	return waitFor(ctx, idle)
 }

@@ -27,9 +27,24 @@
 //
 // Core NATS has no acknowledgements and no redelivery: a message reaches
 // whoever listens when it is published. A handler error is therefore retried
-// in place: the delivery waits the subscription's backoff and runs the
-// handler again with Delivery.DeliveryCount increased, holding back the
-// messages behind it when the concurrency is 1.
+// by the subscription: the message steps aside for the subscription's
+// backoff and is then delivered again, with Delivery.DeliveryCount
+// increased, while the messages behind it keep flowing. OrderedRetries
+// retries in place instead, holding back the messages behind it when the
+// concurrency is 1: that keeps their order, but under load nats.go's
+// pending limits (PendingLimits) fill during the backoff and it drops
+// messages, many more than the default loses (see docs/reliability.md).
+//
+// Core NATS may drop messages: nats.go drops what exceeds a subscription's
+// pending limits (a slow consumer). The transport counts every drop from
+// nats.go's Subscription.Dropped, checked when nats.go reports
+// ErrSlowConsumer to the connection's asynchronous error handler (the
+// transport chains its own to the handler the connection had), while drops
+// go on, and when the subscription closes, and reports it to the broker,
+// which logs a rate-limited warning naming the subject and the count, and
+// which the telemetry middleware counts in tracebus.consumer.dropped.messages
+// with tracebus.drop.reason "slow_consumer". Settler.InProgress is not
+// supported on core NATS (broker.ErrProgressUnsupported).
 //
 // # JetStream
 //
@@ -70,7 +85,16 @@
 // terminated or, with a dead-letter destination, acked after being
 // forwarded. While a handler runs, the transport reports progress to the
 // server (+WPI) several times per AckWait, so that a long handler is not
-// raced by a redelivery of its own message.
+// raced by a redelivery of its own message, and Settler.InProgress sends
+// one at once. It does so for at most MaxHandlingTime (default
+// DefaultMaxHandlingTime) since the delivery began or the handler last
+// called InProgress: then the messages are nak'ed for another handler, the
+// hang is logged and counted (tracebus.consumer.hung.messages), the
+// handler's ctx is cancelled and what it settles later is ignored. The
+// consumers the transport creates have MaxDeliver set to the subscription's
+// broker.MaxAttempts plus 5, so that deliveries the broker never decides on
+// (a process crashing in the handler) cannot go on forever; set it
+// otherwise with ConfigureConsumer.
 //
 // # Reconnects and shutdown
 //

@@ -33,9 +33,9 @@ type fetchSub struct {
 	suspect    atomic.Bool // the server announced the consumer's deletion
 }
 
-func (t *Transport) subscribeFetch(ctx, setupCtx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc, cons *jsConsumer) (*fetchSub, error) {
+func (t *Transport) subscribeFetch(ctx, setupCtx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc, sc *subConfig, cons *jsConsumer) (*fetchSub, error) {
 	s := &fetchSub{
-		jsDelivery: jsDelivery{t: t, spec: spec, cons: cons},
+		jsDelivery: jsDelivery{t: t, spec: spec, cons: cons, maxHandling: sc.maxHandling},
 		sourceDone: make(chan struct{}),
 	}
 	cons.deleted = func() { s.suspect.Store(true) }

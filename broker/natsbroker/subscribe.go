@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -14,7 +15,7 @@ import (
 // or its consumer exists (JetStream).
 func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) (broker.Subscription, error) {
 	if err := t.usable(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("natsbroker: subscribe to %s: transport closed: %w", spec.Destination, err)
 	}
 	sc, err := t.subscription(&spec)
 	if err != nil {
@@ -28,12 +29,11 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 		}
 	}
 	if sc.isCore(t, spec.Destination) {
-		s, err := t.subscribeCore(ctx, spec, deliver)
+		s, err := t.subscribeCore(ctx, spec, deliver, &sc)
 		if err != nil {
 			return nil, err
 		}
-		t.track(s)
-		return s, nil
+		return t.track(ctx, s, spec.Destination)
 	}
 	setupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultTimeout)
 	defer cancel()
@@ -43,15 +43,14 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	}
 	var s broker.Subscription
 	if spec.Batch {
-		s, err = t.subscribeFetch(ctx, setupCtx, spec, deliver, cons)
+		s, err = t.subscribeFetch(ctx, setupCtx, spec, deliver, &sc, cons)
 	} else {
 		s, err = t.subscribeConsume(ctx, setupCtx, spec, deliver, &sc, cons)
 	}
 	if err != nil {
 		return nil, err
 	}
-	t.track(s)
-	return s, nil
+	return t.track(ctx, s, spec.Destination)
 }
 
 // ValidateSubscription implements broker.SubscriptionValidator: it rejects

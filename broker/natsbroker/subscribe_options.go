@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
@@ -71,6 +72,56 @@ func ConsumeOptions(opts ...jetstream.PullConsumeOpt) broker.SubscribeOption {
 	return newSubOption("ConsumeOptions(...)", func(c *subConfig) { c.consumeOpts = append(c.consumeOpts, opts...) })
 }
 
+// DefaultMaxHandlingTime is how long a JetStream handler may hold its
+// messages without reporting progress, unless MaxHandlingTime says
+// otherwise.
+const DefaultMaxHandlingTime = 10 * time.Minute
+
+// MaxHandlingTime bounds how long the handler of a JetStream subscription
+// may hold a delivery: the transport keeps the messages' AckWait from
+// expiring while the handler works, for at most d after the delivery began
+// or after the handler last called Settler.InProgress. Then it gives the
+// messages back to the server (nak) for another delivery, logs a warning
+// and reports the hang (the telemetry middleware counts it in
+// tracebus.consumer.hung.messages). The handler's goroutine cannot be
+// stopped: its context is cancelled, and what it settles afterwards is
+// ignored (Settler methods return ErrMaxHandlingTime).
+//
+// The default is DefaultMaxHandlingTime. d must be positive. Core NATS
+// subscriptions have no acknowledgement deadline to extend, so the option
+// is an error there.
+func MaxHandlingTime(d time.Duration) broker.SubscribeOption {
+	return newSubOption("MaxHandlingTime("+d.String()+")", func(c *subConfig) {
+		c.maxHandling = d
+		c.maxHandlingSet = true
+	})
+}
+
+// PendingLimits sets how many messages, and how many bytes of them, a core
+// NATS subscription buffers ahead of its handlers (nats.go's
+// Subscription.SetPendingLimits; its defaults are 512Ki messages and 64 MiB).
+// Beyond them nats.go drops messages: the transport reports each drop (see
+// the package documentation). A negative value means no limit; zero is
+// invalid. It is an error on a JetStream subscription, whose server keeps
+// what the client has no room for.
+func PendingLimits(msgs, bytes int) broker.SubscribeOption {
+	return newSubOption(fmt.Sprintf("PendingLimits(%d, %d)", msgs, bytes), func(c *subConfig) {
+		c.pendingMsgs, c.pendingBytes = msgs, bytes
+		c.pendingSet = true
+	})
+}
+
+// OrderedRetries makes a core NATS subscription retry a failed message in
+// place: the delivery waits its backoff while the messages behind it wait
+// too, which keeps their order but lets nats.go's pending limits fill up
+// and drop messages under load. By default a failed message steps aside:
+// it is retried after its backoff while the messages behind it are
+// delivered. JetStream subscriptions are redelivered by the server and
+// ignore it.
+func OrderedRetries() broker.SubscribeOption {
+	return newSubOption("OrderedRetries()", func(c *subConfig) { c.ordered = true })
+}
+
 type subConfig struct {
 	core        bool // Core: never JetStream
 	jetStream   bool // JetStream, Stream, BindConsumer: always JetStream
@@ -78,6 +129,13 @@ type subConfig struct {
 	bind        string
 	configure   []func(*jetstream.ConsumerConfig)
 	consumeOpts []jetstream.PullConsumeOpt
+
+	maxHandling    time.Duration
+	maxHandlingSet bool
+	pendingMsgs    int
+	pendingBytes   int
+	pendingSet     bool
+	ordered        bool
 }
 
 func newSubOption(name string, f func(*subConfig)) broker.SubscribeOption {
@@ -88,15 +146,29 @@ func newSubOption(name string, f func(*subConfig)) broker.SubscribeOption {
 // together and fit the destination.
 func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, error) {
 	var c subConfig
+	c.maxHandling = DefaultMaxHandlingTime
 	if err := subopt.Apply("natsbroker", System, spec, &c); err != nil {
 		return c, err
+	}
+	if c.maxHandling <= 0 {
+		return c, fmt.Errorf("natsbroker: subscribe %s: MaxHandlingTime %v: must be positive: %w",
+			spec.Destination, c.maxHandling, broker.ErrInvalidOption)
+	}
+	if c.pendingSet && (c.pendingMsgs == 0 || c.pendingBytes == 0) {
+		return c, fmt.Errorf("natsbroker: subscribe %s: PendingLimits(%d, %d): zero is not a limit: %w",
+			spec.Destination, c.pendingMsgs, c.pendingBytes, broker.ErrInvalidOption)
 	}
 	if c.core && c.jetStream {
 		return c, fmt.Errorf("natsbroker: subscribe %s: Core together with JetStream, Stream or BindConsumer: %w",
 			spec.Destination, broker.ErrInvalidOption)
 	}
-	if c.isCore(t, spec.Destination) && (len(c.configure) > 0 || len(c.consumeOpts) > 0) {
+	core := c.isCore(t, spec.Destination)
+	if core && (len(c.configure) > 0 || len(c.consumeOpts) > 0 || c.maxHandlingSet) {
 		return c, fmt.Errorf("natsbroker: subscribe %s: JetStream consumer options on a core NATS subscription: %w",
+			spec.Destination, broker.ErrInvalidOption)
+	}
+	if !core && c.pendingSet {
+		return c, fmt.Errorf("natsbroker: subscribe %s: PendingLimits on a JetStream subscription: %w",
 			spec.Destination, broker.ErrInvalidOption)
 	}
 	return c, nil

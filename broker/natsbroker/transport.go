@@ -46,9 +46,12 @@ type Transport struct {
 	streamsMu    sync.Mutex
 	streamsDone  []bool
 
-	closed atomic.Bool
-	mu     sync.Mutex
-	subs   map[broker.Subscription]struct{}
+	errOnce sync.Once // watchSlowConsumers
+
+	closed   atomic.Bool // set under mu
+	mu       sync.Mutex
+	subs     map[broker.Subscription]struct{}
+	coreSubs map[*natsgo.Subscription]*coreSub // for the slow-consumer handler
 }
 
 var (
@@ -77,6 +80,8 @@ func New(nc *natsgo.Conn, opts ...Option) (*Transport, error) {
 		cfg:   newConfig(opts),
 		inbox: natsgo.InboxPrefix,
 		subs:  make(map[broker.Subscription]struct{}),
+
+		coreSubs: make(map[*natsgo.Subscription]*coreSub),
 	}
 	t.closeConn = t.cfg.closeConnSet && t.cfg.closeConn
 	t.streamsDone = make([]bool, len(t.cfg.streams))
@@ -226,10 +231,14 @@ func (t *Transport) ensureStreams(ctx context.Context) error {
 // transport owns it (Connect, or WithCloseConn(true)). Calling it again
 // returns nil.
 func (t *Transport) Close(ctx context.Context) error {
+	// Closed is set under mu, so that a Subscribe finishing now either
+	// registered its subscription before (and it is closed below) or sees
+	// the transport closed (and closes it itself).
+	t.mu.Lock()
 	if !t.closed.CompareAndSwap(false, true) {
+		t.mu.Unlock()
 		return nil
 	}
-	t.mu.Lock()
 	subs := make([]broker.Subscription, 0, len(t.subs))
 	for s := range t.subs {
 		subs = append(subs, s)
@@ -254,15 +263,29 @@ func (t *Transport) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (t *Transport) track(s broker.Subscription) {
+// track registers a subscription Subscribe started, so that Close closes
+// it. When the transport was closed while Subscribe ran, it closes the
+// subscription instead and fails: nothing is left running behind Close.
+func (t *Transport) track(ctx context.Context, s broker.Subscription, dest string) (broker.Subscription, error) {
 	t.mu.Lock()
-	t.subs[s] = struct{}{}
+	if !t.closed.Load() {
+		t.subs[s] = struct{}{}
+		t.mu.Unlock()
+		return s, nil
+	}
 	t.mu.Unlock()
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultTimeout)
+	defer cancel()
+	err := s.Close(closeCtx)
+	return nil, errors.Join(fmt.Errorf("natsbroker: subscribe to %s: transport closed meanwhile: %w", dest, broker.ErrClosed), err)
 }
 
 func (t *Transport) untrack(s broker.Subscription) {
 	t.mu.Lock()
 	delete(t.subs, s)
+	if cs, ok := s.(*coreSub); ok {
+		delete(t.coreSubs, cs.sub)
+	}
 	t.mu.Unlock()
 }
 

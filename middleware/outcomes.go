@@ -1,0 +1,125 @@
+package middleware
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/tracebus/tracebus/broker"
+)
+
+// The names of the metrics of the broker's outcome policy. They are
+// tracebus's own (the semantic conventions have none for them); an
+// OpenTelemetry-to-Prometheus export names them
+// tracebus_consumer_retried_messages_total and so on (the up-down counter
+// without _total).
+const (
+	// RetriedMessagesMetric counts messages whose handler failed and that
+	// will be delivered again, with error.type.
+	RetriedMessagesMetric = "tracebus.consumer.retried.messages"
+	// DeadLetteredMessagesMetric counts messages sent to the dead-letter
+	// destination after their last attempt, with error.type.
+	DeadLetteredMessagesMetric = "tracebus.consumer.dead_lettered.messages"
+	// DroppedMessagesMetric counts messages given up without a dead letter,
+	// with DropReasonKey: "failed" (the last attempt failed, or the failure
+	// was permanent; with error.type) or "slow_consumer" (the transport
+	// dropped them before delivery).
+	DroppedMessagesMetric = "tracebus.consumer.dropped.messages"
+	// HungMessagesMetric counts messages whose handler ran past the
+	// transport's maximum handling time and that were given back for
+	// redelivery.
+	HungMessagesMetric = "tracebus.consumer.hung.messages"
+	// InflightMessagesMetric is an up-down counter of the messages in
+	// handlers now.
+	InflightMessagesMetric = "tracebus.consumer.inflight.messages"
+)
+
+// DropReasonKey tells why messages counted in DroppedMessagesMetric were
+// dropped: DropReasonFailed or DropReasonSlowConsumer.
+const DropReasonKey = attribute.Key("tracebus.drop.reason")
+
+// The values of DropReasonKey.
+const (
+	DropReasonFailed       = "failed"
+	DropReasonSlowConsumer = "slow_consumer"
+)
+
+var _ broker.OutcomeObserver = (*Telemetry)(nil)
+
+// outcomeInstruments are the instruments of the outcome metrics.
+type outcomeInstruments struct {
+	retried, deadLettered, dropped, hung metric.Int64Counter
+	inflight                             metric.Int64UpDownCounter
+}
+
+func newOutcomeInstruments(meter metric.Meter) outcomeInstruments {
+	var in outcomeInstruments
+	counter := func(name, desc string) metric.Int64Counter {
+		c, err := meter.Int64Counter(name, metric.WithUnit("{message}"), metric.WithDescription(desc))
+		if err != nil {
+			otel.Handle(err) // c is a no-op counter then
+		}
+		return c
+	}
+	in.retried = counter(RetriedMessagesMetric, "Messages whose handler failed and that will be delivered again.")
+	in.deadLettered = counter(DeadLetteredMessagesMetric, "Messages sent to the dead-letter destination after their last attempt.")
+	in.dropped = counter(DroppedMessagesMetric, "Messages given up without a dead letter.")
+	in.hung = counter(HungMessagesMetric, "Messages whose handler ran past the maximum handling time.")
+	var err error
+	if in.inflight, err = meter.Int64UpDownCounter(InflightMessagesMetric, metric.WithUnit("{message}"),
+		metric.WithDescription("Messages in handlers now.")); err != nil {
+		otel.Handle(err)
+	}
+	return in
+}
+
+// ObserveOutcomes implements broker.OutcomeObserver: it records the
+// outcome metrics of the subscription whose consume operation is op, with
+// the attributes of messaging.process.duration (error.type on retried,
+// dead-lettered and failed drops) and DropReasonKey on drops. The sets of
+// the outcomes without an error are made here, once per subscription.
+func (t *Telemetry) ObserveOutcomes(op broker.Operation) broker.OutcomeFunc {
+	slow := metricKey(op, opProcess, op.Destination, "", attribute.KeyValue{})
+	slow.reason = DropReasonSlowConsumer
+	slowSets := t.sets.sets(slow)
+	return func(ctx context.Context, o broker.Outcome) {
+		if o.Messages <= 0 {
+			return
+		}
+		n := int64(o.Messages)
+		switch o.Kind {
+		case broker.OutcomeTransportDropped:
+			t.outcomes.dropped.Add(ctx, n, slowSets.plainAdd...)
+		case broker.OutcomeHung:
+			t.outcomes.hung.Add(ctx, n, t.outcomeSets(op, o, "").plainAdd...)
+		case broker.OutcomeRetried:
+			t.outcomes.retried.Add(ctx, n, t.outcomeSets(op, o, "").plainAdd...)
+		case broker.OutcomeDeadLettered:
+			t.outcomes.deadLettered.Add(ctx, n, t.outcomeSets(op, o, "").plainAdd...)
+		case broker.OutcomeDropped:
+			t.outcomes.dropped.Add(ctx, n, t.outcomeSets(op, o, DropReasonFailed).plainAdd...)
+		}
+	}
+}
+
+// outcomeSets returns the sets of an outcome of messages: their destination
+// and partition as messaging.process.duration records them, the error type
+// of o.Err, and reason.
+func (t *Telemetry) outcomeSets(op broker.Operation, o broker.Outcome, reason string) *pointSets {
+	dest, partition := op.Destination, ""
+	if len(o.Msgs) > 0 {
+		if d := commonDestination(o.Msgs); d != "" {
+			dest = d
+		}
+		partition = commonPartition(op, o.Msgs)
+	}
+	var et attribute.KeyValue
+	if o.Err != nil {
+		et = errorType(o.Err)
+	}
+	k := metricKey(op, opProcess, dest, partition, et)
+	k.reason = reason
+	return t.sets.sets(k)
+}
