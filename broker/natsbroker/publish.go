@@ -83,9 +83,6 @@ func (t *Transport) publishOne(ctx context.Context, m *broker.Message) error {
 	return nil
 }
 
-// maxLoggedID bounds the bytes of a message id written to a log line.
-const maxLoggedID = 128
-
 // checkDuplicate logs a JetStream publish that the stream dropped as a
 // duplicate of a message it already holds with the same Nats-Msg-Id. That
 // is the point of the id when a publish is retried, but it loses a message
@@ -95,16 +92,12 @@ func (t *Transport) checkDuplicate(ctx context.Context, m *broker.Message, ack *
 	if ack == nil || !ack.Duplicate {
 		return
 	}
-	id := m.ID
-	if len(id) > maxLoggedID {
-		id = id[:maxLoggedID]
-	}
 	t.cfg.logger.LogAttrs(ctx, slog.LevelWarn,
 		"natsbroker: the stream already holds a message with this id and dropped this one as a duplicate "+
 			"(expected for a retried publish; a Message reused for new content needs a new ID)",
 		slog.String("destination", m.Destination),
 		slog.String("stream", ack.Stream),
-		slog.String("message_id", id))
+		slog.String("message_id", capID(m.ID)))
 }
 
 func (t *Transport) publishBatch(ctx context.Context, msgs []*broker.Message) error {
