@@ -100,12 +100,6 @@ func TestDashboardAndAlertsOnPrometheus(t *testing.T) {
 		for _, n := range scraped {
 			emitted[n] = true
 		}
-		for name := range pendingConsumerCounters {
-			if emitted[name] {
-				t.Errorf("%s is emitted now: remove it from pendingConsumerCounters", name)
-			}
-		}
-		pending := map[string]bool{}
 		for _, q := range slices.Concat(panelQueries, alertQueries) {
 			names, err := metricNames(q.expr)
 			if err != nil {
@@ -113,17 +107,10 @@ func TestDashboardAndAlertsOnPrometheus(t *testing.T) {
 				continue
 			}
 			for _, n := range names {
-				switch {
-				case emitted[n]:
-				case pendingConsumerCounters[n]:
-					pending[n] = true
-				default:
+				if !emitted[n] {
 					t.Errorf("%s: metric %s is not one the library emits", q.where, n)
 				}
 			}
-		}
-		if len(pending) > 0 {
-			t.Logf("PENDING: used but not emitted yet (pendingConsumerCounters): %v", slices.Sorted(maps.Keys(pending)))
 		}
 	})
 
@@ -138,8 +125,6 @@ func TestDashboardAndAlertsOnPrometheus(t *testing.T) {
 			switch {
 			case err != nil:
 				t.Errorf("%s: %v\n%s", q.where, err, expr)
-			case n == 0 && onlyPending(q.expr):
-				t.Logf("PENDING %s: no data until the consumer counters are merged", q.where)
 			case n == 0:
 				t.Errorf("%s returned no data:\n%s", q.where, expr)
 			}
@@ -176,20 +161,6 @@ func TestDashboardAndAlertsOnPrometheus(t *testing.T) {
 			t.Error("no exemplar with a trace_id on messaging_process_duration_seconds_bucket")
 		}
 	})
-}
-
-// onlyPending reports whether every metric expr reads is a pending one.
-func onlyPending(expr string) bool {
-	names, err := metricNames(expr)
-	if err != nil || len(names) == 0 {
-		return false
-	}
-	for _, n := range names {
-		if !pendingConsumerCounters[n] {
-			return false
-		}
-	}
-	return true
 }
 
 // prometheusBinaries returns the paths of prometheus and promtool. Without
