@@ -37,10 +37,14 @@ import (
 type App struct {
 	cfg appConfig
 
-	mu      sync.Mutex // serialises Start against the beginning of Stop
-	phase   atomic.Int32
-	stop    step
-	stopErr error // set before stop.done is closed
+	// starting serialises Start against the beginning of Stop. A channel
+	// of one token rather than a mutex: Start holds it across the brokers'
+	// round trips to their servers, and Stop must be able to give up
+	// waiting for it when its ctx ends.
+	starting chan struct{}
+	phase    atomic.Int32
+	stop     step
+	stopErr  error // set before stop.done is closed
 }
 
 // Phases of an App.
@@ -95,8 +99,9 @@ func (f appOptionFunc) applyApp(c *appConfig) { f(c) }
 // brokers.
 func NewApp(opts ...AppOption) *App {
 	a := &App{
-		cfg:  appConfig{shutdownTimeout: ShutdownTimeout, healthTimeout: DefaultHealthTimeout},
-		stop: newStep(),
+		cfg:      appConfig{shutdownTimeout: ShutdownTimeout, healthTimeout: DefaultHealthTimeout},
+		stop:     newStep(),
+		starting: make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -198,8 +203,8 @@ func (a *App) Brokers() []*Broker { return append([]*Broker(nil), a.cfg.brokers.
 // undoing. Start fails with ErrAlreadyStarted when called twice and with
 // ErrClosed after Stop.
 func (a *App) Start(ctx context.Context) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.starting <- struct{}{}
+	defer func() { <-a.starting }()
 	switch a.phase.Load() {
 	case appStarting, appRunning:
 		return ErrAlreadyStarted
@@ -266,15 +271,25 @@ func (a *App) Run(ctx context.Context) error {
 // started app only closes its brokers and flushes its telemetry, without
 // hooks. Calling Stop again waits for the first call and returns nil, or
 // ctx.Err() when its own ctx is done first. Stop waits for a Start in
-// progress to finish.
+// progress to finish; when ctx ends first, it returns an error wrapping
+// ctx.Err() and stops nothing.
 func (a *App) Stop(ctx context.Context) error {
-	a.mu.Lock()
+	select {
+	case a.starting <- struct{}{}:
+	default: // a Start is in progress
+		select {
+		case a.starting <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("tracebus: app: stop: a start is still in progress: %w", ctx.Err())
+		}
+	}
 	p := a.phase.Load()
 	if p == appNew || p == appRunning {
-		// Under mu, so that a Start cannot begin once Stop has.
+		// Holding the start token, so that a Start cannot begin once
+		// Stop has.
 		a.phase.Store(appStopping)
 	}
-	a.mu.Unlock()
+	<-a.starting
 	return a.stopOnce(ctx, p == appRunning)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +28,7 @@ type Broker struct {
 
 	state atomic.Int32
 
-	mu        sync.Mutex
+	mu        sync.Mutex // guards memory only; never held across a transport call
 	subs      []*subscription
 	endpoints []Endpoint
 	published map[Endpoint]struct{} // publisher endpoints, to add each once
@@ -46,6 +47,7 @@ type Broker struct {
 
 const (
 	stateNew int32 = iota
+	stateStarting
 	stateStarted
 	stateClosing
 	stateClosed
@@ -187,18 +189,35 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 		return err
 	}
 	s := newSubscription(b, cfg, h)
+	// b.mu guards memory only: subscribing may take a round trip to a slow
+	// server, and Close, Endpoints and the health and AsyncAPI handlers
+	// must not wait behind it.
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	switch b.state.Load() {
-	case stateNew:
-	case stateStarted:
-		if err := s.start(b.baseCtx); err != nil {
-			return err
-		}
-	default:
+	state, base := b.state.Load(), b.baseCtx
+	if state == stateClosing || state == stateClosed {
+		b.mu.Unlock()
 		return ErrClosed
 	}
+	// Listed before it starts, so that a Close meanwhile closes it too.
+	// While Start runs, Start starts it.
 	b.subs = append(b.subs, s)
+	if state != stateStarted {
+		b.endpoints = append(b.endpoints, subscriberEndpoint(cfg))
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Unlock()
+	if err := s.start(base); err != nil {
+		b.mu.Lock()
+		b.subs = slices.DeleteFunc(b.subs, func(x *subscription) bool { return x == s })
+		b.mu.Unlock()
+		return err
+	}
+	b.addEndpoint(subscriberEndpoint(cfg))
+	return nil
+}
+
+func subscriberEndpoint(cfg subConfig) Endpoint {
 	e := cfg.endpoint
 	e.Kind = EndpointSubscriber
 	e.Destination = cfg.spec.Destination
@@ -206,8 +225,7 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	e.Name = cfg.spec.Name
 	e.Batch = cfg.spec.Batch
 	e.Description = cfg.description
-	b.endpoints = append(b.endpoints, e)
-	return nil
+	return e
 }
 
 // validate checks that every transport option is meant for this transport
@@ -237,25 +255,54 @@ func (b *Broker) validate(spec SubscriptionSpec) error {
 // returns the error.
 func (b *Broker) Start(ctx context.Context) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	switch b.state.Load() {
-	case stateStarted:
+	case stateStarting, stateStarted:
+		b.mu.Unlock()
 		return ErrAlreadyStarted
 	case stateClosing, stateClosed:
+		b.mu.Unlock()
 		return ErrClosed
 	}
-	b.baseCtx, b.abort = context.WithCancel(context.WithoutCancel(ctx))
-	for i, s := range b.subs {
-		if err := s.start(b.baseCtx); err != nil {
-			for _, started := range b.subs[:i] {
-				_ = started.close(ctx)
+	base, abort := context.WithCancel(context.WithoutCancel(ctx))
+	b.baseCtx, b.abort = base, abort
+	b.state.Store(stateStarting)
+	b.mu.Unlock()
+
+	// The subscriptions start outside b.mu, one at a time, including the
+	// ones registered while Start runs; the broker is started once none
+	// is left.
+	var started []*subscription
+	for i := 0; ; i++ {
+		b.mu.Lock()
+		if b.state.Load() != stateStarting {
+			// Close began: it closes what was started.
+			b.mu.Unlock()
+			return ErrClosed
+		}
+		if i == len(b.subs) {
+			b.state.Store(stateStarted)
+			b.mu.Unlock()
+			return nil
+		}
+		s := b.subs[i]
+		b.mu.Unlock()
+		if err := s.start(base); err != nil {
+			if b.state.Load() != stateStarting {
+				return ErrClosed // Close drains and closes what was started
 			}
-			b.abort()
+			for _, st := range started {
+				_ = st.stop(ctx)
+			}
+			abort()
+			b.mu.Lock()
+			if b.state.Load() == stateStarting {
+				b.state.Store(stateNew) // Start may be tried again
+			}
+			b.mu.Unlock()
 			return err
 		}
+		started = append(started, s)
 	}
-	b.state.Store(stateStarted)
-	return nil
 }
 
 // Run starts the broker if needed, blocks until ctx is done, then closes the
@@ -308,7 +355,7 @@ func (b *Broker) stopSubscriptions(ctx context.Context) error {
 	return b.draining.run(ctx, func() error {
 		b.mu.Lock()
 		b.state.Store(stateClosing)
-		subs := b.subs
+		subs := slices.Clone(b.subs) // a failed Subscribe takes itself out of b.subs
 		abort := b.abort
 		b.mu.Unlock()
 

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"strconv"
@@ -36,8 +37,11 @@ type subscription struct {
 	settle  SettleFunc
 	out     *outcomes
 
-	mu sync.Mutex
-	ts Subscription
+	mu        sync.Mutex    // guards the fields below; never held across a transport call
+	ts        Subscription  // the transport's subscription once started
+	starting  chan struct{} // closed when a start in progress returns
+	closed    bool          // close was called: no start from now on
+	abandoned bool          // a stop gave up waiting for the start in progress
 }
 
 func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
@@ -99,20 +103,86 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 // the delivery settles it directly.
 var errNoDelivery = errors.New("tracebus: settlement without its delivery")
 
+// start subscribes through the transport, without holding s.mu across the
+// call: a slow server must not hold up Close. It fails with ErrClosed once
+// close was called.
 func (s *subscription) start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.ts != nil || s.starting != nil {
+		s.mu.Unlock()
+		return nil
+	}
+	starting := make(chan struct{})
+	s.starting = starting
+	s.abandoned = false
+	s.mu.Unlock()
+
 	ts, err := s.b.transport.Subscribe(ctx, s.cfg.spec, s.deliver)
+
+	s.mu.Lock()
+	s.starting = nil
+	abandoned := s.abandoned
+	if err == nil && !abandoned {
+		s.ts = ts
+	}
+	closed := s.closed
+	s.mu.Unlock()
+	close(starting)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.ts = ts
-	s.mu.Unlock()
+	if abandoned {
+		// close gave up waiting for this start (its ctx ended), so the
+		// subscription is closed here. ctx is the broker's delivery
+		// context, which Close cancels when it gives up: this close does
+		// not wait long for handlers.
+		_ = ts.Close(ctx)
+	}
+	if closed {
+		return ErrClosed
+	}
 	return nil
 }
 
+// close stops the subscription for good: a start in progress is waited
+// for (within ctx) and the transport's subscription is closed; a later
+// start fails with ErrClosed.
 func (s *subscription) close(ctx context.Context) error {
 	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return s.stop(ctx)
+}
+
+// stop closes the transport's subscription, if any, after waiting for a
+// start in progress. Without close, the subscription can be started again
+// (a failed Broker.Start undoes itself with stop).
+func (s *subscription) stop(ctx context.Context) error {
+	s.mu.Lock()
+	starting := s.starting
+	s.mu.Unlock()
+	if starting != nil {
+		select {
+		case <-starting:
+		case <-ctx.Done():
+			s.mu.Lock()
+			if s.starting == starting {
+				// The start closes what it subscribed once it returns.
+				s.abandoned = true
+				s.mu.Unlock()
+				return fmt.Errorf("tracebus: close subscription to %s: subscribe still in progress: %w",
+					s.cfg.spec.Destination, ctx.Err())
+			}
+			s.mu.Unlock()
+		}
+	}
+	s.mu.Lock()
 	ts := s.ts
+	s.ts = nil
 	s.mu.Unlock()
 	if ts == nil {
 		return nil
