@@ -213,7 +213,9 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 		b.mu.Unlock()
 		return err
 	}
-	b.addEndpoint(subscriberEndpoint(cfg))
+	b.mu.Lock()
+	b.endpoints = append(b.endpoints, subscriberEndpoint(cfg))
+	b.mu.Unlock()
 	return nil
 }
 
