@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -75,7 +76,7 @@ func (t *Transport) publishOne(ctx context.Context, m *broker.Message) error {
 	nm := t.natsMsg(m)
 	replyToHeader(&nm)
 	if _, err := t.js.PublishMsg(ctx, &nm); err != nil {
-		return fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)
+		return jetStreamPublishError(m.Destination, err)
 	}
 	return nil
 }
@@ -126,7 +127,7 @@ func (t *Transport) publishBatch(ctx context.Context, msgs []*broker.Message) er
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			errs[i] = fmt.Errorf("natsbroker: publish to %s: %w", msgs[i].Destination, err)
+			errs[i] = jetStreamPublishError(msgs[i].Destination, err)
 		case <-ctx.Done():
 			errs[i] = fmt.Errorf("natsbroker: publish to %s: awaiting acknowledgement: %w", msgs[i].Destination, ctx.Err())
 		}
@@ -137,4 +138,18 @@ func (t *Transport) publishBatch(ctx context.Context, msgs []*broker.Message) er
 		}
 	}
 	return nil
+}
+
+// jetStreamPublishError wraps the error of a JetStream publish. No answer
+// from the stream means that no server leads it for now (a replicated
+// stream without a quorum, or electing a leader after losing one): the
+// error then also matches broker.ErrUnavailable and says so, since nats.go's
+// own text ("no response from stream") tells the user neither why nor that
+// a later retry may succeed.
+func jetStreamPublishError(subject string, err error) error {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) {
+		return fmt.Errorf("natsbroker: publish to %s: %w: no stream leader answered (a replicated stream without quorum, or electing a leader); the message was not stored, retry later: %w",
+			subject, broker.ErrUnavailable, err)
+	}
+	return fmt.Errorf("natsbroker: publish to %s: %w", subject, err)
 }
