@@ -208,35 +208,10 @@ func TestScaledOutKafkaGroup(t *testing.T) {
 		}
 	}
 
-	spans := checkUnbroken(t, rec.Spans(), "send "+topic, "process "+topic, storedAt)
+	spans := testutil.AssertProcessUnderSend(t, rec.Spans(), "send "+topic, "process "+topic, storedAt)
 	if spans < published {
 		t.Errorf("%d process spans for %d messages", spans, published)
 	}
 	t.Logf("%d messages; cut instance had partitions %v; %d handled more than once (not committed when it was cut); %d process spans, each the child of its send span",
 		published, victimParts, twice, spans)
-}
-
-// checkUnbroken fails the test unless every process span has a send span
-// as its parent, in the same trace, for the same message (same key), and
-// returns how many process spans it checked.
-func checkUnbroken(t *testing.T, spans []sdktrace.ReadOnlySpan, send, process string, key func(sdktrace.ReadOnlySpan) string) int {
-	t.Helper()
-	sends := map[[8]byte]sdktrace.ReadOnlySpan{}
-	for _, s := range testutil.SpansNamed(spans, send) {
-		sends[s.SpanContext().SpanID()] = s
-	}
-	n := 0
-	for _, p := range testutil.SpansNamed(spans, process) {
-		n++
-		parent, ok := sends[p.Parent().SpanID()]
-		switch {
-		case !ok:
-			t.Errorf("process span of %s has parent %s, not a send span", key(p), p.Parent().SpanID())
-		case parent.SpanContext().TraceID() != p.SpanContext().TraceID():
-			t.Errorf("process span of %s in trace %s, its send span in %s", key(p), p.SpanContext().TraceID(), parent.SpanContext().TraceID())
-		case key(parent) != key(p):
-			t.Errorf("process span of %s has the send span of %s as parent", key(p), key(parent))
-		}
-	}
-	return n
 }

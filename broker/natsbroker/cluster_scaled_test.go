@@ -65,31 +65,6 @@ func (h *byInstance) missingOrTwice(want []string) (missing, twice int) {
 	return missing, twice
 }
 
-// checkUnbroken fails the test unless every process span has a send span
-// as its parent, in the same trace, for the same message (same key), and
-// returns how many process spans it checked.
-func checkUnbroken(t *testing.T, spans []sdktrace.ReadOnlySpan, send, process string, key func(sdktrace.ReadOnlySpan) string) int {
-	t.Helper()
-	sends := map[[8]byte]sdktrace.ReadOnlySpan{}
-	for _, s := range testutil.SpansNamed(spans, send) {
-		sends[s.SpanContext().SpanID()] = s
-	}
-	n := 0
-	for _, p := range testutil.SpansNamed(spans, process) {
-		n++
-		parent, ok := sends[p.Parent().SpanID()]
-		switch {
-		case !ok:
-			t.Errorf("process span of %s has parent %s, not a send span", key(p), p.Parent().SpanID())
-		case parent.SpanContext().TraceID() != p.SpanContext().TraceID():
-			t.Errorf("process span of %s in trace %s, its send span in %s", key(p), p.SpanContext().TraceID(), parent.SpanContext().TraceID())
-		case key(parent) != key(p):
-			t.Errorf("process span of %s has the send span of %s as parent", key(p), key(parent))
-		}
-	}
-	return n
-}
-
 // messageID returns a span's messaging.message.id attribute.
 func messageID(s sdktrace.ReadOnlySpan) string {
 	for _, a := range s.Attributes() {
@@ -242,7 +217,7 @@ func TestScaledOutJetStream(t *testing.T) {
 		t.Error("the other instances handled nothing after the cut")
 	}
 
-	spans := checkUnbroken(t, rec.Spans(), "send scaled.jobs", "process scaled.jobs", messageID)
+	spans := testutil.AssertProcessUnderSend(t, rec.Spans(), "send scaled.jobs", "process scaled.jobs", messageID)
 	if spans < len(want) {
 		t.Errorf("%d process spans for %d messages", spans, len(want))
 	}
