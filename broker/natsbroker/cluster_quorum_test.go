@@ -65,7 +65,9 @@ func (h *handledLog) firstSince(t0 time.Time, want func() bool) bool {
 // not lead the stream. Mid-stream the stream's leader is shut down: a new
 // leader is elected and publishing and consuming go on. Then a second node
 // is shut down: without a quorum, publishes fail with an error that
-// matches broker.ErrUnavailable, and nothing is consumed. When both nodes
+// matches broker.ErrUnavailable (no responders once the leader stepped
+// down, or no acknowledgement in time while it has not noticed), and
+// nothing is consumed. When both nodes
 // come back, publishes succeed and consumption resumes without user code;
 // every message whose publish succeeded is handled. The time from the
 // restart to the first publish accepted and the first message handled is

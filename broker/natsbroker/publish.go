@@ -140,15 +140,24 @@ func (t *Transport) publishBatch(ctx context.Context, msgs []*broker.Message) er
 	return nil
 }
 
-// jetStreamPublishError wraps the error of a JetStream publish. No answer
-// from the stream means that no server leads it for now (a replicated
-// stream without a quorum, or electing a leader after losing one): the
-// error then also matches broker.ErrUnavailable and says so, since nats.go's
-// own text ("no response from stream") tells the user neither why nor that
-// a later retry may succeed.
+// jetStreamPublishError wraps the error of a JetStream publish. Two
+// answers mean that no server can store the message for now, and then the
+// error also matches broker.ErrUnavailable and says so, since nats.go's own
+// text tells the user neither why nor that a later retry may succeed:
+//   - no answer at all (no responders): no server leads the stream (a
+//     replicated stream without quorum, or electing a leader); the message
+//     was not stored;
+//   - no acknowledgement before the deadline: the stream's leader may have
+//     lost its quorum and cannot commit; the message may have been stored,
+//     so a retry should keep Message.ID, which lets the stream drop the
+//     duplicate.
 func jetStreamPublishError(subject string, err error) error {
-	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) {
+	switch {
+	case errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders):
 		return fmt.Errorf("natsbroker: publish to %s: %w: no stream leader answered (a replicated stream without quorum, or electing a leader); the message was not stored, retry later: %w",
+			subject, broker.ErrUnavailable, err)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, natsgo.ErrTimeout):
+		return fmt.Errorf("natsbroker: publish to %s: %w: no acknowledgement from the stream in time (a replicated stream without quorum, or an overloaded server); the message may have been stored, retry with the same Message.ID: %w",
 			subject, broker.ErrUnavailable, err)
 	}
 	return fmt.Errorf("natsbroker: publish to %s: %w", subject, err)
