@@ -14,7 +14,8 @@ import (
 var (
 	// ErrUnavailable: a transport's Ping found its system unreachable (a
 	// NATS connection that is not connected, no Kafka seed broker
-	// answering).
+	// answering), or a publish found no server to store the message for
+	// now (a JetStream stream without quorum); a later retry may succeed.
 	ErrUnavailable = errors.New("tracebus: unavailable")
 	// ErrNotReady: an App that is not running (starting, draining,
 	// stopped) was asked whether it is ready.

@@ -64,15 +64,20 @@ func start(t *testing.T, b *broker.Broker) {
 // newTopic creates a topic with a name unique to the test.
 func newTopic(t *testing.T, c *kafkatest.Cluster, partitions int) string {
 	t.Helper()
+	topic := topicName(t)
+	c.CreateTopic(t, topic, partitions)
+	return topic
+}
+
+// topicName returns a topic name unique to the test.
+func topicName(t *testing.T) string {
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	name := strings.NewReplacer("/", "-", "_", "-").Replace(strings.ToLower(t.Name()))
 	if len(name) > 40 {
 		name = name[:40]
 	}
-	topic := "kb-" + name + "-" + hex.EncodeToString(rnd[:])
-	c.CreateTopic(t, topic, partitions)
-	return topic
+	return "kb-" + name + "-" + hex.EncodeToString(rnd[:])
 }
 
 // committed returns the group's committed offsets of topic by partition;

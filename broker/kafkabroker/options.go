@@ -203,7 +203,11 @@ func WithSASL(m sasl.Mechanism) Option {
 }
 
 // WithDialTimeout bounds establishing a connection, TLS and SASL included.
-// kafka-go's default is 5s for the writer and 10s for readers.
+// kafka-go's default is 5s for the writer and 10s for readers. It also
+// bounds how long a partition reader waits for the answer to a request
+// kafka-go sends without a deadline of its own (the partition leader's
+// lookup): a broker that accepts connections and never answers is then
+// given up for the next seed broker instead of stalling the partition.
 func WithDialTimeout(d time.Duration) Option {
 	return positive("dial timeout", d, func(c *config) *time.Duration { return &c.dialTimeout })
 }

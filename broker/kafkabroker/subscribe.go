@@ -434,5 +434,7 @@ func (s *subscription) readerConfig(partition int) kafka.ReaderConfig {
 	for _, fn := range c.readerHooks {
 		fn(&rc)
 	}
+	// After the hooks, so that a dialer they set is kept (see silent.go).
+	rc.Dialer = withAnswerTimeout(rc.Dialer, s.t.dialer.Timeout)
 	return rc
 }

@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -77,7 +78,7 @@ func (t *Transport) publishOne(ctx context.Context, m *broker.Message) error {
 	replyToHeader(&nm)
 	ack, err := t.js.PublishMsg(ctx, &nm)
 	if err != nil {
-		return fmt.Errorf("natsbroker: publish to %s: %w", m.Destination, err)
+		return jetStreamPublishError(m.Destination, err)
 	}
 	t.checkDuplicate(ctx, m, ack)
 	return nil
@@ -147,7 +148,7 @@ func (t *Transport) publishBatch(ctx context.Context, msgs []*broker.Message) er
 		case ack := <-f.Ok():
 			t.checkDuplicate(ctx, msgs[i], ack)
 		case err := <-f.Err():
-			errs[i] = fmt.Errorf("natsbroker: publish to %s: %w", msgs[i].Destination, err)
+			errs[i] = jetStreamPublishError(msgs[i].Destination, err)
 		case <-ctx.Done():
 			errs[i] = fmt.Errorf("natsbroker: publish to %s: awaiting acknowledgement: %w", msgs[i].Destination, ctx.Err())
 		}
@@ -158,4 +159,27 @@ func (t *Transport) publishBatch(ctx context.Context, msgs []*broker.Message) er
 		}
 	}
 	return nil
+}
+
+// jetStreamPublishError wraps the error of a JetStream publish. Two
+// answers mean that no server can store the message for now, and then the
+// error also matches broker.ErrUnavailable and says so, since nats.go's own
+// text tells the user neither why nor that a later retry may succeed:
+//   - no answer at all (no responders): no server leads the stream (a
+//     replicated stream without quorum, or electing a leader); the message
+//     was not stored;
+//   - no acknowledgement before the deadline: the stream's leader may have
+//     lost its quorum and cannot commit; the message may have been stored,
+//     so a retry should keep Message.ID, which lets the stream drop the
+//     duplicate.
+func jetStreamPublishError(subject string, err error) error {
+	switch {
+	case errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders):
+		return fmt.Errorf("natsbroker: publish to %s: %w: no stream leader answered (a replicated stream without quorum, or electing a leader); the message was not stored, retry later: %w",
+			subject, broker.ErrUnavailable, err)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, natsgo.ErrTimeout):
+		return fmt.Errorf("natsbroker: publish to %s: %w: no acknowledgement from the stream in time (a replicated stream without quorum, or an overloaded server); the message may have been stored, retry with the same Message.ID: %w",
+			subject, broker.ErrUnavailable, err)
+	}
+	return fmt.Errorf("natsbroker: publish to %s: %w", subject, err)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +57,10 @@ type Cluster struct {
 	fake   *kfake.Cluster
 	client *kafka.Client
 	once   sync.Once
+
+	net       *brokerNet    // the in-process brokers' connections
+	mu        sync.Mutex    // guards nodePorts
+	nodePorts map[int32]int // in-process broker id -> listening port
 }
 
 // New starts a cluster (or connects to the one named by EnvBrokers) and
@@ -89,12 +95,23 @@ func Start(opts ...Option) (*Cluster, error) {
 		if cfg.brokers < 1 {
 			return nil, fmt.Errorf("kafkatest: %d brokers", cfg.brokers)
 		}
-		fake, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(cfg.brokers)}, cfg.kfake...)...)
+		c.net = newBrokerNet()
+		fake, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(cfg.brokers), kfake.ListenFn(c.net.listen)}, cfg.kfake...)...)
 		if err != nil {
 			return nil, fmt.Errorf("kafkatest: start kfake: %w", err)
 		}
 		c.fake = fake
 		c.addrs = fake.ListenAddrs()
+		// kfake numbers its brokers from 0 in the order it lists them.
+		c.nodePorts = make(map[int32]int, len(c.addrs))
+		for i, a := range c.addrs {
+			_, p, err := net.SplitHostPort(a)
+			if err != nil {
+				fake.Close()
+				return nil, fmt.Errorf("kafkatest: broker address %q: %w", a, err)
+			}
+			c.nodePorts[int32(i)], _ = strconv.Atoi(p)
+		}
 	}
 	if len(c.addrs) == 0 {
 		return nil, errors.New("kafkatest: no broker addresses")
@@ -125,17 +142,28 @@ func (c *Cluster) Client() *kafka.Client { return c.client }
 // it is.
 func (c *Cluster) CreateTopic(t testing.TB, topic string, partitions int) {
 	t.Helper()
+	c.CreateReplicatedTopic(t, topic, partitions, 1)
+}
+
+// CreateReplicatedTopic is CreateTopic with a replication factor, at most
+// the number of brokers.
+func (c *Cluster) CreateReplicatedTopic(t testing.TB, topic string, partitions, replicas int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.CreateTopicContext(ctx, topic, partitions); err != nil {
+	if err := c.createTopic(ctx, topic, partitions, replicas); err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
 }
 
 // CreateTopicContext is CreateTopic for code without a testing.TB.
 func (c *Cluster) CreateTopicContext(ctx context.Context, topic string, partitions int) error {
+	return c.createTopic(ctx, topic, partitions, 1)
+}
+
+func (c *Cluster) createTopic(ctx context.Context, topic string, partitions, replicas int) error {
 	res, err := c.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: 1}},
+		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: partitions, ReplicationFactor: replicas}},
 	})
 	if err != nil {
 		return fmt.Errorf("create topic %s: %w", topic, err)
@@ -176,6 +204,9 @@ func (c *Cluster) Close() {
 			t.CloseIdleConnections()
 		}
 		if c.fake != nil {
+			// A stalled broker's connections hold kfake goroutines:
+			// release them before the cluster closes.
+			c.net.resumeAll()
 			c.fake.Close()
 		}
 	})

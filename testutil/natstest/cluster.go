@@ -1,6 +1,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // clusterReadyTimeout bounds how long a cluster may take to connect its
@@ -24,7 +26,8 @@ const clusterReadyTimeout = 30 * time.Second
 // concurrent use.
 type Cluster struct {
 	mu      sync.Mutex
-	servers []*natsserver.Server // nil where a node was shut down
+	servers []*natsserver.Server  // nil where a node was shut down
+	opts    []*natsserver.Options // each node's options, ports pinned, for RestartNode
 }
 
 // StartCluster starts n embedded nats-servers (n >= 3) with JetStream
@@ -106,10 +109,16 @@ func startCluster(dir string, n int) (*Cluster, error) {
 		}
 		srv.Start()
 		c.servers = append(c.servers, srv)
+		c.opts = append(c.opts, opts)
 	}
 	if err := c.waitReady(); err != nil {
 		c.Shutdown()
 		return nil, err
+	}
+	// Pin the client ports so that RestartNode comes back where clients
+	// reconnect to.
+	for i, srv := range c.servers {
+		c.opts[i].Port = srv.Addr().(*net.TCPAddr).Port
 	}
 	return c, nil
 }
@@ -200,18 +209,7 @@ func (c *Cluster) ServerOf(nc *natsgo.Conn) int {
 // used; opts are applied after these defaults.
 func (c *Cluster) Connect(tb testing.TB, opts ...natsgo.Option) *natsgo.Conn {
 	tb.Helper()
-	all := append([]natsgo.Option{
-		natsgo.DontRandomize(),
-		natsgo.MaxReconnects(-1),
-		natsgo.ReconnectWait(50 * time.Millisecond),
-		natsgo.ReconnectJitter(0, 0),
-	}, opts...)
-	nc, err := natsgo.Connect(c.URLs(), all...)
-	if err != nil {
-		tb.Fatalf("natstest: connect to cluster: %v", err)
-	}
-	tb.Cleanup(nc.Close)
-	return nc
+	return c.ConnectVia(tb, 0, opts...)
 }
 
 // ShutdownNode shuts node i down for good (clients connected to it fail
@@ -225,6 +223,92 @@ func (c *Cluster) ShutdownNode(i int) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	}
+}
+
+// RestartNode starts node i again after ShutdownNode, on the same client
+// and route ports with the same store, so that it rejoins the cluster and
+// catches its streams up. It fails tb when the node does not come up; it
+// does not wait for JetStream to elect leaders (see WaitStreamLeader).
+func (c *Cluster) RestartNode(tb testing.TB, i int) {
+	tb.Helper()
+	c.mu.Lock()
+	running := c.servers[i] != nil
+	opts := c.opts[i].Clone()
+	c.mu.Unlock()
+	if running {
+		tb.Fatalf("natstest: node %d is running", i)
+	}
+	// The ports were just released; wait until they can be bound again
+	// rather than letting the node fail to listen.
+	for _, port := range []int{opts.Port, opts.Cluster.Port} {
+		if err := waitPortFree(opts.Host, port); err != nil {
+			tb.Fatalf("natstest: restart node %d: %v", i, err)
+		}
+	}
+	srv, err := runServer(opts)
+	if err != nil {
+		tb.Fatalf("natstest: restart node %d: %v", i, err)
+	}
+	c.mu.Lock()
+	c.servers[i] = srv
+	c.mu.Unlock()
+}
+
+// Index returns the index of the node whose server name is name (as a
+// stream's or consumer's ClusterInfo names its leader and replicas), or -1.
+func (c *Cluster) Index(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, o := range c.opts {
+		if o.ServerName == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// StreamLeader returns the index of the node that leads stream, as the
+// stream's info reports it through js, or -1 while it has no leader.
+func (c *Cluster) StreamLeader(ctx context.Context, js jetstream.JetStream, stream string) (int, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return -1, fmt.Errorf("natstest: stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("natstest: stream %s info: %w", stream, err)
+	}
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		return -1, nil
+	}
+	return c.Index(info.Cluster.Leader), nil
+}
+
+// ConnectVia is Connect with node i first in the URL list, so that the
+// client uses node i while it runs and fails over to the others.
+func (c *Cluster) ConnectVia(tb testing.TB, i int, opts ...natsgo.Option) *natsgo.Conn {
+	tb.Helper()
+	c.mu.Lock()
+	var urls []string
+	for j := range c.servers {
+		k := (i + j) % len(c.servers)
+		if c.servers[k] != nil {
+			urls = append(urls, c.servers[k].ClientURL())
+		}
+	}
+	c.mu.Unlock()
+	all := append([]natsgo.Option{
+		natsgo.DontRandomize(),
+		natsgo.MaxReconnects(-1),
+		natsgo.ReconnectWait(50 * time.Millisecond),
+		natsgo.ReconnectJitter(0, 0),
+	}, opts...)
+	nc, err := natsgo.Connect(strings.Join(urls, ","), all...)
+	if err != nil {
+		tb.Fatalf("natstest: connect to cluster via node %d: %v", i, err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
 }
 
 // Shutdown shuts every running node down. Calling it again is safe.

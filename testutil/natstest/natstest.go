@@ -211,18 +211,8 @@ func (s *Server) StartAgain() error {
 	opts := s.opts.Clone()
 	// The port was just released; wait until the kernel lets it be bound
 	// again rather than letting the new server fail to listen.
-	addr := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		ln, err := net.Listen("tcp", addr)
-		if err == nil {
-			_ = ln.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("natstest: restart: port %d not free: %w", opts.Port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := waitPortFree(opts.Host, opts.Port); err != nil {
+		return fmt.Errorf("natstest: restart: %w", err)
 	}
 	srv, err := runServer(opts)
 	if err != nil {
@@ -241,5 +231,22 @@ func (s *Server) Shutdown() {
 	_ = s.Stop()
 	if s.tempDir != "" {
 		_ = os.RemoveAll(s.tempDir)
+	}
+}
+
+// waitPortFree waits until host:port can be bound, for at most readyTimeout.
+func waitPortFree(host string, port int) error {
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			_ = ln.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("port %d not free: %w", port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
