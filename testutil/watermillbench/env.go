@@ -114,7 +114,10 @@ func runAll(ctx context.Context, e *env, cfg config) ([]result, error) {
 				r, err := run(ctx, e, cfg, mode, variant, dest, w)
 				e.remove(ctx, mode, dest)
 				if err != nil {
-					return nil, err
+					// One failed run leaves the others standing; the
+					// table says how many runs each figure has.
+					log.Printf("%d/%d %s", rep+1, cfg.count, err)
+					continue
 				}
 				log.Printf("%d/%d %-10s %-9s %8.0f msgs/s %7.1f µs CPU/msg", rep+1, cfg.count, mode, variant,
 					r.msgsPerSec, float64(r.cpuPerMsg.Nanoseconds())/1e3)

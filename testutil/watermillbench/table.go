@@ -27,6 +27,9 @@ func printTable(out io.Writer, cfg config, results []result) {
 			if m.partial {
 				mark = " ¹"
 			}
+			if m.runs < cfg.count {
+				mark += fmt.Sprintf(" (%d runs)", m.runs)
+			}
 			fmt.Fprintf(out, "| %s | %s | %.0f [%.0f–%.0f]%s | %.1f [%.1f–%.1f] |", mode, variant,
 				m.msgsPerSec, m.minRate, m.maxRate, mark, micros(m.cpuPerMsg), micros(m.minCPU), micros(m.maxCPU))
 			for _, base := range []string{varWatermill, varRaw} {
@@ -40,7 +43,9 @@ func printTable(out io.Writer, cfg config, results []result) {
 			fmt.Fprintln(out)
 		}
 	}
-	fmt.Fprintf(out, "\n¹ at least one run was cut short (after %s, %s for %s); its figure counts the messages handled until then.\n", cfg.limit, cfg.limitEach, modeKafkaEach)
+	if slices.ContainsFunc(results, func(r result) bool { return r.partial }) {
+		fmt.Fprintf(out, "\n¹ at least one run was cut short (after %s, %s for %s); its figure counts the messages handled until then.\n", cfg.limit, cfg.limitEach, modeKafkaEach)
+	}
 	fmt.Fprintf(out, "\nMachine: %s, %d CPUs, %s %s/%s, load average %s; %s\n", cpuModel(), runtime.NumCPU(),
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, loadAverage(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 }
@@ -50,6 +55,7 @@ type summary struct {
 	msgsPerSec, minRate, maxRate float64
 	cpuPerMsg, minCPU, maxCPU    time.Duration
 	partial                      bool
+	runs                         int
 }
 
 func medianOf(results []result, mode, variant string) (summary, bool) {
@@ -67,6 +73,7 @@ func medianOf(results []result, mode, variant string) (summary, bool) {
 	}
 	slices.Sort(rate)
 	slices.Sort(cpu)
+	s.runs = len(rate)
 	s.msgsPerSec, s.minRate, s.maxRate = median(rate), rate[0], rate[len(rate)-1]
 	s.cpuPerMsg, s.minCPU, s.maxCPU = time.Duration(median(cpu)), time.Duration(cpu[0]), time.Duration(cpu[len(cpu)-1])
 	return s, true
