@@ -13,9 +13,8 @@ import (
 // topic is on the wire, the publishes that arrive wait, and go out together
 // in the next write, one WriteMessages call, so one batch per partition and
 // one produce request instead of one each. A publish that finds the topic
-// idle is written at once. This is the batching of Sarama's and the Java
-// producer's "linger while busy": nothing waits for a timer, and the
-// batches grow with the concurrency.
+// idle is written at once: nothing waits for a timer, and the batches grow
+// with the concurrency.
 //
 // kafka-go alone cannot do it: a Writer's batch closes when its
 // BatchTimeout fires, and with the timeout of one nanosecond that keeps a
