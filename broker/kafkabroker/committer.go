@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
@@ -17,8 +18,8 @@ var (
 	errCommitterClosed = fmt.Errorf("kafkabroker: commit after the partitions were released: %w", broker.ErrClosed)
 )
 
-// commitRequest asks to commit offsets (partition -> next offset to read).
-// done is nil for deferred commits (WithCommitInterval).
+// commitRequest asks to commit offsets (partition -> next offset to read)
+// and to be told the outcome on done.
 type commitRequest struct {
 	offsets map[int]int64
 	done    chan error
@@ -37,6 +38,13 @@ type committer struct {
 	reqs   chan commitRequest
 	quit   chan struct{}
 	exited chan struct{}
+
+	// deferred holds, with a commit interval, the offsets to commit at
+	// the next tick (partition -> next offset to read). Acknowledgements
+	// record them here directly rather than through reqs: a goroutine
+	// switch per message was a good part of the consume path's cost.
+	mu       sync.Mutex
+	deferred map[int]int64
 }
 
 func newCommitter(gen *kafka.Generation, topic string, interval time.Duration, s *subscription) *committer {
@@ -48,18 +56,42 @@ func newCommitter(gen *kafka.Generation, topic string, interval time.Duration, s
 		reqs:     make(chan commitRequest),
 		quit:     make(chan struct{}),
 		exited:   make(chan struct{}),
+		deferred: make(map[int]int64),
 	}
 	go c.loop()
 	return c
 }
 
-// commit commits offsets, or with a commit interval records them for the
-// next periodic commit.
-func (c *committer) commit(ctx context.Context, offsets map[int]int64) error {
-	req := commitRequest{offsets: offsets}
-	if c.interval == 0 {
-		req.done = make(chan error, 1)
+// commitPast commits the offsets past msgs, or with a commit interval
+// records them for the next periodic commit.
+func (c *committer) commitPast(ctx context.Context, msgs []kafka.Message) error {
+	if c.interval > 0 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.deferred == nil {
+			return errCommitterClosed
+		}
+		for i := range msgs {
+			m := &msgs[i]
+			if m.Offset+1 > c.deferred[m.Partition] {
+				c.deferred[m.Partition] = m.Offset + 1
+			}
+		}
+		return nil
 	}
+	next := make(map[int]int64, 1)
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Offset+1 > next[m.Partition] {
+			next[m.Partition] = m.Offset + 1
+		}
+	}
+	return c.commit(ctx, next)
+}
+
+// commit commits offsets and waits for the answer.
+func (c *committer) commit(ctx context.Context, offsets map[int]int64) error {
+	req := commitRequest{offsets: offsets, done: make(chan error, 1)}
 	select {
 	case c.reqs <- req:
 	case <-c.quit:
@@ -67,14 +99,27 @@ func (c *committer) commit(ctx context.Context, offsets map[int]int64) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if req.done == nil {
-		return nil
-	}
 	select {
 	case err := <-req.done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// takeDeferred moves the deferred offsets into pending; with final, no
+// offset is recorded after it.
+func (c *committer) takeDeferred(pending map[int]int64, final bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, off := range c.deferred {
+		if off > pending[p] {
+			pending[p] = off
+		}
+	}
+	clear(c.deferred)
+	if final {
+		c.deferred = nil
 	}
 }
 
@@ -100,9 +145,7 @@ func (c *committer) loop() {
 				pending[p] = off
 			}
 		}
-		if r.done != nil {
-			waiters = append(waiters, r.done)
-		}
+		waiters = append(waiters, r.done)
 	}
 	drain := func() {
 		for {
@@ -143,9 +186,11 @@ func (c *committer) loop() {
 				flush()
 			}
 		case <-tick:
+			c.takeDeferred(pending, false)
 			flush()
 		case <-c.quit:
 			drain()
+			c.takeDeferred(pending, true)
 			flush()
 			return
 		}

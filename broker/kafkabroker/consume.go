@@ -38,18 +38,26 @@ func (s *subscription) consume(stop <-chan struct{}, parts []kafka.PartitionAssi
 	slices.SortFunc(parts, func(a, b kafka.PartitionAssignment) int { return a.ID - b.ID })
 
 	n := min(s.spec.Concurrency, len(parts))
+	// A lane of a single partition that delivers one message at a time
+	// reads the partition's reader itself: handing each message from a
+	// fetching goroutine to the lane cost a goroutine switch per message.
+	// Lanes of several partitions, and batching lanes, which wait for
+	// messages with a deadline, are fed by one fetching goroutine per
+	// partition.
+	own := n == len(parts) && !s.spec.Batch
+	fetchCtx, cancelFetch := context.WithCancel(context.Background())
 	lanes := make([]*lane, n)
-	var lanesWG sync.WaitGroup
 	for i := range lanes {
 		capacity := 1
 		if s.spec.Batch {
 			capacity = s.spec.BatchSize
 		}
-		lanes[i] = &lane{s: s, c: c, stop: stop, in: make(chan kafka.Message, capacity)}
-		lanesWG.Go(lanes[i].run)
+		lanes[i] = &lane{s: s, c: c, stop: stop, fetchCtx: fetchCtx}
+		if !own {
+			lanes[i].in = make(chan kafka.Message, capacity)
+		}
 	}
 
-	fetchCtx, cancelFetch := context.WithCancel(context.Background())
 	var fetchWG sync.WaitGroup
 	readers := make([]*kafka.Reader, len(parts))
 	for i, p := range parts {
@@ -60,7 +68,17 @@ func (s *subscription) consume(stop <-chan struct{}, parts []kafka.PartitionAssi
 			continue
 		}
 		l := lanes[i%n]
+		if own {
+			l.r = r
+			continue
+		}
 		fetchWG.Go(func() { s.fetch(fetchCtx, r, l.in) })
+	}
+	var lanesWG sync.WaitGroup
+	for _, l := range lanes {
+		if !own || l.r != nil {
+			lanesWG.Go(l.run)
+		}
 	}
 
 	select {
@@ -85,27 +103,34 @@ func (s *subscription) consume(stop <-chan struct{}, parts []kafka.PartitionAssi
 // fetch moves the messages of one partition reader into its lane, in
 // offset order, until ctx is cancelled.
 func (s *subscription) fetch(ctx context.Context, r *kafka.Reader, out chan<- kafka.Message) {
-	failures := 0
 	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			// kafka-go retries connection problems inside the reader;
-			// what comes out here is worth a log line and a pause.
-			failures++
-			s.log(slog.LevelWarn, "kafkabroker: fetch failed", slog.Int("partition", r.Config().Partition), slog.Any("error", err))
-			if !wait.Sleep(wait.Retry(failures), ctx.Done()) {
-				return
-			}
-			continue
+		m, ok := s.fetchOne(ctx, r)
+		if !ok {
+			return
 		}
-		failures = 0
 		select {
 		case out <- m:
 		case <-ctx.Done():
 			return
+		}
+	}
+}
+
+// fetchOne returns the next message of r, or false once ctx is cancelled.
+func (s *subscription) fetchOne(ctx context.Context, r *kafka.Reader) (kafka.Message, bool) {
+	for failures := 1; ; failures++ {
+		m, err := r.FetchMessage(ctx)
+		if err == nil {
+			return m, true
+		}
+		if ctx.Err() != nil {
+			return m, false
+		}
+		// kafka-go retries connection problems inside the reader;
+		// what comes out here is worth a log line and a pause.
+		s.log(slog.LevelWarn, "kafkabroker: fetch failed", slog.Int("partition", r.Config().Partition), slog.Any("error", err))
+		if !wait.Sleep(wait.Retry(failures), ctx.Done()) {
+			return m, false
 		}
 	}
 }
@@ -115,17 +140,33 @@ type lane struct {
 	s    *subscription
 	c    *committer
 	stop <-chan struct{}
-	in   chan kafka.Message
+	// Messages come from r, the lane's only partition, when it is set,
+	// and otherwise from in.
+	r        *kafka.Reader
+	fetchCtx context.Context // cancelled when the lane must stop reading r
+	in       chan kafka.Message
+}
+
+// next waits for the next message, reporting false when the lane must
+// stop.
+func (l *lane) next() (kafka.Message, bool) {
+	if l.r != nil {
+		return l.s.fetchOne(l.fetchCtx, l.r)
+	}
+	select {
+	case <-l.stop:
+		return kafka.Message{}, false
+	case m := <-l.in:
+		return m, true
+	}
 }
 
 func (l *lane) run() {
 	spec := &l.s.spec
 	for {
-		var first kafka.Message
-		select {
-		case <-l.stop:
+		first, ok := l.next()
+		if !ok {
 			return
-		case first = <-l.in:
 		}
 		// Both may be ready; stopping wins, and the message stays
 		// uncommitted for whoever reads the partition next.
@@ -258,12 +299,5 @@ func (a *acker) commit(ctx context.Context) error {
 	if c == nil {
 		return nil
 	}
-	next := make(map[int]int64, 1)
-	for i := range a.msgs {
-		m := &a.msgs[i]
-		if m.Offset+1 > next[m.Partition] {
-			next[m.Partition] = m.Offset + 1
-		}
-	}
-	return c.commit(ctx, next)
+	return c.commitPast(ctx, a.msgs)
 }

@@ -26,7 +26,10 @@
 // messages (WithRequiredAcks defaults to all in-sync replicas), and it does
 // not linger: kafka-go's Writer waits up to a second to fill a batch by
 // default, this transport sends each call's messages at once unless
-// WithWriteBatchTimeout asks for lingering.
+// WithWriteBatchTimeout asks for lingering. Publishes to one topic that
+// arrive while a write to it is on the wire go out together in the next
+// write, so concurrent publishers share produce requests without waiting
+// for a timer.
 //
 // # Consuming
 //

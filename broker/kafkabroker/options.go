@@ -248,9 +248,10 @@ func WithWriteBatchBytes(n int64) Option {
 // produce requests at the cost of that much latency each.
 //
 // The default is no linger: the messages of one Publish call are sent as
-// soon as they are queued (one request per partition, up to the batch size).
-// kafka-go's own default of one second would make every single Publish wait
-// a second.
+// soon as they are queued (one request per partition, up to the batch size),
+// and the publishes to a topic that arrive while a write to it is on the
+// wire are sent together in the next. kafka-go's own default of one second
+// would make every single Publish wait a second.
 func WithWriteBatchTimeout(d time.Duration) Option {
 	return nonNegative("batch timeout", d, func(c *config) *time.Duration { return &c.batchTimeout })
 }

@@ -202,8 +202,27 @@ func reportStored(msgs []*broker.Message, slots []writeSlot) {
 // the whole call before anything is written, so trying again is safe; a
 // produce that failed, in part or in full, returns kafka.WriteErrors, which
 // is never tried again.
+//
+// Publishes to one topic are coalesced with the concurrent publishes to the
+// same topic (see coalescer); a publish to several topics is written on its
+// own.
 func (t *Transport) write(ctx context.Context, msgs []kafka.Message) error {
+	for i := 1; i < len(msgs); i++ {
+		if msgs[i].Topic != msgs[0].Topic {
+			return t.writeDirect(ctx, msgs)
+		}
+	}
+	return t.writes.write(ctx, msgs)
+}
+
+// writeDirect is write without coalescing.
+func (t *Transport) writeDirect(ctx context.Context, msgs []kafka.Message) error {
 	return t.awaitTopic(ctx, func() error { return t.writer.WriteMessages(ctx, msgs...) })
+}
+
+// writeMessages is the writer's WriteMessages.
+func (t *Transport) writeMessages(ctx context.Context, msgs []kafka.Message) error {
+	return t.writer.WriteMessages(ctx, msgs...)
 }
 
 func publishError(topic string, err error) error {

@@ -30,6 +30,7 @@ type Transport struct {
 	client     *kafka.Client
 	dialer     *kafka.Dialer
 	writer     *kafka.Writer
+	writes     coalescer // concurrent publishes to a topic, written together
 	logger     kafkaLogger
 	created    sync.Map // topic -> struct{}: topics known to exist (auto-create)
 	partitions partitionCache
@@ -93,6 +94,7 @@ func New(opts ...Option) (*Transport, error) {
 	}
 	t.client = &kafka.Client{Addr: kafka.TCP(cfg.brokers...), Transport: t.kt}
 	t.writer = t.newWriter()
+	t.writes.direct, t.writes.writeAll = t.writeDirect, t.writeMessages
 	return t, nil
 }
 
