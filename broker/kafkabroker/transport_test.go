@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"testing"
-	"time"
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
@@ -49,7 +48,7 @@ func suite(c *kafkatest.Cluster) testutil.TransportSuite {
 			Partitions: true,
 			Concurrent: true,
 		},
-		Timeout: 15 * time.Second,
+		Timeout: wait, // group joins: see wait
 	}
 }
 
