@@ -102,17 +102,17 @@ func TestAppNATSToKafkaStopMidStreamLosesNothing(t *testing.T) {
 	ran := make(chan error, 1)
 	go func() { ran <- first.app.Run(runCtx) }()
 	// Every worker is held once pass+concurrency handlers have begun.
-	testutil.Eventually(t, 30*time.Second, func() bool { return first.entered.Load() == pass+concurrency },
+	testutil.Eventually(t, time.Minute, func() bool { return first.entered.Load() == pass+concurrency },
 		"the service did not take its first orders")
 	stop()
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, time.Minute, func() bool {
 		return errors.Is(first.in.Subscribe("probe", noop), broker.ErrClosed)
 	}, "the drain did not begin")
 	close(gate) // the held handlers publish to Kafka during the drain
 	select {
 	case err := <-ran:
 		must(t, err)
-	case <-time.After(30 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("Run did not return")
 	}
 	close(first.pubErrs)

@@ -69,7 +69,7 @@ func TestRouterPrefixesAndSharedOptions(t *testing.T) {
 		if o.ID != "1" {
 			t.Fatalf("got %+v", o)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the nested router's handler got nothing")
 	}
 	if len(got) != 0 {
@@ -78,7 +78,7 @@ func TestRouterPrefixesAndSharedOptions(t *testing.T) {
 	// Router middleware is inside the broker's and outside the
 	// subscription's own.
 	wantLog := []string{"broker:publish:publish", "broker:consume", "router:consume", "sub:consume"}
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, time.Minute, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(log) >= len(wantLog)
@@ -113,7 +113,7 @@ func TestRouterSharedRetryPolicy(t *testing.T) {
 		if got := m.Headers.Get(broker.HeaderDeadLetterOrigin); got != "jobs-fail" {
 			t.Fatalf("origin %q", got)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("nothing dead-lettered to the router's dead-letter destination")
 	}
 }

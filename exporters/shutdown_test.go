@@ -72,7 +72,7 @@ func TestDeadCollector(t *testing.T) {
 			}()
 			select {
 			case <-ended:
-			case <-time.After(20 * time.Second):
+			case <-time.After(time.Minute):
 				t.Fatal("ending spans blocked on a dead collector")
 			}
 
@@ -82,7 +82,9 @@ func TestDeadCollector(t *testing.T) {
 			start := time.Now()
 			err = p.Shutdown(sctx)
 			took := time.Since(start)
-			if took > budget+time.Second {
+			// Slack for a loaded machine, far below the minute an export
+			// would take without the deadline.
+			if took > budget+20*time.Second {
 				t.Errorf("Shutdown took %v with a %v deadline", took, budget)
 			}
 			if !errors.Is(err, exporters.ErrNotExported) {

@@ -240,7 +240,7 @@ func TestWaterfallLinger(t *testing.T) {
 	if err := w.ExportSpans(ctx, orderTrace.spans(orderRoot, orderLate[0])); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the trace to be printed", func() bool { return out.String() != "" })
+	eventually(t, time.Minute, "the trace to be printed", func() bool { return out.String() != "" })
 	got := out.String()
 	if strings.Count(got, "trace ") != 1 || !strings.Contains(got, "3 spans") || !strings.Contains(got, "  └─ process orders ") || !strings.Contains(got, "     └─ send invoices ") {
 		t.Errorf("want one block with the three spans as a tree:\n%s", got)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	otelbaggage "go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
@@ -360,15 +361,15 @@ func bagPublishBatch(t *testing.T, ctx context.Context, s TransportSuite, b *bro
 }
 
 // subscribeBatchBaggage subscribes a batch handler of up to size messages
-// that records its baggage. The wait is long so that messages published
-// together arrive together; a batch fills up long before it.
+// that records its baggage. The batch wait is long so that messages
+// published together arrive together; a batch fills up long before it.
 func subscribeBatchBaggage(t *testing.T, s TransportSuite, b *broker.Broker, dest string, size int) *Inbox[seenBaggage] {
 	t.Helper()
 	in := NewInbox[seenBaggage](s.Wait())
 	if err := b.SubscribeBatch(dest, func(ctx context.Context, msgs []*broker.Message) error {
 		in.Put(seeBaggage(ctx, msgs...))
 		return nil
-	}, s.Options(broker.BatchSize(size), broker.BatchWait(s.Wait()/2))...); err != nil {
+	}, s.Options(broker.BatchSize(size), broker.BatchWait(5*time.Second))...); err != nil {
 		t.Fatal(err)
 	}
 	return in

@@ -17,8 +17,11 @@ import (
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
 
-// wait bounds every wait for a condition in this package's tests.
-const wait = 15 * time.Second
+// wait bounds every wait for a condition in this package's tests. Most
+// involve a consumer group join, which on a loaded machine (a race build
+// of every package's tests on two cores) can take far longer than on an
+// idle one; a passing test never waits this long.
+const wait = 2 * time.Minute
 
 func newTransport(t *testing.T, c *kafkatest.Cluster, opts ...kafkabroker.Option) *kafkabroker.Transport {
 	t.Helper()

@@ -25,7 +25,10 @@ import (
 // and the group commits every offset.
 func TestHandlerSlowerThanSessionTimeout(t *testing.T) {
 	const (
-		session     = time.Second
+		// Long enough that a heartbeat goroutine starved for a second
+		// on a loaded machine does not get the member evicted; three
+		// sessions of heartbeats still take only six seconds.
+		session     = 2 * time.Second
 		heartbeat   = 100 * time.Millisecond
 		partitions  = 2
 		group       = "slow"

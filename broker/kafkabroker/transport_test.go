@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"testing"
-	"time"
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
@@ -51,7 +50,7 @@ func suite(c *kafkatest.Cluster) testutil.TransportSuite {
 			Concurrent: true,
 			MessageID:  true,
 		},
-		Timeout: 15 * time.Second,
+		Timeout: wait, // group joins: see wait
 	}
 }
 

@@ -71,7 +71,7 @@ func TestClusterFailover(t *testing.T) {
 	// of a message that did arrive a duplicate the stream drops.
 	publish := func(subject, body string) {
 		t.Helper()
-		testutil.Eventually(t, 30*time.Second, func() bool {
+		testutil.Eventually(t, time.Minute, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			return b.Publish(ctx, &broker.Message{Destination: subject, ID: subject + "/" + body, Body: []byte(body)}) == nil

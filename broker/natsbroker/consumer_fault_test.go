@@ -125,7 +125,7 @@ func testConsumerDeleted(t *testing.T, total int, durable, batch bool) {
 
 	// Phase 1: messages handled and acked.
 	publish(0, acked)
-	testutil.Eventually(t, 20*time.Second, func() bool {
+	testutil.Eventually(t, time.Minute, func() bool {
 		info := consumer()
 		return info != nil && info.AckFloor.Stream >= acked
 	}, "first messages acked")
@@ -136,7 +136,7 @@ func testConsumerDeleted(t *testing.T, total int, durable, batch bool) {
 	gate.Store(&release)
 	half := acked + (total-acked)/2
 	publish(acked, half)
-	testutil.Eventually(t, 20*time.Second, func() bool { return blocked.Load() >= concurrency }, "handlers busy")
+	testutil.Eventually(t, time.Minute, func() bool { return blocked.Load() >= concurrency }, "handlers busy")
 	old := consumer()
 	if err := js.DeleteConsumer(ctx, "DEL", old.Name); err != nil {
 		t.Fatal(err)
@@ -144,7 +144,7 @@ func testConsumerDeleted(t *testing.T, total int, durable, batch bool) {
 	publish(half, half+(total-half)/2) // published while no consumer exists
 	if !batch {
 		// Noticed and created again while no handler is free.
-		testutil.Eventually(t, 20*time.Second, func() bool {
+		testutil.Eventually(t, time.Minute, func() bool {
 			info := consumer()
 			return info != nil && info.Created.After(old.Created)
 		}, "consumer created again while every handler is busy")

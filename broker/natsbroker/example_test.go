@@ -166,11 +166,11 @@ func ExampleConfigureConsumer() {
 
 	done := make(chan int)
 	err = b.Subscribe("reports", func(ctx context.Context, msg *broker.Message) error {
-		time.Sleep(600 * time.Millisecond) // three times the AckWait
+		time.Sleep(2 * time.Second) // twice the AckWait
 		done <- msg.Delivery.DeliveryCount
 		return nil
 	}, broker.Name("renderer"), natsbroker.ConfigureConsumer(func(c *jetstream.ConsumerConfig) {
-		c.AckWait = 200 * time.Millisecond
+		c.AckWait = time.Second
 	}))
 	if err != nil {
 		log.Fatal(err)

@@ -111,7 +111,7 @@ func TestRestart(t *testing.T) {
 	// makes a retry that did arrive a duplicate the stream drops.
 	publish := func(subject, body string) {
 		t.Helper()
-		testutil.Eventually(t, 20*time.Second, func() bool {
+		testutil.Eventually(t, time.Minute, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			return b.Publish(ctx, &broker.Message{Destination: subject, ID: subject + "/" + body, Body: []byte(body)}) == nil
@@ -143,13 +143,13 @@ func TestRestart(t *testing.T) {
 		publish("restart.jobs", fmt.Sprintf("after-%d", i))
 		publish("restart.batch", fmt.Sprintf("after-%d", i))
 	}
-	testutil.Eventually(t, 20*time.Second, func() bool {
+	testutil.Eventually(t, time.Minute, func() bool {
 		return len(jobs.missing(wantJobs)) == 0 && len(batched.missing(wantBatch)) == 0
 	}, "JetStream messages handled after the restart")
 
 	// Core NATS: no message is kept while the server is down, but the
 	// subscription is back without anyone subscribing again.
-	testutil.Eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, time.Minute, func() bool {
 		_ = b.Publish(context.Background(), &broker.Message{Destination: "ping", Body: []byte("ping")})
 		return pings.has("ping")
 	}, "core subscription receives after the restart")
@@ -200,19 +200,19 @@ func TestConsumerRecreated(t *testing.T) {
 				t.Fatal(err)
 			}
 			publishOK(t, b, "gone", "first")
-			testutil.Eventually(t, 10*time.Second, func() bool { return got.has("first") }, "first message")
+			testutil.Eventually(t, time.Minute, func() bool { return got.has("first") }, "first message")
 
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := js.DeleteConsumer(ctx, "GONE", "durable"); err != nil {
 				t.Fatal(err)
 			}
-			testutil.Eventually(t, 15*time.Second, func() bool {
+			testutil.Eventually(t, time.Minute, func() bool {
 				_, err := js.Consumer(ctx, "GONE", "durable")
 				return err == nil
 			}, "consumer created again")
 			publishOK(t, b, "gone", "second")
-			testutil.Eventually(t, 15*time.Second, func() bool { return got.has("second") }, "message after the consumer was deleted")
+			testutil.Eventually(t, time.Minute, func() bool { return got.has("second") }, "message after the consumer was deleted")
 			if !batch && userErrs.Load() == 0 {
 				t.Error("the user's ConsumeErrHandler was not called")
 			}

@@ -3,6 +3,7 @@ package natsbroker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tracebus/tracebus/broker"
 )
@@ -33,7 +34,8 @@ type runner struct {
 	stop    chan struct{}
 	done    chan struct{}
 	abandon chan struct{}
-	workers sync.WaitGroup
+	live    atomic.Int32  // workers still running
+	exited  chan struct{} // closed when the last worker returned
 
 	stopOnce, doneOnce, abandonOnce sync.Once
 }
@@ -46,19 +48,26 @@ func newRunner(ctx context.Context, deliver broker.DeliverFunc, concurrency int)
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		abandon: make(chan struct{}),
+		exited:  make(chan struct{}),
 	}
 	if concurrency <= 1 {
 		r.inline = true
 		r.running = make(chan struct{}, 1)
 		return r
 	}
+	r.live.Store(int32(concurrency))
 	for range concurrency {
-		r.workers.Go(r.work)
+		go r.work()
 	}
 	return r
 }
 
 func (r *runner) work() {
+	defer func() {
+		if r.live.Add(-1) == 0 {
+			close(r.exited)
+		}
+	}()
 	for {
 		select {
 		case job := <-r.jobs:
@@ -132,19 +141,17 @@ func (r *runner) stopping() bool {
 	}
 }
 
-// wait waits until every worker has returned or ctx is done.
+// wait waits until every worker has returned, or for a runner without
+// workers until the inline job in progress has returned, or until ctx is
+// done. It starts no goroutine: one waiting for a handler that never
+// returns would outlive the subscription.
 func (r *runner) wait(ctx context.Context) error {
-	idle := make(chan struct{})
-	go func() {
-		r.workers.Wait()
-		if r.inline {
-			r.running <- struct{}{} // an inline job has returned
-			<-r.running
-		}
-		close(idle)
-	}()
+	if !r.inline {
+		return waitFor(ctx, r.exited)
+	}
 	select {
-	case <-idle:
+	case r.running <- struct{}{}: // no inline job runs
+		<-r.running
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

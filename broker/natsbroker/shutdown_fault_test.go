@@ -37,7 +37,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	}
 	select {
 	case <-js.PublishAsyncComplete():
-	case <-time.After(30 * time.Second): // a hang guard
+	case <-time.After(time.Minute): // a hang guard
 		t.Fatal("backlog not stored")
 	}
 	// Redelivery after AckWait would hide an unsettled message in the
@@ -72,7 +72,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	if err := first.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, 30*time.Second, func() bool { return blocked.Load() == workers }, "every handler in flight")
+	testutil.Eventually(t, time.Minute, func() bool { return blocked.Load() == workers }, "every handler in flight")
 
 	testutil.CloseWhileBlocked(t, first, func() { close(release) }, 30*time.Second)
 	if s, f := started.Load(), finished.Load(); s != f {

@@ -19,7 +19,7 @@ import (
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
 
-const wait = 10 * time.Second
+const wait = time.Minute // a condition deadline; a passing test never waits this long
 
 // started returns a started broker over tr, closed when the test ends.
 func started(t *testing.T, tr broker.Transport, subscribe func(b *broker.Broker)) *broker.Broker {

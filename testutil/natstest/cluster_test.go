@@ -41,11 +41,11 @@ func TestClusterKeepsR3StreamWithoutANode(t *testing.T) {
 	if c.Server(used) != nil || strings.Count(c.URLs(), ",") != 1 {
 		t.Fatalf("node %d still listed after ShutdownNode: %q", used, c.URLs())
 	}
-	testutil.Eventually(t, 20*time.Second, func() bool {
+	testutil.Eventually(t, time.Minute, func() bool {
 		now := c.ServerOf(nc)
 		return now >= 0 && now != used
 	}, "client fails over to another node")
-	testutil.Eventually(t, 20*time.Second, func() bool {
+	testutil.Eventually(t, time.Minute, func() bool {
 		rctx, rcancel := context.WithTimeout(ctx, time.Second)
 		defer rcancel()
 		s, err := js.Stream(rctx, "R3")
