@@ -33,13 +33,20 @@ func toMessages(kms []kafka.Message, subscription, group string, count int) []*b
 		if len(km.Headers) > 0 {
 			start := len(headers)
 			for _, h := range km.Headers {
+				// The id header carries Message.ID: it is the message's
+				// id, not one of its headers.
+				if h.Key == broker.HeaderMessageID {
+					m.ID = string(h.Value)
+					continue
+				}
 				headers = append(headers, broker.Header{Key: h.Key, Value: string(h.Value)})
 			}
 			// Full slice expression: a handler appending to its headers
 			// must not overwrite the next message's.
-			m.Headers = headers[start:len(headers):len(headers)]
+			if len(headers) > start {
+				m.Headers = headers[start:len(headers):len(headers)]
+			}
 			m.ReplyTo = m.Headers.Get(broker.HeaderReplyTo)
-			m.ID = m.Headers.Get(broker.HeaderMessageID)
 		}
 		m.Delivery = broker.Delivery{
 			Subscription:  subscription,

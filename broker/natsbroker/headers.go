@@ -77,7 +77,8 @@ func validHeaderKey(k string) bool {
 
 // brokerHeaders converts a received NATS header. Keys keep their case; as a
 // map has no order, keys are sorted so that deliveries are deterministic,
-// and the values of one key keep their order.
+// and the values of one key keep their order. The Nats-Msg-Id header is left
+// out: it is the message's ID (Message.ID), not one of its headers.
 func brokerHeaders(h natsgo.Header) broker.Headers {
 	if len(h) == 0 {
 		return nil
@@ -86,8 +87,14 @@ func brokerHeaders(h natsgo.Header) broker.Headers {
 	keys := buf[:0]
 	n := 0
 	for k, vs := range h {
+		if k == natsgo.MsgIdHdr {
+			continue
+		}
 		keys = append(keys, k)
 		n += len(vs)
+	}
+	if len(keys) == 0 {
+		return nil
 	}
 	slices.Sort(keys)
 	out := make(broker.Headers, 0, n)
