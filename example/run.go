@@ -44,8 +44,7 @@ type service struct {
 
 func newService(ctx context.Context, name, version string, cfg config, wf *exporters.Waterfall, out io.Writer) (*service, error) {
 	opts := []exporters.Option{
-		exporters.WithServiceName(name),
-		exporters.WithServiceVersion(version),
+		exporters.WithService(name, version),
 		exporters.WithoutGlobal(),
 		exporters.WithSpanExporter(wf),
 		exporters.WithPrometheus(),
@@ -356,7 +355,7 @@ func servers(cfg config) (natsURL string, kafkaOpts []kafkabroker.Option, stop f
 	}
 	natsURL = cfg.natsURL
 	if natsURL == "" {
-		srv, err := natstest.Run()
+		srv, err := natstest.Start()
 		if err != nil {
 			return "", nil, stop, fmt.Errorf("start embedded NATS: %w", err)
 		}
@@ -366,7 +365,7 @@ func servers(cfg config) (natsURL string, kafkaOpts []kafkabroker.Option, stop f
 	kafkaOpts = []kafkabroker.Option{kafkabroker.WithAutoCreateTopics(3, 1)}
 	if cfg.kafka != "" {
 		// A comma-separated list, as Kafka's bootstrap.servers.
-		kafkaOpts = append(kafkaOpts, kafkabroker.WithBrokers(cfg.kafka))
+		kafkaOpts = append(kafkaOpts, kafkabroker.WithSeedBrokers(cfg.kafka))
 	} else {
 		cluster, err := kafkatest.Start()
 		if err != nil {

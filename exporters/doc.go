@@ -3,7 +3,7 @@
 // resource (service.name, service.version, host, OS, container and process)
 // and the exporters you choose or the OTEL_* environment chooses.
 //
-//	p, err := exporters.Setup(ctx, exporters.WithServiceName("billing"), exporters.WithServiceVersion("1.4.0"))
+//	p, err := exporters.Setup(ctx, exporters.WithService("billing", "1.4.0"))
 //	if err != nil {
 //		return err
 //	}

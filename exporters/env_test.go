@@ -57,9 +57,9 @@ func TestEnvironment(t *testing.T) {
 			},
 		},
 		{
-			name: "WithServiceName wins over OTEL_SERVICE_NAME",
+			name: "WithService wins over OTEL_SERVICE_NAME",
 			env:  map[string]string{"OTEL_SERVICE_NAME": "from-env"},
-			opts: []exporters.Option{exporters.WithServiceName("explicit")},
+			opts: []exporters.Option{exporters.WithService("explicit", "")},
 			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "service.name", resourceValue(p, "service.name"), "explicit")
 			},
@@ -75,7 +75,7 @@ func TestEnvironment(t *testing.T) {
 		{
 			name: "OTEL_RESOURCE_ATTRIBUTES, service.version overridden",
 			env:  map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=staging,service.version=0.9,team=payments"},
-			opts: []exporters.Option{exporters.WithServiceVersion("1.0.0")},
+			opts: []exporters.Option{exporters.WithService("", "1.0.0")},
 			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "deployment.environment.name", resourceValue(p, "deployment.environment.name"), "staging")
 				wantEqual(t, "team", resourceValue(p, "team"), "payments")

@@ -31,8 +31,7 @@ import (
 func ExampleSetup() {
 	ctx := context.Background()
 	p, err := exporters.Setup(ctx,
-		exporters.WithServiceName("billing"),
-		exporters.WithServiceVersion("1.4.0"),
+		exporters.WithService("billing", "1.4.0"),
 	)
 	if err != nil {
 		log.Fatal(err)
@@ -52,7 +51,7 @@ func ExampleSetup() {
 func ExampleSetup_terminal() {
 	ctx := context.Background()
 	p, err := exporters.Setup(ctx,
-		exporters.WithServiceName("billing"),
+		exporters.WithService("billing", ""),
 		exporters.WithWaterfall(os.Stderr),
 		exporters.WithPrometheusServer("localhost:9464"),
 	)
@@ -66,7 +65,7 @@ func ExampleSetup_terminal() {
 func ExampleWithOTLP() {
 	ctx := context.Background()
 	p, err := exporters.Setup(ctx,
-		exporters.WithServiceName("billing"),
+		exporters.WithService("billing", ""),
 		exporters.WithOTLP(exporters.ProtocolGRPC, "http://otel-collector:4317"),
 	)
 	if err != nil {
@@ -96,7 +95,7 @@ func ExampleWithMemory() {
 // Mount the Prometheus handler on your own server.
 func ExampleProviders_MetricsHandler() {
 	ctx := context.Background()
-	p, err := exporters.Setup(ctx, exporters.WithPrometheus(), exporters.WithServiceName("billing"), exporters.WithoutGlobal())
+	p, err := exporters.Setup(ctx, exporters.WithPrometheus(), exporters.WithService("billing", ""), exporters.WithoutGlobal())
 	if err != nil {
 		log.Fatal(err)
 	}

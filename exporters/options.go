@@ -130,17 +130,12 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
-// WithServiceName sets the service.name resource attribute. It wins over
-// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES. Without either, the
-// OpenTelemetry default "unknown_service:<executable>" is used.
-func WithServiceName(name string) Option {
-	return optionFunc(func(c *config) { c.serviceName = name })
-}
-
-// WithServiceVersion sets the service.version resource attribute. It wins
-// over OTEL_RESOURCE_ATTRIBUTES.
-func WithServiceVersion(version string) Option {
-	return optionFunc(func(c *config) { c.serviceVersion = version })
+// WithService sets the service.name and service.version resource
+// attributes. Each wins over OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES;
+// an empty value leaves that attribute to the environment. Without a name
+// anywhere, the OpenTelemetry default "unknown_service:<executable>" is used.
+func WithService(name, version string) Option {
+	return optionFunc(func(c *config) { c.serviceName, c.serviceVersion = name, version })
 }
 
 // WithAttributes adds resource attributes, such as

@@ -104,7 +104,7 @@ func family(t *testing.T, families map[string]*dto.MetricFamily, name string, ty
 
 func TestPrometheusHandler(t *testing.T) {
 	p, err := exporters.Setup(context.Background(), exporters.WithPrometheus(),
-		exporters.WithServiceName("billing"), exporters.WithoutGlobal())
+		exporters.WithService("billing", ""), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 // Kafka, keyed by order id: one trace, each hop's process span the child of
 // that hop's send span.
 func TestTypedChainNATSToKafka(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	cluster := kafkatest.New(t)
 	cluster.CreateTopic(t, "invoices", 1)
 	rec := testutil.NewRecorder(t)

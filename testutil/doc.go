@@ -9,13 +9,13 @@
 // parameters, the test gives it brokers from a synchronous Harness, and
 // reads what was published as soon as Publish returns:
 //
-//	h := testutil.NewHarness(t, testutil.Synchronous())
+//	h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 //	in, out := h.Broker(), h.Broker()
 //	if err := billing.Wire(in, out); err != nil {
 //		t.Fatal(err)
 //	}
 //	// publish an order on in, then:
-//	testutil.AssertPublishedOne(t, h, "invoices", billing.Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
+//	testutil.AssertPublishedOnce(t, h, "invoices", billing.Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
 //	h.AssertNoDeadLetters(t)
 //	h.AssertSpanTree(t, `
 //		send orders.eu (producer)

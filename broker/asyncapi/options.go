@@ -63,10 +63,10 @@ func WithID(uri string) Option {
 	return optionFunc(func(c *config) { c.id = uri })
 }
 
-// WithPropagator sets the propagator whose fields are documented as the
+// WithPropagators sets the propagator whose fields are documented as the
 // headers of every message. Give the one the telemetry middleware uses when
 // it is not the default W3C trace context and baggage pair (for example B3
 // or Jaeger headers). A nil propagator documents no headers.
-func WithPropagator(p propagation.TextMapPropagator) Option {
+func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) { c.propagator = p })
 }

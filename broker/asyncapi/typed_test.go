@@ -45,7 +45,7 @@ func TestBuildTyped(t *testing.T) {
 		return nil
 	}))
 
-	doc, err := asyncapi.New(asyncapi.WithTitle("billing"), asyncapi.WithPropagator(prop)).Build(b)
+	doc, err := asyncapi.New(asyncapi.WithTitle("billing"), asyncapi.WithPropagators(prop)).Build(b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@
 // One Transport publishes through a single kafka-go Writer and consumes
 // with one kafka-go ConsumerGroup per group subscription:
 //
-//	tr, err := kafkabroker.New(kafkabroker.WithBrokers("kafka-1:9092", "kafka-2:9092"))
+//	tr, err := kafkabroker.New(kafkabroker.WithSeedBrokers("kafka-1:9092", "kafka-2:9092"))
 //	if err != nil { ... }
 //	b := broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry()))
 //	b.Subscribe("orders", handle, broker.Group("billing"))

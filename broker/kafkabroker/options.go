@@ -17,7 +17,7 @@ import (
 // Defaults that differ from kafka-go's own. Everything not listed here keeps
 // kafka-go's default.
 const (
-	// DefaultBroker is the seed broker used when WithBrokers is not given.
+	// DefaultBroker is the seed broker used when WithSeedBrokers is not given.
 	DefaultBroker = "localhost:9092"
 	// DefaultClientID is the client id presented to the brokers when
 	// WithClientID is not given.
@@ -161,7 +161,7 @@ func name(what string, kind nameKind, s string, field func(*config) *string) Opt
 	})
 }
 
-// WithBrokers sets the seed brokers, as "host:port", or a bare host for
+// WithSeedBrokers sets the seed brokers, as "host:port", or a bare host for
 // port 9092; an IPv6 host goes in brackets ("[::1]:9092"). Each value may
 // also be a comma-separated list, as Kafka's bootstrap.servers and the
 // -kafka flag of command-line tools take it ("h1:9092, h2:9092"; spaces
@@ -171,7 +171,7 @@ func name(what string, kind nameKind, s string, field func(*config) *string) Opt
 // naming the value, on an empty or malformed address or a port out of
 // range. The first broker is reported as server.address and server.port.
 // The default is DefaultBroker.
-func WithBrokers(addrs ...string) Option {
+func WithSeedBrokers(addrs ...string) Option {
 	return optionFunc(func(c *config) {
 		brokers, err := brokerAddrs(addrs)
 		if err != nil {

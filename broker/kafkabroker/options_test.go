@@ -26,7 +26,7 @@ import (
 )
 
 func TestInfo(t *testing.T) {
-	tr, err := kafkabroker.New(kafkabroker.WithBrokers("kafka-1.internal:9093", "kafka-2.internal"), kafkabroker.WithClientID("billing"))
+	tr, err := kafkabroker.New(kafkabroker.WithSeedBrokers("kafka-1.internal:9093", "kafka-2.internal"), kafkabroker.WithClientID("billing"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +51,8 @@ func TestInfo(t *testing.T) {
 
 func TestInvalidOptions(t *testing.T) {
 	for name, opt := range map[string]kafkabroker.Option{
-		"no brokers":         kafkabroker.WithBrokers(),
-		"empty broker":       kafkabroker.WithBrokers(""),
+		"no brokers":         kafkabroker.WithSeedBrokers(),
+		"empty broker":       kafkabroker.WithSeedBrokers(""),
 		"batch size":         kafkabroker.WithWriteBatchSize(0),
 		"batch bytes":        kafkabroker.WithWriteBatchBytes(-1),
 		"batch timeout":      kafkabroker.WithWriteBatchTimeout(-time.Second),

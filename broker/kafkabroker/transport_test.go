@@ -79,6 +79,6 @@ func TestTransportConformanceThreeBrokers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	c := kafkatest.New(t, kafkatest.WithBrokers(3))
+	c := kafkatest.New(t, kafkatest.WithNumBrokers(3))
 	testutil.TestTransport(t, suite(c))
 }

@@ -111,7 +111,7 @@ func TestBrokersUnreachableAtStart(t *testing.T) {
 			addr := tc.addr(t)
 			leaks := goleak.IgnoreCurrent()
 			tr, err := kafkabroker.New(
-				kafkabroker.WithBrokers(addr),
+				kafkabroker.WithSeedBrokers(addr),
 				kafkabroker.WithDialTimeout(200*time.Millisecond),
 				kafkabroker.WithWriteTimeout(500*time.Millisecond),
 				kafkabroker.WithWriteAttempts(2),

@@ -21,7 +21,7 @@ import (
 // before, around and after the shutdown is handled at least once.
 func TestClusterFailover(t *testing.T) {
 	perSubject := testutil.Scale(300, 20_000)
-	cluster := natstest.StartCluster(t, 3)
+	cluster := natstest.NewCluster(t, 3)
 	nc := cluster.Connect(t,
 		natsgo.Name("tracebus-failover"),
 		natsgo.ErrorHandler(func(*natsgo.Conn, *natsgo.Subscription, error) {}),

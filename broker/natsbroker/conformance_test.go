@@ -19,7 +19,7 @@ import (
 // uses TRACEBUS_NATS_URL); every transport the suite creates connects to
 // it.
 func suite(t *testing.T, jetStream bool) testutil.TransportSuite {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	s := testutil.TransportSuite{
 		New: func(t *testing.T) broker.Transport {
 			var opts []natsbroker.Option

@@ -40,7 +40,7 @@ func testConsumerDeleted(t *testing.T, total int, durable, batch bool) {
 		concurrency = 4
 		acked       = 50 // handled and acked before the deletion
 	)
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	createStream(t, srv, js, "DEL", "del")
 	b := broker.New(connect(t, srv, natsbroker.WithJetStream()))

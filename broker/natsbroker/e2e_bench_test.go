@@ -33,7 +33,7 @@ import (
 //
 //	go test -run '^$' -bench EndToEnd -benchmem -count 5 ./broker/natsbroker
 func BenchmarkEndToEnd(b *testing.B) {
-	srv := natstest.Start(b)
+	srv := natstest.New(b)
 	for _, mode := range []string{"core", "jetstream", "jetstream-batch"} {
 		variants := append(e2ebench.Variants[:len(e2ebench.Variants):len(e2ebench.Variants)], e2eRawHeader)
 		if mode != "core" {

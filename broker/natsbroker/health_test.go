@@ -17,7 +17,7 @@ import (
 // broker.ErrClosed once the transport is closed. An app's readiness follows
 // it, over HTTP.
 func TestPingAndReadiness(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	tr := connect(t, srv)
 	rtt, err := tr.RTT(t.Context())
 	must(t, err)
@@ -62,7 +62,7 @@ func TestPingAndReadiness(t *testing.T) {
 // A router on NATS joins its prefix and each subject with a dot; a prefix
 // that ends with one is used as it is.
 func TestRouterJoinsSubjectsWithDots(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	got := testutil.NewInbox[*broker.Message](wait)
 	b := started(t, connect(t, srv), func(b *broker.Broker) {
 		orders := broker.NewRouter(b, "orders")

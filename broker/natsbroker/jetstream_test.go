@@ -18,7 +18,7 @@ import (
 // progress, so the server does not redeliver the message while it is being
 // handled.
 func TestKeepAlive(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "SLOW", "slow")
 	const ackWait = 200 * time.Millisecond
 	var calls atomic.Int32
@@ -57,7 +57,7 @@ func TestKeepAlive(t *testing.T) {
 // TestNakDelay checks that a failed JetStream message comes back after the
 // backoff, with its delivery count increased, and not before.
 func TestNakDelay(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "NAK", "nak")
 	const backoff = 300 * time.Millisecond
 	type delivery struct {
@@ -88,7 +88,7 @@ func TestNakDelay(t *testing.T) {
 // TestWithStream lets the transport create the stream, and a second
 // transport with a different configuration use the existing one as it is.
 func TestWithStream(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	cfg := jetstream.StreamConfig{Name: "AUTO", Subjects: []string{"auto.>"}, MaxMsgs: 1000}
 	deleteStreamAfter(t, srv, js, "AUTO")
@@ -122,7 +122,7 @@ func TestWithStream(t *testing.T) {
 // and checks that an ephemeral consumer the transport made is deleted on
 // Close while a bound or durable one stays.
 func TestBindConsumer(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	createStream(t, srv, js, "BIND", "bind.>")
 	ctx := context.Background()
@@ -169,7 +169,7 @@ func TestBindConsumer(t *testing.T) {
 // TestCoreOverride subscribes with Core on a transport that routes
 // everything through JetStream.
 func TestCoreOverride(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	in := testutil.NewInbox[*broker.Message](wait)
 	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
 	raw := srv.Connect(t)
@@ -184,7 +184,7 @@ func TestCoreOverride(t *testing.T) {
 }
 
 func TestSubscribeErrors(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
 	t.Cleanup(func() { _ = tr.Close(context.Background()) })
 	ctx := context.Background()
@@ -268,7 +268,7 @@ func TestNilConn(t *testing.T) {
 // Nats-Msg-Id, so the copy needs an id of its own or it is dropped while
 // the publish is acknowledged, and the message is lost.
 func TestDeadLetterInSameStream(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "DL", "dl.>")
 	dead := testutil.NewInbox[*broker.Message](wait)
 	b := started(t, connect(t, srv, natsbroker.WithJetStream()), func(b *broker.Broker) {

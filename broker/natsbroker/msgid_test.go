@@ -17,7 +17,7 @@ import (
 // stores it once, and the transport logs the duplicate it dropped; new
 // Messages, typed publishes included, get new ids.
 func TestGeneratedIDDeduplicatesRetries(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	createStream(t, srv, js, "RETRY", "retry.>")
 	var logs testutil.LogBuffer

@@ -79,7 +79,7 @@ func TestCoreSlowConsumerReported(t *testing.T) {
 		{"ordered", []broker.SubscribeOption{natsbroker.OrderedRetries()}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
-			srv := natstest.Start(t)
+			srv := natstest.New(t)
 			tr := connect(t, srv)
 			b, rec, logs := observed(t, tr)
 			const published = 20_000
@@ -159,7 +159,7 @@ func waitTick() { <-time.After(20 * time.Millisecond) }
 
 // InProgress on core NATS says it is not supported.
 func TestCoreInProgressUnsupported(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	errs := testutil.NewInbox[error](wait)
 	b := started(t, connect(t, srv), func(b *broker.Broker) {
 		must(t, b.Subscribe("progress", func(ctx context.Context, _ *broker.Message) error {
@@ -176,7 +176,7 @@ func TestCoreInProgressUnsupported(t *testing.T) {
 // A handler longer than AckWait and than the maximum handling time keeps
 // its message by calling InProgress: not redelivered, not given up.
 func TestInProgressExtendsDeadline(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "WPI", "wpi")
 	const ackWait = 300 * time.Millisecond
 	var calls atomic.Int32
@@ -233,7 +233,7 @@ func TestInProgressExtendsDeadline(t *testing.T) {
 // back to the server and reaches the other worker, the hang is counted and
 // logged, the hung handler's ctx is cancelled and its late ack ignored.
 func TestHungHandlerGivenBack(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "HUNG", "hung")
 	release := make(chan struct{})
 	type got struct {
@@ -295,7 +295,7 @@ func TestHungHandlerGivenBack(t *testing.T) {
 // MaxDeliver follows MaxAttempts plus a margin, unless the user configured
 // it.
 func TestMaxDeliverFollowsMaxAttempts(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	createStream(t, srv, js, "MD", "md.>")
 	b := started(t, connect(t, srv, natsbroker.WithJetStream()), func(b *broker.Broker) {

@@ -29,7 +29,7 @@ func TestRequestReplyJetStream(t *testing.T) {
 }
 
 func TestRequestNoRespondersWrapsNATSError(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	b := broker.New(connect(t, srv))
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -44,7 +44,7 @@ func TestRequestNoRespondersWrapsNATSError(t *testing.T) {
 // responder (msg.Respond, no tracebus headers) answers them: the reply is
 // matched by its subject.
 func TestRequestOneInboxNativeResponder(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	responder := srv.Connect(t)
 	if _, err := responder.Subscribe("native.echo", func(m *natsgo.Msg) { _ = m.Respond(append([]byte("re: "), m.Data...)) }); err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestRequestOneInboxNativeResponder(t *testing.T) {
 // nats.go's own Request, against the same nats.go responder on another
 // connection of the same embedded server.
 func BenchmarkRequest(b *testing.B) {
-	srv := natstest.Start(b)
+	srv := natstest.New(b)
 	responder := srv.Connect(b)
 	if _, err := responder.Subscribe("bench.request", func(m *natsgo.Msg) { _ = m.Respond(m.Data) }); err != nil {
 		b.Fatal(err)

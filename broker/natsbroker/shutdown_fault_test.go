@@ -27,7 +27,7 @@ import (
 func TestShutdownUnderLoad(t *testing.T) {
 	n := testutil.Scale(2_000, 20_000)
 	const workers = 8
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	createStream(t, srv, js, "SHUTDOWN", "shutdown.>")
 	for i := range n {

@@ -21,7 +21,7 @@ import (
 // connection, no panic), and a Subscribe that loses fails with
 // broker.ErrClosed, as does every Subscribe after Close.
 func TestSubscribeRacesClose(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "RACE", "race.js.>")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()

@@ -56,7 +56,7 @@ func must(t *testing.T, err error) {
 }
 
 func TestInfo(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	tr := connect(t, srv)
 	defer tr.Close(context.Background())
 	info := tr.Info()
@@ -74,7 +74,7 @@ func TestInfo(t *testing.T) {
 // TestInfoFollowsFailover connects to two servers; when the first goes
 // away and the connection moves to the second, Info names the second.
 func TestInfoFollowsFailover(t *testing.T) {
-	first, second := natstest.Start(t), natstest.Start(t)
+	first, second := natstest.New(t), natstest.New(t)
 	if !first.Embedded() {
 		t.Skip("failover needs embedded servers")
 	}
@@ -103,7 +103,7 @@ func TestInfoFollowsFailover(t *testing.T) {
 // TestConnOwnership: a transport made by New leaves the caller's
 // connection open, one made by Connect closes its own.
 func TestConnOwnership(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	ctx := context.Background()
 	nc := srv.Connect(t)
 	must(t, newTransport(t, nc).Close(ctx))
@@ -122,7 +122,7 @@ func TestConnOwnership(t *testing.T) {
 }
 
 func TestIsTemporary(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	tr := newTransport(t, srv.Connect(t))
 	if !tr.IsTemporary(tr.Conn().NewInbox()) || !tr.IsTemporary("_INBOX.abc") {
 		t.Error("an _INBOX. subject is not temporary")
@@ -143,7 +143,7 @@ func TestIsTemporary(t *testing.T) {
 func TestHeaderCase(t *testing.T) {
 	for _, js := range []bool{false, true} {
 		t.Run("jetstream="+strconv.FormatBool(js), func(t *testing.T) {
-			srv := natstest.Start(t)
+			srv := natstest.New(t)
 			var opts []natsbroker.Option
 			if js {
 				createStream(t, srv, jetStreamClient(t, srv), "CASE", "case.>")
@@ -208,7 +208,7 @@ func TestHeaderCase(t *testing.T) {
 // TestHostileHeaders sends headers that NATS cannot carry, odd values, and
 // a header block that does not parse: every message is delivered.
 func TestHostileHeaders(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	in := testutil.NewInbox[*broker.Message](wait)
 	b := started(t, connect(t, srv), func(b *broker.Broker) {
 		must(t, b.Subscribe("hostile", collect(in)))
@@ -274,7 +274,7 @@ func TestHostileHeaders(t *testing.T) {
 }
 
 func TestJetStreamPublish(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	createStream(t, srv, js, "PUB", "pub.>")
 	tr := connect(t, srv, natsbroker.WithJetStream("pub.>", "nostream.>"))
@@ -356,7 +356,7 @@ func TestJetStreamPublish(t *testing.T) {
 // TestDeliveryFacts checks what a consumed message says about its
 // delivery, on JetStream and on core NATS.
 func TestDeliveryFacts(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "FACTS", "facts.>")
 	in := testutil.NewInbox[*broker.Message](wait)
 	core := testutil.NewInbox[*broker.Message](wait)
@@ -415,7 +415,7 @@ func TestDeliveryFacts(t *testing.T) {
 // telemetry: only JetStream subscriptions with a durable or bound consumer
 // have one.
 func TestSubscriptionName(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
 	t.Cleanup(func() { _ = tr.Close(context.Background()) })
 	spec := func(dest, name, group string, opts ...broker.SubscribeOption) broker.SubscriptionSpec {
@@ -446,7 +446,7 @@ func TestSubscriptionName(t *testing.T) {
 // The broker's logger reaches the transport (broker.LoggerSetter) unless
 // the transport was given one of its own, which it keeps.
 func TestBrokerLoggerReachesTransport(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	ctx := context.Background()
 	for _, own := range []bool{false, true} {
 		var brokerLog, transportLog strings.Builder

@@ -36,10 +36,10 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// WithBrokers sets how many brokers the in-process cluster runs: 1 (the
+// WithNumBrokers sets how many brokers the in-process cluster runs: 1 (the
 // default) or more, to exercise partition leaders spread over brokers and a
 // group coordinator that is not the seed broker.
-func WithBrokers(n int) Option {
+func WithNumBrokers(n int) Option {
 	return optionFunc(func(c *config) { c.brokers = n })
 }
 
@@ -153,7 +153,7 @@ func (c *Cluster) CreateTopicContext(ctx context.Context, topic string, partitio
 // milliseconds.
 func (c *Cluster) TransportOptions() []kafkabroker.Option {
 	return []kafkabroker.Option{
-		kafkabroker.WithBrokers(c.addrs...),
+		kafkabroker.WithSeedBrokers(c.addrs...),
 		kafkabroker.WithClientID("kafkatest"),
 		kafkabroker.WithHeartbeatInterval(100 * time.Millisecond),
 		kafkabroker.WithSessionTimeout(6 * time.Second),
