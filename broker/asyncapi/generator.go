@@ -114,7 +114,6 @@ func newBuilder(cfg config) *builder {
 	bd := &builder{
 		doc: &Document{
 			AsyncAPI: Version,
-			ID:       cfg.id,
 			Info:     Info{Title: cfg.title, Version: cfg.version, Description: cfg.description},
 		},
 		schemas:        newSchemas(),

@@ -11,7 +11,6 @@ type config struct {
 	title       string
 	version     string
 	description string
-	id          string
 	propagator  propagation.TextMapPropagator
 }
 
@@ -55,12 +54,6 @@ func WithVersion(version string) Option {
 // allowed.
 func WithDescription(text string) Option {
 	return optionFunc(func(c *config) { c.description = text })
-}
-
-// WithID sets the document's id, a URI that identifies the application
-// (for example "urn:example:billing").
-func WithID(uri string) Option {
-	return optionFunc(func(c *config) { c.id = uri })
 }
 
 // WithPropagators sets the propagator whose fields are documented as the

@@ -15,14 +15,11 @@ type Option interface {
 }
 
 type config struct {
-	jetStream    bool     // WithJetStream was given
-	jsSubjects   []string // subjects routed through JetStream; none means all
-	streams      []jetstream.StreamConfig
-	js           jetstream.JetStream
-	connectOpts  []natsgo.Option
-	logger       logger.Choice
-	closeConn    bool
-	closeConnSet bool
+	jetStream   bool     // WithJetStream was given
+	jsSubjects  []string // subjects routed through JetStream; none means all
+	streams     []jetstream.StreamConfig
+	connectOpts []natsgo.Option
+	logger      logger.Choice
 }
 
 func newConfig(opts []Option) config {
@@ -68,28 +65,10 @@ func WithStream(cfg jetstream.StreamConfig) Option {
 	return optionFunc(func(c *config) { c.streams = append(c.streams, cfg) })
 }
 
-// WithJetStreamClient makes the transport use js for every JetStream
-// operation, for example one created with jetstream.NewWithDomain. js must
-// use the same connection as the transport. By default the transport
-// creates its own with jetstream.New.
-func WithJetStreamClient(js jetstream.JetStream) Option {
-	return optionFunc(func(c *config) { c.js = js })
-}
-
 // WithConnectOptions passes options to natsgo.Connect. It only applies to
 // Connect; New uses the connection it is given.
 func WithConnectOptions(opts ...natsgo.Option) Option {
 	return optionFunc(func(c *config) { c.connectOpts = append(c.connectOpts, opts...) })
-}
-
-// WithCloseConn sets whether Transport.Close closes the NATS connection. A
-// transport made by Connect closes it by default; one made by New leaves it
-// to the caller by default.
-func WithCloseConn(close bool) Option {
-	return optionFunc(func(c *config) {
-		c.closeConn = close
-		c.closeConnSet = true
-	})
 }
 
 // WithLogger sets the logger for events the transport handles on its own:

@@ -34,7 +34,6 @@ var ErrNoStream = errors.New("natsbroker: no stream stores the subject")
 type Transport struct {
 	nc        *natsgo.Conn
 	js        jetstream.JetStream
-	ownJS     bool
 	cfg       config
 	closeConn bool
 	inbox     string // prefix of temporary reply subjects
@@ -63,8 +62,8 @@ var (
 )
 
 // New returns a transport over nc. The caller keeps every connection
-// option (TLS, credentials, cluster URLs, reconnect handlers) and, unless
-// WithCloseConn(true) is given, ownership of nc: Close leaves it open. Like
+// option (TLS, credentials, cluster URLs, reconnect handlers) and ownership
+// of nc: Close leaves it open. Like
 // every transport constructor it fails only on invalid arguments, with an
 // error wrapping broker.ErrInvalidOption: a nil nc is one.
 //
@@ -83,19 +82,15 @@ func New(nc *natsgo.Conn, opts ...Option) (*Transport, error) {
 
 		coreSubs: make(map[*natsgo.Subscription]*coreSub),
 	}
-	t.closeConn = t.cfg.closeConnSet && t.cfg.closeConn
 	t.streamsDone = make([]bool, len(t.cfg.streams))
 	if p := nc.Opts.InboxPrefix; p != "" {
 		t.inbox = p + "."
 	}
-	t.js = t.cfg.js
-	if t.js == nil {
-		js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(defaultTimeout))
-		if err != nil {
-			js, _ = jetstream.New(nc)
-		}
-		t.js, t.ownJS = js, true
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(defaultTimeout))
+	if err != nil {
+		js, _ = jetstream.New(nc)
 	}
+	t.js = js
 	t.refreshInfo()
 	// Info must be cheap, so the server address is cached and refreshed
 	// when the connection (re)connects, possibly to another server of the
@@ -130,11 +125,12 @@ func Connect(url string, opts ...Option) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: connect to %s: %w", redactURLs(url), err)
 	}
-	t, err := New(nc, append([]Option{WithCloseConn(true)}, opts...)...)
+	t, err := New(nc, opts...)
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
+	t.closeConn = true
 	return t, nil
 }
 
@@ -145,10 +141,6 @@ func (t *Transport) SetLogger(l *slog.Logger) { t.cfg.logger.Offer(l) }
 
 // Conn returns the NATS connection of the transport.
 func (t *Transport) Conn() *natsgo.Conn { return t.nc }
-
-// JetStream returns the JetStream client the transport uses, for managing
-// streams and consumers directly.
-func (t *Transport) JetStream() jetstream.JetStream { return t.js }
 
 // Info describes the transport: system "nats", the server the connection
 // is connected to (as named in its URL, without DNS lookups), the
@@ -228,7 +220,7 @@ func (t *Transport) ensureStreams(ctx context.Context) error {
 
 // Close closes the subscriptions still open (a Broker has closed them all
 // already), flushes what was published, and closes the connection if the
-// transport owns it (Connect, or WithCloseConn(true)). Calling it again
+// transport owns it (made by Connect). Calling it again
 // returns nil.
 func (t *Transport) Close(ctx context.Context) error {
 	// Closed is set under mu, so that a Subscribe finishing now either
@@ -249,9 +241,7 @@ func (t *Transport) Close(ctx context.Context) error {
 		errs = append(errs, s.Close(ctx))
 	}
 	t.nc.RemoveStatusListener(t.statusCh)
-	if t.ownJS {
-		t.js.CleanupPublisher()
-	}
+	t.js.CleanupPublisher()
 	if !t.nc.IsClosed() {
 		if err := flush(ctx, t.nc); err != nil {
 			errs = append(errs, fmt.Errorf("natsbroker: flush on close: %w", err))

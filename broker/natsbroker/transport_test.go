@@ -110,10 +110,6 @@ func TestConnOwnership(t *testing.T) {
 	if !nc.IsConnected() {
 		t.Error("Close closed the caller's connection")
 	}
-	must(t, newTransport(t, nc, natsbroker.WithCloseConn(true)).Close(ctx))
-	if !nc.IsClosed() {
-		t.Error("WithCloseConn(true) left the connection open")
-	}
 	tr := connect(t, srv)
 	must(t, tr.Close(ctx))
 	if !tr.Conn().IsClosed() {
