@@ -147,7 +147,11 @@ func ExampleNew() {
 		kafkabroker.WithClientID("billing"),
 		kafkabroker.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12}),
 		kafkabroker.WithSASL(mechanism),
-		kafkabroker.WithCompression(kafka.Zstd),
+		// Producer settings are kafka-go's own, set on its Writer.
+		kafkabroker.WithWriterConfig(func(w *kafka.Writer) {
+			w.Compression = kafka.Zstd
+			w.BatchBytes = 4 << 20
+		}),
 		kafkabroker.WithCommitInterval(time.Second),
 	)
 	if err != nil {

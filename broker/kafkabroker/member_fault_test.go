@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -154,9 +153,10 @@ func TestGroupMemberCutWithoutClose(t *testing.T) {
 		session = 6 * time.Second
 	}
 	timings := []kafkabroker.Option{
-		kafkabroker.WithSessionTimeout(session),
-		kafkabroker.WithRebalanceTimeout(2 * session),
-		kafkabroker.WithLogger(slog.New(slog.DiscardHandler)),
+		kafkabroker.WithConsumerGroupConfig(func(gc *kafka.ConsumerGroupConfig) {
+			gc.SessionTimeout = session
+			gc.RebalanceTimeout = 2 * session
+		}),
 	}
 	got := newHandled()
 	subscribe := func(b *broker.Broker, name string) {

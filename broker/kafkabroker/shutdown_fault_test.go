@@ -46,7 +46,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Client().Transport.(*kafka.Transport).CloseIdleConnections()
-	quiet := kafkabroker.WithLogger(slog.New(slog.DiscardHandler))
+	quiet := broker.WithLogger(slog.New(slog.DiscardHandler))
 	leaks := goleak.IgnoreCurrent()
 
 	var (
@@ -54,11 +54,11 @@ func TestShutdownUnderLoad(t *testing.T) {
 		byFirst  = map[string]int{}
 		bySecond = map[string]int{}
 	)
-	tr, err := kafkabroker.New(append(c.TransportOptions(), quiet)...)
+	tr, err := kafkabroker.New(c.TransportOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := broker.New(tr)
+	first := broker.New(tr, quiet)
 	var started, finished, blocked atomic.Int64
 	release := make(chan struct{})
 	if err := first.Subscribe(topic, func(_ context.Context, m *broker.Message) error {
@@ -88,7 +88,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	// they are the server's, not the member's.
 	goleak.VerifyNone(t, leaks)
 
-	second := newBroker(t, c, quiet)
+	second := newBroker(t, c)
 	if err := second.Subscribe(topic, func(_ context.Context, m *broker.Message) error {
 		mu.Lock()
 		bySecond[string(m.Body)]++

@@ -27,13 +27,12 @@ const suitePartitions = 3
 func suite(c *kafkatest.Cluster) testutil.TransportSuite {
 	return testutil.TransportSuite{
 		New: func(t *testing.T) broker.Transport {
-			// Every transport has a reply topic of its own, created at its
-			// first request.
+			// Every transport has a reply topic of its own.
 			var rnd [6]byte
 			_, _ = rand.Read(rnd[:])
-			opts := append(c.TransportOptions(),
-				kafkabroker.WithReplyTopic("replies-"+hex.EncodeToString(rnd[:])),
-				kafkabroker.WithCreateReplyTopic(1))
+			replies := "replies-" + hex.EncodeToString(rnd[:])
+			c.CreateTopic(t, replies, 1)
+			opts := append(c.TransportOptions(), kafkabroker.WithReplyTopic(replies))
 			tr, err := kafkabroker.New(opts...)
 			if err != nil {
 				t.Fatal(err)

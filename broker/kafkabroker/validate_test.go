@@ -64,7 +64,6 @@ func TestHostileOptions(t *testing.T) {
 		{"reply topic with a slash", kafkabroker.WithReplyTopic("replies/a"), `"replies/a"`},
 		{"reply topic not ASCII", kafkabroker.WithReplyTopic("réponses"), `"réponses"`},
 		{"long reply topic", kafkabroker.WithReplyTopic(long), "250 bytes"},
-		{"reply replication", kafkabroker.WithCreateReplyTopic(0), "replication 0"},
 		{"auto-create partitions", kafkabroker.WithAutoCreateTopics(-2, 1), "-2 partitions"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -87,7 +87,7 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 	case e2ebench.Raw, e2ebench.Hand, e2eRawHeader:
 		var h *e2ebench.Instrumentation
 		if variant == e2ebench.Hand {
-			h = e2ebench.NewInstrumentation(b, natsbroker.System, subject)
+			h = e2ebench.NewInstrumentation(b, "nats", subject)
 		}
 		publish, flush = rawE2E(b, srv, mode, subject, h, variant == e2eRawHeader, w)
 	default:

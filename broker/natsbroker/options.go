@@ -1,8 +1,6 @@
 package natsbroker
 
 import (
-	"log/slog"
-
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -19,7 +17,9 @@ type config struct {
 	jsSubjects  []string // subjects routed through JetStream; none means all
 	streams     []jetstream.StreamConfig
 	connectOpts []natsgo.Option
-	logger      logger.Choice
+	// connectOptsSet: WithConnectOptions was given, which New refuses.
+	connectOptsSet bool
+	logger         logger.Choice
 }
 
 func newConfig(opts []Option) config {
@@ -66,16 +66,11 @@ func WithStream(cfg jetstream.StreamConfig) Option {
 }
 
 // WithConnectOptions passes options to natsgo.Connect. It only applies to
-// Connect; New uses the connection it is given.
+// Connect: New, which uses the connection it is given, fails with
+// broker.ErrInvalidOption when given it.
 func WithConnectOptions(opts ...natsgo.Option) Option {
-	return optionFunc(func(c *config) { c.connectOpts = append(c.connectOpts, opts...) })
-}
-
-// WithLogger sets the logger for events the transport handles on its own:
-// headers it could not send, consumers it re-established, core NATS
-// messages lost because Close gave up waiting. Without it the transport
-// logs to the logger of the broker it is given to (broker.WithLogger), or
-// to slog.Default(). A nil l is ignored.
-func WithLogger(l *slog.Logger) Option {
-	return optionFunc(func(c *config) { c.logger.Own(l) })
+	return optionFunc(func(c *config) {
+		c.connectOpts = append(c.connectOpts, opts...)
+		c.connectOptsSet = true
+	})
 }

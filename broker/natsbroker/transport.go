@@ -65,7 +65,8 @@ var (
 // option (TLS, credentials, cluster URLs, reconnect handlers) and ownership
 // of nc: Close leaves it open. Like
 // every transport constructor it fails only on invalid arguments, with an
-// error wrapping broker.ErrInvalidOption: a nil nc is one.
+// error wrapping broker.ErrInvalidOption: a nil nc is one, and so is
+// WithConnectOptions, which only Connect can apply.
 //
 // The transport creates nothing on the server until it is used; streams
 // declared with WithStream are created before the first JetStream
@@ -74,9 +75,18 @@ func New(nc *natsgo.Conn, opts ...Option) (*Transport, error) {
 	if nc == nil {
 		return nil, fmt.Errorf("natsbroker: nil connection: %w", broker.ErrInvalidOption)
 	}
+	cfg := newConfig(opts)
+	if cfg.connectOptsSet {
+		return nil, fmt.Errorf("natsbroker: WithConnectOptions applies to Connect, not to New, whose connection is made already: %w", broker.ErrInvalidOption)
+	}
+	return newTransport(nc, cfg), nil
+}
+
+// newTransport returns a transport over nc configured by cfg.
+func newTransport(nc *natsgo.Conn, cfg config) *Transport {
 	t := &Transport{
 		nc:    nc,
-		cfg:   newConfig(opts),
+		cfg:   cfg,
 		inbox: natsgo.InboxPrefix,
 		subs:  make(map[broker.Subscription]struct{}),
 
@@ -104,7 +114,7 @@ func New(nc *natsgo.Conn, opts ...Option) (*Transport, error) {
 			t.refreshInfo()
 		}
 	}(t.statusCh)
-	return t, nil
+	return t
 }
 
 // Connect connects to the NATS server at url (a comma-separated list for a
@@ -125,18 +135,16 @@ func Connect(url string, opts ...Option) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: connect to %s: %w", redactURLs(url), err)
 	}
-	t, err := New(nc, opts...)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
+	t := newTransport(nc, cfg)
 	t.closeConn = true
 	return t, nil
 }
 
 // SetLogger implements broker.LoggerSetter: broker.New gives the transport
-// its logger, which the transport uses unless WithLogger gave it one. It
-// must be called before the transport is used.
+// its logger, for events the transport handles on its own (headers it could
+// not send, consumers it re-established, core NATS messages lost because
+// Close gave up waiting). Without it the transport logs to slog.Default().
+// It must be called before the transport is used.
 func (t *Transport) SetLogger(l *slog.Logger) { t.cfg.logger.Offer(l) }
 
 // Conn returns the NATS connection of the transport.

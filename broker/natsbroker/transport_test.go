@@ -117,6 +117,16 @@ func TestConnOwnership(t *testing.T) {
 	}
 }
 
+// WithConnectOptions cannot apply to a connection made already: New
+// refuses it rather than ignoring it.
+func TestNewRefusesConnectOptions(t *testing.T) {
+	nc := natstest.New(t).Connect(t)
+	_, err := natsbroker.New(nc, natsbroker.WithConnectOptions(natsgo.Name("ignored")))
+	if !errors.Is(err, broker.ErrInvalidOption) || !strings.Contains(err.Error(), "WithConnectOptions") {
+		t.Fatalf("New with WithConnectOptions: %v, want ErrInvalidOption naming the option", err)
+	}
+}
+
 func TestIsTemporary(t *testing.T) {
 	srv := natstest.New(t)
 	tr := newTransport(t, srv.Connect(t))
@@ -439,30 +449,19 @@ func TestSubscriptionName(t *testing.T) {
 	}
 }
 
-// The broker's logger reaches the transport (broker.LoggerSetter) unless
-// the transport was given one of its own, which it keeps.
+// The broker's logger reaches the transport (broker.LoggerSetter).
 func TestBrokerLoggerReachesTransport(t *testing.T) {
 	srv := natstest.New(t)
 	ctx := context.Background()
-	for _, own := range []bool{false, true} {
-		var brokerLog, transportLog strings.Builder
-		var opts []natsbroker.Option
-		if own {
-			opts = append(opts, natsbroker.WithLogger(slog.New(slog.NewTextHandler(&transportLog, nil))))
-		}
-		b := broker.New(newTransport(t, srv.Connect(t), opts...),
-			broker.WithLogger(slog.New(slog.NewTextHandler(&brokerLog, nil))))
-		msg := &broker.Message{Destination: "log.test"}
-		msg.Headers.Set("bad key", "dropped")
-		must(t, b.Publish(ctx, msg)) // logged synchronously, before Publish returns
-		must(t, b.Close(ctx))
-		want, other := &brokerLog, &transportLog
-		if own {
-			want, other = other, want
-		}
-		const line = "natsbroker: dropped a header"
-		if !strings.Contains(want.String(), line) || strings.Contains(other.String(), line) {
-			t.Errorf("own logger %v: broker log %q, transport log %q", own, brokerLog.String(), transportLog.String())
-		}
+	var brokerLog strings.Builder
+	b := broker.New(newTransport(t, srv.Connect(t)),
+		broker.WithLogger(slog.New(slog.NewTextHandler(&brokerLog, nil))))
+	msg := &broker.Message{Destination: "log.test"}
+	msg.Headers.Set("bad key", "dropped")
+	must(t, b.Publish(ctx, msg)) // logged synchronously, before Publish returns
+	must(t, b.Close(ctx))
+	const line = "natsbroker: dropped a header"
+	if !strings.Contains(brokerLog.String(), line) {
+		t.Errorf("broker log %q, want %q", brokerLog.String(), line)
 	}
 }

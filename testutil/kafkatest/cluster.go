@@ -155,13 +155,15 @@ func (c *Cluster) TransportOptions() []kafkabroker.Option {
 	return []kafkabroker.Option{
 		kafkabroker.WithSeedBrokers(c.addrs...),
 		kafkabroker.WithClientID("kafkatest"),
-		kafkabroker.WithHeartbeatInterval(100 * time.Millisecond),
-		kafkabroker.WithSessionTimeout(6 * time.Second),
-		kafkabroker.WithRebalanceTimeout(5 * time.Second),
-		kafkabroker.WithJoinGroupBackoff(100 * time.Millisecond),
-		kafkabroker.WithPartitionWatchInterval(500 * time.Millisecond),
-		kafkabroker.WithMaxWait(100 * time.Millisecond),
+		kafkabroker.WithConsumerGroupConfig(func(gc *kafka.ConsumerGroupConfig) {
+			gc.HeartbeatInterval = 100 * time.Millisecond
+			gc.SessionTimeout = 6 * time.Second
+			gc.RebalanceTimeout = 5 * time.Second
+			gc.JoinGroupBackoff = 100 * time.Millisecond
+			gc.PartitionWatchInterval = 500 * time.Millisecond
+		}),
 		kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) {
+			rc.MaxWait = 100 * time.Millisecond
 			rc.ReadBackoffMin = 10 * time.Millisecond
 			rc.ReadBackoffMax = 200 * time.Millisecond
 		}),
