@@ -52,8 +52,8 @@ func ExampleSetup_terminal() {
 	ctx := context.Background()
 	p, err := exporters.Setup(ctx,
 		exporters.WithService("billing", ""),
-		exporters.WithWaterfall(os.Stderr),
-		exporters.WithPrometheusServer("localhost:9464"),
+		exporters.WithSpanExporter(exporters.NewWaterfall(os.Stderr, nil)),
+		exporters.WithPrometheus("localhost:9464"),
 	)
 	if err != nil {
 		log.Fatal(err)
@@ -95,7 +95,7 @@ func ExampleWithMemory() {
 // Mount the Prometheus handler on your own server.
 func ExampleProviders_MetricsHandler() {
 	ctx := context.Background()
-	p, err := exporters.Setup(ctx, exporters.WithPrometheus(), exporters.WithService("billing", ""), exporters.WithoutGlobal())
+	p, err := exporters.Setup(ctx, exporters.WithPrometheus(""), exporters.WithService("billing", ""), exporters.WithoutGlobal())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func ExampleProviders_MetricsHandler() {
 // are made by hand, with fixed times, as a test would.
 func ExampleNewWaterfall() {
 	ctx := context.Background()
-	w := exporters.NewWaterfall(os.Stdout, exporters.WithColor(false), exporters.WithBarWidth(24), exporters.WithLinger(0))
+	w := exporters.NewWaterfall(os.Stdout, &exporters.WaterfallOptions{BarWidth: 24, Linger: -1})
 
 	start := time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC)
 	tid := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35}

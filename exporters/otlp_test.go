@@ -134,13 +134,11 @@ func TestInvalidOptions(t *testing.T) {
 		{"endpoint without scheme", exporters.WithOTLPTraces(exporters.ProtocolGRPC, "localhost:4317")},
 		{"endpoint with other scheme", exporters.WithOTLPMetrics(exporters.ProtocolHTTP, "ftp://collector")},
 		{"nil writer", exporters.WithJSONLines(nil)},
-		{"nil waterfall writer", exporters.WithWaterfall(nil)},
 		{"nil exporter", exporters.WithSpanExporter(nil)},
 		{"nil reader", exporters.WithMetricReader(nil)},
 		{"nil propagator", exporters.WithPropagators(nil)},
 		{"nil sampler", exporters.WithSampler(nil)},
 		{"nil memory", exporters.WithMemory(nil, nil)},
-		{"empty prometheus address", exporters.WithPrometheusServer("")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := exporters.Setup(context.Background(), tc.opt, exporters.WithoutGlobal())

@@ -143,7 +143,7 @@ func TestWaterfallThroughSetup(t *testing.T) {
 	ctx := context.Background()
 	var out syncBuffer
 	p, err := exporters.Setup(ctx, exporters.WithService("checkout", ""), exporters.WithoutGlobal(),
-		exporters.WithWaterfall(&out, exporters.WithColor(false), exporters.WithLinger(time.Hour)))
+		exporters.WithSpanExporter(exporters.NewWaterfall(&out, &exporters.WaterfallOptions{Linger: time.Hour})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestQueueDrops(t *testing.T) {
 func TestShutdownClean(t *testing.T) {
 	ctx := context.Background()
 	var out syncBuffer
-	p, err := exporters.Setup(ctx, exporters.WithJSONLines(&out), exporters.WithPrometheus(), exporters.WithoutGlobal())
+	p, err := exporters.Setup(ctx, exporters.WithJSONLines(&out), exporters.WithPrometheus(""), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -207,7 +207,7 @@ func (e *telEnv) processAttrs(op broker.Operation, got *broker.Message) []attrib
 // when the transport counts deliveries.
 func appendAttempt(kvs []attribute.KeyValue, got *broker.Message) []attribute.KeyValue {
 	if got.Delivery.DeliveryCount > 0 {
-		kvs = append(kvs, middleware.DeliveryAttemptKey.Int(got.Delivery.DeliveryCount))
+		kvs = append(kvs, attribute.Key("tracebus.delivery.attempt").Int(got.Delivery.DeliveryCount))
 	}
 	return kvs
 }
@@ -375,7 +375,7 @@ func semconvMetrics(t *testing.T, sm metricdata.ScopeMetrics) metricdata.ScopeMe
 			out.Metrics = append(out.Metrics, m)
 			continue
 		}
-		if m.Name != middleware.InflightMessagesMetric {
+		if m.Name != "tracebus.consumer.inflight.messages" {
 			continue
 		}
 		if sum, ok := m.Data.(metricdata.Sum[int64]); ok {

@@ -331,7 +331,10 @@ func TestHostileNames(t *testing.T) {
 			{Kind: broker.EndpointPublisher, Destination: "x"},
 		}},
 	}
-	doc := build(t, asyncapi.New(asyncapi.WithTitle("")), srcs...)
+	doc := build(t, asyncapi.New(asyncapi.WithInfo(asyncapi.Info{})), srcs...)
+	if doc.Info.Title != "tracebus application" || doc.Info.Version != "0.0.0" {
+		t.Errorf("an empty info: %+v, want the default title and version AsyncAPI requires", doc.Info)
+	}
 	if len(doc.Operations) != 7 {
 		t.Errorf("operations %v, want 7", keys(doc.Operations))
 	}

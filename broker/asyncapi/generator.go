@@ -114,7 +114,7 @@ func newBuilder(cfg config) *builder {
 	bd := &builder{
 		doc: &Document{
 			AsyncAPI: Version,
-			Info:     Info{Title: cfg.title, Version: cfg.version, Description: cfg.description},
+			Info:     cfg.info,
 		},
 		schemas:        newSchemas(),
 		servers:        map[serverKey]*serverRef{},

@@ -45,7 +45,7 @@ func TestBuildTyped(t *testing.T) {
 		return nil
 	}))
 
-	doc, err := asyncapi.New(asyncapi.WithTitle("billing"), asyncapi.WithPropagators(prop)).Build(b)
+	doc, err := asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "billing"}), asyncapi.WithPropagators(prop)).Build(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestBuildRequesterOnly(t *testing.T) {
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	broker.NewRequester[Order, Invoice](b, "orders.quote")
 
-	doc, err := asyncapi.New(asyncapi.WithTitle("checkout")).Build(b)
+	doc, err := asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "checkout"})).Build(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestBuildRequesterOnly(t *testing.T) {
 	must(t, broker.HandleResult(b, "orders.quote", func(_ context.Context, o Order) (Invoice, error) {
 		return Invoice{OrderID: o.ID}, nil
 	}))
-	doc, err = asyncapi.New(asyncapi.WithTitle("checkout")).Build(b)
+	doc, err = asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "checkout"})).Build(b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,7 +120,7 @@ func TestCoreSlowConsumerReported(t *testing.T) {
 			must(t, pub.Flush())
 
 			dropped := func() int64 {
-				return counter(t, rec, middleware.DroppedMessagesMetric)
+				return counter(t, rec, "tracebus.consumer.dropped.messages")
 			}
 			deadline := time.Now().Add(2 * time.Minute)
 			for received.Load()+dropped() != published {
@@ -224,7 +224,7 @@ func TestInProgressExtendsDeadline(t *testing.T) {
 	if progressErrs.Len() != 0 {
 		t.Errorf("InProgress failed: %v", progressErrs.Next(t))
 	}
-	if n := counter(t, rec, middleware.HungMessagesMetric); n != 0 {
+	if n := counter(t, rec, "tracebus.consumer.hung.messages"); n != 0 {
 		t.Errorf("hung = %d", n)
 	}
 }
@@ -261,7 +261,7 @@ func TestHungHandlerGivenBack(t *testing.T) {
 	if first.count != 1 || second.count != 2 || second.id != "order-1" {
 		t.Fatalf("deliveries %+v, %+v; want order-1 twice, counts 1 and 2", first, second)
 	}
-	if n := counter(t, rec, middleware.HungMessagesMetric); n != 1 {
+	if n := counter(t, rec, "tracebus.consumer.hung.messages"); n != 1 {
 		t.Errorf("hung = %d, want 1", n)
 	}
 	var warned bool
@@ -286,7 +286,7 @@ func TestHungHandlerGivenBack(t *testing.T) {
 	if v := in.Next(t); v.count != 1 || v.id != "" {
 		t.Errorf("got %+v, want the marker", v)
 	}
-	if n := counter(t, rec, middleware.HungMessagesMetric); n != 1 {
+	if n := counter(t, rec, "tracebus.consumer.hung.messages"); n != 1 {
 		t.Errorf("hung = %d after the release, want 1", n)
 	}
 }

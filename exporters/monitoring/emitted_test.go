@@ -28,7 +28,7 @@ func registeredSeriesNames(t *testing.T) map[string]bool {
 		exporters.WithService("monitoring-test", ""),
 		exporters.WithoutGlobal(),
 		exporters.WithSpanExporter(tracetest.NewInMemoryExporter()),
-		exporters.WithPrometheus())
+		exporters.WithPrometheus(""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func Quote(context.Context, Order) (Invoice, error) { return Invoice{}, nil }`,
 		pkg: "logs", imports: []string{"context", "log/slog", "os", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/exporters", "github.com/tracebus/tracebus/middleware"},
 		params: "p *exporters.Providers, transport broker.Transport",
 	},
-	`docs := asyncapi.New(asyncapi.WithTitle("billing"), asyncapi.WithVersion("1.4.0"))`: {
+	`docs := asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "billing", Version: "1.4.0"}))`: {
 		pkg: "asyncapidoc", imports: []string{"net/http", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/broker/asyncapi"},
 		params: "natsBroker, kafkaBroker *broker.Broker",
 	},
