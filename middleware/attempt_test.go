@@ -7,6 +7,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -15,7 +16,7 @@ import (
 func TestProcessSpanCarriesDeliveryAttempt(t *testing.T) {
 	tel, rec := newTel(t)
 	b := broker.New(testutil.Memory(t), broker.WithMiddleware(tel))
-	testutil.DeliverWithOneRetry(t, b, &broker.Message{Destination: "orders", Body: []byte("7")})
+	testkit.DeliverWithOneRetry(t, b, &broker.Message{Destination: "orders", Body: []byte("7")})
 
 	spans := rec.SpansByName("process orders")
 	if len(spans) != 2 {

@@ -12,6 +12,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -40,8 +41,8 @@ func TestOutcomeMetrics(t *testing.T) {
 	b := broker.New(testutil.Memory(t), broker.WithMiddleware(tel),
 		broker.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	fast := broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))
-	dead := testutil.NewInbox[string](30 * time.Second)
-	calls := testutil.NewInbox[int](30 * time.Second)
+	dead := testkit.NewInbox[string](30 * time.Second)
+	calls := testkit.NewInbox[int](30 * time.Second)
 	must(t, b.Subscribe("orders", func(context.Context, *broker.Message) error {
 		return declined{}
 	}, broker.MaxAttempts(3), fast, broker.DeadLetter("orders.dlq")))

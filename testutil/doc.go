@@ -1,9 +1,8 @@
-// Package testutil is the test kit of tracebus: a Harness that runs a
-// service's real wiring in a test, a Recorder that captures spans and
-// metrics with the real OpenTelemetry SDK, helpers that find spans and
-// print or compare span trees, and the suites every transport runs —
-// TestTransport (conformance), TestTyped, TestTelemetry and TestBaggage —
-// switched by the Features a transport declares.
+// Package testutil is the test kit of a tracebus service: a Harness that
+// runs the service's real wiring in a test, assertions on what it published
+// and handled, and a Recorder that captures spans and metrics with the real
+// OpenTelemetry SDK, with helpers that find spans and print or compare span
+// trees.
 //
 // A service test takes a few lines: service code receives its brokers as
 // parameters, the test gives it brokers from a synchronous Harness, and
@@ -22,10 +21,8 @@
 //		  process orders.* (consumer)
 //		    send invoices (producer)`)
 //
-// A transport package tests itself with one value:
-//
-//	s := testutil.TransportSuite{New: newTransport, Features: testutil.Features{Groups: true}}
-//	testutil.TestTransport(t, s)
+// The suites a transport or middleware author runs are in package
+// testutil/conformance.
 //
 // Memory returns a memory transport for a test in one line. Embedded
 // servers live in the subpackages natstest and kafkatest, which go run

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/asyncapi"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -39,7 +40,7 @@ func TestBuildTyped(t *testing.T) {
 		return Invoice{OrderID: o.ID}, nil
 	}, broker.Group("billing"), broker.PublishTo(invoices), broker.Describe("Bills an order.")))
 	must(t, broker.HandleBatch(b, "shipments", func(context.Context, []Shipment) error { return nil }, broker.BatchSize(10)))
-	got := testutil.NewInbox[*broker.Message](10 * time.Second)
+	got := testkit.NewInbox[*broker.Message](10 * time.Second)
 	must(t, b.Subscribe("invoices.issued", func(_ context.Context, m *broker.Message) error {
 		got.Put(m)
 		return nil

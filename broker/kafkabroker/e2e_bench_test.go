@@ -10,7 +10,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
-	"github.com/tracebus/tracebus/testutil/e2ebench"
+	"github.com/tracebus/tracebus/internal/e2ebench"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
 

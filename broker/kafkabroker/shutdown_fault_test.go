@@ -14,6 +14,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
@@ -24,7 +25,7 @@ import (
 // group never gets one of those messages again, handles the rest of the
 // backlog (nothing lost), and no goroutine of the first member is left.
 func TestShutdownUnderLoad(t *testing.T) {
-	n := testutil.Scale(2_000, 50_000)
+	n := testkit.Scale(2_000, 50_000)
 	const partitions, lanes, group = 4, 4, "shutdown"
 	c := kafkatest.New(t)
 	topic := newTopic(t, c, partitions)
@@ -79,7 +80,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	start(t, first)
 	eventually(t, func() bool { return blocked.Load() == lanes }, "a handler in flight on every lane")
 
-	testutil.CloseWhileBlocked(t, first, func() { close(release) }, wait)
+	testkit.CloseWhileBlocked(t, first, func() { close(release) }, wait)
 	if s, f := started.Load(), finished.Load(); s != f {
 		t.Fatalf("Close returned with %d handlers started and %d finished", s, f)
 	}

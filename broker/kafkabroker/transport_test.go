@@ -8,7 +8,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
-	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/conformance"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
 
@@ -24,8 +24,8 @@ const suitePartitions = 3
 //     messages are spread round-robin over the 3 partitions of its topics.
 //   - MessageID: yes, in the broker.HeaderMessageID header.
 //   - Wildcards: no.
-func suite(c *kafkatest.Cluster) testutil.TransportSuite {
-	return testutil.TransportSuite{
+func suite(c *kafkatest.Cluster) conformance.Suite {
+	return conformance.Suite{
 		New: func(t *testing.T) broker.Transport {
 			// Every transport has a reply topic of its own.
 			var rnd [6]byte
@@ -40,7 +40,7 @@ func suite(c *kafkatest.Cluster) testutil.TransportSuite {
 			return tr
 		},
 		Prepare: func(t *testing.T, dest string) { c.CreateTopic(t, dest, suitePartitions) },
-		Features: testutil.Features{
+		Features: conformance.Features{
 			Groups:     true,
 			Batch:      true,
 			Ordered:    true,
@@ -56,22 +56,22 @@ func suite(c *kafkatest.Cluster) testutil.TransportSuite {
 
 func TestTransportConformance(t *testing.T) {
 	c := kafkatest.New(t)
-	testutil.TestTransport(t, suite(c))
+	conformance.TestTransport(t, suite(c))
 }
 
 func TestTransportTelemetry(t *testing.T) {
 	c := kafkatest.New(t)
-	testutil.TestTelemetry(t, suite(c))
+	conformance.TestTelemetry(t, suite(c))
 }
 
 func TestTransportBaggage(t *testing.T) {
 	c := kafkatest.New(t)
-	testutil.TestBaggage(t, suite(c))
+	conformance.TestBaggage(t, suite(c))
 }
 
 func TestTransportTyped(t *testing.T) {
 	c := kafkatest.New(t)
-	testutil.TestTyped(t, suite(c))
+	conformance.TestTyped(t, suite(c))
 }
 
 func TestTransportConformanceThreeBrokers(t *testing.T) {
@@ -79,5 +79,5 @@ func TestTransportConformanceThreeBrokers(t *testing.T) {
 		t.Skip("short")
 	}
 	c := kafkatest.New(t, kafkatest.WithNumBrokers(3))
-	testutil.TestTransport(t, suite(c))
+	conformance.TestTransport(t, suite(c))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
@@ -25,7 +26,7 @@ import (
 //
 // Short: 2,000 messages; with TRACEBUS_HEAVY=1: 20,000.
 func TestConsumerDeletedMidStream(t *testing.T) {
-	total := testutil.Scale(2_000, 20_000)
+	total := testkit.Scale(2_000, 20_000)
 	for _, durable := range []bool{false, true} {
 		for _, batch := range []bool{false, true} {
 			t.Run(fmt.Sprintf("durable=%v/batch=%v", durable, batch), func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
@@ -59,7 +60,7 @@ func TestPingAndReadiness(t *testing.T) {
 // that ends with one is used as it is.
 func TestRouterJoinsSubjectsWithDots(t *testing.T) {
 	srv := natstest.New(t)
-	got := testutil.NewInbox[*broker.Message](wait)
+	got := testkit.NewInbox[*broker.Message](wait)
 	b := started(t, connect(t, srv), func(b *broker.Broker) {
 		orders := broker.NewRouter(b, "orders")
 		must(t, orders.Subscribe("created", collect(got)))

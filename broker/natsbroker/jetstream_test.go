@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
-	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
 
@@ -22,7 +22,7 @@ func TestKeepAlive(t *testing.T) {
 	createStream(t, srv, jetStreamClient(t, srv), "SLOW", "slow")
 	const ackWait = 200 * time.Millisecond
 	var calls atomic.Int32
-	in := testutil.NewInbox[string](wait)
+	in := testkit.NewInbox[string](wait)
 	b := started(t, connect(t, srv, natsbroker.WithJetStream()), func(b *broker.Broker) {
 		must(t, b.Subscribe("slow", func(ctx context.Context, m *broker.Message) error {
 			if string(m.Body) == "slow" {
@@ -64,7 +64,7 @@ func TestNakDelay(t *testing.T) {
 		count int
 		at    time.Time
 	}
-	in := testutil.NewInbox[delivery](wait)
+	in := testkit.NewInbox[delivery](wait)
 	b := started(t, connect(t, srv, natsbroker.WithJetStream()), func(b *broker.Broker) {
 		must(t, b.Subscribe("nak", func(_ context.Context, m *broker.Message) error {
 			in.Put(delivery{m.Delivery.DeliveryCount, time.Now()})
@@ -92,7 +92,7 @@ func TestWithStream(t *testing.T) {
 	js := jetStreamClient(t, srv)
 	cfg := jetstream.StreamConfig{Name: "AUTO", Subjects: []string{"auto.>"}, MaxMsgs: 1000}
 	deleteStreamAfter(t, srv, js, "AUTO")
-	in := testutil.NewInbox[*broker.Message](wait)
+	in := testkit.NewInbox[*broker.Message](wait)
 	// No WithJetStream: the declared stream routes auto.> through JetStream.
 	b := started(t, connect(t, srv, natsbroker.WithStream(cfg)), func(b *broker.Broker) {
 		must(t, b.Subscribe("auto.*", collect(in), broker.Name("auto")))
@@ -131,8 +131,8 @@ func TestBindConsumer(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	bound := testutil.NewInbox[*broker.Message](wait)
-	anon := testutil.NewInbox[*broker.Message](wait)
+	bound := testkit.NewInbox[*broker.Message](wait)
+	anon := testkit.NewInbox[*broker.Message](wait)
 	// A core transport: the options alone make these JetStream.
 	b := broker.New(connect(t, srv))
 	must(t, b.Subscribe("bind.ops", collect(bound), natsbroker.Stream("BIND"), natsbroker.BindConsumer("ops")))
@@ -170,7 +170,7 @@ func TestBindConsumer(t *testing.T) {
 // everything through JetStream.
 func TestCoreOverride(t *testing.T) {
 	srv := natstest.New(t)
-	in := testutil.NewInbox[*broker.Message](wait)
+	in := testkit.NewInbox[*broker.Message](wait)
 	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
 	raw := srv.Connect(t)
 	started(t, tr, func(b *broker.Broker) {
@@ -270,7 +270,7 @@ func TestNilConn(t *testing.T) {
 func TestDeadLetterInSameStream(t *testing.T) {
 	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "DL", "dl.>")
-	dead := testutil.NewInbox[*broker.Message](wait)
+	dead := testkit.NewInbox[*broker.Message](wait)
 	b := started(t, connect(t, srv, natsbroker.WithJetStream()), func(b *broker.Broker) {
 		must(t, b.Subscribe("dl.orders", func(context.Context, *broker.Message) error {
 			return errors.New("always fails")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
@@ -160,7 +161,7 @@ func waitTick() { <-time.After(20 * time.Millisecond) }
 // InProgress on core NATS says it is not supported.
 func TestCoreInProgressUnsupported(t *testing.T) {
 	srv := natstest.New(t)
-	errs := testutil.NewInbox[error](wait)
+	errs := testkit.NewInbox[error](wait)
 	b := started(t, connect(t, srv), func(b *broker.Broker) {
 		must(t, b.Subscribe("progress", func(ctx context.Context, _ *broker.Message) error {
 			errs.Put(broker.SettlerFromContext(ctx).InProgress(ctx))
@@ -180,8 +181,8 @@ func TestInProgressExtendsDeadline(t *testing.T) {
 	createStream(t, srv, jetStreamClient(t, srv), "WPI", "wpi")
 	const ackWait = 300 * time.Millisecond
 	var calls atomic.Int32
-	in := testutil.NewInbox[string](wait)
-	progressErrs := testutil.NewInbox[error](wait)
+	in := testkit.NewInbox[string](wait)
+	progressErrs := testkit.NewInbox[error](wait)
 	b, rec, _ := observed(t, connect(t, srv, natsbroker.WithJetStream()))
 	must(t, b.Subscribe("wpi", func(ctx context.Context, m *broker.Message) error {
 		if string(m.Body) == "long" {
@@ -240,7 +241,7 @@ func TestHungHandlerGivenBack(t *testing.T) {
 		count int
 		id    string
 	}
-	in := testutil.NewInbox[got](wait)
+	in := testkit.NewInbox[got](wait)
 	lateErr := make(chan error, 1)
 	cancelled := make(chan bool, 1)
 	b, rec, logs := observed(t, connect(t, srv, natsbroker.WithJetStream()))

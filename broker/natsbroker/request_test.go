@@ -11,21 +11,22 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
-	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/internal/testkit"
+	"github.com/tracebus/tracebus/testutil/conformance"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
 
 func TestRequestReplyCore(t *testing.T) {
 	s := suite(t, false)
 	s.Features.NoResponders = true
-	testutil.TestRequestReply(t, s)
+	conformance.TestRequestReply(t, s)
 }
 
 // On JetStream subjects requests are stored and consumed like any message;
 // the replies come back over core NATS. The server cannot say that nobody
 // consumes a stream, so there is no no-responders error.
 func TestRequestReplyJetStream(t *testing.T) {
-	testutil.TestRequestReply(t, suite(t, true))
+	conformance.TestRequestReply(t, suite(t, true))
 }
 
 func TestRequestNoRespondersWrapsNATSError(t *testing.T) {
@@ -110,12 +111,12 @@ func BenchmarkRequest(b *testing.B) {
 	b.Run("typed", func(b *testing.B) {
 		br := broker.New(transport(b, srv))
 		b.Cleanup(func() { _ = br.Close(context.Background()) })
-		r := broker.NewRequester[testutil.Order, testutil.Order](br, "bench.request")
+		r := broker.NewRequester[testkit.Order, testkit.Order](br, "bench.request")
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := r.Request(ctx, testutil.Order{ID: "o-1", Quantity: 3}); err != nil {
+			if _, err := r.Request(ctx, testkit.Order{ID: "o-1", Quantity: 3}); err != nil {
 				b.Fatal(err)
 			}
 		}

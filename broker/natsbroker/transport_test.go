@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
@@ -41,7 +42,7 @@ func started(t *testing.T, tr broker.Transport, subscribe func(b *broker.Broker)
 	return b
 }
 
-func collect(in *testutil.Inbox[*broker.Message]) broker.Handler {
+func collect(in *testkit.Inbox[*broker.Message]) broker.Handler {
 	return func(_ context.Context, m *broker.Message) error {
 		in.Put(m.Clone())
 		return nil
@@ -155,7 +156,7 @@ func TestHeaderCase(t *testing.T) {
 				createStream(t, srv, jetStreamClient(t, srv), "CASE", "case.>")
 				opts = append(opts, natsbroker.WithJetStream())
 			}
-			in := testutil.NewInbox[*broker.Message](wait)
+			in := testkit.NewInbox[*broker.Message](wait)
 			b := started(t, connect(t, srv, opts...), func(b *broker.Broker) {
 				must(t, b.Subscribe("case.>", collect(in)))
 			})
@@ -215,7 +216,7 @@ func TestHeaderCase(t *testing.T) {
 // a header block that does not parse: every message is delivered.
 func TestHostileHeaders(t *testing.T) {
 	srv := natstest.New(t)
-	in := testutil.NewInbox[*broker.Message](wait)
+	in := testkit.NewInbox[*broker.Message](wait)
 	b := started(t, connect(t, srv), func(b *broker.Broker) {
 		must(t, b.Subscribe("hostile", collect(in)))
 	})
@@ -364,8 +365,8 @@ func TestJetStreamPublish(t *testing.T) {
 func TestDeliveryFacts(t *testing.T) {
 	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "FACTS", "facts.>")
-	in := testutil.NewInbox[*broker.Message](wait)
-	core := testutil.NewInbox[*broker.Message](wait)
+	in := testkit.NewInbox[*broker.Message](wait)
+	core := testkit.NewInbox[*broker.Message](wait)
 	before := time.Now()
 	b := started(t, connect(t, srv, natsbroker.WithJetStream("facts.>")), func(b *broker.Broker) {
 		must(t, b.Subscribe("facts.*", collect(in), broker.Group("billing")))
