@@ -81,7 +81,7 @@ func TestAppNATSToKafkaStopMidStreamLosesNothing(t *testing.T) {
 	}
 	// A quarter of the orders are shipped before the stop begins.
 	pass, concurrency := int64(n/4), int64(shipperConcurrency)
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	cluster := kafkatest.New(t)
 	cluster.CreateTopic(t, "shipments", 1)
 

@@ -24,7 +24,7 @@ import (
 // publish, closes the transports and flushes telemetry last.
 func ExampleApp() {
 	in := memoryBroker()  // natsbroker over a NATS connection
-	out := memoryBroker() // kafkabroker.New(kafkabroker.WithBrokers(...))
+	out := memoryBroker() // kafkabroker.New(kafkabroker.WithSeedBrokers(...))
 
 	type Order struct{ ID string }
 	type Shipment struct{ Order string }

@@ -39,7 +39,7 @@
 // publish and every consume, typed or not, passes through the middleware
 // given to New, so one telemetry middleware traces all of them:
 //
-//	tr, err := memory.New() // or natsbroker.New(nc), kafkabroker.New(kafkabroker.WithBrokers(addr))
+//	tr, err := memory.New() // or natsbroker.New(nc), kafkabroker.New(kafkabroker.WithSeedBrokers(addr))
 //	if err != nil { ... }
 //	b := broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry()))
 //	b.Subscribe("orders.created", func(ctx context.Context, msg *broker.Message) error {

@@ -53,7 +53,7 @@ func Example_usage() {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 
-	tr, err := memory.New() // or natsbroker.New(nc), natsbroker.Connect(url), kafkabroker.New(kafkabroker.WithBrokers(addr))
+	tr, err := memory.New() // or natsbroker.New(nc), natsbroker.Connect(url), kafkabroker.New(kafkabroker.WithSeedBrokers(addr))
 	if err != nil {
 		log.Fatal(err)
 	}

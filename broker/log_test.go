@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -18,7 +19,7 @@ func TestDeliveryLogLines(t *testing.T) {
 	var buf testutil.LogBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := broker.New(testutil.Memory(t), broker.WithLogger(logger))
-	testutil.DeliverWithOneRetry(t, b, &broker.Message{Destination: "orders", ID: "order-7", Body: []byte("{}")}, broker.Group("billing"))
+	testkit.DeliverWithOneRetry(t, b, &broker.Message{Destination: "orders", ID: "order-7", Body: []byte("{}")}, broker.Group("billing"))
 
 	var got []string
 	for _, l := range buf.Records(t) {
@@ -44,7 +45,7 @@ func TestDeliveryLogLinesCapTheMessageID(t *testing.T) {
 	var buf testutil.LogBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := broker.New(testutil.Memory(t), broker.WithLogger(logger))
-	testutil.DeliverWithOneRetry(t, b, &broker.Message{Destination: "orders", ID: id, Body: []byte("{}")}, broker.Group("billing"))
+	testkit.DeliverWithOneRetry(t, b, &broker.Message{Destination: "orders", ID: id, Body: []byte("{}")}, broker.Group("billing"))
 
 	want := id[:broker.MessageAttributeLimit-1] // "ü" would end one byte past the cap
 	levels := map[string]int{}

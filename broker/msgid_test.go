@@ -5,14 +5,16 @@ import (
 	"testing"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/conformance"
 )
 
 // Every published message gets a unique id unless the caller set one, and
 // the consumer sees the id the publisher sent.
 func TestPublishGivesMessageIDs(t *testing.T) {
 	b := broker.New(testutil.Memory(t))
-	in := testutil.NewInbox[string](testutil.TransportSuite{}.Wait())
+	in := testkit.NewInbox[string](conformance.Suite{}.Wait())
 	must(t, b.Subscribe("ids", func(_ context.Context, m *broker.Message) error { in.Put(m.ID); return nil }))
 	must(t, b.Start(t.Context()))
 	defer func() { must(t, b.Close(context.Background())) }()

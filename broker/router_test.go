@@ -224,7 +224,7 @@ func TestRouterPrefixes(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := testutil.NewHarness(t, testutil.Synchronous())
+			h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 			b := h.Broker()
 			var got []string
 			tc.wire(t, wiring{b: b, done: func(_ context.Context, s string) error {

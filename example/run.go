@@ -44,11 +44,10 @@ type service struct {
 
 func newService(ctx context.Context, name, version string, cfg config, wf *exporters.Waterfall, out io.Writer) (*service, error) {
 	opts := []exporters.Option{
-		exporters.WithServiceName(name),
-		exporters.WithServiceVersion(version),
+		exporters.WithService(name, version),
 		exporters.WithoutGlobal(),
 		exporters.WithSpanExporter(wf),
-		exporters.WithPrometheus(),
+		exporters.WithPrometheus(""),
 		// W3C trace context and baggage, and Jaeger's native formats for
 		// services that still speak them.
 		exporters.WithPropagators(propagation.NewCompositeTextMapPropagator(
@@ -108,7 +107,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	defer stopServers()
 
 	// One waterfall for every service, so a trace prints as one tree.
-	wf := exporters.NewWaterfall(w)
+	wf := exporters.NewWaterfall(w, nil)
 	svcs := map[string]*service{}
 	for _, s := range []struct{ name, version string }{
 		{"checkout", "1.3.0"}, {"fraud", "0.9.2"}, {"billing", "2.1.0"}, {"shipping", "1.0.4"},
@@ -356,7 +355,7 @@ func servers(cfg config) (natsURL string, kafkaOpts []kafkabroker.Option, stop f
 	}
 	natsURL = cfg.natsURL
 	if natsURL == "" {
-		srv, err := natstest.Run()
+		srv, err := natstest.Start()
 		if err != nil {
 			return "", nil, stop, fmt.Errorf("start embedded NATS: %w", err)
 		}
@@ -366,7 +365,7 @@ func servers(cfg config) (natsURL string, kafkaOpts []kafkabroker.Option, stop f
 	kafkaOpts = []kafkabroker.Option{kafkabroker.WithAutoCreateTopics(3, 1)}
 	if cfg.kafka != "" {
 		// A comma-separated list, as Kafka's bootstrap.servers.
-		kafkaOpts = append(kafkaOpts, kafkabroker.WithBrokers(cfg.kafka))
+		kafkaOpts = append(kafkaOpts, kafkabroker.WithSeedBrokers(cfg.kafka))
 	} else {
 		cluster, err := kafkatest.Start()
 		if err != nil {
@@ -397,8 +396,8 @@ func serveHTTP(cfg config, out io.Writer, app *broker.App, svcs map[string]*serv
 		mux.Handle("/metrics/"+name, svcs[name].providers.MetricsHandler())
 		fmt.Fprintf(out, "  metrics   %s/metrics/%s\n", base, name)
 	}
-	docs := asyncapi.New(asyncapi.WithTitle("tracebus example"), asyncapi.WithVersion("1.0.0"),
-		asyncapi.WithDescription("Checkout, fraud, billing and shipping over NATS and Kafka."))
+	docs := asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "tracebus example", Version: "1.0.0",
+		Description: "Checkout, fraud, billing and shipping over NATS and Kafka."}))
 	mux.Handle("/asyncapi/", http.StripPrefix("/asyncapi", docs.Handler(brokers...)))
 	mux.Handle("/livez", app.HealthHandler())
 	mux.Handle("/readyz", app.HealthHandler())

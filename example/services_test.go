@@ -55,7 +55,7 @@ func wire(t *testing.T, h *testutil.Harness) *services {
 // dead-lettered with its reason; the flaky one is retried; billing's
 // custom span, event and counter are there.
 func TestServices(t *testing.T) {
-	h := testutil.NewHarness(t, testutil.Synchronous())
+	h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 	s := wire(t, h)
 	if err := placeOrders(t.Context(), s.checkout, 4); err != nil {
 		t.Fatal(err)
@@ -279,7 +279,7 @@ func errorType(s sdktrace.ReadOnlySpan) string {
 // The dead-letter consumer logs which order was rejected, why and where
 // it failed, never the order's body (customer data).
 func TestDeadLetterLogHasNoBody(t *testing.T) {
-	h := testutil.NewHarness(t, testutil.Synchronous())
+	h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 	s := wire(t, h)
 	if err := placeOrders(t.Context(), s.checkout, invalidOrder); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/exporters"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -55,7 +56,7 @@ func TestDeadCollectorHeapBounded(t *testing.T) {
 	b, p, handled := otlpBroker(t, endpoint)
 	// More spans than the processor can hold, so that the queue is full
 	// and spans are being dropped when the heap is measured.
-	n := testutil.Scale(2*spansHeld/spansPerMessage, 50_000)
+	n := testkit.Scale(2*spansHeld/spansPerMessage, 50_000)
 	const idSize = 64 << 10
 	before := heapInuse()
 	id := make([]byte, idSize)

@@ -3,7 +3,7 @@
 // resource (service.name, service.version, host, OS, container and process)
 // and the exporters you choose or the OTEL_* environment chooses.
 //
-//	p, err := exporters.Setup(ctx, exporters.WithServiceName("billing"), exporters.WithServiceVersion("1.4.0"))
+//	p, err := exporters.Setup(ctx, exporters.WithService("billing", "1.4.0"))
 //	if err != nil {
 //		return err
 //	}
@@ -22,11 +22,12 @@
 //   - OTLP over gRPC or HTTP (WithOTLP, WithOTLPTraces, WithOTLPMetrics) to a
 //     collector, Jaeger, Tempo or any OTLP backend. Zipkin is not offered:
 //     otel-go deprecated its exporter, and Zipkin-era backends take OTLP.
-//   - Prometheus (WithPrometheus, WithPrometheusServer): an http.Handler for
-//     /metrics on a registry of its own, with Prometheus names
-//     (messaging_client_operation_duration_seconds).
-//   - A terminal waterfall (WithWaterfall, NewWaterfall): each finished trace
-//     as a tree with timing bars, services, span kinds and errors.
+//   - Prometheus (WithPrometheus): an http.Handler for /metrics on a
+//     registry of its own, served on an address of its own if asked, with
+//     Prometheus names (messaging_client_operation_duration_seconds).
+//   - A terminal waterfall (NewWaterfall, given to WithSpanExporter): each
+//     finished trace as a tree with timing bars, services, span kinds and
+//     errors.
 //   - JSON lines (WithJSONLines): one span per line, to pipe into a store of
 //     your own.
 //   - Memory (WithMemory): spans and metrics kept for tests, in the SDK's
@@ -58,5 +59,8 @@
 // the queue fills and further spans are dropped, so publish and consume never
 // wait for telemetry and memory stays bounded. Shutdown reports the loss as a
 // *NotExportedError per exporter. WithSynchronousExport, for tests only,
-// exports on the caller's goroutine instead.
+// exports on the caller's goroutine instead. The queue is bounded in bytes
+// too: attribute values are cut at 4096 bytes unless
+// OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT or OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
+// set a limit (-1 for none); the SDK has none by default.
 package exporters

@@ -57,9 +57,9 @@ func TestEnvironment(t *testing.T) {
 			},
 		},
 		{
-			name: "WithServiceName wins over OTEL_SERVICE_NAME",
+			name: "WithService wins over OTEL_SERVICE_NAME",
 			env:  map[string]string{"OTEL_SERVICE_NAME": "from-env"},
-			opts: []exporters.Option{exporters.WithServiceName("explicit")},
+			opts: []exporters.Option{exporters.WithService("explicit", "")},
 			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "service.name", resourceValue(p, "service.name"), "explicit")
 			},
@@ -75,7 +75,7 @@ func TestEnvironment(t *testing.T) {
 		{
 			name: "OTEL_RESOURCE_ATTRIBUTES, service.version overridden",
 			env:  map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=staging,service.version=0.9,team=payments"},
-			opts: []exporters.Option{exporters.WithServiceVersion("1.0.0")},
+			opts: []exporters.Option{exporters.WithService("", "1.0.0")},
 			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "deployment.environment.name", resourceValue(p, "deployment.environment.name"), "staging")
 				wantEqual(t, "team", resourceValue(p, "team"), "payments")
@@ -180,7 +180,7 @@ func TestEnvironment(t *testing.T) {
 			name:      "a waterfall given as a span exporter is a local view too",
 			exporters: true,
 			env:       map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": otlptest.StartHTTP(t).URL},
-			opts:      []exporters.Option{exporters.WithSpanExporter(exporters.NewWaterfall(io.Discard))},
+			opts:      []exporters.Option{exporters.WithSpanExporter(exporters.NewWaterfall(io.Discard, nil))},
 			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[otlp waterfall]")
 				wantEqual(t, "metric readers", fmt.Sprint(exporters.MetricReaderCount(p)), "1")
@@ -189,7 +189,7 @@ func TestEnvironment(t *testing.T) {
 		{
 			name:      "a trace option alone leaves metrics off, not on an absent collector",
 			exporters: true,
-			opts:      []exporters.Option{exporters.WithWaterfall(io.Discard)},
+			opts:      []exporters.Option{exporters.WithSpanExporter(exporters.NewWaterfall(io.Discard, nil))},
 			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "metric readers", fmt.Sprint(exporters.MetricReaderCount(p)), "0")
 			},
@@ -199,7 +199,7 @@ func TestEnvironment(t *testing.T) {
 			exporters: true,
 			env: map[string]string{"OTEL_METRICS_EXPORTER": "prometheus",
 				"OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1", "OTEL_EXPORTER_PROMETHEUS_PORT": "0"},
-			opts: []exporters.Option{exporters.WithWaterfall(io.Discard)},
+			opts: []exporters.Option{exporters.WithSpanExporter(exporters.NewWaterfall(io.Discard, nil))},
 			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "metric readers", fmt.Sprint(exporters.MetricReaderCount(p)), "1")
 			},
@@ -207,7 +207,7 @@ func TestEnvironment(t *testing.T) {
 		{
 			name:      "a metric option alone leaves traces off",
 			exporters: true,
-			opts:      []exporters.Option{exporters.WithPrometheus()},
+			opts:      []exporters.Option{exporters.WithPrometheus("")},
 			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[]")
 			},

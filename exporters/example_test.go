@@ -31,8 +31,7 @@ import (
 func ExampleSetup() {
 	ctx := context.Background()
 	p, err := exporters.Setup(ctx,
-		exporters.WithServiceName("billing"),
-		exporters.WithServiceVersion("1.4.0"),
+		exporters.WithService("billing", "1.4.0"),
 	)
 	if err != nil {
 		log.Fatal(err)
@@ -52,9 +51,9 @@ func ExampleSetup() {
 func ExampleSetup_terminal() {
 	ctx := context.Background()
 	p, err := exporters.Setup(ctx,
-		exporters.WithServiceName("billing"),
-		exporters.WithWaterfall(os.Stderr),
-		exporters.WithPrometheusServer("localhost:9464"),
+		exporters.WithService("billing", ""),
+		exporters.WithSpanExporter(exporters.NewWaterfall(os.Stderr, nil)),
+		exporters.WithPrometheus("localhost:9464"),
 	)
 	if err != nil {
 		log.Fatal(err)
@@ -66,7 +65,7 @@ func ExampleSetup_terminal() {
 func ExampleWithOTLP() {
 	ctx := context.Background()
 	p, err := exporters.Setup(ctx,
-		exporters.WithServiceName("billing"),
+		exporters.WithService("billing", ""),
 		exporters.WithOTLP(exporters.ProtocolGRPC, "http://otel-collector:4317"),
 	)
 	if err != nil {
@@ -96,7 +95,7 @@ func ExampleWithMemory() {
 // Mount the Prometheus handler on your own server.
 func ExampleProviders_MetricsHandler() {
 	ctx := context.Background()
-	p, err := exporters.Setup(ctx, exporters.WithPrometheus(), exporters.WithServiceName("billing"), exporters.WithoutGlobal())
+	p, err := exporters.Setup(ctx, exporters.WithPrometheus(""), exporters.WithService("billing", ""), exporters.WithoutGlobal())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -127,7 +126,7 @@ func ExampleProviders_MetricsHandler() {
 // are made by hand, with fixed times, as a test would.
 func ExampleNewWaterfall() {
 	ctx := context.Background()
-	w := exporters.NewWaterfall(os.Stdout, exporters.WithColor(false), exporters.WithBarWidth(24), exporters.WithLinger(0))
+	w := exporters.NewWaterfall(os.Stdout, &exporters.WaterfallOptions{BarWidth: 24, Linger: -1})
 
 	start := time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC)
 	tid := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35}

@@ -24,7 +24,7 @@ import (
 // process span.
 func TestPrometheusExemplarsLinkToTraces(t *testing.T) {
 	ctx := context.Background()
-	p, err := exporters.Setup(ctx, exporters.WithPrometheus(), exporters.WithMemory(tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()), exporters.WithoutGlobal())
+	p, err := exporters.Setup(ctx, exporters.WithPrometheus(""), exporters.WithMemory(tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}

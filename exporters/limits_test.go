@@ -21,7 +21,7 @@ func TestSetupAttributeValueLengthLimit(t *testing.T) {
 		env  map[string]string
 		want int
 	}{
-		{"default", nil, exporters.DefaultAttributeValueLengthLimit},
+		{"default", nil, 4096},
 		{"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT=100", map[string]string{"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "100"}, 100},
 		{"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT=50", map[string]string{"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "50"}, 50},
 		{"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT=-1 means none", map[string]string{"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "-1"}, len(long)},

@@ -19,7 +19,7 @@ func TestHandlerLogReachesOTLPWithTraceID(t *testing.T) {
 	rcv := otlptest.StartHTTP(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
 	ctx := context.Background()
-	p, err := exporters.Setup(ctx, exporters.WithoutGlobal(), exporters.WithServiceName("billing"))
+	p, err := exporters.Setup(ctx, exporters.WithoutGlobal(), exporters.WithService("billing", ""))
 	if err != nil {
 		t.Fatal(err)
 	}

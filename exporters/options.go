@@ -130,17 +130,12 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
-// WithServiceName sets the service.name resource attribute. It wins over
-// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES. Without either, the
-// OpenTelemetry default "unknown_service:<executable>" is used.
-func WithServiceName(name string) Option {
-	return optionFunc(func(c *config) { c.serviceName = name })
-}
-
-// WithServiceVersion sets the service.version resource attribute. It wins
-// over OTEL_RESOURCE_ATTRIBUTES.
-func WithServiceVersion(version string) Option {
-	return optionFunc(func(c *config) { c.serviceVersion = version })
+// WithService sets the service.name and service.version resource
+// attributes. Each wins over OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES;
+// an empty value leaves that attribute to the environment. Without a name
+// anywhere, the OpenTelemetry default "unknown_service:<executable>" is used.
+func WithService(name, version string) Option {
+	return optionFunc(func(c *config) { c.serviceName, c.serviceVersion = name, version })
 }
 
 // WithAttributes adds resource attributes, such as
@@ -197,7 +192,10 @@ func WithSynchronousExport() Option {
 // WithSpanExporter adds a span exporter of your own. Like every exporter
 // Setup builds, it sits behind a batch processor with a bounded queue, so a
 // slow exporter drops spans instead of blocking the code that ends them.
-// Setup's Shutdown shuts it down.
+// Setup's Shutdown shuts it down. A Waterfall counts as a local view, as
+// JSON lines do:
+//
+//	exporters.Setup(ctx, exporters.WithSpanExporter(exporters.NewWaterfall(os.Stderr, nil)))
 func WithSpanExporter(exp sdktrace.SpanExporter) Option {
 	return optionFunc(func(c *config) {
 		if exp == nil {
@@ -219,18 +217,6 @@ func WithJSONLines(w io.Writer) Option {
 			return
 		}
 		c.traces = append(c.traces, traceSpec{name: "jsonl", build: jsonLinesBuilder(w), local: true})
-	})
-}
-
-// WithWaterfall prints each finished trace to w as an indented tree with
-// timing bars (see Waterfall). Colour is used when w is a terminal.
-func WithWaterfall(w io.Writer, opts ...WaterfallOption) Option {
-	return optionFunc(func(c *config) {
-		if w == nil {
-			c.invalid("nil writer for the waterfall")
-			return
-		}
-		c.traces = append(c.traces, traceSpec{name: "waterfall", exporter: NewWaterfall(w, opts...), local: true})
 	})
 }
 
@@ -274,25 +260,16 @@ func WithMetricReader(r sdkmetric.Reader) Option {
 }
 
 // WithPrometheus exposes the metrics in the Prometheus text format through
-// Providers.MetricsHandler, to mount on a server of your own at /metrics.
-// The exporter uses a registry of its own, not prometheus.DefaultRegisterer,
-// and Prometheus names with unit suffixes:
-// messaging.client.operation.duration becomes
+// Providers.MetricsHandler, to mount on a server of your own at /metrics,
+// and, unless addr is empty, also serves that handler at /metrics on an
+// HTTP server on addr (for example ":9464"). Setup fails if addr cannot be
+// bound; Shutdown stops the server. Providers.MetricsAddr reports the bound
+// address, which helps with ":0". The exporter uses a registry of its own,
+// not prometheus.DefaultRegisterer, and Prometheus names with unit
+// suffixes: messaging.client.operation.duration becomes
 // messaging_client_operation_duration_seconds.
-func WithPrometheus() Option {
-	return optionFunc(func(c *config) { c.prom = true })
-}
-
-// WithPrometheusServer is WithPrometheus plus an HTTP server on addr (for
-// example ":9464") serving the handler at /metrics. Setup fails if addr
-// cannot be bound; Shutdown stops the server. Providers.MetricsAddr reports
-// the bound address, which helps with ":0".
-func WithPrometheusServer(addr string) Option {
+func WithPrometheus(addr string) Option {
 	return optionFunc(func(c *config) {
-		if addr == "" {
-			c.invalid("empty Prometheus server address")
-			return
-		}
 		c.prom = true
 		c.promAddr = addr
 	})

@@ -29,10 +29,10 @@ func TestOTLP(t *testing.T) {
 		configure func(t *testing.T, endpoint string) []exporters.Option
 	}{
 		{"grpc option", startGRPCReceiver, func(_ *testing.T, ep string) []exporters.Option {
-			return []exporters.Option{exporters.WithOTLP(exporters.ProtocolGRPC, ep), exporters.WithServiceName("checkout"), exporters.WithServiceVersion("1.2.3")}
+			return []exporters.Option{exporters.WithOTLP(exporters.ProtocolGRPC, ep), exporters.WithService("checkout", "1.2.3")}
 		}},
 		{"http option", startHTTPReceiver, func(_ *testing.T, ep string) []exporters.Option {
-			return []exporters.Option{exporters.WithOTLP(exporters.ProtocolHTTP, ep), exporters.WithServiceName("checkout"), exporters.WithServiceVersion("1.2.3")}
+			return []exporters.Option{exporters.WithOTLP(exporters.ProtocolHTTP, ep), exporters.WithService("checkout", "1.2.3")}
 		}},
 		{"grpc environment", startGRPCReceiver, func(t *testing.T, ep string) []exporters.Option {
 			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
@@ -53,7 +53,7 @@ func TestOTLP(t *testing.T) {
 			t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
 			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+deadAddress(t))
 			t.Setenv("OTEL_SERVICE_NAME", "from-env")
-			return []exporters.Option{exporters.WithOTLP(exporters.ProtocolGRPC, ep), exporters.WithServiceName("checkout"), exporters.WithServiceVersion("1.2.3")}
+			return []exporters.Option{exporters.WithOTLP(exporters.ProtocolGRPC, ep), exporters.WithService("checkout", "1.2.3")}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,13 +134,11 @@ func TestInvalidOptions(t *testing.T) {
 		{"endpoint without scheme", exporters.WithOTLPTraces(exporters.ProtocolGRPC, "localhost:4317")},
 		{"endpoint with other scheme", exporters.WithOTLPMetrics(exporters.ProtocolHTTP, "ftp://collector")},
 		{"nil writer", exporters.WithJSONLines(nil)},
-		{"nil waterfall writer", exporters.WithWaterfall(nil)},
 		{"nil exporter", exporters.WithSpanExporter(nil)},
 		{"nil reader", exporters.WithMetricReader(nil)},
 		{"nil propagator", exporters.WithPropagators(nil)},
 		{"nil sampler", exporters.WithSampler(nil)},
 		{"nil memory", exporters.WithMemory(nil, nil)},
-		{"empty prometheus address", exporters.WithPrometheusServer("")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := exporters.Setup(context.Background(), tc.opt, exporters.WithoutGlobal())

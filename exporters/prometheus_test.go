@@ -103,8 +103,8 @@ func family(t *testing.T, families map[string]*dto.MetricFamily, name string, ty
 }
 
 func TestPrometheusHandler(t *testing.T) {
-	p, err := exporters.Setup(context.Background(), exporters.WithPrometheus(),
-		exporters.WithServiceName("billing"), exporters.WithoutGlobal())
+	p, err := exporters.Setup(context.Background(), exporters.WithPrometheus(""),
+		exporters.WithService("billing", ""), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestPrometheusHandler(t *testing.T) {
 }
 
 func TestPrometheusServer(t *testing.T) {
-	p, err := exporters.Setup(context.Background(), exporters.WithPrometheusServer("127.0.0.1:0"), exporters.WithoutGlobal())
+	p, err := exporters.Setup(context.Background(), exporters.WithPrometheus("127.0.0.1:0"), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,14 +181,14 @@ func TestPrometheusServer(t *testing.T) {
 // OTLP exporter: that one must be released, or goleak finds its connection.
 func TestPrometheusServerAddressInUse(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	p, err := exporters.Setup(context.Background(), exporters.WithPrometheusServer("127.0.0.1:0"), exporters.WithoutGlobal())
+	p, err := exporters.Setup(context.Background(), exporters.WithPrometheus("127.0.0.1:0"), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Shutdown(context.Background())
 	_, err = exporters.Setup(context.Background(),
 		exporters.WithOTLPTraces(exporters.ProtocolGRPC, "http://"+deadAddress(t)),
-		exporters.WithPrometheusServer(p.MetricsAddr().String()), exporters.WithoutGlobal())
+		exporters.WithPrometheus(p.MetricsAddr().String()), exporters.WithoutGlobal())
 	if err == nil {
 		t.Fatal("Setup bound an address already in use")
 	}

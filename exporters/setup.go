@@ -125,13 +125,12 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 // scraper asks for it (Prometheus does), which adds exemplars: a histogram
 // bucket or counter names the trace and span of a recent measurement made
 // inside a sampled span, so a dashboard can jump from a slow bucket to a
-// trace. It is nil unless WithPrometheus or
-// WithPrometheusServer was given (with OTEL_METRICS_EXPORTER=prometheus,
+// trace. It is nil unless WithPrometheus was given (with OTEL_METRICS_EXPORTER=prometheus,
 // autoexport serves its own endpoint on OTEL_EXPORTER_PROMETHEUS_HOST:PORT).
 func (p *Providers) MetricsHandler() http.Handler { return p.metrics.handler }
 
-// MetricsAddr returns the address the WithPrometheusServer server listens
-// on, or nil without one.
+// MetricsAddr returns the address the server of WithPrometheus listens on,
+// or nil without one.
 func (p *Providers) MetricsAddr() net.Addr { return p.metrics.addr }
 
 // ForceFlush exports the spans and metrics held so far, and prints the

@@ -33,7 +33,7 @@ func shutdown(t *testing.T, p *exporters.Providers) {
 func TestSetupInstallsGlobals(t *testing.T) {
 	t.Setenv("OTEL_PROPAGATORS", "jaeger")
 	spans := tracetest.NewSpanRecorder()
-	p, err := exporters.Setup(context.Background(), exporters.WithMemory(spans, sdkmetric.NewManualReader()), exporters.WithServiceName("global"))
+	p, err := exporters.Setup(context.Background(), exporters.WithMemory(spans, sdkmetric.NewManualReader()), exporters.WithService("global", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestWithoutGlobal(t *testing.T) {
 func TestMemory(t *testing.T) {
 	ctx := context.Background()
 	spans, reader := tracetest.NewSpanRecorder(), sdkmetric.NewManualReader()
-	p, err := exporters.Setup(ctx, exporters.WithMemory(spans, reader), exporters.WithServiceName("memory"), exporters.WithoutGlobal())
+	p, err := exporters.Setup(ctx, exporters.WithMemory(spans, reader), exporters.WithService("memory", ""), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,8 +142,8 @@ func TestJSONLines(t *testing.T) {
 func TestWaterfallThroughSetup(t *testing.T) {
 	ctx := context.Background()
 	var out syncBuffer
-	p, err := exporters.Setup(ctx, exporters.WithServiceName("checkout"), exporters.WithoutGlobal(),
-		exporters.WithWaterfall(&out, exporters.WithColor(false), exporters.WithLinger(time.Hour)))
+	p, err := exporters.Setup(ctx, exporters.WithService("checkout", ""), exporters.WithoutGlobal(),
+		exporters.WithSpanExporter(exporters.NewWaterfall(&out, &exporters.WaterfallOptions{Linger: time.Hour})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestQueueDrops(t *testing.T) {
 func TestShutdownClean(t *testing.T) {
 	ctx := context.Background()
 	var out syncBuffer
-	p, err := exporters.Setup(ctx, exporters.WithJSONLines(&out), exporters.WithPrometheus(), exporters.WithoutGlobal())
+	p, err := exporters.Setup(ctx, exporters.WithJSONLines(&out), exporters.WithPrometheus(""), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}

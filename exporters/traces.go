@@ -57,7 +57,7 @@ func spanExporters(ctx context.Context, c *config) ([]traceSpec, error) {
 		// without a rebuild. It is handled here rather than registered with
 		// autoexport, whose registry is global: importing this package
 		// changes nothing for other users of autoexport.
-		built = append(built, traceSpec{name: "waterfall", exporter: NewWaterfall(os.Stderr), built: true})
+		built = append(built, traceSpec{name: "waterfall", exporter: NewWaterfall(os.Stderr, nil), built: true})
 	default:
 		exp, err := autoexport.NewSpanExporter(ctx)
 		if err != nil {

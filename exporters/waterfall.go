@@ -40,7 +40,7 @@ import (
 // Spans arrive one by one, in the order they end, and a messaging trace's
 // root (the first send) usually ends long before the consumers do. So the
 // Waterfall holds a trace's spans until the trace has been quiet for the
-// linger time (WithLinger) after a root ended; a span whose parent is in
+// linger time (WaterfallOptions.Linger) after a root ended; a span whose parent is in
 // another process counts as a root here. Spans that still come later are
 // printed as a continuation of their trace. Traces without a root in this
 // process are printed when they have waited twenty lingers (at least 10 s),
@@ -102,53 +102,50 @@ type wfSpan struct {
 	links        int
 }
 
-// A WaterfallOption configures a Waterfall.
-type WaterfallOption interface {
-	applyWaterfall(*waterfallConfig)
+// WaterfallOptions configure a Waterfall. The zero value gives the
+// defaults.
+type WaterfallOptions struct {
+	// ForceColor prints ANSI colours whatever w is. By default colour is
+	// used only when w is a terminal, and never with NO_COLOR or TERM=dumb
+	// in the environment.
+	ForceColor bool
+	// BarWidth is the width of the timeline in columns; 0 means 40, and
+	// widths below 8 are raised to 8.
+	BarWidth int
+	// Linger is how long a trace must be quiet after a root span ended
+	// before it is printed; 0 means 500 ms. A negative Linger prints a trace
+	// as soon as an export brings a root span, holds traces without a root
+	// until ForceFlush or Shutdown, and starts no timers: what tests want.
+	Linger time.Duration
 }
-
-type waterfallOptionFunc func(*waterfallConfig)
-
-func (f waterfallOptionFunc) applyWaterfall(c *waterfallConfig) { f(c) }
 
 type waterfallConfig struct {
-	color    bool
-	colorSet bool
-	width    int
-	linger   time.Duration
+	color  bool
+	width  int
+	linger time.Duration
 }
 
-// WithColor turns ANSI colours on or off, overriding the detection (colour
-// only on a terminal, never with NO_COLOR or TERM=dumb).
-func WithColor(on bool) WaterfallOption {
-	return waterfallOptionFunc(func(c *waterfallConfig) { c.color, c.colorSet = on, true })
-}
-
-// WithBarWidth sets the width of the timeline in columns; the default is 40.
-// Widths below 8 are raised to 8.
-func WithBarWidth(columns int) WaterfallOption {
-	return waterfallOptionFunc(func(c *waterfallConfig) { c.width = max(columns, 8) })
-}
-
-// WithLinger sets how long a trace must be quiet after a root span ended
-// before it is printed; the default is 500 ms. Zero prints a trace as soon as
-// an export brings a root span, holds traces without a root until ForceFlush
-// or Shutdown, and starts no timers: what tests want.
-func WithLinger(d time.Duration) WaterfallOption {
-	return waterfallOptionFunc(func(c *waterfallConfig) { c.linger = max(d, 0) })
-}
-
-// NewWaterfall returns a Waterfall printing to w. Writes to w are
-// serialised, one whole trace per Write.
-func NewWaterfall(w io.Writer, opts ...WaterfallOption) *Waterfall {
-	cfg := waterfallConfig{width: 40, linger: 500 * time.Millisecond}
-	for _, o := range opts {
-		if o != nil {
-			o.applyWaterfall(&cfg)
-		}
+// NewWaterfall returns a Waterfall printing to w, configured by opts (nil
+// for the defaults). Writes to w are serialised, one whole trace per Write;
+// a nil w discards the output.
+func NewWaterfall(w io.Writer, opts *WaterfallOptions) *Waterfall {
+	if w == nil {
+		w = io.Discard
 	}
-	if !cfg.colorSet {
-		cfg.color = colorFor(w)
+	var o WaterfallOptions
+	if opts != nil {
+		o = *opts
+	}
+	cfg := waterfallConfig{
+		color:  o.ForceColor || colorFor(w),
+		width:  40,
+		linger: 500 * time.Millisecond,
+	}
+	if o.BarWidth != 0 {
+		cfg.width = max(o.BarWidth, 8)
+	}
+	if o.Linger != 0 {
+		cfg.linger = max(o.Linger, 0)
 	}
 	return &Waterfall{
 		out:     w,

@@ -14,7 +14,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/tracebus/tracebus/exporters/spantree"
+	"github.com/tracebus/tracebus/internal/spantree"
 )
 
 // Column limits: names and services longer than this are cut with "…" so

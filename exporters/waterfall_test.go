@@ -130,7 +130,7 @@ func renderGolden(t *testing.T, color bool) string {
 	t.Helper()
 	ctx := context.Background()
 	var out bytes.Buffer
-	w := exporters.NewWaterfall(&out, exporters.WithColor(color), exporters.WithLinger(time.Hour))
+	w := exporters.NewWaterfall(&out, &exporters.WaterfallOptions{ForceColor: color, Linger: time.Hour})
 
 	// Out of order: the consumers' spans arrive before the root, in two
 	// exports. Nothing is printed until the root's trace is flushed.
@@ -226,7 +226,7 @@ func (b *syncBuffer) String() string {
 func TestWaterfallLinger(t *testing.T) {
 	ctx := context.Background()
 	var out syncBuffer
-	w := exporters.NewWaterfall(&out, exporters.WithColor(false), exporters.WithLinger(20*time.Millisecond))
+	w := exporters.NewWaterfall(&out, &exporters.WaterfallOptions{Linger: 20 * time.Millisecond})
 	defer w.Shutdown(ctx)
 
 	// A child without its root is held: its trace is not finished.
@@ -250,7 +250,7 @@ func TestWaterfallLinger(t *testing.T) {
 func TestWaterfallSDKConcurrent(t *testing.T) {
 	ctx := context.Background()
 	var out syncBuffer
-	w := exporters.NewWaterfall(&out, exporters.WithColor(false), exporters.WithLinger(time.Millisecond))
+	w := exporters.NewWaterfall(&out, &exporters.WaterfallOptions{Linger: time.Millisecond})
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(w))
 	tracer := tp.Tracer("t")
 
@@ -289,7 +289,7 @@ func TestWaterfallSDKConcurrent(t *testing.T) {
 func TestWaterfallBounded(t *testing.T) {
 	ctx := context.Background()
 	var out syncBuffer
-	w := exporters.NewWaterfall(&out, exporters.WithColor(false), exporters.WithLinger(0))
+	w := exporters.NewWaterfall(&out, &exporters.WaterfallOptions{Linger: -1})
 	missing := trace.SpanID{9, 9, 9, 9, 9, 9, 9, 9}
 	orphan := func(i int) []sdktrace.ReadOnlySpan {
 		id := trace.TraceID{0xaa, byte(i >> 16), byte(i >> 8), byte(i)}
@@ -323,7 +323,7 @@ func TestWaterfallBounded(t *testing.T) {
 func TestWaterfallAfterShutdown(t *testing.T) {
 	ctx := context.Background()
 	var out syncBuffer
-	w := exporters.NewWaterfall(&out, exporters.WithColor(false))
+	w := exporters.NewWaterfall(&out, nil)
 	if err := w.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -332,6 +332,19 @@ func TestWaterfallAfterShutdown(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "send invoices") {
 		t.Errorf("span exported after Shutdown not printed:\n%s", out.String())
+	}
+}
+
+// TestWaterfallNilWriter: a nil writer discards the output rather than
+// panicking on the first trace.
+func TestWaterfallNilWriter(t *testing.T) {
+	ctx := context.Background()
+	w := exporters.NewWaterfall(nil, &exporters.WaterfallOptions{Linger: -1})
+	if err := w.ExportSpans(ctx, orderTrace.spans(orderLate[1])); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.ForceFlush(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -3,10 +3,11 @@ package middleware_test
 import (
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -15,7 +16,7 @@ import (
 func TestProcessSpanCarriesDeliveryAttempt(t *testing.T) {
 	tel, rec := newTel(t)
 	b := broker.New(testutil.Memory(t), broker.WithMiddleware(tel))
-	testutil.DeliverWithOneRetry(t, b, &broker.Message{Destination: "orders", Body: []byte("7")})
+	testkit.DeliverWithOneRetry(t, b, &broker.Message{Destination: "orders", Body: []byte("7")})
 
 	spans := rec.SpansByName("process orders")
 	if len(spans) != 2 {
@@ -24,7 +25,7 @@ func TestProcessSpanCarriesDeliveryAttempt(t *testing.T) {
 	byAttempt := map[int64]map[string]string{}
 	for _, s := range spans {
 		m := attrMap(s.Attributes())
-		byAttempt[m[middleware.DeliveryAttemptKey].AsInt64()] = map[string]string{
+		byAttempt[m[attribute.Key("tracebus.delivery.attempt")].AsInt64()] = map[string]string{
 			"status":     s.Status().Code.String(),
 			"error.type": m[semconv.ErrorTypeKey].AsString(),
 		}

@@ -32,14 +32,14 @@ func (t *Telemetry) WrapConsume(next broker.ConsumeFunc) broker.ConsumeFunc {
 	}
 }
 
-// DeliveryAttemptKey is the attribute of a process span (and, in a batch,
+// deliveryAttemptKey is the attribute of a process span (and, in a batch,
 // of each message's link) that counts the deliveries of the message: 1 for
 // the first, 2 for the first retry, and so on, from
 // broker.Delivery.DeliveryCount. It tells a failed attempt from its retry in
 // a trace view. The semantic conventions have no generic attribute for it
 // (only messaging.gcp_pubsub.message.delivery_attempt), hence the tracebus
 // namespace. It is left out when the transport does not count deliveries.
-const DeliveryAttemptKey = attribute.Key("tracebus.delivery.attempt")
+const deliveryAttemptKey = attribute.Key("tracebus.delivery.attempt")
 
 // consumeOne runs the handler of one message inside a CONSUMER process span.
 //
@@ -85,7 +85,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, st *statics, msgs []*broker.
 	if span.IsRecording() && (m.Delivery.DeliveryCount > 0 || t.hasMessageFacts(op, m)) {
 		kvs := t.appendMessageFacts(make([]attribute.KeyValue, 0, messageFacts+1), op, m)
 		if m.Delivery.DeliveryCount > 0 {
-			kvs = append(kvs, DeliveryAttemptKey.Int(m.Delivery.DeliveryCount))
+			kvs = append(kvs, deliveryAttemptKey.Int(m.Delivery.DeliveryCount))
 		}
 		span.SetAttributes(kvs...)
 	}
@@ -144,7 +144,7 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs 
 			la = append(la, semconv.MessagingKafkaOffset(int(m.Delivery.Offset)))
 		}
 		if m.Delivery.DeliveryCount > 0 {
-			la = append(la, DeliveryAttemptKey.Int(m.Delivery.DeliveryCount))
+			la = append(la, deliveryAttemptKey.Int(m.Delivery.DeliveryCount))
 		}
 		linkAttrs = carve(linkAttrs, len(la))
 		links = append(links, trace.Link{SpanContext: sc, Attributes: la[:len(la):len(la)]})

@@ -16,31 +16,30 @@ import (
 
 // Values of error.type that Telemetry records for the causes it
 // recognises. They are few and stable, so that dashboards and alerts can
-// rely on them and a Prometheus label stays low-cardinality.
+// rely on them and a Prometheus label stays low-cardinality. ("panic", for
+// a handler that panicked, is broker.PanicError's own ErrorType.)
 const (
-	// ErrorTypePanic: the handler panicked (broker.PanicError).
-	ErrorTypePanic = "panic"
-	// ErrorTypeTimeout: a deadline passed (context.DeadlineExceeded,
+	// errorTypeTimeout: a deadline passed (context.DeadlineExceeded,
 	// os.ErrDeadlineExceeded, or an error whose Timeout method reports
 	// true, as net.Error does).
-	ErrorTypeTimeout = "timeout"
-	// ErrorTypeCanceled: the work was cancelled (context.Canceled).
-	ErrorTypeCanceled = "canceled"
-	// ErrorTypeDecode: the message body could not be decoded
+	errorTypeTimeout = "timeout"
+	// errorTypeCanceled: the work was cancelled (context.Canceled).
+	errorTypeCanceled = "canceled"
+	// errorTypeDecode: the message body could not be decoded
 	// (broker.DecodeError, or an error wrapping broker.ErrDecode).
-	ErrorTypeDecode = "decode"
-	// ErrorTypeValidation: the message decoded but is not valid
+	errorTypeDecode = "decode"
+	// errorTypeValidation: the message decoded but is not valid
 	// (broker.ValidationError, or an error wrapping broker.ErrValidation).
-	ErrorTypeValidation = "validation"
-	// ErrorTypePermanent: the error was marked permanent
+	errorTypeValidation = "validation"
+	// errorTypePermanent: the error was marked permanent
 	// (broker.ErrPermanent), is none of the above and has no named error
 	// type in its chain.
-	ErrorTypePermanent = "permanent"
-	// ErrorTypeClosed: the broker or transport was closed (broker.ErrClosed).
-	ErrorTypeClosed = "closed"
-	// ErrorTypeOther: none of the above and no named error type in the
+	errorTypePermanent = "permanent"
+	// errorTypeClosed: the broker or transport was closed (broker.ErrClosed).
+	errorTypeClosed = "closed"
+	// errorTypeOther: none of the above and no named error type in the
 	// chain (errors.New, fmt.Errorf), as semconv spells it.
-	ErrorTypeOther = "_OTHER"
+	errorTypeOther = "_OTHER"
 )
 
 // ErrorType returns the error.type Telemetry records for err, following
@@ -49,20 +48,20 @@ const (
 //   - the first error in err's chain with a method ErrorType() string that
 //     returns a non-empty value names itself (the broker's PanicError,
 //     DecodeError, ValidationError and ReplyError do);
-//   - a recognised cause gives one of the ErrorType constants, checked in
-//     the order decode, validation, timeout, canceled, closed;
+//   - a recognised cause gives one of "decode", "validation", "timeout",
+//     "canceled", "closed", checked in that order;
 //   - otherwise the first named error type in the chain gives its type name,
 //     exactly as otel-go's semconv.ErrorType spells it: the package path and
 //     name for a named type ("github.com/acme/billing.ValueError"), the Go
 //     spelling for a pointer to one ("*pq.Error", "*json.SyntaxError");
-//   - otherwise ErrorTypePermanent when the error was marked permanent;
-//   - otherwise ErrorTypeOther.
+//   - otherwise "permanent" when the error was marked permanent;
+//   - otherwise "_OTHER", as semconv spells it.
 //
 // The chain is walked depth first through Unwrap() error and
 // Unwrap() []error. The anonymous errors of the standard library
 // (errors.New, fmt.Errorf, errors.Join) and the broker's own markers
 // (broker.Permanent, broker.RetryAfter) are looked through, never named:
-// "payment provider timeout" from errors.New is ErrorTypeOther, and so is
+// "payment provider timeout" from errors.New is "_OTHER", and so is
 // fmt.Errorf("charge: %w", it), but fmt.Errorf("charge: %w", &pq.Error{})
 // is "*pq.Error". A named error's type is a small, fixed set per program,
 // so the label stays low-cardinality; its message is never used. For a
@@ -86,26 +85,26 @@ func ErrorType(err error) string {
 	}
 	switch {
 	case err == nil:
-		return ErrorTypeOther
+		return errorTypeOther
 	case errors.Is(err, broker.ErrDecode):
-		return ErrorTypeDecode
+		return errorTypeDecode
 	case errors.Is(err, broker.ErrValidation):
-		return ErrorTypeValidation
+		return errorTypeValidation
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
 		isTimeout(err):
-		return ErrorTypeTimeout
+		return errorTypeTimeout
 	case errors.Is(err, context.Canceled):
-		return ErrorTypeCanceled
+		return errorTypeCanceled
 	case errors.Is(err, broker.ErrClosed):
-		return ErrorTypeClosed
+		return errorTypeClosed
 	}
 	if cause := namedCause(err, 0); cause != nil {
 		return typeName(cause)
 	}
 	if errors.Is(err, broker.ErrPermanent) {
-		return ErrorTypePermanent
+		return errorTypePermanent
 	}
-	return ErrorTypeOther
+	return errorTypeOther
 }
 
 // isTimeout reports whether an error in err's chain has a Timeout method
@@ -121,7 +120,7 @@ func isTimeout(err error) bool {
 // anonymousErrors are the error types that say nothing about the cause:
 // the standard library's errors.New, fmt.Errorf (one %w, several %w) and
 // errors.Join, and the broker's retry-policy markers. They are looked
-// through, and a chain of only these is ErrorTypeOther, as semconv.ErrorType
+// through, and a chain of only these is errorTypeOther, as semconv.ErrorType
 // would otherwise name them "*errors.errorString" or "*fmt.wrapErrors".
 var anonymousErrors = func() map[reflect.Type]bool {
 	leaf := errors.New("x")

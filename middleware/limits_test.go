@@ -69,7 +69,7 @@ func TestBatchLinkLimit(t *testing.T) {
 		opts []middleware.Option
 		want int
 	}{
-		{"default", nil, middleware.DefaultBatchLinkLimit},
+		{"default", nil, 128},
 		{"WithBatchLinkLimit(10)", []middleware.Option{middleware.WithBatchLinkLimit(10)}, 10},
 		{"WithBatchLinkLimit(0) links all", []middleware.Option{middleware.WithBatchLinkLimit(0)}, 200},
 	} {

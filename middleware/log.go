@@ -9,8 +9,8 @@ import (
 
 // Log attribute keys NewLogHandler adds.
 const (
-	LogKeyTraceID = "trace_id"
-	LogKeySpanID  = "span_id"
+	logKeyTraceID = "trace_id"
+	logKeySpanID  = "span_id"
 )
 
 // NewLogHandler wraps h so that a record logged with a ctx that holds a
@@ -38,7 +38,7 @@ func (h traceLogHandler) Handle(ctx context.Context, r slog.Record) error {
 		// A copy, so that handlers beside this one (slog.MultiHandler)
 		// never see the added attributes through a shared array.
 		r = r.Clone()
-		r.AddAttrs(slog.String(LogKeyTraceID, sc.TraceID().String()), slog.String(LogKeySpanID, sc.SpanID().String()))
+		r.AddAttrs(slog.String(logKeyTraceID, sc.TraceID().String()), slog.String(logKeySpanID, sc.SpanID().String()))
 	}
 	return h.next.Handle(ctx, r)
 }

@@ -45,12 +45,12 @@ func TestLogHandlerAddsProcessSpan(t *testing.T) {
 		msg := r["msg"].(string)
 		seen[msg] = true
 		if msg == "outside any span" {
-			if _, ok := r[middleware.LogKeyTraceID]; ok {
+			if _, ok := r["trace_id"]; ok {
 				t.Errorf("line without a span got a trace id: %v", r)
 			}
 			continue
 		}
-		if r[middleware.LogKeyTraceID] != proc.TraceID().String() || r[middleware.LogKeySpanID] != proc.SpanID().String() {
+		if r["trace_id"] != proc.TraceID().String() || r["span_id"] != proc.SpanID().String() {
 			t.Errorf("line %v, want trace %s span %s", r, proc.TraceID(), proc.SpanID())
 		}
 	}
@@ -73,10 +73,10 @@ func TestLogHandlerLeavesSiblingsAlone(t *testing.T) {
 	// Enough attributes to spill out of a record's inline array.
 	logger.InfoContext(trace.ContextWithSpanContext(context.Background(), sc), "m",
 		"a", 1, "b", 2, "c", 3, "d", 4, "e", 5, "f", 6)
-	if got := wrapped.Records(t)[0][middleware.LogKeyTraceID]; got != sc.TraceID().String() {
+	if got := wrapped.Records(t)[0]["trace_id"]; got != sc.TraceID().String() {
 		t.Errorf("wrapped handler: trace_id %v, want %s", got, sc.TraceID())
 	}
-	if got, ok := plain.Records(t)[0][middleware.LogKeyTraceID]; ok {
+	if got, ok := plain.Records(t)[0]["trace_id"]; ok {
 		t.Errorf("sibling handler saw trace_id %v", got)
 	}
 }

@@ -27,7 +27,7 @@ type pointKey struct {
 	// messaging.destination.template, because the concrete destination it
 	// matched may be high-cardinality.
 	template bool
-	// reason is the DropReasonKey of a dropped-messages point.
+	// reason is the dropReasonKey of a dropped-messages point.
 	reason string
 }
 
@@ -89,7 +89,7 @@ func (k pointKey) attrs(withType bool) []attribute.KeyValue {
 		kvs = append(kvs, semconv.ErrorTypeKey.String(k.errType))
 	}
 	if k.reason != "" {
-		kvs = append(kvs, DropReasonKey.String(k.reason))
+		kvs = append(kvs, dropReasonKey.String(k.reason))
 	}
 	if withType {
 		switch k.kind {

@@ -39,11 +39,11 @@ type config struct {
 // span and a log line about one message show the same id.
 const DefaultMessageAttributeLimit = broker.MessageAttributeLimit
 
-// DefaultBatchLinkLimit is how many links a batch span gets unless
+// defaultBatchLinkLimit is how many links a batch span gets unless
 // WithBatchLinkLimit or OTEL_SPAN_LINK_COUNT_LIMIT say otherwise: the
 // OpenTelemetry SDK's default span link limit, beyond which it drops links
 // anyway.
-const DefaultBatchLinkLimit = 128
+const defaultBatchLinkLimit = 128
 
 // newConfig applies opts over the defaults: the global TracerProvider and
 // MeterProvider, taken here, at construction. That is late enough: the otel
@@ -52,7 +52,7 @@ const DefaultBatchLinkLimit = 128
 // time each is called), so NewTelemetry may run before the SDK is set up.
 // The propagator is looked up on every use instead; see WithPropagators.
 func newConfig(opts []Option) config {
-	c := config{attrLimit: DefaultMessageAttributeLimit, linkLimit: DefaultBatchLinkLimit}
+	c := config{attrLimit: DefaultMessageAttributeLimit, linkLimit: defaultBatchLinkLimit}
 	if n, err := strconv.Atoi(os.Getenv("OTEL_SPAN_LINK_COUNT_LIMIT")); err == nil {
 		c.linkLimit = n
 	}
@@ -129,7 +129,7 @@ func WithMessageAttributeLimit(n int) Option {
 // WithBatchLinkLimit caps the links of a batch span (one per message: the
 // batch publish's send span, the batch consume's process span) at n; n <= 0
 // links every message. The default is OTEL_SPAN_LINK_COUNT_LIMIT when set,
-// else DefaultBatchLinkLimit, the SDK's own limit: links beyond the
+// else 128, the SDK's own limit: links beyond the
 // provider's limit are dropped by the SDK after being built, so building
 // them costs memory for nothing. Set it to the link limit of your
 // TracerProvider if you changed that in code. messaging.batch.message_count

@@ -16,34 +16,34 @@ import (
 // tracebus_consumer_retried_messages_total and so on (the up-down counter
 // without _total).
 const (
-	// RetriedMessagesMetric counts messages whose handler failed and that
+	// retriedMessagesMetric counts messages whose handler failed and that
 	// will be delivered again, with error.type.
-	RetriedMessagesMetric = "tracebus.consumer.retried.messages"
-	// DeadLetteredMessagesMetric counts messages sent to the dead-letter
+	retriedMessagesMetric = "tracebus.consumer.retried.messages"
+	// deadLetteredMessagesMetric counts messages sent to the dead-letter
 	// destination after their last attempt, with error.type.
-	DeadLetteredMessagesMetric = "tracebus.consumer.dead_lettered.messages"
-	// DroppedMessagesMetric counts messages given up without a dead letter,
-	// with DropReasonKey: "failed" (the last attempt failed, or the failure
+	deadLetteredMessagesMetric = "tracebus.consumer.dead_lettered.messages"
+	// droppedMessagesMetric counts messages given up without a dead letter,
+	// with dropReasonKey: "failed" (the last attempt failed, or the failure
 	// was permanent; with error.type) or "slow_consumer" (the transport
 	// dropped them before delivery).
-	DroppedMessagesMetric = "tracebus.consumer.dropped.messages"
-	// HungMessagesMetric counts messages whose handler ran past the
+	droppedMessagesMetric = "tracebus.consumer.dropped.messages"
+	// hungMessagesMetric counts messages whose handler ran past the
 	// transport's maximum handling time and that were given back for
 	// redelivery.
-	HungMessagesMetric = "tracebus.consumer.hung.messages"
-	// InflightMessagesMetric is an up-down counter of the messages in
+	hungMessagesMetric = "tracebus.consumer.hung.messages"
+	// inflightMessagesMetric is an up-down counter of the messages in
 	// handlers now.
-	InflightMessagesMetric = "tracebus.consumer.inflight.messages"
+	inflightMessagesMetric = "tracebus.consumer.inflight.messages"
 )
 
-// DropReasonKey tells why messages counted in DroppedMessagesMetric were
-// dropped: DropReasonFailed or DropReasonSlowConsumer.
-const DropReasonKey = attribute.Key("tracebus.drop.reason")
+// dropReasonKey tells why messages counted in droppedMessagesMetric were
+// dropped: dropReasonFailed or dropReasonSlowConsumer.
+const dropReasonKey = attribute.Key("tracebus.drop.reason")
 
-// The values of DropReasonKey.
+// The values of dropReasonKey.
 const (
-	DropReasonFailed       = "failed"
-	DropReasonSlowConsumer = "slow_consumer"
+	dropReasonFailed       = "failed"
+	dropReasonSlowConsumer = "slow_consumer"
 )
 
 var _ broker.OutcomeObserver = (*Telemetry)(nil)
@@ -63,12 +63,12 @@ func newOutcomeInstruments(meter metric.Meter) outcomeInstruments {
 		}
 		return c
 	}
-	in.retried = counter(RetriedMessagesMetric, "Messages whose handler failed and that will be delivered again.")
-	in.deadLettered = counter(DeadLetteredMessagesMetric, "Messages sent to the dead-letter destination after their last attempt.")
-	in.dropped = counter(DroppedMessagesMetric, "Messages given up without a dead letter.")
-	in.hung = counter(HungMessagesMetric, "Messages whose handler ran past the maximum handling time.")
+	in.retried = counter(retriedMessagesMetric, "Messages whose handler failed and that will be delivered again.")
+	in.deadLettered = counter(deadLetteredMessagesMetric, "Messages sent to the dead-letter destination after their last attempt.")
+	in.dropped = counter(droppedMessagesMetric, "Messages given up without a dead letter.")
+	in.hung = counter(hungMessagesMetric, "Messages whose handler ran past the maximum handling time.")
 	var err error
-	if in.inflight, err = meter.Int64UpDownCounter(InflightMessagesMetric, metric.WithUnit("{message}"),
+	if in.inflight, err = meter.Int64UpDownCounter(inflightMessagesMetric, metric.WithUnit("{message}"),
 		metric.WithDescription("Messages in handlers now.")); err != nil {
 		otel.Handle(err)
 	}
@@ -78,11 +78,11 @@ func newOutcomeInstruments(meter metric.Meter) outcomeInstruments {
 // ObserveOutcomes implements broker.OutcomeObserver: it records the
 // outcome metrics of the subscription whose consume operation is op, with
 // the attributes of messaging.process.duration (error.type on retried,
-// dead-lettered and failed drops) and DropReasonKey on drops. The sets of
+// dead-lettered and failed drops) and tracebus.drop.reason on drops. The sets of
 // the outcomes without an error are made here, once per subscription.
 func (t *Telemetry) ObserveOutcomes(op broker.Operation) broker.OutcomeFunc {
 	slow := metricKey(op, opProcess, op.Destination, "", attribute.KeyValue{})
-	slow.reason = DropReasonSlowConsumer
+	slow.reason = dropReasonSlowConsumer
 	slowSets := t.sets.sets(slow)
 	return func(ctx context.Context, o broker.Outcome) {
 		if o.Messages <= 0 {
@@ -99,7 +99,7 @@ func (t *Telemetry) ObserveOutcomes(op broker.Operation) broker.OutcomeFunc {
 		case broker.OutcomeDeadLettered:
 			t.outcomes.deadLettered.Add(ctx, n, t.outcomeSets(op, o, "").plainAdd...)
 		case broker.OutcomeDropped:
-			t.outcomes.dropped.Add(ctx, n, t.outcomeSets(op, o, DropReasonFailed).plainAdd...)
+			t.outcomes.dropped.Add(ctx, n, t.outcomeSets(op, o, dropReasonFailed).plainAdd...)
 		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -41,8 +41,8 @@ func TestOutcomeMetrics(t *testing.T) {
 	b := broker.New(testutil.Memory(t), broker.WithMiddleware(tel),
 		broker.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	fast := broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))
-	dead := testutil.NewInbox[string](30 * time.Second)
-	calls := testutil.NewInbox[int](30 * time.Second)
+	dead := testkit.NewInbox[string](30 * time.Second)
+	calls := testkit.NewInbox[int](30 * time.Second)
 	must(t, b.Subscribe("orders", func(context.Context, *broker.Message) error {
 		return declined{}
 	}, broker.MaxAttempts(3), fast, broker.DeadLetter("orders.dlq")))
@@ -73,18 +73,18 @@ func TestOutcomeMetrics(t *testing.T) {
 	declinedType := semconv.ErrorTypeKey.String("declined")
 	billing := semconv.MessagingConsumerGroupName("billing")
 	for name, want := range map[string]map[attribute.Distinct]int64{
-		middleware.RetriedMessagesMetric: {
+		"tracebus.consumer.retried.messages": {
 			processSet("orders", declinedType):            2,
 			processSet("payments", billing, declinedType): 1,
 		},
-		middleware.DeadLetteredMessagesMetric: {
+		"tracebus.consumer.dead_lettered.messages": {
 			processSet("orders", declinedType): 1,
 		},
-		middleware.DroppedMessagesMetric: {
-			processSet("payments", billing, declinedType, middleware.DropReasonKey.String("failed")):                             1,
-			processSet("payments", billing, semconv.ErrorTypeKey.String("permanent"), middleware.DropReasonKey.String("failed")): 1,
+		"tracebus.consumer.dropped.messages": {
+			processSet("payments", billing, declinedType, attribute.Key("tracebus.drop.reason").String("failed")):                             1,
+			processSet("payments", billing, semconv.ErrorTypeKey.String("permanent"), attribute.Key("tracebus.drop.reason").String("failed")): 1,
 		},
-		middleware.InflightMessagesMetric: {
+		"tracebus.consumer.inflight.messages": {
 			processSet("orders"):            0,
 			processSet("orders.dlq"):        0,
 			processSet("payments", billing): 0,
@@ -100,8 +100,8 @@ func TestOutcomeMetrics(t *testing.T) {
 			}
 		}
 	}
-	if _, found := rec.Metric(t, middleware.HungMessagesMetric); found {
-		t.Errorf("%s recorded on a transport without a handling limit", middleware.HungMessagesMetric)
+	if _, found := rec.Metric(t, "tracebus.consumer.hung.messages"); found {
+		t.Errorf("%s recorded on a transport without a handling limit", "tracebus.consumer.hung.messages")
 	}
 	// The retried messages are the process spans that failed and were not
 	// the last attempt: the two metrics agree.
@@ -132,12 +132,12 @@ func TestInflightMetric(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("handler not called")
 	}
-	if got := points(t, rec, middleware.InflightMessagesMetric)[processSet("orders")]; got != 2 {
+	if got := points(t, rec, "tracebus.consumer.inflight.messages")[processSet("orders")]; got != 2 {
 		t.Errorf("in flight during the batch = %d, want 2", got)
 	}
 	close(release)
 	must(t, b.Close(ctx))
-	if got := points(t, rec, middleware.InflightMessagesMetric)[processSet("orders")]; got != 0 {
+	if got := points(t, rec, "tracebus.consumer.inflight.messages")[processSet("orders")]; got != 0 {
 		t.Errorf("in flight after the batch = %d, want 0", got)
 	}
 }
@@ -157,14 +157,14 @@ func TestTransportDropMetric(t *testing.T) {
 		semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationName("process"),
 		semconv.MessagingConsumerGroupName("billing"), semconv.ServerAddress("localhost"), semconv.ServerPort(4222),
 	}
-	want := set(append(base, semconv.MessagingDestinationName("orders.*"), middleware.DropReasonKey.String("slow_consumer"))...)
-	if got := points(t, rec, middleware.DroppedMessagesMetric); len(got) != 1 || got[want] != 42 {
+	want := set(append(base, semconv.MessagingDestinationName("orders.*"), attribute.Key("tracebus.drop.reason").String("slow_consumer"))...)
+	if got := points(t, rec, "tracebus.consumer.dropped.messages"); len(got) != 1 || got[want] != 42 {
 		t.Errorf("dropped points %v, want 42 with reason slow_consumer", got)
 	}
 	// A message from a subject the pattern matched: the template, as on
 	// messaging.process.duration.
 	want = set(append(base, semconv.MessagingDestinationTemplate("orders.*"))...)
-	if got := points(t, rec, middleware.HungMessagesMetric); len(got) != 1 || got[want] != 1 {
+	if got := points(t, rec, "tracebus.consumer.hung.messages"); len(got) != 1 || got[want] != 1 {
 		t.Errorf("hung points %v, want 1 with the template", got)
 	}
 }

@@ -79,7 +79,7 @@ func TestSamplerSeesStartAttributes(t *testing.T) {
 			wantAttrs(t, "process at start", sampler.attrs[1], []attribute.KeyValue{
 				semconv.MessagingOperationName("process"), semconv.MessagingOperationTypeProcess,
 				semconv.MessagingDestinationName("orders.eu"), semconv.MessagingDestinationTemplate("orders.*"),
-			}, semconv.MessagingMessageIDKey, middleware.DeliveryAttemptKey)
+			}, semconv.MessagingMessageIDKey, attribute.Key("tracebus.delivery.attempt"))
 
 			ended := spans.Ended()
 			if !sample {
@@ -94,7 +94,7 @@ func TestSamplerSeesStartAttributes(t *testing.T) {
 					semconv.MessagingDestinationName("orders.eu"), semconv.MessagingMessageID("m-1")})
 				wantAttrs(t, "process", ended[1].Attributes(), []attribute.KeyValue{
 					semconv.MessagingDestinationTemplate("orders.*"), semconv.MessagingMessageID("m-1"),
-					middleware.DeliveryAttemptKey.Int(2)})
+					attribute.Key("tracebus.delivery.attempt").Int(2)})
 			}
 			for _, name := range []string{"messaging.client.sent.messages", "messaging.client.consumed.messages"} {
 				total := int64(0)

@@ -39,7 +39,7 @@ import (
 // is text), offset and tombstone, consumer group, subscription name,
 // message id, client id, server address and port, batch message count; the
 // body size with WithMessageBodySize; and tracebus.delivery.attempt on
-// process spans (see DeliveryAttemptKey). Those the semantic conventions
+// process spans (1 for the first delivery, 2 for the first retry). Those the semantic conventions
 // name for sampling (system, operation name and type, destination name,
 // template and temporary, partition, server, consumer group, subscription,
 // client id, batch count) are set at span start; a single message's own
@@ -78,7 +78,8 @@ import (
 // tracebus.consumer.dropped.messages (with tracebus.drop.reason "failed"
 // or "slow_consumer"), tracebus.consumer.hung.messages, and the up-down
 // counter tracebus.consumer.inflight.messages of messages in handlers now
-// (see RetriedMessagesMetric and the names beside it).
+// (exported to Prometheus as tracebus_consumer_retried_messages_total and
+// so on; the up-down counter without _total).
 //
 // A Telemetry is safe for concurrent use and may be shared by brokers.
 type Telemetry struct {

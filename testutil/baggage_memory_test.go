@@ -3,9 +3,9 @@ package testutil_test
 import (
 	"testing"
 
-	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/conformance"
 )
 
 func TestMemoryBaggage(t *testing.T) {
-	testutil.TestBaggage(t, memorySuite(t))
+	conformance.TestBaggage(t, memorySuite(t))
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
@@ -20,7 +21,7 @@ import (
 // Kafka, keyed by order id: one trace, each hop's process span the child of
 // that hop's send span.
 func TestTypedChainNATSToKafka(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	cluster := kafkatest.New(t)
 	cluster.CreateTopic(t, "invoices", 1)
 	rec := testutil.NewRecorder(t)
@@ -40,20 +41,20 @@ func TestTypedChainNATSToKafka(t *testing.T) {
 	nb := broker.New(nt, broker.WithMiddleware(tel))
 	kb := broker.New(kt, broker.WithMiddleware(tel))
 
-	invoices := broker.NewPublisher[testutil.Invoice](kb, "invoices",
-		broker.KeyFunc(func(i testutil.Invoice) string { return i.OrderID }))
-	err = broker.HandleResult(nb, "orders.*", func(_ context.Context, o testutil.Order) (testutil.Invoice, error) {
-		return testutil.Invoice{OrderID: o.ID, Amount: 5 * o.Quantity}, nil
+	invoices := broker.NewPublisher[testkit.Invoice](kb, "invoices",
+		broker.KeyFunc(func(i testkit.Invoice) string { return i.OrderID }))
+	err = broker.HandleResult(nb, "orders.*", func(_ context.Context, o testkit.Order) (testkit.Invoice, error) {
+		return testkit.Invoice{OrderID: o.ID, Amount: 5 * o.Quantity}, nil
 	}, broker.Group("billing"), broker.PublishTo(invoices))
 	if err != nil {
 		t.Fatal(err)
 	}
 	type got struct {
-		inv testutil.Invoice
+		inv testkit.Invoice
 		key string
 	}
-	in := testutil.NewInbox[got](15 * time.Second)
-	err = broker.Handle(kb, "invoices", func(ctx context.Context, inv testutil.Invoice) error {
+	in := testkit.NewInbox[got](15 * time.Second)
+	err = broker.Handle(kb, "invoices", func(ctx context.Context, inv testkit.Invoice) error {
 		in.Put(got{inv, string(broker.MessageFromContext(ctx).Key)})
 		return nil
 	}, broker.Group("mailer"))
@@ -67,11 +68,11 @@ func TestTypedChainNATSToKafka(t *testing.T) {
 	if err := nb.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := broker.NewPublisher[testutil.Order](nb, "orders.eu").Publish(ctx, testutil.Order{ID: "o-42", Quantity: 2}); err != nil {
+	if err := broker.NewPublisher[testkit.Order](nb, "orders.eu").Publish(ctx, testkit.Order{ID: "o-42", Quantity: 2}); err != nil {
 		t.Fatal(err)
 	}
 	g := in.Next(t)
-	if g.inv != (testutil.Invoice{OrderID: "o-42", Amount: 10}) || g.key != "o-42" {
+	if g.inv != (testkit.Invoice{OrderID: "o-42", Amount: 10}) || g.key != "o-42" {
 		t.Errorf("got %+v with key %q", g.inv, g.key)
 	}
 	closeCtx, cancel := context.WithTimeout(ctx, 15*time.Second)

@@ -42,7 +42,7 @@ func ExampleHarness() {
 	t := newFakeT(os.Stdout) // stands in for the *testing.T of a test
 	defer t.finish()
 
-	h := testutil.NewHarness(t, testutil.Synchronous())
+	h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 	nats, kafka := h.Broker(), h.Broker()
 	if err := wireBilling(nats, kafka); err != nil {
 		t.Fatal(err)

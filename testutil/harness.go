@@ -20,20 +20,20 @@ import (
 // TestBroker does: it hands out brokers on one in-process memory server,
 // each with the telemetry middleware recording into a Recorder, records
 // every message published and every delivery a handler got, and closes
-// everything when the test ends. With Synchronous, Publish returns only
+// everything when the test ends. With WithSyncDelivery, Publish returns only
 // once every handler it caused has finished, so a test needs no waits.
 //
 // The pattern: service code takes its brokers as parameters and registers
 // its handlers and publishers on them; main passes NATS and Kafka brokers,
 // the test passes brokers from the harness.
 //
-//	h := testutil.NewHarness(t, testutil.Synchronous())
+//	h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 //	in, out := h.Broker(), h.Broker()
 //	if err := billing.Wire(in, out); err != nil {
 //		t.Fatal(err)
 //	}
 //	... publish an order on in ...
-//	testutil.AssertPublishedOne(t, h, "invoices", billing.Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
+//	testutil.AssertPublishedOnce(t, h, "invoices", billing.Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
 //	h.AssertNoDeadLetters(t)
 //
 // The brokers share one server, so they share destinations: a service that
@@ -71,11 +71,11 @@ type harnessOptionFunc func(*harnessConfig)
 
 func (f harnessOptionFunc) applyHarness(c *harnessConfig) { f(c) }
 
-// Synchronous makes Publish on the harness's brokers return only once
+// WithSyncDelivery makes Publish on the harness's brokers return only once
 // every matching handler, and the handlers of what they published in turn,
 // have finished; retries do not wait for their backoff. See
 // memory.WithSyncDelivery for what changes.
-func Synchronous() HarnessOption {
+func WithSyncDelivery() HarnessOption {
 	return harnessOptionFunc(func(c *harnessConfig) { c.sync = true })
 }
 
@@ -101,15 +101,15 @@ func WithTelemetryOptions(opts ...middleware.Option) HarnessOption {
 	return harnessOptionFunc(func(c *harnessConfig) { c.telOpts = append(c.telOpts, opts...) })
 }
 
-// DecodeWith gives the typed accessors (Published, Handled, ...) codecs of
+// WithCodecs gives the typed accessors (Published, Handled, ...) codecs of
 // the service's own beyond the built-in ones; they are picked by the
 // content-type header of each message, as the broker does.
-func DecodeWith(codecs ...broker.Codec) HarnessOption {
+func WithCodecs(codecs ...broker.Codec) HarnessOption {
 	return harnessOptionFunc(func(c *harnessConfig) { c.codecs = append(c.codecs, codecs...) })
 }
 
 // NewHarness returns a harness for the test t: a recording memory server
-// (synchronous with Synchronous), a Recorder, and a telemetry middleware
+// (synchronous with WithSyncDelivery), a Recorder, and a telemetry middleware
 // using them with W3C trace context and baggage. Broker logs go to t's
 // output.
 func NewHarness(t testing.TB, opts ...HarnessOption) *Harness {

@@ -33,7 +33,7 @@ func Header(name, v string) MessageFilter {
 
 // Published returns the values published to destination through the
 // harness h that pass every filter, in publish order, each decoded with the
-// codec its content-type header names (see broker.Decode and DecodeWith).
+// codec its content-type header names (see broker.Decode and WithCodecs).
 // A message that does not decode fails t.
 func Published[T any](t testing.TB, h *Harness, destination string, filters ...MessageFilter) []T {
 	t.Helper()
@@ -60,14 +60,14 @@ func PublishedOne[T any](t testing.TB, h *Harness, destination string, filters .
 	return v
 }
 
-// AssertPublishedOne fails t unless exactly one message published to
+// AssertPublishedOnce fails t unless exactly one message published to
 // destination passes every filter and it decodes to a value equal to want
 // (compared with go-cmp, protobuf messages by content). The failure shows
 // the difference, or what was published instead: each message's key,
 // content type, headers (the trace context and baggage headers only when a
 // Header filter asks for them; a header a filter asks for and the message
 // lacks as <absent>) and body.
-func AssertPublishedOne[T any](t testing.TB, h *Harness, destination string, want T, filters ...MessageFilter) {
+func AssertPublishedOnce[T any](t testing.TB, h *Harness, destination string, want T, filters ...MessageFilter) {
 	t.Helper()
 	m, ok := onePublished(t, h, destination, filters)
 	if !ok {

@@ -16,7 +16,7 @@ import (
 // A newcomer's test of "NATS order in → Kafka invoice out, traced": 17
 // lines from the signature to the closing brace.
 func TestBillingOrderBecomesInvoice(t *testing.T) {
-	h := testutil.NewHarness(t, testutil.Synchronous())
+	h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 	nats, kafka := h.Broker(), h.Broker()
 	if err := wireBilling(nats, kafka); err != nil {
 		t.Fatal(err)
@@ -25,7 +25,7 @@ func TestBillingOrderBecomesInvoice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
+	testutil.AssertPublishedOnce(t, h, "invoices", Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
 	h.AssertNoDeadLetters(t)
 	h.AssertSpanTree(t, `
 		send orders.eu (producer)
@@ -50,7 +50,7 @@ func check(t *testing.T, h func(t testing.TB) *testutil.Harness, body func(testi
 // the order with id (and quantity 2) was published.
 func billing(ids ...string) func(testing.TB) *testutil.Harness {
 	return func(t testing.TB) *testutil.Harness {
-		h := testutil.NewHarness(t, testutil.Synchronous())
+		h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 		nats, kafka := h.Broker(), h.Broker()
 		if err := wireBilling(nats, kafka); err != nil {
 			t.Fatal(err)
@@ -69,7 +69,7 @@ func billing(ids ...string) func(testing.TB) *testutil.Harness {
 // with the headers Tenant (in that case) and x-source, and the trace
 // headers the harness's telemetry adds.
 func invoiceWithHeaders(t testing.TB) *testutil.Harness {
-	h := testutil.NewHarness(t, testutil.Synchronous())
+	h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 	msg := &broker.Message{Destination: "invoices", Body: []byte(`{"order_id":"42","amount":10}`)}
 	msg.Headers.Set(broker.HeaderContentType, "application/json")
 	msg.Headers.Set("Tenant", "us")
@@ -98,7 +98,7 @@ func wantFailure(t *testing.T, failures string, parts ...string) {
 func TestHarnessAssertionsFail(t *testing.T) {
 	t.Run("published one passes", func(t *testing.T) {
 		f, done := check(t, billing("42"), func(t testing.TB, h *testutil.Harness) {
-			testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
+			testutil.AssertPublishedOnce(t, h, "invoices", Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
 			if inv := testutil.PublishedOne[Invoice](t, h, "invoices"); inv.Amount != 10 {
 				t.Errorf("PublishedOne: %+v", inv)
 			}
@@ -111,25 +111,25 @@ func TestHarnessAssertionsFail(t *testing.T) {
 	})
 	t.Run("publish missing", func(t *testing.T) {
 		f, _ := check(t, billing(), func(t testing.TB, h *testutil.Harness) {
-			testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
+			testutil.AssertPublishedOnce(t, h, "invoices", Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
 		})
 		wantFailure(t, f, `want exactly one message to invoices with key "42", got 0`, "nothing was published at all")
 	})
 	t.Run("published elsewhere", func(t *testing.T) {
 		f, _ := check(t, billing("42"), func(t testing.TB, h *testutil.Harness) {
-			testutil.AssertPublishedOne(t, h, "invoice", Invoice{OrderID: "42", Amount: 10})
+			testutil.AssertPublishedOnce(t, h, "invoice", Invoice{OrderID: "42", Amount: 10})
 		})
 		wantFailure(t, f, "nothing was published to invoice; published elsewhere:", "orders.eu (1)", "invoices (1)")
 	})
 	t.Run("other key", func(t *testing.T) {
 		f, _ := check(t, billing("41"), func(t testing.TB, h *testutil.Harness) {
-			testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
+			testutil.AssertPublishedOnce(t, h, "invoices", Invoice{OrderID: "42", Amount: 10}, testutil.Key("42"))
 		})
 		wantFailure(t, f, "got 0", "published to invoices:", `#1 key="41" content-type=application/json body="{\"order_id\":\"41\",\"amount\":10}"`)
 	})
 	t.Run("other header", func(t *testing.T) {
 		f, _ := check(t, invoiceWithHeaders, func(t testing.TB, h *testutil.Harness) {
-			testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "42", Amount: 10},
+			testutil.AssertPublishedOnce(t, h, "invoices", Invoice{OrderID: "42", Amount: 10},
 				testutil.Header("tenant", "eu"), testutil.Header("region", "eu"))
 		})
 		wantFailure(t, f, `want exactly one message to invoices with header tenant="eu" with header region="eu", got 0`,
@@ -140,13 +140,13 @@ func TestHarnessAssertionsFail(t *testing.T) {
 	})
 	t.Run("trace header asked for", func(t *testing.T) {
 		f, _ := check(t, invoiceWithHeaders, func(t testing.TB, h *testutil.Harness) {
-			testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "42", Amount: 10}, testutil.Header("traceparent", "00-x"))
+			testutil.AssertPublishedOnce(t, h, "invoices", Invoice{OrderID: "42", Amount: 10}, testutil.Header("traceparent", "00-x"))
 		})
 		wantFailure(t, f, `headers={Tenant="us", x-source="api", traceparent="00-`)
 	})
 	t.Run("other value", func(t *testing.T) {
 		f, _ := check(t, billing("42"), func(t testing.TB, h *testutil.Harness) {
-			testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "42", Amount: 11})
+			testutil.AssertPublishedOnce(t, h, "invoices", Invoice{OrderID: "42", Amount: 11})
 		})
 		wantFailure(t, f, "the testutil_test.Invoice published to invoices differs (-want +got)", "-", "Amount:", "11", "+", "10")
 	})
@@ -187,7 +187,7 @@ func TestHarnessAssertionsFail(t *testing.T) {
 // The span tree assertion compares names, kinds, nesting, errors and link
 // targets, and shows a diff.
 func TestAssertSpanTree(t *testing.T) {
-	h := testutil.NewHarness(t, testutil.Synchronous())
+	h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 	b := h.Broker()
 	boom := errors.New("boom")
 	must(t, b.Subscribe("fails", func(context.Context, *broker.Message) error { return broker.Permanent(boom) }))
@@ -236,7 +236,7 @@ func must(t testing.TB, err error) {
 // retried MaxAttempts times without waiting its hour of backoff, then
 // dead-lettered.
 func TestHarnessBatchesAndRetries(t *testing.T) {
-	h := testutil.NewHarness(t, testutil.Synchronous())
+	h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 	b := h.Broker()
 	var sums []int
 	must(t, broker.HandleBatch(b, "amounts", func(_ context.Context, vs []int) error {
@@ -281,7 +281,7 @@ func TestHarnessBatchesAndRetries(t *testing.T) {
 // reply's send span has no destination in its name: a reply address is
 // temporary (see Broker.Reply).
 func TestHarnessReplyTo(t *testing.T) {
-	h := testutil.NewHarness(t, testutil.Synchronous())
+	h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 	client, server := h.Broker(), h.Broker()
 	must(t, broker.HandleResult(server, "prices.get", func(_ context.Context, sku string) (int, error) {
 		return 100 * len(sku), nil
@@ -299,7 +299,7 @@ func TestHarnessReplyTo(t *testing.T) {
 	if price != 300 {
 		t.Errorf("reply %d, want 300", price)
 	}
-	testutil.AssertPublishedOne(t, h, "_INBOX.client-1", 300)
+	testutil.AssertPublishedOnce(t, h, "_INBOX.client-1", 300)
 	h.AssertSpanTree(t, `
 		send prices.get (producer)
 		  process prices.get (consumer)
@@ -308,7 +308,7 @@ func TestHarnessReplyTo(t *testing.T) {
 	`)
 }
 
-// Without Synchronous the brokers deliver asynchronously, as the memory
+// Without WithSyncDelivery the brokers deliver asynchronously, as the memory
 // transport always does; the record and telemetry work the same, and a
 // test waits on its own channel.
 func TestHarnessAsynchronous(t *testing.T) {
@@ -336,7 +336,7 @@ func TestHarnessAsynchronous(t *testing.T) {
 // A service whose wiring runs its brokers in a broker.App gets unstarted
 // brokers and starts the App itself.
 func TestHarnessWithApp(t *testing.T) {
-	h := testutil.NewHarness(t, testutil.Synchronous(), testutil.WithoutStart())
+	h := testutil.NewHarness(t, testutil.WithSyncDelivery(), testutil.WithoutStart())
 	nats, kafka := h.Broker(), h.Broker()
 	must(t, wireBilling(nats, kafka))
 	app := broker.NewApp(broker.WithBrokers(nats, kafka))
@@ -345,7 +345,7 @@ func TestHarnessWithApp(t *testing.T) {
 	t.Cleanup(func() { must(t, app.Stop(ctx)) })
 
 	must(t, broker.NewPublisher[Order](nats, "orders.eu").Publish(ctx, Order{ID: "7", Quantity: 1}))
-	testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "7", Amount: 5}, testutil.Key("7"))
+	testutil.AssertPublishedOnce(t, h, "invoices", Invoice{OrderID: "7", Amount: 5}, testutil.Key("7"))
 }
 
 // upperCodec is a service's own codec: text, upper-cased on the wire.
@@ -363,10 +363,10 @@ func (upperCodec) Unmarshal(data []byte, v any) error {
 // Options reach every broker and the telemetry middleware, and the typed
 // accessors decode with the service's own codec.
 func TestHarnessOptions(t *testing.T) {
-	h := testutil.NewHarness(t, testutil.Synchronous(),
+	h := testutil.NewHarness(t, testutil.WithSyncDelivery(),
 		testutil.WithBrokerOptions(broker.WithCodec(upperCodec{})),
 		testutil.WithTelemetryOptions(middleware.WithSettleSpans()),
-		testutil.DecodeWith(upperCodec{}))
+		testutil.WithCodecs(upperCodec{}))
 	b := h.Broker()
 	must(t, broker.Handle(b, "greetings", func(context.Context, string) error { return nil }))
 	must(t, broker.NewPublisher[string](b, "greetings").Publish(context.Background(), "hello"))
@@ -374,7 +374,7 @@ func TestHarnessOptions(t *testing.T) {
 	if body := string(h.Published("greetings")[0].Body); body != "HELLO" {
 		t.Errorf("body %q, want the service codec's HELLO", body)
 	}
-	testutil.AssertPublishedOne(t, h, "greetings", "hello", testutil.Header(broker.HeaderContentType, "text/x-upper"))
+	testutil.AssertPublishedOnce(t, h, "greetings", "hello", testutil.Header(broker.HeaderContentType, "text/x-upper"))
 	testutil.AssertHandledOnce(t, h, "greetings", "hello")
 	h.AssertSpanTree(t, `
 		send greetings (producer)

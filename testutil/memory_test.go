@@ -5,16 +5,18 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/conformance"
 )
 
 // memorySuite describes the memory transport; every test gets a server of
 // its own.
-func memorySuite(t *testing.T) testutil.TransportSuite {
+func memorySuite(t *testing.T) conformance.Suite {
 	srv := memory.NewServer()
-	return testutil.TransportSuite{
+	return conformance.Suite{
 		New: func(t *testing.T) broker.Transport { return testutil.Memory(t, memory.WithServer(srv)) },
-		Features: testutil.Features{
+		Features: conformance.Features{
 			Groups: true, Batch: true, Ordered: true, Keys: true,
 			Wildcards: true, MessageID: true, Concurrent: true,
 		},
@@ -22,23 +24,23 @@ func memorySuite(t *testing.T) testutil.TransportSuite {
 }
 
 func TestMemoryConformance(t *testing.T) {
-	testutil.TestTransport(t, memorySuite(t))
+	conformance.TestTransport(t, memorySuite(t))
 }
 
 func TestMemoryHostileHeaders(t *testing.T) {
-	testutil.TestHostileHeaders(t, memorySuite(t))
+	conformance.TestHostileHeaders(t, memorySuite(t))
 }
 
 func TestMemoryLoad(t *testing.T) {
-	testutil.TestLoad(t, memorySuite(t), testutil.Scale(20_000, 1_000_000))
+	conformance.TestLoad(t, memorySuite(t), testkit.Scale(20_000, 1_000_000))
 }
 
 func TestMemoryTyped(t *testing.T) {
-	testutil.TestTyped(t, memorySuite(t))
+	conformance.TestTyped(t, memorySuite(t))
 }
 
 func TestMemoryRequestReply(t *testing.T) {
 	s := memorySuite(t)
 	s.Features.NoResponders = true
-	testutil.TestRequestReply(t, s)
+	conformance.TestRequestReply(t, s)
 }

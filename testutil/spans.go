@@ -9,7 +9,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/tracebus/tracebus/exporters/spantree"
+	"github.com/tracebus/tracebus/internal/spantree"
 )
 
 // SpansNamed returns the spans with the given name, in the given order.

@@ -3,9 +3,9 @@ package testutil_test
 import (
 	"testing"
 
-	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/conformance"
 )
 
 func TestMemoryTelemetry(t *testing.T) {
-	testutil.TestTelemetry(t, memorySuite(t))
+	conformance.TestTelemetry(t, memorySuite(t))
 }

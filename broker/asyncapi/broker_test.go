@@ -31,7 +31,7 @@ func TestBuildBrokers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	doc, err := asyncapi.New(asyncapi.WithTitle("shop")).Build(orders, audit, orders, nil)
+	doc, err := asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "shop"})).Build(orders, audit, orders, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

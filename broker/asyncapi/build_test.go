@@ -294,7 +294,7 @@ func TestPropagator(t *testing.T) {
 		Server:    broker.Info{System: "nats", ServerAddress: "localhost"},
 		Endpoints: []broker.Endpoint{{Kind: broker.EndpointSubscriber, Destination: "a"}},
 	}
-	doc := build(t, asyncapi.New(asyncapi.WithPropagator(propagation.TraceContext{})), src)
+	doc := build(t, asyncapi.New(asyncapi.WithPropagators(propagation.TraceContext{})), src)
 	var headers struct {
 		Properties map[string]any `json:"properties"`
 	}
@@ -305,7 +305,7 @@ func TestPropagator(t *testing.T) {
 		t.Errorf("trace context propagator: headers %v, want traceparent and tracestate", got)
 	}
 
-	doc = build(t, asyncapi.New(asyncapi.WithPropagator(nil)), src)
+	doc = build(t, asyncapi.New(asyncapi.WithPropagators(nil)), src)
 	if doc.Components != nil || channel(t, doc, "a").Messages["bytes"].Headers != nil {
 		t.Errorf("without a propagator the document still lists headers")
 	}
@@ -331,7 +331,10 @@ func TestHostileNames(t *testing.T) {
 			{Kind: broker.EndpointPublisher, Destination: "x"},
 		}},
 	}
-	doc := build(t, asyncapi.New(asyncapi.WithTitle("")), srcs...)
+	doc := build(t, asyncapi.New(asyncapi.WithInfo(asyncapi.Info{})), srcs...)
+	if doc.Info.Title != "tracebus application" || doc.Info.Version != "0.0.0" {
+		t.Errorf("an empty info: %+v, want the default title and version AsyncAPI requires", doc.Info)
+	}
 	if len(doc.Operations) != 7 {
 		t.Errorf("operations %v, want 7", keys(doc.Operations))
 	}

@@ -7,7 +7,7 @@
 // are JSON Schemas reflected from the Go types with
 // github.com/invopop/jsonschema and kept once under components/schemas.
 //
-//	doc, err := asyncapi.New(asyncapi.WithTitle("billing"), asyncapi.WithVersion("1.4.0")).Build(b)
+//	doc, err := asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "billing", Version: "1.4.0"})).Build(b)
 //	http.Handle("/asyncapi/", http.StripPrefix("/asyncapi", asyncapi.NewHandler(doc)))
 //
 // The handler serves the document as asyncapi.json and asyncapi.yaml and a

@@ -28,8 +28,7 @@ func Example() {
 	}, broker.Group("billing"), broker.Describe("Bills every new order."))
 
 	doc, err := asyncapi.New(
-		asyncapi.WithTitle("billing"),
-		asyncapi.WithVersion("1.0.0"),
+		asyncapi.WithInfo(asyncapi.Info{Title: "billing", Version: "1.0.0"}),
 	).Build(b)
 	if err != nil {
 		fmt.Println(err)

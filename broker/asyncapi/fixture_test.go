@@ -85,8 +85,10 @@ func serviceSources() []asyncapi.Source {
 
 func serviceGenerator() *asyncapi.Generator {
 	return asyncapi.New(
-		asyncapi.WithTitle("billing"),
-		asyncapi.WithVersion("1.4.0"),
-		asyncapi.WithDescription("Bills orders and ships them."),
+		asyncapi.WithInfo(asyncapi.Info{
+			Title:       "billing",
+			Version:     "1.4.0",
+			Description: "Bills orders and ships them.",
+		}),
 	)
 }

@@ -114,8 +114,7 @@ func newBuilder(cfg config) *builder {
 	bd := &builder{
 		doc: &Document{
 			AsyncAPI: Version,
-			ID:       cfg.id,
-			Info:     Info{Title: cfg.title, Version: cfg.version, Description: cfg.description},
+			Info:     cfg.info,
 		},
 		schemas:        newSchemas(),
 		servers:        map[serverKey]*serverRef{},

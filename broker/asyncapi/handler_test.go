@@ -112,7 +112,7 @@ func TestHandler(t *testing.T) {
 func TestGeneratorHandler(t *testing.T) {
 	b := broker.New(testutil.Memory(t))
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	h := asyncapi.New(asyncapi.WithTitle("live")).Handler(b)
+	h := asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "live"})).Handler(b)
 
 	serve := func() (int, string) {
 		rec := httptest.NewRecorder()

@@ -8,24 +8,20 @@ type Option interface {
 }
 
 type config struct {
-	title       string
-	version     string
-	description string
-	id          string
-	propagator  propagation.TextMapPropagator
+	info       Info
+	propagator propagation.TextMapPropagator
 }
 
-// Defaults of the info object when no option sets it: AsyncAPI requires a
-// title and a version.
+// Defaults of the info object when WithInfo does not set it: AsyncAPI
+// requires a title and a version.
 const (
-	DefaultTitle   = "tracebus application"
-	DefaultVersion = "0.0.0"
+	defaultTitle   = "tracebus application"
+	defaultVersion = "0.0.0"
 )
 
 func newConfig(opts []Option) config {
 	c := config{
-		title:   DefaultTitle,
-		version: DefaultVersion,
+		info: Info{Title: defaultTitle, Version: defaultVersion},
 		// The W3C propagators are what the telemetry middleware uses unless
 		// the application configures others (OTEL_PROPAGATORS).
 		propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
@@ -40,33 +36,26 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// WithTitle sets the title of the info object. The default is DefaultTitle.
-func WithTitle(title string) Option {
-	return optionFunc(func(c *config) { c.title = title })
+// WithInfo sets the info object of the document: the application's title,
+// its version (not AsyncAPI's) and a description, in which CommonMark is
+// allowed. An empty Title or Version keeps the default, "tracebus
+// application" and "0.0.0", as AsyncAPI requires both.
+func WithInfo(info Info) Option {
+	return optionFunc(func(c *config) {
+		if info.Title != "" {
+			c.info.Title = info.Title
+		}
+		if info.Version != "" {
+			c.info.Version = info.Version
+		}
+		c.info.Description = info.Description
+	})
 }
 
-// WithVersion sets the version of the application (not of AsyncAPI) in the
-// info object. The default is DefaultVersion.
-func WithVersion(version string) Option {
-	return optionFunc(func(c *config) { c.version = version })
-}
-
-// WithDescription sets the description of the info object; CommonMark is
-// allowed.
-func WithDescription(text string) Option {
-	return optionFunc(func(c *config) { c.description = text })
-}
-
-// WithID sets the document's id, a URI that identifies the application
-// (for example "urn:example:billing").
-func WithID(uri string) Option {
-	return optionFunc(func(c *config) { c.id = uri })
-}
-
-// WithPropagator sets the propagator whose fields are documented as the
+// WithPropagators sets the propagator whose fields are documented as the
 // headers of every message. Give the one the telemetry middleware uses when
 // it is not the default W3C trace context and baggage pair (for example B3
 // or Jaeger headers). A nil propagator documents no headers.
-func WithPropagator(p propagation.TextMapPropagator) Option {
+func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) { c.propagator = p })
 }

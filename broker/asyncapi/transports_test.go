@@ -20,14 +20,14 @@ import (
 // groups, client id and key function.
 func TestBuildTransports(t *testing.T) {
 	ctx := context.Background()
-	ns := natstest.Start(t)
+	ns := natstest.New(t)
 	nt, err := natsbroker.New(ns.Connect(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	nb := broker.New(nt)
 	t.Cleanup(func() { _ = nb.Close(ctx) })
-	kt, err := kafkabroker.New(kafkabroker.WithBrokers("kafka-1.internal:9092"), kafkabroker.WithClientID("billing-1"))
+	kt, err := kafkabroker.New(kafkabroker.WithSeedBrokers("kafka-1.internal:9092"), kafkabroker.WithClientID("billing-1"))
 	must(t, err)
 	kb := broker.New(kt)
 	t.Cleanup(func() { _ = kb.Close(ctx) })

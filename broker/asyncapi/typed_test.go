@@ -14,6 +14,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/asyncapi"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -39,13 +40,13 @@ func TestBuildTyped(t *testing.T) {
 		return Invoice{OrderID: o.ID}, nil
 	}, broker.Group("billing"), broker.PublishTo(invoices), broker.Describe("Bills an order.")))
 	must(t, broker.HandleBatch(b, "shipments", func(context.Context, []Shipment) error { return nil }, broker.BatchSize(10)))
-	got := testutil.NewInbox[*broker.Message](10 * time.Second)
+	got := testkit.NewInbox[*broker.Message](10 * time.Second)
 	must(t, b.Subscribe("invoices.issued", func(_ context.Context, m *broker.Message) error {
 		got.Put(m)
 		return nil
 	}))
 
-	doc, err := asyncapi.New(asyncapi.WithTitle("billing"), asyncapi.WithPropagator(prop)).Build(b)
+	doc, err := asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "billing"}), asyncapi.WithPropagators(prop)).Build(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestBuildRequesterOnly(t *testing.T) {
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	broker.NewRequester[Order, Invoice](b, "orders.quote")
 
-	doc, err := asyncapi.New(asyncapi.WithTitle("checkout")).Build(b)
+	doc, err := asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "checkout"})).Build(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestBuildRequesterOnly(t *testing.T) {
 	must(t, broker.HandleResult(b, "orders.quote", func(_ context.Context, o Order) (Invoice, error) {
 		return Invoice{OrderID: o.ID}, nil
 	}))
-	doc, err = asyncapi.New(asyncapi.WithTitle("checkout")).Build(b)
+	doc, err = asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "checkout"})).Build(b)
 	if err != nil {
 		t.Fatal(err)
 	}

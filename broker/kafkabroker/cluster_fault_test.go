@@ -16,6 +16,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
@@ -60,13 +61,12 @@ func startClusterRun(t *testing.T, c *kafkatest.Cluster, leader int32, keys, per
 			t.Fatal(err)
 		}
 	}
-	quiet := kafkabroker.WithLogger(slog.New(slog.DiscardHandler))
 	// A session of several seconds keeps a member starved of CPU from
 	// being evicted while the cluster changes under it.
 	timings := []kafkabroker.Option{
-		quiet,
-		kafkabroker.WithSessionTimeout(6 * time.Second),
-		kafkabroker.WithRebalanceTimeout(10 * time.Second),
+		kafkabroker.WithConsumerGroupConfig(func(gc *kafka.ConsumerGroupConfig) {
+			gc.SessionTimeout, gc.RebalanceTimeout = 6*time.Second, 10*time.Second
+		}),
 	}
 	for i := range 2 {
 		b := broker.New(newTransport(t, c, append(timings, opts...)...),
@@ -92,7 +92,7 @@ func startClusterRun(t *testing.T, c *kafkatest.Cluster, leader int32, keys, per
 		}
 		start(t, b)
 	}
-	r.pub = newBroker(t, c, append([]kafkabroker.Option{quiet}, opts...)...)
+	r.pub = newBroker(t, c, opts...)
 	return r
 }
 
@@ -303,12 +303,12 @@ func otherThan(ids ...int32) int32 {
 // key's order; the group moves to the new leaders; nothing is lost;
 // duplicates stay within what was in flight.
 func TestClusterLeaderBrokerStopped(t *testing.T) {
-	c := kafkatest.New(t, kafkatest.WithBrokers(3), kafkatest.WithKfakeOptions(kfake.GroupMinSessionTimeout(100*time.Millisecond)))
+	c := kafkatest.New(t, kafkatest.WithNumBrokers(3), kafkatest.WithKfakeOptions(kfake.GroupMinSessionTimeout(100*time.Millisecond)))
 	if c.External() {
 		t.Skip("needs the in-process cluster to stop a broker")
 	}
 	leader := otherThan(c.Fake().CoordinatorFor(clusterGroup))
-	perKey := testutil.Scale(60, 5_000)
+	perKey := testkit.Scale(60, 5_000)
 	r := startClusterRun(t, c, leader, 8, perKey)
 	var stopped, restarted bool
 	r.publish(func(n int) {
@@ -337,7 +337,7 @@ func TestClusterLeaderBrokerStopped(t *testing.T) {
 // leader stays silent, producers and the group must give up on it, find the
 // new leaders and get every message through; then it answers again.
 func TestClusterLeaderBrokerUnreachable(t *testing.T) {
-	c := kafkatest.New(t, kafkatest.WithBrokers(3), kafkatest.WithKfakeOptions(kfake.GroupMinSessionTimeout(100*time.Millisecond)))
+	c := kafkatest.New(t, kafkatest.WithNumBrokers(3), kafkatest.WithKfakeOptions(kfake.GroupMinSessionTimeout(100*time.Millisecond)))
 	if c.External() {
 		t.Skip("needs the in-process cluster to stall a broker")
 	}
@@ -345,8 +345,8 @@ func TestClusterLeaderBrokerUnreachable(t *testing.T) {
 	leader := otherThan(coordinator)
 	successor := otherThan(coordinator, leader)
 	const writeTimeout = 2 * time.Second
-	perKey := testutil.Scale(60, 5_000)
-	r := startClusterRun(t, c, leader, 8, perKey, kafkabroker.WithWriteTimeout(writeTimeout), kafkabroker.WithDialTimeout(writeTimeout))
+	perKey := testkit.Scale(60, 5_000)
+	r := startClusterRun(t, c, leader, 8, perKey, kafkabroker.WithWriterConfig(func(w *kafka.Writer) { w.WriteTimeout = writeTimeout }), kafkabroker.WithDialTimeout(writeTimeout))
 	var resume func()
 	var moved sync.WaitGroup
 	r.publish(func(n int) {

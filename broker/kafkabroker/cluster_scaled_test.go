@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	kafka "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
@@ -49,8 +51,8 @@ func storedAt(s sdktrace.ReadOnlySpan) string {
 // the send span of the message stored at its partition and offset.
 func TestScaledOutKafkaGroup(t *testing.T) {
 	const instances, partitions, group = 3, 6, "scaled"
-	perPhase := testutil.Scale(150, 10_000)
-	c := kafkatest.New(t, kafkatest.WithBrokers(3), kafkatest.WithKfakeOptions(kfake.GroupMinSessionTimeout(100*time.Millisecond)))
+	perPhase := testkit.Scale(150, 10_000)
+	c := kafkatest.New(t, kafkatest.WithNumBrokers(3), kafkatest.WithKfakeOptions(kfake.GroupMinSessionTimeout(100*time.Millisecond)))
 	if c.External() {
 		t.Skip("needs the in-process cluster")
 	}
@@ -66,9 +68,9 @@ func TestScaledOutKafkaGroup(t *testing.T) {
 	// A session of several seconds keeps an instance starved of CPU from
 	// being evicted; the cut one is evicted after it.
 	timings := []kafkabroker.Option{
-		kafkabroker.WithSessionTimeout(6 * time.Second),
-		kafkabroker.WithRebalanceTimeout(10 * time.Second),
-		kafkabroker.WithLogger(slog.New(slog.DiscardHandler)),
+		kafkabroker.WithConsumerGroupConfig(func(gc *kafka.ConsumerGroupConfig) {
+			gc.SessionTimeout, gc.RebalanceTimeout = 6*time.Second, 10*time.Second
+		}),
 	}
 	got := newHandled()
 	// Once the victim is armed, its handler blocks on the next message

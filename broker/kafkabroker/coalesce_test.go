@@ -39,7 +39,7 @@ func coalesceSetup(t *testing.T, topic string, opts ...Option) (tr *Transport, b
 			once.Do(func() { <-release })
 		}
 	})
-	tr, err = New(append([]Option{WithBrokers(fake.ListenAddrs()...), hook}, opts...)...)
+	tr, err = New(append([]Option{WithSeedBrokers(fake.ListenAddrs()...), hook}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestConcurrentPublishesAreWrittenTogether(t *testing.T) {
 // written at all.
 func TestCoalescedPublishFailsAlone(t *testing.T) {
 	const topic = "coalesce-fail"
-	tr, batches, release := coalesceSetup(t, topic, WithWriteBatchBytes(4096))
+	tr, batches, release := coalesceSetup(t, topic, WithWriterConfig(func(w *kafka.Writer) { w.BatchBytes = 4096 }))
 	ctx := context.Background()
 
 	first := make(chan error, 1)

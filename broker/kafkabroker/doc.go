@@ -4,7 +4,7 @@
 // One Transport publishes through a single kafka-go Writer and consumes
 // with one kafka-go ConsumerGroup per group subscription:
 //
-//	tr, err := kafkabroker.New(kafkabroker.WithBrokers("kafka-1:9092", "kafka-2:9092"))
+//	tr, err := kafkabroker.New(kafkabroker.WithSeedBrokers("kafka-1:9092", "kafka-2:9092"))
 //	if err != nil { ... }
 //	b := broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry()))
 //	b.Subscribe("orders", handle, broker.Group("billing"))
@@ -15,21 +15,24 @@
 // A message goes to the topic in Message.Destination, to the partition in
 // Message.Partition when it is set (kafka-go's Writer ignores
 // kafka.Message.Partition; the transport's balancer honours ours), and
-// otherwise to the partition chosen by WithBalancer: by default the one the
-// Java client picks for the key (murmur2), round-robin without a key.
+// otherwise to the partition the Writer's Balancer chooses: by default the
+// one the Java client picks for the key (murmur2), round-robin without a
+// key.
 // Headers keep order, case and duplicates, and their values go out as the
 // same bytes. A nil Body is a null value: with a key, a tombstone.
 //
 // PublishBatch writes all its messages with one WriteMessages call; when
 // the brokers take some and refuse others, the error is a broker.BatchError
 // that says which ones failed. Publish returns once the brokers stored the
-// messages (WithRequiredAcks defaults to all in-sync replicas), and it does
+// messages (RequiredAcks defaults to all in-sync replicas), and it does
 // not linger: kafka-go's Writer waits up to a second to fill a batch by
-// default, this transport sends each call's messages at once unless
-// WithWriteBatchTimeout asks for lingering. Publishes to one topic that
-// arrive while a write to it is on the wire go out together in the next
-// write, so concurrent publishers share produce requests without waiting
-// for a timer.
+// default, this transport sends each call's messages at once unless a
+// BatchTimeout asks for lingering. Publishes to one topic that arrive while
+// a write to it is on the wire go out together in the next write, so
+// concurrent publishers share produce requests without waiting for a timer.
+// Producer settings are kafka-go's own, reached through WithWriterConfig;
+// fetch settings through WithReaderConfig, group membership through
+// WithConsumerGroupConfig.
 //
 // # Consuming
 //
@@ -43,8 +46,8 @@
 // different partitions.
 //
 // When the group rebalances, a member finishes and commits the deliveries
-// it has in flight before it gives its partitions up (bounded by
-// WithRebalanceTimeout), and drops what it fetched but did not deliver, so
+// it has in flight before it gives its partitions up (bounded by the
+// group's RebalanceTimeout), and drops what it fetched but did not deliver, so
 // the next owner starts exactly after the last processed message. Close
 // does the same before leaving the group. A message is processed twice only
 // when a member dies, overruns the rebalance timeout, or a commit fails.
@@ -52,7 +55,7 @@
 // A subscription without a group reads every partition of its topic itself
 // and commits nothing, so every such subscription gets every message; it
 // starts with the messages published after Subscribe returned (see
-// WithStartOffset and StartOffset).
+// StartOffset).
 //
 // Batch subscriptions collect up to broker.BatchSize messages, waiting at
 // most broker.BatchWait after the first, and acknowledge them together by
@@ -101,7 +104,7 @@
 // # Request/reply
 //
 // broker.Request needs a reply topic per broker instance (WithReplyTopic;
-// WithCreateReplyTopic creates it). It is read without a consumer group
+// WithAutoCreateTopics creates it). It is read without a consumer group
 // from its end, so no group join delays the first reply, and replies are
 // matched to requests by the x-tracebus-correlation-id header. Kafka
 // cannot tell that nobody consumes a topic: a request nobody answers times

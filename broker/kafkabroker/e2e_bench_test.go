@@ -10,7 +10,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
-	"github.com/tracebus/tracebus/testutil/e2ebench"
+	"github.com/tracebus/tracebus/internal/e2ebench"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
 
@@ -63,17 +63,17 @@ func benchE2E(b *testing.B, c *kafkatest.Cluster, commit time.Duration, topic, v
 	case e2ebench.Raw, e2ebench.Hand:
 		var h *e2ebench.Instrumentation
 		if variant == e2ebench.Hand {
-			h = e2ebench.NewInstrumentation(b, kafkabroker.System, topic)
+			h = e2ebench.NewInstrumentation(b, "kafka", topic)
 		}
 		publish, flush = rawKafkaE2E(b, c, commit, topic, h, w)
 	default:
-		opts := append(c.TransportOptions(), kafkabroker.WithStartOffset(kafka.FirstOffset), kafkabroker.WithCommitInterval(commit))
+		opts := append(c.TransportOptions(), kafkabroker.WithCommitInterval(commit))
 		br := broker.New(mustTransport(b, c, opts...), e2ebench.BrokerOptions(b, variant)...)
 		b.Cleanup(func() { _ = br.Close(ctx) })
 		if err := br.Subscribe(topic, func(context.Context, *broker.Message) error {
 			w.Done()
 			return nil
-		}, broker.Group("g-"+topic)); err != nil {
+		}, broker.Group("g-"+topic), kafkabroker.StartOffset(kafka.FirstOffset)); err != nil {
 			b.Fatal(err)
 		}
 		if err := br.Start(ctx); err != nil {

@@ -17,7 +17,7 @@ import (
 )
 
 // The examples run against an in-process Kafka from kafkatest; a service
-// passes its own brokers with WithBrokers instead of c.TransportOptions().
+// passes its own brokers with WithSeedBrokers instead of c.TransportOptions().
 
 // A consumer group member that handles orders and commits each one after
 // its handler returned nil.
@@ -143,11 +143,15 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	tr, err := kafkabroker.New(
-		kafkabroker.WithBrokers("kafka-1.internal:9093", "kafka-2.internal:9093"),
+		kafkabroker.WithSeedBrokers("kafka-1.internal:9093", "kafka-2.internal:9093"),
 		kafkabroker.WithClientID("billing"),
 		kafkabroker.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12}),
 		kafkabroker.WithSASL(mechanism),
-		kafkabroker.WithCompression(kafka.Zstd),
+		// Producer settings are kafka-go's own, set on its Writer.
+		kafkabroker.WithWriterConfig(func(w *kafka.Writer) {
+			w.Compression = kafka.Zstd
+			w.BatchBytes = 4 << 20
+		}),
 		kafkabroker.WithCommitInterval(time.Second),
 	)
 	if err != nil {
@@ -199,15 +203,15 @@ func ExampleStartOffset() {
 
 // Seed brokers from a command-line flag or an environment variable, as a
 // comma-separated list; a mistake fails New with the value named.
-func ExampleWithBrokers() {
-	tr, err := kafkabroker.New(kafkabroker.WithBrokers("kafka-1.internal:9093, kafka-2.internal"))
+func ExampleWithSeedBrokers() {
+	tr, err := kafkabroker.New(kafkabroker.WithSeedBrokers("kafka-1.internal:9093, kafka-2.internal"))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer tr.Close(context.Background())
 	fmt.Println(tr.Info().ServerAddress, tr.Info().ServerPort)
 
-	_, err = kafkabroker.New(kafkabroker.WithBrokers("kafka://kafka-1.internal:9093"))
+	_, err = kafkabroker.New(kafkabroker.WithSeedBrokers("kafka://kafka-1.internal:9093"))
 	fmt.Println(errors.Is(err, broker.ErrInvalidOption))
 	fmt.Println(err)
 	// Output:

@@ -3,13 +3,13 @@ package kafkabroker_test
 import (
 	"testing"
 
-	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/conformance"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
 
 // TestHostileHeaders runs the hostile trace header table
-// (testutil.TestHostileHeaders) on Kafka, which keeps header order and
+// (conformance.TestHostileHeaders) on Kafka, which keeps header order and
 // duplicates; hostile baggage is covered by TestTransportBaggage.
 func TestHostileHeaders(t *testing.T) {
-	testutil.TestHostileHeaders(t, suite(kafkatest.New(t)))
+	conformance.TestHostileHeaders(t, suite(kafkatest.New(t)))
 }

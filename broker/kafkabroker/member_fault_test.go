@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
@@ -140,7 +140,7 @@ func (h *handled) missing(published int) []string {
 // from the last committed offsets: every message is processed at least
 // once.
 func TestGroupMemberCutWithoutClose(t *testing.T) {
-	total := testutil.Scale(400, 50_000)
+	total := testkit.Scale(400, 50_000)
 	c := kafkatest.New(t, kafkatest.WithKfakeOptions(kfake.GroupMinSessionTimeout(100*time.Millisecond)))
 	const partitions, group = 4, "takeover"
 	topic := newTopic(t, c, partitions)
@@ -151,9 +151,10 @@ func TestGroupMemberCutWithoutClose(t *testing.T) {
 	// partitions.
 	const session = 6 * time.Second
 	timings := []kafkabroker.Option{
-		kafkabroker.WithSessionTimeout(session),
-		kafkabroker.WithRebalanceTimeout(2 * session),
-		kafkabroker.WithLogger(slog.New(slog.DiscardHandler)),
+		kafkabroker.WithConsumerGroupConfig(func(gc *kafka.ConsumerGroupConfig) {
+			gc.SessionTimeout = session
+			gc.RebalanceTimeout = 2 * session
+		}),
 	}
 	got := newHandled()
 	subscribe := func(b *broker.Broker, name string) {

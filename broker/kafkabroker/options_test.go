@@ -11,6 +11,7 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ import (
 )
 
 func TestInfo(t *testing.T) {
-	tr, err := kafkabroker.New(kafkabroker.WithBrokers("kafka-1.internal:9093", "kafka-2.internal"), kafkabroker.WithClientID("billing"))
+	tr, err := kafkabroker.New(kafkabroker.WithSeedBrokers("kafka-1.internal:9093", "kafka-2.internal"), kafkabroker.WithClientID("billing"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func TestInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer def.Close(context.Background())
-	if got := def.Info(); got.ServerAddress != "localhost" || got.ServerPort != 9092 || got.ClientID != kafkabroker.DefaultClientID {
+	if got := def.Info(); got.ServerAddress != "localhost" || got.ServerPort != 9092 || got.ClientID != "tracebus" {
 		t.Fatalf("default Info() = %+v", got)
 	}
 	if w := def.Writer(); w.BatchTimeout > time.Millisecond || w.RequiredAcks != kafka.RequireAll {
@@ -51,23 +52,13 @@ func TestInfo(t *testing.T) {
 
 func TestInvalidOptions(t *testing.T) {
 	for name, opt := range map[string]kafkabroker.Option{
-		"no brokers":         kafkabroker.WithBrokers(),
-		"empty broker":       kafkabroker.WithBrokers(""),
-		"batch size":         kafkabroker.WithWriteBatchSize(0),
-		"batch bytes":        kafkabroker.WithWriteBatchBytes(-1),
-		"batch timeout":      kafkabroker.WithWriteBatchTimeout(-time.Second),
-		"required acks":      kafkabroker.WithRequiredAcks(kafka.RequiredAcks(2)),
-		"max wait":           kafkabroker.WithMaxWait(0),
-		"start offset":       kafkabroker.WithStartOffset(5),
-		"commit interval":    kafkabroker.WithCommitInterval(-1),
-		"heartbeat":          kafkabroker.WithHeartbeatInterval(0),
-		"session timeout":    kafkabroker.WithSessionTimeout(0),
-		"auto-create":        kafkabroker.WithAutoCreateTopics(0, 1),
-		"write attempts":     kafkabroker.WithWriteAttempts(0),
-		"queue capacity":     kafkabroker.WithQueueCapacity(0),
-		"rebalance timeout":  kafkabroker.WithRebalanceTimeout(-1),
-		"partition watching": kafkabroker.WithPartitionWatchInterval(0),
-		"metadata max age":   kafkabroker.WithMetadataMaxAge(0),
+		"no brokers":       kafkabroker.WithSeedBrokers(),
+		"empty broker":     kafkabroker.WithSeedBrokers(""),
+		"required acks":    kafkabroker.WithWriterConfig(func(w *kafka.Writer) { w.RequiredAcks = 2 }),
+		"commit interval":  kafkabroker.WithCommitInterval(-1),
+		"auto-create":      kafkabroker.WithAutoCreateTopics(0, 1),
+		"metadata max age": kafkabroker.WithMetadataMaxAge(0),
+		"dial timeout":     kafkabroker.WithDialTimeout(0),
 	} {
 		if _, err := kafkabroker.New(opt); !errors.Is(err, broker.ErrInvalidOption) {
 			t.Errorf("%s: %v, want ErrInvalidOption", name, err)
@@ -119,7 +110,8 @@ func TestSASL(t *testing.T) {
 		})
 	}
 	t.Run("wrong password", func(t *testing.T) {
-		tr := newTransport(t, c, kafkabroker.WithSASL(plain.Mechanism{Username: "plain-user", Password: "wrong"}), kafkabroker.WithWriteAttempts(1))
+		tr := newTransport(t, c, kafkabroker.WithSASL(plain.Mechanism{Username: "plain-user", Password: "wrong"}),
+			kafkabroker.WithWriterConfig(func(w *kafka.Writer) { w.MaxAttempts = 1 }))
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
 		if err := tr.Publish(ctx, []*broker.Message{{Destination: "kb-sasl-plain", Body: []byte("x")}}); err == nil || ctx.Err() != nil {
@@ -189,14 +181,15 @@ func selfSignedTLS(t *testing.T) (server, client *tls.Config) {
 	return server, client
 }
 
-// WithMinBytes alone leaves MaxBytes at kafka-go's default: the readers
-// must work, not panic on kafka-go's check of MinBytes against an unset
-// MaxBytes. Reader settings that kafka-go would reject fail Subscribe (or
-// New) with ErrInvalidOption instead of panicking in a reader goroutine.
+// MinBytes alone leaves MaxBytes at kafka-go's default: the readers must
+// work, not panic on kafka-go's check of MinBytes against an unset
+// MaxBytes. Reader and group settings that kafka-go would reject fail
+// Subscribe with ErrInvalidOption instead of panicking in a reader
+// goroutine, and so does broker.Broker.Subscribe, before the broker starts.
 func TestMinBytesWithoutMaxBytes(t *testing.T) {
 	c := kafkatest.New(t)
 	topic := newTopic(t, c, 1)
-	tr := newTransport(t, c, kafkabroker.WithMinBytes(1024))
+	tr := newTransport(t, c, kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.MinBytes = 1024 }))
 	got := make(chan string, 1)
 	sub, err := tr.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, Concurrency: 1},
 		func(ctx context.Context, msgs []*broker.Message, ack broker.Acknowledger) {
@@ -214,15 +207,82 @@ func TestMinBytesWithoutMaxBytes(t *testing.T) {
 		t.Fatalf("got %q", body)
 	}
 
-	if _, err := kafkabroker.New(kafkabroker.WithMinBytes(2e6)); !errors.Is(err, broker.ErrInvalidOption) {
-		t.Errorf("min bytes above the default max bytes: %v, want ErrInvalidOption", err)
-	}
-	bad := newTransport(t, c, kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.MinBytes, rc.MaxBytes = 10, 5 }))
-	for _, group := range []string{"", "bad-reader"} {
-		_, err := bad.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, Group: group, Concurrency: 1},
-			func(context.Context, []*broker.Message, broker.Acknowledger) {})
-		if !errors.Is(err, broker.ErrInvalidOption) {
-			t.Errorf("group %q: subscribe with an invalid reader config: %v, want ErrInvalidOption", group, err)
+	for name, opt := range map[string]kafkabroker.Option{
+		"min above max":         kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.MinBytes, rc.MaxBytes = 10, 5 }),
+		"min above default max": kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.MinBytes = 2e6 }),
+		"negative session":      kafkabroker.WithConsumerGroupConfig(func(gc *kafka.ConsumerGroupConfig) { gc.SessionTimeout = -1 }),
+		"start offset":          kafkabroker.WithConsumerGroupConfig(func(gc *kafka.ConsumerGroupConfig) { gc.StartOffset = 5 }),
+	} {
+		bad := newTransport(t, c, opt)
+		groups := []string{"", "bad-config"}
+		if strings.HasPrefix(name, "negative") || name == "start offset" {
+			groups = groups[1:] // a group setting: group-less subscriptions do not use it
+		}
+		for _, group := range groups {
+			_, err := bad.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, Group: group, Concurrency: 1},
+				func(context.Context, []*broker.Message, broker.Acknowledger) {})
+			if !errors.Is(err, broker.ErrInvalidOption) {
+				t.Errorf("%s, group %q: subscribe: %v, want ErrInvalidOption", name, group, err)
+			}
+			var opts []broker.SubscribeOption
+			if group != "" {
+				opts = append(opts, broker.Group(group))
+			}
+			err = broker.New(bad).Subscribe(topic, func(context.Context, *broker.Message) error { return nil }, opts...)
+			if !errors.Is(err, broker.ErrInvalidOption) || !strings.Contains(err.Error(), "config") {
+				t.Errorf("%s, group %q: broker.Subscribe: %v, want ErrInvalidOption naming the config", name, group, err)
+			}
 		}
 	}
+}
+
+// The hooks reach kafka-go's own configuration: the transport's defaults
+// are set before them, and what the transport relies on (addresses, topic,
+// the partition a message asks for) after them.
+func TestConfigHooks(t *testing.T) {
+	var acks kafka.RequiredAcks
+	tr, err := kafkabroker.New(kafkabroker.WithWriterConfig(func(w *kafka.Writer) {
+		acks = w.RequiredAcks
+		w.Addr = kafka.TCP("elsewhere:1")
+		w.Topic = "fixed"
+		w.Compression = kafka.Zstd
+		w.BatchSize = 7
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close(context.Background())
+	if acks != kafka.RequireAll {
+		t.Errorf("the hook saw acks %v, want the transport's default RequireAll", acks)
+	}
+	w := tr.Writer()
+	if w.Addr.String() != "localhost:9092" || w.Topic != "" || w.Compression != kafka.Zstd || w.BatchSize != 7 {
+		t.Errorf("writer after the hook: addr %s topic %q compression %v batch size %d", w.Addr, w.Topic, w.Compression, w.BatchSize)
+	}
+
+	// A balancer set by the hook picks the partition of messages that do
+	// not ask for one; Message.Partition still wins.
+	c := kafkatest.New(t)
+	topic := newTopic(t, c, 3)
+	b := newBroker(t, c, kafkabroker.WithWriterConfig(func(w *kafka.Writer) { w.Balancer = lastPartition{} }))
+	msgs := []*broker.Message{
+		{Destination: topic, Key: []byte("a"), Body: []byte("balanced")},
+		{Destination: topic, Key: []byte("a"), Body: []byte("asked"), Partition: new(int32(0))},
+	}
+	if err := b.PublishBatch(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	if p := msgs[0].Delivery.Partition; p != 2 {
+		t.Errorf("the hook's balancer was not used: partition %d, want 2", p)
+	}
+	if p := msgs[1].Delivery.Partition; p != 0 {
+		t.Errorf("Message.Partition lost to the hook's balancer: partition %d, want 0", p)
+	}
+}
+
+// lastPartition is a kafka.Balancer that picks the last partition.
+type lastPartition struct{}
+
+func (lastPartition) Balance(_ kafka.Message, partitions ...int) int {
+	return partitions[len(partitions)-1]
 }

@@ -13,7 +13,7 @@ import (
 
 // Publish writes msgs with one WriteMessages call of the transport's
 // kafka-go Writer and returns once the brokers acknowledged them (see
-// WithRequiredAcks).
+// WithWriterConfig for RequiredAcks).
 //
 // Each message goes to the topic named by its Destination, to the partition
 // in Message.Partition when set and otherwise to the one the balancer picks

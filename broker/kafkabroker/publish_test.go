@@ -174,7 +174,7 @@ func TestPartialBatchFailure(t *testing.T) {
 		t.Fatalf("create topic: %v %v", err, res.Errors)
 	}
 
-	tr := newTransport(t, c, kafkabroker.WithWriteAttempts(1))
+	tr := newTransport(t, c, kafkabroker.WithWriterConfig(func(w *kafka.Writer) { w.MaxAttempts = 1 }))
 	big := bytes.Repeat([]byte("x"), 4096)
 	err = tr.Publish(ctx, []*broker.Message{
 		{Destination: open, Body: []byte("fits")},
@@ -248,6 +248,25 @@ func TestAutoCreateTopics(t *testing.T) {
 	md, err := fresh.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil || len(md.Topics) != 1 || len(md.Topics[0].Partitions) != 2 {
 		t.Fatalf("metadata of the created topic: %+v %v", md, err)
+	}
+}
+
+// With WithAutoCreateTopics the first request creates the reply topic too,
+// with one partition whatever the partitions asked for the other topics.
+func TestAutoCreateReplyTopic(t *testing.T) {
+	c := kafkatest.New(t)
+	replies := newTopic(t, c, 1) + "-replies"
+	tr := newTransport(t, c, kafkabroker.WithAutoCreateTopics(3, 1), kafkabroker.WithReplyTopic(replies))
+	inbox, err := tr.OpenInbox(context.Background(), func(string, *broker.Message, error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inbox.Close(context.Background())
+	fresh := &kafka.Client{Addr: kafka.TCP(c.Addrs()...), Transport: &kafka.Transport{}}
+	defer fresh.Transport.(*kafka.Transport).CloseIdleConnections()
+	md, err := fresh.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{replies}})
+	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil || len(md.Topics[0].Partitions) != 1 {
+		t.Fatalf("metadata of the reply topic: %+v %v", md, err)
 	}
 }
 

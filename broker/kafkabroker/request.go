@@ -28,20 +28,6 @@ func WithReplyTopic(topic string) Option {
 	return name("reply topic", topicName, topic, func(c *config) *string { return &c.replyTopic })
 }
 
-// WithCreateReplyTopic makes the transport create its reply topic, with one
-// partition and the given replication factor (-1: the broker's default),
-// before its first request, unless it exists already.
-func WithCreateReplyTopic(replicationFactor int) Option {
-	return optionFunc(func(c *config) {
-		if !countOrDefault(replicationFactor) {
-			c.invalid("reply topic replication %d", replicationFactor)
-			return
-		}
-		c.replyCreate = true
-		c.replyReplication = replicationFactor
-	})
-}
-
 // OpenInbox implements broker.ReplyTransport: it reads the reply topic
 // (WithReplyTopic) from its current end, every partition, without a
 // consumer group, and routes each reply to its request by the
@@ -50,11 +36,11 @@ func WithCreateReplyTopic(replicationFactor int) Option {
 // and a consumed message's ReplyTo is read from it.
 //
 // Limits: the inbox is opened by the first request (a metadata and an
-// offset lookup, and the topic's creation if asked), which is slower than
+// offset lookup, and the topic's creation with WithAutoCreateTopics), which is slower than
 // the ones after it; no consumer group is joined, so no rebalance delays a
 // reply. A request's latency is a produce, the replier's fetch and
 // produce, and this reader's fetch: tens of milliseconds, bounded below by
-// the brokers' fetch wait (WithMaxWait) when traffic is sparse. Replies of
+// the brokers' fetch wait (ReaderConfig.MaxWait) when traffic is sparse. Replies of
 // one partition are handed over in offset order; nothing orders replies to
 // different requests. Kafka cannot tell that nobody consumes a request's
 // topic: such a request times out.
@@ -66,7 +52,7 @@ func (t *Transport) OpenInbox(ctx context.Context, deliver broker.InboxFunc) (br
 	if topic == "" {
 		return nil, fmt.Errorf("kafkabroker: requests need a reply topic (WithReplyTopic): %w", broker.ErrInvalidOption)
 	}
-	if t.cfg.replyCreate {
+	if t.autoCreate() {
 		if err := t.createReplyTopic(ctx, topic); err != nil {
 			return nil, err
 		}
@@ -95,7 +81,7 @@ func (t *Transport) OpenInbox(ctx context.Context, deliver broker.InboxFunc) (br
 
 func (t *Transport) createReplyTopic(ctx context.Context, topic string) error {
 	res, err := t.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 1, ReplicationFactor: t.cfg.replyReplication}},
+		Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 1, ReplicationFactor: t.cfg.createReplication}},
 	})
 	if err != nil {
 		return fmt.Errorf("kafkabroker: create reply topic %s: %w", topic, err)

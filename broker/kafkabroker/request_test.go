@@ -12,13 +12,14 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
-	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/internal/testkit"
+	"github.com/tracebus/tracebus/testutil/conformance"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
 
 func TestRequestReply(t *testing.T) {
 	c := kafkatest.New(t)
-	testutil.TestRequestReply(t, suite(c))
+	conformance.TestRequestReply(t, suite(c))
 }
 
 func TestRequestWithoutReplyTopic(t *testing.T) {
@@ -38,7 +39,7 @@ func TestReplyToCarriedInHeader(t *testing.T) {
 	s := suite(c)
 	dest := s.Destination(t)
 	b := s.Broker(t)
-	in := testutil.NewInbox[*broker.Message](s.Wait())
+	in := testkit.NewInbox[*broker.Message](s.Wait())
 	err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
 		in.Put(m.Clone())
 		return nil

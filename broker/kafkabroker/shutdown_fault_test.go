@@ -14,6 +14,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
@@ -24,7 +25,7 @@ import (
 // group never gets one of those messages again, handles the rest of the
 // backlog (nothing lost), and no goroutine of the first member is left.
 func TestShutdownUnderLoad(t *testing.T) {
-	n := testutil.Scale(2_000, 50_000)
+	n := testkit.Scale(2_000, 50_000)
 	const partitions, lanes, group = 4, 4, "shutdown"
 	c := kafkatest.New(t)
 	topic := newTopic(t, c, partitions)
@@ -46,7 +47,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Client().Transport.(*kafka.Transport).CloseIdleConnections()
-	quiet := kafkabroker.WithLogger(slog.New(slog.DiscardHandler))
+	quiet := broker.WithLogger(slog.New(slog.DiscardHandler))
 	leaks := goleak.IgnoreCurrent()
 
 	var (
@@ -54,11 +55,11 @@ func TestShutdownUnderLoad(t *testing.T) {
 		byFirst  = map[string]int{}
 		bySecond = map[string]int{}
 	)
-	tr, err := kafkabroker.New(append(c.TransportOptions(), quiet)...)
+	tr, err := kafkabroker.New(c.TransportOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := broker.New(tr)
+	first := broker.New(tr, quiet)
 	var started, finished, blocked atomic.Int64
 	release := make(chan struct{})
 	if err := first.Subscribe(topic, func(_ context.Context, m *broker.Message) error {
@@ -79,7 +80,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	start(t, first)
 	eventually(t, func() bool { return blocked.Load() == lanes }, "a handler in flight on every lane")
 
-	testutil.CloseWhileBlocked(t, first, func() { close(release) }, wait)
+	testkit.CloseWhileBlocked(t, first, func() { close(release) }, wait)
 	if s, f := started.Load(), finished.Load(); s != f {
 		t.Fatalf("Close returned with %d handlers started and %d finished", s, f)
 	}
@@ -88,7 +89,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	// they are the server's, not the member's.
 	goleak.VerifyNone(t, leaks)
 
-	second := newBroker(t, c, quiet)
+	second := newBroker(t, c)
 	if err := second.Subscribe(topic, func(_ context.Context, m *broker.Message) error {
 		mu.Lock()
 		bySecond[string(m.Body)]++

@@ -2,13 +2,13 @@ package kafkabroker_test
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	kafka "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -56,9 +56,10 @@ func TestHandlerSlowerThanSessionTimeout(t *testing.T) {
 	})
 
 	b := newBroker(t, c,
-		kafkabroker.WithSessionTimeout(session),
-		kafkabroker.WithHeartbeatInterval(heartbeat),
-		kafkabroker.WithLogger(slog.New(slog.DiscardHandler)),
+		kafkabroker.WithConsumerGroupConfig(func(gc *kafka.ConsumerGroupConfig) {
+			gc.SessionTimeout = session
+			gc.HeartbeatInterval = heartbeat
+		}),
 	)
 	var mu sync.Mutex
 	seen := map[string]int{}

@@ -1,7 +1,6 @@
 package kafkabroker
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,9 +20,17 @@ type subConfig struct {
 }
 
 // StartOffset sets where this subscription starts reading, kafka.FirstOffset
-// or kafka.LastOffset, overriding WithStartOffset; see WithStartOffset for
-// what it means with and without a group. Other values make Subscribe fail
-// with broker.ErrInvalidOption.
+// or kafka.LastOffset; other values make Subscribe fail with
+// broker.ErrInvalidOption. Give it once on a broker.Router to set it for
+// every subscription of the router.
+//
+// A group subscription uses it only for partitions where the group has no
+// committed offset; its default is kafka.FirstOffset (or the StartOffset a
+// WithConsumerGroupConfig hook sets), so that a new group misses nothing
+// published after Subscribe returned, even while it is still joining. A
+// subscription without a group uses it always; its default is
+// kafka.LastOffset taken when Subscribe is called, so it receives exactly
+// the messages published after Subscribe returned.
 func StartOffset(offset int64) broker.SubscribeOption {
 	return broker.WithTransportOption(subopt.Option[subConfig]{
 		Package: "kafkabroker", System: System,
@@ -48,11 +55,23 @@ func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, erro
 			return sc, fmt.Errorf("kafkabroker: subscribe %s: group %q: %v: %w", spec.Destination, g, err, broker.ErrInvalidOption)
 		}
 	}
-	if sc.startOffset == 0 {
-		sc.startOffset = t.cfg.startOffset
-	}
 	if s := sc.startOffset; s != 0 && s != kafka.FirstOffset && s != kafka.LastOffset {
 		return sc, fmt.Errorf("kafkabroker: subscribe %s: start offset %d: %w", spec.Destination, s, broker.ErrInvalidOption)
+	}
+	if spec.Destination == "" {
+		return sc, nil
+	}
+	// kafka-go panics in NewReader on settings it rejects, and readers are
+	// made later, in goroutines: check what the hooks made now.
+	rc := t.readerConfig(spec.Destination, 0)
+	if err := rc.Validate(); err != nil {
+		return sc, fmt.Errorf("kafkabroker: subscribe %s: reader config: %v: %w", spec.Destination, err, broker.ErrInvalidOption)
+	}
+	if spec.Group != "" {
+		gc := t.groupConfig(*spec, sc.startOffset)
+		if err := gc.Validate(); err != nil {
+			return sc, fmt.Errorf("kafkabroker: subscribe %s as group %s: consumer group config: %v: %w", spec.Destination, spec.Group, err, broker.ErrInvalidOption)
+		}
 	}
 	return sc, nil
 }
@@ -81,7 +100,7 @@ func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
 // Without a group, the subscription reads every partition of the topic by
 // itself and commits nothing: each such subscription receives every
 // message, by default those published after Subscribe returned (see
-// WithStartOffset). The topic must exist, or Subscribe fails with
+// StartOffset). The topic must exist, or Subscribe fails with
 // ErrUnknownTopic; partitions added later are not read.
 //
 // Messages of one partition are delivered one delivery at a time, in
@@ -134,12 +153,6 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 		abandon: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	// kafka-go panics in NewReader on settings it rejects, and readers are
-	// made later, in goroutines: check them now.
-	rc := s.readerConfig(0)
-	if err := rc.Validate(); err != nil {
-		return nil, fmt.Errorf("kafkabroker: subscribe %s: reader config: %w: %w", spec.Destination, err, broker.ErrInvalidOption)
-	}
 	if spec.Group == "" {
 		if start == 0 {
 			start = kafka.LastOffset
@@ -158,11 +171,8 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 		return s, nil
 	}
 
-	if start == 0 {
-		start = kafka.FirstOffset
-	}
 	gc := t.groupConfig(spec, start)
-	if err := gc.Validate(); err != nil {
+	if err := gc.Validate(); err != nil { // fills in kafka-go's defaults
 		return nil, fmt.Errorf("kafkabroker: subscribe %s as group %s: %w", spec.Destination, spec.Group, err)
 	}
 	if err := t.addSub(s); err != nil {
@@ -174,25 +184,25 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	return s, nil
 }
 
+// groupConfig is the configuration of a group subscription: the
+// transport's defaults, then the WithConsumerGroupConfig hooks, then what
+// the transport relies on. start, when not 0, is the subscription's
+// StartOffset, which wins over the hooks.
 func (t *Transport) groupConfig(spec broker.SubscriptionSpec, start int64) kafka.ConsumerGroupConfig {
-	c := &t.cfg
 	gc := kafka.ConsumerGroupConfig{
-		ID:                     spec.Group,
-		Brokers:                c.brokers,
-		Dialer:                 t.dialer,
-		Topics:                 []string{spec.Destination},
-		GroupBalancers:         c.groupBalancers,
-		HeartbeatInterval:      c.heartbeatInterval,
-		PartitionWatchInterval: c.partitionWatch,
-		WatchPartitionChanges:  true,
-		SessionTimeout:         c.sessionTimeout,
-		RebalanceTimeout:       c.rebalanceTimeout,
-		JoinGroupBackoff:       c.joinGroupBackoff,
-		StartOffset:            start,
-		ErrorLogger:            t.logger,
+		Dialer:                t.dialer,
+		WatchPartitionChanges: true,
+		StartOffset:           kafka.FirstOffset,
+		ErrorLogger:           t.logger,
 	}
-	for _, fn := range c.groupHooks {
+	for _, fn := range t.cfg.groupHooks {
 		fn(&gc)
+	}
+	gc.ID = spec.Group
+	gc.Brokers = t.cfg.brokers
+	gc.Topics = []string{spec.Destination}
+	if start != 0 {
+		gc.StartOffset = start
 	}
 	return gc
 }
@@ -243,8 +253,8 @@ func (t *Transport) partitionsAt(ctx context.Context, topic string, start int64)
 }
 
 // defaultTopicWait is how often a group subscription looks for its missing
-// topic when WithPartitionWatchInterval is not set (kafka-go's partition
-// watch default).
+// topic when the group's PartitionWatchInterval is not set (kafka-go's
+// partition watch default).
 const defaultTopicWait = 5 * time.Second
 
 // subscription is one running subscription; it implements
@@ -275,7 +285,7 @@ func (s *subscription) runGroup(ctx context.Context, gc kafka.ConsumerGroupConfi
 	// partitions, and kafka-go's partition watcher, which takes its
 	// baseline after the assignment, can miss the topic appearing in
 	// between and never rebalance.
-	if !s.waitForTopic(ctx) {
+	if !s.waitForTopic(ctx, gc.PartitionWatchInterval) {
 		return
 	}
 	cg, err := kafka.NewConsumerGroup(gc)
@@ -339,10 +349,9 @@ func (s *subscription) runGroup(ctx context.Context, gc kafka.ConsumerGroupConfi
 }
 
 // waitForTopic returns once the subscription's topic exists, or false when
-// the subscription closes first. It looks again every partition watch
-// interval.
-func (s *subscription) waitForTopic(ctx context.Context) bool {
-	interval := s.t.cfg.partitionWatch
+// the subscription closes first. It looks again every interval (the group's
+// partition watch interval).
+func (s *subscription) waitForTopic(ctx context.Context, interval time.Duration) bool {
 	if interval <= 0 {
 		interval = defaultTopicWait
 	}
@@ -418,23 +427,29 @@ func (s *subscription) log(level slog.Level, msg string, attrs ...slog.Attr) {
 
 // readerConfig is the configuration of the reader of one partition.
 func (s *subscription) readerConfig(partition int) kafka.ReaderConfig {
-	c := &s.t.cfg
+	return s.t.readerConfig(s.spec.Destination, partition)
+}
+
+// readerConfig is the configuration of the reader of one partition of
+// topic: the transport's defaults, then the WithReaderConfig hooks, then
+// what the transport relies on.
+func (t *Transport) readerConfig(topic string, partition int) kafka.ReaderConfig {
 	rc := kafka.ReaderConfig{
-		Brokers:         c.brokers,
-		Topic:           s.spec.Destination,
-		Partition:       partition,
-		Dialer:          s.t.dialer,
-		MinBytes:        c.minBytes,
-		MaxBytes:        cmp.Or(c.maxBytes, defaultMaxBytes),
-		MaxWait:         c.maxWait,
-		QueueCapacity:   c.queueCapacity,
+		Dialer:          t.dialer,
+		MaxBytes:        defaultMaxBytes,
+		MaxWait:         defaultMaxWait,
 		ReadLagInterval: -1,
-		ErrorLogger:     s.t.logger,
+		ErrorLogger:     t.logger,
 	}
-	for _, fn := range c.readerHooks {
+	for _, fn := range t.cfg.readerHooks {
 		fn(&rc)
 	}
+	rc.Brokers = t.cfg.brokers
+	rc.Topic = topic
+	rc.Partition = partition
+	rc.GroupID = ""
+	rc.GroupTopics = nil
 	// After the hooks, so that a dialer they set is kept (see silent.go).
-	rc.Dialer = withAnswerTimeout(rc.Dialer, s.t.dialer.Timeout)
+	rc.Dialer = withAnswerTimeout(rc.Dialer, t.dialer.Timeout)
 	return rc
 }

@@ -99,7 +99,7 @@ func TestSubscribeRejectsForeignOptions(t *testing.T) {
 // A NATS option given to a broker over Kafka fails Subscribe itself, not
 // Start, with an error that names the option and both transports.
 func TestSubscribeNamesForeignOption(t *testing.T) {
-	tr, err := kafkabroker.New(kafkabroker.WithBrokers("localhost:1")) // never dialled
+	tr, err := kafkabroker.New(kafkabroker.WithSeedBrokers("localhost:1")) // never dialled
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,41 +93,47 @@ func New(opts ...Option) (*Transport, error) {
 		t.dialer.Timeout = cfg.dialTimeout
 	}
 	t.client = &kafka.Client{Addr: kafka.TCP(cfg.brokers...), Transport: t.kt}
-	t.writer = t.newWriter()
+	w, err := t.newWriter()
+	if err != nil {
+		return nil, err
+	}
+	t.writer = w
 	t.writes.direct, t.writes.writeAll = t.writeDirect, t.writeMessages
 	return t, nil
 }
 
-func (t *Transport) newWriter() *kafka.Writer {
+// newWriter makes the writer: the transport's defaults, then the
+// WithWriterConfig hooks, then what the transport relies on.
+func (t *Transport) newWriter() (*kafka.Writer, error) {
 	c := &t.cfg
 	w := &kafka.Writer{
-		Addr:         kafka.TCP(c.brokers...),
-		Balancer:     newPartitionBalancer(c.balancer),
-		BatchSize:    c.batchSize,
-		BatchBytes:   c.batchBytes,
-		BatchTimeout: c.batchTimeout,
-		RequiredAcks: c.requiredAcks,
-		Compression:  c.compression,
-		WriteTimeout: c.writeTimeout,
-		MaxAttempts:  c.writeRetries,
-		Transport:    t.kt,
+		RequiredAcks: kafka.RequireAll,
 		ErrorLogger:  t.logger,
-		// kafka-go's writer serves partition counts from a metadata cache
-		// and asks the broker about a topic missing from it only when the
-		// request allows auto-creation, which creates the topic where the
-		// broker allows it. So it may only when the user asked for topics
-		// to be created (WithAutoCreateTopics); otherwise Publish waits for
-		// the cache to learn a new topic (see awaitTopic).
-		AllowAutoTopicCreation: c.createPartitions != 0,
 	}
+	for _, fn := range c.writerHooks {
+		fn(w)
+	}
+	switch w.RequiredAcks {
+	case kafka.RequireNone, kafka.RequireOne, kafka.RequireAll:
+	default:
+		return nil, fmt.Errorf("kafkabroker: writer config: required acks %d: %w", w.RequiredAcks, broker.ErrInvalidOption)
+	}
+	w.Addr = kafka.TCP(c.brokers...)
+	w.Topic = ""
+	w.Transport = t.kt
+	w.Balancer = newPartitionBalancer(w.Balancer)
+	// kafka-go's writer serves partition counts from a metadata cache and
+	// asks the broker about a topic missing from it only when the request
+	// allows auto-creation, which creates the topic where the broker allows
+	// it. So it may only when the user asked for topics to be created
+	// (WithAutoCreateTopics); otherwise Publish waits for the cache to learn
+	// a new topic (see awaitTopic).
+	w.AllowAutoTopicCreation = c.createPartitions != 0
 	if w.BatchTimeout == 0 {
 		// kafka-go treats 0 as one second. One nanosecond still puts all
 		// the messages of one WriteMessages call into one batch: the flush
 		// timer cannot take the partition lock while the call holds it.
 		w.BatchTimeout = time.Nanosecond
-	}
-	for _, fn := range c.writerHooks {
-		fn(w)
 	}
 	if user := w.Completion; user != nil {
 		w.Completion = func(msgs []kafka.Message, err error) {
@@ -137,7 +143,7 @@ func (t *Transport) newWriter() *kafka.Writer {
 	} else {
 		w.Completion = recordStored
 	}
-	return w
+	return w, nil
 }
 
 // Info describes the transport: System "kafka", the first seed broker as
@@ -146,8 +152,10 @@ func (t *Transport) newWriter() *kafka.Writer {
 func (t *Transport) Info() broker.Info { return t.info }
 
 // SetLogger implements broker.LoggerSetter: broker.New gives the transport
-// its logger, which the transport uses unless WithLogger gave it one. It
-// must be called before the transport is used.
+// its logger, for errors the transport cannot return to a caller (fetch and
+// join failures, failed commits on shutdown; kafka-go's own error log at
+// debug level). Without it the transport logs to slog.Default(). It must be
+// called before the transport is used.
 func (t *Transport) SetLogger(l *slog.Logger) { t.cfg.logger.Offer(l) }
 
 // Writer returns the kafka-go Writer the transport publishes with, for

@@ -7,7 +7,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
-	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/conformance"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
 
@@ -23,16 +23,15 @@ const suitePartitions = 3
 //     messages are spread round-robin over the 3 partitions of its topics.
 //   - MessageID: yes, in the broker.HeaderMessageID header.
 //   - Wildcards: no.
-func suite(c *kafkatest.Cluster) testutil.TransportSuite {
-	return testutil.TransportSuite{
+func suite(c *kafkatest.Cluster) conformance.Suite {
+	return conformance.Suite{
 		New: func(t *testing.T) broker.Transport {
-			// Every transport has a reply topic of its own, created at its
-			// first request.
+			// Every transport has a reply topic of its own.
 			var rnd [6]byte
 			_, _ = rand.Read(rnd[:])
-			opts := append(c.TransportOptions(),
-				kafkabroker.WithReplyTopic("replies-"+hex.EncodeToString(rnd[:])),
-				kafkabroker.WithCreateReplyTopic(1))
+			replies := "replies-" + hex.EncodeToString(rnd[:])
+			c.CreateTopic(t, replies, 1)
+			opts := append(c.TransportOptions(), kafkabroker.WithReplyTopic(replies))
 			tr, err := kafkabroker.New(opts...)
 			if err != nil {
 				t.Fatal(err)
@@ -40,7 +39,7 @@ func suite(c *kafkatest.Cluster) testutil.TransportSuite {
 			return tr
 		},
 		Prepare: func(t *testing.T, dest string) { c.CreateTopic(t, dest, suitePartitions) },
-		Features: testutil.Features{
+		Features: conformance.Features{
 			Groups:     true,
 			Batch:      true,
 			Ordered:    true,
@@ -56,28 +55,28 @@ func suite(c *kafkatest.Cluster) testutil.TransportSuite {
 
 func TestTransportConformance(t *testing.T) {
 	c := kafkatest.New(t)
-	testutil.TestTransport(t, suite(c))
+	conformance.TestTransport(t, suite(c))
 }
 
 func TestTransportTelemetry(t *testing.T) {
 	c := kafkatest.New(t)
-	testutil.TestTelemetry(t, suite(c))
+	conformance.TestTelemetry(t, suite(c))
 }
 
 func TestTransportBaggage(t *testing.T) {
 	c := kafkatest.New(t)
-	testutil.TestBaggage(t, suite(c))
+	conformance.TestBaggage(t, suite(c))
 }
 
 func TestTransportTyped(t *testing.T) {
 	c := kafkatest.New(t)
-	testutil.TestTyped(t, suite(c))
+	conformance.TestTyped(t, suite(c))
 }
 
 func TestTransportConformanceThreeBrokers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	c := kafkatest.New(t, kafkatest.WithBrokers(3))
-	testutil.TestTransport(t, suite(c))
+	c := kafkatest.New(t, kafkatest.WithNumBrokers(3))
+	conformance.TestTransport(t, suite(c))
 }

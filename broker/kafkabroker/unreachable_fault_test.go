@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	kafka "github.com/segmentio/kafka-go"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 )
@@ -111,16 +112,17 @@ func TestBrokersUnreachableAtStart(t *testing.T) {
 			addr := tc.addr(t)
 			leaks := goleak.IgnoreCurrent()
 			tr, err := kafkabroker.New(
-				kafkabroker.WithBrokers(addr),
+				kafkabroker.WithSeedBrokers(addr),
 				kafkabroker.WithDialTimeout(200*time.Millisecond),
-				kafkabroker.WithWriteTimeout(500*time.Millisecond),
-				kafkabroker.WithWriteAttempts(2),
-				kafkabroker.WithLogger(slog.New(slog.DiscardHandler)),
+				kafkabroker.WithWriterConfig(func(w *kafka.Writer) {
+					w.WriteTimeout = 500 * time.Millisecond
+					w.MaxAttempts = 2
+				}),
 			)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := broker.New(tr)
+			b := broker.New(tr, broker.WithLogger(slog.New(slog.DiscardHandler)))
 
 			err = returns(t, "Publish", func() error {
 				return b.Publish(context.Background(), &broker.Message{Destination: "orders", Body: []byte("a")})

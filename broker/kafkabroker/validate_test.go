@@ -28,30 +28,30 @@ func TestHostileOptions(t *testing.T) {
 		opt   kafkabroker.Option
 		value string // what the error must quote
 	}{
-		{"no brokers", kafkabroker.WithBrokers(), "no seed brokers"},
-		{"empty broker", kafkabroker.WithBrokers(""), `""`},
-		{"space", kafkabroker.WithBrokers(" "), `" "`},
-		{"trailing comma", kafkabroker.WithBrokers("h1:9092,"), `"h1:9092,"`},
-		{"lone comma", kafkabroker.WithBrokers(","), `","`},
-		{"space inside", kafkabroker.WithBrokers("h 1:9092"), `"h 1:9092"`},
-		{"tab inside", kafkabroker.WithBrokers("h1:\t9092"), `"h1:\t9092"`},
-		{"scheme", kafkabroker.WithBrokers("kafka://h1:9092"), "without a scheme"},
-		{"security protocol", kafkabroker.WithBrokers("SASL_SSL://h1:9093"), `"SASL_SSL://h1:9093"`},
-		{"scheme in a list", kafkabroker.WithBrokers("h1:9092,kafka://h2:9092"), `"kafka://h2:9092"`},
-		{"empty port", kafkabroker.WithBrokers("h1:"), `"h1:"`},
-		{"no host", kafkabroker.WithBrokers(":9092"), "missing host"},
-		{"port 0", kafkabroker.WithBrokers("h1:0"), `"h1:0"`},
-		{"port too big", kafkabroker.WithBrokers("h1:65536"), `"65536"`},
-		{"negative port", kafkabroker.WithBrokers("h1:-1"), `"h1:-1"`},
-		{"signed port", kafkabroker.WithBrokers("h1:+80"), `"+80"`},
-		{"named port", kafkabroker.WithBrokers("h1:kafka"), `"kafka"`},
-		{"bare IPv6", kafkabroker.WithBrokers("::1"), "in brackets"},
-		{"two colons", kafkabroker.WithBrokers("h1:9092:1"), `"h1:9092:1"`},
-		{"open bracket", kafkabroker.WithBrokers("[::1"), `"[::1"`},
-		{"NUL", kafkabroker.WithBrokers("h\x001:9092"), `"h\x001:9092"`},
-		{"slash", kafkabroker.WithBrokers("h1/x:9092"), `"h1/x:9092"`},
-		{"empty label", kafkabroker.WithBrokers("h1..internal:9092"), `"h1..internal"`},
-		{"long host", kafkabroker.WithBrokers(strings.Repeat("a.", 130) + "b:9092"), "253"},
+		{"no brokers", kafkabroker.WithSeedBrokers(), "no seed brokers"},
+		{"empty broker", kafkabroker.WithSeedBrokers(""), `""`},
+		{"space", kafkabroker.WithSeedBrokers(" "), `" "`},
+		{"trailing comma", kafkabroker.WithSeedBrokers("h1:9092,"), `"h1:9092,"`},
+		{"lone comma", kafkabroker.WithSeedBrokers(","), `","`},
+		{"space inside", kafkabroker.WithSeedBrokers("h 1:9092"), `"h 1:9092"`},
+		{"tab inside", kafkabroker.WithSeedBrokers("h1:\t9092"), `"h1:\t9092"`},
+		{"scheme", kafkabroker.WithSeedBrokers("kafka://h1:9092"), "without a scheme"},
+		{"security protocol", kafkabroker.WithSeedBrokers("SASL_SSL://h1:9093"), `"SASL_SSL://h1:9093"`},
+		{"scheme in a list", kafkabroker.WithSeedBrokers("h1:9092,kafka://h2:9092"), `"kafka://h2:9092"`},
+		{"empty port", kafkabroker.WithSeedBrokers("h1:"), `"h1:"`},
+		{"no host", kafkabroker.WithSeedBrokers(":9092"), "missing host"},
+		{"port 0", kafkabroker.WithSeedBrokers("h1:0"), `"h1:0"`},
+		{"port too big", kafkabroker.WithSeedBrokers("h1:65536"), `"65536"`},
+		{"negative port", kafkabroker.WithSeedBrokers("h1:-1"), `"h1:-1"`},
+		{"signed port", kafkabroker.WithSeedBrokers("h1:+80"), `"+80"`},
+		{"named port", kafkabroker.WithSeedBrokers("h1:kafka"), `"kafka"`},
+		{"bare IPv6", kafkabroker.WithSeedBrokers("::1"), "in brackets"},
+		{"two colons", kafkabroker.WithSeedBrokers("h1:9092:1"), `"h1:9092:1"`},
+		{"open bracket", kafkabroker.WithSeedBrokers("[::1"), `"[::1"`},
+		{"NUL", kafkabroker.WithSeedBrokers("h\x001:9092"), `"h\x001:9092"`},
+		{"slash", kafkabroker.WithSeedBrokers("h1/x:9092"), `"h1/x:9092"`},
+		{"empty label", kafkabroker.WithSeedBrokers("h1..internal:9092"), `"h1..internal"`},
+		{"long host", kafkabroker.WithSeedBrokers(strings.Repeat("a.", 130) + "b:9092"), "253"},
 		{"empty client id", kafkabroker.WithClientID(""), `client id ""`},
 		{"client id with spaces around", kafkabroker.WithClientID(" billing "), `" billing "`},
 		{"client id with a newline", kafkabroker.WithClientID("bill\ning"), `"bill\ning"`},
@@ -64,7 +64,6 @@ func TestHostileOptions(t *testing.T) {
 		{"reply topic with a slash", kafkabroker.WithReplyTopic("replies/a"), `"replies/a"`},
 		{"reply topic not ASCII", kafkabroker.WithReplyTopic("réponses"), `"réponses"`},
 		{"long reply topic", kafkabroker.WithReplyTopic(long), "250 bytes"},
-		{"reply replication", kafkabroker.WithCreateReplyTopic(0), "replication 0"},
 		{"auto-create partitions", kafkabroker.WithAutoCreateTopics(-2, 1), "-2 partitions"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,9 +83,9 @@ func TestHostileOptions(t *testing.T) {
 	addrs := c.Addrs()
 	topic := newTopic(t, c, 1)
 	for name, opt := range map[string]kafkabroker.Option{
-		"comma list":               kafkabroker.WithBrokers(strings.Join(addrs, ",")),
-		"comma list with spaces":   kafkabroker.WithBrokers(" " + strings.Join(addrs, " , ") + " "),
-		"list and separate values": kafkabroker.WithBrokers(strings.Join(addrs, ","), addrs[0]),
+		"comma list":               kafkabroker.WithSeedBrokers(strings.Join(addrs, ",")),
+		"comma list with spaces":   kafkabroker.WithSeedBrokers(" " + strings.Join(addrs, " , ") + " "),
+		"list and separate values": kafkabroker.WithSeedBrokers(strings.Join(addrs, ","), addrs[0]),
 		"client id with a space":   kafkabroker.WithClientID("billing service"),
 		"reply topic":              kafkabroker.WithReplyTopic("replies.billing-1_a"),
 	} {
@@ -111,13 +110,13 @@ func TestBrokerAddressForms(t *testing.T) {
 		"10.0.0.7:65535":          {ServerAddress: "10.0.0.7", ServerPort: 65535},
 		"under_score.local.":      {ServerAddress: "under_score.local.", ServerPort: 9092},
 	} {
-		tr, err := kafkabroker.New(kafkabroker.WithBrokers(in))
+		tr, err := kafkabroker.New(kafkabroker.WithSeedBrokers(in))
 		if err != nil {
-			t.Errorf("WithBrokers(%q): %v", in, err)
+			t.Errorf("WithSeedBrokers(%q): %v", in, err)
 			continue
 		}
 		if got := tr.Info(); got.ServerAddress != want.ServerAddress || got.ServerPort != want.ServerPort {
-			t.Errorf("WithBrokers(%q): server %s port %d, want %s %d", in, got.ServerAddress, got.ServerPort, want.ServerAddress, want.ServerPort)
+			t.Errorf("WithSeedBrokers(%q): server %s port %d, want %s %d", in, got.ServerAddress, got.ServerPort, want.ServerAddress, want.ServerPort)
 		}
 		tr.Close(context.Background())
 	}

@@ -34,8 +34,8 @@ func (f serverOptionFunc) applyServer(c *serverConfig) { f(c) }
 //     MaxAttempts, a Nak) is delivered again at once: the delay of the Nak
 //     is not waited for, so retries with backoff still finish within the
 //     Publish call, after MaxAttempts deliveries. To keep a test from
-//     hanging, a message is delivered at most SyncDeliveryLimit times, and
-//     synchronous publishes nest at most SyncDepthLimit deep (a handler that
+//     hanging, a message is delivered at most 100 times, and
+//     synchronous publishes nest at most 64 deep (a handler that
 //     publishes to its own destination); beyond that, everything the
 //     outermost Publish caused stops and that Publish returns an error
 //     wrapping ErrSyncLoop.

@@ -15,17 +15,17 @@ import (
 // Bounds of synchronous delivery (WithSyncDelivery), so that a test whose
 // handlers never settle for good fails instead of hanging.
 const (
-	// SyncDeliveryLimit is how many times a message is delivered to one
+	// syncDeliveryLimit is how many times a message is delivered to one
 	// subscription, redeliveries included, within one synchronous Publish.
-	SyncDeliveryLimit = 100
-	// SyncDepthLimit is how deep synchronous publishes made by handlers
+	syncDeliveryLimit = 100
+	// syncDepthLimit is how deep synchronous publishes made by handlers
 	// nest.
-	SyncDepthLimit = 64
+	syncDepthLimit = 64
 )
 
 // ErrSyncLoop is wrapped by the error of a synchronous Publish that
-// stopped delivering because a message exceeded SyncDeliveryLimit or
-// publishes nested beyond SyncDepthLimit. Everything that Publish caused
+// stopped delivering because a message was delivered 100 times to one
+// subscription or publishes nested 64 deep. Everything that Publish caused
 // stops at that point: every later delivery is skipped and every publish
 // made by a handler still running fails with the same error.
 var ErrSyncLoop = errors.New("memory: synchronous delivery does not end")
@@ -135,7 +135,7 @@ func (srv *Server) publishSync(ctx context.Context, msgs []*broker.Message) erro
 	if err := scope.c.err(); err != nil {
 		return err
 	}
-	if scope.depth >= SyncDepthLimit {
+	if scope.depth >= syncDepthLimit {
 		err := fmt.Errorf("memory: publish to %s: handlers published %d levels deep, in the loop %s: %w",
 			msgs[0].Destination, scope.depth, loopText(scope.trail, msgs[0].Destination), ErrSyncLoop)
 		scope.c.stop(err)
@@ -192,7 +192,7 @@ func (srv *Server) deliverInline(scope syncScope, s *subscription, msgs []*broke
 			s = next
 			continue
 		}
-		if n == SyncDeliveryLimit {
+		if n == syncDeliveryLimit {
 			s.inline.Done()
 			scope.c.stop(fmt.Errorf("memory: deliver to %s: delivered %d times and still not settled: %w",
 				s.spec.Destination, n, ErrSyncLoop))

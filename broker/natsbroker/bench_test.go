@@ -20,7 +20,7 @@ var benchBody = make([]byte, 256)
 // nats.go directly: one 256-byte message with a traceparent header, on
 // core NATS and on JetStream.
 func BenchmarkPublish(b *testing.B) {
-	srv := natstest.Start(b)
+	srv := natstest.New(b)
 	ctx := context.Background()
 
 	b.Run("core/broker", func(b *testing.B) {

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
@@ -20,8 +21,8 @@ import (
 // every node, fails over without user code, and every message published
 // before, around and after the shutdown is handled at least once.
 func TestClusterFailover(t *testing.T) {
-	perSubject := testutil.Scale(300, 20_000)
-	cluster := natstest.StartCluster(t, 3)
+	perSubject := testkit.Scale(300, 20_000)
+	cluster := natstest.NewCluster(t, 3)
 	nc := cluster.Connect(t,
 		natsgo.Name("tracebus-failover"),
 		natsgo.ErrorHandler(func(*natsgo.Conn, *natsgo.Subscription, error) {}),

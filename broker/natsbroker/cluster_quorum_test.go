@@ -13,6 +13,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
@@ -73,8 +74,8 @@ func (h *handledLog) firstSince(t0 time.Time, want func() bool) bool {
 // restart to the first publish accepted and the first message handled is
 // logged.
 func TestClusterStreamLeaderAndQuorumLost(t *testing.T) {
-	perPhase := testutil.Scale(100, 5_000)
-	cluster := natstest.StartCluster(t, 3)
+	perPhase := testkit.Scale(100, 5_000)
+	cluster := natstest.NewCluster(t, 3)
 	admin, err := jetstream.New(cluster.Connect(t))
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
@@ -86,8 +87,8 @@ func messageID(s sdktrace.ReadOnlySpan) string {
 // it, is the child of its message's send span.
 func TestScaledOutJetStream(t *testing.T) {
 	const instances = 3
-	perPhase := testutil.Scale(150, 10_000)
-	cluster := natstest.StartCluster(t, 3)
+	perPhase := testkit.Scale(150, 10_000)
+	cluster := natstest.NewCluster(t, 3)
 	admin, err := jetstream.New(cluster.Connect(t))
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
-	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/conformance"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
 
@@ -18,9 +18,9 @@ import (
 // JetStream for every destination. Each call starts its own server (or
 // uses TRACEBUS_NATS_URL); every transport the suite creates connects to
 // it.
-func suite(t *testing.T, jetStream bool) testutil.TransportSuite {
-	srv := natstest.Start(t)
-	s := testutil.TransportSuite{
+func suite(t *testing.T, jetStream bool) conformance.Suite {
+	srv := natstest.New(t)
+	s := conformance.Suite{
 		New: func(t *testing.T) broker.Transport {
 			var opts []natsbroker.Option
 			if jetStream {
@@ -28,7 +28,7 @@ func suite(t *testing.T, jetStream bool) testutil.TransportSuite {
 			}
 			return connect(t, srv, opts...)
 		},
-		Features: testutil.Features{
+		Features: conformance.Features{
 			Groups:     true,
 			Batch:      true,
 			Ordered:    true,
@@ -130,33 +130,33 @@ func deleteStreamAfter(t testing.TB, srv *natstest.Server, js jetstream.JetStrea
 }
 
 func TestConformanceCore(t *testing.T) {
-	testutil.TestTransport(t, suite(t, false))
+	conformance.TestTransport(t, suite(t, false))
 }
 
 func TestConformanceJetStream(t *testing.T) {
-	testutil.TestTransport(t, suite(t, true))
+	conformance.TestTransport(t, suite(t, true))
 }
 
 func TestTelemetryCore(t *testing.T) {
-	testutil.TestTelemetry(t, suite(t, false))
+	conformance.TestTelemetry(t, suite(t, false))
 }
 
 func TestTelemetryJetStream(t *testing.T) {
-	testutil.TestTelemetry(t, suite(t, true))
+	conformance.TestTelemetry(t, suite(t, true))
 }
 
 func TestBaggageCore(t *testing.T) {
-	testutil.TestBaggage(t, suite(t, false))
+	conformance.TestBaggage(t, suite(t, false))
 }
 
 func TestBaggageJetStream(t *testing.T) {
-	testutil.TestBaggage(t, suite(t, true))
+	conformance.TestBaggage(t, suite(t, true))
 }
 
 func TestTypedCore(t *testing.T) {
-	testutil.TestTyped(t, suite(t, false))
+	conformance.TestTyped(t, suite(t, false))
 }
 
 func TestTypedJetStream(t *testing.T) {
-	testutil.TestTyped(t, suite(t, true))
+	conformance.TestTyped(t, suite(t, true))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
@@ -25,7 +26,7 @@ import (
 //
 // Short: 2,000 messages; with TRACEBUS_HEAVY=1: 20,000.
 func TestConsumerDeletedMidStream(t *testing.T) {
-	total := testutil.Scale(2_000, 20_000)
+	total := testkit.Scale(2_000, 20_000)
 	for _, durable := range []bool{false, true} {
 		for _, batch := range []bool{false, true} {
 			t.Run(fmt.Sprintf("durable=%v/batch=%v", durable, batch), func(t *testing.T) {
@@ -40,7 +41,7 @@ func testConsumerDeleted(t *testing.T, total int, durable, batch bool) {
 		concurrency = 4
 		acked       = 50 // handled and acked before the deletion
 	)
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	createStream(t, srv, js, "DEL", "del")
 	b := broker.New(connect(t, srv, natsbroker.WithJetStream()))

@@ -86,8 +86,8 @@
 // forwarded. While a handler runs, the transport reports progress to the
 // server (+WPI) several times per AckWait, so that a long handler is not
 // raced by a redelivery of its own message, and Settler.InProgress sends
-// one at once. It does so for at most MaxHandlingTime (default
-// DefaultMaxHandlingTime) since the delivery began or the handler last
+// one at once. It does so for at most MaxHandlingTime (default 10
+// minutes) since the delivery began or the handler last
 // called InProgress: then the messages are nak'ed for another handler, the
 // hang is logged and counted (tracebus.consumer.hung.messages), the
 // handler's ctx is cancelled and what it settles later is ignored. The

@@ -10,7 +10,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
-	"github.com/tracebus/tracebus/testutil/e2ebench"
+	"github.com/tracebus/tracebus/internal/e2ebench"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
 
@@ -33,7 +33,7 @@ import (
 //
 //	go test -run '^$' -bench EndToEnd -benchmem -count 5 ./broker/natsbroker
 func BenchmarkEndToEnd(b *testing.B) {
-	srv := natstest.Start(b)
+	srv := natstest.New(b)
 	for _, mode := range []string{"core", "jetstream", "jetstream-batch"} {
 		variants := append(e2ebench.Variants[:len(e2ebench.Variants):len(e2ebench.Variants)], e2eRawHeader)
 		if mode != "core" {
@@ -87,7 +87,7 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 	case e2ebench.Raw, e2ebench.Hand, e2eRawHeader:
 		var h *e2ebench.Instrumentation
 		if variant == e2ebench.Hand {
-			h = e2ebench.NewInstrumentation(b, natsbroker.System, subject)
+			h = e2ebench.NewInstrumentation(b, "nats", subject)
 		}
 		publish, flush = rawE2E(b, srv, mode, subject, h, variant == e2eRawHeader, w)
 	default:

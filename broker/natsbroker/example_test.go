@@ -16,7 +16,7 @@ import (
 // The examples run against an embedded nats-server with JetStream; in a
 // service, connect to your own servers instead.
 func embeddedServer() *natstest.Server {
-	srv, err := natstest.Run()
+	srv, err := natstest.Start()
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
@@ -17,13 +18,9 @@ import (
 // broker.ErrClosed once the transport is closed. An app's readiness follows
 // it, over HTTP.
 func TestPingAndReadiness(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	tr := connect(t, srv)
-	rtt, err := tr.RTT(t.Context())
-	must(t, err)
-	if rtt <= 0 {
-		t.Fatalf("round trip %v", rtt)
-	}
+	must(t, tr.Ping(t.Context()))
 	app := broker.NewApp(broker.WithBrokers(broker.New(tr)))
 	must(t, app.Start(t.Context()))
 	h := httptest.NewServer(app.HealthHandler())
@@ -62,8 +59,8 @@ func TestPingAndReadiness(t *testing.T) {
 // A router on NATS joins its prefix and each subject with a dot; a prefix
 // that ends with one is used as it is.
 func TestRouterJoinsSubjectsWithDots(t *testing.T) {
-	srv := natstest.Start(t)
-	got := testutil.NewInbox[*broker.Message](wait)
+	srv := natstest.New(t)
+	got := testkit.NewInbox[*broker.Message](wait)
 	b := started(t, connect(t, srv), func(b *broker.Broker) {
 		orders := broker.NewRouter(b, "orders")
 		must(t, orders.Subscribe("created", collect(got)))

@@ -3,17 +3,17 @@ package natsbroker_test
 import (
 	"testing"
 
-	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/testutil/conformance"
 )
 
 // TestHostileHeadersCore and TestHostileHeadersJetStream run the hostile
-// trace header table (testutil.TestHostileHeaders) on NATS; hostile
+// trace header table (conformance.TestHostileHeaders) on NATS; hostile
 // baggage is covered by TestBaggage*. NATS delivers header keys sorted, so
 // the case-variant cases check that the rule does not depend on order.
 func TestHostileHeadersCore(t *testing.T) {
-	testutil.TestHostileHeaders(t, suite(t, false))
+	conformance.TestHostileHeaders(t, suite(t, false))
 }
 
 func TestHostileHeadersJetStream(t *testing.T) {
-	testutil.TestHostileHeaders(t, suite(t, true))
+	conformance.TestHostileHeaders(t, suite(t, true))
 }

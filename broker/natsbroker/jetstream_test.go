@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
-	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
 
@@ -18,14 +18,14 @@ import (
 // progress, so the server does not redeliver the message while it is being
 // handled.
 func TestKeepAlive(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "SLOW", "slow")
 	// AckWait is the margin the keep-alive (three reports per AckWait)
 	// has against a starved process: at 200ms, a race build on a loaded
 	// machine let it pass and the message was redelivered.
 	const ackWait = 2 * time.Second
 	var calls atomic.Int32
-	in := testutil.NewInbox[string](wait)
+	in := testkit.NewInbox[string](wait)
 	b := started(t, connect(t, srv, natsbroker.WithJetStream()), func(b *broker.Broker) {
 		must(t, b.Subscribe("slow", func(ctx context.Context, m *broker.Message) error {
 			if string(m.Body) == "slow" {
@@ -60,14 +60,14 @@ func TestKeepAlive(t *testing.T) {
 // TestNakDelay checks that a failed JetStream message comes back after the
 // backoff, with its delivery count increased, and not before.
 func TestNakDelay(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "NAK", "nak")
 	const backoff = 300 * time.Millisecond
 	type delivery struct {
 		count int
 		at    time.Time
 	}
-	in := testutil.NewInbox[delivery](wait)
+	in := testkit.NewInbox[delivery](wait)
 	b := started(t, connect(t, srv, natsbroker.WithJetStream()), func(b *broker.Broker) {
 		must(t, b.Subscribe("nak", func(_ context.Context, m *broker.Message) error {
 			in.Put(delivery{m.Delivery.DeliveryCount, time.Now()})
@@ -91,11 +91,11 @@ func TestNakDelay(t *testing.T) {
 // TestWithStream lets the transport create the stream, and a second
 // transport with a different configuration use the existing one as it is.
 func TestWithStream(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	cfg := jetstream.StreamConfig{Name: "AUTO", Subjects: []string{"auto.>"}, MaxMsgs: 1000}
 	deleteStreamAfter(t, srv, js, "AUTO")
-	in := testutil.NewInbox[*broker.Message](wait)
+	in := testkit.NewInbox[*broker.Message](wait)
 	// No WithJetStream: the declared stream routes auto.> through JetStream.
 	b := started(t, connect(t, srv, natsbroker.WithStream(cfg)), func(b *broker.Broker) {
 		must(t, b.Subscribe("auto.*", collect(in), broker.Name("auto")))
@@ -125,7 +125,7 @@ func TestWithStream(t *testing.T) {
 // and checks that an ephemeral consumer the transport made is deleted on
 // Close while a bound or durable one stays.
 func TestBindConsumer(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	createStream(t, srv, js, "BIND", "bind.>")
 	ctx := context.Background()
@@ -134,8 +134,8 @@ func TestBindConsumer(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	bound := testutil.NewInbox[*broker.Message](wait)
-	anon := testutil.NewInbox[*broker.Message](wait)
+	bound := testkit.NewInbox[*broker.Message](wait)
+	anon := testkit.NewInbox[*broker.Message](wait)
 	// A core transport: the options alone make these JetStream.
 	b := broker.New(connect(t, srv))
 	must(t, b.Subscribe("bind.ops", collect(bound), natsbroker.Stream("BIND"), natsbroker.BindConsumer("ops")))
@@ -172,8 +172,8 @@ func TestBindConsumer(t *testing.T) {
 // TestCoreOverride subscribes with Core on a transport that routes
 // everything through JetStream.
 func TestCoreOverride(t *testing.T) {
-	srv := natstest.Start(t)
-	in := testutil.NewInbox[*broker.Message](wait)
+	srv := natstest.New(t)
+	in := testkit.NewInbox[*broker.Message](wait)
 	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
 	raw := srv.Connect(t)
 	started(t, tr, func(b *broker.Broker) {
@@ -187,7 +187,7 @@ func TestCoreOverride(t *testing.T) {
 }
 
 func TestSubscribeErrors(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
 	t.Cleanup(func() { _ = tr.Close(context.Background()) })
 	ctx := context.Background()
@@ -271,9 +271,9 @@ func TestNilConn(t *testing.T) {
 // Nats-Msg-Id, so the copy needs an id of its own or it is dropped while
 // the publish is acknowledged, and the message is lost.
 func TestDeadLetterInSameStream(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "DL", "dl.>")
-	dead := testutil.NewInbox[*broker.Message](wait)
+	dead := testkit.NewInbox[*broker.Message](wait)
 	b := started(t, connect(t, srv, natsbroker.WithJetStream()), func(b *broker.Broker) {
 		must(t, b.Subscribe("dl.orders", func(context.Context, *broker.Message) error {
 			return errors.New("always fails")

@@ -13,7 +13,7 @@ import (
 // when both transports are connected to the same server, and not when
 // they are connected to different ones.
 func TestPublishToLoopAcrossBrokers(t *testing.T) {
-	srv, other := natstest.Start(t), natstest.Start(t)
+	srv, other := natstest.New(t), natstest.New(t)
 	b := broker.New(connect(t, srv))
 	bill := func(_ context.Context, s string) (string, error) { return s, nil }
 

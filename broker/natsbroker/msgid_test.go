@@ -17,13 +17,14 @@ import (
 // stores it once, and the transport logs the duplicate it dropped; new
 // Messages, typed publishes included, get new ids.
 func TestGeneratedIDDeduplicatesRetries(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	createStream(t, srv, js, "RETRY", "retry.>")
 	var logs testutil.LogBuffer
-	b := started(t, connect(t, srv, natsbroker.WithJetStream(),
-		natsbroker.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil)))), nil)
+	b := broker.New(connect(t, srv, natsbroker.WithJetStream()), broker.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	ctx := context.Background()
+	t.Cleanup(func() { _ = b.Close(ctx) })
+	must(t, b.Start(ctx))
 
 	m := &broker.Message{Destination: "retry.order", Body: []byte("a")}
 	must(t, b.Publish(ctx, m))

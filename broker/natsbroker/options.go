@@ -1,8 +1,6 @@
 package natsbroker
 
 import (
-	"log/slog"
-
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,14 +13,13 @@ type Option interface {
 }
 
 type config struct {
-	jetStream    bool     // WithJetStream was given
-	jsSubjects   []string // subjects routed through JetStream; none means all
-	streams      []jetstream.StreamConfig
-	js           jetstream.JetStream
-	connectOpts  []natsgo.Option
-	logger       logger.Choice
-	closeConn    bool
-	closeConnSet bool
+	jetStream   bool     // WithJetStream was given
+	jsSubjects  []string // subjects routed through JetStream; none means all
+	streams     []jetstream.StreamConfig
+	connectOpts []natsgo.Option
+	// connectOptsSet: WithConnectOptions was given, which New refuses.
+	connectOptsSet bool
+	logger         logger.Choice
 }
 
 func newConfig(opts []Option) config {
@@ -68,35 +65,12 @@ func WithStream(cfg jetstream.StreamConfig) Option {
 	return optionFunc(func(c *config) { c.streams = append(c.streams, cfg) })
 }
 
-// WithJetStreamClient makes the transport use js for every JetStream
-// operation, for example one created with jetstream.NewWithDomain. js must
-// use the same connection as the transport. By default the transport
-// creates its own with jetstream.New.
-func WithJetStreamClient(js jetstream.JetStream) Option {
-	return optionFunc(func(c *config) { c.js = js })
-}
-
 // WithConnectOptions passes options to natsgo.Connect. It only applies to
-// Connect; New uses the connection it is given.
+// Connect: New, which uses the connection it is given, fails with
+// broker.ErrInvalidOption when given it.
 func WithConnectOptions(opts ...natsgo.Option) Option {
-	return optionFunc(func(c *config) { c.connectOpts = append(c.connectOpts, opts...) })
-}
-
-// WithCloseConn sets whether Transport.Close closes the NATS connection. A
-// transport made by Connect closes it by default; one made by New leaves it
-// to the caller by default.
-func WithCloseConn(close bool) Option {
 	return optionFunc(func(c *config) {
-		c.closeConn = close
-		c.closeConnSet = true
+		c.connectOpts = append(c.connectOpts, opts...)
+		c.connectOptsSet = true
 	})
-}
-
-// WithLogger sets the logger for events the transport handles on its own:
-// headers it could not send, consumers it re-established, core NATS
-// messages lost because Close gave up waiting. Without it the transport
-// logs to the logger of the broker it is given to (broker.WithLogger), or
-// to slog.Default(). A nil l is ignored.
-func WithLogger(l *slog.Logger) Option {
-	return optionFunc(func(c *config) { c.logger.Own(l) })
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
@@ -79,7 +80,7 @@ func TestCoreSlowConsumerReported(t *testing.T) {
 		{"ordered", []broker.SubscribeOption{natsbroker.OrderedRetries()}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
-			srv := natstest.Start(t)
+			srv := natstest.New(t)
 			tr := connect(t, srv)
 			b, rec, logs := observed(t, tr)
 			const published = 20_000
@@ -120,7 +121,7 @@ func TestCoreSlowConsumerReported(t *testing.T) {
 			must(t, pub.Flush())
 
 			dropped := func() int64 {
-				return counter(t, rec, middleware.DroppedMessagesMetric)
+				return counter(t, rec, "tracebus.consumer.dropped.messages")
 			}
 			deadline := time.Now().Add(2 * time.Minute)
 			for received.Load()+dropped() != published {
@@ -159,8 +160,8 @@ func waitTick() { <-time.After(20 * time.Millisecond) }
 
 // InProgress on core NATS says it is not supported.
 func TestCoreInProgressUnsupported(t *testing.T) {
-	srv := natstest.Start(t)
-	errs := testutil.NewInbox[error](wait)
+	srv := natstest.New(t)
+	errs := testkit.NewInbox[error](wait)
 	b := started(t, connect(t, srv), func(b *broker.Broker) {
 		must(t, b.Subscribe("progress", func(ctx context.Context, _ *broker.Message) error {
 			errs.Put(broker.SettlerFromContext(ctx).InProgress(ctx))
@@ -176,12 +177,12 @@ func TestCoreInProgressUnsupported(t *testing.T) {
 // A handler longer than AckWait and than the maximum handling time keeps
 // its message by calling InProgress: not redelivered, not given up.
 func TestInProgressExtendsDeadline(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "WPI", "wpi")
 	const ackWait = 300 * time.Millisecond
 	var calls atomic.Int32
-	in := testutil.NewInbox[string](wait)
-	progressErrs := testutil.NewInbox[error](wait)
+	in := testkit.NewInbox[string](wait)
+	progressErrs := testkit.NewInbox[error](wait)
 	b, rec, _ := observed(t, connect(t, srv, natsbroker.WithJetStream()))
 	must(t, b.Subscribe("wpi", func(ctx context.Context, m *broker.Message) error {
 		if string(m.Body) == "long" {
@@ -224,7 +225,7 @@ func TestInProgressExtendsDeadline(t *testing.T) {
 	if progressErrs.Len() != 0 {
 		t.Errorf("InProgress failed: %v", progressErrs.Next(t))
 	}
-	if n := counter(t, rec, middleware.HungMessagesMetric); n != 0 {
+	if n := counter(t, rec, "tracebus.consumer.hung.messages"); n != 0 {
 		t.Errorf("hung = %d", n)
 	}
 }
@@ -233,14 +234,14 @@ func TestInProgressExtendsDeadline(t *testing.T) {
 // back to the server and reaches the other worker, the hang is counted and
 // logged, the hung handler's ctx is cancelled and its late ack ignored.
 func TestHungHandlerGivenBack(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "HUNG", "hung")
 	release := make(chan struct{})
 	type got struct {
 		count int
 		id    string
 	}
-	in := testutil.NewInbox[got](wait)
+	in := testkit.NewInbox[got](wait)
 	lateErr := make(chan error, 1)
 	cancelled := make(chan bool, 1)
 	b, rec, logs := observed(t, connect(t, srv, natsbroker.WithJetStream()))
@@ -261,7 +262,7 @@ func TestHungHandlerGivenBack(t *testing.T) {
 	if first.count != 1 || second.count != 2 || second.id != "order-1" {
 		t.Fatalf("deliveries %+v, %+v; want order-1 twice, counts 1 and 2", first, second)
 	}
-	if n := counter(t, rec, middleware.HungMessagesMetric); n != 1 {
+	if n := counter(t, rec, "tracebus.consumer.hung.messages"); n != 1 {
 		t.Errorf("hung = %d, want 1", n)
 	}
 	var warned bool
@@ -286,7 +287,7 @@ func TestHungHandlerGivenBack(t *testing.T) {
 	if v := in.Next(t); v.count != 1 || v.id == "order-1" {
 		t.Errorf("got %+v, want the marker", v)
 	}
-	if n := counter(t, rec, middleware.HungMessagesMetric); n != 1 {
+	if n := counter(t, rec, "tracebus.consumer.hung.messages"); n != 1 {
 		t.Errorf("hung = %d after the release, want 1", n)
 	}
 }
@@ -295,7 +296,7 @@ func TestHungHandlerGivenBack(t *testing.T) {
 // MaxDeliver follows MaxAttempts plus a margin, unless the user configured
 // it.
 func TestMaxDeliverFollowsMaxAttempts(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	createStream(t, srv, js, "MD", "md.>")
 	b := started(t, connect(t, srv, natsbroker.WithJetStream()), func(b *broker.Broker) {

@@ -11,25 +11,26 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
-	"github.com/tracebus/tracebus/testutil"
+	"github.com/tracebus/tracebus/internal/testkit"
+	"github.com/tracebus/tracebus/testutil/conformance"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
 
 func TestRequestReplyCore(t *testing.T) {
 	s := suite(t, false)
 	s.Features.NoResponders = true
-	testutil.TestRequestReply(t, s)
+	conformance.TestRequestReply(t, s)
 }
 
 // On JetStream subjects requests are stored and consumed like any message;
 // the replies come back over core NATS. The server cannot say that nobody
 // consumes a stream, so there is no no-responders error.
 func TestRequestReplyJetStream(t *testing.T) {
-	testutil.TestRequestReply(t, suite(t, true))
+	conformance.TestRequestReply(t, suite(t, true))
 }
 
 func TestRequestNoRespondersWrapsNATSError(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	b := broker.New(connect(t, srv))
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -44,7 +45,7 @@ func TestRequestNoRespondersWrapsNATSError(t *testing.T) {
 // responder (msg.Respond, no tracebus headers) answers them: the reply is
 // matched by its subject.
 func TestRequestOneInboxNativeResponder(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	responder := srv.Connect(t)
 	if _, err := responder.Subscribe("native.echo", func(m *natsgo.Msg) { _ = m.Respond(append([]byte("re: "), m.Data...)) }); err != nil {
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func TestRequestOneInboxNativeResponder(t *testing.T) {
 // nats.go's own Request, against the same nats.go responder on another
 // connection of the same embedded server.
 func BenchmarkRequest(b *testing.B) {
-	srv := natstest.Start(b)
+	srv := natstest.New(b)
 	responder := srv.Connect(b)
 	if _, err := responder.Subscribe("bench.request", func(m *natsgo.Msg) { _ = m.Respond(m.Data) }); err != nil {
 		b.Fatal(err)
@@ -110,12 +111,12 @@ func BenchmarkRequest(b *testing.B) {
 	b.Run("typed", func(b *testing.B) {
 		br := broker.New(transport(b, srv))
 		b.Cleanup(func() { _ = br.Close(context.Background()) })
-		r := broker.NewRequester[testutil.Order, testutil.Order](br, "bench.request")
+		r := broker.NewRequester[testkit.Order, testkit.Order](br, "bench.request")
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := r.Request(ctx, testutil.Order{ID: "o-1", Quantity: 3}); err != nil {
+			if _, err := r.Request(ctx, testkit.Order{ID: "o-1", Quantity: 3}); err != nil {
 				b.Fatal(err)
 			}
 		}

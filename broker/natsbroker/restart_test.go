@@ -54,7 +54,7 @@ func (s *seen) missing(want []string) []string {
 // around and after the restart must be handled; core subscriptions must
 // carry on. No user code deals with the restart.
 func TestRestart(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	if !srv.Embedded() {
 		t.Skip("restart needs the embedded server")
 	}
@@ -167,7 +167,7 @@ func TestRestart(t *testing.T) {
 func TestConsumerRecreated(t *testing.T) {
 	for _, batch := range []bool{false, true} {
 		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
-			srv := natstest.Start(t)
+			srv := natstest.New(t)
 			js := jetStreamClient(t, srv)
 			createStream(t, srv, js, "GONE", "gone")
 			b := broker.New(connect(t, srv, natsbroker.WithJetStream()))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
@@ -25,9 +26,9 @@ import (
 // second broker, so nothing is lost, and no goroutine of the first broker
 // is left.
 func TestShutdownUnderLoad(t *testing.T) {
-	n := testutil.Scale(2_000, 20_000)
+	n := testkit.Scale(2_000, 20_000)
 	const workers = 8
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	createStream(t, srv, js, "SHUTDOWN", "shutdown.>")
 	for i := range n {
@@ -74,7 +75,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	}
 	testutil.Eventually(t, time.Minute, func() bool { return blocked.Load() == workers }, "every handler in flight")
 
-	testutil.CloseWhileBlocked(t, first, func() { close(release) }, 30*time.Second)
+	testkit.CloseWhileBlocked(t, first, func() { close(release) }, 30*time.Second)
 	if s, f := started.Load(), finished.Load(); s != f {
 		t.Fatalf("Close returned with %d handlers started and %d finished", s, f)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
 	"github.com/tracebus/tracebus/broker"
@@ -21,7 +22,7 @@ import (
 // connection, no panic), and a Subscribe that loses fails with
 // broker.ErrClosed, as does every Subscribe after Close.
 func TestSubscribeRacesClose(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "RACE", "race.js.>")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
@@ -36,7 +37,11 @@ func TestSubscribeRacesClose(t *testing.T) {
 		}
 		// nats.go keeps one subscription per connection for the replies
 		// of requests (JetStream API calls): make it before counting.
-		if _, err := tr.JetStream().AccountInfo(ctx); err != nil {
+		js, jsErr := jetstream.New(nc)
+		if jsErr != nil {
+			t.Fatal(jsErr)
+		}
+		if _, err := js.AccountInfo(ctx); err != nil {
 			t.Fatal(err)
 		}
 		before := nc.NumSubscriptions()

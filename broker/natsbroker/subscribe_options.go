@@ -72,10 +72,10 @@ func ConsumeOptions(opts ...jetstream.PullConsumeOpt) broker.SubscribeOption {
 	return newSubOption("ConsumeOptions(...)", func(c *subConfig) { c.consumeOpts = append(c.consumeOpts, opts...) })
 }
 
-// DefaultMaxHandlingTime is how long a JetStream handler may hold its
+// defaultMaxHandlingTime is how long a JetStream handler may hold its
 // messages without reporting progress, unless MaxHandlingTime says
 // otherwise.
-const DefaultMaxHandlingTime = 10 * time.Minute
+const defaultMaxHandlingTime = 10 * time.Minute
 
 // MaxHandlingTime bounds how long the handler of a JetStream subscription
 // may hold a delivery: the transport keeps the messages' AckWait from
@@ -87,7 +87,7 @@ const DefaultMaxHandlingTime = 10 * time.Minute
 // stopped: its context is cancelled, and what it settles afterwards is
 // ignored (Settler methods return ErrMaxHandlingTime).
 //
-// The default is DefaultMaxHandlingTime. d must be positive. Core NATS
+// The default is 10 minutes. d must be positive. Core NATS
 // subscriptions have no acknowledgement deadline to extend, so the option
 // is an error there.
 func MaxHandlingTime(d time.Duration) broker.SubscribeOption {
@@ -146,7 +146,7 @@ func newSubOption(name string, f func(*subConfig)) broker.SubscribeOption {
 // together and fit the destination.
 func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, error) {
 	var c subConfig
-	c.maxHandling = DefaultMaxHandlingTime
+	c.maxHandling = defaultMaxHandlingTime
 	if err := subopt.Apply("natsbroker", System, spec, &c); err != nil {
 		return c, err
 	}

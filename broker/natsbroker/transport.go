@@ -34,7 +34,6 @@ var ErrNoStream = errors.New("natsbroker: no stream stores the subject")
 type Transport struct {
 	nc        *natsgo.Conn
 	js        jetstream.JetStream
-	ownJS     bool
 	cfg       config
 	closeConn bool
 	inbox     string // prefix of temporary reply subjects
@@ -63,10 +62,11 @@ var (
 )
 
 // New returns a transport over nc. The caller keeps every connection
-// option (TLS, credentials, cluster URLs, reconnect handlers) and, unless
-// WithCloseConn(true) is given, ownership of nc: Close leaves it open. Like
+// option (TLS, credentials, cluster URLs, reconnect handlers) and ownership
+// of nc: Close leaves it open. Like
 // every transport constructor it fails only on invalid arguments, with an
-// error wrapping broker.ErrInvalidOption: a nil nc is one.
+// error wrapping broker.ErrInvalidOption: a nil nc is one, and so is
+// WithConnectOptions, which only Connect can apply.
 //
 // The transport creates nothing on the server until it is used; streams
 // declared with WithStream are created before the first JetStream
@@ -75,27 +75,32 @@ func New(nc *natsgo.Conn, opts ...Option) (*Transport, error) {
 	if nc == nil {
 		return nil, fmt.Errorf("natsbroker: nil connection: %w", broker.ErrInvalidOption)
 	}
+	cfg := newConfig(opts)
+	if cfg.connectOptsSet {
+		return nil, fmt.Errorf("natsbroker: WithConnectOptions applies to Connect, not to New, whose connection is made already: %w", broker.ErrInvalidOption)
+	}
+	return newTransport(nc, cfg), nil
+}
+
+// newTransport returns a transport over nc configured by cfg.
+func newTransport(nc *natsgo.Conn, cfg config) *Transport {
 	t := &Transport{
 		nc:    nc,
-		cfg:   newConfig(opts),
+		cfg:   cfg,
 		inbox: natsgo.InboxPrefix,
 		subs:  make(map[broker.Subscription]struct{}),
 
 		coreSubs: make(map[*natsgo.Subscription]*coreSub),
 	}
-	t.closeConn = t.cfg.closeConnSet && t.cfg.closeConn
 	t.streamsDone = make([]bool, len(t.cfg.streams))
 	if p := nc.Opts.InboxPrefix; p != "" {
 		t.inbox = p + "."
 	}
-	t.js = t.cfg.js
-	if t.js == nil {
-		js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(defaultTimeout))
-		if err != nil {
-			js, _ = jetstream.New(nc)
-		}
-		t.js, t.ownJS = js, true
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(defaultTimeout))
+	if err != nil {
+		js, _ = jetstream.New(nc)
 	}
+	t.js = js
 	t.refreshInfo()
 	// Info must be cheap, so the server address is cached and refreshed
 	// when the connection (re)connects, possibly to another server of the
@@ -109,7 +114,7 @@ func New(nc *natsgo.Conn, opts ...Option) (*Transport, error) {
 			t.refreshInfo()
 		}
 	}(t.statusCh)
-	return t, nil
+	return t
 }
 
 // Connect connects to the NATS server at url (a comma-separated list for a
@@ -130,25 +135,20 @@ func Connect(url string, opts ...Option) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: connect to %s: %w", redactURLs(url), err)
 	}
-	t, err := New(nc, append([]Option{WithCloseConn(true)}, opts...)...)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
+	t := newTransport(nc, cfg)
+	t.closeConn = true
 	return t, nil
 }
 
 // SetLogger implements broker.LoggerSetter: broker.New gives the transport
-// its logger, which the transport uses unless WithLogger gave it one. It
-// must be called before the transport is used.
+// its logger, for events the transport handles on its own (headers it could
+// not send, consumers it re-established, core NATS messages lost because
+// Close gave up waiting). Without it the transport logs to slog.Default().
+// It must be called before the transport is used.
 func (t *Transport) SetLogger(l *slog.Logger) { t.cfg.logger.Offer(l) }
 
 // Conn returns the NATS connection of the transport.
 func (t *Transport) Conn() *natsgo.Conn { return t.nc }
-
-// JetStream returns the JetStream client the transport uses, for managing
-// streams and consumers directly.
-func (t *Transport) JetStream() jetstream.JetStream { return t.js }
 
 // Info describes the transport: system "nats", the server the connection
 // is connected to (as named in its URL, without DNS lookups), the
@@ -228,7 +228,7 @@ func (t *Transport) ensureStreams(ctx context.Context) error {
 
 // Close closes the subscriptions still open (a Broker has closed them all
 // already), flushes what was published, and closes the connection if the
-// transport owns it (Connect, or WithCloseConn(true)). Calling it again
+// transport owns it (made by Connect). Calling it again
 // returns nil.
 func (t *Transport) Close(ctx context.Context) error {
 	// Closed is set under mu, so that a Subscribe finishing now either
@@ -249,9 +249,7 @@ func (t *Transport) Close(ctx context.Context) error {
 		errs = append(errs, s.Close(ctx))
 	}
 	t.nc.RemoveStatusListener(t.statusCh)
-	if t.ownJS {
-		t.js.CleanupPublisher()
-	}
+	t.js.CleanupPublisher()
 	if !t.nc.IsClosed() {
 		if err := flush(ctx, t.nc); err != nil {
 			errs = append(errs, fmt.Errorf("natsbroker: flush on close: %w", err))

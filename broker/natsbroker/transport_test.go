@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
@@ -41,7 +42,7 @@ func started(t *testing.T, tr broker.Transport, subscribe func(b *broker.Broker)
 	return b
 }
 
-func collect(in *testutil.Inbox[*broker.Message]) broker.Handler {
+func collect(in *testkit.Inbox[*broker.Message]) broker.Handler {
 	return func(_ context.Context, m *broker.Message) error {
 		in.Put(m.Clone())
 		return nil
@@ -56,7 +57,7 @@ func must(t *testing.T, err error) {
 }
 
 func TestInfo(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	tr := connect(t, srv)
 	defer tr.Close(context.Background())
 	info := tr.Info()
@@ -74,7 +75,7 @@ func TestInfo(t *testing.T) {
 // TestInfoFollowsFailover connects to two servers; when the first goes
 // away and the connection moves to the second, Info names the second.
 func TestInfoFollowsFailover(t *testing.T) {
-	first, second := natstest.Start(t), natstest.Start(t)
+	first, second := natstest.New(t), natstest.New(t)
 	if !first.Embedded() {
 		t.Skip("failover needs embedded servers")
 	}
@@ -103,16 +104,12 @@ func TestInfoFollowsFailover(t *testing.T) {
 // TestConnOwnership: a transport made by New leaves the caller's
 // connection open, one made by Connect closes its own.
 func TestConnOwnership(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	ctx := context.Background()
 	nc := srv.Connect(t)
 	must(t, newTransport(t, nc).Close(ctx))
 	if !nc.IsConnected() {
 		t.Error("Close closed the caller's connection")
-	}
-	must(t, newTransport(t, nc, natsbroker.WithCloseConn(true)).Close(ctx))
-	if !nc.IsClosed() {
-		t.Error("WithCloseConn(true) left the connection open")
 	}
 	tr := connect(t, srv)
 	must(t, tr.Close(ctx))
@@ -121,8 +118,18 @@ func TestConnOwnership(t *testing.T) {
 	}
 }
 
+// WithConnectOptions cannot apply to a connection made already: New
+// refuses it rather than ignoring it.
+func TestNewRefusesConnectOptions(t *testing.T) {
+	nc := natstest.New(t).Connect(t)
+	_, err := natsbroker.New(nc, natsbroker.WithConnectOptions(natsgo.Name("ignored")))
+	if !errors.Is(err, broker.ErrInvalidOption) || !strings.Contains(err.Error(), "WithConnectOptions") {
+		t.Fatalf("New with WithConnectOptions: %v, want ErrInvalidOption naming the option", err)
+	}
+}
+
 func TestIsTemporary(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	tr := newTransport(t, srv.Connect(t))
 	if !tr.IsTemporary(tr.Conn().NewInbox()) || !tr.IsTemporary("_INBOX.abc") {
 		t.Error("an _INBOX. subject is not temporary")
@@ -143,13 +150,13 @@ func TestIsTemporary(t *testing.T) {
 func TestHeaderCase(t *testing.T) {
 	for _, js := range []bool{false, true} {
 		t.Run("jetstream="+strconv.FormatBool(js), func(t *testing.T) {
-			srv := natstest.Start(t)
+			srv := natstest.New(t)
 			var opts []natsbroker.Option
 			if js {
 				createStream(t, srv, jetStreamClient(t, srv), "CASE", "case.>")
 				opts = append(opts, natsbroker.WithJetStream())
 			}
-			in := testutil.NewInbox[*broker.Message](wait)
+			in := testkit.NewInbox[*broker.Message](wait)
 			b := started(t, connect(t, srv, opts...), func(b *broker.Broker) {
 				must(t, b.Subscribe("case.>", collect(in)))
 			})
@@ -208,8 +215,8 @@ func TestHeaderCase(t *testing.T) {
 // TestHostileHeaders sends headers that NATS cannot carry, odd values, and
 // a header block that does not parse: every message is delivered.
 func TestHostileHeaders(t *testing.T) {
-	srv := natstest.Start(t)
-	in := testutil.NewInbox[*broker.Message](wait)
+	srv := natstest.New(t)
+	in := testkit.NewInbox[*broker.Message](wait)
 	b := started(t, connect(t, srv), func(b *broker.Broker) {
 		must(t, b.Subscribe("hostile", collect(in)))
 	})
@@ -274,7 +281,7 @@ func TestHostileHeaders(t *testing.T) {
 }
 
 func TestJetStreamPublish(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	js := jetStreamClient(t, srv)
 	createStream(t, srv, js, "PUB", "pub.>")
 	tr := connect(t, srv, natsbroker.WithJetStream("pub.>", "nostream.>"))
@@ -356,10 +363,10 @@ func TestJetStreamPublish(t *testing.T) {
 // TestDeliveryFacts checks what a consumed message says about its
 // delivery, on JetStream and on core NATS.
 func TestDeliveryFacts(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "FACTS", "facts.>")
-	in := testutil.NewInbox[*broker.Message](wait)
-	core := testutil.NewInbox[*broker.Message](wait)
+	in := testkit.NewInbox[*broker.Message](wait)
+	core := testkit.NewInbox[*broker.Message](wait)
 	before := time.Now()
 	b := started(t, connect(t, srv, natsbroker.WithJetStream("facts.>")), func(b *broker.Broker) {
 		must(t, b.Subscribe("facts.*", collect(in), broker.Group("billing")))
@@ -415,7 +422,7 @@ func TestDeliveryFacts(t *testing.T) {
 // telemetry: only JetStream subscriptions with a durable or bound consumer
 // have one.
 func TestSubscriptionName(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
 	t.Cleanup(func() { _ = tr.Close(context.Background()) })
 	spec := func(dest, name, group string, opts ...broker.SubscribeOption) broker.SubscriptionSpec {
@@ -443,30 +450,19 @@ func TestSubscriptionName(t *testing.T) {
 	}
 }
 
-// The broker's logger reaches the transport (broker.LoggerSetter) unless
-// the transport was given one of its own, which it keeps.
+// The broker's logger reaches the transport (broker.LoggerSetter).
 func TestBrokerLoggerReachesTransport(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	ctx := context.Background()
-	for _, own := range []bool{false, true} {
-		var brokerLog, transportLog strings.Builder
-		var opts []natsbroker.Option
-		if own {
-			opts = append(opts, natsbroker.WithLogger(slog.New(slog.NewTextHandler(&transportLog, nil))))
-		}
-		b := broker.New(newTransport(t, srv.Connect(t), opts...),
-			broker.WithLogger(slog.New(slog.NewTextHandler(&brokerLog, nil))))
-		msg := &broker.Message{Destination: "log.test"}
-		msg.Headers.Set("bad key", "dropped")
-		must(t, b.Publish(ctx, msg)) // logged synchronously, before Publish returns
-		must(t, b.Close(ctx))
-		want, other := &brokerLog, &transportLog
-		if own {
-			want, other = other, want
-		}
-		const line = "natsbroker: dropped a header"
-		if !strings.Contains(want.String(), line) || strings.Contains(other.String(), line) {
-			t.Errorf("own logger %v: broker log %q, transport log %q", own, brokerLog.String(), transportLog.String())
-		}
+	var brokerLog strings.Builder
+	b := broker.New(newTransport(t, srv.Connect(t)),
+		broker.WithLogger(slog.New(slog.NewTextHandler(&brokerLog, nil))))
+	msg := &broker.Message{Destination: "log.test"}
+	msg.Headers.Set("bad key", "dropped")
+	must(t, b.Publish(ctx, msg)) // logged synchronously, before Publish returns
+	must(t, b.Close(ctx))
+	const line = "natsbroker: dropped a header"
+	if !strings.Contains(brokerLog.String(), line) {
+		t.Errorf("broker log %q, want %q", brokerLog.String(), line)
 	}
 }

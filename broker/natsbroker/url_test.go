@@ -50,7 +50,7 @@ func TestConnectHostileURLs(t *testing.T) {
 		}
 	}
 
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	u, err := url.Parse(srv.URL())
 	if err != nil {
 		t.Fatal(err)

@@ -25,10 +25,10 @@ func registeredSeriesNames(t *testing.T) map[string]bool {
 	t.Helper()
 	ctx := context.Background()
 	p, err := exporters.Setup(ctx,
-		exporters.WithServiceName("monitoring-test"),
+		exporters.WithService("monitoring-test", ""),
 		exporters.WithoutGlobal(),
 		exporters.WithSpanExporter(tracetest.NewInMemoryExporter()),
-		exporters.WithPrometheus())
+		exporters.WithPrometheus(""))
 	if err != nil {
 		t.Fatal(err)
 	}

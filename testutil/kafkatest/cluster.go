@@ -38,10 +38,10 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// WithBrokers sets how many brokers the in-process cluster runs: 1 (the
+// WithNumBrokers sets how many brokers the in-process cluster runs: 1 (the
 // default) or more, to exercise partition leaders spread over brokers and a
 // group coordinator that is not the seed broker.
-func WithBrokers(n int) Option {
+func WithNumBrokers(n int) Option {
 	return optionFunc(func(c *config) { c.brokers = n })
 }
 
@@ -181,15 +181,17 @@ func (c *Cluster) createTopic(ctx context.Context, topic string, partitions, rep
 // milliseconds.
 func (c *Cluster) TransportOptions() []kafkabroker.Option {
 	return []kafkabroker.Option{
-		kafkabroker.WithBrokers(c.addrs...),
+		kafkabroker.WithSeedBrokers(c.addrs...),
 		kafkabroker.WithClientID("kafkatest"),
-		kafkabroker.WithHeartbeatInterval(100 * time.Millisecond),
-		kafkabroker.WithSessionTimeout(6 * time.Second),
-		kafkabroker.WithRebalanceTimeout(5 * time.Second),
-		kafkabroker.WithJoinGroupBackoff(100 * time.Millisecond),
-		kafkabroker.WithPartitionWatchInterval(500 * time.Millisecond),
-		kafkabroker.WithMaxWait(100 * time.Millisecond),
+		kafkabroker.WithConsumerGroupConfig(func(gc *kafka.ConsumerGroupConfig) {
+			gc.HeartbeatInterval = 100 * time.Millisecond
+			gc.SessionTimeout = 6 * time.Second
+			gc.RebalanceTimeout = 5 * time.Second
+			gc.JoinGroupBackoff = 100 * time.Millisecond
+			gc.PartitionWatchInterval = 500 * time.Millisecond
+		}),
 		kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) {
+			rc.MaxWait = 100 * time.Millisecond
 			rc.ReadBackoffMin = 10 * time.Millisecond
 			rc.ReadBackoffMax = 200 * time.Millisecond
 		}),

@@ -17,7 +17,7 @@ func TestClusterRoundTrip(t *testing.T) {
 	for _, n := range []int{1, 3} {
 		t.Run(fmt.Sprintf("brokers-%d", n), func(t *testing.T) {
 			t.Setenv(kafkatest.EnvBrokers, "")
-			c := kafkatest.New(t, kafkatest.WithBrokers(n))
+			c := kafkatest.New(t, kafkatest.WithNumBrokers(n))
 			if c.External() || c.Fake() == nil {
 				t.Fatal("want an in-process cluster")
 			}
@@ -49,7 +49,7 @@ func TestExternalCluster(t *testing.T) {
 	t.Setenv(kafkatest.EnvBrokers, "")
 	inner := kafkatest.New(t)
 	t.Setenv(kafkatest.EnvBrokers, " "+strings.Join(inner.Addrs(), " , ")+" ,")
-	c := kafkatest.New(t, kafkatest.WithBrokers(3)) // ignored for an external cluster
+	c := kafkatest.New(t, kafkatest.WithNumBrokers(3)) // ignored for an external cluster
 	if !c.External() || c.Fake() != nil {
 		t.Fatal("want the external cluster")
 	}

@@ -30,14 +30,14 @@ type Cluster struct {
 	opts    []*natsserver.Options // each node's options, ports pinned, for RestartNode
 }
 
-// StartCluster starts n embedded nats-servers (n >= 3) with JetStream
+// NewCluster starts n embedded nats-servers (n >= 3) with JetStream
 // forming one cluster, each listening for clients and routes on random
 // 127.0.0.1 ports and storing into its own directory under tb.TempDir().
 // It returns once every route is up and JetStream has a meta leader, and
 // shuts the nodes down when the test ends. It skips the test when
 // TRACEBUS_NATS_URL names an external server, since the test could not
 // stop nodes of a cluster it did not start.
-func StartCluster(tb testing.TB, n int) *Cluster {
+func NewCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
 	if os.Getenv(EnvURL) != "" {
 		tb.Skip("natstest: a cluster test needs embedded servers; unset " + EnvURL)

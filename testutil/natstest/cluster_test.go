@@ -16,7 +16,7 @@ import (
 // in a replicated stream, shuts down the node the client is connected to,
 // and reads the message back through the remaining two.
 func TestClusterKeepsR3StreamWithoutANode(t *testing.T) {
-	c := natstest.StartCluster(t, 3)
+	c := natstest.NewCluster(t, 3)
 	if got := strings.Count(c.URLs(), ","); got != 2 {
 		t.Fatalf("URLs() = %q, want three URLs", c.URLs())
 	}

@@ -41,11 +41,11 @@ type Server struct {
 	srv  *natsserver.Server
 }
 
-// Start returns a server for tb. Without EnvURL it starts an embedded
+// New returns a server for tb. Without EnvURL it starts an embedded
 // nats-server with JetStream on 127.0.0.1 and a random port, storing into
 // tb.TempDir(), and shuts it down when the test ends. With EnvURL it returns
 // the external server, which it leaves running.
-func Start(tb testing.TB) *Server {
+func New(tb testing.TB) *Server {
 	tb.Helper()
 	if url := os.Getenv(EnvURL); url != "" {
 		return &Server{url: url}
@@ -58,11 +58,11 @@ func Start(tb testing.TB) *Server {
 	return s
 }
 
-// Run starts an embedded nats-server with JetStream on 127.0.0.1 and a
+// Start starts an embedded nats-server with JetStream on 127.0.0.1 and a
 // random port, storing into a new temporary directory, for use outside of
 // tests (examples, demos). EnvURL is ignored. Shutdown stops the server and
 // removes the directory.
-func Run() (*Server, error) {
+func Start() (*Server, error) {
 	dir, err := os.MkdirTemp("", "natstest-")
 	if err != nil {
 		return nil, fmt.Errorf("natstest: store directory: %w", err)
@@ -222,7 +222,7 @@ func (s *Server) StartAgain() error {
 	return nil
 }
 
-// Shutdown stops an embedded server and removes a store created by Run. It
+// Shutdown stops an embedded server and removes a store created by Start. It
 // does nothing for an external server. Calling it again is safe.
 func (s *Server) Shutdown() {
 	if s.opts == nil {

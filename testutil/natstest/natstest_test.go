@@ -13,7 +13,7 @@ import (
 // reconnects on its own to the same URL, and a stream with its message is
 // still there.
 func TestRestartKeepsPortAndStore(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.New(t)
 	if !srv.Embedded() {
 		t.Skip("restart needs the embedded server")
 	}
@@ -57,7 +57,7 @@ func TestRestartKeepsPortAndStore(t *testing.T) {
 }
 
 func TestRun(t *testing.T) {
-	srv, err := natstest.Run()
+	srv, err := natstest.Start()
 	if err != nil {
 		t.Fatal(err)
 	}

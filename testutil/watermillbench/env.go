@@ -22,7 +22,7 @@ type env struct {
 }
 
 func startEnv() (*env, error) {
-	ns, err := natstest.Run()
+	ns, err := natstest.Start()
 	if err != nil {
 		return nil, err
 	}

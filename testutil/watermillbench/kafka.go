@@ -78,12 +78,12 @@ func rawKafka(commit time.Duration) wiring {
 // kafkatest's group timings, with the telemetry middleware when traced.
 func tracebusKafka(commit time.Duration, traced bool) wiring {
 	return func(ctx context.Context, e *env, topic string, handle func([]byte) error) (func(context.Context) error, func(), error) {
-		opts := append(e.kafka.TransportOptions(), kafkabroker.WithStartOffset(kafka.FirstOffset), kafkabroker.WithCommitInterval(commit))
+		opts := append(e.kafka.TransportOptions(), kafkabroker.WithCommitInterval(commit))
 		tr, err := kafkabroker.New(opts...)
 		if err != nil {
 			return nil, nil, err
 		}
-		return tracebusWiring(ctx, tr, traced, topic, handle, broker.Group("g-"+topic))
+		return tracebusWiring(ctx, tr, traced, topic, handle, broker.Group("g-"+topic), kafkabroker.StartOffset(kafka.FirstOffset))
 	}
 }
 

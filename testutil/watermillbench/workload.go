@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tracebus/tracebus/testutil/e2ebench"
+	"github.com/tracebus/tracebus/internal/e2ebench"
 )
 
 // event is what every handler decodes a message into.

@@ -88,7 +88,7 @@ var wrappers = map[string]wrapper{
 	"func TestBilling(t *testing.T) {": {pkg: "main", test: true, imports: []string{
 		"testing", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/testutil",
 	}},
-	"tr, err := memory.New() // or natsbroker.New(nc), natsbroker.Connect(url), kafkabroker.New(kafkabroker.WithBrokers(addr))": {
+	"tr, err := memory.New() // or natsbroker.New(nc), natsbroker.Connect(url), kafkabroker.New(kafkabroker.WithSeedBrokers(addr))": {
 		pkg: "bytelevel", imports: []string{"context", "log", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/broker/memory"},
 		params: "ctx context.Context",
 	},
@@ -108,7 +108,7 @@ func Quote(context.Context, Order) (Invoice, error) { return Invoice{}, nil }`,
 		pkg: "telemetry", imports: []string{"github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/middleware"},
 		params: "transport broker.Transport", after: "_ = b",
 	},
-	`p, err := exporters.Setup(ctx, exporters.WithServiceName("billing"), exporters.WithServiceVersion("1.4.0"))`: {
+	`p, err := exporters.Setup(ctx, exporters.WithService("billing", "1.4.0"))`: {
 		pkg: "exporting", imports: []string{"context", "log/slog", "time", "github.com/tracebus/tracebus/exporters"},
 		params: "ctx context.Context", results: "error", after: "return nil",
 	},
@@ -116,7 +116,7 @@ func Quote(context.Context, Order) (Invoice, error) { return Invoice{}, nil }`,
 		pkg: "logs", imports: []string{"context", "log/slog", "os", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/exporters", "github.com/tracebus/tracebus/middleware"},
 		params: "p *exporters.Providers, transport broker.Transport",
 	},
-	`docs := asyncapi.New(asyncapi.WithTitle("billing"), asyncapi.WithVersion("1.4.0"))`: {
+	`docs := asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "billing", Version: "1.4.0"}))`: {
 		pkg: "asyncapidoc", imports: []string{"net/http", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/broker/asyncapi"},
 		params: "natsBroker, kafkaBroker *broker.Broker",
 	},

@@ -45,14 +45,14 @@ func Wire(orders, invoicing broker.Registrar) error { // a *Broker or a *Router
 }
 
 func TestBilling(t *testing.T) {
-	h := testutil.NewHarness(t, testutil.Synchronous())
+	h := testutil.NewHarness(t, testutil.WithSyncDelivery())
 	nats, kafka := h.Broker(), h.Broker()
 	if err := Wire(nats, kafka); err != nil {
 		t.Fatal(err)
 	}
 	broker.NewPublisher[Order](nats, "orders.eu").Publish(t.Context(), Order{ID: "42", Total: 10})
 
-	testutil.AssertPublishedOne(t, h, "invoices", Invoice{OrderID: "42", Amount: 12}, testutil.Key("42"))
+	testutil.AssertPublishedOnce(t, h, "invoices", Invoice{OrderID: "42", Amount: 12}, testutil.Key("42"))
 	h.AssertNoDeadLetters(t)
 	h.AssertSpanTree(t, `
 		send orders.eu (producer)

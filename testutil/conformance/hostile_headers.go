@@ -1,4 +1,4 @@
-package testutil
+package conformance
 
 import (
 	"context"
@@ -11,7 +11,9 @@ import (
 
 	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // hostileHeader is a set of headers from the network and the trace a
@@ -51,9 +53,9 @@ func hostileHeaderCases() []hostileHeader {
 // the Telemetry middleware. Every message is handled exactly once, nothing
 // panics, and each is processed in the trace the rules of the middleware
 // and broker.Headers say, the same for both copies sent.
-func TestHostileHeaders(t *testing.T, s TransportSuite) {
+func TestHostileHeaders(t *testing.T, s Suite) {
 	dest := s.Destination(t)
-	rec := NewRecorder(t)
+	rec := testutil.NewRecorder(t)
 	b := s.Broker(t, broker.WithMiddleware(middleware.NewTelemetry(
 		middleware.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, baggage.Propagator{})),
 		middleware.WithTracerProvider(rec.TracerProvider),
@@ -63,7 +65,7 @@ func TestHostileHeaders(t *testing.T, s TransportSuite) {
 		body string
 		span trace.SpanContext
 	}
-	in := NewInbox[seen](s.Wait())
+	in := testkit.NewInbox[seen](s.Wait())
 	if err := b.Subscribe(dest, func(ctx context.Context, m *broker.Message) error {
 		in.Put(seen{string(m.Body), trace.SpanContextFromContext(ctx)})
 		return nil
@@ -94,7 +96,7 @@ func TestHostileHeaders(t *testing.T, s TransportSuite) {
 	// The process span ends just after the handler returns: wait for it.
 	parentOf := func(t *testing.T, sc trace.SpanContext) trace.SpanContext {
 		var parent trace.SpanContext
-		Eventually(t, s.Wait(), func() bool {
+		testutil.Eventually(t, s.Wait(), func() bool {
 			for _, sp := range rec.Spans() {
 				if sp.SpanContext().SpanID() == sc.SpanID() {
 					parent = sp.Parent()

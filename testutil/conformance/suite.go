@@ -1,4 +1,4 @@
-package testutil
+package conformance
 
 import (
 	"context"
@@ -48,8 +48,8 @@ type Features struct {
 	Synchronous bool
 }
 
-// TransportSuite describes a transport to the suites.
-type TransportSuite struct {
+// Suite describes a transport to the suites.
+type Suite struct {
 	// New returns a new transport connected to the same backend as every
 	// other transport New returns in the same test. It is called at least
 	// once per test; the broker that owns the transport closes it.
@@ -69,7 +69,7 @@ type TransportSuite struct {
 
 // Destination returns a destination unique to this test run, made of
 // lower-case letters, digits and dashes, prepared with s.Prepare.
-func (s TransportSuite) Destination(t *testing.T) string {
+func (s Suite) Destination(t *testing.T) string {
 	t.Helper()
 	name := strings.ToLower(t.Name())
 	name = name[strings.LastIndexByte(name, '/')+1:]
@@ -95,7 +95,7 @@ func (s TransportSuite) Destination(t *testing.T) string {
 }
 
 // Wait returns the per-condition wait limit.
-func (s TransportSuite) Wait() time.Duration {
+func (s Suite) Wait() time.Duration {
 	if s.Timeout > 0 {
 		return s.Timeout
 	}
@@ -104,7 +104,7 @@ func (s TransportSuite) Wait() time.Duration {
 
 // Broker returns a broker over a new transport from s.New, closed when the
 // test ends. It is not started.
-func (s TransportSuite) Broker(t *testing.T, opts ...broker.Option) *broker.Broker {
+func (s Suite) Broker(t *testing.T, opts ...broker.Option) *broker.Broker {
 	t.Helper()
 	b := broker.New(s.New(t), opts...)
 	t.Cleanup(func() {
@@ -118,7 +118,7 @@ func (s TransportSuite) Broker(t *testing.T, opts ...broker.Option) *broker.Brok
 }
 
 // Start starts b, failing the test on error.
-func (s TransportSuite) Start(t *testing.T, b *broker.Broker) {
+func (s Suite) Start(t *testing.T, b *broker.Broker) {
 	t.Helper()
 	if err := b.Start(context.Background()); err != nil {
 		t.Fatalf("start broker: %v", err)
@@ -126,72 +126,6 @@ func (s TransportSuite) Start(t *testing.T, b *broker.Broker) {
 }
 
 // Options returns s.SubscribeOptions followed by extra.
-func (s TransportSuite) Options(extra ...broker.SubscribeOption) []broker.SubscribeOption {
+func (s Suite) Options(extra ...broker.SubscribeOption) []broker.SubscribeOption {
 	return append(append([]broker.SubscribeOption(nil), s.SubscribeOptions...), extra...)
-}
-
-// Inbox collects what handlers receive, for a test to wait on.
-type Inbox[T any] struct {
-	ch   chan T
-	wait time.Duration
-}
-
-// NewInbox returns an inbox whose Next waits up to wait.
-func NewInbox[T any](wait time.Duration) *Inbox[T] {
-	return &Inbox[T]{ch: make(chan T, 10_000), wait: wait}
-}
-
-// Put records v; it never blocks a handler for long.
-func (in *Inbox[T]) Put(v T) {
-	select {
-	case in.ch <- v:
-	case <-time.After(in.wait):
-	}
-}
-
-// Next returns the next value, failing the test when none arrives in time.
-func (in *Inbox[T]) Next(t testing.TB) T {
-	t.Helper()
-	select {
-	case v := <-in.ch:
-		return v
-	case <-time.After(in.wait):
-		var zero T
-		t.Fatalf("nothing arrived within %v", in.wait)
-		return zero
-	}
-}
-
-// TakeN returns the next n values, failing the test when they do not all
-// arrive in time.
-func (in *Inbox[T]) TakeN(t testing.TB, n int) []T {
-	t.Helper()
-	out := make([]T, 0, n)
-	deadline := time.NewTimer(in.wait)
-	defer deadline.Stop()
-	for len(out) < n {
-		select {
-		case v := <-in.ch:
-			out = append(out, v)
-		case <-deadline.C:
-			t.Fatalf("got %d of %d values within %v", len(out), n, in.wait)
-		}
-	}
-	return out
-}
-
-// Len returns how many values are waiting.
-func (in *Inbox[T]) Len() int { return len(in.ch) }
-
-// Eventually polls cond every few milliseconds until it holds, failing the
-// test with msg when it does not within wait.
-func Eventually(t testing.TB, wait time.Duration, cond func() bool, msg string) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %s", wait, msg)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

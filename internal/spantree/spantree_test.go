@@ -6,7 +6,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/tracebus/tracebus/exporters/spantree"
+	"github.com/tracebus/tracebus/internal/spantree"
 )
 
 func id(n byte) trace.SpanID { return trace.SpanID{7: n} }

@@ -1,4 +1,4 @@
-package testutil
+package conformance
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // telEnv is one telemetry test: a Recorder, a broker with the telemetry
@@ -30,8 +31,8 @@ import (
 // published and subscribed with, and the messages the handler received
 // (delivered id, partition, offset) — never from the spans under test.
 type telEnv struct {
-	s    TransportSuite
-	rec  *Recorder
+	s    Suite
+	rec  *testutil.Recorder
 	b    *broker.Broker
 	info broker.Info
 	spy  *opSpy
@@ -41,9 +42,9 @@ type telEnv struct {
 // explicitly so that no test depends on the otel globals.
 var w3c = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
-func newTelEnv(t *testing.T, s TransportSuite, opts ...middleware.Option) *telEnv {
+func newTelEnv(t *testing.T, s Suite, opts ...middleware.Option) *telEnv {
 	t.Helper()
-	rec := NewRecorder(t)
+	rec := testutil.NewRecorder(t)
 	opts = append([]middleware.Option{
 		middleware.WithTracerProvider(rec.TracerProvider),
 		middleware.WithMeterProvider(rec.MeterProvider),
@@ -207,7 +208,7 @@ func (e *telEnv) processAttrs(op broker.Operation, got *broker.Message) []attrib
 // when the transport counts deliveries.
 func appendAttempt(kvs []attribute.KeyValue, got *broker.Message) []attribute.KeyValue {
 	if got.Delivery.DeliveryCount > 0 {
-		kvs = append(kvs, middleware.DeliveryAttemptKey.Int(got.Delivery.DeliveryCount))
+		kvs = append(kvs, attribute.Key("tracebus.delivery.attempt").Int(got.Delivery.DeliveryCount))
 	}
 	return kvs
 }
@@ -375,7 +376,7 @@ func semconvMetrics(t *testing.T, sm metricdata.ScopeMetrics) metricdata.ScopeMe
 			out.Metrics = append(out.Metrics, m)
 			continue
 		}
-		if m.Name != middleware.InflightMessagesMetric {
+		if m.Name != "tracebus.consumer.inflight.messages" {
 			continue
 		}
 		if sum, ok := m.Data.(metricdata.Sum[int64]); ok {
@@ -477,14 +478,14 @@ func attrString(s attribute.Set) string {
 // assertChild checks that child's parent is parent, in the same trace.
 func assertChild(t *testing.T, child, parent sdktrace.ReadOnlySpan) {
 	t.Helper()
-	if !IsChildOf(child, parent) {
+	if !testutil.IsChildOf(child, parent) {
 		t.Errorf("span %q (parent %s) is not a child of %q (%s)", child.Name(), child.Parent().SpanID(), parent.Name(), parent.SpanContext().SpanID())
 	}
 }
 
 func assertRoot(t *testing.T, s sdktrace.ReadOnlySpan) {
 	t.Helper()
-	if !IsRoot(s) {
+	if !testutil.IsRoot(s) {
 		t.Errorf("span %q has parent %s, want a root", s.Name(), s.Parent().SpanID())
 	}
 }

@@ -1,4 +1,4 @@
-package testutil
+package conformance
 
 import (
 	"context"
@@ -8,22 +8,23 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/testkit"
 )
 
 // testTelTypedMessageID: a typed publish, which sets no id of its own,
 // gets one, and the send span and the consumer's process span both carry
 // it as messaging.message.id, so one message's trace can be found by it
 // from either side. Two publishes get two ids.
-func testTelTypedMessageID(t *testing.T, s TransportSuite) {
+func testTelTypedMessageID(t *testing.T, s Suite) {
 	e := newTelEnv(t, s)
 	dest := s.Destination(t)
-	in := NewInbox[*broker.Message](s.Wait())
+	in := testkit.NewInbox[*broker.Message](s.Wait())
 	e.subscribe(t, dest, collect(in))
 	s.Start(t, e.b)
 
-	pub := broker.NewPublisher[Order](e.b, dest)
+	pub := broker.NewPublisher[testkit.Order](e.b, dest)
 	for _, id := range []string{"A-1", "A-2"} {
-		if err := pub.Publish(context.Background(), Order{ID: id, Quantity: 1}); err != nil {
+		if err := pub.Publish(context.Background(), testkit.Order{ID: id, Quantity: 1}); err != nil {
 			t.Fatalf("publish to %s: %v", dest, err)
 		}
 	}

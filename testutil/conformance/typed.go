@@ -1,4 +1,4 @@
-package testutil
+package conformance
 
 import (
 	"context"
@@ -19,22 +19,24 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/testkit"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // TestTyped is the suite of the typed layer (codecs, Handle, HandleBatch,
 // HandleResult, Publisher, ack control) over a transport: what it promises
 // on memory must hold on NATS and Kafka too.
-func TestTyped(t *testing.T, s TransportSuite) {
+func TestTyped(t *testing.T, s Suite) {
 	tests := []struct {
 		name string
 		need bool
-		run  func(*testing.T, TransportSuite)
+		run  func(*testing.T, Suite)
 	}{
 		{"JSONRoundTrip", true, testTypedJSON},
 		{"ProtobufRoundTrip", true, testTypedProtobuf},
 		{"ContentTypeHeaderWins", true, testTypedContentType},
-		{"DecodeErrorDeadLettered", true, func(t *testing.T, s TransportSuite) { testTypedRejected(t, s, false) }},
-		{"ValidationErrorDeadLettered", true, func(t *testing.T, s TransportSuite) { testTypedRejected(t, s, true) }},
+		{"DecodeErrorDeadLettered", true, func(t *testing.T, s Suite) { testTypedRejected(t, s, false) }},
+		{"ValidationErrorDeadLettered", true, func(t *testing.T, s Suite) { testTypedRejected(t, s, true) }},
 		{"ResultChained", true, testTypedChain},
 		{"AckFirstDoesNotRedeliver", true, testTypedAckFirst},
 		{"ManualNakWithDelay", !s.Features.Synchronous, testTypedManualNak},
@@ -50,48 +52,25 @@ func TestTyped(t *testing.T, s TransportSuite) {
 	}
 }
 
-// Order is the payload of the typed suites: a value that validates itself.
-type Order struct {
-	ID       string `json:"id"`
-	Quantity int    `json:"quantity"`
-}
-
-// Validate rejects orders without an id or with a quantity below 1.
-func (o Order) Validate() error {
-	if o.ID == "" {
-		return errors.New("order without id")
-	}
-	if o.Quantity < 1 {
-		return errors.New("quantity must be at least 1")
-	}
-	return nil
-}
-
-// Invoice is what the typed suites' handlers return for an Order.
-type Invoice struct {
-	OrderID string `json:"order_id"`
-	Amount  int    `json:"amount"`
-}
-
-func testTypedJSON(t *testing.T, s TransportSuite) {
+func testTypedJSON(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
 	type got struct {
-		order Order
+		order testkit.Order
 		ct    string
 		key   string
 	}
-	in := NewInbox[got](s.Wait())
-	must(t, broker.Handle(b, dest, func(ctx context.Context, o Order) error {
+	in := testkit.NewInbox[got](s.Wait())
+	must(t, broker.Handle(b, dest, func(ctx context.Context, o testkit.Order) error {
 		m := broker.MessageFromContext(ctx)
 		in.Put(got{o, m.Headers.Get(broker.HeaderContentType), string(m.Key)})
 		return nil
 	}, s.Options()...))
 	s.Start(t, b)
-	orders := broker.NewPublisher[Order](b, dest, broker.KeyFunc(func(o Order) string { return o.ID }))
-	must(t, orders.Publish(context.Background(), Order{ID: "o-1", Quantity: 2}))
+	orders := broker.NewPublisher[testkit.Order](b, dest, broker.KeyFunc(func(o testkit.Order) string { return o.ID }))
+	must(t, orders.Publish(context.Background(), testkit.Order{ID: "o-1", Quantity: 2}))
 	g := in.Next(t)
-	if g.order != (Order{ID: "o-1", Quantity: 2}) {
+	if g.order != (testkit.Order{ID: "o-1", Quantity: 2}) {
 		t.Errorf("got %+v", g.order)
 	}
 	if g.ct != "application/json" {
@@ -102,10 +81,10 @@ func testTypedJSON(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testTypedProtobuf(t *testing.T, s TransportSuite) {
+func testTypedProtobuf(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
-	in := NewInbox[*structpb.Struct](s.Wait())
+	in := testkit.NewInbox[*structpb.Struct](s.Wait())
 	must(t, broker.Handle(b, dest, func(_ context.Context, v *structpb.Struct) error {
 		in.Put(v)
 		return nil
@@ -122,10 +101,10 @@ func testTypedProtobuf(t *testing.T, s TransportSuite) {
 // A subscription decoding JSON by default reads a message labelled
 // text/plain with the text codec: the header wins over the subscription's
 // codec.
-func testTypedContentType(t *testing.T, s TransportSuite) {
+func testTypedContentType(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
-	in := NewInbox[string](s.Wait())
+	in := testkit.NewInbox[string](s.Wait())
 	must(t, broker.Handle(b, dest, func(_ context.Context, v string) error {
 		in.Put(v)
 		return nil
@@ -146,7 +125,7 @@ func testTypedContentType(t *testing.T, s TransportSuite) {
 // A body that does not decode, or an order that does not validate, is
 // dead-lettered once with the reason, never retried, and its process span
 // fails with error.type decode or validation.
-func testTypedRejected(t *testing.T, s TransportSuite, validation bool) {
+func testTypedRejected(t *testing.T, s Suite, validation bool) {
 	e := newTelEnv(t, s)
 	dest := s.Destination(t)
 	dlq := dest + "-dlq"
@@ -154,11 +133,11 @@ func testTypedRejected(t *testing.T, s TransportSuite, validation bool) {
 		s.Prepare(t, dlq)
 	}
 	var calls sync.Map
-	must(t, broker.Handle(e.b, dest, func(_ context.Context, o Order) error {
+	must(t, broker.Handle(e.b, dest, func(_ context.Context, o testkit.Order) error {
 		calls.Store(o.ID, true)
 		return nil
 	}, s.Options(broker.DeadLetter(dlq), broker.MaxAttempts(3))...))
-	dead := NewInbox[*broker.Message](s.Wait())
+	dead := testkit.NewInbox[*broker.Message](s.Wait())
 	must(t, e.b.Subscribe(dlq, collect(dead), s.Options()...))
 	s.Start(t, e.b)
 
@@ -168,9 +147,9 @@ func testTypedRejected(t *testing.T, s TransportSuite, validation bool) {
 		body, wantType = `{"id": "o-1", "quantity": 0}`, "validation"
 	}
 	must(t, e.b.Publish(ctx, &broker.Message{Destination: dest, Body: []byte(body)}))
-	must(t, broker.NewPublisher[Order](e.b, dest).Publish(ctx, Order{ID: "o-2", Quantity: 1}))
+	must(t, broker.NewPublisher[testkit.Order](e.b, dest).Publish(ctx, testkit.Order{ID: "o-2", Quantity: 1}))
 	d := dead.Next(t)
-	Eventually(t, s.Wait(), func() bool { _, ok := calls.Load("o-2"); return ok }, "the good order was not handled")
+	testutil.Eventually(t, s.Wait(), func() bool { _, ok := calls.Load("o-2"); return ok }, "the good order was not handled")
 	e.close(t)
 
 	if string(d.Body) != body {
@@ -219,21 +198,21 @@ func hasAttr(kvs []attribute.KeyValue, want attribute.KeyValue) bool {
 // HandleResult sends the handler's result onward with its ctx: the second
 // hop's send is a child of the first hop's process span, and a nil result
 // sends nothing.
-func testTypedChain(t *testing.T, s TransportSuite) {
+func testTypedChain(t *testing.T, s Suite) {
 	e := newTelEnv(t, s)
 	dest1, dest2 := s.Destination(t), s.Destination(t)+"-2"
 	if s.Prepare != nil {
 		s.Prepare(t, dest2)
 	}
-	invoices := broker.NewPublisher[*Invoice](e.b, dest2)
-	must(t, broker.HandleResult(e.b, dest1, func(_ context.Context, o Order) (*Invoice, error) {
+	invoices := broker.NewPublisher[*testkit.Invoice](e.b, dest2)
+	must(t, broker.HandleResult(e.b, dest1, func(_ context.Context, o testkit.Order) (*testkit.Invoice, error) {
 		if o.ID == "free" {
 			return nil, nil
 		}
-		return &Invoice{OrderID: o.ID, Amount: 10 * o.Quantity}, nil
+		return &testkit.Invoice{OrderID: o.ID, Amount: 10 * o.Quantity}, nil
 	}, s.Options(broker.PublishTo(invoices))...))
-	in := NewInbox[Invoice](s.Wait())
-	must(t, broker.Handle(e.b, dest2, func(_ context.Context, inv Invoice) error {
+	in := testkit.NewInbox[testkit.Invoice](s.Wait())
+	must(t, broker.Handle(e.b, dest2, func(_ context.Context, inv testkit.Invoice) error {
 		in.Put(inv)
 		return nil
 	}, s.Options()...))
@@ -241,10 +220,10 @@ func testTypedChain(t *testing.T, s TransportSuite) {
 
 	// One key: one Kafka partition, so the nil result is handled before
 	// the invoice arrives.
-	orders := broker.NewPublisher[Order](e.b, dest1, broker.KeyFunc(func(Order) string { return "customer-1" }))
-	must(t, orders.Publish(context.Background(), Order{ID: "free", Quantity: 1}))
-	must(t, orders.Publish(context.Background(), Order{ID: "o-7", Quantity: 3}))
-	if got := in.Next(t); got != (Invoice{OrderID: "o-7", Amount: 30}) {
+	orders := broker.NewPublisher[testkit.Order](e.b, dest1, broker.KeyFunc(func(testkit.Order) string { return "customer-1" }))
+	must(t, orders.Publish(context.Background(), testkit.Order{ID: "free", Quantity: 1}))
+	must(t, orders.Publish(context.Background(), testkit.Order{ID: "o-7", Quantity: 3}))
+	if got := in.Next(t); got != (testkit.Invoice{OrderID: "o-7", Amount: 30}) {
 		t.Errorf("got %+v", got)
 	}
 	e.close(t)
@@ -277,7 +256,7 @@ func parentOf(e *telEnv, s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
 
 // AckFirst settles before the handler runs: a failing handler's message is
 // acknowledged once and never redelivered.
-func testTypedAckFirst(t *testing.T, s TransportSuite) {
+func testTypedAckFirst(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	var mu sync.Mutex
 	var log []string
@@ -290,8 +269,8 @@ func testTypedAckFirst(t *testing.T, s TransportSuite) {
 		}
 	}}
 	b := s.Broker(t, broker.WithMiddleware(settles), broker.WithLogger(discard()))
-	in := NewInbox[string](s.Wait())
-	must(t, broker.Handle(b, dest, func(_ context.Context, o Order) error {
+	in := testkit.NewInbox[string](s.Wait())
+	must(t, broker.Handle(b, dest, func(_ context.Context, o testkit.Order) error {
 		mu.Lock()
 		log = append(log, "handle "+o.ID)
 		mu.Unlock()
@@ -299,7 +278,7 @@ func testTypedAckFirst(t *testing.T, s TransportSuite) {
 		return errors.New("fails after the ack")
 	}, s.Options(broker.AckFirst(), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond)))...))
 	s.Start(t, b)
-	must(t, broker.NewPublisher[Order](b, dest).Publish(context.Background(), Order{ID: "o-1", Quantity: 1}))
+	must(t, broker.NewPublisher[testkit.Order](b, dest).Publish(context.Background(), testkit.Order{ID: "o-1", Quantity: 1}))
 	in.Next(t)
 	closeBroker(t, s, b)
 	mu.Lock()
@@ -311,7 +290,7 @@ func testTypedAckFirst(t *testing.T, s TransportSuite) {
 
 // ManualAck: the handler naks its first delivery with a delay and acks the
 // redelivery, which comes no sooner than the delay.
-func testTypedManualNak(t *testing.T, s TransportSuite) {
+func testTypedManualNak(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
 	const delay = 150 * time.Millisecond
@@ -319,8 +298,8 @@ func testTypedManualNak(t *testing.T, s TransportSuite) {
 		count int
 		at    time.Time
 	}
-	in := NewInbox[got](s.Wait())
-	must(t, broker.Handle(b, dest, func(ctx context.Context, o Order) error {
+	in := testkit.NewInbox[got](s.Wait())
+	must(t, broker.Handle(b, dest, func(ctx context.Context, o testkit.Order) error {
 		m := broker.MessageFromContext(ctx)
 		in.Put(got{m.Delivery.DeliveryCount, time.Now()})
 		st := broker.SettlerFromContext(ctx)
@@ -334,7 +313,7 @@ func testTypedManualNak(t *testing.T, s TransportSuite) {
 		return st.Ack(ctx)
 	}, s.Options(broker.ManualAck())...))
 	s.Start(t, b)
-	must(t, broker.NewPublisher[Order](b, dest).Publish(context.Background(), Order{ID: "o-1", Quantity: 1}))
+	must(t, broker.NewPublisher[testkit.Order](b, dest).Publish(context.Background(), testkit.Order{ID: "o-1", Quantity: 1}))
 	first, second := in.Next(t), in.Next(t)
 	if first.count != 1 || second.count != 2 {
 		t.Fatalf("delivery counts %d, %d; want 1, 2", first.count, second.count)
@@ -351,16 +330,16 @@ func testTypedManualNak(t *testing.T, s TransportSuite) {
 // HandleBatch decodes every message; one that does not decode is
 // dead-lettered alone and the handler gets the others, aligned with
 // BatchFromContext.
-func testTypedBatch(t *testing.T, s TransportSuite) {
+func testTypedBatch(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	dlq := dest + "-dlq"
 	if s.Prepare != nil {
 		s.Prepare(t, dlq)
 	}
 	b := s.Broker(t, broker.WithLogger(discard()))
-	in := NewInbox[Order](s.Wait())
+	in := testkit.NewInbox[testkit.Order](s.Wait())
 	var mismatch sync.Once
-	must(t, broker.HandleBatch(b, dest, func(ctx context.Context, orders []Order) error {
+	must(t, broker.HandleBatch(b, dest, func(ctx context.Context, orders []testkit.Order) error {
 		msgs := broker.BatchFromContext(ctx)
 		for i, o := range orders {
 			if len(msgs) != len(orders) || !strings.Contains(string(msgs[i].Body), o.ID) {
@@ -370,14 +349,14 @@ func testTypedBatch(t *testing.T, s TransportSuite) {
 		}
 		return nil
 	}, s.Options(broker.BatchSize(10), broker.BatchWait(50*time.Millisecond), broker.DeadLetter(dlq))...))
-	dead := NewInbox[*broker.Message](s.Wait())
+	dead := testkit.NewInbox[*broker.Message](s.Wait())
 	must(t, b.Subscribe(dlq, collect(dead), s.Options()...))
 	s.Start(t, b)
 	ctx := context.Background()
-	orders := broker.NewPublisher[Order](b, dest)
-	must(t, orders.PublishBatch(ctx, []Order{{ID: "o-1", Quantity: 1}, {ID: "o-2", Quantity: 2}}))
+	orders := broker.NewPublisher[testkit.Order](b, dest)
+	must(t, orders.PublishBatch(ctx, []testkit.Order{{ID: "o-1", Quantity: 1}, {ID: "o-2", Quantity: 2}}))
 	must(t, b.Publish(ctx, &broker.Message{Destination: dest, Body: []byte("not json")}))
-	must(t, orders.Publish(ctx, Order{ID: "o-3", Quantity: 3}))
+	must(t, orders.Publish(ctx, testkit.Order{ID: "o-3", Quantity: 3}))
 	got := in.TakeN(t, 3)
 	ids := make([]string, len(got))
 	for i, o := range got {
@@ -402,7 +381,7 @@ func must(t testing.TB, err error) {
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func closeBroker(t *testing.T, s TransportSuite, b *broker.Broker) {
+func closeBroker(t *testing.T, s Suite, b *broker.Broker) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), s.Wait())
 	defer cancel()

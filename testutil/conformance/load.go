@@ -1,4 +1,4 @@
-package testutil
+package conformance
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // spanCounter is a span processor that only counts ended spans by name
@@ -62,17 +63,17 @@ func (c *spanCounter) counts(kind string) (all, failed int) {
 //     and the process spans with status Error equal the failed attempts.
 //
 // Transports use n = Scale(20_000, 1_000_000) for their load tests.
-func TestLoad(t *testing.T, s TransportSuite, n int) {
+func TestLoad(t *testing.T, s Suite, n int) {
 	t.Run("Clean", func(t *testing.T) { testLoad(t, s, n, false) })
 	t.Run("Failing", func(t *testing.T) { testLoad(t, s, n, true) })
 }
 
-func testLoad(t *testing.T, s TransportSuite, n int, failing bool) {
+func testLoad(t *testing.T, s Suite, n int, failing bool) {
 	dest := s.Destination(t)
 	dead := s.Destination(t)
 	spans := newSpanCounter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
-	rec := NewRecorder(t) // metrics only
+	rec := testutil.NewRecorder(t) // metrics only
 	tel := middleware.NewTelemetry(middleware.WithTracerProvider(tp), middleware.WithMeterProvider(rec.MeterProvider))
 	b := s.Broker(t, broker.WithMiddleware(tel), broker.WithLogger(discardLogger()))
 
@@ -143,7 +144,7 @@ func testLoad(t *testing.T, s TransportSuite, n int, failing bool) {
 		}
 	}
 	wait := s.Wait() + time.Duration(n/1000)*time.Second
-	Eventually(t, wait, func() bool { return done.Load() >= int64(n) }, fmt.Sprintf("%d messages acked or dead-lettered", n))
+	testutil.Eventually(t, wait, func() bool { return done.Load() >= int64(n) }, fmt.Sprintf("%d messages acked or dead-lettered", n))
 	elapsed := time.Since(start)
 
 	// Every attempt's process span (and the dead letters') ends right
@@ -158,7 +159,7 @@ func testLoad(t *testing.T, s TransportSuite, n int, failing bool) {
 	if failing {
 		wantSendSpans += (n + 99) / 100 // one single publish per dead letter
 	}
-	Eventually(t, s.Wait(), func() bool {
+	testutil.Eventually(t, s.Wait(), func() bool {
 		process, _ := spans.counts("process")
 		send, _ := spans.counts("send")
 		return process >= wantProcess && send >= wantSendSpans

@@ -1,4 +1,4 @@
-package testutil
+package conformance
 
 import (
 	"context"
@@ -14,7 +14,9 @@ import (
 
 	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/middleware"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // TestBaggage is the baggage suite: FastStream's baggage behaviour
@@ -23,11 +25,11 @@ import (
 // use middleware.NewTelemetry with W3C Trace Context and Baggage propagators
 // passed explicitly and a Recorder's providers, so no global is touched.
 // Batch tests need Features.Batch.
-func TestBaggage(t *testing.T, s TransportSuite) {
+func TestBaggage(t *testing.T, s Suite) {
 	tests := []struct {
 		name string
 		need bool
-		run  func(*testing.T, TransportSuite)
+		run  func(*testing.T, Suite)
 	}{
 		{"GetAll", true, testBaggageGetAll},
 		{"EditAcrossHops", true, testBaggageEdit},
@@ -54,9 +56,9 @@ var bagW3C = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{
 
 // baggageBroker returns a broker with the Telemetry middleware over a new
 // transport, recording into a Recorder of its own.
-func baggageBroker(t *testing.T, s TransportSuite, prop propagation.TextMapPropagator) *broker.Broker {
+func baggageBroker(t *testing.T, s Suite, prop propagation.TextMapPropagator) *broker.Broker {
 	t.Helper()
-	rec := NewRecorder(t)
+	rec := testutil.NewRecorder(t)
 	return s.Broker(t, broker.WithMiddleware(middleware.NewTelemetry(
 		middleware.WithPropagators(prop),
 		middleware.WithTracerProvider(rec.TracerProvider),
@@ -121,9 +123,9 @@ func (s seenBaggage) checkMerged(t *testing.T, want map[string]string) {
 }
 
 // subscribeBaggage subscribes a handler that records its baggage.
-func subscribeBaggage(t *testing.T, s TransportSuite, b *broker.Broker, dest string) *Inbox[seenBaggage] {
+func subscribeBaggage(t *testing.T, s Suite, b *broker.Broker, dest string) *testkit.Inbox[seenBaggage] {
 	t.Helper()
-	in := NewInbox[seenBaggage](s.Wait())
+	in := testkit.NewInbox[seenBaggage](s.Wait())
 	if err := b.Subscribe(dest, func(ctx context.Context, m *broker.Message) error {
 		in.Put(seeBaggage(ctx, m))
 		return nil
@@ -152,7 +154,7 @@ func bagPublish(t *testing.T, ctx context.Context, b *broker.Broker, dest, body 
 
 // testBaggageGetAll is FastStream's test_get_baggage, with baggage put on
 // the publishing ctx both ways: baggage.ContextWith and plain OpenTelemetry.
-func testBaggageGetAll(t *testing.T, s TransportSuite) {
+func testBaggageGetAll(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := baggageBroker(t, s, bagW3C)
 	in := subscribeBaggage(t, s, b, dest)
@@ -179,9 +181,9 @@ func testBaggageGetAll(t *testing.T, s TransportSuite) {
 
 // bagChain subscribes hop1 at dest1 and a recording handler at dest2 and starts
 // the broker.
-func bagChain(t *testing.T, s TransportSuite, b *broker.Broker, dest1, dest2 string,
+func bagChain(t *testing.T, s Suite, b *broker.Broker, dest1, dest2 string,
 	hop1 func(ctx context.Context, m *broker.Message) error,
-) *Inbox[seenBaggage] {
+) *testkit.Inbox[seenBaggage] {
 	t.Helper()
 	if err := b.Subscribe(dest1, hop1, s.Options()...); err != nil {
 		t.Fatal(err)
@@ -207,12 +209,12 @@ func bagForward(m *broker.Message, dest string, reuse bool) *broker.Message {
 
 // testBaggageEdit is FastStream's test_modify_baggage: hop 1 sets two keys
 // and removes one, hop 2 sees exactly the edited set.
-func testBaggageEdit(t *testing.T, s TransportSuite) {
+func testBaggageEdit(t *testing.T, s Suite) {
 	for _, reuse := range []bool{false, true} {
 		t.Run(map[bool]string{false: "NewMessage", true: "Forwarded"}[reuse], func(t *testing.T) {
 			dest1, dest2 := s.Destination(t), s.Destination(t)
 			b := baggageBroker(t, s, bagW3C)
-			own := NewInbox[map[string]string](s.Wait())
+			own := testkit.NewInbox[map[string]string](s.Wait())
 			in := bagChain(t, s, b, dest1, dest2, func(ctx context.Context, m *broker.Message) error {
 				bg := baggage.FromContext(ctx)
 				if err := bg.Set("bar", "baz"); err != nil {
@@ -237,12 +239,12 @@ func testBaggageEdit(t *testing.T, s TransportSuite) {
 }
 
 // testBaggageClear is FastStream's test_clear_baggage.
-func testBaggageClear(t *testing.T, s TransportSuite) {
+func testBaggageClear(t *testing.T, s Suite) {
 	for _, reuse := range []bool{false, true} {
 		t.Run(map[bool]string{false: "NewMessage", true: "Forwarded"}[reuse], func(t *testing.T) {
 			dest1, dest2 := s.Destination(t), s.Destination(t)
 			b := baggageBroker(t, s, bagW3C)
-			own := NewInbox[map[string]string](s.Wait())
+			own := testkit.NewInbox[map[string]string](s.Wait())
 			in := bagChain(t, s, b, dest1, dest2, func(ctx context.Context, m *broker.Message) error {
 				bg := baggage.FromContext(ctx)
 				bg.Clear()
@@ -262,11 +264,11 @@ func testBaggageClear(t *testing.T, s TransportSuite) {
 // headers written by the plain W3C propagator, sent as they are by a broker
 // without middleware, are read back exactly by the handler and by
 // baggage.FromHeaders.
-func testBaggageFromW3CHeaders(t *testing.T, s TransportSuite) {
+func testBaggageFromW3CHeaders(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := baggageBroker(t, s, bagW3C)
-	fromHeaders := NewInbox[map[string]string](s.Wait())
-	in := NewInbox[seenBaggage](s.Wait())
+	fromHeaders := testkit.NewInbox[map[string]string](s.Wait())
+	in := testkit.NewInbox[seenBaggage](s.Wait())
 	if err := b.Subscribe(dest, func(ctx context.Context, m *broker.Message) error {
 		fromHeaders.Put(baggage.FromHeaders(m.Headers).All())
 		in.Put(seeBaggage(ctx, m))
@@ -293,11 +295,11 @@ func testBaggageFromW3CHeaders(t *testing.T, s TransportSuite) {
 // otelbaggage.FromContext sees the entries, ContextForPublish shows the
 // view's edits to OTel-native code, and OTel baggage a handler adds to its
 // ctx travels on top of the view (it wins for the keys it touches).
-func testBaggageOTelNative(t *testing.T, s TransportSuite) {
+func testBaggageOTelNative(t *testing.T, s Suite) {
 	dest1, dest2 := s.Destination(t), s.Destination(t)
 	b := baggageBroker(t, s, bagW3C)
 	type hop1Saw struct{ before, afterEdit map[string]string }
-	own := NewInbox[hop1Saw](s.Wait())
+	own := testkit.NewInbox[hop1Saw](s.Wait())
 	in := bagChain(t, s, b, dest1, dest2, func(ctx context.Context, m *broker.Message) error {
 		saw := hop1Saw{before: bagOTelMembers(ctx)}
 		bg := baggage.FromContext(ctx)
@@ -340,7 +342,7 @@ func testBaggageOTelNative(t *testing.T, s TransportSuite) {
 const bagBatchKey = "baggage-batch"
 
 // bagMessage returns a message for a batch test.
-func bagMessage(s TransportSuite, dest, body string) *broker.Message {
+func bagMessage(s Suite, dest, body string) *broker.Message {
 	m := &broker.Message{Destination: dest, Body: []byte(body)}
 	if s.Features.Keys {
 		m.Key = []byte(bagBatchKey)
@@ -349,7 +351,7 @@ func bagMessage(s TransportSuite, dest, body string) *broker.Message {
 }
 
 // bagPublishBatch publishes n messages "0".."n-1" in one PublishBatch with ctx.
-func bagPublishBatch(t *testing.T, ctx context.Context, s TransportSuite, b *broker.Broker, dest string, n int) {
+func bagPublishBatch(t *testing.T, ctx context.Context, s Suite, b *broker.Broker, dest string, n int) {
 	t.Helper()
 	msgs := make([]*broker.Message, n)
 	for i := range msgs {
@@ -363,9 +365,9 @@ func bagPublishBatch(t *testing.T, ctx context.Context, s TransportSuite, b *bro
 // subscribeBatchBaggage subscribes a batch handler of up to size messages
 // that records its baggage. The batch wait is long so that messages
 // published together arrive together; a batch fills up long before it.
-func subscribeBatchBaggage(t *testing.T, s TransportSuite, b *broker.Broker, dest string, size int) *Inbox[seenBaggage] {
+func subscribeBatchBaggage(t *testing.T, s Suite, b *broker.Broker, dest string, size int) *testkit.Inbox[seenBaggage] {
 	t.Helper()
-	in := NewInbox[seenBaggage](s.Wait())
+	in := testkit.NewInbox[seenBaggage](s.Wait())
 	if err := b.SubscribeBatch(dest, func(ctx context.Context, msgs []*broker.Message) error {
 		in.Put(seeBaggage(ctx, msgs...))
 		return nil
@@ -378,7 +380,7 @@ func subscribeBatchBaggage(t *testing.T, s TransportSuite, b *broker.Broker, des
 // bagTakeBatches collects deliveries until n messages arrived. Transports may
 // split a batch; every delivery is checked on its own, and at least one must
 // hold more than one message, or merging was not exercised.
-func bagTakeBatches(t *testing.T, in *Inbox[seenBaggage], n int) []seenBaggage {
+func bagTakeBatches(t *testing.T, in *testkit.Inbox[seenBaggage], n int) []seenBaggage {
 	t.Helper()
 	var got []seenBaggage
 	total, largest := 0, 0
@@ -419,7 +421,7 @@ func bagCheckBatch(t *testing.T, d seenBaggage, sent map[string]map[string]strin
 // testBaggageBatchBatch is FastStream's test_batch, minus the with_batch
 // marker FastStream leaks: a batch of 3 published with {"foo":"bar"} and
 // consumed as a batch.
-func testBaggageBatchBatch(t *testing.T, s TransportSuite) {
+func testBaggageBatchBatch(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := baggageBroker(t, s, bagW3C)
 	const n = 3
@@ -436,7 +438,7 @@ func testBaggageBatchBatch(t *testing.T, s TransportSuite) {
 // testBaggageBatchSingle is FastStream's
 // test_batch_publish_with_single_consume: every message of a batch publish
 // carries the baggage; a plain handler's Batch is empty.
-func testBaggageBatchSingle(t *testing.T, s TransportSuite) {
+func testBaggageBatchSingle(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := baggageBroker(t, s, bagW3C)
 	in := subscribeBaggage(t, s, b, dest)
@@ -451,7 +453,7 @@ func testBaggageBatchSingle(t *testing.T, s TransportSuite) {
 // testBaggageSinglesBatch is FastStream's
 // test_single_publish_with_batch_consume: two single publishes with
 // different baggage (one key in common) consumed as one batch.
-func testBaggageSinglesBatch(t *testing.T, s TransportSuite) {
+func testBaggageSinglesBatch(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := baggageBroker(t, s, bagW3C)
 	in := subscribeBatchBaggage(t, s, b, dest, 2)

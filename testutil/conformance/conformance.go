@@ -1,4 +1,4 @@
-package testutil
+package conformance
 
 import (
 	"bytes"
@@ -13,16 +13,18 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/testkit"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // TestTransport is the conformance suite every transport passes: what a
 // Broker promises its users must hold whatever carries the messages. Tests
 // for features the transport does not declare are skipped.
-func TestTransport(t *testing.T, s TransportSuite) {
+func TestTransport(t *testing.T, s Suite) {
 	tests := []struct {
 		name string
 		need bool
-		run  func(*testing.T, TransportSuite)
+		run  func(*testing.T, Suite)
 	}{
 		{"RoundTrip", true, testRoundTrip},
 		{"PublishBatch", true, testPublishBatch},
@@ -52,10 +54,10 @@ func TestTransport(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testRoundTrip(t *testing.T, s TransportSuite) {
+func testRoundTrip(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
-	in := NewInbox[*broker.Message](s.Wait())
+	in := testkit.NewInbox[*broker.Message](s.Wait())
 	if err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
 		in.Put(m.Clone())
 		return nil
@@ -110,7 +112,7 @@ func testRoundTrip(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testPublishBatch(t *testing.T, s TransportSuite) {
+func testPublishBatch(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
 	in := collectBodies(t, s, b, dest)
@@ -140,11 +142,11 @@ func testPublishBatch(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testSubscribeBatch(t *testing.T, s TransportSuite) {
+func testSubscribeBatch(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
 	const n, size = 12, 5
-	in := NewInbox[[]string](s.Wait())
+	in := testkit.NewInbox[[]string](s.Wait())
 	if err := b.SubscribeBatch(dest, func(_ context.Context, msgs []*broker.Message) error {
 		bodies := make([]string, len(msgs))
 		for i, m := range msgs {
@@ -182,10 +184,10 @@ func testSubscribeBatch(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testPartialBatch(t *testing.T, s TransportSuite) {
+func testPartialBatch(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
-	in := NewInbox[int](s.Wait())
+	in := testkit.NewInbox[int](s.Wait())
 	if err := b.SubscribeBatch(dest, func(_ context.Context, msgs []*broker.Message) error {
 		in.Put(len(msgs))
 		return nil
@@ -207,11 +209,11 @@ func testPartialBatch(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testGroups(t *testing.T, s TransportSuite) {
+func testGroups(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	const n = 20
-	group := NewInbox[string](s.Wait())
-	solo := NewInbox[string](s.Wait())
+	group := testkit.NewInbox[string](s.Wait())
+	solo := testkit.NewInbox[string](s.Wait())
 	var members []*broker.Broker
 	for i := range 2 {
 		b := s.Broker(t)
@@ -237,7 +239,7 @@ func testGroups(t *testing.T, s TransportSuite) {
 			t.Fatal(err)
 		}
 	}
-	for name, in := range map[string]*Inbox[string]{"group": group, "other group": solo} {
+	for name, in := range map[string]*testkit.Inbox[string]{"group": group, "other group": solo} {
 		got := in.TakeN(t, n)
 		slices.Sort(got)
 		if len(slices.Compact(got)) != n {
@@ -253,10 +255,10 @@ func testGroups(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testWildcards(t *testing.T, s TransportSuite) {
+func testWildcards(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
-	in := NewInbox[*broker.Message](s.Wait())
+	in := testkit.NewInbox[*broker.Message](s.Wait())
 	pattern := dest + ".*"
 	if err := b.Subscribe(pattern, func(_ context.Context, m *broker.Message) error {
 		in.Put(m.Clone())
@@ -278,10 +280,10 @@ func testWildcards(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testErrorRedelivers(t *testing.T, s TransportSuite) {
+func testErrorRedelivers(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
-	in := NewInbox[int](s.Wait())
+	in := testkit.NewInbox[int](s.Wait())
 	if err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
 		in.Put(m.Delivery.DeliveryCount)
 		if string(m.Body) == "retry me" && m.Delivery.DeliveryCount < 3 {
@@ -306,7 +308,7 @@ func testErrorRedelivers(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testDeadLetter(t *testing.T, s TransportSuite) {
+func testDeadLetter(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	dlq := s.Destination(t) + "-dlq"
 	if s.Prepare != nil {
@@ -314,7 +316,7 @@ func testDeadLetter(t *testing.T, s TransportSuite) {
 	}
 	b := s.Broker(t)
 	var calls atomic.Int32
-	dead := NewInbox[*broker.Message](s.Wait())
+	dead := testkit.NewInbox[*broker.Message](s.Wait())
 	if err := b.Subscribe(dest, func(context.Context, *broker.Message) error {
 		calls.Add(1)
 		return errors.New("boom")
@@ -355,10 +357,10 @@ func testDeadLetter(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testDrop(t *testing.T, s TransportSuite) {
+func testDrop(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
-	in := NewInbox[string](s.Wait())
+	in := testkit.NewInbox[string](s.Wait())
 	if err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
 		in.Put(string(m.Body))
 		if string(m.Body) == "bad" {
@@ -380,10 +382,10 @@ func testDrop(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testPanic(t *testing.T, s TransportSuite) {
+func testPanic(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
-	in := NewInbox[string](s.Wait())
+	in := testkit.NewInbox[string](s.Wait())
 	if err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
 		in.Put(string(m.Body))
 		if string(m.Body) == "panic" {
@@ -401,7 +403,7 @@ func testPanic(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testCloseDrains(t *testing.T, s TransportSuite) {
+func testCloseDrains(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := broker.New(s.New(t))
 	started := make(chan struct{})
@@ -430,7 +432,7 @@ func testCloseDrains(t *testing.T, s TransportSuite) {
 	}()
 	// Close must wait for the handler: poll that it has not returned while
 	// the handler is still blocked, then let the handler finish.
-	Eventually(t, s.Wait(), func() bool { return len(closed) == 0 }, "close returned before the handler")
+	testutil.Eventually(t, s.Wait(), func() bool { return len(closed) == 0 }, "close returned before the handler")
 	close(release)
 	select {
 	case err := <-closed:
@@ -460,7 +462,7 @@ func testCloseDrains(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testCloseDeadline(t *testing.T, s TransportSuite) {
+func testCloseDeadline(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := broker.New(s.New(t))
 	started := make(chan struct{})
@@ -484,7 +486,7 @@ func testCloseDeadline(t *testing.T, s TransportSuite) {
 	waitClosed(t, cancelled, s.Wait(), "the stuck handler's context was not cancelled")
 }
 
-func testConcurrentPublishers(t *testing.T, s TransportSuite) {
+func testConcurrentPublishers(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
 	in := collectBodies(t, s, b, dest)
@@ -513,10 +515,10 @@ func testConcurrentPublishers(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testOrdering(t *testing.T, s TransportSuite) {
+func testOrdering(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
-	in := NewInbox[int](s.Wait())
+	in := testkit.NewInbox[int](s.Wait())
 	if err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
 		n, _ := strconv.Atoi(string(m.Body))
 		in.Put(n)
@@ -539,13 +541,13 @@ func testOrdering(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testConcurrency(t *testing.T, s TransportSuite) {
+func testConcurrency(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
 	const n = 3
 	var running, peak atomic.Int32
 	release := make(chan struct{})
-	done := NewInbox[struct{}](s.Wait())
+	done := testkit.NewInbox[struct{}](s.Wait())
 	if err := b.Subscribe(dest, func(context.Context, *broker.Message) error {
 		cur := running.Add(1)
 		for {
@@ -565,12 +567,12 @@ func testConcurrency(t *testing.T, s TransportSuite) {
 	for i := range n {
 		publish(t, b, dest, strconv.Itoa(i))
 	}
-	Eventually(t, s.Wait(), func() bool { return peak.Load() == n }, fmt.Sprintf("%d handlers never ran at once", n))
+	testutil.Eventually(t, s.Wait(), func() bool { return peak.Load() == n }, fmt.Sprintf("%d handlers never ran at once", n))
 	close(release)
 	done.TakeN(t, n)
 }
 
-func testSubscribeAfterStart(t *testing.T, s TransportSuite) {
+func testSubscribeAfterStart(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	b := s.Broker(t)
 	s.Start(t, b)
@@ -581,7 +583,7 @@ func testSubscribeAfterStart(t *testing.T, s TransportSuite) {
 	}
 }
 
-func testCloseTwice(t *testing.T, s TransportSuite) {
+func testCloseTwice(t *testing.T, s Suite) {
 	b := broker.New(s.New(t))
 	if err := b.Subscribe(s.Destination(t), func(context.Context, *broker.Message) error { return nil }, s.Options()...); err != nil {
 		t.Fatal(err)
@@ -602,9 +604,9 @@ func testCloseTwice(t *testing.T, s TransportSuite) {
 
 // collectBodies subscribes b to dest with a handler that records each
 // message's body and acknowledges it.
-func collectBodies(t *testing.T, s TransportSuite, b *broker.Broker, dest string, opts ...broker.SubscribeOption) *Inbox[string] {
+func collectBodies(t *testing.T, s Suite, b *broker.Broker, dest string, opts ...broker.SubscribeOption) *testkit.Inbox[string] {
 	t.Helper()
-	in := NewInbox[string](s.Wait())
+	in := testkit.NewInbox[string](s.Wait())
 	if err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
 		in.Put(string(m.Body))
 		return nil

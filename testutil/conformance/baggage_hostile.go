@@ -1,4 +1,4 @@
-package testutil
+package conformance
 
 import (
 	"context"
@@ -82,7 +82,7 @@ func hostileBaggageCases() []hostileBaggage {
 // middleware (so they arrive as written) to handlers behind the Telemetry
 // middleware, with the plain W3C propagator and with baggage.Propagator.
 // Every message is handled, twice with the same result, and nothing panics.
-func testBaggageHostile(t *testing.T, s TransportSuite) {
+func testBaggageHostile(t *testing.T, s Suite) {
 	props := []struct {
 		name string
 		prop propagation.TextMapPropagator

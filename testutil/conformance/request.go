@@ -1,4 +1,4 @@
-package testutil
+package conformance
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/testkit"
+	"github.com/tracebus/tracebus/testutil"
 )
 
 // TestRequestReply is the suite of request/reply over a transport: byte
@@ -24,11 +26,11 @@ import (
 // requests in flight and late replies. The transport must implement
 // broker.ReplyTransport. The span tree of a request is part of
 // TestTelemetry.
-func TestRequestReply(t *testing.T, s TransportSuite) {
+func TestRequestReply(t *testing.T, s Suite) {
 	tests := []struct {
 		name string
 		need bool
-		run  func(*testing.T, TransportSuite)
+		run  func(*testing.T, Suite)
 	}{
 		{"BytesRoundTrip", true, testReqBytes},
 		{"TypedRoundTrip", true, testReqTyped},
@@ -52,7 +54,7 @@ func TestRequestReply(t *testing.T, s TransportSuite) {
 // durable name of its own (Kafka needs a group, JetStream a durable name),
 // so that a second replier of a test does not rebalance the first one's
 // Kafka group.
-func reqOptions(s TransportSuite, dest string, extra ...broker.SubscribeOption) []broker.SubscribeOption {
+func reqOptions(s Suite, dest string, extra ...broker.SubscribeOption) []broker.SubscribeOption {
 	name := "replier-" + dest
 	return s.Options(append([]broker.SubscribeOption{broker.Group(name), broker.Name(name)}, extra...)...)
 }
@@ -63,7 +65,7 @@ var quiet = broker.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 
 // echo subscribes a byte-level replier to dest on b that answers "re: " and
 // the request's body.
-func echo(t *testing.T, s TransportSuite, b *broker.Broker, dest string, extra ...broker.SubscribeOption) {
+func echo(t *testing.T, s Suite, b *broker.Broker, dest string, extra ...broker.SubscribeOption) {
 	t.Helper()
 	err := b.Subscribe(dest, func(ctx context.Context, m *broker.Message) error {
 		reply := &broker.Message{Body: append([]byte("re: "), m.Body...)}
@@ -75,7 +77,7 @@ func echo(t *testing.T, s TransportSuite, b *broker.Broker, dest string, extra .
 	}
 }
 
-func (s TransportSuite) requestCtx() (context.Context, context.CancelFunc) {
+func (s Suite) requestCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.Wait())
 }
 
@@ -86,7 +88,7 @@ func assertStats(t *testing.T, b *broker.Broker, want broker.RequestStats) {
 	}
 }
 
-func testReqBytes(t *testing.T, s TransportSuite) {
+func testReqBytes(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	server, client := s.Broker(t), s.Broker(t)
 	echo(t, s, server, dest)
@@ -113,38 +115,38 @@ func testReqBytes(t *testing.T, s TransportSuite) {
 	assertStats(t, client, broker.RequestStats{})
 }
 
-func testReqTyped(t *testing.T, s TransportSuite) {
+func testReqTyped(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	server, client := s.Broker(t), s.Broker(t)
-	err := broker.HandleResult(server, dest, func(_ context.Context, o Order) (Invoice, error) {
-		return Invoice{OrderID: o.ID, Amount: 10 * o.Quantity}, nil
+	err := broker.HandleResult(server, dest, func(_ context.Context, o testkit.Order) (testkit.Invoice, error) {
+		return testkit.Invoice{OrderID: o.ID, Amount: 10 * o.Quantity}, nil
 	}, reqOptions(s, dest)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Start(t, server)
 
-	r := broker.NewRequester[Order, Invoice](client, dest)
+	r := broker.NewRequester[testkit.Order, testkit.Invoice](client, dest)
 	ctx, cancel := s.requestCtx()
 	defer cancel()
-	inv, err := r.Request(ctx, Order{ID: "o-1", Quantity: 3})
+	inv, err := r.Request(ctx, testkit.Order{ID: "o-1", Quantity: 3})
 	if err != nil {
 		t.Fatalf("request: %v", err)
 	}
-	if want := (Invoice{OrderID: "o-1", Amount: 30}); inv != want {
+	if want := (testkit.Invoice{OrderID: "o-1", Amount: 30}); inv != want {
 		t.Errorf("reply %+v, want %+v", inv, want)
 	}
 	eps := client.Endpoints()
 	if len(eps) != 1 || eps[0].Kind != broker.EndpointPublisher || eps[0].Destination != dest ||
-		eps[0].Payload != reflect.TypeFor[Order]() || eps[0].Reply != reflect.TypeFor[Invoice]() {
+		eps[0].Payload != reflect.TypeFor[testkit.Order]() || eps[0].Reply != reflect.TypeFor[testkit.Invoice]() {
 		t.Errorf("requester endpoints %+v, want one publisher of Order to %s replied with Invoice", eps, dest)
 	}
 }
 
-func testReqTimeout(t *testing.T, s TransportSuite) {
+func testReqTimeout(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	server, client := s.Broker(t), s.Broker(t)
-	got := NewInbox[string](s.Wait())
+	got := testkit.NewInbox[string](s.Wait())
 	err := server.Subscribe(dest, func(ctx context.Context, m *broker.Message) error {
 		got.Put(string(m.Body))
 		if string(m.Body) == "silent" {
@@ -184,7 +186,7 @@ func testReqTimeout(t *testing.T, s TransportSuite) {
 // testReqNoResponders: where the system knows that nobody listens, a
 // request fails at once with ErrNoResponders; elsewhere (Kafka, JetStream)
 // it times out.
-func testReqNoResponders(t *testing.T, s TransportSuite) {
+func testReqNoResponders(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	client := s.Broker(t)
 	if !s.Features.NoResponders {
@@ -214,23 +216,23 @@ type errCardDeclined struct{}
 func (errCardDeclined) Error() string     { return "card 4111-1111 declined by issuer db-7" }
 func (errCardDeclined) ErrorType() string { return "card_declined" }
 
-func testReqErrors(t *testing.T, s TransportSuite) {
+func testReqErrors(t *testing.T, s Suite) {
 	// Every destination exists before the brokers start: a Kafka client
 	// learns about topics created later only at its next metadata refresh.
 	dest, exposed, raw := s.Destination(t), s.Destination(t), s.Destination(t)
 	server, client := s.Broker(t, quiet), s.Broker(t)
-	handler := func(_ context.Context, o Order) (Invoice, error) {
+	handler := func(_ context.Context, o testkit.Order) (testkit.Invoice, error) {
 		switch o.ID {
 		case "internal":
-			return Invoice{}, broker.Permanent(errors.New("connect to 10.0.0.7:5432: password authentication failed"))
+			return testkit.Invoice{}, broker.Permanent(errors.New("connect to 10.0.0.7:5432: password authentication failed"))
 		case "typed":
-			return Invoice{}, broker.Permanent(errCardDeclined{})
+			return testkit.Invoice{}, broker.Permanent(errCardDeclined{})
 		case "answer":
-			return Invoice{}, &broker.ReplyError{Type: "not_found", Message: "no order answer"}
+			return testkit.Invoice{}, &broker.ReplyError{Type: "not_found", Message: "no order answer"}
 		case "retried":
-			return Invoice{}, errCardDeclined{} // not permanent: the last attempt answers
+			return testkit.Invoice{}, errCardDeclined{} // not permanent: the last attempt answers
 		}
-		return Invoice{OrderID: o.ID}, nil
+		return testkit.Invoice{OrderID: o.ID}, nil
 	}
 	for d, opts := range map[string][]broker.SubscribeOption{
 		dest:    reqOptions(s, dest, broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))),
@@ -256,7 +258,7 @@ func testReqErrors(t *testing.T, s TransportSuite) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := s.requestCtx()
 			defer cancel()
-			_, err := broker.NewRequester[Order, Invoice](client, tc.dest).Request(ctx, Order{ID: tc.id, Quantity: 1})
+			_, err := broker.NewRequester[testkit.Order, testkit.Invoice](client, tc.dest).Request(ctx, testkit.Order{ID: tc.id, Quantity: 1})
 			re, ok := errors.AsType[*broker.ReplyError](err)
 			if !ok || !errors.Is(err, broker.ErrRemote) {
 				t.Fatalf("request error %v, want a *ReplyError matching ErrRemote", err)
@@ -288,7 +290,7 @@ func testReqErrors(t *testing.T, s TransportSuite) {
 	assertStats(t, client, broker.RequestStats{})
 }
 
-func testReqConcurrent(t *testing.T, s TransportSuite) {
+func testReqConcurrent(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	server, client := s.Broker(t), s.Broker(t)
 	echo(t, s, server, dest, broker.Concurrency(4))
@@ -320,7 +322,7 @@ func testReqConcurrent(t *testing.T, s TransportSuite) {
 	assertStats(t, client, broker.RequestStats{})
 }
 
-func testReqLate(t *testing.T, s TransportSuite) {
+func testReqLate(t *testing.T, s Suite) {
 	dest, echoed := s.Destination(t), s.Destination(t)
 	server, client := s.Broker(t), s.Broker(t)
 	arrived := make(chan struct{}, 1)
@@ -352,7 +354,7 @@ func testReqLate(t *testing.T, s TransportSuite) {
 		t.Fatalf("request error %v, want one wrapping context.Canceled", err)
 	}
 	once.Do(func() { close(release) })
-	Eventually(t, s.Wait(), func() bool { return client.RequestStats().LateReplies == 1 }, "the late reply was not counted")
+	testutil.Eventually(t, s.Wait(), func() bool { return client.RequestStats().LateReplies == 1 }, "the late reply was not counted")
 	assertStats(t, client, broker.RequestStats{LateReplies: 1})
 
 	// The inbox still serves the next request.
@@ -368,7 +370,7 @@ func testReqLate(t *testing.T, s TransportSuite) {
 // span covers the round trip; the replier's process span is a child of the
 // request's send; the reply's send and its receipt are in the same trace,
 // and the reply address appears in no span name.
-func testTelRequest(t *testing.T, s TransportSuite) {
+func testTelRequest(t *testing.T, s Suite) {
 	e := newTelEnv(t, s)
 	dest := s.Destination(t)
 	e.subscribe(t, dest, func(ctx context.Context, m *broker.Message) error {
@@ -433,7 +435,7 @@ func testTelRequest(t *testing.T, s TransportSuite) {
 // remote error type; the replier's span and the reply's receipt are not
 // failed, since the replier answered and the answer arrived. The round
 // trip is a messaging.client.operation.duration point named request.
-func testTelRequestError(t *testing.T, s TransportSuite) {
+func testTelRequestError(t *testing.T, s Suite) {
 	e := newTelEnv(t, s)
 	dest := s.Destination(t)
 	e.subscribe(t, dest, func(ctx context.Context, m *broker.Message) error {
