@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	kafka "github.com/segmentio/kafka-go"
 
@@ -40,9 +41,41 @@ func BenchmarkScale(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(c.Close)
-	e2ebench.RunScale(b, e2ebench.ScaleVariants, func(b *testing.B, cell e2ebench.Cell, v string) {
+	e2ebench.RunScale(b, e2ebench.Cells(), e2ebench.ScaleVariants, func(b *testing.B, cell e2ebench.Cell, v string) {
 		benchScale(b, c, cell, v)
 	})
+}
+
+// BenchmarkScaleKnobs runs the workload of BenchmarkScale on the cells of
+// e2ebench.KnobCells with tracebus untraced and one setting changed per
+// variant (see scaleKnobs), beside raw kafka-go and untraced tracebus with
+// the defaults.
+//
+//	go test -run '^$' -bench ScaleKnobs -benchtime 2000x ./broker/kafkabroker -args -scale.rounds=3
+func BenchmarkScaleKnobs(b *testing.B) {
+	c, err := kafkatest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	variants := []string{e2ebench.Raw, e2ebench.Untraced, "queue-10", "queue-1000", "batch-16", "interval", "pub-1", "pub-16"}
+	e2ebench.RunScale(b, e2ebench.KnobCells(), variants, func(b *testing.B, cell e2ebench.Cell, v string) {
+		benchScale(b, c, cell, v)
+	})
+}
+
+// scaleKnobs are the settings a variant of BenchmarkScaleKnobs changes,
+// from the defaults of the untraced variant.
+type scaleKnobs struct {
+	queue    int           // WithQueueCapacity(queue)
+	batch    int           // SubscribeBatch with BatchSize(batch), BatchWait's default
+	commit   time.Duration // WithCommitInterval(commit)
+	pubBatch int           // messages per publish call, 1 with Publish; default e2ebench.ScaleBatch
+}
+
+var kafkaKnobs = map[string]scaleKnobs{
+	"queue-10": {queue: 10}, "queue-1000": {queue: 1000}, "batch-16": {batch: 16},
+	"interval": {commit: time.Second}, "pub-1": {pubBatch: 1}, "pub-16": {pubBatch: 16},
 }
 
 func benchScale(b *testing.B, c *kafkatest.Cluster, cell e2ebench.Cell, variant string) {
@@ -62,21 +95,26 @@ func benchScale(b *testing.B, c *kafkatest.Cluster, cell e2ebench.Cell, variant 
 	if variant == e2ebench.Raw {
 		publish, flush = rawScale(b, c, cell, topic, body, w)
 	} else {
-		opts := append(c.TransportOptions(), kafkabroker.WithStartOffset(kafka.FirstOffset))
+		k, knob := kafkaKnobs[variant]
+		if knob {
+			variant = e2ebench.Untraced
+		}
+		opts := append(c.TransportOptions(), kafkabroker.WithStartOffset(kafka.FirstOffset), kafkabroker.WithCommitInterval(k.commit))
+		if k.queue > 0 {
+			opts = append(opts, kafkabroker.WithQueueCapacity(k.queue))
+		}
 		br := broker.New(mustTransport(b, c, opts...), e2ebench.BrokerOptions(b, variant)...)
 		b.Cleanup(func() { _ = br.Close(ctx) })
-		if err := br.Subscribe(topic, func(context.Context, *broker.Message) error {
-			w.Done()
-			return nil
-		}, broker.Group("g-"+topic), broker.Concurrency(cell.Concurrency)); err != nil {
+		sopts := []broker.SubscribeOption{broker.Group("g-" + topic), broker.Concurrency(cell.Concurrency)}
+		if err := e2ebench.Subscribe(br, topic, w, k.batch, sopts...); err != nil {
 			b.Fatal(err)
 		}
 		if err := br.Start(ctx); err != nil {
 			b.Fatal(err)
 		}
-		batch := e2ebench.NewBatch(e2ebench.ScaleBatch, func(msgs []*broker.Message) error { return br.PublishBatch(ctx, msgs) })
-		publish = func() error { return batch.Add(&broker.Message{Destination: topic, Body: body}) }
-		flush = batch.Flush
+		publish, flush = e2ebench.Publisher(br, k.pubBatch, func() *broker.Message {
+			return &broker.Message{Destination: topic, Body: body}
+		})
 	}
 	e2ebench.RunCell(b, cell, w, publish, flush)
 }

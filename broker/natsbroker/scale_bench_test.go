@@ -38,9 +38,36 @@ import (
 //	go test -run '^$' -bench Scale -benchtime 2000x ./broker/natsbroker -args -scale.rounds=3
 func BenchmarkScale(b *testing.B) {
 	srv := natstest.Start(b)
-	e2ebench.RunScale(b, e2ebench.ScaleVariants, func(b *testing.B, c e2ebench.Cell, v string) {
+	e2ebench.RunScale(b, e2ebench.Cells(), e2ebench.ScaleVariants, func(b *testing.B, c e2ebench.Cell, v string) {
 		benchScale(b, srv, c, v)
 	})
+}
+
+// BenchmarkScaleKnobs runs the workload of BenchmarkScale on the cells of
+// e2ebench.KnobCells with tracebus untraced and one setting changed per
+// variant (see scaleKnobs), beside raw nats.go and untraced tracebus with
+// the defaults.
+//
+//	go test -run '^$' -bench ScaleKnobs -benchtime 2000x ./broker/natsbroker -args -scale.rounds=3
+func BenchmarkScaleKnobs(b *testing.B) {
+	srv := natstest.Start(b)
+	variants := []string{e2ebench.Raw, e2ebench.Untraced, "pull-16", "pull-100", "batch-16", "pub-1", "pub-16"}
+	e2ebench.RunScale(b, e2ebench.KnobCells(), variants, func(b *testing.B, c e2ebench.Cell, v string) {
+		benchScale(b, srv, c, v)
+	})
+}
+
+// scaleKnobs are the settings a variant of BenchmarkScaleKnobs changes,
+// from the defaults of the untraced variant.
+type scaleKnobs struct {
+	pull     int // ConsumeOptions(jetstream.PullMaxMessages(pull))
+	batch    int // SubscribeBatch with BatchSize(batch), BatchWait's default
+	pubBatch int // messages per publish call, 1 with Publish; default e2ebench.ScaleBatch
+}
+
+var natsKnobs = map[string]scaleKnobs{
+	"pull-16": {pull: 16}, "pull-100": {pull: 100}, "batch-16": {batch: 16},
+	"pub-1": {pubBatch: 1}, "pub-16": {pubBatch: 16},
 }
 
 func benchScale(b *testing.B, srv *natstest.Server, c e2ebench.Cell, variant string) {
@@ -78,26 +105,31 @@ func benchScale(b *testing.B, srv *natstest.Server, c e2ebench.Cell, variant str
 	if variant == e2ebench.Raw {
 		publish, flush = rawScale(b, srv, c, name, subjects, subject, body, w)
 	} else {
+		k, knob := natsKnobs[variant]
+		if knob {
+			variant = e2ebench.Untraced
+		}
 		tr, err := natsbroker.Connect(srv.URL(), natsbroker.WithJetStream(prefix+".*"))
 		if err != nil {
 			b.Fatal(err)
 		}
 		br := broker.New(tr, e2ebench.BrokerOptions(b, variant)...)
 		b.Cleanup(func() { _ = br.Close(ctx) })
+		opts := []broker.SubscribeOption{broker.Group("scale"), broker.Concurrency(c.Concurrency)}
+		if k.pull > 0 {
+			opts = append(opts, natsbroker.ConsumeOptions(jetstream.PullMaxMessages(k.pull)))
+		}
 		for _, s := range subjects {
-			if err := br.Subscribe(s, func(context.Context, *broker.Message) error {
-				w.Done()
-				return nil
-			}, broker.Group("scale"), broker.Concurrency(c.Concurrency)); err != nil {
+			if err := e2ebench.Subscribe(br, s, w, k.batch, opts...); err != nil {
 				b.Fatal(err)
 			}
 		}
 		if err := br.Start(ctx); err != nil {
 			b.Fatal(err)
 		}
-		batch := e2ebench.NewBatch(e2ebench.ScaleBatch, func(msgs []*broker.Message) error { return br.PublishBatch(ctx, msgs) })
-		publish = func() error { return batch.Add(&broker.Message{Destination: subject(), Body: body}) }
-		flush = batch.Flush
+		publish, flush = e2ebench.Publisher(br, k.pubBatch, func() *broker.Message {
+			return &broker.Message{Destination: subject(), Body: body}
+		})
 	}
 	e2ebench.RunCell(b, c, w, publish, flush)
 }

@@ -1,9 +1,13 @@
 package e2ebench
 
 import (
+	"cmp"
+	"context"
 	"flag"
 	"fmt"
 	"testing"
+
+	"github.com/tracebus/tracebus/broker"
 )
 
 // The scale benchmarks of the transports run one end-to-end workload over a
@@ -84,12 +88,19 @@ func (c Cell) Name() string {
 // Body returns a body of c.Size bytes.
 func (c Cell) Body() []byte { return make([]byte, c.Size) }
 
-// RunScale runs bench for every cell of Cells and every variant, as the
+// KnobCells returns the cells where the scale benchmarks compare the
+// settings of a subscription and of publishing: 4 partitions, concurrency
+// 4, bodies of 1 KiB and 64 KiB.
+func KnobCells() []Cell {
+	return []Cell{{Partitions: 4, Concurrency: 4, Size: 1 << 10}, {Partitions: 4, Concurrency: 4, Size: 64 << 10}}
+}
+
+// RunScale runs bench for every cell and every variant, as the
 // sub-benchmark cell/variant. The variants of a cell run in turn, as many
 // times as the -scale.rounds flag says (once by default).
-func RunScale(b *testing.B, variants []string, bench func(b *testing.B, c Cell, variant string)) {
+func RunScale(b *testing.B, cells []Cell, variants []string, bench func(b *testing.B, c Cell, variant string)) {
 	seq := 0
-	for _, c := range Cells() {
+	for _, c := range cells {
 		b.Run(c.Name(), func(b *testing.B) {
 			for range max(*scaleRounds, 1) {
 				for _, v := range variants {
@@ -108,4 +119,35 @@ func RunScale(b *testing.B, variants []string, bench func(b *testing.B, c Cell, 
 // measurement begins. w must hold at least c.Partitions messages.
 func RunCell(b *testing.B, c Cell, w Window, publish, flush func() error) {
 	run(b, w, c.Size, max(c.Partitions, 1), publish, flush)
+}
+
+// Subscribe subscribes br to destination with a handler that frees a slot
+// of w per message it is given: with SubscribeBatch and BatchSize(batch)
+// when batch is above 0, with Subscribe otherwise.
+func Subscribe(br *broker.Broker, destination string, w Window, batch int, opts ...broker.SubscribeOption) error {
+	if batch > 0 {
+		return br.SubscribeBatch(destination, func(_ context.Context, msgs []*broker.Message) error {
+			for range msgs {
+				w.Done()
+			}
+			return nil
+		}, append(opts, broker.BatchSize(batch))...)
+	}
+	return br.Subscribe(destination, func(context.Context, *broker.Message) error {
+		w.Done()
+		return nil
+	}, opts...)
+}
+
+// Publisher returns the publish and flush functions of a tracebus variant
+// for Run: Publish for each message when batch is 1, PublishBatch of batch
+// messages otherwise (ScaleBatch when batch is 0). next makes the next
+// message.
+func Publisher(br *broker.Broker, batch int, next func() *broker.Message) (publish, flush func() error) {
+	ctx := context.Background()
+	if batch == 1 {
+		return func() error { return br.Publish(ctx, next()) }, nil
+	}
+	b := NewBatch(cmp.Or(batch, ScaleBatch), func(msgs []*broker.Message) error { return br.PublishBatch(ctx, msgs) })
+	return func() error { return b.Add(next()) }, b.Flush
 }
