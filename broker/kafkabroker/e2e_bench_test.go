@@ -90,20 +90,7 @@ func benchE2E(b *testing.B, c *kafkatest.Cluster, commit time.Duration, topic, v
 // not nil, and returns its publish and flush functions.
 func rawKafkaE2E(b *testing.B, c *kafkatest.Cluster, commit time.Duration, topic string, h *e2ebench.Instrumentation, w e2ebench.Window) (publish, flush func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           c.Addrs(),
-		GroupID:           "g-" + topic,
-		Topic:             topic,
-		StartOffset:       kafka.FirstOffset,
-		CommitInterval:    commit,
-		MaxWait:           100 * time.Millisecond,
-		HeartbeatInterval: 100 * time.Millisecond,
-		SessionTimeout:    6 * time.Second,
-		RebalanceTimeout:  5 * time.Second,
-		JoinGroupBackoff:  100 * time.Millisecond,
-		ReadBackoffMin:    10 * time.Millisecond,
-		ReadBackoffMax:    200 * time.Millisecond,
-	})
+	r := rawReader(c, topic, commit)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -140,6 +127,25 @@ func rawKafkaE2E(b *testing.B, c *kafkatest.Cluster, commit time.Duration, topic
 		return h.Publish(context.Background(), carriers, send)
 	})
 	return func() error { return batch.Add(kafka.Message{Topic: topic, Value: e2ebench.Body}) }, batch.Flush
+}
+
+// rawReader returns a consumer-group Reader of topic in group "g-"+topic,
+// with the timings kafkatest gives the transport.
+func rawReader(c *kafkatest.Cluster, topic string, commit time.Duration) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           c.Addrs(),
+		GroupID:           "g-" + topic,
+		Topic:             topic,
+		StartOffset:       kafka.FirstOffset,
+		CommitInterval:    commit,
+		MaxWait:           100 * time.Millisecond,
+		HeartbeatInterval: 100 * time.Millisecond,
+		SessionTimeout:    6 * time.Second,
+		RebalanceTimeout:  5 * time.Second,
+		JoinGroupBackoff:  100 * time.Millisecond,
+		ReadBackoffMin:    10 * time.Millisecond,
+		ReadBackoffMax:    200 * time.Millisecond,
+	})
 }
 
 // kafkaCarrier is the propagation carrier a user writes for kafka-go's

@@ -211,23 +211,7 @@ func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebenc
 	// acknowledgement awaited, as natsbroker's PublishBatch does.
 	futures := make([]jetstream.PubAckFuture, e2eBatch)
 	batch := e2ebench.NewBatch(e2eBatch, func(msgs []*natsgo.Msg) error {
-		send := func() error {
-			for i, m := range msgs {
-				f, err := jsPub.PublishMsgAsync(m)
-				if err != nil {
-					return err
-				}
-				futures[i] = f
-			}
-			for _, f := range futures[:len(msgs)] {
-				select {
-				case <-f.Ok():
-				case err := <-f.Err():
-					return err
-				}
-			}
-			return nil
-		}
+		send := func() error { return publishAsync(jsPub, msgs, futures) }
 		if h == nil {
 			return send()
 		}
@@ -238,6 +222,27 @@ func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebenc
 		return h.Publish(ctx, carriers, send)
 	})
 	return func() error { return batch.Add(newMsg()) }, batch.Flush
+}
+
+// publishAsync publishes msgs asynchronously, then awaits every
+// acknowledgement, as natsbroker's PublishBatch does. futures holds at
+// least len(msgs) elements.
+func publishAsync(js jetstream.JetStream, msgs []*natsgo.Msg, futures []jetstream.PubAckFuture) error {
+	for i, m := range msgs {
+		f, err := js.PublishMsgAsync(m)
+		if err != nil {
+			return err
+		}
+		futures[i] = f
+	}
+	for _, f := range futures[:len(msgs)] {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return err
+		}
+	}
+	return nil
 }
 
 func streamOf(b *testing.B, js jetstream.JetStream, subject string) string {

@@ -190,6 +190,11 @@ func (w Window) Done() { <-w }
 // Before measuring, one message is published and awaited, so that joining
 // a consumer group or creating a consumer is not measured.
 func Run(b *testing.B, w Window, publish func() error, flush func() error) {
+	run(b, w, len(Body), 1, publish, flush)
+}
+
+// run is Run for messages of size bytes, warming up with warm messages.
+func run(b *testing.B, w Window, size, warm int, publish func() error, flush func() error) {
 	send := func() {
 		w.Take()
 		if err := publish(); err != nil {
@@ -204,14 +209,16 @@ func Run(b *testing.B, w Window, publish func() error, flush func() error) {
 		}
 		w.drain()
 	}
-	send()
+	for range warm {
+		send()
+	}
 	finish()
 	// Start without the garbage of the set-up or of an earlier variant,
 	// whose collection would be charged to this one's CPU.
 	runtime.GC()
 
 	b.ReportAllocs()
-	b.SetBytes(int64(len(Body)))
+	b.SetBytes(int64(size))
 	cpu0 := CPUTime()
 	start := time.Now()
 	b.ResetTimer()
