@@ -24,7 +24,7 @@ import (
 //     their transports open meanwhile;
 //  3. every transport closes: publishing fails with ErrClosed from now on;
 //  4. the after-stop hooks run;
-//  5. telemetry is flushed (ShutdownTelemetry), last, so that it includes
+//  5. telemetry is flushed (WithTelemetryShutdown), last, so that it includes
 //     the spans of the drain and of the hooks.
 //
 // The whole stop is bounded by the shutdown timeout (WithShutdownTimeout);
@@ -144,45 +144,45 @@ func WithHealthTimeout(d time.Duration) AppOption {
 	})
 }
 
-// BeforeStart adds hooks that run, in order, before any broker starts:
+// WithBeforeStart adds hooks that run, in order, before any broker starts:
 // connect to a database, load configuration. A hook that fails aborts the
 // start: no broker starts, the brokers are closed, the telemetry is
 // flushed, and no stop hook runs.
-func BeforeStart(hooks ...Hook) AppOption {
+func WithBeforeStart(hooks ...Hook) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.beforeStart = append(c.beforeStart, hooks...) })
 }
 
-// AfterStart adds hooks that run, in order, once every broker has started
+// WithAfterStart adds hooks that run, in order, once every broker has started
 // and before the app reports ready: publish a startup message, register
 // with service discovery. A hook that fails aborts the start, which then
 // stops the app as Stop does, stop hooks included, so that what the
 // before-start hooks set up is released.
-func AfterStart(hooks ...Hook) AppOption {
+func WithAfterStart(hooks ...Hook) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.afterStart = append(c.afterStart, hooks...) })
 }
 
-// BeforeStop adds hooks that run, in order, when the app begins to stop,
+// WithBeforeStop adds hooks that run, in order, when the app begins to stop,
 // while every broker still consumes and publishes. They run whenever the
 // before-start hooks all succeeded. A failing hook does not stop the
 // shutdown; its error is returned with the others.
-func BeforeStop(hooks ...Hook) AppOption {
+func WithBeforeStop(hooks ...Hook) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.beforeStop = append(c.beforeStop, hooks...) })
 }
 
-// AfterStop adds hooks that run, in order, after every transport closed
+// WithAfterStop adds hooks that run, in order, after every transport closed
 // and before the telemetry is flushed: close a database. They run whenever
 // the before-start hooks all succeeded. A failing hook does not stop the
 // shutdown; its error is returned with the others.
-func AfterStop(hooks ...Hook) AppOption {
+func WithAfterStop(hooks ...Hook) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.afterStop = append(c.afterStop, hooks...) })
 }
 
-// ShutdownTelemetry adds functions that flush and shut down telemetry, such
+// WithTelemetryShutdown adds functions that flush and shut down telemetry, such
 // as the Shutdown method of the providers exporters.Setup returns or of an
 // SDK TracerProvider and MeterProvider. They run last in the stop, in
 // order, after the transports closed and the after-stop hooks ran, and
 // also when a start fails.
-func ShutdownTelemetry(fns ...func(ctx context.Context) error) AppOption {
+func WithTelemetryShutdown(fns ...func(ctx context.Context) error) AppOption {
 	return appOptionFunc(func(c *appConfig) {
 		for _, fn := range fns {
 			if fn != nil {
@@ -198,7 +198,7 @@ func (a *App) Brokers() []*Broker { return append([]*Broker(nil), a.cfg.brokers.
 // Start runs the before-start hooks, starts every broker in order (with
 // its subscriptions) and runs the after-start hooks; the app is ready
 // afterwards. ctx goes to the hooks and to Broker.Start. When a step fails,
-// Start undoes what was done (see BeforeStart and AfterStart), within the
+// Start undoes what was done (see WithBeforeStart and WithAfterStart), within the
 // shutdown timeout, and returns the failure joined with any error of the
 // undoing. Start fails with ErrAlreadyStarted when called twice and with
 // ErrClosed after Stop.
@@ -234,7 +234,7 @@ func (a *App) checkBrokers() error {
 	seen := make(map[*Broker]bool, len(a.cfg.brokers))
 	for i, b := range a.cfg.brokers {
 		if seen[b] {
-			return fmt.Errorf("tracebus: app: broker %d given twice: %w", i, ErrInvalidOption)
+			return fmt.Errorf("tracebus: app: broker %d given twice: %w", i, ErrInvalid)
 		}
 		seen[b] = true
 	}

@@ -47,9 +47,9 @@ func ExampleApp() {
 	app := broker.NewApp(
 		broker.WithBrokers(in, out),
 		broker.WithShutdownTimeout(10*time.Second),
-		broker.AfterStart(func(context.Context) error { fmt.Println("started"); return nil }),
-		broker.AfterStop(func(context.Context) error { fmt.Println("stopped"); return nil }),
-		// broker.ShutdownTelemetry(providers.Shutdown), from exporters.Setup
+		broker.WithAfterStart(func(context.Context) error { fmt.Println("started"); return nil }),
+		broker.WithAfterStop(func(context.Context) error { fmt.Println("stopped"); return nil }),
+		// broker.WithTelemetryShutdown(providers.Shutdown), from exporters.Setup
 	)
 	probes := httptest.NewServer(app.HealthHandler()) // mux.Handle("/readyz", app.HealthHandler())
 	defer probes.Close()

@@ -146,7 +146,7 @@ func (b *Broker) publishOperation(dest string, batch bool) Operation {
 // Subscribe registers h for the messages arriving at destination (a NATS
 // subject or pattern, a Kafka topic). Each call of h gets one message; its
 // result settles the message: nil acknowledges it, an error triggers the
-// retry policy (MaxAttempts, WithBackoff) and finally DeadLetter or a drop.
+// retry policy (MaxAttempts, RetryBackoff) and finally DeadLetter or a drop.
 // A panic in h is recovered and treated as an error.
 //
 // Subscriptions registered before Start begin with Start; after Start they

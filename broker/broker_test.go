@@ -27,11 +27,11 @@ func TestMisuseErrors(t *testing.T) {
 		{"empty destination subscribe", b.Subscribe("", noop), broker.ErrEmptyDestination},
 		{"nil handler", b.Subscribe("a", nil), broker.ErrNilHandler},
 		{"nil batch handler", b.SubscribeBatch("a", nil), broker.ErrNilHandler},
-		{"batch size zero", b.SubscribeBatch("a", func(context.Context, []*broker.Message) error { return nil }, broker.BatchSize(0)), broker.ErrInvalidOption},
-		{"batch wait negative", b.SubscribeBatch("a", func(context.Context, []*broker.Message) error { return nil }, broker.BatchWait(-time.Second)), broker.ErrInvalidOption},
-		{"batch option on plain subscribe", b.Subscribe("a", noop, broker.BatchSize(10)), broker.ErrInvalidOption},
-		{"concurrency zero", b.Subscribe("a", noop, broker.Concurrency(0)), broker.ErrInvalidOption},
-		{"max attempts zero", b.Subscribe("a", noop, broker.MaxAttempts(0)), broker.ErrInvalidOption},
+		{"batch size zero", b.SubscribeBatch("a", func(context.Context, []*broker.Message) error { return nil }, broker.BatchSize(0)), broker.ErrInvalid},
+		{"batch wait negative", b.SubscribeBatch("a", func(context.Context, []*broker.Message) error { return nil }, broker.BatchWait(-time.Second)), broker.ErrInvalid},
+		{"batch option on plain subscribe", b.Subscribe("a", noop, broker.BatchSize(10)), broker.ErrInvalid},
+		{"concurrency zero", b.Subscribe("a", noop, broker.Concurrency(0)), broker.ErrInvalid},
+		{"max attempts zero", b.Subscribe("a", noop, broker.MaxAttempts(0)), broker.ErrInvalid},
 		{"dead letter empty", b.Subscribe("a", noop, broker.DeadLetter("")), broker.ErrEmptyDestination},
 		{"nil message", b.Publish(ctx, nil), broker.ErrNilMessage},
 		{"publish empty destination", b.Publish(ctx, &broker.Message{}), broker.ErrEmptyDestination},
@@ -206,7 +206,7 @@ func TestPermanentSkipsRetries(t *testing.T) {
 			return fmt.Errorf("decode: %w", broker.ErrPermanent)
 		}
 		return nil
-	}, broker.MaxAttempts(5), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))); err != nil {
+	}, broker.MaxAttempts(5), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond))); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Start(t.Context()); err != nil {

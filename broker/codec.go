@@ -155,28 +155,28 @@ func (cs codecSet) pick(contentType string, def Codec) Codec {
 	return def
 }
 
-// CodecOption sets the codec of typed handlers and publishers. Given to New
+// EndpointOption sets the codec of typed handlers and publishers. Given to New
 // it is the broker's default (and is known for decoding by content type);
 // given to a typed subscribe function or NewPublisher it applies there.
-type CodecOption struct{ c Codec }
+type EndpointOption struct{ c Codec }
 
 // WithCodec returns a CodecOption for c. A nil codec keeps the default.
-func WithCodec(c Codec) CodecOption { return CodecOption{c} }
+func WithCodec(c Codec) EndpointOption { return EndpointOption{c} }
 
-func (o CodecOption) applyBroker(c *config) {
+func (o EndpointOption) applyBroker(c *config) {
 	if o.c != nil {
 		c.codec = o.c
 		c.codecs.add(o.c)
 	}
 }
 
-func (o CodecOption) applySubscribe(c *subConfig) {
+func (o EndpointOption) applySubscribe(c *subConfig) {
 	if o.c != nil {
 		c.codec = o.c
 	}
 }
 
-func (o CodecOption) applyPublisher(c *publisherConfig) {
+func (o EndpointOption) applyPublisher(c *publisherConfig) {
 	if o.c != nil {
 		c.codec = o.c
 	}

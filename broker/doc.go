@@ -68,8 +68,8 @@
 // # Apps, routers and health
 //
 // A service over several brokers (NATS in, Kafka out) runs them as one App:
-// NewApp(WithBrokers(in, out), BeforeStart(...), AfterStop(...),
-// ShutdownTelemetry(providers.Shutdown)) and app.Run(ctx) with the ctx of
+// NewApp(WithBrokers(in, out), WithBeforeStart(...), WithAfterStop(...),
+// WithTelemetryShutdown(providers.Shutdown)) and app.Run(ctx) with the ctx of
 // SignalContext. Its stop loses nothing: every broker stops consuming and
 // drains while all of them still publish, then the transports close, then
 // telemetry is flushed. NewRouter groups subscriptions and publishers under

@@ -20,9 +20,9 @@ var (
 	ErrClosed = errors.New("tracebus: closed")
 	// ErrAlreadyStarted: Start called twice.
 	ErrAlreadyStarted = errors.New("tracebus: already started")
-	// ErrInvalidOption: an option value out of range, such as a batch size
+	// ErrInvalid: an option value out of range, such as a batch size
 	// below 1 or a batch option on a plain subscription.
-	ErrInvalidOption = errors.New("tracebus: invalid option")
+	ErrInvalid = errors.New("tracebus: invalid option")
 	// ErrUnsupportedOption: a transport option the transport does not know,
 	// or a feature the transport does not provide.
 	ErrUnsupportedOption = errors.New("tracebus: unsupported option")
@@ -120,5 +120,5 @@ func (e BatchError) Failed() []int {
 }
 
 func optionError(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 }

@@ -34,7 +34,7 @@ func TestWithErrorText(t *testing.T) {
 		}))
 	if err := b.Subscribe("payments", func(_ context.Context, m *broker.Message) error {
 		return errors.Join(errCard, errors.New("body was "+string(m.Body)))
-	}, broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter("payments.dead")); err != nil {
+	}, broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter("payments.dead")); err != nil {
 		t.Fatal(err)
 	}
 	dead := make(chan string, 1)

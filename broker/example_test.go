@@ -121,7 +121,7 @@ func ExampleDeadLetter() {
 	dead := make(chan string)
 	_ = b.Subscribe("payments", func(ctx context.Context, msg *broker.Message) error {
 		return fmt.Errorf("card declined")
-	}, broker.MaxAttempts(3), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter("payments.dead"))
+	}, broker.MaxAttempts(3), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter("payments.dead"))
 	_ = b.Subscribe("payments.dead", func(ctx context.Context, msg *broker.Message) error {
 		dead <- fmt.Sprintf("%s after %s attempts: %s", msg.Body,
 			msg.Headers.Get(broker.HeaderDeadLetterAttempts), msg.Headers.Get(broker.HeaderDeadLetterError))

@@ -51,9 +51,9 @@ func TestAppReadinessOverHTTP(t *testing.T) {
 	}
 	app := broker.NewApp(
 		broker.WithBrokers(b),
-		broker.BeforeStart(look(&beforeStart)),
-		broker.AfterStart(look(&afterStart)),
-		broker.BeforeStop(look(&beforeStop)),
+		broker.WithBeforeStart(look(&beforeStart)),
+		broker.WithAfterStart(look(&afterStart)),
+		broker.WithBeforeStop(look(&beforeStop)),
 	)
 	mux := http.NewServeMux()
 	mux.Handle("/livez", app.HealthHandler())

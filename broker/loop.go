@@ -31,7 +31,7 @@ func checkDeadLetterLoop(cfg *subConfig) error {
 	}
 	return fmt.Errorf("tracebus: subscribe %s: dead-letter destination %s matches the subscription's own pattern, "+
 		"so every dead letter would come back to the handler that rejected it; choose a destination outside %s: %w",
-		pattern, cfg.deadLetter, pattern, ErrInvalidOption)
+		pattern, cfg.deadLetter, pattern, ErrInvalid)
 }
 
 // checkPublishToLoop fails a HandleResult subscription whose own pattern
@@ -47,7 +47,7 @@ func (b *Broker) checkPublishToLoop(cfg *subConfig) error {
 		}
 		return fmt.Errorf("tracebus: subscribe %s: PublishTo destination %s matches the subscription's own pattern, "+
 			"so every result would come back to the handler that produced it; choose a destination outside %s: %w",
-			pattern, dest, pattern, ErrInvalidOption)
+			pattern, dest, pattern, ErrInvalid)
 	}
 	return nil
 }

@@ -112,8 +112,8 @@ func TestSubscribeRefusesLoops(t *testing.T) {
 
 func assertLoopError(t *testing.T, err error, pattern, dest string) {
 	t.Helper()
-	if !errors.Is(err, broker.ErrInvalidOption) {
-		t.Errorf("subscription %q sending to %q: got %v, want an error wrapping ErrInvalidOption", pattern, dest, err)
+	if !errors.Is(err, broker.ErrInvalid) {
+		t.Errorf("subscription %q sending to %q: got %v, want an error wrapping ErrInvalid", pattern, dest, err)
 		return
 	}
 	if msg := err.Error(); !strings.Contains(msg, "subscribe "+pattern+":") || !strings.Contains(msg, "destination "+dest+" ") {

@@ -205,9 +205,9 @@ func MaxAttempts(n int) SubscribeOption {
 	})
 }
 
-// WithBackoff sets the wait before each redelivery of a failed message. The
+// RetryBackoff sets the wait before each redelivery of a failed message. The
 // default is DefaultBackoff.
-func WithBackoff(b Backoff) SubscribeOption {
+func RetryBackoff(b Backoff) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) {
 		if b == nil {
 			c.invalid("nil backoff")
@@ -224,7 +224,7 @@ func WithBackoff(b Backoff) SubscribeOption {
 //
 // The destination is used as given, also under a Router, and must lie
 // outside the subscription's own pattern: subscribing to "orders.*" with
-// DeadLetter("orders.rejected") fails with ErrInvalidOption, since every
+// DeadLetter("orders.rejected") fails with ErrInvalid, since every
 // dead letter would come back to the handler that rejected it. Use a
 // destination of its own, such as "dlq.orders".
 func DeadLetter(destination string) SubscribeOption {

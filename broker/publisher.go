@@ -174,7 +174,7 @@ func (p *Publisher[T]) payloadType() reflect.Type { return reflect.TypeFor[T]() 
 func (p *Publisher[T]) publishValue(ctx context.Context, v any) error {
 	t, ok := v.(T)
 	if !ok {
-		return fmt.Errorf("tracebus: publisher to %s takes %v, got %T: %w", p.dest, reflect.TypeFor[T](), v, ErrInvalidOption)
+		return fmt.Errorf("tracebus: publisher to %s takes %v, got %T: %w", p.dest, reflect.TypeFor[T](), v, ErrInvalid)
 	}
 	return p.Publish(ctx, t)
 }

@@ -93,7 +93,7 @@ func TestRouterPrefixesAndSharedOptions(t *testing.T) {
 // The router's shared retry options apply to its subscriptions.
 func TestRouterSharedRetryPolicy(t *testing.T) {
 	b := broker.New(testutil.Memory(t), broker.WithLogger(discardLogger()))
-	r := broker.NewRouter(b, "jobs-", broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(0)), broker.DeadLetter("dead"))
+	r := broker.NewRouter(b, "jobs-", broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(0)), broker.DeadLetter("dead"))
 	var attempts sync.Map
 	must(t, r.Subscribe("fail", func(_ context.Context, m *broker.Message) error {
 		n, _ := attempts.LoadOrStore(string(m.Body), new(int))

@@ -47,7 +47,7 @@ func TestSettleMiddlewareCannotBreakSettlement(t *testing.T) {
 					return errors.New("first attempt fails")
 				}
 				return nil
-			}, broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))))
+			}, broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond))))
 			must(t, b.Start(t.Context()))
 			defer b.Close(context.Background())
 			must(t, b.Publish(t.Context(), &broker.Message{Destination: "q", Body: []byte("x")}))

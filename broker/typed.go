@@ -173,7 +173,7 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 	for _, p := range cfg.publishTo {
 		if pt := p.payloadType(); !outType.AssignableTo(pt) {
 			return fmt.Errorf("tracebus: subscribe %s: publisher to %s takes %v, the handler returns %v: %w",
-				cfg.spec.Destination, p.destination(), pt, outType, ErrInvalidOption)
+				cfg.spec.Destination, p.destination(), pt, outType, ErrInvalid)
 		}
 	}
 	if err := b.checkPublishToLoop(&cfg); err != nil {
@@ -277,7 +277,7 @@ type ResultPublisher interface {
 }
 
 // PublishTo sends what a HandleResult handler returns to each publisher, in
-// order, with the handler's ctx. HandleResult fails with ErrInvalidOption
+// order, with the handler's ctx. HandleResult fails with ErrInvalid
 // when a publisher's type does not fit the handler's result type, and when
 // the subscription's own pattern matches a publisher's destination on the
 // same messaging system (the same broker, or a transport connected to the
@@ -330,7 +330,7 @@ func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
 	typ := d.typ
 	if cfg.codec == Protobuf && d.elem == nil {
 		return nil, fmt.Errorf("tracebus: subscribe %s: the protobuf codec needs a pointer type (*%v), not %v: %w",
-			cfg.spec.Destination, typ, typ, ErrInvalidOption)
+			cfg.spec.Destination, typ, typ, ErrInvalid)
 	}
 	cfg.endpoint.Payload = typ
 	cfg.endpoint.ContentType = cfg.codec.ContentType()

@@ -186,7 +186,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	for name, svc := range svcs {
 		flush = append(flush, lost.shutdown(name, svc.providers.Shutdown))
 	}
-	app := broker.NewApp(broker.WithBrokers(brokers...), broker.ShutdownTelemetry(flush...),
+	app := broker.NewApp(broker.WithBrokers(brokers...), broker.WithTelemetryShutdown(flush...),
 		broker.WithShutdownTimeout(15*time.Second))
 	defer func() {
 		stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)

@@ -170,7 +170,7 @@ func WireBilling(orders, invoicing broker.Registrar, tp trace.TracerProvider, mp
 	err = broker.HandleResult(orders, ordersPattern, bl.bill,
 		broker.Group("billing"), broker.Name("billing"),
 		broker.PublishTo(invoices), broker.DeadLetter(deadOrders),
-		broker.MaxAttempts(3), broker.WithBackoff(broker.ConstantBackoff(100*time.Millisecond)),
+		broker.MaxAttempts(3), broker.RetryBackoff(broker.ConstantBackoff(100*time.Millisecond)),
 		broker.Describe("Bills every order placed in any region."))
 	if err != nil {
 		return nil, err

@@ -40,7 +40,7 @@ func TestOutcomeMetrics(t *testing.T) {
 	tel, rec := newTel(t)
 	b := broker.New(testutil.Memory(t), broker.WithMiddleware(tel),
 		broker.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	fast := broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))
+	fast := broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond))
 	dead := testutil.NewInbox[string](30 * time.Second)
 	calls := testutil.NewInbox[int](30 * time.Second)
 	must(t, b.Subscribe("orders", func(context.Context, *broker.Message) error {

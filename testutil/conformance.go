@@ -288,7 +288,7 @@ func testErrorRedelivers(t *testing.T, s TransportSuite) {
 			return errors.New("not yet")
 		}
 		return nil
-	}, s.Options(broker.Group("g"), broker.Name("g"), broker.MaxAttempts(5), broker.WithBackoff(broker.ConstantBackoff(20*time.Millisecond)))...); err != nil {
+	}, s.Options(broker.Group("g"), broker.Name("g"), broker.MaxAttempts(5), broker.RetryBackoff(broker.ConstantBackoff(20*time.Millisecond)))...); err != nil {
 		t.Fatal(err)
 	}
 	s.Start(t, b)
@@ -318,7 +318,7 @@ func testDeadLetter(t *testing.T, s TransportSuite) {
 	if err := b.Subscribe(dest, func(context.Context, *broker.Message) error {
 		calls.Add(1)
 		return errors.New("boom")
-	}, s.Options(broker.Group("g"), broker.Name("g"), broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(10*time.Millisecond)), broker.DeadLetter(dlq))...); err != nil {
+	}, s.Options(broker.Group("g"), broker.Name("g"), broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(10*time.Millisecond)), broker.DeadLetter(dlq))...); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Subscribe(dlq, func(_ context.Context, m *broker.Message) error {

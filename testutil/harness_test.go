@@ -245,7 +245,7 @@ func TestHarnessBatchesAndRetries(t *testing.T) {
 	}, broker.BatchSize(3)))
 	must(t, broker.Handle(b, "jobs", func(context.Context, string) error {
 		return errors.New("busy")
-	}, broker.MaxAttempts(3), broker.WithBackoff(broker.ConstantBackoff(time.Hour)), broker.DeadLetter("jobs.dead")))
+	}, broker.MaxAttempts(3), broker.RetryBackoff(broker.ConstantBackoff(time.Hour)), broker.DeadLetter("jobs.dead")))
 
 	ctx := context.Background()
 	must(t, broker.NewPublisher[int](b, "amounts").PublishBatch(ctx, []int{1, 2, 3, 4}))

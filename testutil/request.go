@@ -233,7 +233,7 @@ func testReqErrors(t *testing.T, s TransportSuite) {
 		return Invoice{OrderID: o.ID}, nil
 	}
 	for d, opts := range map[string][]broker.SubscribeOption{
-		dest:    reqOptions(s, dest, broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))),
+		dest:    reqOptions(s, dest, broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond))),
 		exposed: reqOptions(s, exposed, broker.MaxAttempts(1), broker.ExposeErrors()),
 	} {
 		if err := broker.HandleResult(server, d, handler, opts...); err != nil {

@@ -297,7 +297,7 @@ func testTypedAckFirst(t *testing.T, s TransportSuite) {
 		mu.Unlock()
 		in.Put(o.ID)
 		return errors.New("fails after the ack")
-	}, s.Options(broker.AckFirst(), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond)))...))
+	}, s.Options(broker.AckFirst(), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond)))...))
 	s.Start(t, b)
 	must(t, broker.NewPublisher[Order](b, dest).Publish(context.Background(), Order{ID: "o-1", Quantity: 1}))
 	in.Next(t)

@@ -208,7 +208,7 @@ func ExampleWithBrokers() {
 	fmt.Println(tr.Info().ServerAddress, tr.Info().ServerPort)
 
 	_, err = kafkabroker.New(kafkabroker.WithBrokers("kafka://kafka-1.internal:9093"))
-	fmt.Println(errors.Is(err, broker.ErrInvalidOption))
+	fmt.Println(errors.Is(err, broker.ErrInvalid))
 	fmt.Println(err)
 	// Output:
 	// kafka-1.internal 9093

@@ -118,7 +118,7 @@ func newConfig(opts []Option) config {
 
 func (c *config) invalid(format string, args ...any) {
 	if c.err == nil {
-		c.err = fmt.Errorf("kafkabroker: "+format+": %w", append(args, broker.ErrInvalidOption)...)
+		c.err = fmt.Errorf("kafkabroker: "+format+": %w", append(args, broker.ErrInvalid)...)
 	}
 }
 
@@ -167,7 +167,7 @@ func name(what string, kind nameKind, s string, field func(*config) *string) Opt
 // -kafka flag of command-line tools take it ("h1:9092, h2:9092"; spaces
 // around the commas are ignored). A URL with a scheme ("kafka://h:9092",
 // "SASL_SSL://h:9093") is refused, not stripped: TLS and SASL are the
-// options WithTLS and WithSASL. New fails with broker.ErrInvalidOption,
+// options WithTLS and WithSASL. New fails with broker.ErrInvalid,
 // naming the value, on an empty or malformed address or a port out of
 // range. The first broker is reported as server.address and server.port.
 // The default is DefaultBroker.

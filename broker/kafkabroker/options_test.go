@@ -69,7 +69,7 @@ func TestInvalidOptions(t *testing.T) {
 		"partition watching": kafkabroker.WithPartitionWatchInterval(0),
 		"metadata max age":   kafkabroker.WithMetadataMaxAge(0),
 	} {
-		if _, err := kafkabroker.New(opt); !errors.Is(err, broker.ErrInvalidOption) {
+		if _, err := kafkabroker.New(opt); !errors.Is(err, broker.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalidOption", name, err)
 		}
 	}
@@ -214,14 +214,14 @@ func TestMinBytesWithoutMaxBytes(t *testing.T) {
 		t.Fatalf("got %q", body)
 	}
 
-	if _, err := kafkabroker.New(kafkabroker.WithMinBytes(2e6)); !errors.Is(err, broker.ErrInvalidOption) {
+	if _, err := kafkabroker.New(kafkabroker.WithMinBytes(2e6)); !errors.Is(err, broker.ErrInvalid) {
 		t.Errorf("min bytes above the default max bytes: %v, want ErrInvalidOption", err)
 	}
 	bad := newTransport(t, c, kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.MinBytes, rc.MaxBytes = 10, 5 }))
 	for _, group := range []string{"", "bad-reader"} {
 		_, err := bad.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, Group: group, Concurrency: 1},
 			func(context.Context, []*broker.Message, broker.Acknowledger) {})
-		if !errors.Is(err, broker.ErrInvalidOption) {
+		if !errors.Is(err, broker.ErrInvalid) {
 			t.Errorf("group %q: subscribe with an invalid reader config: %v, want ErrInvalidOption", group, err)
 		}
 	}

@@ -22,7 +22,7 @@ var (
 // sharing a topic would each see, and drop, half of their replies as
 // strangers'. Derive the name from something unique to the instance (its
 // host name, pod name). Without it, Request fails with
-// broker.ErrInvalidOption, and so does New when topic is not a valid Kafka
+// broker.ErrInvalid, and so does New when topic is not a valid Kafka
 // topic name.
 func WithReplyTopic(topic string) Option {
 	return name("reply topic", topicName, topic, func(c *config) *string { return &c.replyTopic })
@@ -64,7 +64,7 @@ func (t *Transport) OpenInbox(ctx context.Context, deliver broker.InboxFunc) (br
 	}
 	topic := t.cfg.replyTopic
 	if topic == "" {
-		return nil, fmt.Errorf("kafkabroker: requests need a reply topic (WithReplyTopic): %w", broker.ErrInvalidOption)
+		return nil, fmt.Errorf("kafkabroker: requests need a reply topic (WithReplyTopic): %w", broker.ErrInvalid)
 	}
 	if t.cfg.replyCreate {
 		if err := t.createReplyTopic(ctx, topic); err != nil {

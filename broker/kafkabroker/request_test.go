@@ -26,7 +26,7 @@ func TestRequestWithoutReplyTopic(t *testing.T) {
 	b := plainBroker(t, c.TransportOptions()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := b.Request(ctx, &broker.Message{Destination: "anything"}); !errors.Is(err, broker.ErrInvalidOption) {
+	if _, err := b.Request(ctx, &broker.Message{Destination: "anything"}); !errors.Is(err, broker.ErrInvalid) {
 		t.Fatalf("request without a reply topic: %v, want ErrInvalidOption", err)
 	}
 }

@@ -23,7 +23,7 @@ type subConfig struct {
 // StartOffset sets where this subscription starts reading, kafka.FirstOffset
 // or kafka.LastOffset, overriding WithStartOffset; see WithStartOffset for
 // what it means with and without a group. Other values make Subscribe fail
-// with broker.ErrInvalidOption.
+// with broker.ErrInvalid.
 func StartOffset(offset int64) broker.SubscribeOption {
 	return broker.WithTransportOption(subopt.Option[subConfig]{
 		Package: "kafkabroker", System: System,
@@ -40,19 +40,19 @@ func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, erro
 	}
 	if d := spec.Destination; d != "" {
 		if err := checkName(topicName, d); err != nil {
-			return sc, fmt.Errorf("kafkabroker: subscribe %q: topic name: %v: %w", d, err, broker.ErrInvalidOption)
+			return sc, fmt.Errorf("kafkabroker: subscribe %q: topic name: %v: %w", d, err, broker.ErrInvalid)
 		}
 	}
 	if g := spec.Group; g != "" {
 		if err := checkName(idName, g); err != nil {
-			return sc, fmt.Errorf("kafkabroker: subscribe %s: group %q: %v: %w", spec.Destination, g, err, broker.ErrInvalidOption)
+			return sc, fmt.Errorf("kafkabroker: subscribe %s: group %q: %v: %w", spec.Destination, g, err, broker.ErrInvalid)
 		}
 	}
 	if sc.startOffset == 0 {
 		sc.startOffset = t.cfg.startOffset
 	}
 	if s := sc.startOffset; s != 0 && s != kafka.FirstOffset && s != kafka.LastOffset {
-		return sc, fmt.Errorf("kafkabroker: subscribe %s: start offset %d: %w", spec.Destination, s, broker.ErrInvalidOption)
+		return sc, fmt.Errorf("kafkabroker: subscribe %s: start offset %d: %w", spec.Destination, s, broker.ErrInvalid)
 	}
 	return sc, nil
 }
@@ -138,7 +138,7 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	// made later, in goroutines: check them now.
 	rc := s.readerConfig(0)
 	if err := rc.Validate(); err != nil {
-		return nil, fmt.Errorf("kafkabroker: subscribe %s: reader config: %w: %w", spec.Destination, err, broker.ErrInvalidOption)
+		return nil, fmt.Errorf("kafkabroker: subscribe %s: reader config: %w: %w", spec.Destination, err, broker.ErrInvalid)
 	}
 	if spec.Group == "" {
 		if start == 0 {

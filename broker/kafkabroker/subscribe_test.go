@@ -91,7 +91,7 @@ func TestSubscribeRejectsForeignOptions(t *testing.T) {
 	}
 	b := broker.New(tr)
 	err = b.Subscribe(topic, func(context.Context, *broker.Message) error { return nil }, kafkabroker.StartOffset(42))
-	if !errors.Is(err, broker.ErrInvalidOption) {
+	if !errors.Is(err, broker.ErrInvalid) {
 		t.Fatalf("start offset 42: %v, want ErrInvalidOption at Subscribe", err)
 	}
 }
@@ -145,7 +145,7 @@ func TestBatchCommitsWholeBatch(t *testing.T) {
 		}
 		return nil
 	}, broker.Group(group), broker.BatchSize(n), broker.BatchWait(2*time.Second),
-		broker.WithBackoff(broker.ConstantBackoff(10*time.Millisecond))); err != nil {
+		broker.RetryBackoff(broker.ConstantBackoff(10*time.Millisecond))); err != nil {
 		t.Fatal(err)
 	}
 	start(t, b)

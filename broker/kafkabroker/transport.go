@@ -50,7 +50,7 @@ var (
 
 // New returns a Transport configured by opts. It does not connect: the
 // first publish or subscription does. It fails only on invalid options,
-// with an error wrapping broker.ErrInvalidOption.
+// with an error wrapping broker.ErrInvalid.
 func New(opts ...Option) (*Transport, error) {
 	cfg := newConfig(opts)
 	if cfg.err != nil {

@@ -73,7 +73,7 @@ func TestHostileOptions(t *testing.T) {
 				tr.Close(context.Background())
 				t.Fatal("New accepted the option")
 			}
-			if !errors.Is(err, broker.ErrInvalidOption) || !strings.HasPrefix(err.Error(), "kafkabroker: ") ||
+			if !errors.Is(err, broker.ErrInvalid) || !strings.HasPrefix(err.Error(), "kafkabroker: ") ||
 				!strings.Contains(err.Error(), tc.value) {
 				t.Fatalf("New: %v; want kafkabroker: ... %s ... ErrInvalidOption", err, tc.value)
 			}
@@ -144,7 +144,7 @@ func TestHostileSubscriptionNames(t *testing.T) {
 		{"orders", []broker.SubscribeOption{broker.Group("bill\x00ing")}},
 		{"orders", []broker.SubscribeOption{broker.Group(strings.Repeat("g", 250))}},
 	} {
-		if err := b.Subscribe(tc.topic, noop, tc.opts...); !errors.Is(err, broker.ErrInvalidOption) {
+		if err := b.Subscribe(tc.topic, noop, tc.opts...); !errors.Is(err, broker.ErrInvalid) {
 			t.Errorf("Subscribe(%.20q): %v, want ErrInvalidOption", tc.topic, err)
 		}
 	}
@@ -223,7 +223,7 @@ func TestOnwardPublishMissingTopicLogs(t *testing.T) {
 	defer in.Close(context.Background())
 	if err := in.Subscribe("orders", func(ctx context.Context, m *broker.Message) error {
 		return kb.Publish(ctx, &broker.Message{Destination: missing, Body: m.Body})
-	}, broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter("orders-dead")); err != nil {
+	}, broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter("orders-dead")); err != nil {
 		t.Fatal(err)
 	}
 	start(t, in)

@@ -89,7 +89,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 func WithServer(srv *Server) Option {
 	return optionFunc(func(c *config) {
 		if srv == nil {
-			c.err = fmt.Errorf("memory: nil server: %w", broker.ErrInvalidOption)
+			c.err = fmt.Errorf("memory: nil server: %w", broker.ErrInvalid)
 			return
 		}
 		c.srv = srv
@@ -99,7 +99,7 @@ func WithServer(srv *Server) Option {
 // New returns a transport connected to the Server given with WithServer,
 // or to a new Server of its own. Like every transport constructor it
 // fails only on invalid options, with an error wrapping
-// broker.ErrInvalidOption. A nil Option is ignored.
+// broker.ErrInvalid. A nil Option is ignored.
 func New(opts ...Option) (*Transport, error) {
 	var c config
 	for _, o := range opts {

@@ -52,7 +52,7 @@ func TestGroupMemberCloseKeepsPendingRedelivery(t *testing.T) {
 					}
 					redelivered <- m.Delivery.DeliveryCount
 					return nil
-				}, broker.Group("workers"), broker.WithBackoff(broker.ConstantBackoff(backoff)))
+				}, broker.Group("workers"), broker.RetryBackoff(broker.ConstantBackoff(backoff)))
 				if err != nil {
 					t.Fatal(err)
 				}

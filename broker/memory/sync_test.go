@@ -77,7 +77,7 @@ func TestSyncDeliveryRetriesEnd(t *testing.T) {
 	mustOK(t, b.Subscribe("jobs", func(_ context.Context, m *broker.Message) error {
 		attempts = append(attempts, m.Delivery.DeliveryCount)
 		return errors.New("boom")
-	}, broker.MaxAttempts(3), broker.WithBackoff(broker.ConstantBackoff(time.Hour)), broker.DeadLetter("jobs.dead")))
+	}, broker.MaxAttempts(3), broker.RetryBackoff(broker.ConstantBackoff(time.Hour)), broker.DeadLetter("jobs.dead")))
 	publishBody(t, b, "jobs", "j")
 	if !slices.Equal(attempts, []int{1, 2, 3}) {
 		t.Errorf("attempts %v, want [1 2 3]", attempts)
@@ -127,7 +127,7 @@ func TestSyncDeliveryLoopsEnd(t *testing.T) {
 	t.Run("dead letters come back", func(t *testing.T) {
 		b := syncBroker(t, memory.NewServer(memory.WithSyncDelivery()))
 		err := broker.Handle(b, "orders.*", func(context.Context, int) error { return nil }, broker.DeadLetter("orders.dead"))
-		if !errors.Is(err, broker.ErrInvalidOption) {
+		if !errors.Is(err, broker.ErrInvalid) {
 			t.Fatalf("subscribe with a dead-letter destination of its own pattern: %v", err)
 		}
 		calls := 0

@@ -72,7 +72,7 @@ func TestNakDelay(t *testing.T) {
 				return errors.New("try again")
 			}
 			return nil
-		}, broker.Name("nak"), broker.WithBackoff(broker.ConstantBackoff(backoff))))
+		}, broker.Name("nak"), broker.RetryBackoff(broker.ConstantBackoff(backoff))))
 	})
 	publishOK(t, b, "nak", "x")
 	first, second := in.Next(t), in.Next(t)
@@ -202,8 +202,8 @@ func TestSubscribeErrors(t *testing.T) {
 		want error
 	}{
 		{"UnknownOption", broker.SubscriptionSpec{Destination: "x", TransportOptions: []broker.TransportOption{foreignOption{}}}, broker.ErrUnsupportedOption},
-		{"CoreAndStream", spec("x", natsbroker.Core(), natsbroker.Stream("S")), broker.ErrInvalidOption},
-		{"ConsumerOptionOnCore", spec("x", natsbroker.ConfigureConsumer(func(*jetstream.ConsumerConfig) {})), broker.ErrInvalidOption},
+		{"CoreAndStream", spec("x", natsbroker.Core(), natsbroker.Stream("S")), broker.ErrInvalid},
+		{"ConsumerOptionOnCore", spec("x", natsbroker.ConfigureConsumer(func(*jetstream.ConsumerConfig) {})), broker.ErrInvalid},
 		{"NoStream", spec("js.nowhere"), natsbroker.ErrNoStream},
 		{"NoStreamIsStreamNotFound", spec("js.nowhere"), jetstream.ErrStreamNotFound},
 		{"UnknownStream", spec("x", natsbroker.Stream("NOPE")), jetstream.ErrStreamNotFound},
@@ -258,7 +258,7 @@ func (closer) Close(context.Context) error { return nil }
 
 func TestNilConn(t *testing.T) {
 	tr, err := natsbroker.New(nil)
-	if !errors.Is(err, broker.ErrInvalidOption) || tr != nil {
+	if !errors.Is(err, broker.ErrInvalid) || tr != nil {
 		t.Fatalf("New(nil) = %v, %v; want nil, ErrInvalidOption", tr, err)
 	}
 }

@@ -19,7 +19,7 @@ func TestPublishToLoopAcrossBrokers(t *testing.T) {
 
 	same := broker.New(connect(t, srv))
 	err := broker.HandleResult(b, "orders.*", bill, broker.PublishTo(broker.NewPublisher[string](same, "orders.billed")))
-	if !errors.Is(err, broker.ErrInvalidOption) {
+	if !errors.Is(err, broker.ErrInvalid) {
 		t.Errorf("publisher on another connection to the same server: %v, want ErrInvalidOption", err)
 	}
 	elsewhere := broker.New(connect(t, other))

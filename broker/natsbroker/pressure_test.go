@@ -90,7 +90,7 @@ func TestCoreSlowConsumerReported(t *testing.T) {
 			)
 			opts := append([]broker.SubscribeOption{
 				natsbroker.PendingLimits(200, -1),
-				broker.WithBackoff(broker.ConstantBackoff(100 * time.Millisecond)),
+				broker.RetryBackoff(broker.ConstantBackoff(100 * time.Millisecond)),
 			}, mode.opts...)
 			must(t, b.Subscribe("flood", func(_ context.Context, m *broker.Message) error {
 				body := string(m.Body)

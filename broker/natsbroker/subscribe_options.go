@@ -152,24 +152,24 @@ func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, erro
 	}
 	if c.maxHandling <= 0 {
 		return c, fmt.Errorf("natsbroker: subscribe %s: MaxHandlingTime %v: must be positive: %w",
-			spec.Destination, c.maxHandling, broker.ErrInvalidOption)
+			spec.Destination, c.maxHandling, broker.ErrInvalid)
 	}
 	if c.pendingSet && (c.pendingMsgs == 0 || c.pendingBytes == 0) {
 		return c, fmt.Errorf("natsbroker: subscribe %s: PendingLimits(%d, %d): zero is not a limit: %w",
-			spec.Destination, c.pendingMsgs, c.pendingBytes, broker.ErrInvalidOption)
+			spec.Destination, c.pendingMsgs, c.pendingBytes, broker.ErrInvalid)
 	}
 	if c.core && c.jetStream {
 		return c, fmt.Errorf("natsbroker: subscribe %s: Core together with JetStream, Stream or BindConsumer: %w",
-			spec.Destination, broker.ErrInvalidOption)
+			spec.Destination, broker.ErrInvalid)
 	}
 	core := c.isCore(t, spec.Destination)
 	if core && (len(c.configure) > 0 || len(c.consumeOpts) > 0 || c.maxHandlingSet) {
 		return c, fmt.Errorf("natsbroker: subscribe %s: JetStream consumer options on a core NATS subscription: %w",
-			spec.Destination, broker.ErrInvalidOption)
+			spec.Destination, broker.ErrInvalid)
 	}
 	if !core && c.pendingSet {
 		return c, fmt.Errorf("natsbroker: subscribe %s: PendingLimits on a JetStream subscription: %w",
-			spec.Destination, broker.ErrInvalidOption)
+			spec.Destination, broker.ErrInvalid)
 	}
 	return c, nil
 }

@@ -66,14 +66,14 @@ var (
 // option (TLS, credentials, cluster URLs, reconnect handlers) and, unless
 // WithCloseConn(true) is given, ownership of nc: Close leaves it open. Like
 // every transport constructor it fails only on invalid arguments, with an
-// error wrapping broker.ErrInvalidOption: a nil nc is one.
+// error wrapping broker.ErrInvalid: a nil nc is one.
 //
 // The transport creates nothing on the server until it is used; streams
 // declared with WithStream are created before the first JetStream
 // operation.
 func New(nc *natsgo.Conn, opts ...Option) (*Transport, error) {
 	if nc == nil {
-		return nil, fmt.Errorf("natsbroker: nil connection: %w", broker.ErrInvalidOption)
+		return nil, fmt.Errorf("natsbroker: nil connection: %w", broker.ErrInvalid)
 	}
 	t := &Transport{
 		nc:    nc,
@@ -119,7 +119,7 @@ func New(nc *natsgo.Conn, opts ...Option) (*Transport, error) {
 // A URL without a scheme means nats://, one without a port 4222; the
 // schemes are nats, tls, ws and wss. An empty url or list entry, white
 // space inside a URL, another scheme, a missing host or a port out of
-// range fail with broker.ErrInvalidOption before anything is dialled. A
+// range fail with broker.ErrInvalid before anything is dialled. A
 // failed connection's error names the URLs tried, credentials redacted.
 func Connect(url string, opts ...Option) (*Transport, error) {
 	if err := checkServerURLs(url); err != nil {

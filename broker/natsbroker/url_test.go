@@ -44,7 +44,7 @@ func TestConnectHostileURLs(t *testing.T) {
 			t.Errorf("Connect(%q) succeeded", tc.url)
 			continue
 		}
-		if !errors.Is(err, broker.ErrInvalidOption) || !strings.HasPrefix(err.Error(), "natsbroker: connect: ") ||
+		if !errors.Is(err, broker.ErrInvalid) || !strings.HasPrefix(err.Error(), "natsbroker: connect: ") ||
 			!strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("Connect(%q): %v; want ErrInvalidOption saying %s, no password", tc.url, err, tc.want)
 		}
