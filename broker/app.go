@@ -70,11 +70,6 @@ func phaseName(p int32) string {
 	return "stopped"
 }
 
-// Hook is a lifecycle hook of an App. Its ctx is the one given to Start
-// (before and after start) or the stop's, bounded by the shutdown timeout
-// (before and after stop).
-type Hook func(ctx context.Context) error
-
 // AppOption configures an App.
 type AppOption interface {
 	applyApp(*appConfig)
@@ -83,11 +78,10 @@ type AppOption interface {
 type appConfig struct {
 	brokers         []*Broker
 	shutdownTimeout time.Duration
-	healthTimeout   time.Duration
-	beforeStart     []Hook
-	afterStart      []Hook
-	beforeStop      []Hook
-	afterStop       []Hook
+	beforeStart     []func(context.Context) error
+	afterStart      []func(context.Context) error
+	beforeStop      []func(context.Context) error
+	afterStop       []func(context.Context) error
 	telemetry       []func(context.Context) error
 }
 
@@ -99,7 +93,7 @@ func (f appOptionFunc) applyApp(c *appConfig) { f(c) }
 // brokers.
 func NewApp(opts ...AppOption) *App {
 	a := &App{
-		cfg:      appConfig{shutdownTimeout: ShutdownTimeout, healthTimeout: DefaultHealthTimeout},
+		cfg:      appConfig{shutdownTimeout: ShutdownTimeout},
 		stop:     newStep(),
 		starting: make(chan struct{}, 1),
 	}
@@ -134,21 +128,14 @@ func WithShutdownTimeout(d time.Duration) AppOption {
 	})
 }
 
-// WithHealthTimeout bounds the pings of a readiness check whose context has
-// no earlier deadline. The default is DefaultHealthTimeout.
-func WithHealthTimeout(d time.Duration) AppOption {
-	return appOptionFunc(func(c *appConfig) {
-		if d > 0 {
-			c.healthTimeout = d
-		}
-	})
-}
-
 // WithBeforeStart adds hooks that run, in order, before any broker starts:
 // connect to a database, load configuration. A hook that fails aborts the
 // start: no broker starts, the brokers are closed, the telemetry is
 // flushed, and no stop hook runs.
-func WithBeforeStart(hooks ...Hook) AppOption {
+//
+// A hook's ctx is the one given to Start (before and after start) or the
+// stop's, bounded by the shutdown timeout (before and after stop).
+func WithBeforeStart(hooks ...func(ctx context.Context) error) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.beforeStart = append(c.beforeStart, hooks...) })
 }
 
@@ -157,7 +144,7 @@ func WithBeforeStart(hooks ...Hook) AppOption {
 // with service discovery. A hook that fails aborts the start, which then
 // stops the app as Stop does, stop hooks included, so that what the
 // before-start hooks set up is released.
-func WithAfterStart(hooks ...Hook) AppOption {
+func WithAfterStart(hooks ...func(ctx context.Context) error) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.afterStart = append(c.afterStart, hooks...) })
 }
 
@@ -165,7 +152,7 @@ func WithAfterStart(hooks ...Hook) AppOption {
 // while every broker still consumes and publishes. They run whenever the
 // before-start hooks all succeeded. A failing hook does not stop the
 // shutdown; its error is returned with the others.
-func WithBeforeStop(hooks ...Hook) AppOption {
+func WithBeforeStop(hooks ...func(ctx context.Context) error) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.beforeStop = append(c.beforeStop, hooks...) })
 }
 
@@ -173,7 +160,7 @@ func WithBeforeStop(hooks ...Hook) AppOption {
 // and before the telemetry is flushed: close a database. They run whenever
 // the before-start hooks all succeeded. A failing hook does not stop the
 // shutdown; its error is returned with the others.
-func WithAfterStop(hooks ...Hook) AppOption {
+func WithAfterStop(hooks ...func(ctx context.Context) error) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.afterStop = append(c.afterStop, hooks...) })
 }
 
@@ -191,9 +178,6 @@ func WithTelemetryShutdown(fns ...func(ctx context.Context) error) AppOption {
 		}
 	})
 }
-
-// Brokers returns the app's brokers, in start order.
-func (a *App) Brokers() []*Broker { return append([]*Broker(nil), a.cfg.brokers...) }
 
 // Start runs the before-start hooks, starts every broker in order (with
 // its subscriptions) and runs the after-start hooks; the app is ready
@@ -338,7 +322,7 @@ func eachBroker(bs []*Broker, fn func(*Broker) error) []error {
 
 // runHooks runs hooks in order. Start hooks (all false) stop at the first
 // failure; stop hooks (all true) all run, whatever the others return.
-func runHooks(ctx context.Context, stage string, hooks []Hook, all bool) []error {
+func runHooks(ctx context.Context, stage string, hooks []func(context.Context) error, all bool) []error {
 	var errs []error
 	for i, h := range hooks {
 		if err := h(ctx); err != nil {

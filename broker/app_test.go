@@ -28,7 +28,7 @@ func (e *events) list() []string {
 
 // hook records its name and, with probe set, whether b could publish
 // then.
-func (e *events) hook(name string, b *broker.Broker, err error) broker.Hook {
+func (e *events) hook(name string, b *broker.Broker, err error) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if b != nil {
 			perr := b.Publish(ctx, &broker.Message{Destination: "probe"})

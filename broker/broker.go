@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -430,6 +429,3 @@ func (s *step) run(ctx context.Context, fn func() error) error {
 		return ctx.Err()
 	}
 }
-
-// Logger returns the broker's logger.
-func (b *Broker) Logger() *slog.Logger { return b.cfg.logger }

@@ -22,7 +22,7 @@ func TestInlinePublishersDoNotAccumulate(t *testing.T) {
 		if err := broker.NewPublisher[order](b, "orders.eu").Publish(t.Context(), order{ID: "1"}); err != nil {
 			t.Fatal(err)
 		}
-		_ = broker.NewRequester[order, invoice](b, "billing.quote").Destination()
+		_ = broker.NewRequester[order, invoice](b, "billing.quote")
 	}
 	publish() // the first of each kind registers its endpoint
 	before := heapInUse()

@@ -73,7 +73,7 @@ func (a *App) Ready(ctx context.Context) error {
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.cfg.healthTimeout)
+		ctx, cancel = context.WithTimeout(ctx, DefaultHealthTimeout)
 		defer cancel()
 	}
 	errs := make([]error, len(a.cfg.brokers))

@@ -42,7 +42,7 @@ func TestAppReadinessOverHTTP(t *testing.T) {
 	type seen struct{ live, ready int }
 	var beforeStart, afterStart, beforeStop seen
 	var srv *httptest.Server
-	look := func(s *seen) broker.Hook {
+	look := func(s *seen) func(context.Context) error {
 		return func(context.Context) error {
 			s.live, _ = probe(t, srv.URL+"/livez")
 			s.ready, _ = probe(t, srv.URL+"/readyz")

@@ -94,6 +94,3 @@ func (m *Message) Clone() *Message {
 	}
 	return &c
 }
-
-// PartitionOf returns a pointer to p, for Message.Partition.
-func PartitionOf(p int32) *int32 { return &p }

@@ -88,7 +88,6 @@ type subConfig struct {
 	ackMode     ackMode
 	codec       Codec             // typed subscriptions; the broker's when not set
 	publishTo   []ResultPublisher // HandleResult
-	noReply     bool              // HandleResult
 	expose      bool              // HandleResult: ExposeErrors
 	endpoint    Endpoint          // payload facts of typed subscriptions
 	err         error

@@ -9,7 +9,7 @@ import (
 // Publisher sends values of type T to one destination through a Broker:
 // encoded with its codec (the broker's default unless WithCodec says
 // otherwise), with a content-type header, an optional key derived from the
-// value (KeyFunc) and optional static headers (WithHeaders). It publishes
+// value (KeyFunc). It publishes
 // through the broker's middleware, so a Publisher used with a handler's ctx
 // continues the handler's trace.
 //
@@ -17,12 +17,11 @@ import (
 // broker's Endpoints as a publisher, once however often the same publisher
 // is built.
 type Publisher[T any] struct {
-	b       *Broker
-	dest    string
-	codec   Codec
-	ct      string
-	key     func(T) string
-	headers Headers
+	b     *Broker
+	dest  string
+	codec Codec
+	ct    string
+	key   func(T) string
 }
 
 // PublisherOption configures a Publisher.
@@ -34,7 +33,6 @@ type publisherConfig struct {
 	codec       Codec
 	key         any // func(T) string
 	keyType     reflect.Type
-	headers     Headers
 	description string
 }
 
@@ -48,20 +46,6 @@ func KeyFunc[T any](fn func(v T) string) PublisherOption {
 	return publisherOptionFunc(func(c *publisherConfig) {
 		if fn != nil {
 			c.key, c.keyType = fn, reflect.TypeFor[T]()
-		}
-	})
-}
-
-// WithHeaders adds h to every message the publisher sends. The publisher's
-// content-type header and the headers middleware adds (trace context,
-// baggage) take precedence over these.
-func WithHeaders(h Headers) PublisherOption {
-	h = h.Clone()
-	return publisherOptionFunc(func(c *publisherConfig) {
-		for _, k := range h.Keys() {
-			for _, v := range h.Values(k) {
-				c.headers.Add(k, v)
-			}
 		}
 	})
 }
@@ -97,7 +81,7 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 		}
 	}
 	typ := reflect.TypeFor[T]()
-	p := &Publisher[T]{b: b, dest: destination, codec: cfg.codec, ct: cfg.codec.ContentType(), headers: cfg.headers}
+	p := &Publisher[T]{b: b, dest: destination, codec: cfg.codec, ct: cfg.codec.ContentType()}
 	if cfg.key != nil {
 		key, ok := cfg.key.(func(T) string)
 		if !ok {
@@ -121,9 +105,6 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 	return p, e
 }
 
-// Destination returns the publisher's destination.
-func (p *Publisher[T]) Destination() string { return p.dest }
-
 // Message encodes v into the message Publish would send, for a caller that
 // wants to set more (an ID, a partition, a reply address) before publishing
 // it with Broker.Publish.
@@ -132,7 +113,7 @@ func (p *Publisher[T]) Message(v T) (*Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracebus: encode %T for %s as %s: %w", v, p.dest, p.ct, err)
 	}
-	m := &Message{Destination: p.dest, Body: body, Headers: p.headers.Clone()}
+	m := &Message{Destination: p.dest, Body: body}
 	m.Headers.Set(HeaderContentType, p.ct)
 	if p.key != nil {
 		m.Key = []byte(p.key(v))

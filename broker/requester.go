@@ -34,9 +34,6 @@ func NewRequester[Req, Resp any](r Registrar, destination string, opts ...Publis
 	return &Requester[Req, Resp]{pub: p, dec: makeDecoder[Resp](p.b, p.codec)}
 }
 
-// Destination returns the requester's destination.
-func (r *Requester[Req, Resp]) Destination() string { return r.pub.dest }
-
 // Request sends v and returns the decoded reply, with Broker.Request's
 // semantics: ctx must have a deadline; an error reply is a *ReplyError
 // (errors.Is(err, ErrRemote)); a reply that does not decode or validate is

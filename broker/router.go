@@ -128,17 +128,6 @@ func NewRouter(parent Registrar, prefix string, opts ...SubscribeOption) *Router
 
 func (r *Router) routes() routes { return r.rt }
 
-// Broker returns the broker the router registers on.
-func (r *Router) Broker() *Broker { return r.rt.b }
-
-// Prefix returns the router's full destination prefix, its parents'
-// included.
-func (r *Router) Prefix() string { return r.rt.prefix }
-
-// Destination returns the destination a subscription or publisher of dest
-// gets through the router.
-func (r *Router) Destination(dest string) string { return r.rt.destination(dest) }
-
 // Subscribe registers h for the messages arriving at destination under the
 // router's prefix, with the router's options and then opts; see
 // Broker.Subscribe.

@@ -145,7 +145,7 @@ func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Cont
 
 // HandleResult registers h for the messages arriving at destination,
 // decoded as Handle does, and sends what h returns onward: to the reply
-// address of a request (see Broker.Request), unless NoReply was given, and
+// address of a request (see Broker.Request), and
 // to every publisher given with PublishTo, which may be on another broker
 // and another system. The onward publishes use h's ctx, so they continue
 // the message's trace and carry its baggage, edits included. A nil result
@@ -179,16 +179,13 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 	if err := b.checkPublishToLoop(&cfg); err != nil {
 		return err
 	}
-	if !cfg.noReply {
-		cfg.endpoint.Reply = outType
-		cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
-	}
+	cfg.endpoint.Reply = outType
+	cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
 	nilable := canBeNil(outType)
 	res := &resulter{
 		b:           b,
 		codec:       cfg.codec,
 		pubs:        cfg.publishTo,
-		noReply:     cfg.noReply,
 		expose:      cfg.expose,
 		maxAttempts: cfg.maxAttempts,
 		ackFirst:    cfg.ackMode == ackFirst,
@@ -215,14 +212,13 @@ type resulter struct {
 	b           *Broker
 	codec       Codec
 	pubs        []ResultPublisher
-	noReply     bool
 	expose      bool // ExposeErrors
 	maxAttempts int
 	ackFirst    bool
 }
 
 func (r *resulter) send(ctx context.Context, req *Message, out any) error {
-	if req.ReplyTo != "" && !r.noReply {
+	if req.ReplyTo != "" {
 		body, err := r.codec.Marshal(out)
 		if err != nil {
 			return fmt.Errorf("tracebus: encode reply: %w", err)
@@ -251,7 +247,7 @@ func (r *resulter) send(ctx context.Context, req *Message, out any) error {
 // not of the first; the message then follows the policy (dead letter or
 // drop). Its text is sent only with ExposeErrors.
 func (r *resulter) fail(ctx context.Context, req *Message, err error) error {
-	if req.ReplyTo == "" || r.noReply {
+	if req.ReplyTo == "" {
 		return err
 	}
 	if _, ok := errors.AsType[*ReplyError](err); ok {
@@ -301,12 +297,6 @@ func PublishTo(pubs ...ResultPublisher) SubscribeOption {
 // stack traces) stay with the replier.
 func ExposeErrors() SubscribeOption {
 	return subOptionFunc(func(c *subConfig) { c.expose = true })
-}
-
-// NoReply makes a HandleResult subscription ignore the reply address of
-// the messages it gets: its results only go to its publishers.
-func NoReply() SubscribeOption {
-	return subOptionFunc(func(c *subConfig) { c.noReply = true })
 }
 
 func canBeNil(t reflect.Type) bool {

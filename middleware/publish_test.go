@@ -32,7 +32,7 @@ func TestPublishKafkaAttributes(t *testing.T) {
 	}{
 		{
 			name: "key, partition and id",
-			msg:  &broker.Message{Destination: "orders", Key: []byte("customer-7"), Body: []byte("{}"), ID: "m-1", Partition: broker.PartitionOf(2)},
+			msg:  &broker.Message{Destination: "orders", Key: []byte("customer-7"), Body: []byte("{}"), ID: "m-1", Partition: new(int32(2))},
 			want: []attribute.KeyValue{
 				semconv.MessagingKafkaMessageKey("customer-7"),
 				semconv.MessagingDestinationPartitionID("2"),
@@ -80,7 +80,7 @@ func TestPublishKafkaAttributes(t *testing.T) {
 func TestPublishNonKafkaHasNoKafkaAttributes(t *testing.T) {
 	tel, rec := newTel(t)
 	op := broker.Operation{Kind: broker.OpPublish, System: "nats", Destination: "orders"}
-	msg := &broker.Message{Destination: "orders", Key: []byte("k"), Partition: broker.PartitionOf(1)}
+	msg := &broker.Message{Destination: "orders", Key: []byte("k"), Partition: new(int32(1))}
 	if err := tel.WrapPublish(ok)(context.Background(), op, []*broker.Message{msg}); err != nil {
 		t.Fatal(err)
 	}

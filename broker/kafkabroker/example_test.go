@@ -126,8 +126,8 @@ func ExampleTransport_Publish() {
 	defer tr.Close(ctx)
 
 	err = tr.Publish(ctx, []*broker.Message{
-		{Destination: "audit", Body: []byte("to partition 1"), Partition: broker.PartitionOf(1)},
-		{Destination: "audit", Body: []byte("to partition 5"), Partition: broker.PartitionOf(5)},
+		{Destination: "audit", Body: []byte("to partition 1"), Partition: new(int32(1))},
+		{Destination: "audit", Body: []byte("to partition 5"), Partition: new(int32(5))},
 	})
 	var be broker.BatchError
 	if errors.As(err, &be) {

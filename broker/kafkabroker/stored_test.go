@@ -20,8 +20,8 @@ func TestPublishReportsWhereStored(t *testing.T) {
 	msgs := []*broker.Message{
 		{Destination: topic, Key: []byte("a"), Body: []byte("keyed a")},
 		{Destination: topic, Key: []byte("b"), Body: []byte("keyed b")},
-		{Destination: topic, Body: []byte("to 1"), Partition: broker.PartitionOf(1)},
-		{Destination: topic, Body: []byte("to 9"), Partition: broker.PartitionOf(9)},
+		{Destination: topic, Body: []byte("to 1"), Partition: new(int32(1))},
+		{Destination: topic, Body: []byte("to 9"), Partition: new(int32(9))},
 	}
 	if err := b.PublishBatch(context.Background(), msgs); err == nil {
 		t.Fatal("a message for partition 9 of 3 was accepted")

@@ -168,7 +168,7 @@ func TestPublishMissingTopic(t *testing.T) {
 	missing := known + "-missing"
 	for _, msgs := range [][]*broker.Message{
 		{{Destination: missing, Body: []byte("x")}},
-		{{Destination: missing, Body: []byte("x"), Partition: broker.PartitionOf(0)}},
+		{{Destination: missing, Body: []byte("x"), Partition: new(int32(0))}},
 	} {
 		err := tr.Publish(ctx, msgs)
 		if !errors.Is(err, kafkabroker.ErrUnknownTopic) || !errors.Is(err, kafka.UnknownTopicOrPartition) {
@@ -201,7 +201,7 @@ func TestPublishMissingTopic(t *testing.T) {
 
 	later := known + "-later"
 	c.CreateTopic(t, later, 2)
-	err = tr.Publish(ctx, []*broker.Message{{Destination: later, Body: []byte("x"), Partition: broker.PartitionOf(1)}})
+	err = tr.Publish(ctx, []*broker.Message{{Destination: later, Body: []byte("x"), Partition: new(int32(1))}})
 	if err != nil {
 		t.Fatalf("publish to a topic created after the transport's metadata: %v", err)
 	}
