@@ -13,6 +13,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/testutil"
@@ -155,7 +156,7 @@ func shippedAll(t *testing.T, cluster *kafkatest.Cluster, n int) []string {
 			break
 		}
 		var s shipment
-		must(t, broker.JSON.Unmarshal(m.Value, &s))
+		must(t, codec.JSON.Unmarshal(m.Value, &s))
 		seen[s.Order] = true
 	}
 	var missing []string

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
 )
 
 type plainCodec struct{}
@@ -44,7 +45,7 @@ func TestDecode(t *testing.T) {
 		t.Errorf("first codec as fallback: %q, %v", s, err)
 	}
 	js.Headers.Set(broker.HeaderContentType, "application/x-plain")
-	if s, err := broker.Decode[string](js, broker.JSON, plainCodec{}); err != nil || s != `plain:"hello"` {
+	if s, err := broker.Decode[string](js, codec.JSON, plainCodec{}); err != nil || s != `plain:"hello"` {
 		t.Errorf("custom codec by header: %q, %v", s, err)
 	}
 

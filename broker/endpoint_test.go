@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -63,7 +64,7 @@ func TestPublisherEndpointsAreDistinct(t *testing.T) {
 		broker.NewPublisher[order](b, "orders.us")
 		broker.NewPublisher[order](b, "orders.eu", broker.Describe("EU orders"))
 		broker.NewPublisher[order](b, "orders.eu", broker.KeyFunc(func(o order) string { return o.ID }))
-		broker.NewPublisher[order](b, "orders.eu", broker.WithCodec(broker.Text))
+		broker.NewPublisher[order](b, "orders.eu", broker.Codec(codec.Text))
 		broker.NewRequester[order, invoice](b, "orders.eu")
 	}
 	if n := len(b.Endpoints()); n != 7 {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/tracebus/tracebus/broker/codec"
 )
 
 // Option configures a Broker. A nil Option is ignored; so is a nil value
@@ -16,12 +18,12 @@ type config struct {
 	middleware []Middleware
 	logger     *slog.Logger
 	errorText  func(error) string
-	codec      Codec
+	codec      codec.Codec
 	codecs     codecSet
 }
 
 func newConfig(opts []Option) config {
-	c := config{logger: slog.Default(), codec: JSON, codecs: defaultCodecs()}
+	c := config{logger: slog.Default(), codec: codec.JSON, codecs: defaultCodecs()}
 	for _, o := range opts {
 		if o != nil {
 			o.applyBroker(&c)
@@ -86,7 +88,7 @@ type subConfig struct {
 	batchOpt    bool // a batch option was given
 	description string
 	ackMode     ackMode
-	codec       Codec             // typed subscriptions; the broker's when not set
+	codec       codec.Codec       // typed subscriptions; the broker's when not set
 	publishTo   []ResultPublisher // HandleResult
 	expose      bool              // HandleResult: ExposeErrors
 	endpoint    Endpoint          // payload facts of typed subscriptions
@@ -266,17 +268,6 @@ func AckFirst() SubscribeOption {
 func ManualAck() SubscribeOption {
 	return subOptionFunc(func(c *subConfig) { c.ackMode = ackManual })
 }
-
-// DescribeOption documents a subscription or a publisher.
-type DescribeOption struct{ text string }
-
-// Describe documents a subscription (given to Subscribe or a typed Handle
-// function) or a publisher (given to NewPublisher): the text becomes the
-// description of its operation in generated AsyncAPI documents.
-func Describe(text string) DescribeOption { return DescribeOption{text} }
-
-func (o DescribeOption) applySubscribe(c *subConfig)       { c.description = o.text }
-func (o DescribeOption) applyPublisher(c *publisherConfig) { c.description = o.text }
 
 // TransportOption is a subscription option defined by one transport, such
 // as natsbroker.Stream or kafkabroker.StartOffset. Transports export

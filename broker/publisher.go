@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+
+	"github.com/tracebus/tracebus/broker/codec"
 )
 
 // Publisher sends values of type T to one destination through a Broker:
-// encoded with its codec (the broker's default unless WithCodec says
+// encoded with its codec (the broker's default unless Codec says
 // otherwise), with a content-type header, an optional key derived from the
 // value (KeyFunc). It publishes
 // through the broker's middleware, so a Publisher used with a handler's ctx
@@ -19,7 +21,7 @@ import (
 type Publisher[T any] struct {
 	b     *Broker
 	dest  string
-	codec Codec
+	codec codec.Codec
 	ct    string
 	key   func(T) string
 }
@@ -30,7 +32,7 @@ type PublisherOption interface {
 }
 
 type publisherConfig struct {
-	codec       Codec
+	codec       codec.Codec
 	key         any // func(T) string
 	keyType     reflect.Type
 	description string
@@ -89,7 +91,7 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 		}
 		p.key = key
 	}
-	if cfg.codec == Protobuf && typ.Kind() != reflect.Pointer {
+	if cfg.codec == codec.Protobuf && typ.Kind() != reflect.Pointer {
 		panic(fmt.Sprintf("tracebus: %s[%v](%q): the protobuf codec needs a pointer type", fn, typ, destination))
 	}
 	e := Endpoint{

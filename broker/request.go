@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/tracebus/tracebus/broker/codec"
 )
 
 // Headers of request/reply. Transports that cannot carry a reply address
@@ -468,7 +470,7 @@ func errorReply(err error, expose bool) *Message {
 	}
 	m := &Message{Body: []byte(truncate(text, maxReplyErrorText))}
 	m.Headers.Set(HeaderReplyError, sanitizeErrorType(typ))
-	m.Headers.Set(HeaderContentType, Text.ContentType())
+	m.Headers.Set(HeaderContentType, codec.Text.ContentType())
 	return m
 }
 

@@ -23,7 +23,7 @@ type Requester[Req, Resp any] struct {
 // NewRequester returns a Requester of Req values to destination on r, a
 // *Broker or a *Router (whose prefix the destination gets), expecting Resp
 // replies. Every PublisherOption applies to the requests
-// (WithCodec also to the replies' default codec). It panics on the
+// (Codec also to the replies' default codec). It panics on the
 // programming errors NewPublisher panics on. Like NewPublisher, building
 // the same requester again registers nothing more.
 func NewRequester[Req, Resp any](r Registrar, destination string, opts ...PublisherOption) *Requester[Req, Resp] {

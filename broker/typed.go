@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+
+	"github.com/tracebus/tracebus/broker/codec"
 )
 
 // Errors of the typed layer. Both are permanent: a message that does not
@@ -69,7 +71,7 @@ func (e *ValidationError) ErrorType() string { return "validation" }
 
 // Handle registers h for the messages arriving at destination, decoded
 // into T with the codec named by each message's content-type header, else
-// the subscription's codec (WithCodec; the broker's default is JSON). A
+// the subscription's codec (Codec; the broker's default is JSON). A
 // value of a type with a Validate method is validated. A message that does
 // not decode or validate is a permanent failure: not retried, dead-lettered
 // with the reason or dropped. h's result settles the message like a
@@ -210,7 +212,7 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 // requester.
 type resulter struct {
 	b           *Broker
-	codec       Codec
+	codec       codec.Codec
 	pubs        []ResultPublisher
 	expose      bool // ExposeErrors
 	maxAttempts int
@@ -310,7 +312,7 @@ func canBeNil(t reflect.Type) bool {
 // decoder turns message bodies into T.
 type decoder[T any] struct {
 	codecs codecSet
-	codec  Codec
+	codec  codec.Codec
 	typ    reflect.Type
 	elem   reflect.Type // T's element type when T is a pointer: decoded into a new one
 }
@@ -318,7 +320,7 @@ type decoder[T any] struct {
 func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
 	d := makeDecoder[T](b, cfg.codec)
 	typ := d.typ
-	if cfg.codec == Protobuf && d.elem == nil {
+	if cfg.codec == codec.Protobuf && d.elem == nil {
 		return nil, fmt.Errorf("tracebus: subscribe %s: the protobuf codec needs a pointer type (*%v), not %v: %w",
 			cfg.spec.Destination, typ, typ, ErrInvalid)
 	}
@@ -328,9 +330,9 @@ func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
 }
 
 // makeDecoder returns a decoder of T whose default codec is codec.
-func makeDecoder[T any](b *Broker, codec Codec) *decoder[T] {
+func makeDecoder[T any](b *Broker, cd codec.Codec) *decoder[T] {
 	typ := reflect.TypeFor[T]()
-	d := &decoder[T]{codecs: b.cfg.codecs, codec: codec, typ: typ}
+	d := &decoder[T]{codecs: b.cfg.codecs, codec: cd, typ: typ}
 	if typ.Kind() == reflect.Pointer {
 		d.elem = typ.Elem()
 	}

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
 	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/middleware"
 )
@@ -44,7 +45,7 @@ type Harness struct {
 	srv    *memory.Server
 	rec    *Recorder
 	tel    *middleware.Telemetry
-	codecs []broker.Codec
+	codecs []codec.Codec
 	logger *slog.Logger
 	tb     testing.TB
 	opts   []broker.Option
@@ -64,7 +65,7 @@ type harnessConfig struct {
 	noStart    bool
 	brokerOpts []broker.Option
 	telOpts    []middleware.Option
-	codecs     []broker.Codec
+	codecs     []codec.Codec
 }
 
 type harnessOptionFunc func(*harnessConfig)
@@ -104,7 +105,7 @@ func WithTelemetryOptions(opts ...middleware.Option) HarnessOption {
 // DecodeWith gives the typed accessors (Published, Handled, ...) codecs of
 // the service's own beyond the built-in ones; they are picked by the
 // content-type header of each message, as the broker does.
-func DecodeWith(codecs ...broker.Codec) HarnessOption {
+func DecodeWith(codecs ...codec.Codec) HarnessOption {
 	return harnessOptionFunc(func(c *harnessConfig) { c.codecs = append(c.codecs, codecs...) })
 }
 

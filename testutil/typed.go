@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
 )
 
 // TestTyped is the suite of the typed layer (codecs, Handle, HandleBatch,
@@ -109,11 +110,11 @@ func testTypedProtobuf(t *testing.T, s TransportSuite) {
 	must(t, broker.Handle(b, dest, func(_ context.Context, v *structpb.Struct) error {
 		in.Put(v)
 		return nil
-	}, s.Options(broker.WithCodec(broker.Protobuf))...))
+	}, s.Options(broker.Codec(codec.Protobuf))...))
 	s.Start(t, b)
 	want, err := structpb.NewStruct(map[string]any{"id": "o-2", "quantity": 3.0})
 	must(t, err)
-	must(t, broker.NewPublisher[*structpb.Struct](b, dest, broker.WithCodec(broker.Protobuf)).Publish(context.Background(), want))
+	must(t, broker.NewPublisher[*structpb.Struct](b, dest, broker.Codec(codec.Protobuf)).Publish(context.Background(), want))
 	if got := in.Next(t); !proto.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
@@ -132,7 +133,7 @@ func testTypedContentType(t *testing.T, s TransportSuite) {
 	}, s.Options()...))
 	s.Start(t, b)
 	ctx := context.Background()
-	must(t, broker.NewPublisher[string](b, dest, broker.WithCodec(broker.Text)).Publish(ctx, "plain words"))
+	must(t, broker.NewPublisher[string](b, dest, broker.Codec(codec.Text)).Publish(ctx, "plain words"))
 	must(t, broker.NewPublisher[string](b, dest).Publish(ctx, "json words"))
 	// No header at all: the subscription's codec (JSON).
 	must(t, b.Publish(ctx, &broker.Message{Destination: dest, Body: []byte(`"bare json"`)}))

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
@@ -71,7 +72,7 @@ func TestRouterJoinsSubjectsWithDots(t *testing.T) {
 		must(t, broker.NewRouter(orders, "eu.").Subscribe("*", collect(got)))
 	})
 	r := broker.NewRouter(b, "orders")
-	pub := broker.NewPublisher[string](broker.NewRouter(r, "eu"), "shipped", broker.WithCodec(broker.Text))
+	pub := broker.NewPublisher[string](broker.NewRouter(r, "eu"), "shipped", broker.Codec(codec.Text))
 	var dests []string
 	for _, e := range b.Endpoints() {
 		dests = append(dests, e.Destination)
