@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Broker runs handlers for messages that arrive through a Transport and
@@ -21,16 +23,16 @@ import (
 //
 // A Broker is safe for concurrent use.
 type Broker struct {
-	transport Transport
+	transport driver.Transport
 	cfg       config
-	publish   PublishFunc
+	publish   driver.PublishFunc
 
 	state atomic.Int32
 
 	mu        sync.Mutex // guards memory only; never held across a transport call
 	subs      []*subscription
-	endpoints []Endpoint
-	published map[Endpoint]struct{} // publisher endpoints, to add each once
+	endpoints []driver.Endpoint
+	published map[driver.Endpoint]struct{} // publisher endpoints, to add each once
 	baseCtx   context.Context
 	abort     context.CancelFunc
 
@@ -59,7 +61,7 @@ const ShutdownTimeout = 30 * time.Second
 // New returns a Broker over t. The broker owns t from now on and closes it
 // in Close. When t implements LoggerSetter, it is given the broker's logger
 // (it keeps a logger given to it directly).
-func New(t Transport, opts ...Option) *Broker {
+func New(t driver.Transport, opts ...Option) *Broker {
 	b := &Broker{
 		transport:        t,
 		cfg:              newConfig(opts),
@@ -68,17 +70,17 @@ func New(t Transport, opts ...Option) *Broker {
 		draining:         newStep(),
 		closingTransport: newStep(),
 	}
-	if ls, ok := t.(LoggerSetter); ok {
+	if ls, ok := t.(driver.LoggerSetter); ok {
 		ls.SetLogger(b.cfg.logger)
 	}
-	b.publish = withMessageIDs(chainPublish(b.cfg.middleware, func(ctx context.Context, _ Operation, msgs []*Message) error {
+	b.publish = withMessageIDs(chainPublish(b.cfg.middleware, func(ctx context.Context, _ driver.Operation, msgs []*Message) error {
 		return b.transport.Publish(ctx, msgs)
 	}))
 	return b
 }
 
 // Transport returns the transport the broker was created with.
-func (b *Broker) Transport() Transport { return b.transport }
+func (b *Broker) Transport() driver.Transport { return b.transport }
 
 // Publish sends msg to msg.Destination through the broker's middleware.
 // Middleware may add headers to msg (trace context, baggage). A msg
@@ -125,10 +127,10 @@ func (b *Broker) PublishBatch(ctx context.Context, msgs []*Message) error {
 	return b.publish(ctx, op, msgs)
 }
 
-func (b *Broker) publishOperation(dest string, batch bool) Operation {
+func (b *Broker) publishOperation(dest string, batch bool) driver.Operation {
 	info := b.transport.Info()
-	op := Operation{
-		Kind:          OpPublish,
+	op := driver.Operation{
+		Kind:          driver.OpPublish,
 		System:        info.System,
 		Destination:   dest,
 		Batch:         batch,
@@ -136,7 +138,7 @@ func (b *Broker) publishOperation(dest string, batch bool) Operation {
 		ServerAddress: info.ServerAddress,
 		ServerPort:    info.ServerPort,
 	}
-	if td, ok := b.transport.(TemporaryDestinations); ok && dest != "" {
+	if td, ok := b.transport.(driver.TemporaryDestinations); ok && dest != "" {
 		op.Temporary = td.IsTemporary(dest)
 	}
 	return op
@@ -218,9 +220,9 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	return nil
 }
 
-func subscriberEndpoint(cfg subConfig) Endpoint {
+func subscriberEndpoint(cfg subConfig) driver.Endpoint {
 	e := cfg.endpoint
-	e.Kind = EndpointSubscriber
+	e.Kind = driver.EndpointSubscriber
 	e.Destination = cfg.spec.Destination
 	e.Group = cfg.spec.Group
 	e.Name = cfg.spec.Name
@@ -231,7 +233,7 @@ func subscriberEndpoint(cfg subConfig) Endpoint {
 
 // validate checks that every transport option is meant for this transport
 // and lets the transport check the rest.
-func (b *Broker) validate(spec SubscriptionSpec) error {
+func (b *Broker) validate(spec driver.SubscriptionSpec) error {
 	system := b.transport.Info().System
 	for _, o := range spec.TransportOptions {
 		if name := o.TransportName(); name != system {
@@ -239,7 +241,7 @@ func (b *Broker) validate(spec SubscriptionSpec) error {
 				spec.Destination, optionName(o), name, system, ErrUnsupportedOption)
 		}
 	}
-	if v, ok := b.transport.(SubscriptionValidator); ok {
+	if v, ok := b.transport.(driver.SubscriptionValidator); ok {
 		if err := v.ValidateSubscription(spec); err != nil {
 			return err // the transport names the subscription and the option
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -45,7 +46,7 @@ func TestMisuseErrors(t *testing.T) {
 	}
 	// An option of another transport fails at Subscribe, naming the
 	// option and both transports.
-	err := b.Subscribe("a", noop, broker.WithTransportOption(natsOnly{}))
+	err := b.Subscribe("a", noop, broker.TransportOption(natsOnly{}))
 	if !errors.Is(err, broker.ErrUnsupportedOption) {
 		t.Fatalf("subscribe with a foreign transport option: %v", err)
 	}
@@ -55,7 +56,7 @@ func TestMisuseErrors(t *testing.T) {
 		}
 	}
 	// One the transport itself rejects fails at Subscribe too.
-	if err := b.Subscribe("a", noop, broker.WithTransportOption(memoryUnknown{})); !errors.Is(err, broker.ErrUnsupportedOption) {
+	if err := b.Subscribe("a", noop, broker.TransportOption(memoryUnknown{})); !errors.Is(err, broker.ErrUnsupportedOption) {
 		t.Fatalf("subscribe with an option the transport does not define: %v", err)
 	}
 	if got := len(b.Endpoints()); got != 0 {
@@ -92,25 +93,25 @@ func TestStartTwiceAndPublishAfterClose(t *testing.T) {
 }
 
 // recordingMiddleware appends "name:direction" to a shared log.
-func recordingMiddleware(name string, mu *sync.Mutex, log *[]string) broker.Middleware {
+func recordingMiddleware(name string, mu *sync.Mutex, log *[]string) driver.Middleware {
 	add := func(s string) { mu.Lock(); *log = append(*log, s); mu.Unlock() }
-	return broker.MiddlewareFuncs{
-		Publish: func(next broker.PublishFunc) broker.PublishFunc {
-			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
+	return driver.MiddlewareFuncs{
+		Publish: func(next driver.PublishFunc) driver.PublishFunc {
+			return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 				add(name + ":publish:" + op.Kind.String())
 				return next(ctx, op, msgs)
 			}
 		},
-		Consume: func(next broker.ConsumeFunc) broker.ConsumeFunc {
-			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
+		Consume: func(next driver.ConsumeFunc) driver.ConsumeFunc {
+			return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 				add(name + ":consume")
 				err := next(ctx, op, msgs)
 				add(fmt.Sprintf("%s:consumed:%v", name, err))
 				return err
 			}
 		},
-		Settle: func(next broker.SettleFunc) broker.SettleFunc {
-			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
+		Settle: func(next driver.SettleFunc) driver.SettleFunc {
+			return func(ctx context.Context, op driver.Operation, msgs []*broker.Message, s driver.Settlement) error {
 				add(name + ":settle:" + s.Action.String())
 				return next(ctx, op, msgs, s)
 			}
@@ -131,9 +132,9 @@ func TestMiddlewareOrderAndSettle(t *testing.T) {
 		log = append(log, "handler")
 		mu.Unlock()
 		return nil
-	}, broker.Use(recordingMiddleware("sub", &mu, &log), broker.MiddlewareFuncs{
-		Settle: func(next broker.SettleFunc) broker.SettleFunc {
-			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
+	}, broker.Use(recordingMiddleware("sub", &mu, &log), driver.MiddlewareFuncs{
+		Settle: func(next driver.SettleFunc) driver.SettleFunc {
+			return func(ctx context.Context, op driver.Operation, msgs []*broker.Message, s driver.Settlement) error {
 				defer close(done)
 				return next(ctx, op, msgs, s)
 			}
@@ -165,9 +166,9 @@ func TestMiddlewareOrderAndSettle(t *testing.T) {
 
 func TestPanicReachesMiddlewareAsPanicError(t *testing.T) {
 	errs := make(chan error, 1)
-	b := broker.New(testutil.Memory(t), broker.WithMiddleware(broker.MiddlewareFuncs{
-		Consume: func(next broker.ConsumeFunc) broker.ConsumeFunc {
-			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(driver.MiddlewareFuncs{
+		Consume: func(next driver.ConsumeFunc) driver.ConsumeFunc {
+			return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 				err := next(ctx, op, msgs)
 				errs <- err
 				return err

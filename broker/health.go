@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,16 +22,6 @@ var (
 	ErrNotReady = errors.New("tracebus: not ready")
 )
 
-// Pinger is implemented by transports that can check that their system is
-// reachable: the NATS transport (connection status and a round trip to the
-// server), the Kafka transport (metadata from a seed broker) and the memory
-// transport (reachable until closed). Broker.Ping and App readiness use it.
-type Pinger interface {
-	// Ping returns nil when the system answered within ctx, and an error
-	// saying why not otherwise (ErrClosed once the transport is closed).
-	Ping(ctx context.Context) error
-}
-
 // Ping checks that the broker's system is reachable, through its
 // transport's Pinger. It returns nil for a transport that cannot tell, and
 // ErrClosed once the broker is closed.
@@ -38,7 +29,7 @@ func (b *Broker) Ping(ctx context.Context) error {
 	if b.state.Load() == stateClosed {
 		return ErrClosed
 	}
-	p, ok := b.transport.(Pinger)
+	p, ok := b.transport.(driver.Pinger)
 	if !ok {
 		return nil
 	}

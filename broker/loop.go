@@ -3,21 +3,9 @@ package broker
 import (
 	"fmt"
 
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/subject"
 )
-
-// SharedDestinations is implemented by transports that can tell whether
-// another transport reaches the same destinations as they do: two
-// connections to one server. The memory transport implements it (two
-// transports of one memory.Server). Without it, two transports share their
-// destinations when their Info names the same system and the same server
-// address and port.
-//
-// HandleResult uses it to refuse a PublishTo publisher of another broker
-// whose results would come back to the subscription itself.
-type SharedDestinations interface {
-	SharesDestinations(other Transport) bool
-}
 
 // checkDeadLetterLoop fails a subscription whose own pattern matches its
 // dead-letter destination: every dead letter would be delivered back to
@@ -59,7 +47,7 @@ func (b *Broker) sharesDestinations(o *Broker) bool {
 	if o == b {
 		return true
 	}
-	if s, ok := b.transport.(SharedDestinations); ok {
+	if s, ok := b.transport.(driver.SharedDestinations); ok {
 		return s.SharesDestinations(o.transport)
 	}
 	bi, oi := b.transport.Info(), o.transport.Info()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker/codec"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Option configures a Broker. A nil Option is ignored; so is a nil value
@@ -15,7 +16,7 @@ type Option interface {
 }
 
 type config struct {
-	middleware []Middleware
+	middleware []driver.Middleware
 	logger     *slog.Logger
 	errorText  func(error) string
 	codec      codec.Codec
@@ -39,7 +40,7 @@ func (f optionFunc) applyBroker(c *config) { f(c) }
 // WithMiddleware adds middleware that wraps every publish and every consume
 // of the broker. The first middleware given is the outermost. Calling it
 // again appends.
-func WithMiddleware(mws ...Middleware) Option {
+func WithMiddleware(mws ...driver.Middleware) Option {
 	return optionFunc(func(c *config) { c.middleware = append(c.middleware, mws...) })
 }
 
@@ -80,8 +81,8 @@ type SubscribeOption interface {
 }
 
 type subConfig struct {
-	spec        SubscriptionSpec
-	middleware  []Middleware
+	spec        driver.SubscriptionSpec
+	middleware  []driver.Middleware
 	maxAttempts int
 	backoff     Backoff
 	deadLetter  string
@@ -91,7 +92,7 @@ type subConfig struct {
 	codec       codec.Codec       // typed subscriptions; the broker's when not set
 	publishTo   []ResultPublisher // HandleResult
 	expose      bool              // HandleResult: ExposeErrors
-	endpoint    Endpoint          // payload facts of typed subscriptions
+	endpoint    driver.Endpoint   // payload facts of typed subscriptions
 	err         error
 }
 
@@ -110,7 +111,7 @@ var DefaultBackoff = ExponentialBackoff(100*time.Millisecond, 10*time.Second)
 
 func newSubConfig(dest string, batch bool, opts []SubscribeOption) subConfig {
 	c := subConfig{
-		spec: SubscriptionSpec{
+		spec: driver.SubscriptionSpec{
 			Destination: dest,
 			Batch:       batch,
 			Concurrency: 1,
@@ -240,7 +241,7 @@ func DeadLetter(destination string) SubscribeOption {
 
 // Use adds middleware around this subscription's consume only, inside the
 // broker's middleware. The first given is the outermost.
-func Use(mws ...Middleware) SubscribeOption {
+func Use(mws ...driver.Middleware) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) { c.middleware = append(c.middleware, mws...) })
 }
 
@@ -269,20 +270,11 @@ func ManualAck() SubscribeOption {
 	return subOptionFunc(func(c *subConfig) { c.ackMode = ackManual })
 }
 
-// TransportOption is a subscription option defined by one transport, such
-// as natsbroker.Stream or kafkabroker.StartOffset. Transports export
-// functions that wrap their options with WithTransportOption.
-type TransportOption interface {
-	// TransportName is the Info().System of the transport the option is
-	// for: "nats", "kafka", "memory".
-	TransportName() string
-}
-
-// WithTransportOption passes a transport-specific option to the transport.
+// TransportOption passes a transport-specific option to the transport.
 // Subscribe fails with ErrUnsupportedOption, naming the option, when it is
 // meant for another transport, and with the transport's own error when the
 // transport rejects it (see SubscriptionValidator).
-func WithTransportOption(opt TransportOption) SubscribeOption {
+func TransportOption(opt driver.TransportOption) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) {
 		if opt == nil {
 			c.invalid("nil transport option")
@@ -294,7 +286,7 @@ func WithTransportOption(opt TransportOption) SubscribeOption {
 
 // optionName names a transport option in errors: its String when it has
 // one, else its type.
-func optionName(o TransportOption) string {
+func optionName(o driver.TransportOption) string {
 	if s, ok := o.(fmt.Stringer); ok {
 		return s.String()
 	}

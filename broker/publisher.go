@@ -6,6 +6,7 @@ import (
 	"reflect"
 
 	"github.com/tracebus/tracebus/broker/codec"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Publisher sends values of type T to one destination through a Broker:
@@ -70,7 +71,7 @@ func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOptio
 
 // newPublisher builds a Publisher and the Endpoint describing it, for
 // NewPublisher and NewRequester; fn names the caller in panics.
-func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOption) (*Publisher[T], Endpoint) {
+func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOption) (*Publisher[T], driver.Endpoint) {
 	if destination == "" {
 		panic("tracebus: " + fn + ": empty destination")
 	}
@@ -94,8 +95,8 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 	if cfg.codec == codec.Protobuf && typ.Kind() != reflect.Pointer {
 		panic(fmt.Sprintf("tracebus: %s[%v](%q): the protobuf codec needs a pointer type", fn, typ, destination))
 	}
-	e := Endpoint{
-		Kind:        EndpointPublisher,
+	e := driver.Endpoint{
+		Kind:        driver.EndpointPublisher,
 		Destination: destination,
 		Payload:     typ,
 		ContentType: p.ct,

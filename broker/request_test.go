@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/memory"
 )
 
@@ -55,7 +56,7 @@ func TestRequestFailsOnClose(t *testing.T) {
 }
 
 // plain is a transport without a reply inbox.
-type plain struct{ broker.Transport }
+type plain struct{ driver.Transport }
 
 func TestRequestNeedsReplyTransport(t *testing.T) {
 	b := broker.New(plain{memoryTransport(t)})
@@ -90,7 +91,7 @@ func TestHostileErrorReply(t *testing.T) {
 	b := memoryBroker()
 	must(t, b.Subscribe("hostile", func(ctx context.Context, m *broker.Message) error {
 		r := &broker.Message{Body: []byte(strings.Repeat("é", 5000))}
-		r.Headers.Set(broker.HeaderReplyError, "bad type\r\n<script>"+strings.Repeat("x", 500))
+		r.Headers.Set(driver.HeaderReplyError, "bad type\r\n<script>"+strings.Repeat("x", 500))
 		return b.Reply(ctx, m, r)
 	}))
 	must(t, b.Start(context.Background()))

@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"slices"
+
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Registrar is where subscriptions and publishers are registered: a
@@ -39,7 +41,7 @@ func (rt routes) destination(dest string) string {
 	if rt.prefix == "" || dest == "" {
 		return dest
 	}
-	if j, ok := rt.b.transport.(DestinationJoiner); ok {
+	if j, ok := rt.b.transport.(driver.DestinationJoiner); ok {
 		return j.JoinDestination(rt.prefix, dest)
 	}
 	return rt.prefix + dest
@@ -64,15 +66,6 @@ func (rt routes) subscribeBatch(destination string, h BatchHandler, opts []Subsc
 		return ErrNilHandler
 	}
 	return rt.b.add(rt.subConfig(destination, true, opts), h)
-}
-
-// DestinationJoiner is implemented by transports whose destinations form a
-// hierarchy with a separator, such as NATS subjects ("orders" and "created"
-// make "orders.created"). A Router joins its prefix and each destination
-// with it; without it, the prefix is put in front of the destination as it
-// is (Kafka topics, the memory transport).
-type DestinationJoiner interface {
-	JoinDestination(prefix, destination string) string
 }
 
 // Router is a group of subscriptions and publishers of one broker under a

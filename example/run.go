@@ -24,6 +24,7 @@ import (
 	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/asyncapi"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/exporters"
@@ -91,7 +92,7 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-func (s *service) broker(t broker.Transport) *broker.Broker {
+func (s *service) broker(t driver.Transport) *broker.Broker {
 	return broker.New(t, broker.WithMiddleware(s.telemetry), broker.WithLogger(s.log))
 }
 
@@ -126,7 +127,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	stream := natsbroker.WithStream(jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, MaxAge: time.Hour})
 	var brokers []*broker.Broker
 	connect := func(svc *service, kafka bool) (*broker.Broker, error) {
-		var t broker.Transport
+		var t driver.Transport
 		var err error
 		if kafka {
 			t, err = kafkabroker.New(append(kafkaOpts, kafkabroker.WithClientID(svc.name))...)

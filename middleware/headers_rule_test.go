@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/middleware"
 )
 
@@ -59,7 +60,7 @@ func TestTraceparentRules(t *testing.T) {
 // TestWithErrorText checks that the hook sets the span status text.
 func TestWithErrorText(t *testing.T) {
 	tel, rec := newTel(t, middleware.WithErrorText(func(error) string { return "redacted" }))
-	fail := func(context.Context, broker.Operation, []*broker.Message) error {
+	fail := func(context.Context, driver.Operation, []*broker.Message) error {
 		return errors.New("body was 4111-1111")
 	}
 	msg := delivered("orders", 0, 1, parentTP)

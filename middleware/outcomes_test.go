@@ -12,6 +12,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -146,12 +147,12 @@ func TestInflightMetric(t *testing.T) {
 // the subscription's attributes, and no error.type.
 func TestTransportDropMetric(t *testing.T) {
 	tel, rec := newTel(t)
-	op := broker.Operation{Kind: broker.OpConsume, System: "nats", Destination: "orders.*", Group: "billing",
+	op := driver.Operation{Kind: driver.OpConsume, System: "nats", Destination: "orders.*", Group: "billing",
 		ServerAddress: "localhost", ServerPort: 4222}
 	observe := tel.ObserveOutcomes(op)
-	observe(context.Background(), broker.Outcome{Kind: broker.OutcomeTransportDropped, Messages: 40})
-	observe(context.Background(), broker.Outcome{Kind: broker.OutcomeTransportDropped, Messages: 2})
-	observe(context.Background(), broker.Outcome{Kind: broker.OutcomeHung, Messages: 1,
+	observe(context.Background(), driver.Outcome{Kind: driver.OutcomeTransportDropped, Messages: 40})
+	observe(context.Background(), driver.Outcome{Kind: driver.OutcomeTransportDropped, Messages: 2})
+	observe(context.Background(), driver.Outcome{Kind: driver.OutcomeHung, Messages: 1,
 		Msgs: []*broker.Message{{Destination: "orders.eu"}}})
 	base := []attribute.KeyValue{
 		semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationName("process"),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/codec"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/middleware"
 )
@@ -154,7 +155,7 @@ func (h *Harness) Broker(opts ...broker.Option) *broker.Broker {
 	h.tb.Helper()
 	all := append([]broker.Option{
 		broker.WithLogger(h.logger),
-		broker.WithMiddleware(h.tel, broker.MiddlewareFuncs{Consume: h.recordCall}),
+		broker.WithMiddleware(h.tel, driver.MiddlewareFuncs{Consume: h.recordCall}),
 	}, h.opts...)
 	b := broker.New(Memory(h.tb, memory.WithServer(h.srv)), append(all, opts...)...)
 	if h.start {
@@ -228,8 +229,8 @@ func (h *Harness) Calls(subscription string) []Call {
 }
 
 // recordCall is the consume middleware that feeds Calls.
-func (h *Harness) recordCall(next broker.ConsumeFunc) broker.ConsumeFunc {
-	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
+func (h *Harness) recordCall(next driver.ConsumeFunc) driver.ConsumeFunc {
+	return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 		copies := make([]*broker.Message, len(msgs))
 		for i, m := range msgs {
 			copies[i] = m.Clone()

@@ -17,12 +17,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // TestRequestReply is the suite of request/reply over a transport: byte
 // and typed round trips, timeouts, no responders, error replies, many
 // requests in flight and late replies. The transport must implement
-// broker.ReplyTransport. The span tree of a request is part of
+// driver.ReplyTransport. The span tree of a request is part of
 // TestTelemetry.
 func TestRequestReply(t *testing.T, s TransportSuite) {
 	tests := []struct {
@@ -103,9 +104,9 @@ func testReqBytes(t *testing.T, s TransportSuite) {
 	if string(reply.Body) != "re: ping" || reply.Headers.Get("x-echo") != "42" {
 		t.Errorf("reply %q with x-echo %q, want %q with %q", reply.Body, reply.Headers.Get("x-echo"), "re: ping", "42")
 	}
-	id := req.Headers.Get(broker.HeaderCorrelationID)
-	if id == "" || reply.Headers.Get(broker.HeaderCorrelationID) != id {
-		t.Errorf("reply correlation id %q, request's %q", reply.Headers.Get(broker.HeaderCorrelationID), id)
+	id := req.Headers.Get(driver.HeaderCorrelationID)
+	if id == "" || reply.Headers.Get(driver.HeaderCorrelationID) != id {
+		t.Errorf("reply correlation id %q, request's %q", reply.Headers.Get(driver.HeaderCorrelationID), id)
 	}
 	if req.ReplyTo == "" || reply.Destination != req.ReplyTo {
 		t.Errorf("reply arrived at %q, the request's reply address is %q", reply.Destination, req.ReplyTo)
@@ -135,7 +136,7 @@ func testReqTyped(t *testing.T, s TransportSuite) {
 		t.Errorf("reply %+v, want %+v", inv, want)
 	}
 	eps := client.Endpoints()
-	if len(eps) != 1 || eps[0].Kind != broker.EndpointPublisher || eps[0].Destination != dest ||
+	if len(eps) != 1 || eps[0].Kind != driver.EndpointPublisher || eps[0].Destination != dest ||
 		eps[0].Payload != reflect.TypeFor[Order]() || eps[0].Reply != reflect.TypeFor[Invoice]() {
 		t.Errorf("requester endpoints %+v, want one publisher of Order to %s replied with Invoice", eps, dest)
 	}
@@ -395,7 +396,7 @@ func testTelRequest(t *testing.T, s TransportSuite) {
 	replySend := e.rec.SpanByName(t, "send")
 	receipt := e.rec.SpanByName(t, "process")
 
-	id := req.Headers.Get(broker.HeaderCorrelationID)
+	id := req.Headers.Get(driver.HeaderCorrelationID)
 	wantReq := e.clientID(e.server([]attribute.KeyValue{
 		semconv.MessagingSystemKey.String(e.info.System),
 		semconv.MessagingOperationName("request"),

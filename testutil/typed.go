@@ -20,6 +20,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/codec"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // TestTyped is the suite of the typed layer (codecs, Handle, HandleBatch,
@@ -282,8 +283,8 @@ func testTypedAckFirst(t *testing.T, s TransportSuite) {
 	dest := s.Destination(t)
 	var mu sync.Mutex
 	var log []string
-	settles := broker.MiddlewareFuncs{Settle: func(next broker.SettleFunc) broker.SettleFunc {
-		return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, st broker.Settlement) error {
+	settles := driver.MiddlewareFuncs{Settle: func(next driver.SettleFunc) driver.SettleFunc {
+		return func(ctx context.Context, op driver.Operation, msgs []*broker.Message, st driver.Settlement) error {
 			mu.Lock()
 			log = append(log, st.Action.String())
 			mu.Unlock()

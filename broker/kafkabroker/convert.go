@@ -4,6 +4,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // toMessages makes the messages of one delivery attempt. Every attempt gets
@@ -33,15 +34,15 @@ func toMessages(kms []kafka.Message, subscription, group string, count int) []*b
 		if len(km.Headers) > 0 {
 			start := len(headers)
 			for _, h := range km.Headers {
-				headers = append(headers, broker.Header{Key: h.Key, Value: string(h.Value)})
+				headers = append(headers, driver.Header{Key: h.Key, Value: string(h.Value)})
 			}
 			// Full slice expression: a handler appending to its headers
 			// must not overwrite the next message's.
 			m.Headers = headers[start:len(headers):len(headers)]
-			m.ReplyTo = m.Headers.Get(broker.HeaderReplyTo)
-			m.ID = m.Headers.Get(broker.HeaderMessageID)
+			m.ReplyTo = m.Headers.Get(driver.HeaderReplyTo)
+			m.ID = m.Headers.Get(driver.HeaderMessageID)
 		}
-		m.Delivery = broker.Delivery{
+		m.Delivery = driver.Delivery{
 			Subscription:  subscription,
 			Group:         group,
 			Partition:     int32(km.Partition),

@@ -85,9 +85,9 @@
 //   - kafka-go reads a zero-length key or value as nil: an empty body
 //     arrives as a nil Body, indistinguishable from a tombstone.
 //   - Kafka records have no id or reply field: Message.ID travels in the
-//     x-tracebus-message-id header (broker.HeaderMessageID) and
+//     x-tracebus-message-id header (driver.HeaderMessageID) and
 //     Message.ReplyTo in the x-tracebus-reply-to header
-//     (broker.HeaderReplyTo).
+//     (driver.HeaderReplyTo).
 //   - DeliveryCount counts the deliveries made by one member. A message
 //     whose partition moves to another member during its retries starts
 //     again at 1 there.

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
@@ -31,7 +32,7 @@ func TestInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close(context.Background())
-	want := broker.Info{System: "kafka", ServerAddress: "kafka-1.internal", ServerPort: 9093, ClientID: "billing", AckOperation: "commit"}
+	want := driver.Info{System: "kafka", ServerAddress: "kafka-1.internal", ServerPort: 9093, ClientID: "billing", AckOperation: "commit"}
 	if got := tr.Info(); got != want {
 		t.Fatalf("Info() = %+v, want %+v", got, want)
 	}
@@ -198,8 +199,8 @@ func TestMinBytesWithoutMaxBytes(t *testing.T) {
 	topic := newTopic(t, c, 1)
 	tr := newTransport(t, c, kafkabroker.WithMinBytes(1024))
 	got := make(chan string, 1)
-	sub, err := tr.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, Concurrency: 1},
-		func(ctx context.Context, msgs []*broker.Message, ack broker.Acknowledger) {
+	sub, err := tr.Subscribe(context.Background(), driver.SubscriptionSpec{Destination: topic, Concurrency: 1},
+		func(ctx context.Context, msgs []*broker.Message, ack driver.Acknowledger) {
 			got <- string(msgs[0].Body)
 			_ = ack.Ack(ctx)
 		})
@@ -219,8 +220,8 @@ func TestMinBytesWithoutMaxBytes(t *testing.T) {
 	}
 	bad := newTransport(t, c, kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.MinBytes, rc.MaxBytes = 10, 5 }))
 	for _, group := range []string{"", "bad-reader"} {
-		_, err := bad.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, Group: group, Concurrency: 1},
-			func(context.Context, []*broker.Message, broker.Acknowledger) {})
+		_, err := bad.Subscribe(context.Background(), driver.SubscriptionSpec{Destination: topic, Group: group, Concurrency: 1},
+			func(context.Context, []*broker.Message, driver.Acknowledger) {})
 		if !errors.Is(err, broker.ErrInvalid) {
 			t.Errorf("group %q: subscribe with an invalid reader config: %v, want ErrInvalidOption", group, err)
 		}

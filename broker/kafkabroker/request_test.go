@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
@@ -48,12 +49,12 @@ func TestReplyToCarriedInHeader(t *testing.T) {
 	}
 	s.Start(t, b)
 	m := &broker.Message{Destination: dest, Body: []byte("x"), ReplyTo: "answers-here"}
-	m.Headers.Set(broker.HeaderReplyTo, "stale") // ReplyTo wins
+	m.Headers.Set(driver.HeaderReplyTo, "stale") // ReplyTo wins
 	if err := b.Publish(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	got := in.Next(t)
-	if got.ReplyTo != "answers-here" || len(got.Headers.Values(broker.HeaderReplyTo)) != 1 {
+	if got.ReplyTo != "answers-here" || len(got.Headers.Values(driver.HeaderReplyTo)) != 1 {
 		t.Errorf("consumed ReplyTo %q, headers %v; want %q in one header", got.ReplyTo, got.Headers, "answers-here")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
 
@@ -36,7 +37,7 @@ func TestPublishReportsWhereStored(t *testing.T) {
 	if !msgs[2].Delivery.Stored || msgs[2].Delivery.Partition != 1 {
 		t.Errorf("explicit partition reported as stored %v partition %d, want partition 1", msgs[2].Delivery.Stored, msgs[2].Delivery.Partition)
 	}
-	sent := map[string]broker.Delivery{}
+	sent := map[string]driver.Delivery{}
 	for _, m := range append(msgs[:3:3], single) {
 		if !m.Delivery.Stored {
 			t.Errorf("%q: not reported as stored", m.Body)

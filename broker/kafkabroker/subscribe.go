@@ -12,6 +12,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/subopt"
 	"github.com/tracebus/tracebus/broker/internal/wait"
 )
@@ -25,7 +26,7 @@ type subConfig struct {
 // what it means with and without a group. Other values make Subscribe fail
 // with broker.ErrInvalid.
 func StartOffset(offset int64) broker.SubscribeOption {
-	return broker.WithTransportOption(subopt.Option[subConfig]{
+	return broker.TransportOption(subopt.Option[subConfig]{
 		Package: "kafkabroker", System: System,
 		Name:  fmt.Sprintf("StartOffset(%d)", offset),
 		Apply: func(c *subConfig) { c.startOffset = offset },
@@ -33,7 +34,7 @@ func StartOffset(offset int64) broker.SubscribeOption {
 }
 
 // subscription reads spec's transport options and checks them.
-func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, error) {
+func (t *Transport) subscription(spec *driver.SubscriptionSpec) (subConfig, error) {
 	var sc subConfig
 	if err := subopt.Apply("kafkabroker", System, spec, &sc); err != nil {
 		return sc, err
@@ -57,11 +58,11 @@ func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, erro
 	return sc, nil
 }
 
-// ValidateSubscription implements broker.SubscriptionValidator: it rejects
+// ValidateSubscription implements driver.SubscriptionValidator: it rejects
 // options of other transports, invalid start offsets, and destinations and
 // groups that are not valid Kafka topic names and group ids, when
 // broker.Broker.Subscribe is called.
-func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
+func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {
 	_, err := t.subscription(&spec)
 	return err
 }
@@ -95,7 +96,7 @@ func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
 // partitions of one lane, waiting at most spec.BatchWait after the first;
 // acknowledging the batch commits the highest offset of every partition in
 // it.
-func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) (broker.Subscription, error) {
+func (t *Transport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec, deliver driver.DeliverFunc) (driver.Subscription, error) {
 	if t.isClosed() {
 		return nil, broker.ErrClosed
 	}
@@ -174,7 +175,7 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	return s, nil
 }
 
-func (t *Transport) groupConfig(spec broker.SubscriptionSpec, start int64) kafka.ConsumerGroupConfig {
+func (t *Transport) groupConfig(spec driver.SubscriptionSpec, start int64) kafka.ConsumerGroupConfig {
 	c := &t.cfg
 	gc := kafka.ConsumerGroupConfig{
 		ID:                     spec.Group,
@@ -248,11 +249,11 @@ func (t *Transport) partitionsAt(ctx context.Context, topic string, start int64)
 const defaultTopicWait = 5 * time.Second
 
 // subscription is one running subscription; it implements
-// broker.Subscription.
+// driver.Subscription.
 type subscription struct {
 	t       *Transport
-	spec    broker.SubscriptionSpec
-	deliver broker.DeliverFunc
+	spec    driver.SubscriptionSpec
+	deliver driver.DeliverFunc
 	ctx     context.Context
 
 	cancelRun context.CancelFunc // stops a group subscription's runGroup

@@ -13,6 +13,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
@@ -73,8 +74,8 @@ func TestNoGroupFanOut(t *testing.T) {
 func TestNoGroupUnknownTopic(t *testing.T) {
 	c := kafkatest.New(t)
 	tr := newTransport(t, c)
-	_, err := tr.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: "kb-missing-topic", Concurrency: 1},
-		func(context.Context, []*broker.Message, broker.Acknowledger) {})
+	_, err := tr.Subscribe(context.Background(), driver.SubscriptionSpec{Destination: "kb-missing-topic", Concurrency: 1},
+		func(context.Context, []*broker.Message, driver.Acknowledger) {})
 	if !errors.Is(err, kafkabroker.ErrUnknownTopic) {
 		t.Fatalf("subscribe to a missing topic without a group: %v, want ErrUnknownTopic", err)
 	}
@@ -84,8 +85,8 @@ func TestSubscribeRejectsForeignOptions(t *testing.T) {
 	c := kafkatest.New(t)
 	topic := newTopic(t, c, 1)
 	tr := newTransport(t, c)
-	noop := func(context.Context, []*broker.Message, broker.Acknowledger) {}
-	_, err := tr.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, TransportOptions: []broker.TransportOption{foreignOption{}}}, noop)
+	noop := func(context.Context, []*broker.Message, driver.Acknowledger) {}
+	_, err := tr.Subscribe(context.Background(), driver.SubscriptionSpec{Destination: topic, TransportOptions: []driver.TransportOption{foreignOption{}}}, noop)
 	if !errors.Is(err, broker.ErrUnsupportedOption) {
 		t.Fatalf("foreign option: %v, want ErrUnsupportedOption", err)
 	}

@@ -14,18 +14,19 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// System is the messaging system the transport reports in broker.Info.
+// System is the messaging system the transport reports in driver.Info.
 const System = "kafka"
 
-// Transport is a broker.Transport over Kafka: one kafka-go Writer for every
+// Transport is a driver.Transport over Kafka: one kafka-go Writer for every
 // publish, and per subscription a kafka-go ConsumerGroup (or, without a
 // group, one reader per partition). Create it with New; it is safe for
 // concurrent use.
 type Transport struct {
 	cfg        config
-	info       broker.Info
+	info       driver.Info
 	kt         *kafka.Transport
 	client     *kafka.Client
 	dialer     *kafka.Dialer
@@ -43,9 +44,9 @@ type Transport struct {
 }
 
 var (
-	_ broker.Transport             = (*Transport)(nil)
-	_ broker.SubscriptionValidator = (*Transport)(nil)
-	_ broker.LoggerSetter          = (*Transport)(nil)
+	_ driver.Transport             = (*Transport)(nil)
+	_ driver.SubscriptionValidator = (*Transport)(nil)
+	_ driver.LoggerSetter          = (*Transport)(nil)
 )
 
 // New returns a Transport configured by opts. It does not connect: the
@@ -61,7 +62,7 @@ func New(opts ...Option) (*Transport, error) {
 
 	t := &Transport{
 		cfg: cfg,
-		info: broker.Info{
+		info: driver.Info{
 			System:        System,
 			ServerAddress: host,
 			ServerPort:    port,
@@ -141,9 +142,9 @@ func (t *Transport) newWriter() *kafka.Writer {
 // Info describes the transport: System "kafka", the first seed broker as
 // server address and port, the client id, and "commit" as the name of a
 // successful settlement.
-func (t *Transport) Info() broker.Info { return t.info }
+func (t *Transport) Info() driver.Info { return t.info }
 
-// SetLogger implements broker.LoggerSetter: broker.New gives the transport
+// SetLogger implements driver.LoggerSetter: broker.New gives the transport
 // its logger, which the transport uses unless WithLogger gave it one. It
 // must be called before the transport is used.
 func (t *Transport) SetLogger(l *slog.Logger) { t.cfg.logger.Offer(l) }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
@@ -22,11 +22,11 @@ const suitePartitions = 3
 //   - Concurrent: yes on topics with at least as many partitions as the
 //     concurrency, which is how Kafka parallelises: the suite's keyless
 //     messages are spread round-robin over the 3 partitions of its topics.
-//   - MessageID: yes, in the broker.HeaderMessageID header.
+//   - MessageID: yes, in the driver.HeaderMessageID header.
 //   - Wildcards: no.
 func suite(c *kafkatest.Cluster) testutil.TransportSuite {
 	return testutil.TransportSuite{
-		New: func(t *testing.T) broker.Transport {
+		New: func(t *testing.T) driver.Transport {
 			// Every transport has a reply topic of its own, created at its
 			// first request.
 			var rnd [6]byte

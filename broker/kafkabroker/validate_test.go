@@ -12,6 +12,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
@@ -103,7 +104,7 @@ func TestHostileOptions(t *testing.T) {
 
 // Broker addresses are stored as host:port, a bare host with Kafka's port.
 func TestBrokerAddressForms(t *testing.T) {
-	for in, want := range map[string]broker.Info{
+	for in, want := range map[string]driver.Info{
 		"kafka-1.internal":        {ServerAddress: "kafka-1.internal", ServerPort: 9092},
 		" kafka-1:9093 , kafka-2": {ServerAddress: "kafka-1", ServerPort: 9093},
 		"[::1]":                   {ServerAddress: "::1", ServerPort: 9092},

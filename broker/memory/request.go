@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // InboxPrefix starts every reply address of the memory transport, as
@@ -15,8 +16,8 @@ import (
 const InboxPrefix = "_INBOX."
 
 var (
-	_ broker.ReplyTransport        = (*Transport)(nil)
-	_ broker.TemporaryDestinations = (*Transport)(nil)
+	_ driver.ReplyTransport        = (*Transport)(nil)
+	_ driver.TemporaryDestinations = (*Transport)(nil)
 )
 
 // inbox is one broker's reply inbox on a Server: the subjects
@@ -24,14 +25,14 @@ var (
 type inbox struct {
 	srv     *Server
 	prefix  string
-	deliver broker.InboxFunc
+	deliver driver.InboxFunc
 }
 
-// OpenInbox implements broker.ReplyTransport, with NATS semantics: a
+// OpenInbox implements driver.ReplyTransport, with NATS semantics: a
 // reply address is a subject of the inbox, the correlation id its last
 // token; a request published while nothing subscribes to its destination
 // is answered at once with an error wrapping broker.ErrNoResponders.
-func (t *Transport) OpenInbox(_ context.Context, deliver broker.InboxFunc) (broker.Inbox, error) {
+func (t *Transport) OpenInbox(_ context.Context, deliver driver.InboxFunc) (driver.Inbox, error) {
 	if t.isClosed() {
 		return nil, broker.ErrClosed
 	}
@@ -47,7 +48,7 @@ func (t *Transport) OpenInbox(_ context.Context, deliver broker.InboxFunc) (brok
 	return in, nil
 }
 
-// IsTemporary implements broker.TemporaryDestinations: reply addresses
+// IsTemporary implements driver.TemporaryDestinations: reply addresses
 // (InboxPrefix) are temporary.
 func (t *Transport) IsTemporary(destination string) bool {
 	return strings.HasPrefix(destination, InboxPrefix)

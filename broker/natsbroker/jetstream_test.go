@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
@@ -188,9 +189,9 @@ func TestSubscribeErrors(t *testing.T) {
 	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
 	t.Cleanup(func() { _ = tr.Close(context.Background()) })
 	ctx := context.Background()
-	deliver := func(context.Context, []*broker.Message, broker.Acknowledger) {}
-	spec := func(dest string, opts ...broker.SubscribeOption) broker.SubscriptionSpec {
-		s := broker.SubscriptionSpec{Destination: dest, Concurrency: 1}
+	deliver := func(context.Context, []*broker.Message, driver.Acknowledger) {}
+	spec := func(dest string, opts ...broker.SubscribeOption) driver.SubscriptionSpec {
+		s := driver.SubscriptionSpec{Destination: dest, Concurrency: 1}
 		for _, o := range opts {
 			s.TransportOptions = append(s.TransportOptions, transportOption(t, o))
 		}
@@ -198,10 +199,10 @@ func TestSubscribeErrors(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		spec broker.SubscriptionSpec
+		spec driver.SubscriptionSpec
 		want error
 	}{
-		{"UnknownOption", broker.SubscriptionSpec{Destination: "x", TransportOptions: []broker.TransportOption{foreignOption{}}}, broker.ErrUnsupportedOption},
+		{"UnknownOption", driver.SubscriptionSpec{Destination: "x", TransportOptions: []driver.TransportOption{foreignOption{}}}, broker.ErrUnsupportedOption},
 		{"CoreAndStream", spec("x", natsbroker.Core(), natsbroker.Stream("S")), broker.ErrInvalid},
 		{"ConsumerOptionOnCore", spec("x", natsbroker.ConfigureConsumer(func(*jetstream.ConsumerConfig) {})), broker.ErrInvalid},
 		{"NoStream", spec("js.nowhere"), natsbroker.ErrNoStream},
@@ -224,7 +225,7 @@ func TestSubscribeErrors(t *testing.T) {
 // transportOption extracts the value a natsbroker subscription option hands
 // to the transport, by subscribing it on a broker over a recording
 // transport.
-func transportOption(t *testing.T, o broker.SubscribeOption) broker.TransportOption {
+func transportOption(t *testing.T, o broker.SubscribeOption) driver.TransportOption {
 	t.Helper()
 	rec := &specRecorder{}
 	b := broker.New(rec)
@@ -239,14 +240,14 @@ func transportOption(t *testing.T, o broker.SubscribeOption) broker.TransportOpt
 
 // specRecorder is a transport that only records the spec it is asked to
 // subscribe with.
-type specRecorder struct{ spec broker.SubscriptionSpec }
+type specRecorder struct{ spec driver.SubscriptionSpec }
 
-func (r *specRecorder) Info() broker.Info { return broker.Info{System: "nats"} }
+func (r *specRecorder) Info() driver.Info { return driver.Info{System: "nats"} }
 func (r *specRecorder) Publish(context.Context, []*broker.Message) error {
 	return nil
 }
 
-func (r *specRecorder) Subscribe(_ context.Context, spec broker.SubscriptionSpec, _ broker.DeliverFunc) (broker.Subscription, error) {
+func (r *specRecorder) Subscribe(_ context.Context, spec driver.SubscriptionSpec, _ driver.DeliverFunc) (driver.Subscription, error) {
 	r.spec = spec
 	return closer{}, nil
 }

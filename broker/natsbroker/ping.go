@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"time"
 
@@ -10,9 +11,9 @@ import (
 	"github.com/tracebus/tracebus/broker"
 )
 
-var _ broker.Pinger = (*Transport)(nil)
+var _ driver.Pinger = (*Transport)(nil)
 
-// Ping implements broker.Pinger: it fails when the connection is not
+// Ping implements driver.Pinger: it fails when the connection is not
 // connected (reconnecting, draining, closed) and otherwise makes a round
 // trip to the server, within ctx (defaultTimeout when ctx has no deadline).
 func (t *Transport) Ping(ctx context.Context) error {

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
@@ -40,7 +41,7 @@ func counter(t *testing.T, rec *testutil.Recorder, name string) int64 {
 
 // observed returns a broker over tr with the telemetry middleware
 // recording into rec and a JSON log into logs.
-func observed(t *testing.T, tr broker.Transport) (*broker.Broker, *testutil.Recorder, *testutil.LogBuffer) {
+func observed(t *testing.T, tr driver.Transport) (*broker.Broker, *testutil.Recorder, *testutil.LogBuffer) {
 	t.Helper()
 	rec := testutil.NewRecorder(t)
 	logs := &testutil.LogBuffer{}

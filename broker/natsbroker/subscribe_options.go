@@ -6,12 +6,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/subopt"
 )
 
 // The subscription options below are broker.SubscribeOption values: pass
 // them to broker.Broker.Subscribe or SubscribeBatch next to the broker's own
-// options. They reach the transport through broker.WithTransportOption.
+// options. They reach the transport through broker.TransportOption.
 
 // JetStream makes the subscription consume from JetStream even when the
 // transport does not route its destination through JetStream (see
@@ -139,12 +140,12 @@ type subConfig struct {
 }
 
 func newSubOption(name string, f func(*subConfig)) broker.SubscribeOption {
-	return broker.WithTransportOption(subopt.Option[subConfig]{Package: "natsbroker", System: System, Name: name, Apply: f})
+	return broker.TransportOption(subopt.Option[subConfig]{Package: "natsbroker", System: System, Name: name, Apply: f})
 }
 
 // subscription reads spec's transport options and checks that they fit
 // together and fit the destination.
-func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, error) {
+func (t *Transport) subscription(spec *driver.SubscriptionSpec) (subConfig, error) {
 	var c subConfig
 	c.maxHandling = DefaultMaxHandlingTime
 	if err := subopt.Apply("natsbroker", System, spec, &c); err != nil {

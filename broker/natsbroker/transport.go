@@ -15,9 +15,10 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// System is the messaging system the transport reports in broker.Info.
+// System is the messaging system the transport reports in driver.Info.
 const System = "nats"
 
 // defaultTimeout bounds requests whose context has no deadline: JetStream
@@ -28,7 +29,7 @@ const defaultTimeout = 5 * time.Second
 // not stored by any stream. It also matches jetstream.ErrStreamNotFound.
 var ErrNoStream = errors.New("natsbroker: no stream stores the subject")
 
-// Transport is a broker.Transport over a NATS connection: core NATS
+// Transport is a driver.Transport over a NATS connection: core NATS
 // subjects and, where configured, JetStream. Create one with New or Connect
 // and hand it to broker.New. It is safe for concurrent use.
 type Transport struct {
@@ -39,7 +40,7 @@ type Transport struct {
 	closeConn bool
 	inbox     string // prefix of temporary reply subjects
 
-	info     atomic.Pointer[broker.Info]
+	info     atomic.Pointer[driver.Info]
 	statusCh chan natsgo.Status
 
 	streamsReady atomic.Bool
@@ -50,16 +51,16 @@ type Transport struct {
 
 	closed   atomic.Bool // set under mu
 	mu       sync.Mutex
-	subs     map[broker.Subscription]struct{}
+	subs     map[driver.Subscription]struct{}
 	coreSubs map[*natsgo.Subscription]*coreSub // for the slow-consumer handler
 }
 
 var (
-	_ broker.Transport             = (*Transport)(nil)
-	_ broker.TemporaryDestinations = (*Transport)(nil)
-	_ broker.SubscriptionNamer     = (*Transport)(nil)
-	_ broker.SubscriptionValidator = (*Transport)(nil)
-	_ broker.LoggerSetter          = (*Transport)(nil)
+	_ driver.Transport             = (*Transport)(nil)
+	_ driver.TemporaryDestinations = (*Transport)(nil)
+	_ driver.SubscriptionNamer     = (*Transport)(nil)
+	_ driver.SubscriptionValidator = (*Transport)(nil)
+	_ driver.LoggerSetter          = (*Transport)(nil)
 )
 
 // New returns a transport over nc. The caller keeps every connection
@@ -79,7 +80,7 @@ func New(nc *natsgo.Conn, opts ...Option) (*Transport, error) {
 		nc:    nc,
 		cfg:   newConfig(opts),
 		inbox: natsgo.InboxPrefix,
-		subs:  make(map[broker.Subscription]struct{}),
+		subs:  make(map[driver.Subscription]struct{}),
 
 		coreSubs: make(map[*natsgo.Subscription]*coreSub),
 	}
@@ -138,7 +139,7 @@ func Connect(url string, opts ...Option) (*Transport, error) {
 	return t, nil
 }
 
-// SetLogger implements broker.LoggerSetter: broker.New gives the transport
+// SetLogger implements driver.LoggerSetter: broker.New gives the transport
 // its logger, which the transport uses unless WithLogger gave it one. It
 // must be called before the transport is used.
 func (t *Transport) SetLogger(l *slog.Logger) { t.cfg.logger.Offer(l) }
@@ -153,7 +154,7 @@ func (t *Transport) JetStream() jetstream.JetStream { return t.js }
 // Info describes the transport: system "nats", the server the connection
 // is connected to (as named in its URL, without DNS lookups), the
 // connection name as client id, and "ack" as the acknowledgement operation.
-func (t *Transport) Info() broker.Info { return *t.info.Load() }
+func (t *Transport) Info() driver.Info { return *t.info.Load() }
 
 func (t *Transport) refreshInfo() {
 	u := t.nc.ConnectedUrl()
@@ -162,7 +163,7 @@ func (t *Transport) refreshInfo() {
 			u = servers[0]
 		}
 	}
-	info := broker.Info{System: System, ClientID: t.nc.Opts.Name, AckOperation: "ack"}
+	info := driver.Info{System: System, ClientID: t.nc.Opts.Name, AckOperation: "ack"}
 	if pu, err := url.Parse(u); err == nil {
 		info.ServerAddress = pu.Hostname()
 		info.ServerPort, _ = strconv.Atoi(pu.Port())
@@ -239,7 +240,7 @@ func (t *Transport) Close(ctx context.Context) error {
 		t.mu.Unlock()
 		return nil
 	}
-	subs := make([]broker.Subscription, 0, len(t.subs))
+	subs := make([]driver.Subscription, 0, len(t.subs))
 	for s := range t.subs {
 		subs = append(subs, s)
 	}
@@ -266,7 +267,7 @@ func (t *Transport) Close(ctx context.Context) error {
 // track registers a subscription Subscribe started, so that Close closes
 // it. When the transport was closed while Subscribe ran, it closes the
 // subscription instead and fails: nothing is left running behind Close.
-func (t *Transport) track(ctx context.Context, s broker.Subscription, dest string) (broker.Subscription, error) {
+func (t *Transport) track(ctx context.Context, s driver.Subscription, dest string) (driver.Subscription, error) {
 	t.mu.Lock()
 	if !t.closed.Load() {
 		t.subs[s] = struct{}{}
@@ -280,7 +281,7 @@ func (t *Transport) track(ctx context.Context, s broker.Subscription, dest strin
 	return nil, errors.Join(fmt.Errorf("natsbroker: subscribe to %s: transport closed meanwhile: %w", dest, broker.ErrClosed), err)
 }
 
-func (t *Transport) untrack(s broker.Subscription) {
+func (t *Transport) untrack(s driver.Subscription) {
 	t.mu.Lock()
 	delete(t.subs, s)
 	if cs, ok := s.(*coreSub); ok {

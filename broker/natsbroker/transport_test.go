@@ -14,6 +14,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
@@ -22,7 +23,7 @@ import (
 const wait = 10 * time.Second
 
 // started returns a started broker over tr, closed when the test ends.
-func started(t *testing.T, tr broker.Transport, subscribe func(b *broker.Broker)) *broker.Broker {
+func started(t *testing.T, tr driver.Transport, subscribe func(b *broker.Broker)) *broker.Broker {
 	t.Helper()
 	b := broker.New(tr)
 	t.Cleanup(func() {
@@ -64,7 +65,7 @@ func TestInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := broker.Info{System: "nats", ServerAddress: host, ClientID: "tracebus-test", AckOperation: "ack"}
+	want := driver.Info{System: "nats", ServerAddress: host, ClientID: "tracebus-test", AckOperation: "ack"}
 	want.ServerPort, _ = strconv.Atoi(port)
 	if info != want {
 		t.Errorf("Info() = %+v, want %+v", info, want)
@@ -344,7 +345,7 @@ func TestJetStreamPublish(t *testing.T) {
 		if err := tr.Publish(ctx, []*broker.Message{{Destination: "x"}}); !errors.Is(err, broker.ErrClosed) {
 			t.Errorf("publish after close: %v", err)
 		}
-		if _, err := tr.Subscribe(ctx, broker.SubscriptionSpec{Destination: "x"}, nil); !errors.Is(err, broker.ErrClosed) {
+		if _, err := tr.Subscribe(ctx, driver.SubscriptionSpec{Destination: "x"}, nil); !errors.Is(err, broker.ErrClosed) {
 			t.Errorf("subscribe after close: %v", err)
 		}
 		if err := tr.Close(ctx); err != nil {
@@ -370,7 +371,7 @@ func TestDeliveryFacts(t *testing.T) {
 	must(t, b.Publish(ctx, &broker.Message{Destination: "facts.b", ID: "id-2", Body: []byte("2")}))
 	in.Next(t)
 	got := in.Next(t)
-	want := broker.Delivery{
+	want := driver.Delivery{
 		Subscription:     "facts.*",
 		Group:            "billing",
 		Sequence:         2,
@@ -418,15 +419,15 @@ func TestSubscriptionName(t *testing.T) {
 	srv := natstest.Start(t)
 	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
 	t.Cleanup(func() { _ = tr.Close(context.Background()) })
-	spec := func(dest, name, group string, opts ...broker.SubscribeOption) broker.SubscriptionSpec {
-		s := broker.SubscriptionSpec{Destination: dest, Name: name, Group: group}
+	spec := func(dest, name, group string, opts ...broker.SubscribeOption) driver.SubscriptionSpec {
+		s := driver.SubscriptionSpec{Destination: dest, Name: name, Group: group}
 		for _, o := range opts {
 			s.TransportOptions = append(s.TransportOptions, transportOption(t, o))
 		}
 		return s
 	}
 	cases := []struct {
-		spec broker.SubscriptionSpec
+		spec driver.SubscriptionSpec
 		want string
 	}{
 		{spec("core.orders", "ignored", "g"), ""},
@@ -443,7 +444,7 @@ func TestSubscriptionName(t *testing.T) {
 	}
 }
 
-// The broker's logger reaches the transport (broker.LoggerSetter) unless
+// The broker's logger reaches the transport (driver.LoggerSetter) unless
 // the transport was given one of its own, which it keeps.
 func TestBrokerLoggerReachesTransport(t *testing.T) {
 	srv := natstest.Start(t)

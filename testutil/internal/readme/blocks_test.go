@@ -106,7 +106,7 @@ func Quote(context.Context, Order) (Invoice, error) { return Invoice{}, nil }`,
 	},
 	"tel := middleware.NewTelemetry() // global providers and propagator; options to pass your own": {
 		pkg: "telemetry", imports: []string{"github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/middleware"},
-		params: "transport broker.Transport", after: "_ = b",
+		params: "transport driver.Transport", after: "_ = b",
 	},
 	`p, err := exporters.Setup(ctx, exporters.WithServiceName("billing"), exporters.WithServiceVersion("1.4.0"))`: {
 		pkg: "exporting", imports: []string{"context", "log/slog", "time", "github.com/tracebus/tracebus/exporters"},
@@ -114,7 +114,7 @@ func Quote(context.Context, Order) (Invoice, error) { return Invoice{}, nil }`,
 	},
 	"logger := slog.New(slog.NewMultiHandler(": {
 		pkg: "logs", imports: []string{"context", "log/slog", "os", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/exporters", "github.com/tracebus/tracebus/middleware"},
-		params: "p *exporters.Providers, transport broker.Transport",
+		params: "p *exporters.Providers, transport driver.Transport",
 	},
 	`docs := asyncapi.New(asyncapi.WithTitle("billing"), asyncapi.WithVersion("1.4.0"))`: {
 		pkg: "asyncapidoc", imports: []string{"net/http", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/broker/asyncapi"},

@@ -1,4 +1,4 @@
-package broker
+package driver
 
 import (
 	"context"
@@ -118,7 +118,7 @@ type SubscriptionSpec struct {
 	// outside a delivery: messages it dropped, handlers it gave up on. The
 	// broker sets it; it is nil when a transport is used on its own.
 	Events SubscriptionEvents
-	// TransportOptions are the options given with WithTransportOption, in
+	// TransportOptions are the options given with broker.TransportOption, in
 	// order, all meant for this transport (the broker checked their
 	// TransportName). A transport applies the ones it defines and rejects
 	// others with an error wrapping ErrUnsupportedOption.
@@ -161,4 +161,89 @@ type Subscription interface {
 	// (unsettled messages are redelivered where the system does that).
 	// Calling Close again returns nil.
 	Close(ctx context.Context) error
+}
+
+// ReplyTransport is implemented by transports that support Request. The
+// broker opens one inbox per broker, at its first request, and closes it
+// in Close.
+type ReplyTransport interface {
+	// OpenInbox starts receiving the replies to this broker's requests and
+	// calls deliver for each, with the correlation id it answers (the
+	// token of a NATS inbox subject, the HeaderCorrelationID of a Kafka
+	// reply). deliver is also called with an error the system reports
+	// instead of a reply, such as a NATS no-responders status; such an
+	// error wraps ErrNoResponders. deliver does not block and does not
+	// retain reply beyond its call unless it keeps it.
+	//
+	// ctx bounds the opening only; the inbox lives until Close.
+	OpenInbox(ctx context.Context, deliver InboxFunc) (Inbox, error)
+}
+
+// InboxFunc receives a reply, or an error in place of one, for the request
+// with correlation id id.
+type InboxFunc func(id string, reply *Message, err error)
+
+// Inbox is a transport's reply inbox.
+type Inbox interface {
+	// ReplyTo returns the reply address of the request with correlation
+	// id id.
+	ReplyTo(id string) string
+	// Close stops receiving replies.
+	Close(ctx context.Context) error
+}
+
+// ReplyPreparer is implemented by transports that must learn about a reply
+// address before they can publish to it quickly, such as Kafka, whose
+// client knows a requester's new reply topic only after its next metadata
+// refresh. Reply calls PrepareReply before publishing; an error fails the
+// reply.
+type ReplyPreparer interface {
+	PrepareReply(ctx context.Context, replyTo string) error
+}
+
+// Pinger is implemented by transports that can check that their system is
+// reachable: the NATS transport (connection status and a round trip to the
+// server), the Kafka transport (metadata from a seed broker) and the memory
+// transport (reachable until closed). Broker.Ping and App readiness use it.
+type Pinger interface {
+	// Ping returns nil when the system answered within ctx, and an error
+	// saying why not otherwise (ErrClosed once the transport is closed).
+	Ping(ctx context.Context) error
+}
+
+// DestinationJoiner is implemented by transports whose destinations form a
+// hierarchy with a separator, such as NATS subjects ("orders" and "created"
+// make "orders.created"). A Router joins its prefix and each destination
+// with it; without it, the prefix is put in front of the destination as it
+// is (Kafka topics, the memory transport).
+type DestinationJoiner interface {
+	JoinDestination(prefix, destination string) string
+}
+
+// SharedDestinations is implemented by transports that can tell whether
+// another transport reaches the same destinations as they do: two
+// connections to one server. The memory transport implements it (two
+// transports of one memory.Server). Without it, two transports share their
+// destinations when their Info names the same system and the same server
+// address and port.
+//
+// HandleResult uses it to refuse a PublishTo publisher of another broker
+// whose results would come back to the subscription itself.
+type SharedDestinations interface {
+	SharesDestinations(other Transport) bool
+}
+
+// TransportOption is a subscription option defined by one transport, such
+// as natsbroker.Stream or kafkabroker.StartOffset. Transports export
+// functions that wrap their options with broker.TransportOption.
+type TransportOption interface {
+	// TransportName is the Info().System of the transport the option is
+	// for: "nats", "kafka", "memory".
+	TransportName() string
+}
+
+// ProgressReporter is implemented by Acknowledgers whose system can be told
+// that a delivery is still being worked on (JetStream "+WPI").
+type ProgressReporter interface {
+	InProgress(ctx context.Context) error
 }
