@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,8 +139,8 @@ func (b *Broker) publishOperation(dest string, batch bool) driver.Operation {
 		ServerAddress: info.ServerAddress,
 		ServerPort:    info.ServerPort,
 	}
-	if td, ok := b.transport.(driver.TemporaryDestinations); ok && dest != "" {
-		op.Temporary = td.IsTemporary(dest)
+	if info.TemporaryPrefix != "" && dest != "" {
+		op.Temporary = strings.HasPrefix(dest, info.TemporaryPrefix)
 	}
 	return op
 }
@@ -241,12 +242,7 @@ func (b *Broker) validate(spec driver.SubscriptionSpec) error {
 				spec.Destination, optionName(o), name, system, ErrUnsupportedOption)
 		}
 	}
-	if v, ok := b.transport.(driver.SubscriptionValidator); ok {
-		if err := v.ValidateSubscription(spec); err != nil {
-			return err // the transport names the subscription and the option
-		}
-	}
-	return nil
+	return b.transport.ValidateSubscription(spec) // it names the subscription and the option
 }
 
 // Start starts every registered subscription and returns. ctx carries

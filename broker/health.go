@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,17 +22,12 @@ var (
 )
 
 // Ping checks that the broker's system is reachable, through its
-// transport's Pinger. It returns nil for a transport that cannot tell, and
-// ErrClosed once the broker is closed.
+// transport, within ctx. It returns ErrClosed once the broker is closed.
 func (b *Broker) Ping(ctx context.Context) error {
 	if b.state.Load() == stateClosed {
 		return ErrClosed
 	}
-	p, ok := b.transport.(driver.Pinger)
-	if !ok {
-		return nil
-	}
-	return p.Ping(ctx)
+	return b.transport.Ping(ctx)
 }
 
 // DefaultHealthTimeout bounds the pings of a readiness check whose context
@@ -54,7 +48,7 @@ func (a *App) Live() error {
 
 // Ready reports whether the app should get traffic: it is running (every
 // broker started, every subscription with it, the after-start hooks done;
-// not yet draining) and every transport that implements Pinger answers
+// not yet draining) and every transport answers its Ping
 // within ctx (DefaultHealthTimeout when ctx has no deadline). The error
 // matches ErrNotReady for an app that is not running and ErrUnavailable or
 // the transport's own error for a failed ping.

@@ -112,7 +112,7 @@ type inboxReply struct {
 
 // open returns the broker's inbox, opening it on first use. A failure is
 // returned and tried again by the next request.
-func (r *requests) open(ctx context.Context, b *Broker, rt driver.ReplyTransport) (driver.Inbox, error) {
+func (r *requests) open(ctx context.Context, b *Broker, rt driver.Transport) (driver.Inbox, error) {
 	if in, err := r.current(); in != nil || err != nil {
 		return in, err
 	}
@@ -266,12 +266,7 @@ func (b *Broker) request(ctx context.Context, msg *Message, receive func(ctx con
 	if _, ok := ctx.Deadline(); !ok {
 		return nil, fmt.Errorf("tracebus: request to %s: %w", dest, ErrNoDeadline)
 	}
-	rt, ok := b.transport.(driver.ReplyTransport)
-	if !ok {
-		return nil, fmt.Errorf("tracebus: request to %s: the %s transport has no reply inbox: %w",
-			dest, b.transport.Info().System, ErrUnsupportedOption)
-	}
-	inbox, err := b.requests.open(ctx, b, rt)
+	inbox, err := b.requests.open(ctx, b, b.transport)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -55,14 +56,20 @@ func TestRequestFailsOnClose(t *testing.T) {
 	}
 }
 
-// plain is a transport without a reply inbox.
+// plain is a transport of a system without replies.
 type plain struct{ driver.Transport }
 
-func TestRequestNeedsReplyTransport(t *testing.T) {
+func (plain) OpenInbox(context.Context, driver.InboxFunc) (driver.Inbox, error) {
+	return nil, fmt.Errorf("plain: no replies: %w", errors.ErrUnsupported)
+}
+
+// A transport that cannot open an inbox fails the request with its error,
+// which still matches errors.ErrUnsupported.
+func TestRequestNeedsReplyInbox(t *testing.T) {
 	b := broker.New(plain{memoryTransport(t)})
 	_, err := b.Request(requestCtx(t), &broker.Message{Destination: "x"})
-	if !errors.Is(err, broker.ErrUnsupportedOption) {
-		t.Fatalf("request on a transport without inbox: %v, want ErrUnsupportedOption", err)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("request on a transport without inbox: %v, want errors.ErrUnsupported", err)
 	}
 }
 

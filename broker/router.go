@@ -3,8 +3,7 @@ package broker
 import (
 	"context"
 	"slices"
-
-	"github.com/tracebus/tracebus/broker/driver"
+	"strings"
 )
 
 // Registrar is where subscriptions and publishers are registered: a
@@ -41,10 +40,11 @@ func (rt routes) destination(dest string) string {
 	if rt.prefix == "" || dest == "" {
 		return dest
 	}
-	if j, ok := rt.b.transport.(driver.DestinationJoiner); ok {
-		return j.JoinDestination(rt.prefix, dest)
+	sep := rt.b.transport.Info().Separator
+	if sep == "" || strings.HasSuffix(rt.prefix, sep) {
+		return rt.prefix + dest
 	}
-	return rt.prefix + dest
+	return rt.prefix + sep + dest
 }
 
 // subConfig is Broker.subConfig for dest under the prefix, with the shared
@@ -75,7 +75,7 @@ func (rt routes) subscribeBatch(destination string, h BatchHandler, opts []Subsc
 // taken (Handle, HandleBatch, HandleResult, NewPublisher, NewRouter).
 //
 // How the prefix joins a destination depends on the broker's transport (see
-// DestinationJoiner):
+// driver.Info.Separator):
 //
 //   - NATS: subjects are dot-separated, so a dot is put between the prefix
 //     and the destination unless the prefix ends with one: prefix "orders"

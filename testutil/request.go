@@ -22,9 +22,8 @@ import (
 
 // TestRequestReply is the suite of request/reply over a transport: byte
 // and typed round trips, timeouts, no responders, error replies, many
-// requests in flight and late replies. The transport must implement
-// driver.ReplyTransport. The span tree of a request is part of
-// TestTelemetry.
+// requests in flight and late replies. The span tree of a request is
+// part of TestTelemetry.
 func TestRequestReply(t *testing.T, s TransportSuite) {
 	tests := []struct {
 		name string

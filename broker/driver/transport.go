@@ -41,6 +41,30 @@ type Transport interface {
 	// abort. The subscription ends when Subscription.Close is called, not
 	// when ctx is done.
 	Subscribe(ctx context.Context, spec SubscriptionSpec, deliver DeliverFunc) (Subscription, error)
+	// ValidateSubscription checks spec, its transport options in
+	// particular, without starting it. Broker.Subscribe calls it, so a
+	// mistake fails at Subscribe rather than at Start. An option meant for
+	// another transport, or a feature the system lacks, gives an error
+	// wrapping errors.ErrUnsupported; a value out of range one wrapping
+	// broker.ErrInvalid.
+	ValidateSubscription(spec SubscriptionSpec) error
+	// OpenInbox starts receiving the replies to a broker's requests and
+	// calls deliver for each, with the correlation id it answers (the
+	// token of a NATS inbox subject, the HeaderCorrelationID of a Kafka
+	// reply). deliver is also called with an error the system reports
+	// instead of a reply, such as a NATS no-responders status; such an
+	// error wraps broker.ErrNoResponders. deliver does not block and does
+	// not retain reply beyond its call unless it keeps it. The broker
+	// opens one inbox, at its first request, and closes it in Close; a
+	// system without replies returns an error wrapping
+	// errors.ErrUnsupported.
+	//
+	// ctx bounds the opening only; the inbox lives until Close.
+	OpenInbox(ctx context.Context, deliver InboxFunc) (Inbox, error)
+	// Ping returns nil when the system answered within ctx, and an error
+	// saying why not otherwise (broker.ErrClosed once the transport is
+	// closed). Broker.Ping and App readiness use it.
+	Ping(ctx context.Context) error
 
 	// Close releases the transport's connections. It is called once, after
 	// every subscription was closed. Calling it again returns nil.
@@ -62,14 +86,17 @@ type Info struct {
 	// AckOperation is the system's name for settling a message successfully:
 	// "ack" for NATS and memory, "commit" for Kafka. Empty means "ack".
 	AckOperation string
-}
-
-// TemporaryDestinations is implemented by transports whose systems have
-// temporary, generated destinations (NATS "_INBOX." reply subjects). The
-// broker marks operations on such destinations so that telemetry keeps them
-// out of span names.
-type TemporaryDestinations interface {
-	IsTemporary(destination string) bool
+	// TemporaryPrefix starts every temporary, generated destination of
+	// the system, such as the "_INBOX." of NATS reply subjects; "" when
+	// it has none. The broker marks operations on such destinations so
+	// that telemetry keeps them out of span names.
+	TemporaryPrefix string
+	// Separator joins the levels of a hierarchical destination, such as
+	// the "." of NATS subjects. A Router joins its prefix and each
+	// destination with it ("orders" and "created" make "orders.created")
+	// unless the prefix ends with it already; "" puts the prefix in front
+	// of the destination as it is (Kafka topics).
+	Separator string
 }
 
 // SubscriptionNamer is implemented by transports with named, durable
@@ -82,17 +109,10 @@ type SubscriptionNamer interface {
 	SubscriptionName(spec SubscriptionSpec) string
 }
 
-// SubscriptionValidator is implemented by transports that can check a
-// SubscriptionSpec, its transport options in particular, without starting
-// it. Broker.Subscribe calls it, so a mistake fails at Subscribe rather than
-// at Start.
-type SubscriptionValidator interface {
-	ValidateSubscription(spec SubscriptionSpec) error
-}
-
 // SubscriptionSpec is what a Transport needs to start a subscription. The
 // broker fills it from Subscribe's arguments and options, after validating
-// them.
+// them, and always completely: Concurrency and MaxAttempts are at least 1,
+// and a batch spec has a BatchSize of at least 1 and a positive BatchWait.
 type SubscriptionSpec struct {
 	// Destination is the subject, subject pattern or topic.
 	Destination string
@@ -121,7 +141,7 @@ type SubscriptionSpec struct {
 	// TransportOptions are the options given with broker.TransportOption, in
 	// order, all meant for this transport (the broker checked their
 	// TransportName). A transport applies the ones it defines and rejects
-	// others with an error wrapping ErrUnsupportedOption.
+	// others with an error wrapping errors.ErrUnsupported.
 	TransportOptions []TransportOption
 }
 
@@ -163,22 +183,6 @@ type Subscription interface {
 	Close(ctx context.Context) error
 }
 
-// ReplyTransport is implemented by transports that support Request. The
-// broker opens one inbox per broker, at its first request, and closes it
-// in Close.
-type ReplyTransport interface {
-	// OpenInbox starts receiving the replies to this broker's requests and
-	// calls deliver for each, with the correlation id it answers (the
-	// token of a NATS inbox subject, the HeaderCorrelationID of a Kafka
-	// reply). deliver is also called with an error the system reports
-	// instead of a reply, such as a NATS no-responders status; such an
-	// error wraps ErrNoResponders. deliver does not block and does not
-	// retain reply beyond its call unless it keeps it.
-	//
-	// ctx bounds the opening only; the inbox lives until Close.
-	OpenInbox(ctx context.Context, deliver InboxFunc) (Inbox, error)
-}
-
 // InboxFunc receives a reply, or an error in place of one, for the request
 // with correlation id id.
 type InboxFunc func(id string, reply *Message, err error)
@@ -199,25 +203,6 @@ type Inbox interface {
 // reply.
 type ReplyPreparer interface {
 	PrepareReply(ctx context.Context, replyTo string) error
-}
-
-// Pinger is implemented by transports that can check that their system is
-// reachable: the NATS transport (connection status and a round trip to the
-// server), the Kafka transport (metadata from a seed broker) and the memory
-// transport (reachable until closed). Broker.Ping and App readiness use it.
-type Pinger interface {
-	// Ping returns nil when the system answered within ctx, and an error
-	// saying why not otherwise (ErrClosed once the transport is closed).
-	Ping(ctx context.Context) error
-}
-
-// DestinationJoiner is implemented by transports whose destinations form a
-// hierarchy with a separator, such as NATS subjects ("orders" and "created"
-// make "orders.created"). A Router joins its prefix and each destination
-// with it; without it, the prefix is put in front of the destination as it
-// is (Kafka topics, the memory transport).
-type DestinationJoiner interface {
-	JoinDestination(prefix, destination string) string
 }
 
 // SharedDestinations is implemented by transports that can tell whether

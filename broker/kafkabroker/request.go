@@ -12,8 +12,7 @@ import (
 )
 
 var (
-	_ driver.ReplyTransport = (*Transport)(nil)
-	_ driver.ReplyPreparer  = (*Transport)(nil)
+	_ driver.ReplyPreparer = (*Transport)(nil)
 )
 
 // WithReplyTopic names the topic the replies to this transport's requests
@@ -43,7 +42,7 @@ func WithCreateReplyTopic(replicationFactor int) Option {
 	})
 }
 
-// OpenInbox implements driver.ReplyTransport: it reads the reply topic
+// OpenInbox implements driver.Transport: it reads the reply topic
 // (WithReplyTopic) from its current end, every partition, without a
 // consumer group, and routes each reply to its request by the
 // driver.HeaderCorrelationID header the replier copied from the request.

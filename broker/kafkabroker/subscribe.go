@@ -58,7 +58,7 @@ func (t *Transport) subscription(spec *driver.SubscriptionSpec) (subConfig, erro
 	return sc, nil
 }
 
-// ValidateSubscription implements driver.SubscriptionValidator: it rejects
+// ValidateSubscription implements driver.Transport: it rejects
 // options of other transports, invalid start offsets, and destinations and
 // groups that are not valid Kafka topic names and group ids, when
 // broker.Broker.Subscribe is called.
@@ -113,12 +113,10 @@ func (t *Transport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec,
 	start := sc.startOffset
 	spec.Concurrency = max(spec.Concurrency, 1)
 	if spec.Batch {
-		if spec.BatchSize < 1 {
-			spec.BatchSize = broker.DefaultBatchSize
-		}
-		if spec.BatchWait <= 0 {
-			spec.BatchWait = broker.DefaultBatchWait
-		}
+		// A broker always sends a complete spec; a caller of the
+		// transport alone gets batches of one, delivered at once.
+		spec.BatchSize = max(1, spec.BatchSize)
+		spec.BatchWait = max(time.Millisecond, spec.BatchWait)
 	}
 	if t.cfg.createPartitions != 0 {
 		if err := t.ensureTopic(ctx, spec.Destination); err != nil {

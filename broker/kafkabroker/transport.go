@@ -44,9 +44,8 @@ type Transport struct {
 }
 
 var (
-	_ driver.Transport             = (*Transport)(nil)
-	_ driver.SubscriptionValidator = (*Transport)(nil)
-	_ driver.LoggerSetter          = (*Transport)(nil)
+	_ driver.Transport    = (*Transport)(nil)
+	_ driver.LoggerSetter = (*Transport)(nil)
 )
 
 // New returns a Transport configured by opts. It does not connect: the

@@ -44,9 +44,8 @@ type Transport struct {
 }
 
 var (
-	_ driver.Transport             = (*Transport)(nil)
-	_ driver.SubscriptionValidator = (*Transport)(nil)
-	_ driver.SharedDestinations    = (*Transport)(nil)
+	_ driver.Transport          = (*Transport)(nil)
+	_ driver.SharedDestinations = (*Transport)(nil)
 )
 
 type groupKey struct{ pattern, name string }
@@ -131,7 +130,9 @@ func (t *Transport) SharesDestinations(other driver.Transport) bool {
 }
 
 // Info implements driver.Transport.
-func (t *Transport) Info() driver.Info { return driver.Info{System: System} }
+func (t *Transport) Info() driver.Info {
+	return driver.Info{System: System, TemporaryPrefix: InboxPrefix}
+}
 
 // Publish implements driver.Transport: each message is copied and queued for
 // every matching subscription (one member per group) before Publish returns.
@@ -202,7 +203,7 @@ func (srv *Server) route(dest string, to func(*subscription)) {
 	}
 }
 
-// ValidateSubscription implements driver.SubscriptionValidator. The memory
+// ValidateSubscription implements driver.Transport. The memory
 // transport defines no options of its own, so it rejects every transport
 // option.
 func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {

@@ -15,11 +15,6 @@ import (
 // "_INBOX." does in NATS. Such destinations are temporary.
 const InboxPrefix = "_INBOX."
 
-var (
-	_ driver.ReplyTransport        = (*Transport)(nil)
-	_ driver.TemporaryDestinations = (*Transport)(nil)
-)
-
 // inbox is one broker's reply inbox on a Server: the subjects
 // InboxPrefix+"<random>.<correlation id>".
 type inbox struct {
@@ -28,7 +23,7 @@ type inbox struct {
 	deliver driver.InboxFunc
 }
 
-// OpenInbox implements driver.ReplyTransport, with NATS semantics: a
+// OpenInbox implements driver.Transport, with NATS semantics: a
 // reply address is a subject of the inbox, the correlation id its last
 // token; a request published while nothing subscribes to its destination
 // is answered at once with an error wrapping broker.ErrNoResponders.
@@ -46,12 +41,6 @@ func (t *Transport) OpenInbox(_ context.Context, deliver driver.InboxFunc) (driv
 	t.srv.inboxes[in.prefix] = in
 	t.srv.mu.Unlock()
 	return in, nil
-}
-
-// IsTemporary implements driver.TemporaryDestinations: reply addresses
-// (InboxPrefix) are temporary.
-func (t *Transport) IsTemporary(destination string) bool {
-	return strings.HasPrefix(destination, InboxPrefix)
 }
 
 func (in *inbox) ReplyTo(id string) string { return in.prefix + id }

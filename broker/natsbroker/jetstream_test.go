@@ -251,6 +251,11 @@ func (r *specRecorder) Subscribe(_ context.Context, spec driver.SubscriptionSpec
 	r.spec = spec
 	return closer{}, nil
 }
+func (r *specRecorder) ValidateSubscription(driver.SubscriptionSpec) error { return nil }
+func (r *specRecorder) OpenInbox(context.Context, driver.InboxFunc) (driver.Inbox, error) {
+	return nil, errors.ErrUnsupported
+}
+func (r *specRecorder) Ping(context.Context) error  { return nil }
 func (r *specRecorder) Close(context.Context) error { return nil }
 
 type closer struct{}

@@ -11,8 +11,6 @@ import (
 	"github.com/tracebus/tracebus/broker/driver"
 )
 
-var _ driver.ReplyTransport = (*Transport)(nil)
-
 // statusHeader and noRespondersStatus are how a NATS server says that
 // nobody subscribes to a request's subject: a message without data to the
 // reply subject, with the status 503 in the header.
@@ -21,7 +19,7 @@ const (
 	noRespondersStatus = "503"
 )
 
-// OpenInbox implements driver.ReplyTransport as nats.go's own request mux
+// OpenInbox implements driver.Transport as nats.go's own request mux
 // does: one subscription to "<inbox prefix><nuid>.*" per broker, each
 // request replied to on its own token of it, so that a thousand requests in
 // flight cost one subscription, not a thousand.

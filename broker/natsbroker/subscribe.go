@@ -3,10 +3,10 @@ package natsbroker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/driver"
 )
 
@@ -24,10 +24,10 @@ func (t *Transport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec,
 	}
 	spec.Concurrency = max(1, spec.Concurrency)
 	if spec.Batch {
+		// A broker always sends a complete spec; a caller of the
+		// transport alone gets batches of one, delivered at once.
 		spec.BatchSize = max(1, spec.BatchSize)
-		if spec.BatchWait <= 0 {
-			spec.BatchWait = broker.DefaultBatchWait
-		}
+		spec.BatchWait = max(time.Millisecond, spec.BatchWait)
 	}
 	if sc.isCore(t, spec.Destination) {
 		s, err := t.subscribeCore(ctx, spec, deliver, &sc)
@@ -54,7 +54,7 @@ func (t *Transport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec,
 	return t.track(ctx, s, spec.Destination)
 }
 
-// ValidateSubscription implements driver.SubscriptionValidator: it rejects
+// ValidateSubscription implements driver.Transport: it rejects
 // options of other transports and combinations that cannot work (Core with
 // JetStream options) when broker.Broker.Subscribe is called.
 func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {

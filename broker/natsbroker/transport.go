@@ -56,11 +56,9 @@ type Transport struct {
 }
 
 var (
-	_ driver.Transport             = (*Transport)(nil)
-	_ driver.TemporaryDestinations = (*Transport)(nil)
-	_ driver.SubscriptionNamer     = (*Transport)(nil)
-	_ driver.SubscriptionValidator = (*Transport)(nil)
-	_ driver.LoggerSetter          = (*Transport)(nil)
+	_ driver.Transport         = (*Transport)(nil)
+	_ driver.SubscriptionNamer = (*Transport)(nil)
+	_ driver.LoggerSetter      = (*Transport)(nil)
 )
 
 // New returns a transport over nc. The caller keeps every connection
@@ -163,7 +161,7 @@ func (t *Transport) refreshInfo() {
 			u = servers[0]
 		}
 	}
-	info := driver.Info{System: System, ClientID: t.nc.Opts.Name, AckOperation: "ack"}
+	info := driver.Info{System: System, ClientID: t.nc.Opts.Name, AckOperation: "ack", TemporaryPrefix: t.inbox, Separator: "."}
 	if pu, err := url.Parse(u); err == nil {
 		info.ServerAddress = pu.Hostname()
 		info.ServerPort, _ = strconv.Atoi(pu.Port())
@@ -171,16 +169,16 @@ func (t *Transport) refreshInfo() {
 	t.info.Store(&info)
 }
 
-// IsTemporary reports whether destination is a reply inbox of the
+// isTemporary reports whether destination is a reply inbox of the
 // connection ("_INBOX." or the connection's custom inbox prefix).
-func (t *Transport) IsTemporary(destination string) bool {
+func (t *Transport) isTemporary(destination string) bool {
 	return strings.HasPrefix(destination, t.inbox)
 }
 
 // jetStreamFor reports whether subject (which may be a subscription
 // pattern) goes through JetStream by the transport's configuration.
 func (t *Transport) jetStreamFor(subject string) bool {
-	if t.IsTemporary(subject) {
+	if t.isTemporary(subject) {
 		// Replies go over core NATS even when every subject is
 		// JetStream's: no stream stores an inbox.
 		return false

@@ -122,17 +122,25 @@ func TestConnOwnership(t *testing.T) {
 	}
 }
 
-func TestIsTemporary(t *testing.T) {
+// The transport's Info names the connection's inbox prefix as the prefix of
+// temporary destinations, and the dot as the subject separator.
+func TestInfoTemporaryPrefix(t *testing.T) {
 	srv := natstest.Start(t)
 	tr := newTransport(t, srv.Connect(t))
-	if !tr.IsTemporary(tr.Conn().NewInbox()) || !tr.IsTemporary("_INBOX.abc") {
+	temporary := func(tr *natsbroker.Transport, dest string) bool {
+		return strings.HasPrefix(dest, tr.Info().TemporaryPrefix)
+	}
+	if info := tr.Info(); info.TemporaryPrefix == "" || info.Separator != "." {
+		t.Fatalf("info %+v: no temporary prefix or separator", info)
+	}
+	if !temporary(tr, tr.Conn().NewInbox()) || !temporary(tr, "_INBOX.abc") {
 		t.Error("an _INBOX. subject is not temporary")
 	}
-	if tr.IsTemporary("orders") || tr.IsTemporary("_INBOXES") {
+	if temporary(tr, "orders") || temporary(tr, "_INBOXES") {
 		t.Error("an ordinary subject is temporary")
 	}
 	custom := newTransport(t, srv.Connect(t, natsgo.CustomInboxPrefix("_R")))
-	if !custom.IsTemporary(custom.Conn().NewInbox()) || custom.IsTemporary("_INBOX.abc") {
+	if !temporary(custom, custom.Conn().NewInbox()) || temporary(custom, "_INBOX.abc") {
 		t.Errorf("custom inbox prefix not honoured")
 	}
 }
