@@ -93,7 +93,7 @@ func (f appOptionFunc) applyApp(c *appConfig) { f(c) }
 // brokers.
 func NewApp(opts ...AppOption) *App {
 	a := &App{
-		cfg:      appConfig{shutdownTimeout: ShutdownTimeout},
+		cfg:      appConfig{shutdownTimeout: defaultShutdownTimeout},
 		stop:     newStep(),
 		starting: make(chan struct{}, 1),
 	}
@@ -119,7 +119,7 @@ func WithBrokers(bs ...*Broker) AppOption {
 
 // WithShutdownTimeout bounds the stop that Run performs when its context is
 // done: hooks, drain, transports and telemetry together. The default is
-// ShutdownTimeout. A value of 0 or less keeps the default.
+// 30 seconds. A value of 0 or less keeps the default.
 func WithShutdownTimeout(d time.Duration) AppOption {
 	return appOptionFunc(func(c *appConfig) {
 		if d > 0 {
@@ -184,14 +184,14 @@ func WithTelemetryShutdown(fns ...func(ctx context.Context) error) AppOption {
 // afterwards. ctx goes to the hooks and to Broker.Start. When a step fails,
 // Start undoes what was done (see WithBeforeStart and WithAfterStart), within the
 // shutdown timeout, and returns the failure joined with any error of the
-// undoing. Start fails with ErrAlreadyStarted when called twice and with
+// undoing. Start fails with errAlreadyStarted when called twice and with
 // ErrClosed after Stop.
 func (a *App) Start(ctx context.Context) error {
 	a.starting <- struct{}{}
 	defer func() { <-a.starting }()
 	switch a.phase.Load() {
 	case appStarting, appRunning:
-		return ErrAlreadyStarted
+		return errAlreadyStarted
 	case appStopping, appStopped:
 		return ErrClosed
 	}

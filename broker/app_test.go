@@ -62,7 +62,7 @@ func TestAppHooksRunInOrder(t *testing.T) {
 		broker.WithTelemetryShutdown(func(context.Context) error { ev.add("telemetry"); return nil }),
 	)
 	must(t, app.Start(t.Context()))
-	if err := app.Start(t.Context()); !errors.Is(err, broker.ErrAlreadyStarted) {
+	if err := app.Start(t.Context()); !errors.Is(err, broker.ErrInvalid) {
 		t.Fatalf("second start: %v, want ErrAlreadyStarted", err)
 	}
 	must(t, b1.Publish(t.Context(), &broker.Message{Destination: "in"}))

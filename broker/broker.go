@@ -55,9 +55,9 @@ const (
 	stateClosed
 )
 
-// ShutdownTimeout bounds the graceful drain that Run performs when its
+// defaultShutdownTimeout bounds the graceful drain that Run performs when its
 // context is done.
-const ShutdownTimeout = 30 * time.Second
+const defaultShutdownTimeout = 30 * time.Second
 
 // New returns a Broker over t. The broker owns t from now on and closes it
 // in Close. When t implements LoggerSetter, it is given the broker's logger
@@ -88,10 +88,10 @@ func (b *Broker) Transport() driver.Transport { return b.transport }
 // without an ID gets a unique one (see Message.ID).
 func (b *Broker) Publish(ctx context.Context, msg *Message) error {
 	if msg == nil {
-		return ErrNilMessage
+		return errNilMessage
 	}
 	if msg.Destination == "" {
-		return ErrEmptyDestination
+		return errEmptyDestination
 	}
 	if b.state.Load() == stateClosed {
 		return ErrClosed
@@ -105,15 +105,15 @@ func (b *Broker) Publish(ctx context.Context, msg *Message) error {
 // others are sent, the error is a BatchError telling which ones failed.
 func (b *Broker) PublishBatch(ctx context.Context, msgs []*Message) error {
 	if len(msgs) == 0 {
-		return ErrEmptyBatch
+		return errEmptyBatch
 	}
 	dest := ""
 	for i, m := range msgs {
 		if m == nil {
-			return fmt.Errorf("message %d: %w", i, ErrNilMessage)
+			return fmt.Errorf("message %d: %w", i, errNilMessage)
 		}
 		if m.Destination == "" {
-			return fmt.Errorf("message %d: %w", i, ErrEmptyDestination)
+			return fmt.Errorf("message %d: %w", i, errEmptyDestination)
 		}
 		if i == 0 {
 			dest = m.Destination
@@ -179,7 +179,7 @@ func (b *Broker) subConfig(destination string, batch bool, opts []SubscribeOptio
 
 func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	if cfg.spec.Destination == "" {
-		return ErrEmptyDestination
+		return errEmptyDestination
 	}
 	if cfg.err != nil {
 		return cfg.err
@@ -239,7 +239,7 @@ func (b *Broker) validate(spec driver.SubscriptionSpec) error {
 	for _, o := range spec.TransportOptions {
 		if name := o.TransportName(); name != system {
 			return fmt.Errorf("tracebus: subscribe %s: option %s is a %s option, the broker's transport is %s: %w",
-				spec.Destination, optionName(o), name, system, ErrUnsupportedOption)
+				spec.Destination, optionName(o), name, system, errors.ErrUnsupported)
 		}
 	}
 	return b.transport.ValidateSubscription(spec) // it names the subscription and the option
@@ -257,7 +257,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	switch b.state.Load() {
 	case stateStarting, stateStarted:
 		b.mu.Unlock()
-		return ErrAlreadyStarted
+		return errAlreadyStarted
 	case stateClosing, stateClosed:
 		b.mu.Unlock()
 		return ErrClosed
@@ -305,7 +305,7 @@ func (b *Broker) Start(ctx context.Context) error {
 }
 
 // Run starts the broker if needed, blocks until ctx is done, then closes the
-// broker gracefully, giving in-flight handlers up to ShutdownTimeout to
+// broker gracefully, giving in-flight handlers up to 30 seconds to
 // finish. It returns the error of Start or Close, or nil.
 func (b *Broker) Run(ctx context.Context) error {
 	if b.state.Load() == stateNew {
@@ -318,7 +318,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	case <-b.closed:
 		return b.closeErr
 	}
-	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultShutdownTimeout)
 	defer cancel()
 	return b.Close(closeCtx)
 }

@@ -11,7 +11,7 @@ import (
 // codec its content-type header names, among the built-in codecs and
 // codecs, else with codecs[0], else JSON. A pointer T gets a new value.
 // Unlike a typed handler, Decode does not validate the value. A failure is
-// a *DecodeError; a nil msg gives ErrNilMessage.
+// a *DecodeError; a nil msg gives errNilMessage.
 func Decode[T any](msg *Message, codecs ...codec.Codec) (T, error) {
 	d := decoder[T]{codecs: defaultCodecs(), codec: codec.JSON, typ: reflect.TypeFor[T]()}
 	if d.typ.Kind() == reflect.Pointer {
@@ -28,7 +28,7 @@ func Decode[T any](msg *Message, codecs ...codec.Codec) (T, error) {
 	}
 	if msg == nil {
 		var zero T
-		return zero, ErrNilMessage
+		return zero, errNilMessage
 	}
 	return d.unmarshal(msg)
 }

@@ -54,7 +54,7 @@ func TestDecode(t *testing.T) {
 	if _, err := broker.Decode[map[string]any](bad); !errors.As(err, &de) || de.ContentType != "application/json" {
 		t.Errorf("bad JSON: %v", err)
 	}
-	if _, err := broker.Decode[string](nil); !errors.Is(err, broker.ErrNilMessage) {
+	if _, err := broker.Decode[string](nil); !errors.Is(err, broker.ErrInvalid) {
 		t.Errorf("nil message: %v", err)
 	}
 }

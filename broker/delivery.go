@@ -33,7 +33,7 @@ type Settler interface {
 	// InProgress tells the server the messages are still being worked
 	// on, postponing redelivery (JetStream in-progress, +WPI). It does not
 	// settle. On transports without the notion (core NATS, Kafka, memory)
-	// it does nothing and returns ErrProgressUnsupported.
+	// it does nothing and returns an error matching errors.ErrUnsupported.
 	InProgress(ctx context.Context) error
 }
 
@@ -123,7 +123,7 @@ func (d *delivery) InProgress(ctx context.Context) error {
 	if p, ok := d.ack.(driver.ProgressReporter); ok {
 		return p.InProgress(ctx)
 	}
-	return ErrProgressUnsupported
+	return errProgressUnsupported
 }
 
 // MessageFromContext returns the message a handler is processing: the
@@ -168,11 +168,11 @@ func RetryAfter(err error, delay time.Duration) error {
 	if err == nil {
 		return nil
 	}
-	return &RetryError{Err: err, Delay: max(delay, 0)}
+	return &retryError{Err: err, Delay: max(delay, 0)}
 }
 
-// RetryError is the error RetryAfter makes.
-type RetryError struct {
+// retryError is the error RetryAfter makes.
+type retryError struct {
 	// Err is the handler's error.
 	Err error
 	// Delay is the wait before the next delivery.
@@ -180,13 +180,13 @@ type RetryError struct {
 }
 
 // Error returns the text of Err.
-func (e *RetryError) Error() string { return e.Err.Error() }
+func (e *retryError) Error() string { return e.Err.Error() }
 
 // Unwrap returns Err.
-func (e *RetryError) Unwrap() error { return e.Err }
+func (e *retryError) Unwrap() error { return e.Err }
 
 func retryDelay(err error) (time.Duration, bool) {
-	var re *RetryError
+	var re *retryError
 	if errors.As(err, &re) {
 		return re.Delay, true
 	}

@@ -30,9 +30,9 @@ func (b *Broker) Ping(ctx context.Context) error {
 	return b.transport.Ping(ctx)
 }
 
-// DefaultHealthTimeout bounds the pings of a readiness check whose context
+// defaultHealthTimeout bounds the pings of a readiness check whose context
 // has no earlier deadline.
-const DefaultHealthTimeout = 5 * time.Second
+const defaultHealthTimeout = 5 * time.Second
 
 // Live reports whether the app is alive: nil from creation until it has
 // stopped (draining included: a liveness probe must not restart a service
@@ -49,7 +49,7 @@ func (a *App) Live() error {
 // Ready reports whether the app should get traffic: it is running (every
 // broker started, every subscription with it, the after-start hooks done;
 // not yet draining) and every transport answers its Ping
-// within ctx (DefaultHealthTimeout when ctx has no deadline). The error
+// within ctx (5 seconds when ctx has no deadline). The error
 // matches ErrNotReady for an app that is not running and ErrUnavailable or
 // the transport's own error for a failed ping.
 func (a *App) Ready(ctx context.Context) error {
@@ -58,7 +58,7 @@ func (a *App) Ready(ctx context.Context) error {
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultHealthTimeout)
+		ctx, cancel = context.WithTimeout(ctx, defaultHealthTimeout)
 		defer cancel()
 	}
 	errs := make([]error, len(a.cfg.brokers))

@@ -98,16 +98,16 @@ type subConfig struct {
 
 // Defaults of every subscription.
 const (
-	// DefaultMaxAttempts is how many times a failing message is delivered
+	// defaultMaxAttempts is how many times a failing message is delivered
 	// before it is dead-lettered or dropped.
-	DefaultMaxAttempts = 3
-	// DefaultBatchSize and DefaultBatchWait shape batch subscriptions.
-	DefaultBatchSize = 100
-	DefaultBatchWait = 200 * time.Millisecond
+	defaultMaxAttempts = 3
+	// defaultBatchSize and defaultBatchWait shape batch subscriptions.
+	defaultBatchSize = 100
+	defaultBatchWait = 200 * time.Millisecond
 )
 
-// DefaultBackoff waits 100ms before the second delivery, doubling up to 10s.
-var DefaultBackoff = ExponentialBackoff(100*time.Millisecond, 10*time.Second)
+// defaultBackoff waits 100ms before the second delivery, doubling up to 10s.
+var defaultBackoff = ExponentialBackoff(100*time.Millisecond, 10*time.Second)
 
 func newSubConfig(dest string, batch bool, opts []SubscribeOption) subConfig {
 	c := subConfig{
@@ -116,12 +116,12 @@ func newSubConfig(dest string, batch bool, opts []SubscribeOption) subConfig {
 			Batch:       batch,
 			Concurrency: 1,
 		},
-		maxAttempts: DefaultMaxAttempts,
-		backoff:     DefaultBackoff,
+		maxAttempts: defaultMaxAttempts,
+		backoff:     defaultBackoff,
 	}
 	if batch {
-		c.spec.BatchSize = DefaultBatchSize
-		c.spec.BatchWait = DefaultBatchWait
+		c.spec.BatchSize = defaultBatchSize
+		c.spec.BatchWait = defaultBatchWait
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -168,7 +168,7 @@ func Concurrency(n int) SubscribeOption {
 }
 
 // BatchSize caps the number of messages in one batch delivery. Only for
-// SubscribeBatch; the default is DefaultBatchSize.
+// SubscribeBatch; the default is defaultBatchSize.
 func BatchSize(n int) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) {
 		c.batchOpt = true
@@ -182,7 +182,7 @@ func BatchSize(n int) SubscribeOption {
 
 // BatchWait is how long a batch may wait for more messages after its first
 // one before it is delivered as it is. Only for SubscribeBatch; the default
-// is DefaultBatchWait.
+// is defaultBatchWait.
 func BatchWait(d time.Duration) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) {
 		c.batchOpt = true
@@ -196,7 +196,7 @@ func BatchWait(d time.Duration) SubscribeOption {
 
 // MaxAttempts is how many deliveries a failing message gets before it is
 // dead-lettered or dropped; 1 disables retries. The default is
-// DefaultMaxAttempts.
+// 3.
 func MaxAttempts(n int) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) {
 		if n < 1 {
@@ -208,7 +208,7 @@ func MaxAttempts(n int) SubscribeOption {
 }
 
 // RetryBackoff sets the wait before each redelivery of a failed message. The
-// default is DefaultBackoff.
+// default waits 100ms before the second delivery, doubling up to 10s.
 func RetryBackoff(b Backoff) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) {
 		if b == nil {
@@ -232,7 +232,7 @@ func RetryBackoff(b Backoff) SubscribeOption {
 func DeadLetter(destination string) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) {
 		if destination == "" {
-			c.invalid("dead letter: %w", ErrEmptyDestination)
+			c.invalid("dead letter: %w", errEmptyDestination)
 			return
 		}
 		c.deadLetter = destination
@@ -271,7 +271,7 @@ func ManualAck() SubscribeOption {
 }
 
 // TransportOption passes a transport-specific option to the transport.
-// Subscribe fails with ErrUnsupportedOption, naming the option, when it is
+// Subscribe fails with errors.ErrUnsupported, naming the option, when it is
 // meant for another transport, and with the transport's own error when the
 // transport rejects it (see SubscriptionValidator).
 func TransportOption(opt driver.TransportOption) SubscribeOption {

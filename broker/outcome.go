@@ -11,11 +11,10 @@ import (
 	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// ErrProgressUnsupported is returned by Settler.InProgress when the
+// errProgressUnsupported is returned by Settler.InProgress when the
 // subscription's transport has no way to tell its server that a message is
-// still being worked on (core NATS, Kafka, memory). It matches
-// errors.ErrUnsupported.
-var ErrProgressUnsupported = fmt.Errorf("tracebus: in-progress reports: %w", errors.ErrUnsupported)
+// still being worked on (core NATS, Kafka, memory).
+var errProgressUnsupported = fmt.Errorf("tracebus: in-progress reports: %w", errors.ErrUnsupported)
 
 // dropLogInterval is the least time between two warnings about messages a
 // transport dropped for one subscription.

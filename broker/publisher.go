@@ -138,7 +138,7 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 // sent when one of them fails to encode.
 func (p *Publisher[T]) PublishBatch(ctx context.Context, vs []T) error {
 	if len(vs) == 0 {
-		return ErrEmptyBatch
+		return errEmptyBatch
 	}
 	msgs := make([]*Message, len(vs))
 	for i, v := range vs {

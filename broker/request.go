@@ -25,12 +25,6 @@ var (
 	// ErrRemote is matched by every *ReplyError: the replier answered
 	// with an error.
 	ErrRemote = errors.New("tracebus: error reply")
-	// ErrNoReplyAddress: Reply was asked to answer a message without a
-	// reply address.
-	ErrNoReplyAddress = errors.New("tracebus: message has no reply address")
-	// ErrNoDeadline: Request was given a context without a deadline; a
-	// request must be bounded.
-	ErrNoDeadline = errors.New("tracebus: request context has no deadline")
 )
 
 // ReplyError is the error Request returns when the replier answered with
@@ -226,7 +220,7 @@ func (r *requests) close(ctx context.Context) error {
 }
 
 // Request sends msg to msg.Destination and waits for its reply, which it
-// returns. ctx must have a deadline (ErrNoDeadline otherwise): when it
+// returns. ctx must have a deadline (errNoDeadline otherwise): when it
 // expires or ctx is cancelled first, Request returns an error wrapping
 // ctx.Err(), and a reply arriving later is dropped and counted in
 // RequestStats().LateReplies, never handed to another request.
@@ -244,7 +238,7 @@ func (r *requests) close(ctx context.Context) error {
 // spans and the reply's are in the request's trace.
 //
 // The transport must implement ReplyTransport (memory, NATS and Kafka do);
-// otherwise Request fails with ErrUnsupportedOption.
+// otherwise Request fails with errors.ErrUnsupported.
 func (b *Broker) Request(ctx context.Context, msg *Message) (*Message, error) {
 	return b.request(ctx, msg, nil)
 }
@@ -254,17 +248,17 @@ func (b *Broker) Request(ctx context.Context, msg *Message) (*Message, error) {
 // receipt's process span covers decoding).
 func (b *Broker) request(ctx context.Context, msg *Message, receive func(ctx context.Context, reply *Message) error) (*Message, error) {
 	if msg == nil {
-		return nil, ErrNilMessage
+		return nil, errNilMessage
 	}
 	dest := msg.Destination
 	if dest == "" {
-		return nil, ErrEmptyDestination
+		return nil, errEmptyDestination
 	}
 	if b.state.Load() == stateClosed {
 		return nil, ErrClosed
 	}
 	if _, ok := ctx.Deadline(); !ok {
-		return nil, fmt.Errorf("tracebus: request to %s: %w", dest, ErrNoDeadline)
+		return nil, fmt.Errorf("tracebus: request to %s: %w", dest, errNoDeadline)
 	}
 	inbox, err := b.requests.open(ctx, b, b.transport)
 	if err != nil {
@@ -353,10 +347,10 @@ func (b *Broker) receiveReply(ctx context.Context, rop driver.Operation, reply *
 // HandleResult handlers reply with their return value by themselves.
 func (b *Broker) Reply(ctx context.Context, req, reply *Message) error {
 	if req == nil || reply == nil {
-		return ErrNilMessage
+		return errNilMessage
 	}
 	if req.ReplyTo == "" {
-		return ErrNoReplyAddress
+		return errNoReplyAddress
 	}
 	if b.state.Load() == stateClosed {
 		return ErrClosed

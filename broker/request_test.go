@@ -79,14 +79,14 @@ func TestRequestRejectsBadInput(t *testing.T) {
 		msg  *broker.Message
 		want error
 	}{
-		{nil, broker.ErrNilMessage},
-		{&broker.Message{}, broker.ErrEmptyDestination},
+		{nil, broker.ErrInvalid},
+		{&broker.Message{}, broker.ErrInvalid},
 	} {
 		if _, err := b.Request(requestCtx(t), tc.msg); !errors.Is(err, tc.want) {
 			t.Errorf("request %+v: %v, want %v", tc.msg, err, tc.want)
 		}
 	}
-	if err := b.Reply(context.Background(), &broker.Message{Destination: "x"}, &broker.Message{}); !errors.Is(err, broker.ErrNoReplyAddress) {
+	if err := b.Reply(context.Background(), &broker.Message{Destination: "x"}, &broker.Message{}); !errors.Is(err, broker.ErrInvalid) {
 		t.Errorf("reply to a message without reply address: %v, want ErrNoReplyAddress", err)
 	}
 }

@@ -34,7 +34,7 @@ type routes struct {
 func (b *Broker) routes() routes { return routes{b: b} }
 
 // destination is dest under the prefix. An empty dest stays empty, so that
-// registration fails with ErrEmptyDestination instead of subscribing to
+// registration fails with errEmptyDestination instead of subscribing to
 // the bare prefix.
 func (rt routes) destination(dest string) string {
 	if rt.prefix == "" || dest == "" {
@@ -55,7 +55,7 @@ func (rt routes) subConfig(dest string, batch bool, opts []SubscribeOption) subC
 
 func (rt routes) subscribe(destination string, h Handler, opts []SubscribeOption) error {
 	if h == nil {
-		return ErrNilHandler
+		return errNilHandler
 	}
 	cfg := rt.subConfig(destination, false, opts)
 	return rt.b.add(cfg, func(ctx context.Context, msgs []*Message) error { return h(ctx, msgs[0]) })
@@ -63,7 +63,7 @@ func (rt routes) subscribe(destination string, h Handler, opts []SubscribeOption
 
 func (rt routes) subscribeBatch(destination string, h BatchHandler, opts []SubscribeOption) error {
 	if h == nil {
-		return ErrNilHandler
+		return errNilHandler
 	}
 	return rt.b.add(rt.subConfig(destination, true, opts), h)
 }

@@ -33,7 +33,7 @@ func TestRouterPrefixesAndSharedOptions(t *testing.T) {
 		broker.Group("eu-billing"), broker.Use(recordingMiddleware("sub", &mu, &log))))
 	must(t, eu.Subscribe("raw", noop))
 	pub := broker.NewPublisher[order](eu, "created")
-	if err := orders.Subscribe("", noop); !errors.Is(err, broker.ErrEmptyDestination) {
+	if err := orders.Subscribe("", noop); !errors.Is(err, broker.ErrInvalid) {
 		t.Fatalf("empty destination through a router: %v", err)
 	}
 

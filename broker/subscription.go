@@ -23,9 +23,9 @@ const (
 	HeaderDeadLetterAttempts = "x-tracebus-attempts"
 )
 
-// DeadLetterIDSuffix is appended to a message's ID to form the ID of its
+// deadLetterIDSuffix is appended to a message's ID to form the ID of its
 // dead-letter copy.
-const DeadLetterIDSuffix = ".dead-letter"
+const deadLetterIDSuffix = ".dead-letter"
 
 // maxDeadLetterErrorLen bounds the error text copied into a header.
 const maxDeadLetterErrorLen = 1024
@@ -340,7 +340,7 @@ func deadLetterCopy(m *Message, dest, text string, attempt int) *Message {
 	// message would be lost. Derived, so a retried dead-letter publish is
 	// still de-duplicated.
 	if m.ID != "" {
-		c.ID = m.ID + DeadLetterIDSuffix
+		c.ID = m.ID + deadLetterIDSuffix
 	}
 	c.Headers.Set(HeaderDeadLetterError, text)
 	c.Headers.Set(HeaderDeadLetterOrigin, m.Destination)

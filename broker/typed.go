@@ -80,7 +80,7 @@ func (e *ValidationError) ErrorType() string { return "validation" }
 // a *Router whose prefix and options the subscription gets.
 func Handle[T any](r Registrar, destination string, h func(ctx context.Context, v T) error, opts ...SubscribeOption) error {
 	if h == nil {
-		return ErrNilHandler
+		return errNilHandler
 	}
 	rt := r.routes()
 	b, cfg := rt.b, rt.subConfig(destination, false, opts)
@@ -105,7 +105,7 @@ func Handle[T any](r Registrar, destination string, h func(ctx context.Context, 
 // vs.
 func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Context, vs []T) error, opts ...SubscribeOption) error {
 	if h == nil {
-		return ErrNilHandler
+		return errNilHandler
 	}
 	rt := r.routes()
 	b, cfg := rt.b, rt.subConfig(destination, true, opts)
@@ -163,7 +163,7 @@ func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Cont
 // is acknowledged.
 func HandleResult[In, Out any](r Registrar, destination string, h func(ctx context.Context, v In) (Out, error), opts ...SubscribeOption) error {
 	if h == nil {
-		return ErrNilHandler
+		return errNilHandler
 	}
 	rt := r.routes()
 	b, cfg := rt.b, rt.subConfig(destination, false, opts)

@@ -8,8 +8,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/tracebus/tracebus/broker"
 )
 
 // Option configures the Telemetry middleware.
@@ -37,7 +35,7 @@ type config struct {
 // key go into span attributes unless WithMessageAttributeLimit says
 // otherwise: the broker's own cap on the ids in its log lines, so that a
 // span and a log line about one message show the same id.
-const DefaultMessageAttributeLimit = broker.MessageAttributeLimit
+const DefaultMessageAttributeLimit = 256
 
 // DefaultBatchLinkLimit is how many links a batch span gets unless
 // WithBatchLinkLimit or OTEL_SPAN_LINK_COUNT_LIMIT say otherwise: the

@@ -176,7 +176,7 @@ func testReqTimeout(t *testing.T, s TransportSuite) {
 	}
 	assertStats(t, client, broker.RequestStats{})
 
-	if _, err := client.Request(context.Background(), &broker.Message{Destination: dest}); !errors.Is(err, broker.ErrNoDeadline) {
+	if _, err := client.Request(context.Background(), &broker.Message{Destination: dest}); !errors.Is(err, broker.ErrInvalid) {
 		t.Errorf("request without a deadline: %v, want ErrNoDeadline", err)
 	}
 }

@@ -330,7 +330,7 @@ func testTypedManualNak(t *testing.T, s TransportSuite) {
 			return st.Nak(ctx, delay)
 		}
 		// Transports that cannot report progress say so.
-		if err := st.InProgress(ctx); err != nil && !errors.Is(err, broker.ErrProgressUnsupported) {
+		if err := st.InProgress(ctx); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 			return err
 		}
 		return st.Ack(ctx)

@@ -101,10 +101,10 @@ func (t *Transport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec,
 		return nil, broker.ErrClosed
 	}
 	if spec.Destination == "" {
-		return nil, broker.ErrEmptyDestination
+		return nil, broker.ErrInvalid
 	}
 	if deliver == nil {
-		return nil, broker.ErrNilHandler
+		return nil, broker.ErrInvalid
 	}
 	sc, err := t.subscription(&spec)
 	if err != nil {

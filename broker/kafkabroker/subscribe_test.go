@@ -87,8 +87,8 @@ func TestSubscribeRejectsForeignOptions(t *testing.T) {
 	tr := newTransport(t, c)
 	noop := func(context.Context, []*broker.Message, driver.Acknowledger) {}
 	_, err := tr.Subscribe(context.Background(), driver.SubscriptionSpec{Destination: topic, TransportOptions: []driver.TransportOption{foreignOption{}}}, noop)
-	if !errors.Is(err, broker.ErrUnsupportedOption) {
-		t.Fatalf("foreign option: %v, want ErrUnsupportedOption", err)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("foreign option: %v, want errors.ErrUnsupported", err)
 	}
 	b := broker.New(tr)
 	err = b.Subscribe(topic, func(context.Context, *broker.Message) error { return nil }, kafkabroker.StartOffset(42))
@@ -107,8 +107,8 @@ func TestSubscribeNamesForeignOption(t *testing.T) {
 	b := broker.New(tr)
 	defer b.Close(context.Background())
 	err = b.Subscribe("orders", func(context.Context, *broker.Message) error { return nil }, natsbroker.Stream("ORDERS"))
-	if !errors.Is(err, broker.ErrUnsupportedOption) {
-		t.Fatalf("NATS option on Kafka: %v, want ErrUnsupportedOption", err)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("NATS option on Kafka: %v, want errors.ErrUnsupported", err)
 	}
 	for _, want := range []string{"natsbroker.Stream(ORDERS)", "nats", "kafka"} {
 		if !strings.Contains(err.Error(), want) {

@@ -76,7 +76,7 @@ func (d *jsDelivery) hung(ctx context.Context, a *jsAck, out []*broker.Message) 
 
 // maxLoggedID caps a message id in log lines, as the broker's own lines and
 // spans do: ids come from publishers.
-const maxLoggedID = broker.MessageAttributeLimit
+const maxLoggedID = 256
 
 func capID(id string) string {
 	if len(id) <= maxLoggedID {

@@ -10,7 +10,6 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/driver"
 )
 
@@ -106,7 +105,7 @@ const maxDeliverMargin = 5
 // messages get attempts deliveries (0: the broker's default).
 func maxDeliver(attempts int) int {
 	if attempts <= 0 {
-		attempts = broker.DefaultMaxAttempts
+		attempts = 3 // the broker's default MaxAttempts
 	}
 	return attempts + maxDeliverMargin
 }

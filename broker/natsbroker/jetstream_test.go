@@ -202,7 +202,7 @@ func TestSubscribeErrors(t *testing.T) {
 		spec driver.SubscriptionSpec
 		want error
 	}{
-		{"UnknownOption", driver.SubscriptionSpec{Destination: "x", TransportOptions: []driver.TransportOption{foreignOption{}}}, broker.ErrUnsupportedOption},
+		{"UnknownOption", driver.SubscriptionSpec{Destination: "x", TransportOptions: []driver.TransportOption{foreignOption{}}}, errors.ErrUnsupported},
 		{"CoreAndStream", spec("x", natsbroker.Core(), natsbroker.Stream("S")), broker.ErrInvalid},
 		{"ConsumerOptionOnCore", spec("x", natsbroker.ConfigureConsumer(func(*jetstream.ConsumerConfig) {})), broker.ErrInvalid},
 		{"NoStream", spec("js.nowhere"), natsbroker.ErrNoStream},
@@ -290,7 +290,7 @@ func TestDeadLetterInSameStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := dead.Next(t)
-	if got.ID != "order-1"+broker.DeadLetterIDSuffix || string(got.Body) != "x" {
+	if got.ID != "order-1.dead-letter" || string(got.Body) != "x" {
 		t.Fatalf("dead letter id %q body %q", got.ID, got.Body)
 	}
 }

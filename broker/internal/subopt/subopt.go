@@ -4,9 +4,9 @@
 package subopt
 
 import (
+	"errors"
 	"fmt"
 
-	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/driver"
 )
 
@@ -27,13 +27,13 @@ func (o Option[C]) String() string { return o.Package + "." + o.Name }
 
 // Apply applies the options of spec to c. An option that is not an
 // Option[C] (another transport's, or a value made up to look like one)
-// fails with an error wrapping broker.ErrUnsupportedOption that names it.
+// fails with an error wrapping errors.ErrUnsupported that names it.
 func Apply[C any](pkg, system string, spec *driver.SubscriptionSpec, c *C) error {
 	for _, o := range spec.TransportOptions {
 		so, ok := o.(Option[C])
 		if !ok {
 			return fmt.Errorf("%s: subscribe %s: option %v is for the %s transport, not %s: %w",
-				pkg, spec.Destination, o, o.TransportName(), system, broker.ErrUnsupportedOption)
+				pkg, spec.Destination, o, o.TransportName(), system, errors.ErrUnsupported)
 		}
 		so.Apply(c)
 	}
