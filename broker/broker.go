@@ -172,7 +172,7 @@ func (b *Broker) subConfig(destination string, batch bool, opts []SubscribeOptio
 		cfg.codec = b.cfg.codec
 	}
 	if !batch && cfg.batchOpt && cfg.err == nil {
-		cfg.err = optionError("BatchSize and BatchWait need a batch subscription")
+		cfg.err = optionError("Batch needs a batch subscription")
 	}
 	return cfg
 }

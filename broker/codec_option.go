@@ -33,6 +33,8 @@ func Describe(text string) EndpointOption { return EndpointOption{description: t
 
 func (o EndpointOption) applySubscribe(c *subConfig) { o.apply(&c.codec, &c.description) }
 
+func (o EndpointOption) applyResult(c *resultConfig) { c.sub = append(c.sub, o) }
+
 func (o EndpointOption) applyPublisher(c *publisherConfig) { o.apply(&c.codec, &c.description) }
 
 func (o EndpointOption) apply(cd *codec.Codec, description *string) {

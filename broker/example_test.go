@@ -96,7 +96,7 @@ func ExampleBroker_SubscribeBatch() {
 	_ = b.SubscribeBatch("metrics", func(ctx context.Context, msgs []*broker.Message) error {
 		got <- len(msgs)
 		return nil
-	}, broker.BatchSize(3), broker.BatchWait(time.Second))
+	}, broker.Batch(3, time.Second))
 	ctx := context.Background()
 	_ = b.Start(ctx)
 	defer b.Close(ctx)

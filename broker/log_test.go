@@ -80,7 +80,7 @@ func TestBatchRejectLogLineCapsTheMessageID(t *testing.T) {
 			}
 		}
 		return nil
-	}, broker.BatchSize(2), broker.BatchWait(time.Millisecond))
+	}, broker.Batch(2, time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,9 +26,9 @@ func checkDeadLetterLoop(cfg *subConfig) error {
 // matches the destination of one of its PublishTo publishers on the same
 // messaging system: every result would be delivered back to the handler,
 // whose result would be published again, for ever.
-func (b *Broker) checkPublishToLoop(cfg *subConfig) error {
+func (b *Broker) checkPublishToLoop(cfg *subConfig, pubs []ResultPublisher) error {
 	pattern := cfg.spec.Destination
-	for _, p := range cfg.publishTo {
+	for _, p := range pubs {
 		dest := p.destination()
 		if !subject.Match(pattern, dest) || !b.sharesDestinations(p.owner()) {
 			continue

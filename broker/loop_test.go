@@ -39,7 +39,11 @@ func TestSubscribeRefusesLoops(t *testing.T) {
 			return broker.HandleBatch(r, dest, onOrders, opts...)
 		},
 		"HandleResult": func(r broker.Registrar, dest string, opts ...broker.SubscribeOption) error {
-			return broker.HandleResult(r, dest, invoiceOf, opts...)
+			ropts := make([]broker.ResultOption, len(opts))
+			for i, o := range opts {
+				ropts[i] = o
+			}
+			return broker.HandleResult(r, dest, invoiceOf, ropts...)
 		},
 	}
 	deadLetters := []struct {

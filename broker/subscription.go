@@ -85,6 +85,7 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 		}
 		s.logDelivered(ctx, "tracebus: received", msgs, nil)
 		defer func() { s.logDelivered(ctx, "tracebus: processed", msgs, err) }()
+		defer func() { err = s.b.cfg.redact(err) }() // after the recover below
 		defer func() {
 			if r := recover(); r != nil {
 				err = &PanicError{Value: r, Stack: debug.Stack()}

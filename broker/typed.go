@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -161,24 +162,31 @@ func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Cont
 // A retryable error is answered on the last attempt only. An error that is
 // a *ReplyError is the answer itself: it is sent as it is and the message
 // is acknowledged.
-func HandleResult[In, Out any](r Registrar, destination string, h func(ctx context.Context, v In) (Out, error), opts ...SubscribeOption) error {
+func HandleResult[In, Out any](r Registrar, destination string, h func(ctx context.Context, v In) (Out, error), opts ...ResultOption) error {
 	if h == nil {
 		return errNilHandler
 	}
+	var rc resultConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyResult(&rc)
+		}
+	}
 	rt := r.routes()
-	b, cfg := rt.b, rt.subConfig(destination, false, opts)
+	b, cfg := rt.b, rt.subConfig(destination, false, rc.sub)
+	cfg.err = cmp.Or(cfg.err, rc.err)
 	dec, err := newDecoder[In](b, &cfg)
 	if err != nil {
 		return err
 	}
 	outType := reflect.TypeFor[Out]()
-	for _, p := range cfg.publishTo {
+	for _, p := range rc.publishTo {
 		if pt := p.payloadType(); !outType.AssignableTo(pt) {
 			return fmt.Errorf("tracebus: subscribe %s: publisher to %s takes %v, the handler returns %v: %w",
 				cfg.spec.Destination, p.destination(), pt, outType, ErrInvalid)
 		}
 	}
-	if err := b.checkPublishToLoop(&cfg); err != nil {
+	if err := b.checkPublishToLoop(&cfg, rc.publishTo); err != nil {
 		return err
 	}
 	cfg.endpoint.Reply = outType
@@ -187,8 +195,8 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 	res := &resulter{
 		b:           b,
 		codec:       cfg.codec,
-		pubs:        cfg.publishTo,
-		expose:      cfg.expose,
+		pubs:        rc.publishTo,
+		expose:      rc.expose,
 		maxAttempts: cfg.maxAttempts,
 		ackFirst:    cfg.ackMode == ackFirst,
 	}
@@ -279,13 +287,13 @@ type ResultPublisher interface {
 // when a publisher's type does not fit the handler's result type, and when
 // the subscription's own pattern matches a publisher's destination on the
 // same messaging system (the same broker, or a transport connected to the
-// same server; see SharedDestinations), since every result would come back
-// to the handler; other subscribe functions ignore it.
-func PublishTo(pubs ...ResultPublisher) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) {
+// same server; see driver.SharedDestinations), since every result would
+// come back to the handler. Only HandleResult takes it.
+func PublishTo(pubs ...ResultPublisher) ResultOption {
+	return resultOptionFunc(func(c *resultConfig) {
 		for _, p := range pubs {
 			if p == nil {
-				c.invalid("nil publisher")
+				c.err = cmp.Or(c.err, optionError("nil publisher"))
 				return
 			}
 		}
@@ -297,9 +305,22 @@ func PublishTo(pubs ...ResultPublisher) SubscribeOption {
 // handler's errors in error replies. By default a requester only learns the
 // error's type (see ReplyError), so that internal details (SQL, hosts,
 // stack traces) stay with the replier.
-func ExposeErrors() SubscribeOption {
-	return subOptionFunc(func(c *subConfig) { c.expose = true })
+func ExposeErrors() ResultOption {
+	return resultOptionFunc(func(c *resultConfig) { c.expose = true })
 }
+
+// resultConfig is what HandleResult's options set: the subscribe options,
+// in order, and the two of its own.
+type resultConfig struct {
+	sub       []SubscribeOption
+	publishTo []ResultPublisher
+	expose    bool
+	err       error
+}
+
+type resultOptionFunc func(*resultConfig)
+
+func (f resultOptionFunc) applyResult(c *resultConfig) { f(c) }
 
 func canBeNil(t reflect.Type) bool {
 	switch t.Kind() {

@@ -257,6 +257,6 @@ func WireShipping(b broker.Registrar, log *slog.Logger, shipped func(n int)) err
 			"tenant", bag.Get("tenant"), "last_invoice", bag.Get("invoice.id"), "baggage_per_message", len(bag.Batch()))
 		shipped(len(invoices))
 		return nil
-	}, broker.Group("shipping"), broker.BatchSize(shippingBatch), broker.BatchWait(shippingWindow),
+	}, broker.Group("shipping"), broker.Batch(shippingBatch, shippingWindow),
 		broker.Describe("Ships invoiced orders in batches."))
 }

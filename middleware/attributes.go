@@ -266,12 +266,8 @@ func capUTF8[T ~string | ~[]byte](b T, n int) T {
 // error.type. The error is not recorded as an event as well; the status
 // already says it all.
 func (t *Telemetry) setError(span trace.Span, err error, et attribute.KeyValue) {
-	text := ""
-	if t.cfg.errorText != nil {
-		text = t.cfg.errorText(err)
-	} else {
-		text = err.Error()
-	}
-	span.SetStatus(codes.Error, text)
+	// The text is err.Error(): a handler's error arrives with the text
+	// broker.WithErrorText gives it.
+	span.SetStatus(codes.Error, err.Error())
 	span.SetAttributes(et)
 }

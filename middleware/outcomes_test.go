@@ -122,7 +122,7 @@ func TestInflightMetric(t *testing.T) {
 		entered <- struct{}{}
 		<-release
 		return nil
-	}, broker.BatchSize(2), broker.BatchWait(time.Hour)))
+	}, broker.Batch(2, time.Hour)))
 	must(t, b.Start(context.Background()))
 	ctx := context.Background()
 	must(t, b.PublishBatch(ctx, []*broker.Message{

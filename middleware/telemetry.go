@@ -64,7 +64,7 @@ import (
 // W3C Trace Context's test suite expects: neither is trusted. Message ids
 // and Kafka keys are capped on spans (WithMessageAttributeLimit), batch
 // spans link at most WithBatchLinkLimit messages, and the Error status
-// text can be redacted (WithErrorText).
+// text of a handler's error is the one broker.WithErrorText gives it.
 //
 // Metrics: messaging.client.operation.duration (send; settle with
 // WithSettleSpans), messaging.process.duration,

@@ -368,7 +368,7 @@ func subscribeBatchBaggage(t *testing.T, s TransportSuite, b *broker.Broker, des
 	if err := b.SubscribeBatch(dest, func(ctx context.Context, msgs []*broker.Message) error {
 		in.Put(seeBaggage(ctx, msgs...))
 		return nil
-	}, s.Options(broker.BatchSize(size), broker.BatchWait(s.Wait()/2))...); err != nil {
+	}, s.Options(broker.Batch(size, s.Wait()/2))...); err != nil {
 		t.Fatal(err)
 	}
 	return in

@@ -152,7 +152,7 @@ func testSubscribeBatch(t *testing.T, s TransportSuite) {
 		}
 		in.Put(bodies)
 		return nil
-	}, s.Options(broker.BatchSize(size), broker.BatchWait(300*time.Millisecond))...); err != nil {
+	}, s.Options(broker.Batch(size, 300*time.Millisecond))...); err != nil {
 		t.Fatal(err)
 	}
 	s.Start(t, b)
@@ -189,7 +189,7 @@ func testPartialBatch(t *testing.T, s TransportSuite) {
 	if err := b.SubscribeBatch(dest, func(_ context.Context, msgs []*broker.Message) error {
 		in.Put(len(msgs))
 		return nil
-	}, s.Options(broker.BatchSize(100), broker.BatchWait(100*time.Millisecond))...); err != nil {
+	}, s.Options(broker.Batch(100, 100*time.Millisecond))...); err != nil {
 		t.Fatal(err)
 	}
 	s.Start(t, b)

@@ -242,7 +242,7 @@ func TestHarnessBatchesAndRetries(t *testing.T) {
 	must(t, broker.HandleBatch(b, "amounts", func(_ context.Context, vs []int) error {
 		sums = append(sums, len(vs))
 		return nil
-	}, broker.BatchSize(3)))
+	}, broker.Batch(3, 0)))
 	must(t, broker.Handle(b, "jobs", func(context.Context, string) error {
 		return errors.New("busy")
 	}, broker.MaxAttempts(3), broker.RetryBackoff(broker.ConstantBackoff(time.Hour)), broker.DeadLetter("jobs.dead")))

@@ -57,6 +57,15 @@ func reqOptions(s TransportSuite, dest string, extra ...broker.SubscribeOption) 
 	return s.Options(append([]broker.SubscribeOption{broker.Group(name), broker.Name(name)}, extra...)...)
 }
 
+// resultOptions is opts for HandleResult, followed by more.
+func resultOptions(opts []broker.SubscribeOption, more ...broker.ResultOption) []broker.ResultOption {
+	out := make([]broker.ResultOption, 0, len(opts)+len(more))
+	for _, o := range opts {
+		out = append(out, o)
+	}
+	return append(out, more...)
+}
+
 // quiet is a broker option that discards the logs of handlers failing on
 // purpose.
 var quiet = broker.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -118,7 +127,7 @@ func testReqTyped(t *testing.T, s TransportSuite) {
 	server, client := s.Broker(t), s.Broker(t)
 	err := broker.HandleResult(server, dest, func(_ context.Context, o Order) (Invoice, error) {
 		return Invoice{OrderID: o.ID, Amount: 10 * o.Quantity}, nil
-	}, reqOptions(s, dest)...)
+	}, resultOptions(reqOptions(s, dest))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,9 +241,9 @@ func testReqErrors(t *testing.T, s TransportSuite) {
 		}
 		return Invoice{OrderID: o.ID}, nil
 	}
-	for d, opts := range map[string][]broker.SubscribeOption{
-		dest:    reqOptions(s, dest, broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond))),
-		exposed: reqOptions(s, exposed, broker.MaxAttempts(1), broker.ExposeErrors()),
+	for d, opts := range map[string][]broker.ResultOption{
+		dest:    resultOptions(reqOptions(s, dest, broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond)))),
+		exposed: resultOptions(reqOptions(s, exposed, broker.MaxAttempts(1)), broker.ExposeErrors()),
 	} {
 		if err := broker.HandleResult(server, d, handler, opts...); err != nil {
 			t.Fatal(err)

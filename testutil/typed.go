@@ -233,7 +233,7 @@ func testTypedChain(t *testing.T, s TransportSuite) {
 			return nil, nil
 		}
 		return &Invoice{OrderID: o.ID, Amount: 10 * o.Quantity}, nil
-	}, s.Options(broker.PublishTo(invoices))...))
+	}, resultOptions(s.Options(), broker.PublishTo(invoices))...))
 	in := NewInbox[Invoice](s.Wait())
 	must(t, broker.Handle(e.b, dest2, func(_ context.Context, inv Invoice) error {
 		in.Put(inv)
@@ -371,7 +371,7 @@ func testTypedBatch(t *testing.T, s TransportSuite) {
 			in.Put(o)
 		}
 		return nil
-	}, s.Options(broker.BatchSize(10), broker.BatchWait(50*time.Millisecond), broker.DeadLetter(dlq))...))
+	}, s.Options(broker.Batch(10, 50*time.Millisecond), broker.DeadLetter(dlq))...))
 	dead := NewInbox[*broker.Message](s.Wait())
 	must(t, b.Subscribe(dlq, collect(dead), s.Options()...))
 	s.Start(t, b)

@@ -83,7 +83,7 @@ func Example_batch() {
 		}
 		close(done)
 		return nil
-	}, broker.Group("analytics"), broker.BatchSize(3), broker.BatchWait(time.Second))
+	}, broker.Group("analytics"), broker.Batch(3, time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -145,7 +145,7 @@ func TestBatchCommitsWholeBatch(t *testing.T) {
 			return errors.New("first batch fails once")
 		}
 		return nil
-	}, broker.Group(group), broker.BatchSize(n), broker.BatchWait(2*time.Second),
+	}, broker.Group(group), broker.Batch(n, 2*time.Second),
 		broker.RetryBackoff(broker.ConstantBackoff(10*time.Millisecond))); err != nil {
 		t.Fatal(err)
 	}

@@ -157,7 +157,7 @@ func TestSyncDeliveryBatchesAndGroups(t *testing.T) {
 	mustOK(t, b.SubscribeBatch("events", func(_ context.Context, msgs []*broker.Message) error {
 		sizes = append(sizes, len(msgs))
 		return nil
-	}, broker.BatchSize(2), broker.BatchWait(time.Hour)))
+	}, broker.Batch(2, time.Hour)))
 	perMember := map[string]int{}
 	for _, name := range []string{"a", "b"} {
 		mustOK(t, syncBroker(t, srv).Subscribe("events", func(context.Context, *broker.Message) error {
