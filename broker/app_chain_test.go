@@ -55,7 +55,7 @@ func newShipper(t *testing.T, srv *natstest.Server, cluster *kafkatest.Cluster, 
 	in := broker.New(nt)
 	out := broker.New(kt)
 	s := &shipper{in: in, pubErrs: make(chan error, n)}
-	ship := broker.NewPublisher[shipment](out, "shipments")
+	ship := broker.Must(broker.NewPublisher[shipment](out, "shipments"))
 	must(t, broker.Handle(in, "orders.new", func(ctx context.Context, o order) error {
 		if s.entered.Add(1) > pass && gate != nil {
 			<-gate

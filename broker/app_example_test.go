@@ -28,7 +28,7 @@ func ExampleApp() {
 
 	type Order struct{ ID string }
 	type Shipment struct{ Order string }
-	shipped := broker.NewPublisher[Shipment](out, "shipments")
+	shipped := broker.Must(broker.NewPublisher[Shipment](out, "shipments"))
 	done := make(chan struct{})
 	broker.Handle(out, "shipments", func(_ context.Context, s Shipment) error {
 		fmt.Println("shipped", s.Order)
@@ -57,7 +57,7 @@ func ExampleApp() {
 	if err := app.Start(ctx); err != nil {
 		panic(err)
 	}
-	if err := broker.NewPublisher[Order](in, "orders.created").Publish(ctx, Order{ID: "A-1"}); err != nil {
+	if err := broker.Must(broker.NewPublisher[Order](in, "orders.created")).Publish(ctx, Order{ID: "A-1"}); err != nil {
 		panic(err)
 	}
 	<-done

@@ -7,8 +7,8 @@
 // method, and what a HandleResult handler returns goes onward with the
 // handler's ctx, so the trace continues:
 //
-//	invoices := broker.NewPublisher[Invoice](kafka, "invoices",
-//		broker.KeyFunc(func(i Invoice) string { return i.OrderID }))
+//	invoices := broker.Must(broker.NewPublisher[Invoice](kafka, "invoices",
+//		broker.KeyFunc(func(i Invoice) string { return i.OrderID })))
 //	err := broker.HandleResult(nats, "orders.*", func(ctx context.Context, o Order) (Invoice, error) {
 //		return Invoice{OrderID: o.ID, Amount: o.Total}, nil
 //	}, broker.Group("billing"), broker.PublishTo(invoices))
@@ -29,7 +29,7 @@
 // requester gets as a *ReplyError carrying the error's type, and its text
 // only when the replier opts in (ExposeErrors):
 //
-//	quotes := broker.NewRequester[Order, Invoice](b, "invoices.quote")
+//	quotes := broker.Must(broker.NewRequester[Order, Invoice](b, "invoices.quote"))
 //	inv, err := quotes.Request(ctx, order) // ctx with a deadline
 //
 // # The byte layer

@@ -98,19 +98,19 @@ func TestSubscribeRefusesLoops(t *testing.T) {
 		b := on(srv)
 		// A publisher of the same broker, directly or under a router.
 		assertLoopError(t, broker.HandleResult(b, "orders.*", invoiceOf,
-			broker.PublishTo(broker.NewPublisher[invoice](b, "orders.invoiced"))), "orders.*", "orders.invoiced")
+			broker.PublishTo(broker.Must(broker.NewPublisher[invoice](b, "orders.invoiced")))), "orders.*", "orders.invoiced")
 		r := broker.NewRouter(b, "orders.")
 		assertLoopError(t, broker.HandleResult(r, "*", invoiceOf,
-			broker.PublishTo(broker.NewPublisher[invoice](r, "invoiced"))), "orders.*", "orders.invoiced")
+			broker.PublishTo(broker.Must(broker.NewPublisher[invoice](r, "invoiced")))), "orders.*", "orders.invoiced")
 		// Another broker on the same server sees the same subjects.
 		assertLoopError(t, broker.HandleResult(b, "orders.*", invoiceOf,
-			broker.PublishTo(broker.NewPublisher[invoice](on(srv), "orders.invoiced"))), "orders.*", "orders.invoiced")
+			broker.PublishTo(broker.Must(broker.NewPublisher[invoice](on(srv), "orders.invoiced")))), "orders.*", "orders.invoiced")
 		// A broker on another server does not: the same name there is
 		// another destination.
 		must(t, broker.HandleResult(b, "orders.*", invoiceOf,
-			broker.PublishTo(broker.NewPublisher[invoice](on(memory.NewServer()), "orders.invoiced"))))
+			broker.PublishTo(broker.Must(broker.NewPublisher[invoice](on(memory.NewServer()), "orders.invoiced")))))
 		must(t, broker.HandleResult(b, "orders.*", invoiceOf,
-			broker.PublishTo(broker.NewPublisher[invoice](b, "invoices.new"))))
+			broker.PublishTo(broker.Must(broker.NewPublisher[invoice](b, "invoices.new")))))
 	})
 }
 

@@ -54,26 +54,39 @@ func KeyFunc[T any](fn func(v T) string) PublisherOption {
 }
 
 // NewPublisher returns a Publisher of T values to destination on r, a
-// *Broker or a *Router (whose prefix the destination gets). It
-// panics on a programming error, as regexp.MustCompile does: an empty
+// *Broker or a *Router (whose prefix the destination gets). It fails with
+// an error matching ErrInvalid on a programming error: an empty
 // destination, a KeyFunc for another type, or the Protobuf codec with a T
-// that is not a pointer.
+// that is not a pointer. Wrap it in Must where such an error should panic,
+// as wiring at start-up usually does.
 //
 // The broker registers the publisher's endpoint the first time a publisher
 // of this destination, type, codec, key and description is built; building
 // the same one again adds nothing, so a publisher may be built where it is
 // used, even for a single publish. Keeping it saves the build.
-func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOption) *Publisher[T] {
-	p, e := newPublisher[T](r, "NewPublisher", destination, opts)
+func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOption) (*Publisher[T], error) {
+	p, e, err := newPublisher[T](r, "NewPublisher", destination, opts)
+	if err != nil {
+		return nil, err
+	}
 	p.b.addPublisher(e)
-	return p
+	return p, nil
+}
+
+// Must returns v, and panics when err is not nil, as template.Must does:
+// broker.Must(broker.NewPublisher[Invoice](b, "invoices")).
+func Must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // newPublisher builds a Publisher and the Endpoint describing it, for
 // NewPublisher and NewRequester; fn names the caller in panics.
-func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOption) (*Publisher[T], driver.Endpoint) {
+func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOption) (*Publisher[T], driver.Endpoint, error) {
 	if destination == "" {
-		panic("tracebus: " + fn + ": empty destination")
+		return nil, driver.Endpoint{}, fmt.Errorf("tracebus: %s: %w", fn, errEmptyDestination)
 	}
 	rt := r.routes()
 	b, destination := rt.b, rt.destination(destination)
@@ -88,12 +101,12 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 	if cfg.key != nil {
 		key, ok := cfg.key.(func(T) string)
 		if !ok {
-			panic(fmt.Sprintf("tracebus: %s[%v](%q): KeyFunc takes %v", fn, typ, destination, cfg.keyType))
+			return nil, driver.Endpoint{}, fmt.Errorf("tracebus: %s[%v](%q): KeyFunc takes %v: %w", fn, typ, destination, cfg.keyType, ErrInvalid)
 		}
 		p.key = key
 	}
 	if cfg.codec == codec.Protobuf && typ.Kind() != reflect.Pointer {
-		panic(fmt.Sprintf("tracebus: %s[%v](%q): the protobuf codec needs a pointer type", fn, typ, destination))
+		return nil, driver.Endpoint{}, fmt.Errorf("tracebus: %s[%v](%q): the protobuf codec needs a pointer type: %w", fn, typ, destination, ErrInvalid)
 	}
 	e := driver.Endpoint{
 		Kind:        driver.EndpointPublisher,
@@ -105,7 +118,7 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 	if p.key != nil {
 		e.Key = reflect.TypeFor[string]()
 	}
-	return p, e
+	return p, e, nil
 }
 
 // Message encodes v into the message Publish would send, for a caller that

@@ -40,8 +40,8 @@ func TestTypedChainNATSToKafka(t *testing.T) {
 	nb := broker.New(nt, broker.WithMiddleware(tel))
 	kb := broker.New(kt, broker.WithMiddleware(tel))
 
-	invoices := broker.NewPublisher[testutil.Invoice](kb, "invoices",
-		broker.KeyFunc(func(i testutil.Invoice) string { return i.OrderID }))
+	invoices := broker.Must(broker.NewPublisher[testutil.Invoice](kb, "invoices",
+		broker.KeyFunc(func(i testutil.Invoice) string { return i.OrderID })))
 	err = broker.HandleResult(nb, "orders.*", func(_ context.Context, o testutil.Order) (testutil.Invoice, error) {
 		return testutil.Invoice{OrderID: o.ID, Amount: 5 * o.Quantity}, nil
 	}, broker.Group("billing"), broker.PublishTo(invoices))
@@ -67,7 +67,7 @@ func TestTypedChainNATSToKafka(t *testing.T) {
 	if err := nb.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := broker.NewPublisher[testutil.Order](nb, "orders.eu").Publish(ctx, testutil.Order{ID: "o-42", Quantity: 2}); err != nil {
+	if err := broker.Must(broker.NewPublisher[testutil.Order](nb, "orders.eu")).Publish(ctx, testutil.Order{ID: "o-42", Quantity: 2}); err != nil {
 		t.Fatal(err)
 	}
 	g := in.Next(t)

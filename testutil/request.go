@@ -133,7 +133,7 @@ func testReqTyped(t *testing.T, s TransportSuite) {
 	}
 	s.Start(t, server)
 
-	r := broker.NewRequester[Order, Invoice](client, dest)
+	r := broker.Must(broker.NewRequester[Order, Invoice](client, dest))
 	ctx, cancel := s.requestCtx()
 	defer cancel()
 	inv, err := r.Request(ctx, Order{ID: "o-1", Quantity: 3})
@@ -265,7 +265,7 @@ func testReqErrors(t *testing.T, s TransportSuite) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := s.requestCtx()
 			defer cancel()
-			_, err := broker.NewRequester[Order, Invoice](client, tc.dest).Request(ctx, Order{ID: tc.id, Quantity: 1})
+			_, err := broker.Must(broker.NewRequester[Order, Invoice](client, tc.dest)).Request(ctx, Order{ID: tc.id, Quantity: 1})
 			re, ok := errors.AsType[*broker.ReplyError](err)
 			if !ok || !errors.Is(err, broker.ErrRemote) {
 				t.Fatalf("request error %v, want a *ReplyError matching ErrRemote", err)

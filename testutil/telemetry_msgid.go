@@ -21,7 +21,7 @@ func testTelTypedMessageID(t *testing.T, s TransportSuite) {
 	e.subscribe(t, dest, collect(in))
 	s.Start(t, e.b)
 
-	pub := broker.NewPublisher[Order](e.b, dest)
+	pub := broker.Must(broker.NewPublisher[Order](e.b, dest))
 	for _, id := range []string{"A-1", "A-2"} {
 		if err := pub.Publish(context.Background(), Order{ID: id, Quantity: 1}); err != nil {
 			t.Fatalf("publish to %s: %v", dest, err)

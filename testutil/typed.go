@@ -90,7 +90,7 @@ func testTypedJSON(t *testing.T, s TransportSuite) {
 		return nil
 	}, s.Options()...))
 	s.Start(t, b)
-	orders := broker.NewPublisher[Order](b, dest, broker.KeyFunc(func(o Order) string { return o.ID }))
+	orders := broker.Must(broker.NewPublisher[Order](b, dest, broker.KeyFunc(func(o Order) string { return o.ID })))
 	must(t, orders.Publish(context.Background(), Order{ID: "o-1", Quantity: 2}))
 	g := in.Next(t)
 	if g.order != (Order{ID: "o-1", Quantity: 2}) {
@@ -115,7 +115,7 @@ func testTypedProtobuf(t *testing.T, s TransportSuite) {
 	s.Start(t, b)
 	want, err := structpb.NewStruct(map[string]any{"id": "o-2", "quantity": 3.0})
 	must(t, err)
-	must(t, broker.NewPublisher[*structpb.Struct](b, dest, broker.Codec(codec.Protobuf)).Publish(context.Background(), want))
+	must(t, broker.Must(broker.NewPublisher[*structpb.Struct](b, dest, broker.Codec(codec.Protobuf))).Publish(context.Background(), want))
 	if got := in.Next(t); !proto.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
@@ -134,8 +134,8 @@ func testTypedContentType(t *testing.T, s TransportSuite) {
 	}, s.Options()...))
 	s.Start(t, b)
 	ctx := context.Background()
-	must(t, broker.NewPublisher[string](b, dest, broker.Codec(codec.Text)).Publish(ctx, "plain words"))
-	must(t, broker.NewPublisher[string](b, dest).Publish(ctx, "json words"))
+	must(t, broker.Must(broker.NewPublisher[string](b, dest, broker.Codec(codec.Text))).Publish(ctx, "plain words"))
+	must(t, broker.Must(broker.NewPublisher[string](b, dest)).Publish(ctx, "json words"))
 	// No header at all: the subscription's codec (JSON).
 	must(t, b.Publish(ctx, &broker.Message{Destination: dest, Body: []byte(`"bare json"`)}))
 	got := in.TakeN(t, 3)
@@ -170,7 +170,7 @@ func testTypedRejected(t *testing.T, s TransportSuite, validation bool) {
 		body, wantType = `{"id": "o-1", "quantity": 0}`, "validation"
 	}
 	must(t, e.b.Publish(ctx, &broker.Message{Destination: dest, Body: []byte(body)}))
-	must(t, broker.NewPublisher[Order](e.b, dest).Publish(ctx, Order{ID: "o-2", Quantity: 1}))
+	must(t, broker.Must(broker.NewPublisher[Order](e.b, dest)).Publish(ctx, Order{ID: "o-2", Quantity: 1}))
 	d := dead.Next(t)
 	Eventually(t, s.Wait(), func() bool { _, ok := calls.Load("o-2"); return ok }, "the good order was not handled")
 	e.close(t)
@@ -227,7 +227,7 @@ func testTypedChain(t *testing.T, s TransportSuite) {
 	if s.Prepare != nil {
 		s.Prepare(t, dest2)
 	}
-	invoices := broker.NewPublisher[*Invoice](e.b, dest2)
+	invoices := broker.Must(broker.NewPublisher[*Invoice](e.b, dest2))
 	must(t, broker.HandleResult(e.b, dest1, func(_ context.Context, o Order) (*Invoice, error) {
 		if o.ID == "free" {
 			return nil, nil
@@ -243,7 +243,7 @@ func testTypedChain(t *testing.T, s TransportSuite) {
 
 	// One key: one Kafka partition, so the nil result is handled before
 	// the invoice arrives.
-	orders := broker.NewPublisher[Order](e.b, dest1, broker.KeyFunc(func(Order) string { return "customer-1" }))
+	orders := broker.Must(broker.NewPublisher[Order](e.b, dest1, broker.KeyFunc(func(Order) string { return "customer-1" })))
 	must(t, orders.Publish(context.Background(), Order{ID: "free", Quantity: 1}))
 	must(t, orders.Publish(context.Background(), Order{ID: "o-7", Quantity: 3}))
 	if got := in.Next(t); got != (Invoice{OrderID: "o-7", Amount: 30}) {
@@ -301,7 +301,7 @@ func testTypedAckFirst(t *testing.T, s TransportSuite) {
 		return errors.New("fails after the ack")
 	}, s.Options(broker.AckFirst(), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond)))...))
 	s.Start(t, b)
-	must(t, broker.NewPublisher[Order](b, dest).Publish(context.Background(), Order{ID: "o-1", Quantity: 1}))
+	must(t, broker.Must(broker.NewPublisher[Order](b, dest)).Publish(context.Background(), Order{ID: "o-1", Quantity: 1}))
 	in.Next(t)
 	closeBroker(t, s, b)
 	mu.Lock()
@@ -336,7 +336,7 @@ func testTypedManualNak(t *testing.T, s TransportSuite) {
 		return st.Ack(ctx)
 	}, s.Options(broker.ManualAck())...))
 	s.Start(t, b)
-	must(t, broker.NewPublisher[Order](b, dest).Publish(context.Background(), Order{ID: "o-1", Quantity: 1}))
+	must(t, broker.Must(broker.NewPublisher[Order](b, dest)).Publish(context.Background(), Order{ID: "o-1", Quantity: 1}))
 	first, second := in.Next(t), in.Next(t)
 	if first.count != 1 || second.count != 2 {
 		t.Fatalf("delivery counts %d, %d; want 1, 2", first.count, second.count)
@@ -376,7 +376,7 @@ func testTypedBatch(t *testing.T, s TransportSuite) {
 	must(t, b.Subscribe(dlq, collect(dead), s.Options()...))
 	s.Start(t, b)
 	ctx := context.Background()
-	orders := broker.NewPublisher[Order](b, dest)
+	orders := broker.Must(broker.NewPublisher[Order](b, dest))
 	must(t, orders.PublishBatch(ctx, []Order{{ID: "o-1", Quantity: 1}, {ID: "o-2", Quantity: 2}}))
 	must(t, b.Publish(ctx, &broker.Message{Destination: dest, Body: []byte("not json")}))
 	must(t, orders.Publish(ctx, Order{ID: "o-3", Quantity: 3}))

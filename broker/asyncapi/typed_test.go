@@ -32,8 +32,8 @@ func TestBuildTyped(t *testing.T) {
 		middleware.WithTracerProvider(tp), middleware.WithPropagators(prop))))
 	t.Cleanup(func() { _ = b.Close(ctx) })
 
-	invoices := broker.NewPublisher[Invoice](b, "invoices.issued")
-	_ = broker.NewPublisher[Shipment](b, "shipments", broker.KeyFunc(func(s Shipment) string { return s.OrderID }))
+	invoices := broker.Must(broker.NewPublisher[Invoice](b, "invoices.issued"))
+	_ = broker.Must(broker.NewPublisher[Shipment](b, "shipments", broker.KeyFunc(func(s Shipment) string { return s.OrderID })))
 	must(t, broker.Handle(b, "orders.*.created", func(context.Context, Order) error { return nil }, broker.Group("stats")))
 	must(t, broker.HandleResult(b, "orders.*.billed", func(_ context.Context, o Order) (Invoice, error) {
 		return Invoice{OrderID: o.ID}, nil
@@ -147,7 +147,7 @@ func must(t *testing.T, err error) {
 func TestBuildRequesterOnly(t *testing.T) {
 	b := broker.New(testutil.Memory(t))
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	broker.NewRequester[Order, Invoice](b, "orders.quote")
+	broker.Must(broker.NewRequester[Order, Invoice](b, "orders.quote"))
 
 	doc, err := asyncapi.New(asyncapi.WithTitle("checkout")).Build(b)
 	if err != nil {

@@ -193,7 +193,7 @@ func TestSyncDeliveryReplyTo(t *testing.T) {
 		reply = v
 		return nil
 	}))
-	req, err := broker.NewPublisher[string](requester, "prices.get").Message("abc")
+	req, err := broker.Must(broker.NewPublisher[string](requester, "prices.get")).Message("abc")
 	mustOK(t, err)
 	req.ReplyTo = "_INBOX.r1"
 	mustOK(t, requester.Publish(context.Background(), req))

@@ -72,7 +72,7 @@ func TestRouterJoinsSubjectsWithDots(t *testing.T) {
 		must(t, broker.NewRouter(orders, "eu.").Subscribe("*", collect(got)))
 	})
 	r := broker.NewRouter(b, "orders")
-	pub := broker.NewPublisher[string](broker.NewRouter(r, "eu"), "shipped", broker.Codec(codec.Text))
+	pub := broker.Must(broker.NewPublisher[string](broker.NewRouter(r, "eu"), "shipped", broker.Codec(codec.Text)))
 	var dests []string
 	for _, e := range b.Endpoints() {
 		dests = append(dests, e.Destination)
