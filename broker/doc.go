@@ -1,9 +1,11 @@
-// Package broker is the core of tracebus: messages, handlers, middleware and
-// a Broker that runs them over a Transport (memory, NATS or Kafka).
+// Package broker is what a service author uses: brokers, messages, typed
+// handlers and publishers, requesters, routers, the app, subscribe options
+// and errors. A Broker runs handlers over a transport (memory, NATS or
+// Kafka) through a chain of middleware (telemetry).
 //
 // A service registers typed handlers and publishers and runs the broker.
-// Values are decoded with a Codec (JSON by default, chosen per message by
-// its content-type header), validated when their type has a Validate
+// Values are decoded with a codec (package broker/codec: JSON by default,
+// chosen per message by its content-type header), validated when their type has a Validate
 // method, and what a HandleResult handler returns goes onward with the
 // handler's ctx, so the trace continues:
 //
@@ -39,7 +41,7 @@
 // publish and every consume, typed or not, passes through the middleware
 // given to New, so one telemetry middleware traces all of them:
 //
-//	tr, err := memory.New() // or natsbroker.New(nc), kafkabroker.New(kafkabroker.WithBrokers(addr))
+//	tr, err := memory.New() // or natsbroker.New(nc), kafkabroker.New(kafkabroker.WithSeedBrokers(addr))
 //	if err != nil { ... }
 //	b := broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry()))
 //	b.Subscribe("orders.created", func(ctx context.Context, msg *broker.Message) error {
@@ -59,11 +61,9 @@
 //
 // # Middleware
 //
-// A Middleware wraps both directions (WrapPublish, WrapConsume) and sees
-// single messages and batches the same way, as a slice and an Operation that
-// describes the system, destination, group and server without naming the
-// transport. The first middleware given is the outermost. Middleware given
-// to a subscription with Use runs inside the broker's.
+// Middleware given to New with WithMiddleware wraps every publish and every
+// consume, single and batch; the first given is the outermost. Middleware
+// given to a subscription with Use runs inside the broker's.
 //
 // # Apps, routers and health
 //
@@ -75,11 +75,8 @@
 // telemetry is flushed. NewRouter groups subscriptions and publishers under
 // a destination prefix with shared options; the typed functions take a
 // Registrar, a *Broker or a *Router. App.HealthHandler serves liveness and
-// readiness probes; readiness pings every transport that is a Pinger.
+// readiness probes; readiness pings every transport.
 //
-// # Transports
-//
-// A Transport connects the broker to one messaging system. Transport authors
-// find the contract on Transport, DeliverFunc and Acknowledger, and the
-// conformance suite in package testutil.
+// Transport and middleware authors implement the contract in package
+// broker/driver; Message and Headers are declared there.
 package broker
