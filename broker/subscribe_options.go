@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"context"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/tracebus/tracebus/broker/codec"
@@ -247,4 +249,26 @@ func ExponentialBackoff(initial, max time.Duration) Backoff {
 // ConstantBackoff always waits d.
 func ConstantBackoff(d time.Duration) Backoff {
 	return func(int) time.Duration { return d }
+}
+
+// resultConfig is what HandleResult's options set: the subscribe options,
+// in order, and the two of its own.
+type resultConfig struct {
+	sub       []SubscribeOption
+	publishTo []ResultPublisher
+	expose    bool
+	err       error
+}
+
+type resultOptionFunc func(*resultConfig)
+
+func (f resultOptionFunc) applyResult(c *resultConfig) { f(c) }
+
+// ResultPublisher is a publisher a HandleResult handler's results go to:
+// a *Publisher[T] whose T the handler's result type is assignable to.
+type ResultPublisher interface {
+	owner() *Broker
+	destination() string
+	payloadType() reflect.Type
+	publishValue(ctx context.Context, v any) error
 }

@@ -273,15 +273,6 @@ func (r *resulter) fail(ctx context.Context, req *Message, err error) error {
 	return err
 }
 
-// ResultPublisher is a publisher a HandleResult handler's results go to:
-// a *Publisher[T] whose T the handler's result type is assignable to.
-type ResultPublisher interface {
-	owner() *Broker
-	destination() string
-	payloadType() reflect.Type
-	publishValue(ctx context.Context, v any) error
-}
-
 // PublishTo sends what a HandleResult handler returns to each publisher, in
 // order, with the handler's ctx. HandleResult fails with ErrInvalid
 // when a publisher's type does not fit the handler's result type, and when
@@ -308,19 +299,6 @@ func PublishTo(pubs ...ResultPublisher) ResultOption {
 func ExposeErrors() ResultOption {
 	return resultOptionFunc(func(c *resultConfig) { c.expose = true })
 }
-
-// resultConfig is what HandleResult's options set: the subscribe options,
-// in order, and the two of its own.
-type resultConfig struct {
-	sub       []SubscribeOption
-	publishTo []ResultPublisher
-	expose    bool
-	err       error
-}
-
-type resultOptionFunc func(*resultConfig)
-
-func (f resultOptionFunc) applyResult(c *resultConfig) { f(c) }
 
 func canBeNil(t reflect.Type) bool {
 	switch t.Kind() {
