@@ -65,7 +65,7 @@ func TestInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := driver.Info{System: "nats", ServerAddress: host, ClientID: "tracebus-test", AckOperation: "ack"}
+	want := driver.Info{System: "nats", ServerAddress: host, ClientID: "tracebus-test", AckOperation: "ack", TemporaryPrefix: "_INBOX.", Separator: "."}
 	want.ServerPort, _ = strconv.Atoi(port)
 	if info != want {
 		t.Errorf("Info() = %+v, want %+v", info, want)

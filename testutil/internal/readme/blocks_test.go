@@ -105,7 +105,7 @@ func Quote(context.Context, Order) (Invoice, error) { return Invoice{}, nil }`,
 		results: "error", after: "return err",
 	},
 	"tel := middleware.NewTelemetry() // global providers and propagator; options to pass your own": {
-		pkg: "telemetry", imports: []string{"github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/middleware"},
+		pkg: "telemetry", imports: []string{"github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/broker/driver", "github.com/tracebus/tracebus/middleware"},
 		params: "transport driver.Transport", after: "_ = b",
 	},
 	`p, err := exporters.Setup(ctx, exporters.WithServiceName("billing"), exporters.WithServiceVersion("1.4.0"))`: {
@@ -113,7 +113,7 @@ func Quote(context.Context, Order) (Invoice, error) { return Invoice{}, nil }`,
 		params: "ctx context.Context", results: "error", after: "return nil",
 	},
 	"logger := slog.New(slog.NewMultiHandler(": {
-		pkg: "logs", imports: []string{"context", "log/slog", "os", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/exporters", "github.com/tracebus/tracebus/middleware"},
+		pkg: "logs", imports: []string{"context", "log/slog", "os", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/broker/driver", "github.com/tracebus/tracebus/exporters", "github.com/tracebus/tracebus/middleware"},
 		params: "p *exporters.Providers, transport driver.Transport",
 	},
 	`docs := asyncapi.New(asyncapi.WithTitle("billing"), asyncapi.WithVersion("1.4.0"))`: {
