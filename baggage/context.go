@@ -46,7 +46,7 @@ func FromContext(ctx context.Context) *Baggage {
 //
 // perMessage holds the OpenTelemetry baggage extracted from each delivered
 // message, in delivery order; batch reports a delivery to a batch handler
-// (broker.Operation.Batch), which keeps the list for Baggage.Batch. The
+// (driver.Operation.Batch), which keeps the list for Baggage.Batch. The
 // messages' baggage is merged in order, a later message's member replacing
 // an earlier one with the same key while keeping its position. Within one
 // message, members are taken in key order: otel-go does not keep the order of

@@ -82,7 +82,7 @@ func ExampleBaggage_Batch() {
 		}
 		close(done)
 		return nil
-	}, broker.BatchSize(2), broker.BatchWait(time.Second))
+	}, broker.Batch(2, time.Second))
 	ctx := context.Background()
 	_ = b.Start(ctx)
 	defer b.Close(ctx)

@@ -24,7 +24,7 @@ import (
 //     their transports open meanwhile;
 //  3. every transport closes: publishing fails with ErrClosed from now on;
 //  4. the after-stop hooks run;
-//  5. telemetry is flushed (ShutdownTelemetry), last, so that it includes
+//  5. telemetry is flushed (WithTelemetryShutdown), last, so that it includes
 //     the spans of the drain and of the hooks.
 //
 // The whole stop is bounded by the shutdown timeout (WithShutdownTimeout);
@@ -70,11 +70,6 @@ func phaseName(p int32) string {
 	return "stopped"
 }
 
-// Hook is a lifecycle hook of an App. Its ctx is the one given to Start
-// (before and after start) or the stop's, bounded by the shutdown timeout
-// (before and after stop).
-type Hook func(ctx context.Context) error
-
 // AppOption configures an App.
 type AppOption interface {
 	applyApp(*appConfig)
@@ -83,11 +78,10 @@ type AppOption interface {
 type appConfig struct {
 	brokers         []*Broker
 	shutdownTimeout time.Duration
-	healthTimeout   time.Duration
-	beforeStart     []Hook
-	afterStart      []Hook
-	beforeStop      []Hook
-	afterStop       []Hook
+	beforeStart     []func(context.Context) error
+	afterStart      []func(context.Context) error
+	beforeStop      []func(context.Context) error
+	afterStop       []func(context.Context) error
 	telemetry       []func(context.Context) error
 }
 
@@ -99,7 +93,7 @@ func (f appOptionFunc) applyApp(c *appConfig) { f(c) }
 // brokers.
 func NewApp(opts ...AppOption) *App {
 	a := &App{
-		cfg:      appConfig{shutdownTimeout: ShutdownTimeout, healthTimeout: DefaultHealthTimeout},
+		cfg:      appConfig{shutdownTimeout: defaultShutdownTimeout},
 		stop:     newStep(),
 		starting: make(chan struct{}, 1),
 	}
@@ -125,7 +119,7 @@ func WithBrokers(bs ...*Broker) AppOption {
 
 // WithShutdownTimeout bounds the stop that Run performs when its context is
 // done: hooks, drain, transports and telemetry together. The default is
-// ShutdownTimeout. A value of 0 or less keeps the default.
+// 30 seconds. A value of 0 or less keeps the default.
 func WithShutdownTimeout(d time.Duration) AppOption {
 	return appOptionFunc(func(c *appConfig) {
 		if d > 0 {
@@ -134,55 +128,48 @@ func WithShutdownTimeout(d time.Duration) AppOption {
 	})
 }
 
-// WithHealthTimeout bounds the pings of a readiness check whose context has
-// no earlier deadline. The default is DefaultHealthTimeout.
-func WithHealthTimeout(d time.Duration) AppOption {
-	return appOptionFunc(func(c *appConfig) {
-		if d > 0 {
-			c.healthTimeout = d
-		}
-	})
-}
-
-// BeforeStart adds hooks that run, in order, before any broker starts:
+// WithBeforeStart adds hooks that run, in order, before any broker starts:
 // connect to a database, load configuration. A hook that fails aborts the
 // start: no broker starts, the brokers are closed, the telemetry is
 // flushed, and no stop hook runs.
-func BeforeStart(hooks ...Hook) AppOption {
+//
+// A hook's ctx is the one given to Start (before and after start) or the
+// stop's, bounded by the shutdown timeout (before and after stop).
+func WithBeforeStart(hooks ...func(ctx context.Context) error) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.beforeStart = append(c.beforeStart, hooks...) })
 }
 
-// AfterStart adds hooks that run, in order, once every broker has started
+// WithAfterStart adds hooks that run, in order, once every broker has started
 // and before the app reports ready: publish a startup message, register
 // with service discovery. A hook that fails aborts the start, which then
 // stops the app as Stop does, stop hooks included, so that what the
 // before-start hooks set up is released.
-func AfterStart(hooks ...Hook) AppOption {
+func WithAfterStart(hooks ...func(ctx context.Context) error) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.afterStart = append(c.afterStart, hooks...) })
 }
 
-// BeforeStop adds hooks that run, in order, when the app begins to stop,
+// WithBeforeStop adds hooks that run, in order, when the app begins to stop,
 // while every broker still consumes and publishes. They run whenever the
 // before-start hooks all succeeded. A failing hook does not stop the
 // shutdown; its error is returned with the others.
-func BeforeStop(hooks ...Hook) AppOption {
+func WithBeforeStop(hooks ...func(ctx context.Context) error) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.beforeStop = append(c.beforeStop, hooks...) })
 }
 
-// AfterStop adds hooks that run, in order, after every transport closed
+// WithAfterStop adds hooks that run, in order, after every transport closed
 // and before the telemetry is flushed: close a database. They run whenever
 // the before-start hooks all succeeded. A failing hook does not stop the
 // shutdown; its error is returned with the others.
-func AfterStop(hooks ...Hook) AppOption {
+func WithAfterStop(hooks ...func(ctx context.Context) error) AppOption {
 	return appOptionFunc(func(c *appConfig) { c.afterStop = append(c.afterStop, hooks...) })
 }
 
-// ShutdownTelemetry adds functions that flush and shut down telemetry, such
+// WithTelemetryShutdown adds functions that flush and shut down telemetry, such
 // as the Shutdown method of the providers exporters.Setup returns or of an
 // SDK TracerProvider and MeterProvider. They run last in the stop, in
 // order, after the transports closed and the after-stop hooks ran, and
 // also when a start fails.
-func ShutdownTelemetry(fns ...func(ctx context.Context) error) AppOption {
+func WithTelemetryShutdown(fns ...func(ctx context.Context) error) AppOption {
 	return appOptionFunc(func(c *appConfig) {
 		for _, fn := range fns {
 			if fn != nil {
@@ -192,22 +179,19 @@ func ShutdownTelemetry(fns ...func(ctx context.Context) error) AppOption {
 	})
 }
 
-// Brokers returns the app's brokers, in start order.
-func (a *App) Brokers() []*Broker { return append([]*Broker(nil), a.cfg.brokers...) }
-
 // Start runs the before-start hooks, starts every broker in order (with
 // its subscriptions) and runs the after-start hooks; the app is ready
 // afterwards. ctx goes to the hooks and to Broker.Start. When a step fails,
-// Start undoes what was done (see BeforeStart and AfterStart), within the
+// Start undoes what was done (see WithBeforeStart and WithAfterStart), within the
 // shutdown timeout, and returns the failure joined with any error of the
-// undoing. Start fails with ErrAlreadyStarted when called twice and with
+// undoing. Start fails with errAlreadyStarted when called twice and with
 // ErrClosed after Stop.
 func (a *App) Start(ctx context.Context) error {
 	a.starting <- struct{}{}
 	defer func() { <-a.starting }()
 	switch a.phase.Load() {
 	case appStarting, appRunning:
-		return ErrAlreadyStarted
+		return errAlreadyStarted
 	case appStopping, appStopped:
 		return ErrClosed
 	}
@@ -234,7 +218,7 @@ func (a *App) checkBrokers() error {
 	seen := make(map[*Broker]bool, len(a.cfg.brokers))
 	for i, b := range a.cfg.brokers {
 		if seen[b] {
-			return fmt.Errorf("tracebus: app: broker %d given twice: %w", i, ErrInvalidOption)
+			return fmt.Errorf("tracebus: app: broker %d given twice: %w", i, ErrInvalid)
 		}
 		seen[b] = true
 	}
@@ -338,7 +322,7 @@ func eachBroker(bs []*Broker, fn func(*Broker) error) []error {
 
 // runHooks runs hooks in order. Start hooks (all false) stop at the first
 // failure; stop hooks (all true) all run, whatever the others return.
-func runHooks(ctx context.Context, stage string, hooks []Hook, all bool) []error {
+func runHooks(ctx context.Context, stage string, hooks []func(context.Context) error, all bool) []error {
 	var errs []error
 	for i, h := range hooks {
 		if err := h(ctx); err != nil {

@@ -13,6 +13,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/testutil"
@@ -54,7 +55,7 @@ func newShipper(t *testing.T, srv *natstest.Server, cluster *kafkatest.Cluster, 
 	in := broker.New(nt)
 	out := broker.New(kt)
 	s := &shipper{in: in, pubErrs: make(chan error, n)}
-	ship := broker.NewPublisher[shipment](out, "shipments")
+	ship := broker.Must(broker.NewPublisher[shipment](out, "shipments"))
 	must(t, broker.Handle(in, "orders.new", func(ctx context.Context, o order) error {
 		if s.entered.Add(1) > pass && gate != nil {
 			<-gate
@@ -155,7 +156,7 @@ func shippedAll(t *testing.T, cluster *kafkatest.Cluster, n int) []string {
 			break
 		}
 		var s shipment
-		must(t, broker.JSON.Unmarshal(m.Value, &s))
+		must(t, codec.JSON.Unmarshal(m.Value, &s))
 		seen[s.Order] = true
 	}
 	var missing []string

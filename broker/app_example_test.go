@@ -28,7 +28,7 @@ func ExampleApp() {
 
 	type Order struct{ ID string }
 	type Shipment struct{ Order string }
-	shipped := broker.NewPublisher[Shipment](out, "shipments")
+	shipped := broker.Must(broker.NewPublisher[Shipment](out, "shipments"))
 	done := make(chan struct{})
 	broker.Handle(out, "shipments", func(_ context.Context, s Shipment) error {
 		fmt.Println("shipped", s.Order)
@@ -47,9 +47,9 @@ func ExampleApp() {
 	app := broker.NewApp(
 		broker.WithBrokers(in, out),
 		broker.WithShutdownTimeout(10*time.Second),
-		broker.AfterStart(func(context.Context) error { fmt.Println("started"); return nil }),
-		broker.AfterStop(func(context.Context) error { fmt.Println("stopped"); return nil }),
-		// broker.ShutdownTelemetry(providers.Shutdown), from exporters.Setup
+		broker.WithAfterStart(func(context.Context) error { fmt.Println("started"); return nil }),
+		broker.WithAfterStop(func(context.Context) error { fmt.Println("stopped"); return nil }),
+		// broker.WithTelemetryShutdown(providers.Shutdown), from exporters.Setup
 	)
 	probes := httptest.NewServer(app.HealthHandler()) // mux.Handle("/readyz", app.HealthHandler())
 	defer probes.Close()
@@ -57,7 +57,7 @@ func ExampleApp() {
 	if err := app.Start(ctx); err != nil {
 		panic(err)
 	}
-	if err := broker.NewPublisher[Order](in, "orders.created").Publish(ctx, Order{ID: "A-1"}); err != nil {
+	if err := broker.Must(broker.NewPublisher[Order](in, "orders.created")).Publish(ctx, Order{ID: "A-1"}); err != nil {
 		panic(err)
 	}
 	<-done

@@ -28,7 +28,7 @@ func (e *events) list() []string {
 
 // hook records its name and, with probe set, whether b could publish
 // then.
-func (e *events) hook(name string, b *broker.Broker, err error) broker.Hook {
+func (e *events) hook(name string, b *broker.Broker, err error) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if b != nil {
 			perr := b.Publish(ctx, &broker.Message{Destination: "probe"})
@@ -55,14 +55,14 @@ func TestAppHooksRunInOrder(t *testing.T) {
 	must(t, b1.Subscribe("in", func(context.Context, *broker.Message) error { ev.add("handled"); return nil }))
 	app := broker.NewApp(
 		broker.WithBrokers(b1, b2),
-		broker.BeforeStart(ev.hook("before-start-1", nil, nil), ev.hook("before-start-2", nil, nil)),
-		broker.AfterStart(ev.hook("after-start", b1, nil)),
-		broker.BeforeStop(ev.hook("before-stop", b2, nil)),
-		broker.AfterStop(ev.hook("after-stop", b2, nil)),
-		broker.ShutdownTelemetry(func(context.Context) error { ev.add("telemetry"); return nil }),
+		broker.WithBeforeStart(ev.hook("before-start-1", nil, nil), ev.hook("before-start-2", nil, nil)),
+		broker.WithAfterStart(ev.hook("after-start", b1, nil)),
+		broker.WithBeforeStop(ev.hook("before-stop", b2, nil)),
+		broker.WithAfterStop(ev.hook("after-stop", b2, nil)),
+		broker.WithTelemetryShutdown(func(context.Context) error { ev.add("telemetry"); return nil }),
 	)
 	must(t, app.Start(t.Context()))
-	if err := app.Start(t.Context()); !errors.Is(err, broker.ErrAlreadyStarted) {
+	if err := app.Start(t.Context()); !errors.Is(err, broker.ErrInvalid) {
 		t.Fatalf("second start: %v, want ErrAlreadyStarted", err)
 	}
 	must(t, b1.Publish(t.Context(), &broker.Message{Destination: "in"}))
@@ -92,11 +92,11 @@ func TestAppFailingAfterStartHookUndoesTheStart(t *testing.T) {
 	must(t, b1.Subscribe("in", noop))
 	app := broker.NewApp(
 		broker.WithBrokers(b1, b2),
-		broker.BeforeStart(ev.hook("before-start", nil, nil)),
-		broker.AfterStart(ev.hook("after-start", nil, boom), ev.hook("after-start-never", nil, nil)),
-		broker.BeforeStop(ev.hook("before-stop", nil, nil)),
-		broker.AfterStop(ev.hook("after-stop", nil, nil)),
-		broker.ShutdownTelemetry(func(context.Context) error { ev.add("telemetry"); return nil }),
+		broker.WithBeforeStart(ev.hook("before-start", nil, nil)),
+		broker.WithAfterStart(ev.hook("after-start", nil, boom), ev.hook("after-start-never", nil, nil)),
+		broker.WithBeforeStop(ev.hook("before-stop", nil, nil)),
+		broker.WithAfterStop(ev.hook("after-stop", nil, nil)),
+		broker.WithTelemetryShutdown(func(context.Context) error { ev.add("telemetry"); return nil }),
 	)
 	err := app.Start(t.Context())
 	if !errors.Is(err, boom) {
@@ -125,11 +125,11 @@ func TestAppFailingBeforeStartHookStartsNothing(t *testing.T) {
 	must(t, b.Subscribe("in", func(context.Context, *broker.Message) error { ev.add("handled"); return nil }))
 	app := broker.NewApp(
 		broker.WithBrokers(b),
-		broker.BeforeStart(ev.hook("before-start", nil, boom), ev.hook("before-start-never", nil, nil)),
-		broker.AfterStart(ev.hook("after-start", nil, nil)),
-		broker.BeforeStop(ev.hook("before-stop", nil, nil)),
-		broker.AfterStop(ev.hook("after-stop", nil, nil)),
-		broker.ShutdownTelemetry(func(context.Context) error { ev.add("telemetry"); return nil }),
+		broker.WithBeforeStart(ev.hook("before-start", nil, boom), ev.hook("before-start-never", nil, nil)),
+		broker.WithAfterStart(ev.hook("after-start", nil, nil)),
+		broker.WithBeforeStop(ev.hook("before-stop", nil, nil)),
+		broker.WithAfterStop(ev.hook("after-stop", nil, nil)),
+		broker.WithTelemetryShutdown(func(context.Context) error { ev.add("telemetry"); return nil }),
 	)
 	if err := app.Start(t.Context()); !errors.Is(err, boom) {
 		t.Fatalf("start: %v, want the hook's error", err)
@@ -152,8 +152,8 @@ func TestAppFailingBrokerUndoesTheOthers(t *testing.T) {
 	must(t, broken.Close(t.Context()))
 	app := broker.NewApp(
 		broker.WithBrokers(started, broken),
-		broker.AfterStart(ev.hook("after-start", nil, nil)),
-		broker.AfterStop(ev.hook("after-stop", nil, nil)),
+		broker.WithAfterStart(ev.hook("after-start", nil, nil)),
+		broker.WithAfterStop(ev.hook("after-stop", nil, nil)),
 	)
 	err := app.Start(t.Context())
 	if !errors.Is(err, broker.ErrClosed) {
@@ -166,8 +166,8 @@ func TestAppFailingBrokerUndoesTheOthers(t *testing.T) {
 		t.Fatalf("events: got %q, want %q", got, want)
 	}
 	dup := broker.NewApp(broker.WithBrokers(started, started))
-	if err := dup.Start(t.Context()); !errors.Is(err, broker.ErrInvalidOption) {
-		t.Fatalf("a broker given twice: %v, want ErrInvalidOption", err)
+	if err := dup.Start(t.Context()); !errors.Is(err, broker.ErrInvalid) {
+		t.Fatalf("a broker given twice: %v, want ErrInvalid", err)
 	}
 }
 
@@ -188,7 +188,7 @@ func TestAppDrainPublishesOnAnotherBroker(t *testing.T) {
 	// out has a subscription of its own, which stops with in's.
 	must(t, out.Subscribe("done", noop))
 	var ev events
-	app := broker.NewApp(broker.WithBrokers(in, out), broker.AfterStop(ev.hook("after-stop", nil, nil)))
+	app := broker.NewApp(broker.WithBrokers(in, out), broker.WithAfterStop(ev.hook("after-stop", nil, nil)))
 	ctx, cancel := context.WithCancel(t.Context())
 	ran := make(chan error, 1)
 	go func() { ran <- app.Run(ctx) }()
@@ -239,7 +239,7 @@ func TestAppShutdownTimeout(t *testing.T) {
 	app := broker.NewApp(
 		broker.WithBrokers(b),
 		broker.WithShutdownTimeout(50*time.Millisecond),
-		broker.ShutdownTelemetry(func(context.Context) error { close(flushed); return nil }),
+		broker.WithTelemetryShutdown(func(context.Context) error { close(flushed); return nil }),
 	)
 	ctx, cancel := context.WithCancel(t.Context())
 	ran := make(chan error, 1)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Broker runs handlers for messages that arrive through a Transport and
@@ -22,16 +24,16 @@ import (
 //
 // A Broker is safe for concurrent use.
 type Broker struct {
-	transport Transport
+	transport driver.Transport
 	cfg       config
-	publish   PublishFunc
+	publish   driver.PublishFunc
 
 	state atomic.Int32
 
 	mu        sync.Mutex // guards memory only; never held across a transport call
 	subs      []*subscription
-	endpoints []Endpoint
-	published map[Endpoint]struct{} // publisher endpoints, to add each once
+	endpoints []driver.Endpoint
+	published map[driver.Endpoint]struct{} // publisher endpoints, to add each once
 	baseCtx   context.Context
 	abort     context.CancelFunc
 
@@ -53,14 +55,14 @@ const (
 	stateClosed
 )
 
-// ShutdownTimeout bounds the graceful drain that Run performs when its
+// defaultShutdownTimeout bounds the graceful drain that Run performs when its
 // context is done.
-const ShutdownTimeout = 30 * time.Second
+const defaultShutdownTimeout = 30 * time.Second
 
 // New returns a Broker over t. The broker owns t from now on and closes it
 // in Close. When t implements LoggerSetter, it is given the broker's logger
 // (it keeps a logger given to it directly).
-func New(t Transport, opts ...Option) *Broker {
+func New(t driver.Transport, opts ...Option) *Broker {
 	b := &Broker{
 		transport:        t,
 		cfg:              newConfig(opts),
@@ -69,27 +71,27 @@ func New(t Transport, opts ...Option) *Broker {
 		draining:         newStep(),
 		closingTransport: newStep(),
 	}
-	if ls, ok := t.(LoggerSetter); ok {
+	if ls, ok := t.(driver.LoggerSetter); ok {
 		ls.SetLogger(b.cfg.logger)
 	}
-	b.publish = withMessageIDs(chainPublish(b.cfg.middleware, func(ctx context.Context, _ Operation, msgs []*Message) error {
+	b.publish = withMessageIDs(chainPublish(b.cfg.middleware, func(ctx context.Context, _ driver.Operation, msgs []*Message) error {
 		return b.transport.Publish(ctx, msgs)
 	}))
 	return b
 }
 
 // Transport returns the transport the broker was created with.
-func (b *Broker) Transport() Transport { return b.transport }
+func (b *Broker) Transport() driver.Transport { return b.transport }
 
 // Publish sends msg to msg.Destination through the broker's middleware.
 // Middleware may add headers to msg (trace context, baggage). A msg
 // without an ID gets a unique one (see Message.ID).
 func (b *Broker) Publish(ctx context.Context, msg *Message) error {
 	if msg == nil {
-		return ErrNilMessage
+		return errNilMessage
 	}
 	if msg.Destination == "" {
-		return ErrEmptyDestination
+		return errEmptyDestination
 	}
 	if b.state.Load() == stateClosed {
 		return ErrClosed
@@ -103,15 +105,15 @@ func (b *Broker) Publish(ctx context.Context, msg *Message) error {
 // others are sent, the error is a BatchError telling which ones failed.
 func (b *Broker) PublishBatch(ctx context.Context, msgs []*Message) error {
 	if len(msgs) == 0 {
-		return ErrEmptyBatch
+		return errEmptyBatch
 	}
 	dest := ""
 	for i, m := range msgs {
 		if m == nil {
-			return fmt.Errorf("message %d: %w", i, ErrNilMessage)
+			return fmt.Errorf("message %d: %w", i, errNilMessage)
 		}
 		if m.Destination == "" {
-			return fmt.Errorf("message %d: %w", i, ErrEmptyDestination)
+			return fmt.Errorf("message %d: %w", i, errEmptyDestination)
 		}
 		if i == 0 {
 			dest = m.Destination
@@ -126,10 +128,10 @@ func (b *Broker) PublishBatch(ctx context.Context, msgs []*Message) error {
 	return b.publish(ctx, op, msgs)
 }
 
-func (b *Broker) publishOperation(dest string, batch bool) Operation {
+func (b *Broker) publishOperation(dest string, batch bool) driver.Operation {
 	info := b.transport.Info()
-	op := Operation{
-		Kind:          OpPublish,
+	op := driver.Operation{
+		Kind:          driver.OpPublish,
 		System:        info.System,
 		Destination:   dest,
 		Batch:         batch,
@@ -137,8 +139,8 @@ func (b *Broker) publishOperation(dest string, batch bool) Operation {
 		ServerAddress: info.ServerAddress,
 		ServerPort:    info.ServerPort,
 	}
-	if td, ok := b.transport.(TemporaryDestinations); ok && dest != "" {
-		op.Temporary = td.IsTemporary(dest)
+	if info.TemporaryPrefix != "" && dest != "" {
+		op.Temporary = strings.HasPrefix(dest, info.TemporaryPrefix)
 	}
 	return op
 }
@@ -146,7 +148,7 @@ func (b *Broker) publishOperation(dest string, batch bool) Operation {
 // Subscribe registers h for the messages arriving at destination (a NATS
 // subject or pattern, a Kafka topic). Each call of h gets one message; its
 // result settles the message: nil acknowledges it, an error triggers the
-// retry policy (MaxAttempts, WithBackoff) and finally DeadLetter or a drop.
+// retry policy (MaxAttempts, RetryBackoff) and finally DeadLetter or a drop.
 // A panic in h is recovered and treated as an error.
 //
 // Subscriptions registered before Start begin with Start; after Start they
@@ -170,14 +172,14 @@ func (b *Broker) subConfig(destination string, batch bool, opts []SubscribeOptio
 		cfg.codec = b.cfg.codec
 	}
 	if !batch && cfg.batchOpt && cfg.err == nil {
-		cfg.err = optionError("BatchSize and BatchWait need a batch subscription")
+		cfg.err = optionError("Batch needs a batch subscription")
 	}
 	return cfg
 }
 
 func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	if cfg.spec.Destination == "" {
-		return ErrEmptyDestination
+		return errEmptyDestination
 	}
 	if cfg.err != nil {
 		return cfg.err
@@ -219,9 +221,9 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	return nil
 }
 
-func subscriberEndpoint(cfg subConfig) Endpoint {
+func subscriberEndpoint(cfg subConfig) driver.Endpoint {
 	e := cfg.endpoint
-	e.Kind = EndpointSubscriber
+	e.Kind = driver.EndpointSubscriber
 	e.Destination = cfg.spec.Destination
 	e.Group = cfg.spec.Group
 	e.Name = cfg.spec.Name
@@ -232,20 +234,15 @@ func subscriberEndpoint(cfg subConfig) Endpoint {
 
 // validate checks that every transport option is meant for this transport
 // and lets the transport check the rest.
-func (b *Broker) validate(spec SubscriptionSpec) error {
+func (b *Broker) validate(spec driver.SubscriptionSpec) error {
 	system := b.transport.Info().System
 	for _, o := range spec.TransportOptions {
 		if name := o.TransportName(); name != system {
 			return fmt.Errorf("tracebus: subscribe %s: option %s is a %s option, the broker's transport is %s: %w",
-				spec.Destination, optionName(o), name, system, ErrUnsupportedOption)
+				spec.Destination, optionName(o), name, system, errors.ErrUnsupported)
 		}
 	}
-	if v, ok := b.transport.(SubscriptionValidator); ok {
-		if err := v.ValidateSubscription(spec); err != nil {
-			return err // the transport names the subscription and the option
-		}
-	}
-	return nil
+	return b.transport.ValidateSubscription(spec) // it names the subscription and the option
 }
 
 // Start starts every registered subscription and returns. ctx carries
@@ -260,7 +257,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	switch b.state.Load() {
 	case stateStarting, stateStarted:
 		b.mu.Unlock()
-		return ErrAlreadyStarted
+		return errAlreadyStarted
 	case stateClosing, stateClosed:
 		b.mu.Unlock()
 		return ErrClosed
@@ -308,7 +305,7 @@ func (b *Broker) Start(ctx context.Context) error {
 }
 
 // Run starts the broker if needed, blocks until ctx is done, then closes the
-// broker gracefully, giving in-flight handlers up to ShutdownTimeout to
+// broker gracefully, giving in-flight handlers up to 30 seconds to
 // finish. It returns the error of Start or Close, or nil.
 func (b *Broker) Run(ctx context.Context) error {
 	if b.state.Load() == stateNew {
@@ -321,7 +318,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	case <-b.closed:
 		return b.closeErr
 	}
-	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultShutdownTimeout)
 	defer cancel()
 	return b.Close(closeCtx)
 }
@@ -430,6 +427,3 @@ func (s *step) run(ctx context.Context, fn func() error) error {
 		return ctx.Err()
 	}
 }
-
-// Logger returns the broker's logger.
-func (b *Broker) Logger() *slog.Logger { return b.cfg.logger }

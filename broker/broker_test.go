@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -24,19 +25,19 @@ func TestMisuseErrors(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"empty destination subscribe", b.Subscribe("", noop), broker.ErrEmptyDestination},
-		{"nil handler", b.Subscribe("a", nil), broker.ErrNilHandler},
-		{"nil batch handler", b.SubscribeBatch("a", nil), broker.ErrNilHandler},
-		{"batch size zero", b.SubscribeBatch("a", func(context.Context, []*broker.Message) error { return nil }, broker.BatchSize(0)), broker.ErrInvalidOption},
-		{"batch wait negative", b.SubscribeBatch("a", func(context.Context, []*broker.Message) error { return nil }, broker.BatchWait(-time.Second)), broker.ErrInvalidOption},
-		{"batch option on plain subscribe", b.Subscribe("a", noop, broker.BatchSize(10)), broker.ErrInvalidOption},
-		{"concurrency zero", b.Subscribe("a", noop, broker.Concurrency(0)), broker.ErrInvalidOption},
-		{"max attempts zero", b.Subscribe("a", noop, broker.MaxAttempts(0)), broker.ErrInvalidOption},
-		{"dead letter empty", b.Subscribe("a", noop, broker.DeadLetter("")), broker.ErrEmptyDestination},
-		{"nil message", b.Publish(ctx, nil), broker.ErrNilMessage},
-		{"publish empty destination", b.Publish(ctx, &broker.Message{}), broker.ErrEmptyDestination},
-		{"empty batch", b.PublishBatch(ctx, nil), broker.ErrEmptyBatch},
-		{"batch with nil", b.PublishBatch(ctx, []*broker.Message{{Destination: "a"}, nil}), broker.ErrNilMessage},
+		{"empty destination subscribe", b.Subscribe("", noop), broker.ErrInvalid},
+		{"nil handler", b.Subscribe("a", nil), broker.ErrInvalid},
+		{"nil batch handler", b.SubscribeBatch("a", nil), broker.ErrInvalid},
+		{"batch size negative", b.SubscribeBatch("a", func(context.Context, []*broker.Message) error { return nil }, broker.Batch(-1, 0)), broker.ErrInvalid},
+		{"batch wait negative", b.SubscribeBatch("a", func(context.Context, []*broker.Message) error { return nil }, broker.Batch(0, -time.Second)), broker.ErrInvalid},
+		{"batch option on plain subscribe", b.Subscribe("a", noop, broker.Batch(10, 0)), broker.ErrInvalid},
+		{"concurrency zero", b.Subscribe("a", noop, broker.Concurrency(0)), broker.ErrInvalid},
+		{"max attempts zero", b.Subscribe("a", noop, broker.MaxAttempts(0)), broker.ErrInvalid},
+		{"dead letter empty", b.Subscribe("a", noop, broker.DeadLetter("")), broker.ErrInvalid},
+		{"nil message", b.Publish(ctx, nil), broker.ErrInvalid},
+		{"publish empty destination", b.Publish(ctx, &broker.Message{}), broker.ErrInvalid},
+		{"empty batch", b.PublishBatch(ctx, nil), broker.ErrInvalid},
+		{"batch with nil", b.PublishBatch(ctx, []*broker.Message{{Destination: "a"}, nil}), broker.ErrInvalid},
 	}
 	for _, c := range cases {
 		if !errors.Is(c.err, c.want) {
@@ -45,8 +46,8 @@ func TestMisuseErrors(t *testing.T) {
 	}
 	// An option of another transport fails at Subscribe, naming the
 	// option and both transports.
-	err := b.Subscribe("a", noop, broker.WithTransportOption(natsOnly{}))
-	if !errors.Is(err, broker.ErrUnsupportedOption) {
+	err := b.Subscribe("a", noop, broker.TransportOption(natsOnly{}))
+	if !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("subscribe with a foreign transport option: %v", err)
 	}
 	for _, want := range []string{"JetStreamThing", "nats", "memory"} {
@@ -55,7 +56,7 @@ func TestMisuseErrors(t *testing.T) {
 		}
 	}
 	// One the transport itself rejects fails at Subscribe too.
-	if err := b.Subscribe("a", noop, broker.WithTransportOption(memoryUnknown{})); !errors.Is(err, broker.ErrUnsupportedOption) {
+	if err := b.Subscribe("a", noop, broker.TransportOption(memoryUnknown{})); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("subscribe with an option the transport does not define: %v", err)
 	}
 	if got := len(b.Endpoints()); got != 0 {
@@ -77,7 +78,7 @@ func TestStartTwiceAndPublishAfterClose(t *testing.T) {
 	if err := b.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Start(t.Context()); !errors.Is(err, broker.ErrAlreadyStarted) {
+	if err := b.Start(t.Context()); !errors.Is(err, broker.ErrInvalid) {
 		t.Fatalf("second start: %v", err)
 	}
 	if err := b.Close(t.Context()); err != nil {
@@ -92,25 +93,25 @@ func TestStartTwiceAndPublishAfterClose(t *testing.T) {
 }
 
 // recordingMiddleware appends "name:direction" to a shared log.
-func recordingMiddleware(name string, mu *sync.Mutex, log *[]string) broker.Middleware {
+func recordingMiddleware(name string, mu *sync.Mutex, log *[]string) driver.Middleware {
 	add := func(s string) { mu.Lock(); *log = append(*log, s); mu.Unlock() }
-	return broker.MiddlewareFuncs{
-		Publish: func(next broker.PublishFunc) broker.PublishFunc {
-			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
+	return driver.MiddlewareFuncs{
+		Publish: func(next driver.PublishFunc) driver.PublishFunc {
+			return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 				add(name + ":publish:" + op.Kind.String())
 				return next(ctx, op, msgs)
 			}
 		},
-		Consume: func(next broker.ConsumeFunc) broker.ConsumeFunc {
-			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
+		Consume: func(next driver.ConsumeFunc) driver.ConsumeFunc {
+			return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 				add(name + ":consume")
 				err := next(ctx, op, msgs)
 				add(fmt.Sprintf("%s:consumed:%v", name, err))
 				return err
 			}
 		},
-		Settle: func(next broker.SettleFunc) broker.SettleFunc {
-			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
+		Settle: func(next driver.SettleFunc) driver.SettleFunc {
+			return func(ctx context.Context, op driver.Operation, msgs []*broker.Message, s driver.Settlement) error {
 				add(name + ":settle:" + s.Action.String())
 				return next(ctx, op, msgs, s)
 			}
@@ -131,9 +132,9 @@ func TestMiddlewareOrderAndSettle(t *testing.T) {
 		log = append(log, "handler")
 		mu.Unlock()
 		return nil
-	}, broker.Use(recordingMiddleware("sub", &mu, &log), broker.MiddlewareFuncs{
-		Settle: func(next broker.SettleFunc) broker.SettleFunc {
-			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
+	}, broker.Use(recordingMiddleware("sub", &mu, &log), driver.MiddlewareFuncs{
+		Settle: func(next driver.SettleFunc) driver.SettleFunc {
+			return func(ctx context.Context, op driver.Operation, msgs []*broker.Message, s driver.Settlement) error {
 				defer close(done)
 				return next(ctx, op, msgs, s)
 			}
@@ -165,9 +166,9 @@ func TestMiddlewareOrderAndSettle(t *testing.T) {
 
 func TestPanicReachesMiddlewareAsPanicError(t *testing.T) {
 	errs := make(chan error, 1)
-	b := broker.New(testutil.Memory(t), broker.WithMiddleware(broker.MiddlewareFuncs{
-		Consume: func(next broker.ConsumeFunc) broker.ConsumeFunc {
-			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
+	b := broker.New(testutil.Memory(t), broker.WithMiddleware(driver.MiddlewareFuncs{
+		Consume: func(next driver.ConsumeFunc) driver.ConsumeFunc {
+			return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 				err := next(ctx, op, msgs)
 				errs <- err
 				return err
@@ -192,7 +193,7 @@ func TestPanicReachesMiddlewareAsPanicError(t *testing.T) {
 	if !strings.Contains(err.Error(), "inner cause") || len(pe.Stack) == 0 {
 		t.Fatalf("panic error lost its value or stack: %v", err)
 	}
-	if !errors.Is(err, pe.Unwrap()) {
+	if v, ok := pe.Value.(error); !ok || !errors.Is(err, v) {
 		t.Fatal("an error panic value must be unwrappable")
 	}
 }
@@ -206,7 +207,7 @@ func TestPermanentSkipsRetries(t *testing.T) {
 			return fmt.Errorf("decode: %w", broker.ErrPermanent)
 		}
 		return nil
-	}, broker.MaxAttempts(5), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))); err != nil {
+	}, broker.MaxAttempts(5), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond))); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Start(t.Context()); err != nil {

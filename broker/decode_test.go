@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
 )
 
 type plainCodec struct{}
@@ -44,7 +45,7 @@ func TestDecode(t *testing.T) {
 		t.Errorf("first codec as fallback: %q, %v", s, err)
 	}
 	js.Headers.Set(broker.HeaderContentType, "application/x-plain")
-	if s, err := broker.Decode[string](js, broker.JSON, plainCodec{}); err != nil || s != `plain:"hello"` {
+	if s, err := broker.Decode[string](js, codec.JSON, plainCodec{}); err != nil || s != `plain:"hello"` {
 		t.Errorf("custom codec by header: %q, %v", s, err)
 	}
 
@@ -53,7 +54,7 @@ func TestDecode(t *testing.T) {
 	if _, err := broker.Decode[map[string]any](bad); !errors.As(err, &de) || de.ContentType != "application/json" {
 		t.Errorf("bad JSON: %v", err)
 	}
-	if _, err := broker.Decode[string](nil); !errors.Is(err, broker.ErrNilMessage) {
+	if _, err := broker.Decode[string](nil); !errors.Is(err, broker.ErrInvalid) {
 		t.Errorf("nil message: %v", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"time"
+
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // ErrAlreadySettled is returned by a Settler whose delivery was settled
@@ -31,13 +33,7 @@ type Settler interface {
 	// InProgress tells the server the messages are still being worked
 	// on, postponing redelivery (JetStream in-progress, +WPI). It does not
 	// settle. On transports without the notion (core NATS, Kafka, memory)
-	// it does nothing and returns ErrProgressUnsupported.
-	InProgress(ctx context.Context) error
-}
-
-// ProgressReporter is implemented by Acknowledgers whose system can be told
-// that a delivery is still being worked on (JetStream "+WPI").
-type ProgressReporter interface {
+	// it does nothing and returns an error matching errors.ErrUnsupported.
 	InProgress(ctx context.Context) error
 }
 
@@ -47,7 +43,7 @@ type ProgressReporter interface {
 type delivery struct {
 	s          *subscription
 	msgs       []*Message
-	ack        Acknowledger
+	ack        driver.Acknowledger
 	handlerCtx context.Context
 	view       []*Message  // what a typed batch handler got, when it differs from msgs
 	settled    atomic.Bool // a settlement started
@@ -55,6 +51,10 @@ type delivery struct {
 }
 
 type deliveryKey struct{}
+
+// settlingKey marks the ctx of a settle chain with the delivery it
+// settles; the innermost settle func applies the settlement to it.
+type settlingKey struct{}
 
 func deliveryFrom(ctx context.Context) *delivery {
 	d, _ := ctx.Value(deliveryKey{}).(*delivery)
@@ -65,11 +65,11 @@ func deliveryFrom(ctx context.Context) *delivery {
 // middleware drops the delivery from the Settlement, or panics before the
 // Acknowledger ran, the delivery is settled directly so that it is never
 // left unsettled.
-func (d *delivery) settle(ctx context.Context, st Settlement) (err error) {
+func (d *delivery) settle(ctx context.Context, st driver.Settlement) (err error) {
 	if !d.settled.CompareAndSwap(false, true) {
 		return ErrAlreadySettled
 	}
-	st.d = d
+	sctx := context.WithValue(ctx, settlingKey{}, d)
 	defer func() {
 		if r := recover(); r != nil {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
@@ -78,7 +78,7 @@ func (d *delivery) settle(ctx context.Context, st Settlement) (err error) {
 			err = errors.Join(err, d.apply(ctx, st))
 		}
 	}()
-	err = d.s.settle(ctx, d.s.settleO, d.msgs, st)
+	err = d.s.settle(sctx, d.s.settleO, d.msgs, st)
 	if errors.Is(err, errNoDelivery) {
 		err = nil // settled directly by the deferred call
 	}
@@ -86,14 +86,14 @@ func (d *delivery) settle(ctx context.Context, st Settlement) (err error) {
 }
 
 // apply calls the transport's Acknowledger.
-func (d *delivery) apply(ctx context.Context, st Settlement) error {
+func (d *delivery) apply(ctx context.Context, st driver.Settlement) error {
 	if !d.applied.CompareAndSwap(false, true) {
 		return nil
 	}
 	switch st.Action {
-	case Ack:
+	case driver.Ack:
 		return d.ack.Ack(ctx)
-	case Nak:
+	case driver.Nak:
 		return d.ack.Nak(ctx, st.Delay)
 	default:
 		return d.ack.Term(ctx)
@@ -101,25 +101,29 @@ func (d *delivery) apply(ctx context.Context, st Settlement) error {
 }
 
 // Ack implements Settler.
-func (d *delivery) Ack(ctx context.Context) error { return d.settle(ctx, Settlement{Action: Ack}) }
+func (d *delivery) Ack(ctx context.Context) error {
+	return d.settle(ctx, driver.Settlement{Action: driver.Ack})
+}
 
 // Nak implements Settler.
 func (d *delivery) Nak(ctx context.Context, delay time.Duration) error {
-	return d.settle(ctx, Settlement{Action: Nak, Delay: max(delay, 0)})
+	return d.settle(ctx, driver.Settlement{Action: driver.Nak, Delay: max(delay, 0)})
 }
 
 // Term implements Settler.
-func (d *delivery) Term(ctx context.Context) error { return d.settle(ctx, Settlement{Action: Term}) }
+func (d *delivery) Term(ctx context.Context) error {
+	return d.settle(ctx, driver.Settlement{Action: driver.Term})
+}
 
 // InProgress implements Settler.
 func (d *delivery) InProgress(ctx context.Context) error {
 	if d.settled.Load() {
 		return ErrAlreadySettled
 	}
-	if p, ok := d.ack.(ProgressReporter); ok {
+	if p, ok := d.ack.(driver.ProgressReporter); ok {
 		return p.InProgress(ctx)
 	}
-	return ErrProgressUnsupported
+	return errProgressUnsupported
 }
 
 // MessageFromContext returns the message a handler is processing: the
@@ -164,11 +168,11 @@ func RetryAfter(err error, delay time.Duration) error {
 	if err == nil {
 		return nil
 	}
-	return &RetryError{Err: err, Delay: max(delay, 0)}
+	return &retryError{Err: err, Delay: max(delay, 0)}
 }
 
-// RetryError is the error RetryAfter makes.
-type RetryError struct {
+// retryError is the error RetryAfter makes.
+type retryError struct {
 	// Err is the handler's error.
 	Err error
 	// Delay is the wait before the next delivery.
@@ -176,13 +180,13 @@ type RetryError struct {
 }
 
 // Error returns the text of Err.
-func (e *RetryError) Error() string { return e.Err.Error() }
+func (e *retryError) Error() string { return e.Err.Error() }
 
 // Unwrap returns Err.
-func (e *RetryError) Unwrap() error { return e.Err }
+func (e *retryError) Unwrap() error { return e.Err }
 
 func retryDelay(err error) (time.Duration, bool) {
-	var re *RetryError
+	var re *retryError
 	if errors.As(err, &re) {
 		return re.Delay, true
 	}

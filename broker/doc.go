@@ -1,14 +1,16 @@
-// Package broker is the core of tracebus: messages, handlers, middleware and
-// a Broker that runs them over a Transport (memory, NATS or Kafka).
+// Package broker is what a service author uses: brokers, messages, typed
+// handlers and publishers, requesters, routers, the app, subscribe options
+// and errors. A Broker runs handlers over a transport (memory, NATS or
+// Kafka) through a chain of middleware (telemetry).
 //
 // A service registers typed handlers and publishers and runs the broker.
-// Values are decoded with a Codec (JSON by default, chosen per message by
-// its content-type header), validated when their type has a Validate
+// Values are decoded with a codec (package broker/codec: JSON by default,
+// chosen per message by its content-type header), validated when their type has a Validate
 // method, and what a HandleResult handler returns goes onward with the
 // handler's ctx, so the trace continues:
 //
-//	invoices := broker.NewPublisher[Invoice](kafka, "invoices",
-//		broker.KeyFunc(func(i Invoice) string { return i.OrderID }))
+//	invoices := broker.Must(broker.NewPublisher[Invoice](kafka, "invoices",
+//		broker.KeyFunc(func(i Invoice) string { return i.OrderID })))
 //	err := broker.HandleResult(nats, "orders.*", func(ctx context.Context, o Order) (Invoice, error) {
 //		return Invoice{OrderID: o.ID, Amount: o.Total}, nil
 //	}, broker.Group("billing"), broker.PublishTo(invoices))
@@ -29,7 +31,7 @@
 // requester gets as a *ReplyError carrying the error's type, and its text
 // only when the replier opts in (ExposeErrors):
 //
-//	quotes := broker.NewRequester[Order, Invoice](b, "invoices.quote")
+//	quotes := broker.Must(broker.NewRequester[Order, Invoice](b, "invoices.quote"))
 //	inv, err := quotes.Request(ctx, order) // ctx with a deadline
 //
 // # The byte layer
@@ -59,27 +61,22 @@
 //
 // # Middleware
 //
-// A Middleware wraps both directions (WrapPublish, WrapConsume) and sees
-// single messages and batches the same way, as a slice and an Operation that
-// describes the system, destination, group and server without naming the
-// transport. The first middleware given is the outermost. Middleware given
-// to a subscription with Use runs inside the broker's.
+// Middleware given to New with WithMiddleware wraps every publish and every
+// consume, single and batch; the first given is the outermost. Middleware
+// given to a subscription with Use runs inside the broker's.
 //
 // # Apps, routers and health
 //
 // A service over several brokers (NATS in, Kafka out) runs them as one App:
-// NewApp(WithBrokers(in, out), BeforeStart(...), AfterStop(...),
-// ShutdownTelemetry(providers.Shutdown)) and app.Run(ctx) with the ctx of
+// NewApp(WithBrokers(in, out), WithBeforeStart(...), WithAfterStop(...),
+// WithTelemetryShutdown(providers.Shutdown)) and app.Run(ctx) with the ctx of
 // SignalContext. Its stop loses nothing: every broker stops consuming and
 // drains while all of them still publish, then the transports close, then
 // telemetry is flushed. NewRouter groups subscriptions and publishers under
 // a destination prefix with shared options; the typed functions take a
 // Registrar, a *Broker or a *Router. App.HealthHandler serves liveness and
-// readiness probes; readiness pings every transport that is a Pinger.
+// readiness probes; readiness pings every transport.
 //
-// # Transports
-//
-// A Transport connects the broker to one messaging system. Transport authors
-// find the contract on Transport, DeliverFunc and Acknowledger, and the
-// conformance suite in package testutil.
+// Transport and middleware authors implement the contract in package
+// broker/driver; Message and Headers are declared there.
 package broker

@@ -1,70 +1,14 @@
 package broker
 
 import (
-	"reflect"
 	"slices"
+
+	"github.com/tracebus/tracebus/broker/driver"
 )
-
-// EndpointKind says whether an Endpoint receives or sends messages.
-type EndpointKind uint8
-
-// The kinds of Endpoint.
-const (
-	// EndpointSubscriber receives messages: a subscription made with
-	// Subscribe, SubscribeBatch or a typed Handle function.
-	EndpointSubscriber EndpointKind = iota + 1
-	// EndpointPublisher sends messages: a typed Publisher.
-	EndpointPublisher
-)
-
-// String returns "subscriber" or "publisher".
-func (k EndpointKind) String() string {
-	switch k {
-	case EndpointSubscriber:
-		return "subscriber"
-	case EndpointPublisher:
-		return "publisher"
-	}
-	return "unknown"
-}
-
-// Endpoint describes one subscription or publisher registered on a Broker:
-// everything the broker knows about the messages it exchanges there.
-// Documentation generators (package broker/asyncapi) build on it, so that
-// nothing is declared twice.
-type Endpoint struct {
-	// Kind says whether the endpoint receives or sends.
-	Kind EndpointKind
-	// Destination is the subject, subject pattern or topic.
-	Destination string
-	// Group is the consumer or queue group of a subscriber.
-	Group string
-	// Name is the durable subscription name of a subscriber, if any.
-	Name string
-	// Batch reports a batch subscriber or a publisher used for batches.
-	Batch bool
-	// Payload is the Go type of one message body, nil for byte-level
-	// endpoints whose payload is unspecified.
-	Payload reflect.Type
-	// ContentType is the content type of the endpoint's codec, "" for
-	// byte-level endpoints.
-	ContentType string
-	// Key is the Go type a publisher derives message keys from (Kafka
-	// record keys), nil when it sets none.
-	Key reflect.Type
-	// Reply is the Go type a subscriber's handler returns, sent to the
-	// request's reply address and to its publishers; nil when the handler
-	// returns nothing.
-	Reply reflect.Type
-	// ReplyContentType is the content type replies are encoded with.
-	ReplyContentType string
-	// Description is the text given with Describe, if any.
-	Description string
-}
 
 // Endpoints returns the subscriptions and publishers registered on b, in
 // registration order.
-func (b *Broker) Endpoints() []Endpoint {
+func (b *Broker) Endpoints() []driver.Endpoint {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.endpoints)
@@ -74,14 +18,14 @@ func (b *Broker) Endpoints() []Endpoint {
 // identical one is there already: building the same publisher again (for
 // one publish, say) must leave nothing behind, and a document generated
 // from the endpoints lists each publisher once.
-func (b *Broker) addPublisher(e Endpoint) {
+func (b *Broker) addPublisher(e driver.Endpoint) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.published[e]; ok {
 		return
 	}
 	if b.published == nil {
-		b.published = make(map[Endpoint]struct{})
+		b.published = make(map[driver.Endpoint]struct{})
 	}
 	b.published[e] = struct{}{}
 	b.endpoints = append(b.endpoints, e)

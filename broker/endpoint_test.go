@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -19,10 +20,10 @@ func TestInlinePublishersDoNotAccumulate(t *testing.T) {
 	defer func() { must(t, b.Close(context.Background())) }()
 
 	publish := func() {
-		if err := broker.NewPublisher[order](b, "orders.eu").Publish(t.Context(), order{ID: "1"}); err != nil {
+		if err := broker.Must(broker.NewPublisher[order](b, "orders.eu")).Publish(t.Context(), order{ID: "1"}); err != nil {
 			t.Fatal(err)
 		}
-		_ = broker.NewRequester[order, invoice](b, "billing.quote").Destination()
+		_ = broker.Must(broker.NewRequester[order, invoice](b, "billing.quote"))
 	}
 	publish() // the first of each kind registers its endpoint
 	before := heapInUse()
@@ -57,14 +58,14 @@ func TestPublisherEndpointsAreDistinct(t *testing.T) {
 	b := broker.New(testutil.Memory(t))
 	r := broker.NewRouter(b, "orders.")
 	for range 2 {
-		broker.NewPublisher[order](b, "orders.eu")
-		broker.NewPublisher[order](r, "eu") // the same destination through a router
-		broker.NewPublisher[invoice](b, "orders.eu")
-		broker.NewPublisher[order](b, "orders.us")
-		broker.NewPublisher[order](b, "orders.eu", broker.Describe("EU orders"))
-		broker.NewPublisher[order](b, "orders.eu", broker.KeyFunc(func(o order) string { return o.ID }))
-		broker.NewPublisher[order](b, "orders.eu", broker.WithCodec(broker.Text))
-		broker.NewRequester[order, invoice](b, "orders.eu")
+		broker.Must(broker.NewPublisher[order](b, "orders.eu"))
+		broker.Must(broker.NewPublisher[order](r, "eu")) // the same destination through a router
+		broker.Must(broker.NewPublisher[invoice](b, "orders.eu"))
+		broker.Must(broker.NewPublisher[order](b, "orders.us"))
+		broker.Must(broker.NewPublisher[order](b, "orders.eu", broker.Describe("EU orders")))
+		broker.Must(broker.NewPublisher[order](b, "orders.eu", broker.KeyFunc(func(o order) string { return o.ID })))
+		broker.Must(broker.NewPublisher[order](b, "orders.eu", broker.Codec(codec.Text)))
+		broker.Must(broker.NewRequester[order, invoice](b, "orders.eu"))
 	}
 	if n := len(b.Endpoints()); n != 7 {
 		for _, e := range b.Endpoints() {

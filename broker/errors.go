@@ -6,26 +6,18 @@ import (
 	"strings"
 )
 
-// Errors for misuse of the broker. Match them with errors.Is.
+// Errors of the broker. Match them with errors.Is. An option or feature a
+// transport does not provide gives an error matching errors.ErrUnsupported.
 var (
-	// ErrEmptyDestination: a publish or subscription without a destination.
-	ErrEmptyDestination = errors.New("tracebus: empty destination")
-	// ErrNilHandler: Subscribe or SubscribeBatch without a handler.
-	ErrNilHandler = errors.New("tracebus: nil handler")
-	// ErrNilMessage: a nil *Message given to Publish or PublishBatch.
-	ErrNilMessage = errors.New("tracebus: nil message")
-	// ErrEmptyBatch: PublishBatch without messages.
-	ErrEmptyBatch = errors.New("tracebus: empty batch")
 	// ErrClosed: the broker or transport is closed.
 	ErrClosed = errors.New("tracebus: closed")
-	// ErrAlreadyStarted: Start called twice.
-	ErrAlreadyStarted = errors.New("tracebus: already started")
-	// ErrInvalidOption: an option value out of range, such as a batch size
-	// below 1 or a batch option on a plain subscription.
-	ErrInvalidOption = errors.New("tracebus: invalid option")
-	// ErrUnsupportedOption: a transport option the transport does not know,
-	// or a feature the transport does not provide.
-	ErrUnsupportedOption = errors.New("tracebus: unsupported option")
+	// ErrInvalid is matched by every misuse of the API: an option value
+	// out of range (a batch size below 1, a batch option on a plain
+	// subscription), an empty destination, a nil handler or message, an
+	// empty batch, a request without a deadline, a reply to a message
+	// without a reply address, a second Start. The error's text says
+	// which.
+	ErrInvalid = errors.New("tracebus: invalid option")
 	// ErrPermanent marks a handler error that retrying cannot fix: the
 	// message goes straight to the dead-letter destination or is dropped.
 	// Wrap it (fmt.Errorf("decode: %w", broker.ErrPermanent)) or use
@@ -61,15 +53,13 @@ type PanicError struct {
 // Error implements error.
 func (e *PanicError) Error() string { return fmt.Sprintf("tracebus: handler panicked: %v", e.Value) }
 
-// Is reports ErrPanic as a match.
-func (e *PanicError) Is(target error) bool { return target == ErrPanic }
-
-// Unwrap returns the panic value when it is an error.
-func (e *PanicError) Unwrap() error {
+// Unwrap returns ErrPanic, and the panic value when it is an error, so
+// that errors.Is matches both.
+func (e *PanicError) Unwrap() []error {
 	if err, ok := e.Value.(error); ok {
-		return err
+		return []error{ErrPanic, err}
 	}
-	return nil
+	return []error{ErrPanic}
 }
 
 // ErrorType returns "panic", the low-cardinality error.type for telemetry.
@@ -119,6 +109,23 @@ func (e BatchError) Failed() []int {
 	return idx
 }
 
+// misuse is an error that matches ErrInvalid and says which misuse it is.
+type misuse string
+
+func (e misuse) Error() string        { return "tracebus: " + string(e) }
+func (e misuse) Is(target error) bool { return target == ErrInvalid }
+
+// The misuses of the API, each matching ErrInvalid.
+var (
+	errEmptyDestination error = misuse("empty destination")
+	errNilHandler       error = misuse("nil handler")
+	errNilMessage       error = misuse("nil message")
+	errEmptyBatch       error = misuse("empty batch")
+	errAlreadyStarted   error = misuse("already started")
+	errNoDeadline       error = misuse("request context has no deadline")
+	errNoReplyAddress   error = misuse("message has no reply address")
+)
+
 func optionError(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
 }

@@ -96,7 +96,7 @@ func ExampleBroker_SubscribeBatch() {
 	_ = b.SubscribeBatch("metrics", func(ctx context.Context, msgs []*broker.Message) error {
 		got <- len(msgs)
 		return nil
-	}, broker.BatchSize(3), broker.BatchWait(time.Second))
+	}, broker.Batch(3, time.Second))
 	ctx := context.Background()
 	_ = b.Start(ctx)
 	defer b.Close(ctx)
@@ -121,7 +121,7 @@ func ExampleDeadLetter() {
 	dead := make(chan string)
 	_ = b.Subscribe("payments", func(ctx context.Context, msg *broker.Message) error {
 		return fmt.Errorf("card declined")
-	}, broker.MaxAttempts(3), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter("payments.dead"))
+	}, broker.MaxAttempts(3), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter("payments.dead"))
 	_ = b.Subscribe("payments.dead", func(ctx context.Context, msg *broker.Message) error {
 		dead <- fmt.Sprintf("%s after %s attempts: %s", msg.Body,
 			msg.Headers.Get(broker.HeaderDeadLetterAttempts), msg.Headers.Get(broker.HeaderDeadLetterError))

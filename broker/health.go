@@ -22,33 +22,18 @@ var (
 	ErrNotReady = errors.New("tracebus: not ready")
 )
 
-// Pinger is implemented by transports that can check that their system is
-// reachable: the NATS transport (connection status and a round trip to the
-// server), the Kafka transport (metadata from a seed broker) and the memory
-// transport (reachable until closed). Broker.Ping and App readiness use it.
-type Pinger interface {
-	// Ping returns nil when the system answered within ctx, and an error
-	// saying why not otherwise (ErrClosed once the transport is closed).
-	Ping(ctx context.Context) error
-}
-
 // Ping checks that the broker's system is reachable, through its
-// transport's Pinger. It returns nil for a transport that cannot tell, and
-// ErrClosed once the broker is closed.
+// transport, within ctx. It returns ErrClosed once the broker is closed.
 func (b *Broker) Ping(ctx context.Context) error {
 	if b.state.Load() == stateClosed {
 		return ErrClosed
 	}
-	p, ok := b.transport.(Pinger)
-	if !ok {
-		return nil
-	}
-	return p.Ping(ctx)
+	return b.transport.Ping(ctx)
 }
 
-// DefaultHealthTimeout bounds the pings of a readiness check whose context
+// defaultHealthTimeout bounds the pings of a readiness check whose context
 // has no earlier deadline.
-const DefaultHealthTimeout = 5 * time.Second
+const defaultHealthTimeout = 5 * time.Second
 
 // Live reports whether the app is alive: nil from creation until it has
 // stopped (draining included: a liveness probe must not restart a service
@@ -64,8 +49,8 @@ func (a *App) Live() error {
 
 // Ready reports whether the app should get traffic: it is running (every
 // broker started, every subscription with it, the after-start hooks done;
-// not yet draining) and every transport that implements Pinger answers
-// within ctx (DefaultHealthTimeout when ctx has no deadline). The error
+// not yet draining) and every transport answers its Ping
+// within ctx (5 seconds when ctx has no deadline). The error
 // matches ErrNotReady for an app that is not running and ErrUnavailable or
 // the transport's own error for a failed ping.
 func (a *App) Ready(ctx context.Context) error {
@@ -74,7 +59,7 @@ func (a *App) Ready(ctx context.Context) error {
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.cfg.healthTimeout)
+		ctx, cancel = context.WithTimeout(ctx, defaultHealthTimeout)
 		defer cancel()
 	}
 	errs := make([]error, len(a.cfg.brokers))

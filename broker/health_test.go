@@ -42,7 +42,7 @@ func TestAppReadinessOverHTTP(t *testing.T) {
 	type seen struct{ live, ready int }
 	var beforeStart, afterStart, beforeStop seen
 	var srv *httptest.Server
-	look := func(s *seen) broker.Hook {
+	look := func(s *seen) func(context.Context) error {
 		return func(context.Context) error {
 			s.live, _ = probe(t, srv.URL+"/livez")
 			s.ready, _ = probe(t, srv.URL+"/readyz")
@@ -51,9 +51,9 @@ func TestAppReadinessOverHTTP(t *testing.T) {
 	}
 	app := broker.NewApp(
 		broker.WithBrokers(b),
-		broker.BeforeStart(look(&beforeStart)),
-		broker.AfterStart(look(&afterStart)),
-		broker.BeforeStop(look(&beforeStop)),
+		broker.WithBeforeStart(look(&beforeStart)),
+		broker.WithAfterStart(look(&afterStart)),
+		broker.WithBeforeStop(look(&beforeStop)),
 	)
 	mux := http.NewServeMux()
 	mux.Handle("/livez", app.HealthHandler())

@@ -6,20 +6,20 @@ import (
 	"strings"
 )
 
-// MessageAttributeLimit is how many bytes of a message id the broker's log
+// messageAttributeLimit is how many bytes of a message id the broker's log
 // lines carry, cut at a UTF-8 character boundary. The id comes from
 // whoever sent the message: uncapped, a 64 KiB id would make every debug
 // and warn line about that message 64 KiB long. The telemetry middleware
 // caps the ids and keys on its spans at the same length by default
 // (middleware.DefaultMessageAttributeLimit).
-const MessageAttributeLimit = 256
+const messageAttributeLimit = 256
 
 // messageIDAttr is the message_id attribute of a log line, capped at
 // MessageAttributeLimit. A capped id is copied: the prefix alone, as a
 // substring, would keep the sender's whole id alive for as long as an
 // asynchronous log handler holds the record.
 func messageIDAttr(id string) slog.Attr {
-	capped := truncate(id, MessageAttributeLimit)
+	capped := truncate(id, messageAttributeLimit)
 	if len(capped) < len(id) {
 		capped = strings.Clone(capped)
 	}

@@ -41,13 +41,13 @@ func TestDeliveryLogLines(t *testing.T) {
 // first MessageAttributeLimit bytes, cut at a character boundary, on the
 // debug lines and on the failure lines alike.
 func TestDeliveryLogLinesCapTheMessageID(t *testing.T) {
-	id := "é" + strings.Repeat("x", broker.MessageAttributeLimit-3) + "ü" + strings.Repeat("y", 64<<10)
+	id := "é" + strings.Repeat("x", messageAttributeLimit-3) + "ü" + strings.Repeat("y", 64<<10)
 	var buf testutil.LogBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := broker.New(testutil.Memory(t), broker.WithLogger(logger))
 	testkit.DeliverWithOneRetry(t, b, &broker.Message{Destination: "orders", ID: id, Body: []byte("{}")}, broker.Group("billing"))
 
-	want := id[:broker.MessageAttributeLimit-1] // "ü" would end one byte past the cap
+	want := id[:messageAttributeLimit-1] // "ü" would end one byte past the cap
 	levels := map[string]int{}
 	for _, l := range buf.Records(t) {
 		levels[l["level"].(string)]++
@@ -60,7 +60,7 @@ func TestDeliveryLogLinesCapTheMessageID(t *testing.T) {
 		t.Errorf("log lines by level %v, want 4 debug and 1 warn", levels)
 	}
 	for line := range strings.SplitSeq(strings.TrimSpace(buf.String()), "\n") {
-		if len(line) > 2*broker.MessageAttributeLimit+512 {
+		if len(line) > 2*messageAttributeLimit+512 {
 			t.Errorf("a log line of %d bytes: %.200s", len(line), line)
 		}
 	}
@@ -81,7 +81,7 @@ func TestBatchRejectLogLineCapsTheMessageID(t *testing.T) {
 			}
 		}
 		return nil
-	}, broker.BatchSize(2), broker.BatchWait(time.Millisecond))
+	}, broker.Batch(2, time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,11 +106,15 @@ func TestBatchRejectLogLineCapsTheMessageID(t *testing.T) {
 			continue
 		}
 		found = true
-		if got, _ := l["message_id"].(string); got != id[:broker.MessageAttributeLimit] {
-			t.Errorf("reject line: message_id of %d bytes, want %d", len(got), broker.MessageAttributeLimit)
+		if got, _ := l["message_id"].(string); got != id[:messageAttributeLimit] {
+			t.Errorf("reject line: message_id of %d bytes, want %d", len(got), messageAttributeLimit)
 		}
 	}
 	if !found {
 		t.Errorf("no reject line among:\n%.2000s", buf.String())
 	}
 }
+
+// messageAttributeLimit is the broker's cap on message ids in log lines,
+// the same as middleware.DefaultMessageAttributeLimit on spans.
+const messageAttributeLimit = 256

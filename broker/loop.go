@@ -3,21 +3,9 @@ package broker
 import (
 	"fmt"
 
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/subject"
 )
-
-// SharedDestinations is implemented by transports that can tell whether
-// another transport reaches the same destinations as they do: two
-// connections to one server. The memory transport implements it (two
-// transports of one memory.Server). Without it, two transports share their
-// destinations when their Info names the same system and the same server
-// address and port.
-//
-// HandleResult uses it to refuse a PublishTo publisher of another broker
-// whose results would come back to the subscription itself.
-type SharedDestinations interface {
-	SharesDestinations(other Transport) bool
-}
 
 // checkDeadLetterLoop fails a subscription whose own pattern matches its
 // dead-letter destination: every dead letter would be delivered back to
@@ -31,23 +19,23 @@ func checkDeadLetterLoop(cfg *subConfig) error {
 	}
 	return fmt.Errorf("tracebus: subscribe %s: dead-letter destination %s matches the subscription's own pattern, "+
 		"so every dead letter would come back to the handler that rejected it; choose a destination outside %s: %w",
-		pattern, cfg.deadLetter, pattern, ErrInvalidOption)
+		pattern, cfg.deadLetter, pattern, ErrInvalid)
 }
 
 // checkPublishToLoop fails a HandleResult subscription whose own pattern
 // matches the destination of one of its PublishTo publishers on the same
 // messaging system: every result would be delivered back to the handler,
 // whose result would be published again, for ever.
-func (b *Broker) checkPublishToLoop(cfg *subConfig) error {
+func (b *Broker) checkPublishToLoop(cfg *subConfig, pubs []ResultPublisher) error {
 	pattern := cfg.spec.Destination
-	for _, p := range cfg.publishTo {
+	for _, p := range pubs {
 		dest := p.destination()
 		if !subject.Match(pattern, dest) || !b.sharesDestinations(p.owner()) {
 			continue
 		}
 		return fmt.Errorf("tracebus: subscribe %s: PublishTo destination %s matches the subscription's own pattern, "+
 			"so every result would come back to the handler that produced it; choose a destination outside %s: %w",
-			pattern, dest, pattern, ErrInvalidOption)
+			pattern, dest, pattern, ErrInvalid)
 	}
 	return nil
 }
@@ -59,7 +47,7 @@ func (b *Broker) sharesDestinations(o *Broker) bool {
 	if o == b {
 		return true
 	}
-	if s, ok := b.transport.(SharedDestinations); ok {
+	if s, ok := b.transport.(driver.SharedDestinations); ok {
 		return s.SharesDestinations(o.transport)
 	}
 	bi, oi := b.transport.Info(), o.transport.Info()

@@ -18,7 +18,7 @@ func ExampleDeadLetter_loop() {
 	handle := func(context.Context, *broker.Message) error { return nil }
 
 	err := b.Subscribe("orders.*", handle, broker.DeadLetter("orders.rejected"))
-	fmt.Println(errors.Is(err, broker.ErrInvalidOption))
+	fmt.Println(errors.Is(err, broker.ErrInvalid))
 	fmt.Println(err)
 
 	err = b.Subscribe("orders.*", handle, broker.DeadLetter("dlq.orders"))

@@ -39,7 +39,11 @@ func TestSubscribeRefusesLoops(t *testing.T) {
 			return broker.HandleBatch(r, dest, onOrders, opts...)
 		},
 		"HandleResult": func(r broker.Registrar, dest string, opts ...broker.SubscribeOption) error {
-			return broker.HandleResult(r, dest, invoiceOf, opts...)
+			ropts := make([]broker.ResultOption, len(opts))
+			for i, o := range opts {
+				ropts[i] = o
+			}
+			return broker.HandleResult(r, dest, invoiceOf, ropts...)
 		},
 	}
 	deadLetters := []struct {
@@ -94,26 +98,26 @@ func TestSubscribeRefusesLoops(t *testing.T) {
 		b := on(srv)
 		// A publisher of the same broker, directly or under a router.
 		assertLoopError(t, broker.HandleResult(b, "orders.*", invoiceOf,
-			broker.PublishTo(broker.NewPublisher[invoice](b, "orders.invoiced"))), "orders.*", "orders.invoiced")
+			broker.PublishTo(broker.Must(broker.NewPublisher[invoice](b, "orders.invoiced")))), "orders.*", "orders.invoiced")
 		r := broker.NewRouter(b, "orders.")
 		assertLoopError(t, broker.HandleResult(r, "*", invoiceOf,
-			broker.PublishTo(broker.NewPublisher[invoice](r, "invoiced"))), "orders.*", "orders.invoiced")
+			broker.PublishTo(broker.Must(broker.NewPublisher[invoice](r, "invoiced")))), "orders.*", "orders.invoiced")
 		// Another broker on the same server sees the same subjects.
 		assertLoopError(t, broker.HandleResult(b, "orders.*", invoiceOf,
-			broker.PublishTo(broker.NewPublisher[invoice](on(srv), "orders.invoiced"))), "orders.*", "orders.invoiced")
+			broker.PublishTo(broker.Must(broker.NewPublisher[invoice](on(srv), "orders.invoiced")))), "orders.*", "orders.invoiced")
 		// A broker on another server does not: the same name there is
 		// another destination.
 		must(t, broker.HandleResult(b, "orders.*", invoiceOf,
-			broker.PublishTo(broker.NewPublisher[invoice](on(memory.NewServer()), "orders.invoiced"))))
+			broker.PublishTo(broker.Must(broker.NewPublisher[invoice](on(memory.NewServer()), "orders.invoiced")))))
 		must(t, broker.HandleResult(b, "orders.*", invoiceOf,
-			broker.PublishTo(broker.NewPublisher[invoice](b, "invoices.new"))))
+			broker.PublishTo(broker.Must(broker.NewPublisher[invoice](b, "invoices.new")))))
 	})
 }
 
 func assertLoopError(t *testing.T, err error, pattern, dest string) {
 	t.Helper()
-	if !errors.Is(err, broker.ErrInvalidOption) {
-		t.Errorf("subscription %q sending to %q: got %v, want an error wrapping ErrInvalidOption", pattern, dest, err)
+	if !errors.Is(err, broker.ErrInvalid) {
+		t.Errorf("subscription %q sending to %q: got %v, want an error wrapping ErrInvalid", pattern, dest, err)
 		return
 	}
 	if msg := err.Error(); !strings.Contains(msg, "subscribe "+pattern+":") || !strings.Contains(msg, "destination "+dest+" ") {

@@ -4,12 +4,8 @@ import (
 	"context"
 
 	"github.com/nats-io/nuid"
+	"github.com/tracebus/tracebus/broker/driver"
 )
-
-// HeaderMessageID carries Message.ID on transports whose messages have no
-// id field of their own (Kafka records). NATS uses its Nats-Msg-Id header,
-// which JetStream de-duplicates by; the memory transport copies the field.
-const HeaderMessageID = "x-tracebus-message-id"
 
 // withMessageIDs gives every message published through next an ID, unless
 // the caller set one, before any middleware sees it: telemetry records it
@@ -21,8 +17,8 @@ const HeaderMessageID = "x-tracebus-message-id"
 // JetStream de-duplicates. nuid ids are unique without coordination; one
 // costs a 22-byte string and well under a microsecond (BenchmarkTypedPath:
 // +24 B and +1 allocation per publish).
-func withMessageIDs(next PublishFunc) PublishFunc {
-	return func(ctx context.Context, op Operation, msgs []*Message) error {
+func withMessageIDs(next driver.PublishFunc) driver.PublishFunc {
+	return func(ctx context.Context, op driver.Operation, msgs []*Message) error {
 		for _, m := range msgs {
 			if m.ID == "" {
 				m.ID = nuid.Next()

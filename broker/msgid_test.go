@@ -25,7 +25,7 @@ func TestPublishGivesMessageIDs(t *testing.T) {
 	must(t, b.Publish(t.Context(), own))
 	must(t, b.Publish(t.Context(), plain))
 	must(t, b.PublishBatch(t.Context(), batch))
-	must(t, broker.NewPublisher[order](b, "ids").Publish(t.Context(), order{ID: "1"}))
+	must(t, broker.Must(broker.NewPublisher[order](b, "ids")).Publish(t.Context(), order{ID: "1"}))
 
 	if own.ID != "order-42" {
 		t.Errorf("the caller's id became %q", own.ID)

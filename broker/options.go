@@ -1,9 +1,11 @@
 package broker
 
 import (
-	"fmt"
+	"errors"
 	"log/slog"
-	"time"
+
+	"github.com/tracebus/tracebus/broker/codec"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Option configures a Broker. A nil Option is ignored; so is a nil value
@@ -13,15 +15,15 @@ type Option interface {
 }
 
 type config struct {
-	middleware []Middleware
+	middleware []driver.Middleware
 	logger     *slog.Logger
 	errorText  func(error) string
-	codec      Codec
+	codec      codec.Codec
 	codecs     codecSet
 }
 
 func newConfig(opts []Option) config {
-	c := config{logger: slog.Default(), codec: JSON, codecs: defaultCodecs()}
+	c := config{logger: slog.Default(), codec: codec.JSON, codecs: defaultCodecs()}
 	for _, o := range opts {
 		if o != nil {
 			o.applyBroker(&c)
@@ -37,26 +39,53 @@ func (f optionFunc) applyBroker(c *config) { f(c) }
 // WithMiddleware adds middleware that wraps every publish and every consume
 // of the broker. The first middleware given is the outermost. Calling it
 // again appends.
-func WithMiddleware(mws ...Middleware) Option {
+func WithMiddleware(mws ...driver.Middleware) Option {
 	return optionFunc(func(c *config) { c.middleware = append(c.middleware, mws...) })
 }
 
-// WithErrorText sets how a handler's error is written where it leaves the
-// process: the broker's log records and the HeaderDeadLetterError header of
-// dead letters. By default that is err.Error(), verbatim; when handlers
-// return errors that quote message bodies or other secrets, f can redact or
-// replace the text (middleware.WithErrorText does the same for the span
-// status). f must be safe for concurrent use; nil restores the default.
+// WithErrorText sets how a handler's error is written wherever it leaves
+// the process: the broker's log records, the HeaderDeadLetterError header
+// of dead letters, and the Error status of spans, since middleware gets
+// the handler's error with this text. By default that is err.Error(),
+// verbatim; when handlers return errors that quote message bodies or other
+// secrets, f can redact or replace the text. errors.Is and errors.As still
+// see the handler's error, so error types, retries and dead-lettering are
+// unchanged. f must be safe for concurrent use; nil restores the default.
 func WithErrorText(f func(error) string) Option {
 	return optionFunc(func(c *config) { c.errorText = f })
 }
 
+// textError is a handler's error as WithErrorText writes it: its text is
+// f's, its chain the handler's.
+type textError struct {
+	err  error
+	text string
+}
+
+func (e *textError) Error() string { return e.text }
+func (e *textError) Unwrap() error { return e.err }
+
+// redact gives a handler's err the text WithErrorText decides, for the
+// middleware and everything after it.
+func (c *config) redact(err error) error {
+	if err == nil || c.errorText == nil {
+		return err
+	}
+	if _, ok := err.(*textError); ok {
+		return err
+	}
+	return &textError{err: err, text: c.errorText(err)}
+}
+
 // errText is the text of err as WithErrorText decides.
 func (c *config) errText(err error) string {
-	if c.errorText != nil {
-		return c.errorText(err)
+	if c.errorText == nil {
+		return err.Error()
 	}
-	return err.Error()
+	if te, ok := errors.AsType[*textError](err); ok {
+		return te.text
+	}
+	return c.errorText(err)
 }
 
 // WithLogger sets the logger for handler failures, dropped messages and
@@ -69,265 +98,4 @@ func WithLogger(l *slog.Logger) Option {
 			c.logger = l
 		}
 	})
-}
-
-// SubscribeOption configures one subscription. A nil SubscribeOption is
-// ignored.
-type SubscribeOption interface {
-	applySubscribe(*subConfig)
-}
-
-type subConfig struct {
-	spec        SubscriptionSpec
-	middleware  []Middleware
-	maxAttempts int
-	backoff     Backoff
-	deadLetter  string
-	batchOpt    bool // a batch option was given
-	description string
-	ackMode     ackMode
-	codec       Codec             // typed subscriptions; the broker's when not set
-	publishTo   []ResultPublisher // HandleResult
-	noReply     bool              // HandleResult
-	expose      bool              // HandleResult: ExposeErrors
-	endpoint    Endpoint          // payload facts of typed subscriptions
-	err         error
-}
-
-// Defaults of every subscription.
-const (
-	// DefaultMaxAttempts is how many times a failing message is delivered
-	// before it is dead-lettered or dropped.
-	DefaultMaxAttempts = 3
-	// DefaultBatchSize and DefaultBatchWait shape batch subscriptions.
-	DefaultBatchSize = 100
-	DefaultBatchWait = 200 * time.Millisecond
-)
-
-// DefaultBackoff waits 100ms before the second delivery, doubling up to 10s.
-var DefaultBackoff = ExponentialBackoff(100*time.Millisecond, 10*time.Second)
-
-func newSubConfig(dest string, batch bool, opts []SubscribeOption) subConfig {
-	c := subConfig{
-		spec: SubscriptionSpec{
-			Destination: dest,
-			Batch:       batch,
-			Concurrency: 1,
-		},
-		maxAttempts: DefaultMaxAttempts,
-		backoff:     DefaultBackoff,
-	}
-	if batch {
-		c.spec.BatchSize = DefaultBatchSize
-		c.spec.BatchWait = DefaultBatchWait
-	}
-	for _, o := range opts {
-		if o != nil {
-			o.applySubscribe(&c)
-		}
-	}
-	return c
-}
-
-type subOptionFunc func(*subConfig)
-
-func (f subOptionFunc) applySubscribe(c *subConfig) { f(c) }
-
-func (c *subConfig) invalid(format string, args ...any) {
-	if c.err == nil {
-		c.err = optionError(format, args...)
-	}
-}
-
-// Group makes the subscription a member of a consumer group (Kafka) or queue
-// group (NATS): each message goes to one member of the group.
-func Group(name string) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) { c.spec.Group = name })
-}
-
-// Name names a durable subscription (a JetStream durable consumer), which
-// keeps its position across restarts. Transports without durable
-// subscriptions (memory, core NATS, Kafka, whose group is the identity)
-// ignore it.
-func Name(name string) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) { c.spec.Name = name })
-}
-
-// Concurrency lets up to n deliveries of the subscription run at once. The
-// default is 1, which keeps the order the transport delivers in.
-func Concurrency(n int) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) {
-		if n < 1 {
-			c.invalid("concurrency %d: must be at least 1", n)
-			return
-		}
-		c.spec.Concurrency = n
-	})
-}
-
-// BatchSize caps the number of messages in one batch delivery. Only for
-// SubscribeBatch; the default is DefaultBatchSize.
-func BatchSize(n int) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) {
-		c.batchOpt = true
-		if n < 1 {
-			c.invalid("batch size %d: must be at least 1", n)
-			return
-		}
-		c.spec.BatchSize = n
-	})
-}
-
-// BatchWait is how long a batch may wait for more messages after its first
-// one before it is delivered as it is. Only for SubscribeBatch; the default
-// is DefaultBatchWait.
-func BatchWait(d time.Duration) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) {
-		c.batchOpt = true
-		if d <= 0 {
-			c.invalid("batch wait %v: must be positive", d)
-			return
-		}
-		c.spec.BatchWait = d
-	})
-}
-
-// MaxAttempts is how many deliveries a failing message gets before it is
-// dead-lettered or dropped; 1 disables retries. The default is
-// DefaultMaxAttempts.
-func MaxAttempts(n int) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) {
-		if n < 1 {
-			c.invalid("max attempts %d: must be at least 1", n)
-			return
-		}
-		c.maxAttempts = n
-	})
-}
-
-// WithBackoff sets the wait before each redelivery of a failed message. The
-// default is DefaultBackoff.
-func WithBackoff(b Backoff) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) {
-		if b == nil {
-			c.invalid("nil backoff")
-			return
-		}
-		c.backoff = b
-	})
-}
-
-// DeadLetter sends a message that failed its last attempt (or failed with
-// ErrPermanent) to destination, with the headers described at
-// HeaderDeadLetterError, and then acknowledges it. Without DeadLetter such
-// a message is dropped: logged at error level and terminated.
-//
-// The destination is used as given, also under a Router, and must lie
-// outside the subscription's own pattern: subscribing to "orders.*" with
-// DeadLetter("orders.rejected") fails with ErrInvalidOption, since every
-// dead letter would come back to the handler that rejected it. Use a
-// destination of its own, such as "dlq.orders".
-func DeadLetter(destination string) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) {
-		if destination == "" {
-			c.invalid("dead letter: %w", ErrEmptyDestination)
-			return
-		}
-		c.deadLetter = destination
-	})
-}
-
-// Use adds middleware around this subscription's consume only, inside the
-// broker's middleware. The first given is the outermost.
-func Use(mws ...Middleware) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) { c.middleware = append(c.middleware, mws...) })
-}
-
-type ackMode uint8
-
-const (
-	ackAfter  ackMode = iota // settle from the handler's result
-	ackFirst                 // acknowledge before the handler runs
-	ackManual                // the handler settles through its Settler
-)
-
-// AckFirst acknowledges each delivery before its handler runs, as
-// FastStream's ACK_FIRST does: at most once. A handler that fails is
-// logged and traced, but its message is not delivered again and not
-// dead-lettered. The default acknowledges after the handler returns nil.
-func AckFirst() SubscribeOption {
-	return subOptionFunc(func(c *subConfig) { c.ackMode = ackFirst })
-}
-
-// ManualAck leaves acknowledgement to the handler, which settles through
-// SettlerFromContext(ctx): Ack, Nak with a delay, Term, InProgress. A
-// handler that returns nil without settling has not acknowledged its
-// message, so it is delivered again after the backoff, as a server would
-// redeliver it after its ack wait; an error applies the usual retry policy.
-func ManualAck() SubscribeOption {
-	return subOptionFunc(func(c *subConfig) { c.ackMode = ackManual })
-}
-
-// DescribeOption documents a subscription or a publisher.
-type DescribeOption struct{ text string }
-
-// Describe documents a subscription (given to Subscribe or a typed Handle
-// function) or a publisher (given to NewPublisher): the text becomes the
-// description of its operation in generated AsyncAPI documents.
-func Describe(text string) DescribeOption { return DescribeOption{text} }
-
-func (o DescribeOption) applySubscribe(c *subConfig)       { c.description = o.text }
-func (o DescribeOption) applyPublisher(c *publisherConfig) { c.description = o.text }
-
-// TransportOption is a subscription option defined by one transport, such
-// as natsbroker.Stream or kafkabroker.StartOffset. Transports export
-// functions that wrap their options with WithTransportOption.
-type TransportOption interface {
-	// TransportName is the Info().System of the transport the option is
-	// for: "nats", "kafka", "memory".
-	TransportName() string
-}
-
-// WithTransportOption passes a transport-specific option to the transport.
-// Subscribe fails with ErrUnsupportedOption, naming the option, when it is
-// meant for another transport, and with the transport's own error when the
-// transport rejects it (see SubscriptionValidator).
-func WithTransportOption(opt TransportOption) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) {
-		if opt == nil {
-			c.invalid("nil transport option")
-			return
-		}
-		c.spec.TransportOptions = append(c.spec.TransportOptions, opt)
-	})
-}
-
-// optionName names a transport option in errors: its String when it has
-// one, else its type.
-func optionName(o TransportOption) string {
-	if s, ok := o.(fmt.Stringer); ok {
-		return s.String()
-	}
-	return fmt.Sprintf("%T", o)
-}
-
-// Backoff returns how long to wait before delivery attempt+1, given the
-// attempt (1-based) that just failed.
-type Backoff func(attempt int) time.Duration
-
-// ExponentialBackoff waits initial after the first failure and doubles the
-// wait with every further failure, never beyond max.
-func ExponentialBackoff(initial, max time.Duration) Backoff {
-	return func(attempt int) time.Duration {
-		d := initial
-		for i := 1; i < attempt && d < max; i++ {
-			d *= 2
-		}
-		return min(d, max)
-	}
-}
-
-// ConstantBackoff always waits d.
-func ConstantBackoff(d time.Duration) Backoff {
-	return func(int) time.Duration { return d }
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 type syncBuffer struct {
@@ -34,8 +36,8 @@ func TestTransportDropsRateLimited(t *testing.T) {
 	var buf syncBuffer
 	var seen []int
 	// A middleware that observes nothing is skipped.
-	o := newOutcomes(Operation{Destination: "orders"}, slog.New(slog.NewTextHandler(&buf, nil)), []Middleware{MiddlewareFuncs{}})
-	o.observers = append(o.observers, func(_ context.Context, oc Outcome) { seen = append(seen, oc.Messages) })
+	o := newOutcomes(driver.Operation{Destination: "orders"}, slog.New(slog.NewTextHandler(&buf, nil)), []driver.Middleware{driver.MiddlewareFuncs{}})
+	o.observers = append(o.observers, func(_ context.Context, oc driver.Outcome) { seen = append(seen, oc.Messages) })
 	o.Dropped(context.Background(), 3)
 	o.Dropped(context.Background(), 4) // within the interval: held
 	o.Dropped(context.Background(), 5)

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+
+	"github.com/tracebus/tracebus/broker/codec"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Publisher sends values of type T to one destination through a Broker:
-// encoded with its codec (the broker's default unless WithCodec says
+// encoded with its codec (the broker's default unless Codec says
 // otherwise), with a content-type header, an optional key derived from the
-// value (KeyFunc) and optional static headers (WithHeaders). It publishes
+// value (KeyFunc). It publishes
 // through the broker's middleware, so a Publisher used with a handler's ctx
 // continues the handler's trace.
 //
@@ -17,12 +20,11 @@ import (
 // broker's Endpoints as a publisher, once however often the same publisher
 // is built.
 type Publisher[T any] struct {
-	b       *Broker
-	dest    string
-	codec   Codec
-	ct      string
-	key     func(T) string
-	headers Headers
+	b     *Broker
+	dest  string
+	codec codec.Codec
+	ct    string
+	key   func(T) string
 }
 
 // PublisherOption configures a Publisher.
@@ -31,10 +33,9 @@ type PublisherOption interface {
 }
 
 type publisherConfig struct {
-	codec       Codec
+	codec       codec.Codec
 	key         any // func(T) string
 	keyType     reflect.Type
-	headers     Headers
 	description string
 }
 
@@ -52,41 +53,40 @@ func KeyFunc[T any](fn func(v T) string) PublisherOption {
 	})
 }
 
-// WithHeaders adds h to every message the publisher sends. The publisher's
-// content-type header and the headers middleware adds (trace context,
-// baggage) take precedence over these.
-func WithHeaders(h Headers) PublisherOption {
-	h = h.Clone()
-	return publisherOptionFunc(func(c *publisherConfig) {
-		for _, k := range h.Keys() {
-			for _, v := range h.Values(k) {
-				c.headers.Add(k, v)
-			}
-		}
-	})
-}
-
 // NewPublisher returns a Publisher of T values to destination on r, a
-// *Broker or a *Router (whose prefix the destination gets). It
-// panics on a programming error, as regexp.MustCompile does: an empty
+// *Broker or a *Router (whose prefix the destination gets). It fails with
+// an error matching ErrInvalid on a programming error: an empty
 // destination, a KeyFunc for another type, or the Protobuf codec with a T
-// that is not a pointer.
+// that is not a pointer. Wrap it in Must where such an error should panic,
+// as wiring at start-up usually does.
 //
 // The broker registers the publisher's endpoint the first time a publisher
 // of this destination, type, codec, key and description is built; building
 // the same one again adds nothing, so a publisher may be built where it is
 // used, even for a single publish. Keeping it saves the build.
-func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOption) *Publisher[T] {
-	p, e := newPublisher[T](r, "NewPublisher", destination, opts)
+func NewPublisher[T any](r Registrar, destination string, opts ...PublisherOption) (*Publisher[T], error) {
+	p, e, err := newPublisher[T](r, "NewPublisher", destination, opts)
+	if err != nil {
+		return nil, err
+	}
 	p.b.addPublisher(e)
-	return p
+	return p, nil
+}
+
+// Must returns v, and panics when err is not nil, as template.Must does:
+// broker.Must(broker.NewPublisher[Invoice](b, "invoices")).
+func Must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // newPublisher builds a Publisher and the Endpoint describing it, for
 // NewPublisher and NewRequester; fn names the caller in panics.
-func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOption) (*Publisher[T], Endpoint) {
+func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOption) (*Publisher[T], driver.Endpoint, error) {
 	if destination == "" {
-		panic("tracebus: " + fn + ": empty destination")
+		return nil, driver.Endpoint{}, fmt.Errorf("tracebus: %s: %w", fn, errEmptyDestination)
 	}
 	rt := r.routes()
 	b, destination := rt.b, rt.destination(destination)
@@ -97,19 +97,19 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 		}
 	}
 	typ := reflect.TypeFor[T]()
-	p := &Publisher[T]{b: b, dest: destination, codec: cfg.codec, ct: cfg.codec.ContentType(), headers: cfg.headers}
+	p := &Publisher[T]{b: b, dest: destination, codec: cfg.codec, ct: cfg.codec.ContentType()}
 	if cfg.key != nil {
 		key, ok := cfg.key.(func(T) string)
 		if !ok {
-			panic(fmt.Sprintf("tracebus: %s[%v](%q): KeyFunc takes %v", fn, typ, destination, cfg.keyType))
+			return nil, driver.Endpoint{}, fmt.Errorf("tracebus: %s[%v](%q): KeyFunc takes %v: %w", fn, typ, destination, cfg.keyType, ErrInvalid)
 		}
 		p.key = key
 	}
-	if cfg.codec == Protobuf && typ.Kind() != reflect.Pointer {
-		panic(fmt.Sprintf("tracebus: %s[%v](%q): the protobuf codec needs a pointer type", fn, typ, destination))
+	if cfg.codec == codec.Protobuf && typ.Kind() != reflect.Pointer {
+		return nil, driver.Endpoint{}, fmt.Errorf("tracebus: %s[%v](%q): the protobuf codec needs a pointer type: %w", fn, typ, destination, ErrInvalid)
 	}
-	e := Endpoint{
-		Kind:        EndpointPublisher,
+	e := driver.Endpoint{
+		Kind:        driver.EndpointPublisher,
 		Destination: destination,
 		Payload:     typ,
 		ContentType: p.ct,
@@ -118,11 +118,8 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 	if p.key != nil {
 		e.Key = reflect.TypeFor[string]()
 	}
-	return p, e
+	return p, e, nil
 }
-
-// Destination returns the publisher's destination.
-func (p *Publisher[T]) Destination() string { return p.dest }
 
 // Message encodes v into the message Publish would send, for a caller that
 // wants to set more (an ID, a partition, a reply address) before publishing
@@ -132,7 +129,7 @@ func (p *Publisher[T]) Message(v T) (*Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracebus: encode %T for %s as %s: %w", v, p.dest, p.ct, err)
 	}
-	m := &Message{Destination: p.dest, Body: body, Headers: p.headers.Clone()}
+	m := &Message{Destination: p.dest, Body: body}
 	m.Headers.Set(HeaderContentType, p.ct)
 	if p.key != nil {
 		m.Key = []byte(p.key(v))
@@ -154,7 +151,7 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 // sent when one of them fails to encode.
 func (p *Publisher[T]) PublishBatch(ctx context.Context, vs []T) error {
 	if len(vs) == 0 {
-		return ErrEmptyBatch
+		return errEmptyBatch
 	}
 	msgs := make([]*Message, len(vs))
 	for i, v := range vs {
@@ -174,7 +171,7 @@ func (p *Publisher[T]) payloadType() reflect.Type { return reflect.TypeFor[T]() 
 func (p *Publisher[T]) publishValue(ctx context.Context, v any) error {
 	t, ok := v.(T)
 	if !ok {
-		return fmt.Errorf("tracebus: publisher to %s takes %v, got %T: %w", p.dest, reflect.TypeFor[T](), v, ErrInvalidOption)
+		return fmt.Errorf("tracebus: publisher to %s takes %v, got %T: %w", p.dest, reflect.TypeFor[T](), v, ErrInvalid)
 	}
 	return p.Publish(ctx, t)
 }

@@ -11,22 +11,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
-)
 
-// Headers of request/reply. Transports that cannot carry a reply address
-// natively (Kafka, JetStream) carry Message.ReplyTo in HeaderReplyTo.
-const (
-	// HeaderCorrelationID holds the id that matches a reply to its
-	// request. Request sets it; Reply copies it from the request into the
-	// reply.
-	HeaderCorrelationID = "x-tracebus-correlation-id"
-	// HeaderReplyTo carries Message.ReplyTo where the system has no reply
-	// address of its own.
-	HeaderReplyTo = "x-tracebus-reply-to"
-	// HeaderReplyError marks an error reply. Its value is the
-	// low-cardinality error type; the body holds the error text when the
-	// replier chose to send it, and is empty otherwise.
-	HeaderReplyError = "x-tracebus-reply-error"
+	"github.com/tracebus/tracebus/broker/codec"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Errors of request/reply. Match them with errors.Is.
@@ -38,19 +25,7 @@ var (
 	// ErrRemote is matched by every *ReplyError: the replier answered
 	// with an error.
 	ErrRemote = errors.New("tracebus: error reply")
-	// ErrNoReplyAddress: Reply was asked to answer a message without a
-	// reply address.
-	ErrNoReplyAddress = errors.New("tracebus: message has no reply address")
-	// ErrNoDeadline: Request was given a context without a deadline; a
-	// request must be bounded.
-	ErrNoDeadline = errors.New("tracebus: request context has no deadline")
 )
-
-// OpRequest is the kind of the Operation that wraps a whole request: the
-// send of the request and the wait for its reply. Middleware sees it on
-// the publish chain, around an OpPublish of the request message; the
-// reply's receipt is an OpConsume of a temporary destination.
-const OpRequest = OpSettle + 1
 
 // ReplyError is the error Request returns when the replier answered with
 // an error reply. It matches ErrRemote.
@@ -90,44 +65,6 @@ const (
 	maxReplyErrorText = 1024
 )
 
-// ReplyTransport is implemented by transports that support Request. The
-// broker opens one inbox per broker, at its first request, and closes it
-// in Close.
-type ReplyTransport interface {
-	// OpenInbox starts receiving the replies to this broker's requests and
-	// calls deliver for each, with the correlation id it answers (the
-	// token of a NATS inbox subject, the HeaderCorrelationID of a Kafka
-	// reply). deliver is also called with an error the system reports
-	// instead of a reply, such as a NATS no-responders status; such an
-	// error wraps ErrNoResponders. deliver does not block and does not
-	// retain reply beyond its call unless it keeps it.
-	//
-	// ctx bounds the opening only; the inbox lives until Close.
-	OpenInbox(ctx context.Context, deliver InboxFunc) (Inbox, error)
-}
-
-// InboxFunc receives a reply, or an error in place of one, for the request
-// with correlation id id.
-type InboxFunc func(id string, reply *Message, err error)
-
-// Inbox is a transport's reply inbox.
-type Inbox interface {
-	// ReplyTo returns the reply address of the request with correlation
-	// id id.
-	ReplyTo(id string) string
-	// Close stops receiving replies.
-	Close(ctx context.Context) error
-}
-
-// ReplyPreparer is implemented by transports that must learn about a reply
-// address before they can publish to it quickly, such as Kafka, whose
-// client knows a requester's new reply topic only after its next metadata
-// refresh. Reply calls PrepareReply before publishing; an error fails the
-// reply.
-type ReplyPreparer interface {
-	PrepareReply(ctx context.Context, replyTo string) error
-}
-
 // RequestStats describes the requests of a broker.
 type RequestStats struct {
 	// Pending is the number of requests waiting for their reply.
@@ -153,7 +90,7 @@ type requests struct {
 	openMu sync.Mutex // held while the inbox opens, which may take a round trip
 
 	mu      sync.Mutex
-	inbox   Inbox
+	inbox   driver.Inbox
 	closed  bool
 	done    chan struct{} // closed with the broker
 	pending map[string]chan inboxReply
@@ -169,7 +106,7 @@ type inboxReply struct {
 
 // open returns the broker's inbox, opening it on first use. A failure is
 // returned and tried again by the next request.
-func (r *requests) open(ctx context.Context, b *Broker, rt ReplyTransport) (Inbox, error) {
+func (r *requests) open(ctx context.Context, b *Broker, rt driver.Transport) (driver.Inbox, error) {
 	if in, err := r.current(); in != nil || err != nil {
 		return in, err
 	}
@@ -195,7 +132,7 @@ func (r *requests) open(ctx context.Context, b *Broker, rt ReplyTransport) (Inbo
 
 // current returns the open inbox, ErrClosed, or neither when the inbox is
 // still to be opened; it prepares what the inbox delivers into.
-func (r *requests) current() (Inbox, error) {
+func (r *requests) current() (driver.Inbox, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -283,7 +220,7 @@ func (r *requests) close(ctx context.Context) error {
 }
 
 // Request sends msg to msg.Destination and waits for its reply, which it
-// returns. ctx must have a deadline (ErrNoDeadline otherwise): when it
+// returns. ctx must have a deadline (errNoDeadline otherwise): when it
 // expires or ctx is cancelled first, Request returns an error wrapping
 // ctx.Err(), and a reply arriving later is dropped and counted in
 // RequestStats().LateReplies, never handed to another request.
@@ -301,7 +238,7 @@ func (r *requests) close(ctx context.Context) error {
 // spans and the reply's are in the request's trace.
 //
 // The transport must implement ReplyTransport (memory, NATS and Kafka do);
-// otherwise Request fails with ErrUnsupportedOption.
+// otherwise Request fails with errors.ErrUnsupported.
 func (b *Broker) Request(ctx context.Context, msg *Message) (*Message, error) {
 	return b.request(ctx, msg, nil)
 }
@@ -311,24 +248,19 @@ func (b *Broker) Request(ctx context.Context, msg *Message) (*Message, error) {
 // receipt's process span covers decoding).
 func (b *Broker) request(ctx context.Context, msg *Message, receive func(ctx context.Context, reply *Message) error) (*Message, error) {
 	if msg == nil {
-		return nil, ErrNilMessage
+		return nil, errNilMessage
 	}
 	dest := msg.Destination
 	if dest == "" {
-		return nil, ErrEmptyDestination
+		return nil, errEmptyDestination
 	}
 	if b.state.Load() == stateClosed {
 		return nil, ErrClosed
 	}
 	if _, ok := ctx.Deadline(); !ok {
-		return nil, fmt.Errorf("tracebus: request to %s: %w", dest, ErrNoDeadline)
+		return nil, fmt.Errorf("tracebus: request to %s: %w", dest, errNoDeadline)
 	}
-	rt, ok := b.transport.(ReplyTransport)
-	if !ok {
-		return nil, fmt.Errorf("tracebus: request to %s: the %s transport has no reply inbox: %w",
-			dest, b.transport.Info().System, ErrUnsupportedOption)
-	}
-	inbox, err := b.requests.open(ctx, b, rt)
+	inbox, err := b.requests.open(ctx, b, b.transport)
 	if err != nil {
 		return nil, err
 	}
@@ -338,13 +270,13 @@ func (b *Broker) request(ctx context.Context, msg *Message, receive func(ctx con
 	}
 	defer b.requests.unregister(id, ch)
 	msg.ReplyTo = inbox.ReplyTo(id)
-	msg.Headers.Set(HeaderCorrelationID, id)
+	msg.Headers.Set(driver.HeaderCorrelationID, id)
 
 	op := b.publishOperation(dest, false)
 	var reply *Message
-	roundTrip := func(ctx context.Context, rop Operation, msgs []*Message) error {
+	roundTrip := func(ctx context.Context, rop driver.Operation, msgs []*Message) error {
 		send := rop
-		send.Kind = OpPublish
+		send.Kind = driver.OpPublish
 		if err := b.publish(ctx, send, msgs); err != nil {
 			return err
 		}
@@ -362,7 +294,7 @@ func (b *Broker) request(ctx context.Context, msg *Message, receive func(ctx con
 		reply = r.msg
 		return b.receiveReply(ctx, rop, reply, receive)
 	}
-	op.Kind = OpRequest
+	op.Kind = driver.OpRequest
 	err = chainPublish(b.cfg.middleware, roundTrip)(ctx, op, []*Message{msg})
 	if err != nil {
 		return nil, err
@@ -372,9 +304,9 @@ func (b *Broker) request(ctx context.Context, msg *Message, receive func(ctx con
 
 // receiveReply runs the receipt of reply through the consume middleware,
 // calling receive inside it, and turns an error reply into a *ReplyError.
-func (b *Broker) receiveReply(ctx context.Context, rop Operation, reply *Message, receive func(context.Context, *Message) error) error {
+func (b *Broker) receiveReply(ctx context.Context, rop driver.Operation, reply *Message, receive func(context.Context, *Message) error) error {
 	op := rop
-	op.Kind = OpConsume
+	op.Kind = driver.OpConsume
 	op.Destination = reply.Destination
 	// The reply address is the requester's own: temporary by nature, even
 	// where the system has no such notion (a Kafka reply topic).
@@ -386,8 +318,8 @@ func (b *Broker) receiveReply(ctx context.Context, rop Operation, reply *Message
 		reply.Delivery.DeliveryCount = 1
 	}
 	var remote *ReplyError
-	err := chainConsume(b.cfg.middleware, func(ctx context.Context, _ Operation, msgs []*Message) error {
-		if typ, ok := msgs[0].Headers.Lookup(HeaderReplyError); ok {
+	err := chainConsume(b.cfg.middleware, func(ctx context.Context, _ driver.Operation, msgs []*Message) error {
+		if typ, ok := msgs[0].Headers.Lookup(driver.HeaderReplyError); ok {
 			remote = &ReplyError{Type: sanitizeErrorType(typ), Message: truncate(string(msgs[0].Body), maxReplyErrorText)}
 			return nil
 		}
@@ -415,22 +347,22 @@ func (b *Broker) receiveReply(ctx context.Context, rop Operation, reply *Message
 // HandleResult handlers reply with their return value by themselves.
 func (b *Broker) Reply(ctx context.Context, req, reply *Message) error {
 	if req == nil || reply == nil {
-		return ErrNilMessage
+		return errNilMessage
 	}
 	if req.ReplyTo == "" {
-		return ErrNoReplyAddress
+		return errNoReplyAddress
 	}
 	if b.state.Load() == stateClosed {
 		return ErrClosed
 	}
 	reply.Destination = req.ReplyTo
-	if p, ok := b.transport.(ReplyPreparer); ok {
+	if p, ok := b.transport.(driver.ReplyPreparer); ok {
 		if err := p.PrepareReply(ctx, req.ReplyTo); err != nil {
 			return fmt.Errorf("tracebus: reply: %w", err)
 		}
 	}
-	if id, ok := req.Headers.Lookup(HeaderCorrelationID); ok {
-		reply.Headers.Set(HeaderCorrelationID, id)
+	if id, ok := req.Headers.Lookup(driver.HeaderCorrelationID); ok {
+		reply.Headers.Set(driver.HeaderCorrelationID, id)
 	}
 	op := b.publishOperation(reply.Destination, false)
 	op.Temporary = true
@@ -467,8 +399,8 @@ func errorReply(err error, expose bool) *Message {
 		}
 	}
 	m := &Message{Body: []byte(truncate(text, maxReplyErrorText))}
-	m.Headers.Set(HeaderReplyError, sanitizeErrorType(typ))
-	m.Headers.Set(HeaderContentType, Text.ContentType())
+	m.Headers.Set(driver.HeaderReplyError, sanitizeErrorType(typ))
+	m.Headers.Set(HeaderContentType, codec.Text.ContentType())
 	return m
 }
 

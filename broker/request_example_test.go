@@ -25,7 +25,7 @@ func ExampleRequester() {
 	b.Start(ctx)
 	defer b.Close(ctx)
 
-	quotes := broker.NewRequester[Order, Invoice](b, "invoices.quote")
+	quotes := broker.Must(broker.NewRequester[Order, Invoice](b, "invoices.quote"))
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second) // a request needs a deadline
 	defer cancel()
 	inv, err := quotes.Request(rctx, Order{ID: "A-1", Customer: "ada", Total: 10})

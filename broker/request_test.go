@@ -3,11 +3,13 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/memory"
 )
 
@@ -54,14 +56,20 @@ func TestRequestFailsOnClose(t *testing.T) {
 	}
 }
 
-// plain is a transport without a reply inbox.
-type plain struct{ broker.Transport }
+// plain is a transport of a system without replies.
+type plain struct{ driver.Transport }
 
-func TestRequestNeedsReplyTransport(t *testing.T) {
+func (plain) OpenInbox(context.Context, driver.InboxFunc) (driver.Inbox, error) {
+	return nil, fmt.Errorf("plain: no replies: %w", errors.ErrUnsupported)
+}
+
+// A transport that cannot open an inbox fails the request with its error,
+// which still matches errors.ErrUnsupported.
+func TestRequestNeedsReplyInbox(t *testing.T) {
 	b := broker.New(plain{memoryTransport(t)})
 	_, err := b.Request(requestCtx(t), &broker.Message{Destination: "x"})
-	if !errors.Is(err, broker.ErrUnsupportedOption) {
-		t.Fatalf("request on a transport without inbox: %v, want ErrUnsupportedOption", err)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("request on a transport without inbox: %v, want errors.ErrUnsupported", err)
 	}
 }
 
@@ -71,14 +79,14 @@ func TestRequestRejectsBadInput(t *testing.T) {
 		msg  *broker.Message
 		want error
 	}{
-		{nil, broker.ErrNilMessage},
-		{&broker.Message{}, broker.ErrEmptyDestination},
+		{nil, broker.ErrInvalid},
+		{&broker.Message{}, broker.ErrInvalid},
 	} {
 		if _, err := b.Request(requestCtx(t), tc.msg); !errors.Is(err, tc.want) {
 			t.Errorf("request %+v: %v, want %v", tc.msg, err, tc.want)
 		}
 	}
-	if err := b.Reply(context.Background(), &broker.Message{Destination: "x"}, &broker.Message{}); !errors.Is(err, broker.ErrNoReplyAddress) {
+	if err := b.Reply(context.Background(), &broker.Message{Destination: "x"}, &broker.Message{}); !errors.Is(err, broker.ErrInvalid) {
 		t.Errorf("reply to a message without reply address: %v, want ErrNoReplyAddress", err)
 	}
 }
@@ -90,7 +98,7 @@ func TestHostileErrorReply(t *testing.T) {
 	b := memoryBroker()
 	must(t, b.Subscribe("hostile", func(ctx context.Context, m *broker.Message) error {
 		r := &broker.Message{Body: []byte(strings.Repeat("é", 5000))}
-		r.Headers.Set(broker.HeaderReplyError, "bad type\r\n<script>"+strings.Repeat("x", 500))
+		r.Headers.Set(driver.HeaderReplyError, "bad type\r\n<script>"+strings.Repeat("x", 500))
 		return b.Reply(ctx, m, r)
 	}))
 	must(t, b.Start(context.Background()))

@@ -23,19 +23,20 @@ type Requester[Req, Resp any] struct {
 // NewRequester returns a Requester of Req values to destination on r, a
 // *Broker or a *Router (whose prefix the destination gets), expecting Resp
 // replies. Every PublisherOption applies to the requests
-// (WithCodec also to the replies' default codec). It panics on the
-// programming errors NewPublisher panics on. Like NewPublisher, building
-// the same requester again registers nothing more.
-func NewRequester[Req, Resp any](r Registrar, destination string, opts ...PublisherOption) *Requester[Req, Resp] {
-	p, e := newPublisher[Req](r, "NewRequester", destination, opts)
+// (Codec also to the replies' default codec). It fails on the
+// programming errors NewPublisher fails on; wrap it in Must to panic
+// instead. Like NewPublisher, building the same requester again registers
+// nothing more.
+func NewRequester[Req, Resp any](r Registrar, destination string, opts ...PublisherOption) (*Requester[Req, Resp], error) {
+	p, e, err := newPublisher[Req](r, "NewRequester", destination, opts)
+	if err != nil {
+		return nil, err
+	}
 	e.Reply = reflect.TypeFor[Resp]()
 	e.ReplyContentType = p.ct
 	p.b.addPublisher(e)
-	return &Requester[Req, Resp]{pub: p, dec: makeDecoder[Resp](p.b, p.codec)}
+	return &Requester[Req, Resp]{pub: p, dec: makeDecoder[Resp](p.b, p.codec)}, nil
 }
-
-// Destination returns the requester's destination.
-func (r *Requester[Req, Resp]) Destination() string { return r.pub.dest }
 
 // Request sends v and returns the decoded reply, with Broker.Request's
 // semantics: ctx must have a deadline; an error reply is a *ReplyError

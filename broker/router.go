@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"slices"
+	"strings"
 )
 
 // Registrar is where subscriptions and publishers are registered: a
@@ -33,16 +34,17 @@ type routes struct {
 func (b *Broker) routes() routes { return routes{b: b} }
 
 // destination is dest under the prefix. An empty dest stays empty, so that
-// registration fails with ErrEmptyDestination instead of subscribing to
+// registration fails with errEmptyDestination instead of subscribing to
 // the bare prefix.
 func (rt routes) destination(dest string) string {
 	if rt.prefix == "" || dest == "" {
 		return dest
 	}
-	if j, ok := rt.b.transport.(DestinationJoiner); ok {
-		return j.JoinDestination(rt.prefix, dest)
+	sep := rt.b.transport.Info().Separator
+	if sep == "" || strings.HasSuffix(rt.prefix, sep) {
+		return rt.prefix + dest
 	}
-	return rt.prefix + dest
+	return rt.prefix + sep + dest
 }
 
 // subConfig is Broker.subConfig for dest under the prefix, with the shared
@@ -53,7 +55,7 @@ func (rt routes) subConfig(dest string, batch bool, opts []SubscribeOption) subC
 
 func (rt routes) subscribe(destination string, h Handler, opts []SubscribeOption) error {
 	if h == nil {
-		return ErrNilHandler
+		return errNilHandler
 	}
 	cfg := rt.subConfig(destination, false, opts)
 	return rt.b.add(cfg, func(ctx context.Context, msgs []*Message) error { return h(ctx, msgs[0]) })
@@ -61,18 +63,9 @@ func (rt routes) subscribe(destination string, h Handler, opts []SubscribeOption
 
 func (rt routes) subscribeBatch(destination string, h BatchHandler, opts []SubscribeOption) error {
 	if h == nil {
-		return ErrNilHandler
+		return errNilHandler
 	}
 	return rt.b.add(rt.subConfig(destination, true, opts), h)
-}
-
-// DestinationJoiner is implemented by transports whose destinations form a
-// hierarchy with a separator, such as NATS subjects ("orders" and "created"
-// make "orders.created"). A Router joins its prefix and each destination
-// with it; without it, the prefix is put in front of the destination as it
-// is (Kafka topics, the memory transport).
-type DestinationJoiner interface {
-	JoinDestination(prefix, destination string) string
 }
 
 // Router is a group of subscriptions and publishers of one broker under a
@@ -82,7 +75,7 @@ type DestinationJoiner interface {
 // taken (Handle, HandleBatch, HandleResult, NewPublisher, NewRouter).
 //
 // How the prefix joins a destination depends on the broker's transport (see
-// DestinationJoiner):
+// driver.Info.Separator):
 //
 //   - NATS: subjects are dot-separated, so a dot is put between the prefix
 //     and the destination unless the prefix ends with one: prefix "orders"
@@ -127,17 +120,6 @@ func NewRouter(parent Registrar, prefix string, opts ...SubscribeOption) *Router
 }
 
 func (r *Router) routes() routes { return r.rt }
-
-// Broker returns the broker the router registers on.
-func (r *Router) Broker() *Broker { return r.rt.b }
-
-// Prefix returns the router's full destination prefix, its parents'
-// included.
-func (r *Router) Prefix() string { return r.rt.prefix }
-
-// Destination returns the destination a subscription or publisher of dest
-// gets through the router.
-func (r *Router) Destination(dest string) string { return r.rt.destination(dest) }
 
 // Subscribe registers h for the messages arriving at destination under the
 // router's prefix, with the router's options and then opts; see

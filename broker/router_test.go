@@ -26,23 +26,14 @@ func TestRouterPrefixesAndSharedOptions(t *testing.T) {
 	b := broker.New(testutil.Memory(t), broker.WithMiddleware(recordingMiddleware("broker", &mu, &log)))
 	orders := broker.NewRouter(b, "orders.", broker.Group("billing"), broker.Use(recordingMiddleware("router", &mu, &log)))
 	eu := broker.NewRouter(orders, "eu.", broker.Concurrency(2))
-	if got := eu.Prefix(); got != "orders.eu." {
-		t.Fatalf("nested prefix %q", got)
-	}
-	if eu.Broker() != b {
-		t.Fatal("a nested router registers on another broker")
-	}
 
 	got := make(chan order, 2)
 	must(t, broker.Handle(orders, "created", func(_ context.Context, o order) error { got <- o; return nil }))
 	must(t, broker.Handle(eu, "created", func(_ context.Context, o order) error { got <- o; return nil },
 		broker.Group("eu-billing"), broker.Use(recordingMiddleware("sub", &mu, &log))))
 	must(t, eu.Subscribe("raw", noop))
-	pub := broker.NewPublisher[order](eu, "created")
-	if d := pub.Destination(); d != "orders.eu.created" {
-		t.Fatalf("publisher destination %q", d)
-	}
-	if err := orders.Subscribe("", noop); !errors.Is(err, broker.ErrEmptyDestination) {
+	pub := broker.Must(broker.NewPublisher[order](eu, "created"))
+	if err := orders.Subscribe("", noop); !errors.Is(err, broker.ErrInvalid) {
 		t.Fatalf("empty destination through a router: %v", err)
 	}
 
@@ -93,7 +84,7 @@ func TestRouterPrefixesAndSharedOptions(t *testing.T) {
 // The router's shared retry options apply to its subscriptions.
 func TestRouterSharedRetryPolicy(t *testing.T) {
 	b := broker.New(testutil.Memory(t), broker.WithLogger(discardLogger()))
-	r := broker.NewRouter(b, "jobs-", broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(0)), broker.DeadLetter("dead"))
+	r := broker.NewRouter(b, "jobs-", broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(0)), broker.DeadLetter("dead"))
 	var attempts sync.Map
 	must(t, r.Subscribe("fail", func(_ context.Context, m *broker.Message) error {
 		n, _ := attempts.LoadOrStore(string(m.Body), new(int))
@@ -179,7 +170,7 @@ func TestRouterPrefixes(t *testing.T) {
 		name: "empty prefix publisher",
 		wire: func(t *testing.T, w wiring) {
 			r := broker.NewRouter(w.b, "")
-			must(t, broker.HandleResult(r, "q", echo, broker.PublishTo(broker.NewPublisher[string](r, "qresp"))))
+			must(t, broker.HandleResult(r, "q", echo, broker.PublishTo(broker.Must(broker.NewPublisher[string](r, "qresp")))))
 			must(t, broker.Handle(r, "qresp", w.done))
 		},
 		publish: "q",
@@ -188,7 +179,7 @@ func TestRouterPrefixes(t *testing.T) {
 		name: "not empty prefix publisher",
 		wire: func(t *testing.T, w wiring) {
 			r := broker.NewRouter(w.b, "test_")
-			must(t, broker.HandleResult(r, "q", echo, broker.PublishTo(broker.NewPublisher[string](r, "qresp"))))
+			must(t, broker.HandleResult(r, "q", echo, broker.PublishTo(broker.Must(broker.NewPublisher[string](r, "qresp")))))
 			must(t, broker.Handle(r, "qresp", w.done))
 		},
 		publish: "test_q",
@@ -196,7 +187,7 @@ func TestRouterPrefixes(t *testing.T) {
 	}, {
 		name: "publisher under an empty prefix under a prefix", // include_publisher_with_prefix
 		wire: func(t *testing.T, w wiring) {
-			pub := broker.NewPublisher[string](broker.NewRouter(broker.NewRouter(w.b, "test_"), ""), "q")
+			pub := broker.Must(broker.NewPublisher[string](broker.NewRouter(broker.NewRouter(w.b, "test_"), ""), "q"))
 			must(t, broker.Handle(w.b, "test_q", w.done))
 			must(t, broker.Handle(w.b, "start", func(ctx context.Context, s string) error { return pub.Publish(ctx, s) }))
 		},
@@ -206,7 +197,7 @@ func TestRouterPrefixes(t *testing.T) {
 		name: "manual publisher",
 		wire: func(t *testing.T, w wiring) {
 			r := broker.NewRouter(w.b, "test_")
-			pub := broker.NewPublisher[string](r, "qresp")
+			pub := broker.Must(broker.NewPublisher[string](r, "qresp"))
 			must(t, broker.Handle(r, "q", func(ctx context.Context, s string) error { return pub.Publish(ctx, s) }))
 			must(t, broker.Handle(r, "qresp", w.done))
 		},
@@ -216,7 +207,7 @@ func TestRouterPrefixes(t *testing.T) {
 		name: "nested routers publisher",
 		wire: func(t *testing.T, w wiring) {
 			r := broker.NewRouter(broker.NewRouter(w.b, "test1_"), "test2_")
-			must(t, broker.HandleResult(r, "q", echo, broker.PublishTo(broker.NewPublisher[string](r, "qresp"))))
+			must(t, broker.HandleResult(r, "q", echo, broker.PublishTo(broker.Must(broker.NewPublisher[string](r, "qresp")))))
 			must(t, broker.Handle(w.b, "test1_test2_qresp", w.done))
 		},
 		publish: "test1_test2_q",

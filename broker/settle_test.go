@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -14,30 +15,30 @@ import (
 // panics) never leaves a delivery unsettled and never panics the
 // transport's goroutine.
 func TestSettleMiddlewareCannotBreakSettlement(t *testing.T) {
-	cases := map[string]func(next broker.SettleFunc) broker.SettleFunc{
-		"fresh ctx": func(next broker.SettleFunc) broker.SettleFunc {
-			return func(_ context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
+	cases := map[string]func(next driver.SettleFunc) driver.SettleFunc{
+		"fresh ctx": func(next driver.SettleFunc) driver.SettleFunc {
+			return func(_ context.Context, op driver.Operation, msgs []*broker.Message, s driver.Settlement) error {
 				return next(context.Background(), op, msgs, s)
 			}
 		},
-		"own settlement": func(next broker.SettleFunc) broker.SettleFunc {
-			return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
-				return next(ctx, op, msgs, broker.Settlement{Action: s.Action, Delay: s.Delay})
+		"own settlement": func(next driver.SettleFunc) driver.SettleFunc {
+			return func(ctx context.Context, op driver.Operation, msgs []*broker.Message, s driver.Settlement) error {
+				return next(ctx, op, msgs, driver.Settlement{Action: s.Action, Delay: s.Delay})
 			}
 		},
-		"panics": func(broker.SettleFunc) broker.SettleFunc {
-			return func(context.Context, broker.Operation, []*broker.Message, broker.Settlement) error {
+		"panics": func(driver.SettleFunc) driver.SettleFunc {
+			return func(context.Context, driver.Operation, []*broker.Message, driver.Settlement) error {
 				panic("settle middleware bug")
 			}
 		},
-		"never calls next": func(broker.SettleFunc) broker.SettleFunc {
-			return func(context.Context, broker.Operation, []*broker.Message, broker.Settlement) error { return nil }
+		"never calls next": func(driver.SettleFunc) driver.SettleFunc {
+			return func(context.Context, driver.Operation, []*broker.Message, driver.Settlement) error { return nil }
 		},
 	}
 	for name, wrap := range cases {
 		t.Run(name, func(t *testing.T) {
 			b := broker.New(testutil.Memory(t), broker.WithLogger(discardLogger()),
-				broker.WithMiddleware(broker.MiddlewareFuncs{Settle: wrap}))
+				broker.WithMiddleware(driver.MiddlewareFuncs{Settle: wrap}))
 			calls := make(chan int, 10)
 			n := 0
 			must(t, b.Subscribe("q", func(ctx context.Context, msg *broker.Message) error {
@@ -47,7 +48,7 @@ func TestSettleMiddlewareCannotBreakSettlement(t *testing.T) {
 					return errors.New("first attempt fails")
 				}
 				return nil
-			}, broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))))
+			}, broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond))))
 			must(t, b.Start(t.Context()))
 			defer b.Close(context.Background())
 			must(t, b.Publish(t.Context(), &broker.Message{Destination: "q", Body: []byte("x")}))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/asyncapi"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -50,7 +51,7 @@ func (st *stallingTransport) unstall() {
 	}
 }
 
-func (st *stallingTransport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) (broker.Subscription, error) {
+func (st *stallingTransport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec, deliver driver.DeliverFunc) (driver.Subscription, error) {
 	if spec.Destination != st.stall || st.calls.Add(1) != 1 {
 		return st.Transport.Subscribe(ctx, spec, deliver)
 	}
@@ -74,7 +75,7 @@ func (st *stallingTransport) Subscribe(ctx context.Context, spec broker.Subscrip
 }
 
 type watchedSubscription struct {
-	broker.Subscription
+	driver.Subscription
 	closed chan struct{}
 	once   atomic.Bool
 }

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Headers the broker adds to a message it sends to a dead-letter
@@ -21,9 +23,9 @@ const (
 	HeaderDeadLetterAttempts = "x-tracebus-attempts"
 )
 
-// DeadLetterIDSuffix is appended to a message's ID to form the ID of its
+// deadLetterIDSuffix is appended to a message's ID to form the ID of its
 // dead-letter copy.
-const DeadLetterIDSuffix = ".dead-letter"
+const deadLetterIDSuffix = ".dead-letter"
 
 // maxDeadLetterErrorLen bounds the error text copied into a header.
 const maxDeadLetterErrorLen = 1024
@@ -31,24 +33,24 @@ const maxDeadLetterErrorLen = 1024
 type subscription struct {
 	b       *Broker
 	cfg     subConfig
-	op      Operation
-	settleO Operation
-	consume ConsumeFunc
-	settle  SettleFunc
+	op      driver.Operation
+	settleO driver.Operation
+	consume driver.ConsumeFunc
+	settle  driver.SettleFunc
 	out     *outcomes
 
-	mu        sync.Mutex    // guards the fields below; never held across a transport call
-	ts        Subscription  // the transport's subscription once started
-	starting  chan struct{} // closed when a start in progress returns
-	closed    bool          // close was called: no start from now on
-	abandoned bool          // a stop gave up waiting for the start in progress
+	mu        sync.Mutex          // guards the fields below; never held across a transport call
+	ts        driver.Subscription // the transport's subscription once started
+	starting  chan struct{}       // closed when a start in progress returns
+	closed    bool                // close was called: no start from now on
+	abandoned bool                // a stop gave up waiting for the start in progress
 }
 
 func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 	info := b.transport.Info()
 	s := &subscription{b: b, cfg: cfg}
-	s.op = Operation{
-		Kind:          OpConsume,
+	s.op = driver.Operation{
+		Kind:          driver.OpConsume,
 		System:        info.System,
 		Destination:   cfg.spec.Destination,
 		Group:         cfg.spec.Group,
@@ -57,18 +59,18 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 		ServerAddress: info.ServerAddress,
 		ServerPort:    info.ServerPort,
 	}
-	if n, ok := b.transport.(SubscriptionNamer); ok {
+	if n, ok := b.transport.(driver.SubscriptionNamer); ok {
 		s.op.Subscription = n.SubscriptionName(cfg.spec)
 	}
 	s.settleO = s.op
-	s.settleO.Kind = OpSettle
+	s.settleO.Kind = driver.OpSettle
 	s.settleO.OperationName = info.AckOperation
 
-	mws := append(append([]Middleware(nil), b.cfg.middleware...), cfg.middleware...)
+	mws := append(append([]driver.Middleware(nil), b.cfg.middleware...), cfg.middleware...)
 	s.out = newOutcomes(s.op, b.cfg.logger, mws)
 	s.cfg.spec.MaxAttempts = cfg.maxAttempts
 	s.cfg.spec.Events = s.out
-	s.consume = chainConsume(mws, func(ctx context.Context, _ Operation, msgs []*Message) (err error) {
+	s.consume = chainConsume(mws, func(ctx context.Context, _ driver.Operation, msgs []*Message) (err error) {
 		d := deliveryFrom(ctx)
 		if d != nil {
 			// Settlement made after the handler runs with the ctx the
@@ -76,13 +78,14 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 			// process span.
 			d.handlerCtx = ctx
 			if s.cfg.ackMode == ackFirst {
-				if serr := d.settle(ctx, Settlement{Action: Ack}); serr != nil {
-					s.logSettleError(ctx, Ack, serr)
+				if serr := d.settle(ctx, driver.Settlement{Action: driver.Ack}); serr != nil {
+					s.logSettleError(ctx, driver.Ack, serr)
 				}
 			}
 		}
 		s.logDelivered(ctx, "tracebus: received", msgs, nil)
 		defer func() { s.logDelivered(ctx, "tracebus: processed", msgs, err) }()
+		defer func() { err = s.b.cfg.redact(err) }() // after the recover below
 		defer func() {
 			if r := recover(); r != nil {
 				err = &PanicError{Value: r, Stack: debug.Stack()}
@@ -90,17 +93,19 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 		}()
 		return h(ctx, msgs)
 	})
-	s.settle = chainSettle(mws, func(ctx context.Context, _ Operation, _ []*Message, st Settlement) error {
-		if st.d == nil {
+	s.settle = chainSettle(mws, func(ctx context.Context, _ driver.Operation, _ []*Message, st driver.Settlement) error {
+		d, _ := ctx.Value(settlingKey{}).(*delivery)
+		if d == nil {
 			return errNoDelivery
 		}
-		return st.d.apply(ctx, st)
+		return d.apply(ctx, st)
 	})
 	return s
 }
 
-// errNoDelivery: a settle middleware passed on a Settlement it made itself;
-// the delivery settles it directly.
+// errNoDelivery: a settle middleware passed the Settlement on with a ctx
+// that does not derive from the one it was given; the delivery settles it
+// directly.
 var errNoDelivery = errors.New("tracebus: settlement without its delivery")
 
 // start subscribes through the transport, without holding s.mu across the
@@ -194,7 +199,7 @@ func (s *subscription) stop(ctx context.Context) error {
 // deliver is the DeliverFunc given to the transport: it runs the middleware
 // chain and the handler, decides the outcome and settles the delivery,
 // unless the handler settled it already (ack first, manual settlement).
-func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack Acknowledger) {
+func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack driver.Acknowledger) {
 	d := &delivery{s: s, msgs: msgs, ack: ack, handlerCtx: ctx}
 	err := s.run(context.WithValue(ctx, deliveryKey{}, d), msgs)
 	if d.settled.Load() {
@@ -216,7 +221,7 @@ func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack Acknowl
 		// Manual settlement: a message the handler did not acknowledge
 		// was not processed, so it is delivered again, as a server
 		// would after its ack wait.
-		st = Settlement{Action: Nak, Delay: s.cfg.backoff(deliveryAttempt(msgs))}
+		st = driver.Settlement{Action: driver.Nak, Delay: s.cfg.backoff(deliveryAttempt(msgs))}
 		s.b.cfg.logger.LogAttrs(d.handlerCtx, slog.LevelWarn, "tracebus: handler returned without settling a manual-ack delivery; delivering again",
 			slog.String("destination", s.op.Destination),
 			slog.Duration("delay", st.Delay))
@@ -226,7 +231,7 @@ func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack Acknowl
 	}
 }
 
-func (s *subscription) logSettleError(ctx context.Context, a SettleAction, err error) {
+func (s *subscription) logSettleError(ctx context.Context, a driver.SettleAction, err error) {
 	s.b.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "tracebus: settle failed",
 		slog.String("destination", s.op.Destination),
 		slog.String("action", a.String()),
@@ -244,16 +249,16 @@ func (s *subscription) run(ctx context.Context, msgs []*Message) (err error) {
 	return s.consume(ctx, s.op, msgs)
 }
 
-func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, err error) Settlement {
+func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, err error) driver.Settlement {
 	if err == nil {
-		return Settlement{Action: Ack}
+		return driver.Settlement{Action: driver.Ack}
 	}
 	log := s.failureLogger(msgs)
 	attempt := deliveryAttempt(msgs)
 	// A forced shutdown cancelled the handler: the failure says nothing
 	// about the message, so hand it back without using up an attempt.
 	if ctx.Err() != nil {
-		return Settlement{Action: Nak}
+		return driver.Settlement{Action: driver.Nak}
 	}
 	if !errors.Is(err, ErrPermanent) && attempt < s.cfg.maxAttempts {
 		delay := s.cfg.backoff(attempt)
@@ -265,8 +270,8 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 			slog.Int("attempt", attempt),
 			slog.Duration("delay", delay),
 			slog.String("error", s.b.cfg.errText(err)))
-		s.out.record(handlerCtx, OutcomeRetried, msgs, err)
-		return Settlement{Action: Nak, Delay: delay}
+		s.out.record(handlerCtx, driver.OutcomeRetried, msgs, err)
+		return driver.Settlement{Action: driver.Nak, Delay: delay}
 	}
 	if s.cfg.deadLetter == "" {
 		log.LogAttrs(handlerCtx, slog.LevelError, "tracebus: handler failed, dropping message",
@@ -274,8 +279,8 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 			slog.Int("attempt", attempt),
 			slog.Int("messages", len(msgs)),
 			slog.String("error", s.b.cfg.errText(err)))
-		s.out.record(handlerCtx, OutcomeDropped, msgs, err)
-		return Settlement{Action: Term}
+		s.out.record(handlerCtx, driver.OutcomeDropped, msgs, err)
+		return driver.Settlement{Action: driver.Term}
 	}
 	if derr := s.deadLetter(handlerCtx, msgs, err, attempt); derr != nil {
 		// Never lose a message because the dead-letter destination is
@@ -285,16 +290,16 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 			slog.String("destination", s.op.Destination),
 			slog.String("dead_letter", s.cfg.deadLetter),
 			slog.Any("error", derr))
-		s.out.record(handlerCtx, OutcomeRetried, msgs, err)
-		return Settlement{Action: Nak, Delay: delay}
+		s.out.record(handlerCtx, driver.OutcomeRetried, msgs, err)
+		return driver.Settlement{Action: driver.Nak, Delay: delay}
 	}
 	log.LogAttrs(handlerCtx, slog.LevelWarn, "tracebus: handler failed, message dead-lettered",
 		slog.String("destination", s.op.Destination),
 		slog.String("dead_letter", s.cfg.deadLetter),
 		slog.Int("attempt", attempt),
 		slog.String("error", s.b.cfg.errText(err)))
-	s.out.record(handlerCtx, OutcomeDeadLettered, msgs, err)
-	return Settlement{Action: Ack}
+	s.out.record(handlerCtx, driver.OutcomeDeadLettered, msgs, err)
+	return driver.Settlement{Action: driver.Ack}
 }
 
 // deliveryAttempt is the 1-based attempt a delivery is: the highest
@@ -336,7 +341,7 @@ func deadLetterCopy(m *Message, dest, text string, attempt int) *Message {
 	// message would be lost. Derived, so a retried dead-letter publish is
 	// still de-duplicated.
 	if m.ID != "" {
-		c.ID = m.ID + DeadLetterIDSuffix
+		c.ID = m.ID + deadLetterIDSuffix
 	}
 	c.Headers.Set(HeaderDeadLetterError, text)
 	c.Headers.Set(HeaderDeadLetterOrigin, m.Destination)

@@ -1,11 +1,14 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
+
+	"github.com/tracebus/tracebus/broker/codec"
 )
 
 // Errors of the typed layer. Both are permanent: a message that does not
@@ -69,7 +72,7 @@ func (e *ValidationError) ErrorType() string { return "validation" }
 
 // Handle registers h for the messages arriving at destination, decoded
 // into T with the codec named by each message's content-type header, else
-// the subscription's codec (WithCodec; the broker's default is JSON). A
+// the subscription's codec (Codec; the broker's default is JSON). A
 // value of a type with a Validate method is validated. A message that does
 // not decode or validate is a permanent failure: not retried, dead-lettered
 // with the reason or dropped. h's result settles the message like a
@@ -78,7 +81,7 @@ func (e *ValidationError) ErrorType() string { return "validation" }
 // a *Router whose prefix and options the subscription gets.
 func Handle[T any](r Registrar, destination string, h func(ctx context.Context, v T) error, opts ...SubscribeOption) error {
 	if h == nil {
-		return ErrNilHandler
+		return errNilHandler
 	}
 	rt := r.routes()
 	b, cfg := rt.b, rt.subConfig(destination, false, opts)
@@ -103,7 +106,7 @@ func Handle[T any](r Registrar, destination string, h func(ctx context.Context, 
 // vs.
 func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Context, vs []T) error, opts ...SubscribeOption) error {
 	if h == nil {
-		return ErrNilHandler
+		return errNilHandler
 	}
 	rt := r.routes()
 	b, cfg := rt.b, rt.subConfig(destination, true, opts)
@@ -145,7 +148,7 @@ func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Cont
 
 // HandleResult registers h for the messages arriving at destination,
 // decoded as Handle does, and sends what h returns onward: to the reply
-// address of a request (see Broker.Request), unless NoReply was given, and
+// address of a request (see Broker.Request), and
 // to every publisher given with PublishTo, which may be on another broker
 // and another system. The onward publishes use h's ctx, so they continue
 // the message's trace and carry its baggage, edits included. A nil result
@@ -159,37 +162,41 @@ func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Cont
 // A retryable error is answered on the last attempt only. An error that is
 // a *ReplyError is the answer itself: it is sent as it is and the message
 // is acknowledged.
-func HandleResult[In, Out any](r Registrar, destination string, h func(ctx context.Context, v In) (Out, error), opts ...SubscribeOption) error {
+func HandleResult[In, Out any](r Registrar, destination string, h func(ctx context.Context, v In) (Out, error), opts ...ResultOption) error {
 	if h == nil {
-		return ErrNilHandler
+		return errNilHandler
+	}
+	var rc resultConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyResult(&rc)
+		}
 	}
 	rt := r.routes()
-	b, cfg := rt.b, rt.subConfig(destination, false, opts)
+	b, cfg := rt.b, rt.subConfig(destination, false, rc.sub)
+	cfg.err = cmp.Or(cfg.err, rc.err)
 	dec, err := newDecoder[In](b, &cfg)
 	if err != nil {
 		return err
 	}
 	outType := reflect.TypeFor[Out]()
-	for _, p := range cfg.publishTo {
+	for _, p := range rc.publishTo {
 		if pt := p.payloadType(); !outType.AssignableTo(pt) {
 			return fmt.Errorf("tracebus: subscribe %s: publisher to %s takes %v, the handler returns %v: %w",
-				cfg.spec.Destination, p.destination(), pt, outType, ErrInvalidOption)
+				cfg.spec.Destination, p.destination(), pt, outType, ErrInvalid)
 		}
 	}
-	if err := b.checkPublishToLoop(&cfg); err != nil {
+	if err := b.checkPublishToLoop(&cfg, rc.publishTo); err != nil {
 		return err
 	}
-	if !cfg.noReply {
-		cfg.endpoint.Reply = outType
-		cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
-	}
+	cfg.endpoint.Reply = outType
+	cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
 	nilable := canBeNil(outType)
 	res := &resulter{
 		b:           b,
 		codec:       cfg.codec,
-		pubs:        cfg.publishTo,
-		noReply:     cfg.noReply,
-		expose:      cfg.expose,
+		pubs:        rc.publishTo,
+		expose:      rc.expose,
 		maxAttempts: cfg.maxAttempts,
 		ackFirst:    cfg.ackMode == ackFirst,
 	}
@@ -213,16 +220,15 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 // requester.
 type resulter struct {
 	b           *Broker
-	codec       Codec
+	codec       codec.Codec
 	pubs        []ResultPublisher
-	noReply     bool
 	expose      bool // ExposeErrors
 	maxAttempts int
 	ackFirst    bool
 }
 
 func (r *resulter) send(ctx context.Context, req *Message, out any) error {
-	if req.ReplyTo != "" && !r.noReply {
+	if req.ReplyTo != "" {
 		body, err := r.codec.Marshal(out)
 		if err != nil {
 			return fmt.Errorf("tracebus: encode reply: %w", err)
@@ -251,7 +257,7 @@ func (r *resulter) send(ctx context.Context, req *Message, out any) error {
 // not of the first; the message then follows the policy (dead letter or
 // drop). Its text is sent only with ExposeErrors.
 func (r *resulter) fail(ctx context.Context, req *Message, err error) error {
-	if req.ReplyTo == "" || r.noReply {
+	if req.ReplyTo == "" {
 		return err
 	}
 	if _, ok := errors.AsType[*ReplyError](err); ok {
@@ -267,27 +273,18 @@ func (r *resulter) fail(ctx context.Context, req *Message, err error) error {
 	return err
 }
 
-// ResultPublisher is a publisher a HandleResult handler's results go to:
-// a *Publisher[T] whose T the handler's result type is assignable to.
-type ResultPublisher interface {
-	owner() *Broker
-	destination() string
-	payloadType() reflect.Type
-	publishValue(ctx context.Context, v any) error
-}
-
 // PublishTo sends what a HandleResult handler returns to each publisher, in
-// order, with the handler's ctx. HandleResult fails with ErrInvalidOption
+// order, with the handler's ctx. HandleResult fails with ErrInvalid
 // when a publisher's type does not fit the handler's result type, and when
 // the subscription's own pattern matches a publisher's destination on the
 // same messaging system (the same broker, or a transport connected to the
-// same server; see SharedDestinations), since every result would come back
-// to the handler; other subscribe functions ignore it.
-func PublishTo(pubs ...ResultPublisher) SubscribeOption {
-	return subOptionFunc(func(c *subConfig) {
+// same server; see driver.SharedDestinations), since every result would
+// come back to the handler. Only HandleResult takes it.
+func PublishTo(pubs ...ResultPublisher) ResultOption {
+	return resultOptionFunc(func(c *resultConfig) {
 		for _, p := range pubs {
 			if p == nil {
-				c.invalid("nil publisher")
+				c.err = cmp.Or(c.err, optionError("nil publisher"))
 				return
 			}
 		}
@@ -299,14 +296,8 @@ func PublishTo(pubs ...ResultPublisher) SubscribeOption {
 // handler's errors in error replies. By default a requester only learns the
 // error's type (see ReplyError), so that internal details (SQL, hosts,
 // stack traces) stay with the replier.
-func ExposeErrors() SubscribeOption {
-	return subOptionFunc(func(c *subConfig) { c.expose = true })
-}
-
-// NoReply makes a HandleResult subscription ignore the reply address of
-// the messages it gets: its results only go to its publishers.
-func NoReply() SubscribeOption {
-	return subOptionFunc(func(c *subConfig) { c.noReply = true })
+func ExposeErrors() ResultOption {
+	return resultOptionFunc(func(c *resultConfig) { c.expose = true })
 }
 
 func canBeNil(t reflect.Type) bool {
@@ -320,7 +311,7 @@ func canBeNil(t reflect.Type) bool {
 // decoder turns message bodies into T.
 type decoder[T any] struct {
 	codecs codecSet
-	codec  Codec
+	codec  codec.Codec
 	typ    reflect.Type
 	elem   reflect.Type // T's element type when T is a pointer: decoded into a new one
 }
@@ -328,9 +319,9 @@ type decoder[T any] struct {
 func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
 	d := makeDecoder[T](b, cfg.codec)
 	typ := d.typ
-	if cfg.codec == Protobuf && d.elem == nil {
+	if cfg.codec == codec.Protobuf && d.elem == nil {
 		return nil, fmt.Errorf("tracebus: subscribe %s: the protobuf codec needs a pointer type (*%v), not %v: %w",
-			cfg.spec.Destination, typ, typ, ErrInvalidOption)
+			cfg.spec.Destination, typ, typ, ErrInvalid)
 	}
 	cfg.endpoint.Payload = typ
 	cfg.endpoint.ContentType = cfg.codec.ContentType()
@@ -338,9 +329,9 @@ func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
 }
 
 // makeDecoder returns a decoder of T whose default codec is codec.
-func makeDecoder[T any](b *Broker, codec Codec) *decoder[T] {
+func makeDecoder[T any](b *Broker, cd codec.Codec) *decoder[T] {
 	typ := reflect.TypeFor[T]()
-	d := &decoder[T]{codecs: b.cfg.codecs, codec: codec, typ: typ}
+	d := &decoder[T]{codecs: b.cfg.codecs, codec: cd, typ: typ}
 	if typ.Kind() == reflect.Pointer {
 		d.elem = typ.Elem()
 	}

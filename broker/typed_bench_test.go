@@ -64,7 +64,7 @@ func BenchmarkTypedPath(b *testing.B) {
 				done <- struct{}{}
 				return nil
 			})
-			pub := broker.NewPublisher[Order](bk, "orders")
+			pub := broker.Must(broker.NewPublisher[Order](bk, "orders"))
 			return func() error { return pub.Publish(ctx, order) }
 		})
 	})

@@ -49,7 +49,7 @@ func ExampleHandle() {
 	b.Start(ctx)
 	defer b.Close(ctx)
 
-	orders := broker.NewPublisher[Order](b, "orders.created")
+	orders := broker.Must(broker.NewPublisher[Order](b, "orders.created"))
 	orders.Publish(ctx, Order{ID: "A-1", Customer: "ada", Total: 42})
 	orders.Publish(ctx, Order{ID: "A-2", Customer: "bob", Total: -1})
 	<-done
@@ -71,8 +71,8 @@ func ExampleNewPublisher() {
 	b.Start(ctx)
 	defer b.Close(ctx)
 
-	invoices := broker.NewPublisher[Invoice](b, "invoices",
-		broker.KeyFunc(func(i Invoice) string { return i.OrderID }))
+	invoices := broker.Must(broker.NewPublisher[Invoice](b, "invoices",
+		broker.KeyFunc(func(i Invoice) string { return i.OrderID })))
 	if err := invoices.Publish(ctx, Invoice{OrderID: "A-1", Amount: 42}); err != nil {
 		panic(err)
 	}
@@ -95,7 +95,7 @@ func ExampleHandleResult() {
 		return nil
 	})
 
-	invoices := broker.NewPublisher[*Invoice](invoicing, "invoices")
+	invoices := broker.Must(broker.NewPublisher[*Invoice](invoicing, "invoices"))
 	broker.HandleResult(orders, "orders.created", func(ctx context.Context, o Order) (*Invoice, error) {
 		if o.Customer == "internal" {
 			return nil, nil // nothing to invoice
@@ -109,7 +109,7 @@ func ExampleHandleResult() {
 	defer invoicing.Close(ctx)
 	defer orders.Close(ctx)
 
-	pub := broker.NewPublisher[Order](orders, "orders.created")
+	pub := broker.Must(broker.NewPublisher[Order](orders, "orders.created"))
 	pub.Publish(ctx, Order{ID: "A-0", Customer: "internal", Total: 1})
 	pub.Publish(ctx, Order{ID: "A-1", Customer: "ada", Total: 10})
 	<-done
@@ -134,7 +134,7 @@ func ExampleManualAck() {
 	b.Start(ctx)
 	defer b.Close(ctx)
 
-	broker.NewPublisher[float64](b, "payments").Publish(ctx, 9.99)
+	broker.Must(broker.NewPublisher[float64](b, "payments")).Publish(ctx, 9.99)
 	<-done
 	// Output:
 	// attempt 1: 9.99
@@ -159,7 +159,7 @@ func ExampleRetryAfter() {
 	b.Start(ctx)
 	defer b.Close(ctx)
 
-	broker.NewPublisher[string](b, "emails").Publish(ctx, "ada@example.com")
+	broker.Must(broker.NewPublisher[string](b, "emails")).Publish(ctx, "ada@example.com")
 	<-done
 	// Output:
 	// attempt 1 to ada@example.com

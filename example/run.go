@@ -24,6 +24,7 @@ import (
 	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/asyncapi"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/exporters"
@@ -90,7 +91,7 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-func (s *service) broker(t broker.Transport) *broker.Broker {
+func (s *service) broker(t driver.Transport) *broker.Broker {
 	return broker.New(t, broker.WithMiddleware(s.telemetry), broker.WithLogger(s.log))
 }
 
@@ -125,7 +126,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	stream := natsbroker.WithStream(jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, MaxAge: time.Hour})
 	var brokers []*broker.Broker
 	connect := func(svc *service, kafka bool) (*broker.Broker, error) {
-		var t broker.Transport
+		var t driver.Transport
 		var err error
 		if kafka {
 			t, err = kafkabroker.New(append(kafkaOpts, kafkabroker.WithClientID(svc.name))...)
@@ -185,7 +186,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	for name, svc := range svcs {
 		flush = append(flush, lost.shutdown(name, svc.providers.Shutdown))
 	}
-	app := broker.NewApp(broker.WithBrokers(brokers...), broker.ShutdownTelemetry(flush...),
+	app := broker.NewApp(broker.WithBrokers(brokers...), broker.WithTelemetryShutdown(flush...),
 		broker.WithShutdownTimeout(15*time.Second))
 	defer func() {
 		stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)

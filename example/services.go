@@ -88,9 +88,9 @@ type Checkout struct {
 // NewCheckout wires checkout's publisher on b.
 func NewCheckout(b broker.Registrar, tp trace.TracerProvider, log *slog.Logger) *Checkout {
 	return &Checkout{
-		orders: broker.NewPublisher[Order](b, ordersSubject,
+		orders: broker.Must(broker.NewPublisher[Order](b, ordersSubject,
 			broker.KeyFunc(func(o Order) string { return o.Customer }),
-			broker.Describe("Orders placed at checkout, one per POST /checkout.")),
+			broker.Describe("Orders placed at checkout, one per POST /checkout."))),
 		tracer: tp.Tracer("example/checkout"),
 		log:    log,
 	}
@@ -158,19 +158,19 @@ func WireBilling(orders, invoicing broker.Registrar, tp trace.TracerProvider, mp
 		return nil, err
 	}
 	bl := &Billing{
-		fraud:    broker.NewRequester[FraudCheck, Verdict](orders, fraudSubject),
+		fraud:    broker.Must(broker.NewRequester[FraudCheck, Verdict](orders, fraudSubject)),
 		tracer:   tp.Tracer("example/billing"),
 		invoices: counter,
 		log:      log,
 		flaky:    flaky,
 	}
-	invoices := broker.NewPublisher[*Invoice](invoicing, invoicesTopic,
+	invoices := broker.Must(broker.NewPublisher[*Invoice](invoicing, invoicesTopic,
 		broker.KeyFunc(func(i *Invoice) string { return i.Customer }),
-		broker.Describe("Invoices of approved orders, keyed by customer."))
+		broker.Describe("Invoices of approved orders, keyed by customer.")))
 	err = broker.HandleResult(orders, ordersPattern, bl.bill,
 		broker.Group("billing"), broker.Name("billing"),
 		broker.PublishTo(invoices), broker.DeadLetter(deadOrders),
-		broker.MaxAttempts(3), broker.WithBackoff(broker.ConstantBackoff(100*time.Millisecond)),
+		broker.MaxAttempts(3), broker.RetryBackoff(broker.ConstantBackoff(100*time.Millisecond)),
 		broker.Describe("Bills every order placed in any region."))
 	if err != nil {
 		return nil, err
@@ -257,6 +257,6 @@ func WireShipping(b broker.Registrar, log *slog.Logger, shipped func(n int)) err
 			"tenant", bag.Get("tenant"), "last_invoice", bag.Get("invoice.id"), "baggage_per_message", len(bag.Batch()))
 		shipped(len(invoices))
 		return nil
-	}, broker.Group("shipping"), broker.BatchSize(shippingBatch), broker.BatchWait(shippingWindow),
+	}, broker.Group("shipping"), broker.Batch(shippingBatch, shippingWindow),
 		broker.Describe("Ships invoiced orders in batches."))
 }

@@ -17,10 +17,10 @@ import (
 // An Option configures Setup.
 //
 // The rule between options and the OTEL_* environment, one signal at a
-// time: local views (WithWaterfall, WithJSONLines, WithMemory, and a
-// Waterfall given to WithSpanExporter) add to what the environment
+// time: local views (WithJSONLines, WithMemory, and a Waterfall given to
+// WithSpanExporter) add to what the environment
 // configures, while explicit remote exporters (WithOTLP, WithOTLPTraces,
-// WithOTLPMetrics, WithOTLPLogs, WithPrometheus, WithPrometheusServer,
+// WithOTLPMetrics, WithOTLPLogs, WithPrometheus,
 // WithMetricReader, any other WithSpanExporter) replace it.
 //
 // In detail: a signal without an explicit remote exporter follows the

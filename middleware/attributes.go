@@ -11,10 +11,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Operation names (messaging.operation.name) of the spans tracebus starts.
-// Settle spans take theirs from broker.Operation.OperationName.
+// Settle spans take theirs from driver.Operation.OperationName.
 const (
 	opCreate  = "create"
 	opSend    = "send"
@@ -49,7 +50,7 @@ func spanName(operation, destination string, temporary bool) string {
 // an attribute.KeyValue is 64 bytes, and allocation is most of what
 // telemetry costs per message. fixed counts the attributes that do not
 // depend on op.
-func attrCap(op broker.Operation, fixed int) int {
+func attrCap(op driver.Operation, fixed int) int {
 	n := fixed
 	if op.ServerAddress != "" {
 		n += 2
@@ -83,12 +84,12 @@ func carve(buf []attribute.KeyValue, n int) []attribute.KeyValue {
 
 // appendSystem appends the attributes every span and metric point has:
 // messaging.system and messaging.operation.name.
-func appendSystem(kvs []attribute.KeyValue, op broker.Operation, name string) []attribute.KeyValue {
+func appendSystem(kvs []attribute.KeyValue, op driver.Operation, name string) []attribute.KeyValue {
 	return append(kvs, semconv.MessagingSystemKey.String(op.System), semconv.MessagingOperationName(name))
 }
 
 // appendServer appends server.address and server.port when known.
-func appendServer(kvs []attribute.KeyValue, op broker.Operation) []attribute.KeyValue {
+func appendServer(kvs []attribute.KeyValue, op driver.Operation) []attribute.KeyValue {
 	if op.ServerAddress != "" {
 		kvs = append(kvs, semconv.ServerAddress(op.ServerAddress))
 		if op.ServerPort > 0 {
@@ -100,7 +101,7 @@ func appendServer(kvs []attribute.KeyValue, op broker.Operation) []attribute.Key
 
 // appendClientID appends messaging.client.id when known (send, process and
 // settle spans; not create spans).
-func appendClientID(kvs []attribute.KeyValue, op broker.Operation) []attribute.KeyValue {
+func appendClientID(kvs []attribute.KeyValue, op driver.Operation) []attribute.KeyValue {
 	if op.ClientID != "" {
 		kvs = append(kvs, semconv.MessagingClientID(op.ClientID))
 	}
@@ -109,7 +110,7 @@ func appendClientID(kvs []attribute.KeyValue, op broker.Operation) []attribute.K
 
 // appendSubscriber appends the consumer group and subscription name of a
 // consume or settle operation.
-func appendSubscriber(kvs []attribute.KeyValue, op broker.Operation) []attribute.KeyValue {
+func appendSubscriber(kvs []attribute.KeyValue, op driver.Operation) []attribute.KeyValue {
 	if op.Group != "" {
 		kvs = append(kvs, semconv.MessagingConsumerGroupName(op.Group))
 	}
@@ -122,11 +123,11 @@ func appendSubscriber(kvs []attribute.KeyValue, op broker.Operation) []attribute
 // appendDestination appends messaging.destination.name (the concrete
 // destination, when one applies to every message), the template (the
 // subscription pattern, when it differs) and messaging.destination.temporary.
-func appendDestination(kvs []attribute.KeyValue, op broker.Operation, concrete string) []attribute.KeyValue {
+func appendDestination(kvs []attribute.KeyValue, op driver.Operation, concrete string) []attribute.KeyValue {
 	if concrete != "" {
 		kvs = append(kvs, semconv.MessagingDestinationName(concrete))
 	}
-	if op.Kind != broker.OpPublish && op.Destination != "" && op.Destination != concrete {
+	if op.Kind != driver.OpPublish && op.Destination != "" && op.Destination != concrete {
 		kvs = append(kvs, semconv.MessagingDestinationTemplate(op.Destination))
 	}
 	if op.Temporary {
@@ -137,11 +138,11 @@ func appendDestination(kvs []attribute.KeyValue, op broker.Operation, concrete s
 
 // partitionOf returns the partition id of m, or "" when there is none: only
 // Kafka has partitions; on publish, only a message that asks for one has it.
-func partitionOf(op broker.Operation, m *broker.Message) string {
+func partitionOf(op driver.Operation, m *broker.Message) string {
 	if op.System != systemKafka {
 		return ""
 	}
-	if op.Kind == broker.OpPublish {
+	if op.Kind == driver.OpPublish {
 		if m.Partition == nil {
 			return ""
 		}
@@ -151,7 +152,7 @@ func partitionOf(op broker.Operation, m *broker.Message) string {
 }
 
 // commonPartition returns the partition shared by every message, or "".
-func commonPartition(op broker.Operation, msgs []*broker.Message) string {
+func commonPartition(op driver.Operation, msgs []*broker.Message) string {
 	if op.System != systemKafka || len(msgs) == 0 {
 		return ""
 	}
@@ -182,7 +183,7 @@ func commonDestination(msgs []*broker.Message) string {
 // appendMessage appends the attributes of a span that covers exactly one
 // message: partition, message id, Kafka key, offset and tombstone, and the
 // body size when asked for.
-func (t *Telemetry) appendMessage(kvs []attribute.KeyValue, op broker.Operation, m *broker.Message, partition string) []attribute.KeyValue {
+func (t *Telemetry) appendMessage(kvs []attribute.KeyValue, op driver.Operation, m *broker.Message, partition string) []attribute.KeyValue {
 	if partition != "" {
 		kvs = append(kvs, semconv.MessagingDestinationPartitionID(partition))
 	}
@@ -191,8 +192,8 @@ func (t *Telemetry) appendMessage(kvs []attribute.KeyValue, op broker.Operation,
 
 // hasMessageFacts reports whether appendMessageFacts appends anything for
 // m, so that nothing is allocated when it would not.
-func (t *Telemetry) hasMessageFacts(op broker.Operation, m *broker.Message) bool {
-	return m.ID != "" || op.System == systemKafka || (t.cfg.bodySize && op.Kind != broker.OpSettle)
+func (t *Telemetry) hasMessageFacts(op driver.Operation, m *broker.Message) bool {
+	return m.ID != "" || op.System == systemKafka || (t.cfg.bodySize && op.Kind != driver.OpSettle)
 }
 
 // messageFacts is the most attributes appendMessageFacts appends.
@@ -201,7 +202,7 @@ const messageFacts = 5
 // appendMessageFacts appends the attributes of appendMessage that samplers
 // do not use (everything but the partition): a span that is not recorded
 // does not need them built.
-func (t *Telemetry) appendMessageFacts(kvs []attribute.KeyValue, op broker.Operation, m *broker.Message) []attribute.KeyValue {
+func (t *Telemetry) appendMessageFacts(kvs []attribute.KeyValue, op driver.Operation, m *broker.Message) []attribute.KeyValue {
 	if m.ID != "" {
 		kvs = append(kvs, t.messageID(m.ID))
 	}
@@ -212,14 +213,14 @@ func (t *Telemetry) appendMessageFacts(kvs []attribute.KeyValue, op broker.Opera
 		if m.Key != nil && utf8.Valid(m.Key) {
 			kvs = append(kvs, semconv.MessagingKafkaMessageKey(string(capUTF8(m.Key, t.cfg.attrLimit))))
 		}
-		if op.Kind != broker.OpPublish {
+		if op.Kind != driver.OpPublish {
 			kvs = append(kvs, semconv.MessagingKafkaOffset(int(m.Delivery.Offset)))
 		}
 		if m.Body == nil && m.Key != nil {
 			kvs = append(kvs, semconv.MessagingKafkaMessageTombstone(true))
 		}
 	}
-	if t.cfg.bodySize && op.Kind != broker.OpSettle {
+	if t.cfg.bodySize && op.Kind != driver.OpSettle {
 		kvs = append(kvs, semconv.MessagingMessageBodySize(len(m.Body)))
 	}
 	return kvs
@@ -265,12 +266,8 @@ func capUTF8[T ~string | ~[]byte](b T, n int) T {
 // error.type. The error is not recorded as an event as well; the status
 // already says it all.
 func (t *Telemetry) setError(span trace.Span, err error, et attribute.KeyValue) {
-	text := ""
-	if t.cfg.errorText != nil {
-		text = t.cfg.errorText(err)
-	} else {
-		text = err.Error()
-	}
-	span.SetStatus(codes.Error, text)
+	// The text is err.Error(): a handler's error arrives with the text
+	// broker.WithErrorText gives it.
+	span.SetStatus(codes.Error, err.Error())
 	span.SetAttributes(et)
 }

@@ -12,6 +12,7 @@ import (
 	nooptrace "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -36,13 +37,13 @@ func noopTelemetry() *middleware.Telemetry {
 
 type variant struct {
 	name string
-	mws  func() []broker.Middleware
+	mws  func() []driver.Middleware
 }
 
 var variants = []variant{
-	{"broker", func() []broker.Middleware { return nil }},
-	{"telemetry-sdk", func() []broker.Middleware { return []broker.Middleware{sdkTelemetry()} }},
-	{"telemetry-noop", func() []broker.Middleware { return []broker.Middleware{noopTelemetry()} }},
+	{"broker", func() []driver.Middleware { return nil }},
+	{"telemetry-sdk", func() []driver.Middleware { return []driver.Middleware{sdkTelemetry()} }},
+	{"telemetry-noop", func() []driver.Middleware { return []driver.Middleware{noopTelemetry()} }},
 }
 
 var body = []byte(`{"order":1234,"customer":"c-77","total":"12.50"}`)
@@ -83,8 +84,8 @@ func BenchmarkPublishConsume(b *testing.B) {
 		var n atomic.Int64
 		done := make(chan struct{}, 1)
 		target := int64(0)
-		sub, err := tr.Subscribe(ctx, broker.SubscriptionSpec{Destination: "orders", Concurrency: 1},
-			func(ctx context.Context, msgs []*broker.Message, ack broker.Acknowledger) {
+		sub, err := tr.Subscribe(ctx, driver.SubscriptionSpec{Destination: "orders", Concurrency: 1},
+			func(ctx context.Context, msgs []*broker.Message, ack driver.Acknowledger) {
 				_ = ack.Ack(ctx)
 				if n.Add(int64(len(msgs))) == atomic.LoadInt64(&target) {
 					done <- struct{}{}

@@ -11,16 +11,17 @@ import (
 
 	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// WrapConsume implements broker.Middleware: it extracts each message's
+// WrapConsume implements driver.Middleware: it extracts each message's
 // creation context and baggage, runs the handler inside a process span and
 // records the process metrics.
-func (t *Telemetry) WrapConsume(next broker.ConsumeFunc) broker.ConsumeFunc {
+func (t *Telemetry) WrapConsume(next driver.ConsumeFunc) driver.ConsumeFunc {
 	// WrapConsume runs once per subscription, whose operation is the same
 	// on every delivery: its statics are built on the first.
 	cache := &staticsCache{name: opProcess}
-	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
+	return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 		switch {
 		case len(msgs) == 0:
 			return next(ctx, op, msgs)
@@ -35,7 +36,7 @@ func (t *Telemetry) WrapConsume(next broker.ConsumeFunc) broker.ConsumeFunc {
 // deliveryAttemptKey is the attribute of a process span (and, in a batch,
 // of each message's link) that counts the deliveries of the message: 1 for
 // the first, 2 for the first retry, and so on, from
-// broker.Delivery.DeliveryCount. It tells a failed attempt from its retry in
+// driver.Delivery.DeliveryCount. It tells a failed attempt from its retry in
 // a trace view. The semantic conventions have no generic attribute for it
 // (only messaging.gcp_pubsub.message.delivery_attempt), hence the tracebus
 // namespace. It is left out when the transport does not count deliveries.
@@ -52,7 +53,7 @@ const deliveryAttemptKey = attribute.Key("tracebus.delivery.attempt")
 //
 // As on publish, the span starts with the attributes samplers may use and
 // gets the message's own facts only when it is recorded.
-func (t *Telemetry) consumeOne(ctx context.Context, st *statics, msgs []*broker.Message, next broker.ConsumeFunc) error {
+func (t *Telemetry) consumeOne(ctx context.Context, st *statics, msgs []*broker.Message, next driver.ConsumeFunc) error {
 	start := time.Now()
 	op := st.op
 	m := msgs[0]
@@ -114,7 +115,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, st *statics, msgs []*broker.
 // that message's id, destination, partition and offset, up to the link
 // limit (WithBatchLinkLimit). Messages without a creation context get no
 // link: there is nothing to point to.
-func (t *Telemetry) consumeBatch(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.ConsumeFunc) error {
+func (t *Telemetry) consumeBatch(ctx context.Context, op driver.Operation, msgs []*broker.Message, next driver.ConsumeFunc) error {
 	start := time.Now()
 	dest := commonDestination(msgs)
 	partition := commonPartition(op, msgs)

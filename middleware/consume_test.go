@@ -13,21 +13,22 @@ import (
 
 	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/middleware"
 )
 
 const parentTP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
-func kafkaConsume(dest string, batch bool) broker.Operation {
-	return broker.Operation{
-		Kind: broker.OpConsume, System: "kafka", Destination: dest, Group: "billing", Batch: batch,
+func kafkaConsume(dest string, batch bool) driver.Operation {
+	return driver.Operation{
+		Kind: driver.OpConsume, System: "kafka", Destination: dest, Group: "billing", Batch: batch,
 		ClientID: "svc-1", ServerAddress: "kafka-0", ServerPort: 9092,
 	}
 }
 
 func delivered(dest string, partition int32, offset int64, tp string) *broker.Message {
 	m := &broker.Message{Destination: dest, Key: []byte("customer-7"), Body: []byte("{}"),
-		Delivery: broker.Delivery{Partition: partition, Offset: offset, DeliveryCount: 1}}
+		Delivery: driver.Delivery{Partition: partition, Offset: offset, DeliveryCount: 1}}
 	if tp != "" {
 		m.Headers.Set("traceparent", tp)
 	}
@@ -91,7 +92,7 @@ func TestConsumeWithoutContextIsRootOfAmbient(t *testing.T) {
 	tel, rec := newTel(t)
 	for _, tp := range []string{"", "garbage", "00-00000000000000000000000000000000-0000000000000000-01", "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra"} {
 		ran := false
-		err := tel.WrapConsume(func(context.Context, broker.Operation, []*broker.Message) error {
+		err := tel.WrapConsume(func(context.Context, driver.Operation, []*broker.Message) error {
 			ran = true
 			return nil
 		})(context.Background(), kafkaConsume("orders", false), []*broker.Message{delivered("orders", 0, 1, tp)})
@@ -164,7 +165,7 @@ func TestConsumeBatchLinks(t *testing.T) {
 
 func TestConsumeBatchAcrossSubjects(t *testing.T) {
 	tel, rec := newTel(t)
-	op := broker.Operation{Kind: broker.OpConsume, System: "nats", Destination: "orders.*", Batch: true}
+	op := driver.Operation{Kind: driver.OpConsume, System: "nats", Destination: "orders.*", Batch: true}
 	msgs := []*broker.Message{{Destination: "orders.new"}, {Destination: "orders.paid"}}
 	for _, m := range msgs {
 		m.Headers.Set("traceparent", parentTP)
@@ -191,7 +192,7 @@ func TestConsumeBaggageReachesHandler(t *testing.T) {
 	msg := delivered("orders", 0, 1, parentTP)
 	msg.Headers.Set("baggage", "tenant=acme,user=7")
 	var otel, view map[string]string
-	err := tel.WrapConsume(func(ctx context.Context, _ broker.Operation, _ []*broker.Message) error {
+	err := tel.WrapConsume(func(ctx context.Context, _ driver.Operation, _ []*broker.Message) error {
 		otel = map[string]string{}
 		for _, m := range otelbaggage.FromContext(ctx).Members() {
 			otel[m.Key()] = m.Value()
@@ -211,10 +212,10 @@ func TestConsumeBaggageReachesHandler(t *testing.T) {
 
 func TestConsumeErrorAndPanic(t *testing.T) {
 	tel, rec := newTel(t)
-	op := broker.Operation{Kind: broker.OpConsume, System: "memory", Destination: "q"}
+	op := driver.Operation{Kind: driver.OpConsume, System: "memory", Destination: "q"}
 	failure := errors.New("boom")
 	for _, err := range []error{failure, &broker.PanicError{Value: "bad"}} {
-		got := tel.WrapConsume(func(context.Context, broker.Operation, []*broker.Message) error { return err })(
+		got := tel.WrapConsume(func(context.Context, driver.Operation, []*broker.Message) error { return err })(
 			context.Background(), op, []*broker.Message{{Destination: "q"}})
 		if got != err {
 			t.Errorf("consume returned %v, want the handler's %v", got, err)
@@ -244,13 +245,13 @@ func (panicky) Fields() []string { return []string{"x-panicky"} }
 
 func TestPanickingPropagatorNeverFailsAMessage(t *testing.T) {
 	tel, rec := newTel(t, middleware.WithPropagators(panicky{}))
-	op := broker.Operation{Kind: broker.OpPublish, System: "memory", Destination: "q"}
+	op := driver.Operation{Kind: driver.OpPublish, System: "memory", Destination: "q"}
 	if err := tel.WrapPublish(ok)(context.Background(), op, []*broker.Message{{Destination: "q"}}); err != nil {
 		t.Errorf("publish: %v", err)
 	}
-	cop := broker.Operation{Kind: broker.OpConsume, System: "memory", Destination: "q"}
+	cop := driver.Operation{Kind: driver.OpConsume, System: "memory", Destination: "q"}
 	ran := false
-	err := tel.WrapConsume(func(context.Context, broker.Operation, []*broker.Message) error { ran = true; return nil })(
+	err := tel.WrapConsume(func(context.Context, driver.Operation, []*broker.Message) error { ran = true; return nil })(
 		context.Background(), cop, []*broker.Message{delivered("q", 0, 0, parentTP)})
 	if err != nil || !ran {
 		t.Errorf("consume: err %v, handler ran %v", err, ran)

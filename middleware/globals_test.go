@@ -14,6 +14,7 @@ import (
 
 	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -29,7 +30,7 @@ func TestGlobals(t *testing.T) {
 		t.Skip("the otel globals delegate only once per process (-count > 1)")
 	}
 	tel := middleware.NewTelemetry() // before any otel.Set*
-	op := broker.Operation{Kind: broker.OpPublish, System: "memory", Destination: "q"}
+	op := driver.Operation{Kind: driver.OpPublish, System: "memory", Destination: "q"}
 	m, _ := otelbaggage.NewMember("tenant", "acme")
 	bag, _ := otelbaggage.New(m)
 	ctx := otelbaggage.ContextWithBaggage(context.Background(), bag)
@@ -51,11 +52,11 @@ func TestGlobals(t *testing.T) {
 	in := &broker.Message{Destination: "q"}
 	in.Headers.Set("baggage", strings.Join(parts, ","))
 	var got otelbaggage.Baggage
-	consume := tel.WrapConsume(func(ctx context.Context, _ broker.Operation, _ []*broker.Message) error {
+	consume := tel.WrapConsume(func(ctx context.Context, _ driver.Operation, _ []*broker.Message) error {
 		got = otelbaggage.FromContext(ctx)
 		return nil
 	})
-	cop := broker.Operation{Kind: broker.OpConsume, System: "memory", Destination: "q"}
+	cop := driver.Operation{Kind: driver.OpConsume, System: "memory", Destination: "q"}
 	if err := consume(context.Background(), cop, []*broker.Message{in}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,11 @@ package middleware_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
-	"github.com/tracebus/tracebus/middleware"
 )
 
 const otherTP = "00-11111111111111111111111111111111-2222222222222222-01"
@@ -53,19 +50,5 @@ func TestTraceparentRules(t *testing.T) {
 				t.Errorf("parent trace %s, want %s", got, tc.want)
 			}
 		})
-	}
-}
-
-// TestWithErrorText checks that the hook sets the span status text.
-func TestWithErrorText(t *testing.T) {
-	tel, rec := newTel(t, middleware.WithErrorText(func(error) string { return "redacted" }))
-	fail := func(context.Context, broker.Operation, []*broker.Message) error {
-		return errors.New("body was 4111-1111")
-	}
-	msg := delivered("orders", 0, 1, parentTP)
-	_ = tel.WrapConsume(fail)(context.Background(), kafkaConsume("orders", false), []*broker.Message{msg})
-	st := rec.SpanByName(t, "process orders").Status()
-	if st.Code != codes.Error || st.Description != "redacted" {
-		t.Errorf("status %v %q, want Error \"redacted\"", st.Code, st.Description)
 	}
 }

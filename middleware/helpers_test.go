@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -30,7 +31,7 @@ func newTel(t *testing.T, opts ...middleware.Option) (*middleware.Telemetry, *te
 	return middleware.NewTelemetry(opts...), rec
 }
 
-func ok(context.Context, broker.Operation, []*broker.Message) error { return nil }
+func ok(context.Context, driver.Operation, []*broker.Message) error { return nil }
 
 // attrMap returns the attributes as a map from key to emitted value.
 func attrMap(kvs []attribute.KeyValue) map[attribute.Key]attribute.Value {

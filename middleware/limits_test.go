@@ -10,6 +10,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/middleware"
 )
 
@@ -95,7 +96,7 @@ func TestBatchLinkLimit(t *testing.T) {
 			for i := range pub {
 				pub[i] = &broker.Message{Destination: "orders", ID: fmt.Sprint(i)}
 			}
-			op := broker.Operation{Kind: broker.OpPublish, System: "kafka", Destination: "orders", Batch: true}
+			op := driver.Operation{Kind: driver.OpPublish, System: "kafka", Destination: "orders", Batch: true}
 			if err := tel.WrapPublish(ok)(context.Background(), op, pub); err != nil {
 				t.Fatal(err)
 			}

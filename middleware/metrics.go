@@ -12,6 +12,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // pointKey holds everything the attribute set of a metric point is built
@@ -19,7 +20,7 @@ import (
 // cached (see setCache): building one (sort, hash, copy) costs as much as
 // the rest of the metric recording.
 type pointKey struct {
-	kind                                   broker.OperationKind
+	kind                                   driver.OperationKind
 	system, name, dest, partition, errType string
 	addr, group, subscription              string
 	port                                   int
@@ -39,12 +40,12 @@ type pointKey struct {
 // low-cardinality: the operation's destination on publish (a reply inbox
 // excluded), on consume and settle the subscription's destination when the
 // messages came from it literally, and the template otherwise.
-func metricKey(op broker.Operation, name, concrete, partition string, et attribute.KeyValue) pointKey {
+func metricKey(op driver.Operation, name, concrete, partition string, et attribute.KeyValue) pointKey {
 	k := pointKey{
 		kind: op.Kind, system: op.System, name: name, partition: partition,
 		addr: op.ServerAddress, port: op.ServerPort,
 	}
-	if op.Kind != broker.OpPublish {
+	if op.Kind != driver.OpPublish {
 		k.group, k.subscription = op.Group, op.Subscription
 	}
 	if et.Valid() {
@@ -52,7 +53,7 @@ func metricKey(op broker.Operation, name, concrete, partition string, et attribu
 	}
 	if !op.Temporary && op.Destination != "" {
 		k.dest = op.Destination
-		k.template = op.Kind != broker.OpPublish && concrete != op.Destination
+		k.template = op.Kind != driver.OpPublish && concrete != op.Destination
 	}
 	return k
 }
@@ -93,9 +94,9 @@ func (k pointKey) attrs(withType bool) []attribute.KeyValue {
 	}
 	if withType {
 		switch k.kind {
-		case broker.OpPublish:
+		case driver.OpPublish:
 			kvs = append(kvs, semconv.MessagingOperationTypeSend)
-		case broker.OpSettle:
+		case driver.OpSettle:
 			kvs = append(kvs, semconv.MessagingOperationTypeSettle)
 		default:
 			kvs = append(kvs, semconv.MessagingOperationTypeProcess)
@@ -154,7 +155,7 @@ func (c *setCache) sets(k pointKey) *pointSets {
 // attempted; the failed ones of a BatchError with their own error.type).
 //
 // st, when not nil, holds the sets of op's destination.
-func (t *Telemetry) recordPublish(ctx context.Context, op broker.Operation, st *statics, msgs []*broker.Message,
+func (t *Telemetry) recordPublish(ctx context.Context, op driver.Operation, st *statics, msgs []*broker.Message,
 	partition string, err error, et attribute.KeyValue, d time.Duration,
 ) {
 	if !t.opDuration.Enabled(ctx) && !t.sent.Enabled(ctx) {
@@ -192,7 +193,7 @@ func (t *Telemetry) recordPublish(ctx context.Context, op broker.Operation, st *
 // handler lets error.type split them by outcome.
 //
 // ok holds the sets of a success for dest and partition.
-func (t *Telemetry) recordProcess(ctx context.Context, op broker.Operation, ok *pointSets, dest, partition string,
+func (t *Telemetry) recordProcess(ctx context.Context, op driver.Operation, ok *pointSets, dest, partition string,
 	n int, et attribute.KeyValue, d time.Duration,
 ) {
 	if !t.procDuration.Enabled(ctx) && !t.consumed.Enabled(ctx) {
@@ -208,7 +209,7 @@ func (t *Telemetry) recordProcess(ctx context.Context, op broker.Operation, ok *
 
 // recordSettle records messaging.client.operation.duration for a
 // settlement, with operation type settle.
-func (t *Telemetry) recordSettle(ctx context.Context, op broker.Operation, name, dest, partition string,
+func (t *Telemetry) recordSettle(ctx context.Context, op driver.Operation, name, dest, partition string,
 	et attribute.KeyValue, d time.Duration,
 ) {
 	if !t.opDuration.Enabled(ctx) {

@@ -9,6 +9,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Many destinations, published to concurrently: more attribute sets than
@@ -22,7 +23,7 @@ func TestMetricsManyDestinationsConcurrently(t *testing.T) {
 		wg.Go(func() {
 			for i := w; i < dests; i += workers {
 				d := "d" + strconv.Itoa(i)
-				op := broker.Operation{Kind: broker.OpPublish, System: "memory", Destination: d}
+				op := driver.Operation{Kind: driver.OpPublish, System: "memory", Destination: d}
 				for range 2 {
 					if err := pub(context.Background(), op, []*broker.Message{{Destination: d}}); err != nil {
 						t.Error(err)

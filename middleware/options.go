@@ -8,8 +8,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/tracebus/tracebus/broker"
 )
 
 // Option configures the Telemetry middleware.
@@ -27,8 +25,6 @@ type config struct {
 	bodySize    bool // record messaging.message.body.size
 	settle      bool // settle spans and metrics
 
-	errorText func(error) string // span status text; nil: err.Error()
-
 	attrLimit int // bytes of message id and Kafka key attributes; <= 0: no cap
 	linkLimit int // links of a batch span; <= 0: no cap
 }
@@ -37,7 +33,7 @@ type config struct {
 // key go into span attributes unless WithMessageAttributeLimit says
 // otherwise: the broker's own cap on the ids in its log lines, so that a
 // span and a log line about one message show the same id.
-const DefaultMessageAttributeLimit = broker.MessageAttributeLimit
+const DefaultMessageAttributeLimit = 256
 
 // defaultBatchLinkLimit is how many links a batch span gets unless
 // WithBatchLinkLimit or OTEL_SPAN_LINK_COUNT_LIMIT say otherwise: the
@@ -104,16 +100,6 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // propagation.NewCompositeTextMapPropagator().
 func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) { c.propagator = p })
-}
-
-// WithErrorText sets the text of the Error status a failed operation's
-// span gets. By default it is err.Error(), verbatim, which quotes a
-// message body if the handler's error does; f can redact or replace it.
-// broker.WithErrorText does the same for log records and dead letters. f
-// must be safe for concurrent use; nil restores the default. error.type is
-// not affected: it never holds the error's text.
-func WithErrorText(f func(error) string) Option {
-	return optionFunc(func(c *config) { c.errorText = f })
 }
 
 // WithMessageAttributeLimit caps the message id (messaging.message.id) and

@@ -3,11 +3,10 @@ package middleware
 import (
 	"context"
 
+	"github.com/tracebus/tracebus/broker/driver"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-
-	"github.com/tracebus/tracebus/broker"
 )
 
 // The names of the metrics of the broker's outcome policy. They are
@@ -46,7 +45,7 @@ const (
 	dropReasonSlowConsumer = "slow_consumer"
 )
 
-var _ broker.OutcomeObserver = (*Telemetry)(nil)
+var _ driver.OutcomeObserver = (*Telemetry)(nil)
 
 // outcomeInstruments are the instruments of the outcome metrics.
 type outcomeInstruments struct {
@@ -75,30 +74,30 @@ func newOutcomeInstruments(meter metric.Meter) outcomeInstruments {
 	return in
 }
 
-// ObserveOutcomes implements broker.OutcomeObserver: it records the
+// ObserveOutcomes implements driver.OutcomeObserver: it records the
 // outcome metrics of the subscription whose consume operation is op, with
 // the attributes of messaging.process.duration (error.type on retried,
 // dead-lettered and failed drops) and tracebus.drop.reason on drops. The sets of
 // the outcomes without an error are made here, once per subscription.
-func (t *Telemetry) ObserveOutcomes(op broker.Operation) broker.OutcomeFunc {
+func (t *Telemetry) ObserveOutcomes(op driver.Operation) driver.OutcomeFunc {
 	slow := metricKey(op, opProcess, op.Destination, "", attribute.KeyValue{})
 	slow.reason = dropReasonSlowConsumer
 	slowSets := t.sets.sets(slow)
-	return func(ctx context.Context, o broker.Outcome) {
+	return func(ctx context.Context, o driver.Outcome) {
 		if o.Messages <= 0 {
 			return
 		}
 		n := int64(o.Messages)
 		switch o.Kind {
-		case broker.OutcomeTransportDropped:
+		case driver.OutcomeTransportDropped:
 			t.outcomes.dropped.Add(ctx, n, slowSets.plainAdd...)
-		case broker.OutcomeHung:
+		case driver.OutcomeHung:
 			t.outcomes.hung.Add(ctx, n, t.outcomeSets(op, o, "").plainAdd...)
-		case broker.OutcomeRetried:
+		case driver.OutcomeRetried:
 			t.outcomes.retried.Add(ctx, n, t.outcomeSets(op, o, "").plainAdd...)
-		case broker.OutcomeDeadLettered:
+		case driver.OutcomeDeadLettered:
 			t.outcomes.deadLettered.Add(ctx, n, t.outcomeSets(op, o, "").plainAdd...)
-		case broker.OutcomeDropped:
+		case driver.OutcomeDropped:
 			t.outcomes.dropped.Add(ctx, n, t.outcomeSets(op, o, dropReasonFailed).plainAdd...)
 		}
 	}
@@ -107,7 +106,7 @@ func (t *Telemetry) ObserveOutcomes(op broker.Operation) broker.OutcomeFunc {
 // outcomeSets returns the sets of an outcome of messages: their destination
 // and partition as messaging.process.duration records them, the error type
 // of o.Err, and reason.
-func (t *Telemetry) outcomeSets(op broker.Operation, o broker.Outcome, reason string) *pointSets {
+func (t *Telemetry) outcomeSets(op driver.Operation, o driver.Outcome, reason string) *pointSets {
 	dest, partition := op.Destination, ""
 	if len(o.Msgs) > 0 {
 		if d := commonDestination(o.Msgs); d != "" {

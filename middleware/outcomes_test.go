@@ -12,6 +12,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -40,7 +41,7 @@ func TestOutcomeMetrics(t *testing.T) {
 	tel, rec := newTel(t)
 	b := broker.New(testutil.Memory(t), broker.WithMiddleware(tel),
 		broker.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	fast := broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))
+	fast := broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond))
 	dead := testkit.NewInbox[string](30 * time.Second)
 	calls := testkit.NewInbox[int](30 * time.Second)
 	must(t, b.Subscribe("orders", func(context.Context, *broker.Message) error {
@@ -121,7 +122,7 @@ func TestInflightMetric(t *testing.T) {
 		entered <- struct{}{}
 		<-release
 		return nil
-	}, broker.BatchSize(2), broker.BatchWait(time.Hour)))
+	}, broker.Batch(2, time.Hour)))
 	must(t, b.Start(context.Background()))
 	ctx := context.Background()
 	must(t, b.PublishBatch(ctx, []*broker.Message{
@@ -146,12 +147,12 @@ func TestInflightMetric(t *testing.T) {
 // the subscription's attributes, and no error.type.
 func TestTransportDropMetric(t *testing.T) {
 	tel, rec := newTel(t)
-	op := broker.Operation{Kind: broker.OpConsume, System: "nats", Destination: "orders.*", Group: "billing",
+	op := driver.Operation{Kind: driver.OpConsume, System: "nats", Destination: "orders.*", Group: "billing",
 		ServerAddress: "localhost", ServerPort: 4222}
 	observe := tel.ObserveOutcomes(op)
-	observe(context.Background(), broker.Outcome{Kind: broker.OutcomeTransportDropped, Messages: 40})
-	observe(context.Background(), broker.Outcome{Kind: broker.OutcomeTransportDropped, Messages: 2})
-	observe(context.Background(), broker.Outcome{Kind: broker.OutcomeHung, Messages: 1,
+	observe(context.Background(), driver.Outcome{Kind: driver.OutcomeTransportDropped, Messages: 40})
+	observe(context.Background(), driver.Outcome{Kind: driver.OutcomeTransportDropped, Messages: 2})
+	observe(context.Background(), driver.Outcome{Kind: driver.OutcomeHung, Messages: 1,
 		Msgs: []*broker.Message{{Destination: "orders.eu"}}})
 	base := []attribute.KeyValue{
 		semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationName("process"),

@@ -12,14 +12,15 @@ import (
 
 	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// WrapPublish implements broker.Middleware: it traces the publish, injects
+// WrapPublish implements driver.Middleware: it traces the publish, injects
 // the creation context of every message into its headers and records the
 // send metrics.
-func (t *Telemetry) WrapPublish(next broker.PublishFunc) broker.PublishFunc {
+func (t *Telemetry) WrapPublish(next driver.PublishFunc) driver.PublishFunc {
 	cache := &staticsCache{name: opSend}
-	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
+	return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 		if len(msgs) == 0 {
 			return next(ctx, op, msgs)
 		}
@@ -27,7 +28,7 @@ func (t *Telemetry) WrapPublish(next broker.PublishFunc) broker.PublishFunc {
 		// included) become the OTel baggage the propagator injects.
 		ctx = baggage.ContextForPublish(ctx)
 		switch {
-		case op.Kind == broker.OpRequest:
+		case op.Kind == driver.OpRequest:
 			return t.request(ctx, op, msgs, next)
 		case op.Batch || len(msgs) > 1:
 			return t.publishBatch(ctx, op, msgs, next)
@@ -46,7 +47,7 @@ func (t *Telemetry) WrapPublish(next broker.PublishFunc) broker.PublishFunc {
 // start and end times from the SDK's clock: passing the metric's times
 // would cost an allocation each, for a difference of the time it takes to
 // start a span.
-func (t *Telemetry) publishOne(ctx context.Context, st *statics, msgs []*broker.Message, next broker.PublishFunc) error {
+func (t *Telemetry) publishOne(ctx context.Context, st *statics, msgs []*broker.Message, next driver.PublishFunc) error {
 	start := time.Now()
 	op := st.op
 	m := msgs[0]
@@ -74,12 +75,12 @@ func (t *Telemetry) publishOne(ctx context.Context, st *statics, msgs []*broker.
 }
 
 // setStored records on the span of a sent Kafka message where the
-// transport reports it was stored (broker.Delivery.Stored): the partition,
+// transport reports it was stored (driver.Delivery.Stored): the partition,
 // when the balancer chose it and the span does not have it yet, and the
 // offset. Metrics keep the partition only when the publisher asked for
 // one: the balancer's choice would multiply the send series by the
 // partition count.
-func setStored(span trace.Span, op broker.Operation, m *broker.Message, partition string) {
+func setStored(span trace.Span, op driver.Operation, m *broker.Message, partition string) {
 	if op.System != systemKafka || !m.Delivery.Stored || !span.IsRecording() {
 		return
 	}
@@ -100,7 +101,7 @@ func setStored(span trace.Span, op broker.Operation, m *broker.Message, partitio
 // "created" before that: a create span ends when its message's fate is
 // known, so that a message the transport rejected (BatchError) shows as a
 // failed create span — the one a consumer would have linked to.
-func (t *Telemetry) publishBatch(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.PublishFunc) error {
+func (t *Telemetry) publishBatch(ctx context.Context, op driver.Operation, msgs []*broker.Message, next driver.PublishFunc) error {
 	start := time.Now()
 	startTS := trace.WithTimestamp(start) // one option for every span of the batch
 	mixed := op.Destination == ""

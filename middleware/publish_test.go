@@ -13,12 +13,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/middleware"
 )
 
-func kafkaPublish(dest string) broker.Operation {
-	return broker.Operation{
-		Kind: broker.OpPublish, System: "kafka", Destination: dest,
+func kafkaPublish(dest string) driver.Operation {
+	return driver.Operation{
+		Kind: driver.OpPublish, System: "kafka", Destination: dest,
 		ClientID: "svc-1", ServerAddress: "kafka-0", ServerPort: 9092,
 	}
 }
@@ -32,7 +33,7 @@ func TestPublishKafkaAttributes(t *testing.T) {
 	}{
 		{
 			name: "key, partition and id",
-			msg:  &broker.Message{Destination: "orders", Key: []byte("customer-7"), Body: []byte("{}"), ID: "m-1", Partition: broker.PartitionOf(2)},
+			msg:  &broker.Message{Destination: "orders", Key: []byte("customer-7"), Body: []byte("{}"), ID: "m-1", Partition: new(int32(2))},
 			want: []attribute.KeyValue{
 				semconv.MessagingKafkaMessageKey("customer-7"),
 				semconv.MessagingDestinationPartitionID("2"),
@@ -79,8 +80,8 @@ func TestPublishKafkaAttributes(t *testing.T) {
 
 func TestPublishNonKafkaHasNoKafkaAttributes(t *testing.T) {
 	tel, rec := newTel(t)
-	op := broker.Operation{Kind: broker.OpPublish, System: "nats", Destination: "orders"}
-	msg := &broker.Message{Destination: "orders", Key: []byte("k"), Partition: broker.PartitionOf(1)}
+	op := driver.Operation{Kind: driver.OpPublish, System: "nats", Destination: "orders"}
+	msg := &broker.Message{Destination: "orders", Key: []byte("k"), Partition: new(int32(1))}
 	if err := tel.WrapPublish(ok)(context.Background(), op, []*broker.Message{msg}); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestPublishNonKafkaHasNoKafkaAttributes(t *testing.T) {
 
 func TestPublishTemporaryDestination(t *testing.T) {
 	tel, rec := newTel(t)
-	op := broker.Operation{Kind: broker.OpPublish, System: "nats", Destination: "_INBOX.x7Yz", Temporary: true}
+	op := driver.Operation{Kind: driver.OpPublish, System: "nats", Destination: "_INBOX.x7Yz", Temporary: true}
 	if err := tel.WrapPublish(ok)(context.Background(), op, []*broker.Message{{Destination: "_INBOX.x7Yz"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestPublishTemporaryDestination(t *testing.T) {
 
 func TestPublishBatchMixedDestinations(t *testing.T) {
 	tel, rec := newTel(t)
-	op := broker.Operation{Kind: broker.OpPublish, System: "nats", Batch: true} // Destination "" : mixed
+	op := driver.Operation{Kind: driver.OpPublish, System: "nats", Batch: true} // Destination "" : mixed
 	msgs := []*broker.Message{{Destination: "a", ID: "1"}, {Destination: "b"}}
 	if err := tel.WrapPublish(ok)(context.Background(), op, msgs); err != nil {
 		t.Fatal(err)
@@ -142,10 +143,10 @@ var errRejected = errors.New("rejected by broker")
 
 func TestPublishBatchErrorMarksFailedCreates(t *testing.T) {
 	tel, rec := newTel(t)
-	op := broker.Operation{Kind: broker.OpPublish, System: "memory", Destination: "q", Batch: true}
+	op := driver.Operation{Kind: driver.OpPublish, System: "memory", Destination: "q", Batch: true}
 	msgs := []*broker.Message{{Destination: "q"}, {Destination: "q"}, {Destination: "q"}}
 	batchErr := broker.BatchError{nil, errRejected, nil}
-	err := tel.WrapPublish(func(context.Context, broker.Operation, []*broker.Message) error { return batchErr })(context.Background(), op, msgs)
+	err := tel.WrapPublish(func(context.Context, driver.Operation, []*broker.Message) error { return batchErr })(context.Background(), op, msgs)
 	if !errors.Is(err, errRejected) {
 		t.Fatalf("error %v, want the batch error", err)
 	}
@@ -179,9 +180,9 @@ func TestPublishBatchErrorMarksFailedCreates(t *testing.T) {
 
 func TestPublishWholeBatchFailure(t *testing.T) {
 	tel, rec := newTel(t)
-	op := broker.Operation{Kind: broker.OpPublish, System: "memory", Destination: "q", Batch: true}
+	op := driver.Operation{Kind: driver.OpPublish, System: "memory", Destination: "q", Batch: true}
 	msgs := []*broker.Message{{Destination: "q"}, {Destination: "q"}}
-	_ = tel.WrapPublish(func(context.Context, broker.Operation, []*broker.Message) error { return broker.ErrClosed })(context.Background(), op, msgs)
+	_ = tel.WrapPublish(func(context.Context, driver.Operation, []*broker.Message) error { return broker.ErrClosed })(context.Background(), op, msgs)
 	for _, c := range rec.SpansByName("create q") {
 		if c.Status().Code != codes.Error {
 			t.Errorf("create status %v, want Error: the whole batch failed", c.Status())
@@ -197,7 +198,7 @@ func TestPublishWholeBatchFailure(t *testing.T) {
 
 func TestPublishReplacesStaleContext(t *testing.T) {
 	tel, rec := newTel(t)
-	op := broker.Operation{Kind: broker.OpPublish, System: "memory", Destination: "q"}
+	op := driver.Operation{Kind: driver.OpPublish, System: "memory", Destination: "q"}
 	// A forwarded message: the previous hop's context and baggage, in a
 	// case another library might use.
 	msg := &broker.Message{Destination: "q"}
@@ -225,7 +226,7 @@ func TestPublishReplacesStaleContext(t *testing.T) {
 
 func TestPublishInjectsBaggage(t *testing.T) {
 	tel, _ := newTel(t)
-	op := broker.Operation{Kind: broker.OpPublish, System: "memory", Destination: "q"}
+	op := driver.Operation{Kind: driver.OpPublish, System: "memory", Destination: "q"}
 	m, _ := otelbaggage.NewMember("tenant", "acme")
 	bag, _ := otelbaggage.New(m)
 	ctx := otelbaggage.ContextWithBaggage(context.Background(), bag)
@@ -240,7 +241,7 @@ func TestPublishInjectsBaggage(t *testing.T) {
 
 func TestPublishBodySizeOnCreateSpansOnly(t *testing.T) {
 	tel, rec := newTel(t, middleware.WithMessageBodySize())
-	op := broker.Operation{Kind: broker.OpPublish, System: "memory", Destination: "q", Batch: true}
+	op := driver.Operation{Kind: driver.OpPublish, System: "memory", Destination: "q", Batch: true}
 	msgs := []*broker.Message{{Destination: "q", Body: []byte("abc")}, {Destination: "q", Body: []byte("de")}}
 	if err := tel.WrapPublish(ok)(context.Background(), op, msgs); err != nil {
 		t.Fatal(err)

@@ -9,10 +9,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // opRequest is the messaging.operation.name of the span that covers a
-// whole request (broker.OpRequest).
+// whole request (driver.OpRequest).
 const opRequest = "request"
 
 // request traces a broker.Request: one CLIENT span "request {dest}" from the
@@ -27,7 +28,7 @@ const opRequest = "request"
 // it records messaging.client.operation.duration under that name, without
 // operation type, so that the round trip's latency is a metric too. The
 // correlation id is messaging.message.conversation_id.
-func (t *Telemetry) request(ctx context.Context, op broker.Operation, msgs []*broker.Message, next broker.PublishFunc) error {
+func (t *Telemetry) request(ctx context.Context, op driver.Operation, msgs []*broker.Message, next driver.PublishFunc) error {
 	start := time.Now()
 	m := msgs[0]
 	kvs := make([]attribute.KeyValue, 0, attrCap(op, 4)) // system, name, destination, conversation
@@ -35,7 +36,7 @@ func (t *Telemetry) request(ctx context.Context, op broker.Operation, msgs []*br
 	kvs = appendDestination(kvs, op, m.Destination)
 	kvs = appendServer(kvs, op)
 	kvs = appendClientID(kvs, op)
-	if id := m.Headers.Get(broker.HeaderCorrelationID); id != "" {
+	if id := m.Headers.Get(driver.HeaderCorrelationID); id != "" {
 		kvs = append(kvs, semconv.MessagingMessageConversationID(id))
 	}
 	ctx, span := t.tracer.Start(ctx, spanName(opRequest, op.Destination, op.Temporary),

@@ -9,9 +9,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// WrapSettle implements broker.SettleMiddleware. Without WithSettleSpans it
+// WrapSettle implements driver.SettleMiddleware. Without WithSettleSpans it
 // returns next unchanged, so settlement costs nothing extra.
 //
 // The settle span is a CLIENT span, child of the process span (the broker
@@ -19,11 +20,11 @@ import (
 // {destination}" for NATS and memory, "commit {topic}" for Kafka, and "nak"
 // or "term" for the other outcomes. Its duration is recorded in
 // messaging.client.operation.duration with operation type settle.
-func (t *Telemetry) WrapSettle(next broker.SettleFunc) broker.SettleFunc {
+func (t *Telemetry) WrapSettle(next driver.SettleFunc) driver.SettleFunc {
 	if !t.cfg.settle {
 		return next
 	}
-	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement) error {
+	return func(ctx context.Context, op driver.Operation, msgs []*broker.Message, s driver.Settlement) error {
 		if len(msgs) == 0 {
 			return next(ctx, op, msgs, s)
 		}
@@ -31,7 +32,7 @@ func (t *Telemetry) WrapSettle(next broker.SettleFunc) broker.SettleFunc {
 	}
 }
 
-func (t *Telemetry) settle(ctx context.Context, op broker.Operation, msgs []*broker.Message, s broker.Settlement, next broker.SettleFunc) error {
+func (t *Telemetry) settle(ctx context.Context, op driver.Operation, msgs []*broker.Message, s driver.Settlement, next driver.SettleFunc) error {
 	start := time.Now()
 	name := settleName(op, s)
 	batch := op.Batch || len(msgs) > 1
@@ -73,8 +74,8 @@ func (t *Telemetry) settle(ctx context.Context, op broker.Operation, msgs []*bro
 // settleName is the operation name of a settlement: the system's name for a
 // successful one (Operation.OperationName: "ack", "commit"), else the
 // action's ("nak", "term").
-func settleName(op broker.Operation, s broker.Settlement) string {
-	if s.Action == broker.Ack || s.Action == 0 {
+func settleName(op driver.Operation, s driver.Settlement) string {
+	if s.Action == driver.Ack || s.Action == 0 {
 		if op.OperationName != "" {
 			return op.OperationName
 		}

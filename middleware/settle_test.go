@@ -11,10 +11,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/middleware"
 )
 
-func settled(context.Context, broker.Operation, []*broker.Message, broker.Settlement) error {
+func settled(context.Context, driver.Operation, []*broker.Message, driver.Settlement) error {
 	return nil
 }
 
@@ -23,11 +24,11 @@ func TestSettleSpans(t *testing.T) {
 	ctx, proc := rec.TracerProvider.Tracer("test").Start(context.Background(), "process orders")
 	proc.End()
 	op := kafkaConsume("orders", false)
-	op.Kind, op.OperationName = broker.OpSettle, "commit"
+	op.Kind, op.OperationName = driver.OpSettle, "commit"
 	msg := delivered("orders", 2, 7, "")
 	settle := tel.WrapSettle(settled)
-	for _, a := range []broker.SettleAction{broker.Ack, broker.Nak, broker.Term} {
-		if err := settle(ctx, op, []*broker.Message{msg}, broker.Settlement{Action: a}); err != nil {
+	for _, a := range []driver.SettleAction{driver.Ack, driver.Nak, driver.Term} {
+		if err := settle(ctx, op, []*broker.Message{msg}, driver.Settlement{Action: a}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -53,10 +54,10 @@ func TestSettleSpans(t *testing.T) {
 
 func TestSettleBatchAndError(t *testing.T) {
 	tel, rec := newTel(t, middleware.WithSettleSpans(), middleware.WithMessageBodySize())
-	op := broker.Operation{Kind: broker.OpSettle, System: "nats", Destination: "orders", Batch: true}
+	op := driver.Operation{Kind: driver.OpSettle, System: "nats", Destination: "orders", Batch: true}
 	failure := errors.New("ack timeout")
-	err := tel.WrapSettle(func(context.Context, broker.Operation, []*broker.Message, broker.Settlement) error { return failure })(
-		context.Background(), op, []*broker.Message{{Destination: "orders", ID: "a"}, {Destination: "orders", ID: "b"}}, broker.Settlement{Action: broker.Ack})
+	err := tel.WrapSettle(func(context.Context, driver.Operation, []*broker.Message, driver.Settlement) error { return failure })(
+		context.Background(), op, []*broker.Message{{Destination: "orders", ID: "a"}, {Destination: "orders", ID: "b"}}, driver.Settlement{Action: driver.Ack})
 	if err != failure {
 		t.Fatalf("settle returned %v", err)
 	}
@@ -72,11 +73,11 @@ func TestSettleBatchAndError(t *testing.T) {
 func TestSettleSpansOffByDefault(t *testing.T) {
 	tel, rec := newTel(t)
 	called := false
-	op := broker.Operation{Kind: broker.OpSettle, System: "memory", Destination: "q"}
-	err := tel.WrapSettle(func(context.Context, broker.Operation, []*broker.Message, broker.Settlement) error {
+	op := driver.Operation{Kind: driver.OpSettle, System: "memory", Destination: "q"}
+	err := tel.WrapSettle(func(context.Context, driver.Operation, []*broker.Message, driver.Settlement) error {
 		called = true
 		return nil
-	})(context.Background(), op, []*broker.Message{{Destination: "q"}}, broker.Settlement{Action: broker.Ack})
+	})(context.Background(), op, []*broker.Message{{Destination: "q"}}, driver.Settlement{Action: driver.Ack})
 	if err != nil || !called {
 		t.Fatalf("settle: err %v, called %v", err, called)
 	}

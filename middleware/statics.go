@@ -4,11 +4,10 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tracebus/tracebus/broker/driver"
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/tracebus/tracebus/broker"
 )
 
 // statics is what every single-message span of one operation shares: its
@@ -17,7 +16,7 @@ import (
 // every delivery and a publisher's on every publish to one destination, so
 // statics are built once per operation, not per message.
 type statics struct {
-	op     broker.Operation
+	op     driver.Operation
 	opName string // messaging.operation.name
 	name   string // span name
 	// head (system, operation name and type) and tail (server, consumer
@@ -39,17 +38,17 @@ type statics struct {
 	ok *pointSets
 }
 
-func (t *Telemetry) newStatics(op broker.Operation, name string) *statics {
+func (t *Telemetry) newStatics(op driver.Operation, name string) *statics {
 	s := &statics{op: op, opName: name, name: spanName(name, op.Destination, op.Temporary)}
 	s.head = appendSystem(make([]attribute.KeyValue, 0, 3), op, name)
 	switch op.Kind {
-	case broker.OpPublish:
+	case driver.OpPublish:
 		s.head = append(s.head, semconv.MessagingOperationTypeSend)
 	default:
 		s.head = append(s.head, semconv.MessagingOperationTypeProcess)
 	}
 	s.tail = appendServer(nil, op)
-	if op.Kind != broker.OpPublish {
+	if op.Kind != driver.OpPublish {
 		s.tail = appendSubscriber(s.tail, op)
 	}
 	s.tail = appendClientID(s.tail, op)
@@ -59,7 +58,7 @@ func (t *Telemetry) newStatics(op broker.Operation, name string) *statics {
 	s.all = append(s.all, s.tail...)
 	s.start = trace.WithAttributes(s.all...)
 	kind := kindConsumer
-	if op.Kind == broker.OpPublish {
+	if op.Kind == driver.OpPublish {
 		kind = kindProducer
 	}
 	s.opts = []trace.SpanStartOption{kind, s.start}
@@ -116,11 +115,11 @@ const maxCachedStatics = 1024
 type staticsCache struct {
 	name string // operation name: opSend or opProcess
 	last atomic.Pointer[statics]
-	m    sync.Map // broker.Operation → *statics
+	m    sync.Map // driver.Operation → *statics
 	n    atomic.Int32
 }
 
-func (c *staticsCache) get(t *Telemetry, op broker.Operation) *statics {
+func (c *staticsCache) get(t *Telemetry, op driver.Operation) *statics {
 	if s := c.last.Load(); s != nil && s.op == op {
 		return s
 	}

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -54,7 +55,7 @@ func TestSamplerSeesStartAttributes(t *testing.T) {
 			tel := middleware.NewTelemetry(middleware.WithTracerProvider(tp),
 				middleware.WithMeterProvider(rec.MeterProvider), middleware.WithPropagators(w3c))
 
-			pub := broker.Operation{Kind: broker.OpPublish, System: "nats", Destination: "orders.eu"}
+			pub := driver.Operation{Kind: driver.OpPublish, System: "nats", Destination: "orders.eu"}
 			m := &broker.Message{Destination: "orders.eu", ID: "m-1", Body: []byte("x")}
 			if err := tel.WrapPublish(ok)(context.Background(), pub, []*broker.Message{m}); err != nil {
 				t.Fatal(err)
@@ -63,7 +64,7 @@ func TestSamplerSeesStartAttributes(t *testing.T) {
 				t.Fatal("the message carries no traceparent")
 			}
 			m.Delivery.DeliveryCount = 2
-			sub := broker.Operation{Kind: broker.OpConsume, System: "nats", Destination: "orders.*"}
+			sub := driver.Operation{Kind: driver.OpConsume, System: "nats", Destination: "orders.*"}
 			if err := tel.WrapConsume(ok)(context.Background(), sub, []*broker.Message{m}); err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +118,7 @@ func TestManyDestinations(t *testing.T) {
 	const n = 1100 // past the cache's bound of 1024
 	for i := range 2 * n {
 		dest := "d" + strconv.Itoa(i%n) // the second round finds most in the cache
-		op := broker.Operation{Kind: broker.OpPublish, System: "nats", Destination: dest}
+		op := driver.Operation{Kind: driver.OpPublish, System: "nats", Destination: dest}
 		if err := publish(context.Background(), op, []*broker.Message{{Destination: dest}}); err != nil {
 			t.Fatal(err)
 		}

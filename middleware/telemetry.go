@@ -1,16 +1,15 @@
 package middleware
 
 import (
+	"github.com/tracebus/tracebus/broker/driver"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/semconv/v1.43.0/messagingconv"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/tracebus/tracebus/broker"
 )
 
-// Telemetry is a broker.Middleware that traces and measures every publish
+// Telemetry is a driver.Middleware that traces and measures every publish
 // and consume of a broker (and, with WithSettleSpans, every settlement)
 // following the OpenTelemetry messaging semantic conventions v1.43.0.
 //
@@ -46,7 +45,7 @@ import (
 // facts (id, key, offset, tombstone, body size, attempt) right after, and
 // only when the span is recorded, so that an unsampled message costs no
 // attributes. Where the transport reports where
-// a sent message was stored (broker.Delivery.Stored, Kafka), the send or
+// a sent message was stored (driver.Delivery.Stored, Kafka), the send or
 // create span also gets the partition the balancer chose and the offset,
 // after the send. Bodies and other headers are
 // never recorded. Errors set status Error with the error's message and
@@ -65,13 +64,13 @@ import (
 // W3C Trace Context's test suite expects: neither is trusted. Message ids
 // and Kafka keys are capped on spans (WithMessageAttributeLimit), batch
 // spans link at most WithBatchLinkLimit messages, and the Error status
-// text can be redacted (WithErrorText).
+// text of a handler's error is the one broker.WithErrorText gives it.
 //
 // Metrics: messaging.client.operation.duration (send; settle with
 // WithSettleSpans), messaging.process.duration,
 // messaging.client.sent.messages and messaging.client.consumed.messages,
 // with the semconv bucket advice (5 ms … 10 s) and error.type on failures.
-// As a broker.OutcomeObserver it also counts what the broker's outcome
+// As a driver.OutcomeObserver it also counts what the broker's outcome
 // policy and the transport decided, with the attributes of
 // messaging.process.duration: tracebus.consumer.retried.messages,
 // tracebus.consumer.dead_lettered.messages and
@@ -96,8 +95,8 @@ type Telemetry struct {
 }
 
 var (
-	_ broker.Middleware       = (*Telemetry)(nil)
-	_ broker.SettleMiddleware = (*Telemetry)(nil)
+	_ driver.Middleware       = (*Telemetry)(nil)
+	_ driver.SettleMiddleware = (*Telemetry)(nil)
 )
 
 // durationBuckets is the semconv bucket advice for the messaging duration

@@ -41,8 +41,8 @@ func TestTypedChainNATSToKafka(t *testing.T) {
 	nb := broker.New(nt, broker.WithMiddleware(tel))
 	kb := broker.New(kt, broker.WithMiddleware(tel))
 
-	invoices := broker.NewPublisher[testkit.Invoice](kb, "invoices",
-		broker.KeyFunc(func(i testkit.Invoice) string { return i.OrderID }))
+	invoices := broker.Must(broker.NewPublisher[testkit.Invoice](kb, "invoices",
+		broker.KeyFunc(func(i testkit.Invoice) string { return i.OrderID })))
 	err = broker.HandleResult(nb, "orders.*", func(_ context.Context, o testkit.Order) (testkit.Invoice, error) {
 		return testkit.Invoice{OrderID: o.ID, Amount: 5 * o.Quantity}, nil
 	}, broker.Group("billing"), broker.PublishTo(invoices))
@@ -68,7 +68,7 @@ func TestTypedChainNATSToKafka(t *testing.T) {
 	if err := nb.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := broker.NewPublisher[testkit.Order](nb, "orders.eu").Publish(ctx, testkit.Order{ID: "o-42", Quantity: 2}); err != nil {
+	if err := broker.Must(broker.NewPublisher[testkit.Order](nb, "orders.eu")).Publish(ctx, testkit.Order{ID: "o-42", Quantity: 2}); err != nil {
 		t.Fatal(err)
 	}
 	g := in.Next(t)

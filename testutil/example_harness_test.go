@@ -28,8 +28,8 @@ type Invoice struct {
 // wireBilling registers the billing service: every order from
 // orders.<region> on NATS becomes an invoice on the Kafka topic invoices.
 func wireBilling(nats, kafka *broker.Broker) error {
-	invoices := broker.NewPublisher[Invoice](kafka, "invoices",
-		broker.KeyFunc(func(inv Invoice) string { return inv.OrderID }))
+	invoices := broker.Must(broker.NewPublisher[Invoice](kafka, "invoices",
+		broker.KeyFunc(func(inv Invoice) string { return inv.OrderID })))
 	return broker.HandleResult(nats, "orders.*", func(_ context.Context, o Order) (Invoice, error) {
 		return Invoice{OrderID: o.ID, Amount: 5 * o.Quantity}, nil
 	}, broker.Group("billing"), broker.PublishTo(invoices), broker.DeadLetter("billing.dead"))
@@ -47,7 +47,7 @@ func ExampleHarness() {
 	if err := wireBilling(nats, kafka); err != nil {
 		t.Fatal(err)
 	}
-	orders := broker.NewPublisher[Order](nats, "orders.eu")
+	orders := broker.Must(broker.NewPublisher[Order](nats, "orders.eu"))
 	if err := orders.Publish(context.Background(), Order{ID: "42", Quantity: 2}); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/middleware"
 )
@@ -44,7 +46,7 @@ type Harness struct {
 	srv    *memory.Server
 	rec    *Recorder
 	tel    *middleware.Telemetry
-	codecs []broker.Codec
+	codecs []codec.Codec
 	logger *slog.Logger
 	tb     testing.TB
 	opts   []broker.Option
@@ -64,7 +66,7 @@ type harnessConfig struct {
 	noStart    bool
 	brokerOpts []broker.Option
 	telOpts    []middleware.Option
-	codecs     []broker.Codec
+	codecs     []codec.Codec
 }
 
 type harnessOptionFunc func(*harnessConfig)
@@ -104,7 +106,7 @@ func WithTelemetryOptions(opts ...middleware.Option) HarnessOption {
 // WithCodecs gives the typed accessors (Published, Handled, ...) codecs of
 // the service's own beyond the built-in ones; they are picked by the
 // content-type header of each message, as the broker does.
-func WithCodecs(codecs ...broker.Codec) HarnessOption {
+func WithCodecs(codecs ...codec.Codec) HarnessOption {
 	return harnessOptionFunc(func(c *harnessConfig) { c.codecs = append(c.codecs, codecs...) })
 }
 
@@ -153,7 +155,7 @@ func (h *Harness) Broker(opts ...broker.Option) *broker.Broker {
 	h.tb.Helper()
 	all := append([]broker.Option{
 		broker.WithLogger(h.logger),
-		broker.WithMiddleware(h.tel, broker.MiddlewareFuncs{Consume: h.recordCall}),
+		broker.WithMiddleware(h.tel, driver.MiddlewareFuncs{Consume: h.recordCall}),
 	}, h.opts...)
 	b := broker.New(Memory(h.tb, memory.WithServer(h.srv)), append(all, opts...)...)
 	if h.start {
@@ -227,8 +229,8 @@ func (h *Harness) Calls(subscription string) []Call {
 }
 
 // recordCall is the consume middleware that feeds Calls.
-func (h *Harness) recordCall(next broker.ConsumeFunc) broker.ConsumeFunc {
-	return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
+func (h *Harness) recordCall(next driver.ConsumeFunc) driver.ConsumeFunc {
+	return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 		copies := make([]*broker.Message, len(msgs))
 		for i, m := range msgs {
 			copies[i] = m.Clone()

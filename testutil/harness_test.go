@@ -21,7 +21,7 @@ func TestBillingOrderBecomesInvoice(t *testing.T) {
 	if err := wireBilling(nats, kafka); err != nil {
 		t.Fatal(err)
 	}
-	err := broker.NewPublisher[Order](nats, "orders.eu").Publish(context.Background(), Order{ID: "42", Quantity: 2})
+	err := broker.Must(broker.NewPublisher[Order](nats, "orders.eu")).Publish(context.Background(), Order{ID: "42", Quantity: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func billing(ids ...string) func(testing.TB) *testutil.Harness {
 		if err := wireBilling(nats, kafka); err != nil {
 			t.Fatal(err)
 		}
-		orders := broker.NewPublisher[Order](nats, "orders.eu")
+		orders := broker.Must(broker.NewPublisher[Order](nats, "orders.eu"))
 		for _, id := range ids {
 			if err := orders.Publish(context.Background(), Order{ID: id, Quantity: 2}); err != nil {
 				t.Fatal(err)
@@ -242,14 +242,14 @@ func TestHarnessBatchesAndRetries(t *testing.T) {
 	must(t, broker.HandleBatch(b, "amounts", func(_ context.Context, vs []int) error {
 		sums = append(sums, len(vs))
 		return nil
-	}, broker.BatchSize(3)))
+	}, broker.Batch(3, 0)))
 	must(t, broker.Handle(b, "jobs", func(context.Context, string) error {
 		return errors.New("busy")
-	}, broker.MaxAttempts(3), broker.WithBackoff(broker.ConstantBackoff(time.Hour)), broker.DeadLetter("jobs.dead")))
+	}, broker.MaxAttempts(3), broker.RetryBackoff(broker.ConstantBackoff(time.Hour)), broker.DeadLetter("jobs.dead")))
 
 	ctx := context.Background()
-	must(t, broker.NewPublisher[int](b, "amounts").PublishBatch(ctx, []int{1, 2, 3, 4}))
-	must(t, broker.NewPublisher[string](b, "jobs").Publish(ctx, "j-1"))
+	must(t, broker.Must(broker.NewPublisher[int](b, "amounts")).PublishBatch(ctx, []int{1, 2, 3, 4}))
+	must(t, broker.Must(broker.NewPublisher[string](b, "jobs")).Publish(ctx, "j-1"))
 
 	if !slices.Equal(sums, []int{3, 1}) {
 		t.Errorf("batch sizes %v, want [3 1]", sums)
@@ -291,7 +291,7 @@ func TestHarnessReplyTo(t *testing.T) {
 		price = v
 		return nil
 	}))
-	req, err := broker.NewPublisher[string](client, "prices.get").Message("abc")
+	req, err := broker.Must(broker.NewPublisher[string](client, "prices.get")).Message("abc")
 	must(t, err)
 	req.ReplyTo = "_INBOX.client-1"
 	must(t, client.Publish(context.Background(), req))
@@ -319,7 +319,7 @@ func TestHarnessAsynchronous(t *testing.T) {
 		close(done)
 		return nil
 	}))
-	must(t, broker.NewPublisher[string](b, "pings").Publish(context.Background(), "ping"))
+	must(t, broker.Must(broker.NewPublisher[string](b, "pings")).Publish(context.Background(), "ping"))
 	if got := testutil.Published[string](t, h, "pings"); !slices.Equal(got, []string{"ping"}) {
 		t.Errorf("published %v", got)
 	}
@@ -344,7 +344,7 @@ func TestHarnessWithApp(t *testing.T) {
 	must(t, app.Start(ctx))
 	t.Cleanup(func() { must(t, app.Stop(ctx)) })
 
-	must(t, broker.NewPublisher[Order](nats, "orders.eu").Publish(ctx, Order{ID: "7", Quantity: 1}))
+	must(t, broker.Must(broker.NewPublisher[Order](nats, "orders.eu")).Publish(ctx, Order{ID: "7", Quantity: 1}))
 	testutil.AssertPublishedOnce(t, h, "invoices", Invoice{OrderID: "7", Amount: 5}, testutil.Key("7"))
 }
 
@@ -369,7 +369,7 @@ func TestHarnessOptions(t *testing.T) {
 		testutil.WithCodecs(upperCodec{}))
 	b := h.Broker()
 	must(t, broker.Handle(b, "greetings", func(context.Context, string) error { return nil }))
-	must(t, broker.NewPublisher[string](b, "greetings").Publish(context.Background(), "hello"))
+	must(t, broker.Must(broker.NewPublisher[string](b, "greetings")).Publish(context.Background(), "hello"))
 
 	if body := string(h.Published("greetings")[0].Body); body != "HELLO" {
 		t.Errorf("body %q, want the service codec's HELLO", body)

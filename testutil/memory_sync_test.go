@@ -3,7 +3,7 @@ package testutil_test
 import (
 	"testing"
 
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/conformance"
@@ -15,7 +15,7 @@ import (
 func syncSuite() conformance.Suite {
 	srv := memory.NewServer(memory.WithSyncDelivery())
 	return conformance.Suite{
-		New: func(t *testing.T) broker.Transport { return testutil.Memory(t, memory.WithServer(srv)) },
+		New: func(t *testing.T) driver.Transport { return testutil.Memory(t, memory.WithServer(srv)) },
 		Features: conformance.Features{
 			Groups: true, Batch: true, Ordered: true, Keys: true,
 			Wildcards: true, MessageID: true, Synchronous: true,

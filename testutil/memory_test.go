@@ -3,7 +3,7 @@ package testutil_test
 import (
 	"testing"
 
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
@@ -15,7 +15,7 @@ import (
 func memorySuite(t *testing.T) conformance.Suite {
 	srv := memory.NewServer()
 	return conformance.Suite{
-		New: func(t *testing.T) broker.Transport { return testutil.Memory(t, memory.WithServer(srv)) },
+		New: func(t *testing.T) driver.Transport { return testutil.Memory(t, memory.WithServer(srv)) },
 		Features: conformance.Features{
 			Groups: true, Batch: true, Ordered: true, Keys: true,
 			Wildcards: true, MessageID: true, Concurrent: true,

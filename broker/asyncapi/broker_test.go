@@ -27,7 +27,7 @@ func TestBuildBrokers(t *testing.T) {
 	if err := orders.Subscribe("orders.*.created", nop, broker.Group("billing"), broker.Describe("Bills new orders.")); err != nil {
 		t.Fatal(err)
 	}
-	if err := audit.SubscribeBatch("audit.>", func(context.Context, []*broker.Message) error { return nil }, broker.BatchSize(10)); err != nil {
+	if err := audit.SubscribeBatch("audit.>", func(context.Context, []*broker.Message) error { return nil }, broker.Batch(10, 0)); err != nil {
 		t.Fatal(err)
 	}
 

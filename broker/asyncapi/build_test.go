@@ -10,8 +10,8 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 
-	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/asyncapi"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 func build(t *testing.T, g *asyncapi.Generator, srcs ...asyncapi.Source) *asyncapi.Document {
@@ -193,8 +193,8 @@ func TestChannelAddress(t *testing.T) {
 		{"kafka", "orders.*", "orders.*", nil},
 	} {
 		doc := build(t, asyncapi.New(), asyncapi.Source{
-			Server:    broker.Info{System: tc.system, ServerAddress: "localhost"},
-			Endpoints: []broker.Endpoint{{Kind: broker.EndpointSubscriber, Destination: tc.destination}},
+			Server:    driver.Info{System: tc.system, ServerAddress: "localhost"},
+			Endpoints: []driver.Endpoint{{Kind: driver.EndpointSubscriber, Destination: tc.destination}},
 		})
 		if len(doc.Channels) != 1 {
 			t.Fatalf("%s %q: channels %v", tc.system, tc.destination, keys(doc.Channels))
@@ -213,18 +213,18 @@ func TestBuildErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		system string
-		e      broker.Endpoint
+		e      driver.Endpoint
 		want   error
 	}{
-		{"empty destination", "nats", broker.Endpoint{Kind: broker.EndpointSubscriber}, asyncapi.ErrInvalidEndpoint},
-		{"unknown kind", "nats", broker.Endpoint{Destination: "a"}, asyncapi.ErrInvalidEndpoint},
-		{"channel payload", "nats", broker.Endpoint{Kind: broker.EndpointSubscriber, Destination: "a", Payload: typeOf[chan int]()}, asyncapi.ErrUnsupportedType},
-		{"func in payload", "nats", broker.Endpoint{Kind: broker.EndpointPublisher, Destination: "a", Payload: typeOf[struct{ F func() }]()}, asyncapi.ErrUnsupportedType},
-		{"complex reply", "nats", broker.Endpoint{Kind: broker.EndpointSubscriber, Destination: "a", Reply: typeOf[complex128]()}, asyncapi.ErrUnsupportedType},
-		{"func key", "kafka", broker.Endpoint{Kind: broker.EndpointPublisher, Destination: "a", Payload: typeOf[Order](), Key: typeOf[func()]()}, asyncapi.ErrUnsupportedType},
+		{"empty destination", "nats", driver.Endpoint{Kind: driver.EndpointSubscriber}, asyncapi.ErrInvalidEndpoint},
+		{"unknown kind", "nats", driver.Endpoint{Destination: "a"}, asyncapi.ErrInvalidEndpoint},
+		{"channel payload", "nats", driver.Endpoint{Kind: driver.EndpointSubscriber, Destination: "a", Payload: typeOf[chan int]()}, asyncapi.ErrUnsupportedType},
+		{"func in payload", "nats", driver.Endpoint{Kind: driver.EndpointPublisher, Destination: "a", Payload: typeOf[struct{ F func() }]()}, asyncapi.ErrUnsupportedType},
+		{"complex reply", "nats", driver.Endpoint{Kind: driver.EndpointSubscriber, Destination: "a", Reply: typeOf[complex128]()}, asyncapi.ErrUnsupportedType},
+		{"func key", "kafka", driver.Endpoint{Kind: driver.EndpointPublisher, Destination: "a", Payload: typeOf[Order](), Key: typeOf[func()]()}, asyncapi.ErrUnsupportedType},
 	} {
-		info := broker.Info{System: tc.system, ServerAddress: "localhost"}
-		_, err := asyncapi.New().BuildSources(asyncapi.Source{Server: info, Endpoints: []broker.Endpoint{tc.e}})
+		info := driver.Info{System: tc.system, ServerAddress: "localhost"}
+		_, err := asyncapi.New().BuildSources(asyncapi.Source{Server: info, Endpoints: []driver.Endpoint{tc.e}})
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: error %v, want %v", tc.name, err, tc.want)
 		}
@@ -248,13 +248,13 @@ func TestSchemaNameClash(t *testing.T) {
 		second = typeOf[Item]()
 	}
 	doc := build(t, asyncapi.New(), asyncapi.Source{
-		Server: broker.Info{System: "nats", ServerAddress: "localhost"},
-		Endpoints: []broker.Endpoint{
-			{Kind: broker.EndpointSubscriber, Destination: "one", Payload: first},
-			{Kind: broker.EndpointSubscriber, Destination: "two", Payload: second},
-			{Kind: broker.EndpointSubscriber, Destination: "three", Payload: typeOf[[]Order]()},
-			{Kind: broker.EndpointSubscriber, Destination: "four", Payload: typeOf[*Order]()},
-			{Kind: broker.EndpointSubscriber, Destination: "tree", Payload: typeOf[Tree]()},
+		Server: driver.Info{System: "nats", ServerAddress: "localhost"},
+		Endpoints: []driver.Endpoint{
+			{Kind: driver.EndpointSubscriber, Destination: "one", Payload: first},
+			{Kind: driver.EndpointSubscriber, Destination: "two", Payload: second},
+			{Kind: driver.EndpointSubscriber, Destination: "three", Payload: typeOf[[]Order]()},
+			{Kind: driver.EndpointSubscriber, Destination: "four", Payload: typeOf[*Order]()},
+			{Kind: driver.EndpointSubscriber, Destination: "tree", Payload: typeOf[Tree]()},
 		},
 	})
 	refs := map[string]bool{}
@@ -291,8 +291,8 @@ type Tree struct {
 
 func TestPropagator(t *testing.T) {
 	src := asyncapi.Source{
-		Server:    broker.Info{System: "nats", ServerAddress: "localhost"},
-		Endpoints: []broker.Endpoint{{Kind: broker.EndpointSubscriber, Destination: "a"}},
+		Server:    driver.Info{System: "nats", ServerAddress: "localhost"},
+		Endpoints: []driver.Endpoint{{Kind: driver.EndpointSubscriber, Destination: "a"}},
 	}
 	doc := build(t, asyncapi.New(asyncapi.WithPropagators(propagation.TraceContext{})), src)
 	var headers struct {
@@ -317,18 +317,18 @@ func TestPropagator(t *testing.T) {
 func TestHostileNames(t *testing.T) {
 	long := strings.Repeat("q", 300)
 	srcs := []asyncapi.Source{
-		{Server: broker.Info{System: "nats"}, Endpoints: []broker.Endpoint{
-			{Kind: broker.EndpointSubscriber, Destination: "a/b~c.{x}.*", Group: "g/1~"},
-			{Kind: broker.EndpointSubscriber, Destination: "a_b~c.{x}.*", Group: long},
-			{Kind: broker.EndpointSubscriber, Destination: "заказы.*"},
-			{Kind: broker.EndpointSubscriber, Destination: "a/b~c.{x}.*", Group: "g/1~"},
-			{Kind: broker.EndpointSubscriber, Destination: " ", Reply: typeOf[map[string]any]()},
+		{Server: driver.Info{System: "nats"}, Endpoints: []driver.Endpoint{
+			{Kind: driver.EndpointSubscriber, Destination: "a/b~c.{x}.*", Group: "g/1~"},
+			{Kind: driver.EndpointSubscriber, Destination: "a_b~c.{x}.*", Group: long},
+			{Kind: driver.EndpointSubscriber, Destination: "заказы.*"},
+			{Kind: driver.EndpointSubscriber, Destination: "a/b~c.{x}.*", Group: "g/1~"},
+			{Kind: driver.EndpointSubscriber, Destination: " ", Reply: typeOf[map[string]any]()},
 		}},
-		{Server: broker.Info{System: "nats", ServerAddress: "other", ServerPort: 4223}, Endpoints: []broker.Endpoint{
-			{Kind: broker.EndpointSubscriber, Destination: "a/b~c.{x}.*"},
+		{Server: driver.Info{System: "nats", ServerAddress: "other", ServerPort: 4223}, Endpoints: []driver.Endpoint{
+			{Kind: driver.EndpointSubscriber, Destination: "a/b~c.{x}.*"},
 		}},
-		{Server: broker.Info{System: "", ServerAddress: "::1", ServerPort: 1}, Endpoints: []broker.Endpoint{
-			{Kind: broker.EndpointPublisher, Destination: "x"},
+		{Server: driver.Info{System: "", ServerAddress: "::1", ServerPort: 1}, Endpoints: []driver.Endpoint{
+			{Kind: driver.EndpointPublisher, Destination: "x"},
 		}},
 	}
 	doc := build(t, asyncapi.New(asyncapi.WithInfo(asyncapi.Info{})), srcs...)
@@ -401,12 +401,12 @@ func resolve(root any, ref string) any {
 // with another codec says how its body is encoded.
 func TestCodecPayloads(t *testing.T) {
 	doc := build(t, asyncapi.New(), asyncapi.Source{
-		Server: broker.Info{System: "nats", ServerAddress: "localhost"},
-		Endpoints: []broker.Endpoint{
-			{Kind: broker.EndpointSubscriber, Destination: "raw", Payload: typeOf[[]byte](), ContentType: "application/octet-stream"},
-			{Kind: broker.EndpointSubscriber, Destination: "text", Payload: typeOf[string](), ContentType: "text/plain; charset=utf-8"},
-			{Kind: broker.EndpointSubscriber, Destination: "proto", Payload: typeOf[*Invoice](), ContentType: "application/protobuf"},
-			{Kind: broker.EndpointSubscriber, Destination: "json", Payload: typeOf[[]byte](), ContentType: "application/cloudevents+json"},
+		Server: driver.Info{System: "nats", ServerAddress: "localhost"},
+		Endpoints: []driver.Endpoint{
+			{Kind: driver.EndpointSubscriber, Destination: "raw", Payload: typeOf[[]byte](), ContentType: "application/octet-stream"},
+			{Kind: driver.EndpointSubscriber, Destination: "text", Payload: typeOf[string](), ContentType: "text/plain; charset=utf-8"},
+			{Kind: driver.EndpointSubscriber, Destination: "proto", Payload: typeOf[*Invoice](), ContentType: "application/protobuf"},
+			{Kind: driver.EndpointSubscriber, Destination: "json", Payload: typeOf[[]byte](), ContentType: "application/cloudevents+json"},
 		},
 	})
 	raw := channel(t, doc, "raw").Messages["payload"]
@@ -427,8 +427,8 @@ func TestCodecPayloads(t *testing.T) {
 // header, so a Kafka subscriber's result type is a reply like on NATS.
 func TestReplyOnKafka(t *testing.T) {
 	doc := build(t, asyncapi.New(), asyncapi.Source{
-		Server: broker.Info{System: "kafka", ServerAddress: "localhost", ServerPort: 9092},
-		Endpoints: []broker.Endpoint{{Kind: broker.EndpointSubscriber, Destination: "orders", Group: "billing",
+		Server: driver.Info{System: "kafka", ServerAddress: "localhost", ServerPort: 9092},
+		Endpoints: []driver.Endpoint{{Kind: driver.EndpointSubscriber, Destination: "orders", Group: "billing",
 			Payload: typeOf[Order](), ContentType: "application/json", Reply: typeOf[Invoice](), ReplyContentType: "application/json"}},
 	})
 	if o := operation(t, doc, "receive_orders_billing"); o.Reply == nil {

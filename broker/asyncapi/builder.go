@@ -8,13 +8,13 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // server returns the server of info, adding it on first sight. Its id is the
 // messaging system ("nats", "kafka"), numbered when several servers of one
 // system are described.
-func (bd *builder) server(info broker.Info) *serverRef {
+func (bd *builder) server(info driver.Info) *serverRef {
 	system := info.System
 	if system == "" {
 		system = "unknown"
@@ -196,10 +196,10 @@ func deref(t reflect.Type) reflect.Type {
 
 // summary states what the bindings cannot: batches, durable names, and the
 // group on systems without an operation binding for it.
-func summary(system string, e broker.Endpoint) string {
+func summary(system string, e driver.Endpoint) string {
 	var parts []string
 	if e.Batch {
-		if e.Kind == broker.EndpointSubscriber {
+		if e.Kind == driver.EndpointSubscriber {
 			parts = append(parts, "Receives messages in batches.")
 		} else {
 			parts = append(parts, "Sends messages in batches.")
@@ -216,8 +216,8 @@ func summary(system string, e broker.Endpoint) string {
 
 // operationBindings returns the NATS queue group, or the Kafka consumer
 // group and client id, of a subscription.
-func operationBindings(srv *serverRef, e broker.Endpoint) *OperationBindings {
-	if e.Kind != broker.EndpointSubscriber {
+func operationBindings(srv *serverRef, e driver.Endpoint) *OperationBindings {
+	if e.Kind != driver.EndpointSubscriber {
 		return nil
 	}
 	switch srv.system {

@@ -2,7 +2,7 @@
 // subscriptions and publishers registered on tracebus brokers, and serves it.
 //
 // Nothing is declared twice: the document is built from what the brokers
-// already know (broker.Endpoint: destinations, groups, payload, key and reply
+// already know (driver.Endpoint: destinations, groups, payload, key and reply
 // types, content types) and from their transports (servers). Payload schemas
 // are JSON Schemas reflected from the Go types with
 // github.com/invopop/jsonschema and kept once under components/schemas.

@@ -4,8 +4,8 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/asyncapi"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Order is the payload of the small service the golden files describe.
@@ -58,27 +58,27 @@ func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
 // sides (a replier, and a requester whose replier is another service),
 // typed publishers with a Kafka key.
 func serviceSources() []asyncapi.Source {
-	natsInfo := broker.Info{System: "nats", ServerAddress: "nats.internal", ServerPort: 4222, ClientID: "billing"}
-	kafkaInfo := broker.Info{System: "kafka", ServerAddress: "kafka-1.internal", ServerPort: 9092, ClientID: "billing-1"}
+	natsInfo := driver.Info{System: "nats", ServerAddress: "nats.internal", ServerPort: 4222, ClientID: "billing"}
+	kafkaInfo := driver.Info{System: "kafka", ServerAddress: "kafka-1.internal", ServerPort: 9092, ClientID: "billing-1"}
 	const js = "application/json"
 	return []asyncapi.Source{
-		{Server: natsInfo, Endpoints: []broker.Endpoint{
-			{Kind: broker.EndpointSubscriber, Destination: "orders.*.created", Group: "billing",
+		{Server: natsInfo, Endpoints: []driver.Endpoint{
+			{Kind: driver.EndpointSubscriber, Destination: "orders.*.created", Group: "billing",
 				Payload: typeOf[Order](), ContentType: js, Reply: typeOf[Invoice](), ReplyContentType: js,
 				Description: "Bills a new order and replies with its invoice."},
-			{Kind: broker.EndpointSubscriber, Destination: "audit.>", Description: "Archives every audit event as it is."},
-			{Kind: broker.EndpointSubscriber, Destination: "orders.*.created", Group: "stats", Name: "stats", Batch: true,
+			{Kind: driver.EndpointSubscriber, Destination: "audit.>", Description: "Archives every audit event as it is."},
+			{Kind: driver.EndpointSubscriber, Destination: "orders.*.created", Group: "stats", Name: "stats", Batch: true,
 				Payload: typeOf[Order](), ContentType: js},
-			{Kind: broker.EndpointPublisher, Destination: "invoices.issued", Payload: typeOf[Invoice](), ContentType: js},
-			{Kind: broker.EndpointPublisher, Destination: "orders.quote", Payload: typeOf[Order](), ContentType: js,
+			{Kind: driver.EndpointPublisher, Destination: "invoices.issued", Payload: typeOf[Invoice](), ContentType: js},
+			{Kind: driver.EndpointPublisher, Destination: "orders.quote", Payload: typeOf[Order](), ContentType: js,
 				Reply: typeOf[Invoice](), ReplyContentType: js, Description: "Asks the pricing service for a quote."},
 		}},
-		{Server: kafkaInfo, Endpoints: []broker.Endpoint{
-			{Kind: broker.EndpointSubscriber, Destination: "shipments", Group: "billing",
+		{Server: kafkaInfo, Endpoints: []driver.Endpoint{
+			{Kind: driver.EndpointSubscriber, Destination: "shipments", Group: "billing",
 				Payload: typeOf[Shipment](), ContentType: js},
-			{Kind: broker.EndpointPublisher, Destination: "shipments", Payload: typeOf[Shipment](), ContentType: js,
+			{Kind: driver.EndpointPublisher, Destination: "shipments", Payload: typeOf[Shipment](), ContentType: js,
 				Key: typeOf[OrderID]()},
-			{Kind: broker.EndpointPublisher, Destination: "invoices.issued", Payload: typeOf[Invoice](), ContentType: js, Batch: true},
+			{Kind: driver.EndpointPublisher, Destination: "invoices.issued", Payload: typeOf[Invoice](), ContentType: js, Batch: true},
 		}},
 	}
 }

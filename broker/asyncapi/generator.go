@@ -6,6 +6,7 @@ import (
 	"reflect"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Errors returned by Build and BuildSources, wrapped with the endpoint they
@@ -24,10 +25,10 @@ var (
 // write them by hand.
 type Source struct {
 	// Server describes the transport the endpoints use.
-	Server broker.Info
+	Server driver.Info
 	// Endpoints are the subscriptions and publishers, in the order their
 	// channels and operations should be numbered when names clash.
-	Endpoints []broker.Endpoint
+	Endpoints []driver.Endpoint
 }
 
 // SourceOf returns the server and the endpoints of b as they are now.
@@ -96,7 +97,7 @@ type serverKey struct{ system, host string }
 type serverRef struct {
 	id     string
 	system string
-	info   broker.Info
+	info   driver.Info
 }
 
 type channelKey struct {
@@ -136,15 +137,15 @@ func (bd *builder) document() *Document {
 	return bd.doc
 }
 
-func (bd *builder) endpoint(srv *serverRef, e broker.Endpoint) error {
+func (bd *builder) endpoint(srv *serverRef, e driver.Endpoint) error {
 	if e.Destination == "" {
 		return fmt.Errorf("%w: empty destination", ErrInvalidEndpoint)
 	}
 	var action string
 	switch e.Kind {
-	case broker.EndpointSubscriber:
+	case driver.EndpointSubscriber:
 		action = "receive"
-	case broker.EndpointPublisher:
+	case driver.EndpointPublisher:
 		action = "send"
 	default:
 		return fmt.Errorf("%w: kind %d", ErrInvalidEndpoint, e.Kind)

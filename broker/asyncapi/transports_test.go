@@ -32,7 +32,7 @@ func TestBuildTransports(t *testing.T) {
 	kb := broker.New(kt)
 	t.Cleanup(func() { _ = kb.Close(ctx) })
 
-	shipments := broker.NewPublisher[Shipment](kb, "shipments", broker.KeyFunc(func(s Shipment) string { return s.OrderID }))
+	shipments := broker.Must(broker.NewPublisher[Shipment](kb, "shipments", broker.KeyFunc(func(s Shipment) string { return s.OrderID })))
 	must(t, broker.HandleResult(nb, "orders.*.created", func(_ context.Context, o Order) (Shipment, error) {
 		return Shipment{OrderID: o.ID}, nil
 	}, broker.Group("billing"), broker.PublishTo(shipments)))

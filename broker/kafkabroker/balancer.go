@@ -10,7 +10,7 @@ import (
 // kafka.Message.Partition and asks its Balancer for every message, so an
 // explicit partition goes to the balancer here; the balancer notes its
 // choice, and Completion the offset the broker assigned, so that Publish
-// can report both (broker.Delivery.Stored).
+// can report both (driver.Delivery.Stored).
 type writeSlot struct {
 	explicit  bool
 	partition int32

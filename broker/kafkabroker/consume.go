@@ -9,7 +9,7 @@ import (
 
 	kafka "github.com/segmentio/kafka-go"
 
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/wait"
 )
 
@@ -247,7 +247,7 @@ const (
 	settledTerm
 )
 
-// acker settles one delivery attempt; it implements broker.Acknowledger.
+// acker settles one delivery attempt; it implements driver.Acknowledger.
 type acker struct {
 	lane *lane
 	msgs []kafka.Message
@@ -257,7 +257,7 @@ type acker struct {
 	delay  time.Duration
 }
 
-var _ broker.Acknowledger = (*acker)(nil)
+var _ driver.Acknowledger = (*acker)(nil)
 
 // Ack commits the offsets past the delivered messages.
 func (a *acker) Ack(ctx context.Context) error {

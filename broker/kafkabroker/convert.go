@@ -4,6 +4,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // toMessages makes the messages of one delivery attempt. Every attempt gets
@@ -35,20 +36,20 @@ func toMessages(kms []kafka.Message, subscription, group string, count int) []*b
 			for _, h := range km.Headers {
 				// The id header carries Message.ID: it is the message's
 				// id, not one of its headers.
-				if h.Key == broker.HeaderMessageID {
+				if h.Key == driver.HeaderMessageID {
 					m.ID = string(h.Value)
 					continue
 				}
-				headers = append(headers, broker.Header{Key: h.Key, Value: string(h.Value)})
+				headers = append(headers, driver.Header{Key: h.Key, Value: string(h.Value)})
 			}
 			// Full slice expression: a handler appending to its headers
 			// must not overwrite the next message's.
 			if len(headers) > start {
 				m.Headers = headers[start:len(headers):len(headers)]
 			}
-			m.ReplyTo = m.Headers.Get(broker.HeaderReplyTo)
+			m.ReplyTo = m.Headers.Get(driver.HeaderReplyTo)
 		}
-		m.Delivery = broker.Delivery{
+		m.Delivery = driver.Delivery{
 			Subscription:  subscription,
 			Group:         group,
 			Partition:     int32(km.Partition),

@@ -57,8 +57,8 @@
 // starts with the messages published after Subscribe returned (see
 // StartOffset).
 //
-// Batch subscriptions collect up to broker.BatchSize messages, waiting at
-// most broker.BatchWait after the first, and acknowledge them together by
+// Batch subscriptions collect up to the size given with broker.Batch,
+// waiting at most its wait after the first, and acknowledge them together by
 // committing the highest offset of each partition in the batch.
 //
 // Each consumed message carries its topic, key, headers and the delivery
@@ -91,9 +91,9 @@
 //   - kafka-go reads a zero-length key or value as nil: an empty body
 //     arrives as a nil Body, indistinguishable from a tombstone.
 //   - Kafka records have no id or reply field: Message.ID travels in the
-//     x-tracebus-message-id header (broker.HeaderMessageID) and
+//     x-tracebus-message-id header (driver.HeaderMessageID) and
 //     Message.ReplyTo in the x-tracebus-reply-to header
-//     (broker.HeaderReplyTo).
+//     (driver.HeaderReplyTo).
 //   - DeliveryCount counts the deliveries made by one member. A message
 //     whose partition moves to another member during its retries starts
 //     again at 1 there.

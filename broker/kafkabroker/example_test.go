@@ -83,7 +83,7 @@ func Example_batch() {
 		}
 		close(done)
 		return nil
-	}, broker.Group("analytics"), broker.BatchSize(3), broker.BatchWait(time.Second))
+	}, broker.Group("analytics"), broker.Batch(3, time.Second))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -126,8 +126,8 @@ func ExampleTransport_Publish() {
 	defer tr.Close(ctx)
 
 	err = tr.Publish(ctx, []*broker.Message{
-		{Destination: "audit", Body: []byte("to partition 1"), Partition: broker.PartitionOf(1)},
-		{Destination: "audit", Body: []byte("to partition 5"), Partition: broker.PartitionOf(5)},
+		{Destination: "audit", Body: []byte("to partition 1"), Partition: new(int32(1))},
+		{Destination: "audit", Body: []byte("to partition 5"), Partition: new(int32(5))},
 	})
 	var be broker.BatchError
 	if errors.As(err, &be) {
@@ -159,7 +159,7 @@ func ExampleNew() {
 	}
 	defer tr.Close(context.Background())
 	fmt.Printf("%+v\n", tr.Info())
-	// Output: {System:kafka ServerAddress:kafka-1.internal ServerPort:9093 ClientID:billing AckOperation:commit}
+	// Output: {System:kafka ServerAddress:kafka-1.internal ServerPort:9093 ClientID:billing AckOperation:commit TemporaryPrefix: Separator:}
 }
 
 // A subscription without a group that reads the topic from its first
@@ -212,7 +212,7 @@ func ExampleWithSeedBrokers() {
 	fmt.Println(tr.Info().ServerAddress, tr.Info().ServerPort)
 
 	_, err = kafkabroker.New(kafkabroker.WithSeedBrokers("kafka://kafka-1.internal:9093"))
-	fmt.Println(errors.Is(err, broker.ErrInvalidOption))
+	fmt.Println(errors.Is(err, broker.ErrInvalid))
 	fmt.Println(err)
 	// Output:
 	// kafka-1.internal 9093

@@ -77,7 +77,7 @@ func TestRetryCommitsOnceAfterSuccess(t *testing.T) {
 			return errors.New("transient failure")
 		}
 		return nil
-	}, broker.Group(group), broker.MaxAttempts(failures+1), broker.WithBackoff(broker.ConstantBackoff(10*time.Millisecond))); err != nil {
+	}, broker.Group(group), broker.MaxAttempts(failures+1), broker.RetryBackoff(broker.ConstantBackoff(10*time.Millisecond))); err != nil {
 		t.Fatal(err)
 	}
 	start(t, b)

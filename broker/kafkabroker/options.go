@@ -88,7 +88,7 @@ func newConfig(opts []Option) config {
 
 func (c *config) invalid(format string, args ...any) {
 	if c.err == nil {
-		c.err = fmt.Errorf("kafkabroker: "+format+": %w", append(args, broker.ErrInvalidOption)...)
+		c.err = fmt.Errorf("kafkabroker: "+format+": %w", append(args, broker.ErrInvalid)...)
 	}
 }
 
@@ -132,7 +132,7 @@ func name(what string, kind nameKind, s string, field func(*config) *string) Opt
 // -kafka flag of command-line tools take it ("h1:9092, h2:9092"; spaces
 // around the commas are ignored). A URL with a scheme ("kafka://h:9092",
 // "SASL_SSL://h:9093") is refused, not stripped: TLS and SASL are the
-// options WithTLS and WithSASL. New fails with broker.ErrInvalidOption,
+// options WithTLS and WithSASL. New fails with broker.ErrInvalid,
 // naming the value, on an empty or malformed address or a port out of
 // range. The first broker is reported as server.address and server.port.
 // The default is "localhost:9092".
@@ -211,7 +211,7 @@ func WithCommitInterval(d time.Duration) Option {
 // default: murmur2 of the key as the Java client, round-robin without a
 // key) so that Message.Partition still chooses the partition when set, and
 // Completion so that Publish learns where each message was stored. New
-// fails with broker.ErrInvalidOption on a RequiredAcks kafka-go does not
+// fails with broker.ErrInvalid on a RequiredAcks kafka-go does not
 // know. Hooks run in the order given.
 func WithWriterConfig(fn func(*kafka.Writer)) Option {
 	return optionFunc(func(c *config) {
@@ -230,7 +230,7 @@ func WithWriterConfig(fn func(*kafka.Writer)) Option {
 // timeout), which fn may wrap. After fn the transport sets Brokers, Topic,
 // Partition and GroupID again. A configuration kafka-go rejects (MinBytes above
 // MaxBytes, a negative size) makes Subscribe fail with
-// broker.ErrInvalidOption.
+// broker.ErrInvalid.
 func WithReaderConfig(fn func(*kafka.ReaderConfig)) Option {
 	return optionFunc(func(c *config) {
 		if fn != nil {
@@ -247,7 +247,7 @@ func WithReaderConfig(fn func(*kafka.ReaderConfig)) Option {
 // Dialer is the transport's, which fn may wrap. After fn the transport sets
 // ID, Brokers and Topics again. A
 // configuration kafka-go rejects makes Subscribe fail with
-// broker.ErrInvalidOption.
+// broker.ErrInvalid.
 func WithConsumerGroupConfig(fn func(*kafka.ConsumerGroupConfig)) Option {
 	return optionFunc(func(c *config) {
 		if fn != nil {

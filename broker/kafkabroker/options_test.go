@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
@@ -32,7 +33,7 @@ func TestInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close(context.Background())
-	want := broker.Info{System: "kafka", ServerAddress: "kafka-1.internal", ServerPort: 9093, ClientID: "billing", AckOperation: "commit"}
+	want := driver.Info{System: "kafka", ServerAddress: "kafka-1.internal", ServerPort: 9093, ClientID: "billing", AckOperation: "commit"}
 	if got := tr.Info(); got != want {
 		t.Fatalf("Info() = %+v, want %+v", got, want)
 	}
@@ -60,8 +61,8 @@ func TestInvalidOptions(t *testing.T) {
 		"metadata max age": kafkabroker.WithMetadataMaxAge(0),
 		"dial timeout":     kafkabroker.WithDialTimeout(0),
 	} {
-		if _, err := kafkabroker.New(opt); !errors.Is(err, broker.ErrInvalidOption) {
-			t.Errorf("%s: %v, want ErrInvalidOption", name, err)
+		if _, err := kafkabroker.New(opt); !errors.Is(err, broker.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
 	}
 }
@@ -184,15 +185,15 @@ func selfSignedTLS(t *testing.T) (server, client *tls.Config) {
 // MinBytes alone leaves MaxBytes at kafka-go's default: the readers must
 // work, not panic on kafka-go's check of MinBytes against an unset
 // MaxBytes. Reader and group settings that kafka-go would reject fail
-// Subscribe with ErrInvalidOption instead of panicking in a reader
+// Subscribe with ErrInvalid instead of panicking in a reader
 // goroutine, and so does broker.Broker.Subscribe, before the broker starts.
 func TestMinBytesWithoutMaxBytes(t *testing.T) {
 	c := kafkatest.New(t)
 	topic := newTopic(t, c, 1)
 	tr := newTransport(t, c, kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.MinBytes = 1024 }))
 	got := make(chan string, 1)
-	sub, err := tr.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, Concurrency: 1},
-		func(ctx context.Context, msgs []*broker.Message, ack broker.Acknowledger) {
+	sub, err := tr.Subscribe(context.Background(), driver.SubscriptionSpec{Destination: topic, Concurrency: 1},
+		func(ctx context.Context, msgs []*broker.Message, ack driver.Acknowledger) {
 			got <- string(msgs[0].Body)
 			_ = ack.Ack(ctx)
 		})
@@ -219,18 +220,18 @@ func TestMinBytesWithoutMaxBytes(t *testing.T) {
 			groups = groups[1:] // a group setting: group-less subscriptions do not use it
 		}
 		for _, group := range groups {
-			_, err := bad.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, Group: group, Concurrency: 1},
-				func(context.Context, []*broker.Message, broker.Acknowledger) {})
-			if !errors.Is(err, broker.ErrInvalidOption) {
-				t.Errorf("%s, group %q: subscribe: %v, want ErrInvalidOption", name, group, err)
+			_, err := bad.Subscribe(context.Background(), driver.SubscriptionSpec{Destination: topic, Group: group, Concurrency: 1},
+				func(context.Context, []*broker.Message, driver.Acknowledger) {})
+			if !errors.Is(err, broker.ErrInvalid) {
+				t.Errorf("%s, group %q: subscribe: %v, want ErrInvalid", name, group, err)
 			}
 			var opts []broker.SubscribeOption
 			if group != "" {
 				opts = append(opts, broker.Group(group))
 			}
 			err = broker.New(bad).Subscribe(topic, func(context.Context, *broker.Message) error { return nil }, opts...)
-			if !errors.Is(err, broker.ErrInvalidOption) || !strings.Contains(err.Error(), "config") {
-				t.Errorf("%s, group %q: broker.Subscribe: %v, want ErrInvalidOption naming the config", name, group, err)
+			if !errors.Is(err, broker.ErrInvalid) || !strings.Contains(err.Error(), "config") {
+				t.Errorf("%s, group %q: broker.Subscribe: %v, want ErrInvalid naming the config", name, group, err)
 			}
 		}
 	}

@@ -9,12 +9,10 @@ import (
 	"github.com/tracebus/tracebus/broker"
 )
 
-var _ broker.Pinger = (*Transport)(nil)
-
 // pingTimeout bounds a ping whose ctx has no deadline.
 const pingTimeout = 5 * time.Second
 
-// Ping implements broker.Pinger: it asks the seed brokers, in order, for
+// Ping implements driver.Transport: it asks the seed brokers, in order, for
 // the cluster's metadata over a new connection (with the transport's TLS
 // and SASL settings) and succeeds as soon as one answers. It does not use
 // the writer's cached metadata, which would hide a cluster that went away a

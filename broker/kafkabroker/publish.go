@@ -9,6 +9,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Publish writes msgs with one WriteMessages call of the transport's
@@ -20,8 +21,8 @@ import (
 // from its Key. Headers keep their order, case and duplicates; their values
 // are written as bytes unchanged. A nil Body is written as a null value, a
 // tombstone when the message has a key. Message.ID, which Kafka records
-// have no field for, travels in the broker.HeaderMessageID header and
-// Message.ReplyTo in the broker.HeaderReplyTo header.
+// have no field for, travels in the driver.HeaderMessageID header and
+// Message.ReplyTo in the driver.HeaderReplyTo header.
 //
 // When a batch fails in part, the error is a broker.BatchError aligned with
 // msgs, so the caller knows exactly which messages were not written. Every
@@ -122,16 +123,16 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 				hdrs = append(hdrs, kafka.Header{Key: key, Value: hdrArena[vs:len(hdrArena):len(hdrArena)]})
 			}
 			for _, h := range m.Headers {
-				if m.ReplyTo != "" && h.Key == broker.HeaderReplyTo || m.ID != "" && h.Key == broker.HeaderMessageID {
+				if m.ReplyTo != "" && h.Key == driver.HeaderReplyTo || m.ID != "" && h.Key == driver.HeaderMessageID {
 					continue // ReplyTo and ID win
 				}
 				add(h.Key, h.Value)
 			}
 			if m.ReplyTo != "" {
-				add(broker.HeaderReplyTo, m.ReplyTo)
+				add(driver.HeaderReplyTo, m.ReplyTo)
 			}
 			if m.ID != "" {
-				add(broker.HeaderMessageID, m.ID)
+				add(driver.HeaderMessageID, m.ID)
 			}
 			km.Headers = hdrs[start:len(hdrs):len(hdrs)]
 		}
@@ -187,7 +188,7 @@ func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {
 }
 
 // reportStored tells the caller where the broker stored each message it
-// accepted (broker.Delivery.Stored).
+// accepted (driver.Delivery.Stored).
 func reportStored(msgs []*broker.Message, slots []writeSlot) {
 	for i, s := range slots {
 		if s.stored {

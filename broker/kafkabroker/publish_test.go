@@ -126,11 +126,11 @@ func TestExplicitPartition(t *testing.T) {
 	got := collect(t, b, topic)
 
 	msgs := []*broker.Message{
-		{Destination: topic, Key: []byte("k1"), Body: []byte("to 2"), Partition: broker.PartitionOf(2)},
-		{Destination: topic, Key: []byte("k2"), Body: []byte("to 7"), Partition: broker.PartitionOf(7)},
-		{Destination: topic, Key: []byte("k3"), Body: []byte("to 2 again"), Partition: broker.PartitionOf(2)},
-		{Destination: topic, Body: []byte("to -1"), Partition: broker.PartitionOf(-1)},
-		{Destination: topic, Key: []byte("k1"), Body: []byte("to 0"), Partition: broker.PartitionOf(0)},
+		{Destination: topic, Key: []byte("k1"), Body: []byte("to 2"), Partition: new(int32(2))},
+		{Destination: topic, Key: []byte("k2"), Body: []byte("to 7"), Partition: new(int32(7))},
+		{Destination: topic, Key: []byte("k3"), Body: []byte("to 2 again"), Partition: new(int32(2))},
+		{Destination: topic, Body: []byte("to -1"), Partition: new(int32(-1))},
+		{Destination: topic, Key: []byte("k1"), Body: []byte("to 0"), Partition: new(int32(0))},
 	}
 	err := b.PublishBatch(context.Background(), msgs)
 	var be broker.BatchError
@@ -152,7 +152,7 @@ func TestExplicitPartition(t *testing.T) {
 	}
 
 	// A single message to a missing partition fails with a plain error.
-	err = b.Publish(context.Background(), &broker.Message{Destination: topic, Body: []byte("x"), Partition: broker.PartitionOf(3)})
+	err = b.Publish(context.Background(), &broker.Message{Destination: topic, Body: []byte("x"), Partition: new(int32(3))})
 	if !errors.Is(err, kafkabroker.ErrUnknownPartition) || errors.As(err, &be) {
 		t.Fatalf("single publish to partition 3: %v", err)
 	}
@@ -290,7 +290,7 @@ func TestNoAutoCreateWithoutOption(t *testing.T) {
 	ctx := context.Background()
 	for _, m := range []*broker.Message{
 		{Destination: missing, Body: []byte("x")},
-		{Destination: missing, Body: []byte("x"), Partition: broker.PartitionOf(0)},
+		{Destination: missing, Body: []byte("x"), Partition: new(int32(0))},
 	} {
 		if err := tr.Publish(ctx, []*broker.Message{m}); !errors.Is(err, kafka.UnknownTopicOrPartition) {
 			t.Fatalf("publish to a missing topic: %v, want UnknownTopicOrPartition", err)
@@ -308,7 +308,7 @@ func TestNoAutoCreateWithoutOption(t *testing.T) {
 
 	later := known + "-later"
 	c.CreateTopic(t, later, 2)
-	err = tr.Publish(context.Background(), []*broker.Message{{Destination: later, Body: []byte("x"), Partition: broker.PartitionOf(1)}})
+	err = tr.Publish(context.Background(), []*broker.Message{{Destination: later, Body: []byte("x"), Partition: new(int32(1))}})
 	if err != nil {
 		t.Fatalf("publish to a topic created after the transport's metadata: %v", err)
 	}

@@ -8,11 +8,11 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 var (
-	_ broker.ReplyTransport = (*Transport)(nil)
-	_ broker.ReplyPreparer  = (*Transport)(nil)
+	_ driver.ReplyPreparer = (*Transport)(nil)
 )
 
 // WithReplyTopic names the topic the replies to this transport's requests
@@ -22,7 +22,7 @@ var (
 // sharing a topic would each see, and drop, half of their replies as
 // strangers'. Derive the name from something unique to the instance (its
 // host name, pod name). Without it, Request fails with
-// broker.ErrInvalidOption, and so does New when topic is not a valid Kafka
+// broker.ErrInvalid, and so does New when topic is not a valid Kafka
 // topic name.
 func WithReplyTopic(topic string) Option {
 	return name("reply topic", topicName, topic, func(c *config) *string { return &c.replyTopic })
@@ -31,8 +31,8 @@ func WithReplyTopic(topic string) Option {
 // OpenInbox implements broker.ReplyTransport: it reads the reply topic
 // (WithReplyTopic) from its current end, every partition, without a
 // consumer group, and routes each reply to its request by the
-// broker.HeaderCorrelationID header the replier copied from the request.
-// On publish, Message.ReplyTo travels in the broker.HeaderReplyTo header,
+// driver.HeaderCorrelationID header the replier copied from the request.
+// On publish, Message.ReplyTo travels in the driver.HeaderReplyTo header,
 // and a consumed message's ReplyTo is read from it.
 //
 // Limits: the inbox is opened by the first request (a metadata and an
@@ -44,13 +44,13 @@ func WithReplyTopic(topic string) Option {
 // one partition are handed over in offset order; nothing orders replies to
 // different requests. Kafka cannot tell that nobody consumes a request's
 // topic: such a request times out.
-func (t *Transport) OpenInbox(ctx context.Context, deliver broker.InboxFunc) (broker.Inbox, error) {
+func (t *Transport) OpenInbox(ctx context.Context, deliver driver.InboxFunc) (driver.Inbox, error) {
 	if t.isClosed() {
 		return nil, broker.ErrClosed
 	}
 	topic := t.cfg.replyTopic
 	if topic == "" {
-		return nil, fmt.Errorf("kafkabroker: requests need a reply topic (WithReplyTopic): %w", broker.ErrInvalidOption)
+		return nil, fmt.Errorf("kafkabroker: requests need a reply topic (WithReplyTopic): %w", broker.ErrInvalid)
 	}
 	if t.autoCreate() {
 		if err := t.createReplyTopic(ctx, topic); err != nil {
@@ -66,10 +66,10 @@ func (t *Transport) OpenInbox(ctx context.Context, deliver broker.InboxFunc) (br
 	openCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	defer context.AfterFunc(ctx, cancel)()
-	sub, err := t.Subscribe(openCtx, broker.SubscriptionSpec{Destination: topic, Concurrency: 1},
-		func(ctx context.Context, msgs []*broker.Message, ack broker.Acknowledger) {
+	sub, err := t.Subscribe(openCtx, driver.SubscriptionSpec{Destination: topic, Concurrency: 1},
+		func(ctx context.Context, msgs []*broker.Message, ack driver.Acknowledger) {
 			for _, m := range msgs {
-				deliver(m.Headers.Get(broker.HeaderCorrelationID), m, nil)
+				deliver(m.Headers.Get(driver.HeaderCorrelationID), m, nil)
 			}
 			_ = ack.Ack(ctx)
 		})
@@ -96,14 +96,14 @@ func (t *Transport) createReplyTopic(ctx context.Context, topic string) error {
 // transport's reply topic.
 type inbox struct {
 	topic string
-	sub   broker.Subscription
+	sub   driver.Subscription
 }
 
 func (in *inbox) ReplyTo(string) string { return in.topic }
 
 func (in *inbox) Close(ctx context.Context) error { return in.sub.Close(ctx) }
 
-// PrepareReply implements broker.ReplyPreparer. A requester creates its
+// PrepareReply implements driver.ReplyPreparer. A requester creates its
 // reply topic when it starts, and kafka-go's writer learns about a new
 // topic only at its next metadata refresh (WithMetadataMaxAge, 6s by
 // default): the first reply to every new requester would wait that long.

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil/conformance"
@@ -27,8 +28,8 @@ func TestRequestWithoutReplyTopic(t *testing.T) {
 	b := plainBroker(t, c.TransportOptions()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := b.Request(ctx, &broker.Message{Destination: "anything"}); !errors.Is(err, broker.ErrInvalidOption) {
-		t.Fatalf("request without a reply topic: %v, want ErrInvalidOption", err)
+	if _, err := b.Request(ctx, &broker.Message{Destination: "anything"}); !errors.Is(err, broker.ErrInvalid) {
+		t.Fatalf("request without a reply topic: %v, want ErrInvalid", err)
 	}
 }
 
@@ -49,12 +50,12 @@ func TestReplyToCarriedInHeader(t *testing.T) {
 	}
 	s.Start(t, b)
 	m := &broker.Message{Destination: dest, Body: []byte("x"), ReplyTo: "answers-here"}
-	m.Headers.Set(broker.HeaderReplyTo, "stale") // ReplyTo wins
+	m.Headers.Set(driver.HeaderReplyTo, "stale") // ReplyTo wins
 	if err := b.Publish(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	got := in.Next(t)
-	if got.ReplyTo != "answers-here" || len(got.Headers.Values(broker.HeaderReplyTo)) != 1 {
+	if got.ReplyTo != "answers-here" || len(got.Headers.Values(driver.HeaderReplyTo)) != 1 {
 		t.Errorf("consumed ReplyTo %q, headers %v; want %q in one header", got.ReplyTo, got.Headers, "answers-here")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
 
@@ -20,8 +21,8 @@ func TestPublishReportsWhereStored(t *testing.T) {
 	msgs := []*broker.Message{
 		{Destination: topic, Key: []byte("a"), Body: []byte("keyed a")},
 		{Destination: topic, Key: []byte("b"), Body: []byte("keyed b")},
-		{Destination: topic, Body: []byte("to 1"), Partition: broker.PartitionOf(1)},
-		{Destination: topic, Body: []byte("to 9"), Partition: broker.PartitionOf(9)},
+		{Destination: topic, Body: []byte("to 1"), Partition: new(int32(1))},
+		{Destination: topic, Body: []byte("to 9"), Partition: new(int32(9))},
 	}
 	if err := b.PublishBatch(context.Background(), msgs); err == nil {
 		t.Fatal("a message for partition 9 of 3 was accepted")
@@ -36,7 +37,7 @@ func TestPublishReportsWhereStored(t *testing.T) {
 	if !msgs[2].Delivery.Stored || msgs[2].Delivery.Partition != 1 {
 		t.Errorf("explicit partition reported as stored %v partition %d, want partition 1", msgs[2].Delivery.Stored, msgs[2].Delivery.Partition)
 	}
-	sent := map[string]broker.Delivery{}
+	sent := map[string]driver.Delivery{}
 	for _, m := range append(msgs[:3:3], single) {
 		if !m.Delivery.Stored {
 			t.Errorf("%q: not reported as stored", m.Body)

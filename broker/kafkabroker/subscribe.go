@@ -11,6 +11,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/subopt"
 	"github.com/tracebus/tracebus/broker/internal/wait"
 )
@@ -21,7 +22,7 @@ type subConfig struct {
 
 // StartOffset sets where this subscription starts reading, kafka.FirstOffset
 // or kafka.LastOffset; other values make Subscribe fail with
-// broker.ErrInvalidOption. Give it once on a broker.Router to set it for
+// broker.ErrInvalid. Give it once on a broker.Router to set it for
 // every subscription of the router.
 //
 // A group subscription uses it only for partitions where the group has no
@@ -32,7 +33,7 @@ type subConfig struct {
 // kafka.LastOffset taken when Subscribe is called, so it receives exactly
 // the messages published after Subscribe returned.
 func StartOffset(offset int64) broker.SubscribeOption {
-	return broker.WithTransportOption(subopt.Option[subConfig]{
+	return broker.TransportOption(subopt.Option[subConfig]{
 		Package: "kafkabroker", System: System,
 		Name:  fmt.Sprintf("StartOffset(%d)", offset),
 		Apply: func(c *subConfig) { c.startOffset = offset },
@@ -40,23 +41,23 @@ func StartOffset(offset int64) broker.SubscribeOption {
 }
 
 // subscription reads spec's transport options and checks them.
-func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, error) {
+func (t *Transport) subscription(spec *driver.SubscriptionSpec) (subConfig, error) {
 	var sc subConfig
 	if err := subopt.Apply("kafkabroker", System, spec, &sc); err != nil {
 		return sc, err
 	}
 	if d := spec.Destination; d != "" {
 		if err := checkName(topicName, d); err != nil {
-			return sc, fmt.Errorf("kafkabroker: subscribe %q: topic name: %v: %w", d, err, broker.ErrInvalidOption)
+			return sc, fmt.Errorf("kafkabroker: subscribe %q: topic name: %v: %w", d, err, broker.ErrInvalid)
 		}
 	}
 	if g := spec.Group; g != "" {
 		if err := checkName(idName, g); err != nil {
-			return sc, fmt.Errorf("kafkabroker: subscribe %s: group %q: %v: %w", spec.Destination, g, err, broker.ErrInvalidOption)
+			return sc, fmt.Errorf("kafkabroker: subscribe %s: group %q: %v: %w", spec.Destination, g, err, broker.ErrInvalid)
 		}
 	}
 	if s := sc.startOffset; s != 0 && s != kafka.FirstOffset && s != kafka.LastOffset {
-		return sc, fmt.Errorf("kafkabroker: subscribe %s: start offset %d: %w", spec.Destination, s, broker.ErrInvalidOption)
+		return sc, fmt.Errorf("kafkabroker: subscribe %s: start offset %d: %w", spec.Destination, s, broker.ErrInvalid)
 	}
 	if spec.Destination == "" {
 		return sc, nil
@@ -65,22 +66,22 @@ func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, erro
 	// made later, in goroutines: check what the hooks made now.
 	rc := t.readerConfig(spec.Destination, 0)
 	if err := rc.Validate(); err != nil {
-		return sc, fmt.Errorf("kafkabroker: subscribe %s: reader config: %v: %w", spec.Destination, err, broker.ErrInvalidOption)
+		return sc, fmt.Errorf("kafkabroker: subscribe %s: reader config: %v: %w", spec.Destination, err, broker.ErrInvalid)
 	}
 	if spec.Group != "" {
 		gc := t.groupConfig(*spec, sc.startOffset)
 		if err := gc.Validate(); err != nil {
-			return sc, fmt.Errorf("kafkabroker: subscribe %s as group %s: consumer group config: %v: %w", spec.Destination, spec.Group, err, broker.ErrInvalidOption)
+			return sc, fmt.Errorf("kafkabroker: subscribe %s as group %s: consumer group config: %v: %w", spec.Destination, spec.Group, err, broker.ErrInvalid)
 		}
 	}
 	return sc, nil
 }
 
-// ValidateSubscription implements broker.SubscriptionValidator: it rejects
+// ValidateSubscription implements driver.Transport: it rejects
 // options of other transports, invalid start offsets, and destinations and
 // groups that are not valid Kafka topic names and group ids, when
 // broker.Broker.Subscribe is called.
-func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
+func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {
 	_, err := t.subscription(&spec)
 	return err
 }
@@ -114,15 +115,15 @@ func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
 // partitions of one lane, waiting at most spec.BatchWait after the first;
 // acknowledging the batch commits the highest offset of every partition in
 // it.
-func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) (broker.Subscription, error) {
+func (t *Transport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec, deliver driver.DeliverFunc) (driver.Subscription, error) {
 	if t.isClosed() {
 		return nil, broker.ErrClosed
 	}
 	if spec.Destination == "" {
-		return nil, broker.ErrEmptyDestination
+		return nil, broker.ErrInvalid
 	}
 	if deliver == nil {
-		return nil, broker.ErrNilHandler
+		return nil, broker.ErrInvalid
 	}
 	sc, err := t.subscription(&spec)
 	if err != nil {
@@ -131,12 +132,10 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	start := sc.startOffset
 	spec.Concurrency = max(spec.Concurrency, 1)
 	if spec.Batch {
-		if spec.BatchSize < 1 {
-			spec.BatchSize = broker.DefaultBatchSize
-		}
-		if spec.BatchWait <= 0 {
-			spec.BatchWait = broker.DefaultBatchWait
-		}
+		// A broker always sends a complete spec; a caller of the
+		// transport alone gets batches of one, delivered at once.
+		spec.BatchSize = max(1, spec.BatchSize)
+		spec.BatchWait = max(time.Millisecond, spec.BatchWait)
 	}
 	if t.cfg.createPartitions != 0 {
 		if err := t.ensureTopic(ctx, spec.Destination); err != nil {
@@ -188,7 +187,7 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 // transport's defaults, then the WithConsumerGroupConfig hooks, then what
 // the transport relies on. start, when not 0, is the subscription's
 // StartOffset, which wins over the hooks.
-func (t *Transport) groupConfig(spec broker.SubscriptionSpec, start int64) kafka.ConsumerGroupConfig {
+func (t *Transport) groupConfig(spec driver.SubscriptionSpec, start int64) kafka.ConsumerGroupConfig {
 	gc := kafka.ConsumerGroupConfig{
 		Dialer:                t.dialer,
 		WatchPartitionChanges: true,
@@ -258,11 +257,11 @@ func (t *Transport) partitionsAt(ctx context.Context, topic string, start int64)
 const defaultTopicWait = 5 * time.Second
 
 // subscription is one running subscription; it implements
-// broker.Subscription.
+// driver.Subscription.
 type subscription struct {
 	t       *Transport
-	spec    broker.SubscriptionSpec
-	deliver broker.DeliverFunc
+	spec    driver.SubscriptionSpec
+	deliver driver.DeliverFunc
 	ctx     context.Context
 
 	cancelRun context.CancelFunc // stops a group subscription's runGroup

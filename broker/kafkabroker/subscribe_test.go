@@ -13,6 +13,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
@@ -73,8 +74,8 @@ func TestNoGroupFanOut(t *testing.T) {
 func TestNoGroupUnknownTopic(t *testing.T) {
 	c := kafkatest.New(t)
 	tr := newTransport(t, c)
-	_, err := tr.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: "kb-missing-topic", Concurrency: 1},
-		func(context.Context, []*broker.Message, broker.Acknowledger) {})
+	_, err := tr.Subscribe(context.Background(), driver.SubscriptionSpec{Destination: "kb-missing-topic", Concurrency: 1},
+		func(context.Context, []*broker.Message, driver.Acknowledger) {})
 	if !errors.Is(err, kafkabroker.ErrUnknownTopic) {
 		t.Fatalf("subscribe to a missing topic without a group: %v, want ErrUnknownTopic", err)
 	}
@@ -84,15 +85,15 @@ func TestSubscribeRejectsForeignOptions(t *testing.T) {
 	c := kafkatest.New(t)
 	topic := newTopic(t, c, 1)
 	tr := newTransport(t, c)
-	noop := func(context.Context, []*broker.Message, broker.Acknowledger) {}
-	_, err := tr.Subscribe(context.Background(), broker.SubscriptionSpec{Destination: topic, TransportOptions: []broker.TransportOption{foreignOption{}}}, noop)
-	if !errors.Is(err, broker.ErrUnsupportedOption) {
-		t.Fatalf("foreign option: %v, want ErrUnsupportedOption", err)
+	noop := func(context.Context, []*broker.Message, driver.Acknowledger) {}
+	_, err := tr.Subscribe(context.Background(), driver.SubscriptionSpec{Destination: topic, TransportOptions: []driver.TransportOption{foreignOption{}}}, noop)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("foreign option: %v, want errors.ErrUnsupported", err)
 	}
 	b := broker.New(tr)
 	err = b.Subscribe(topic, func(context.Context, *broker.Message) error { return nil }, kafkabroker.StartOffset(42))
-	if !errors.Is(err, broker.ErrInvalidOption) {
-		t.Fatalf("start offset 42: %v, want ErrInvalidOption at Subscribe", err)
+	if !errors.Is(err, broker.ErrInvalid) {
+		t.Fatalf("start offset 42: %v, want ErrInvalid at Subscribe", err)
 	}
 }
 
@@ -106,8 +107,8 @@ func TestSubscribeNamesForeignOption(t *testing.T) {
 	b := broker.New(tr)
 	defer b.Close(context.Background())
 	err = b.Subscribe("orders", func(context.Context, *broker.Message) error { return nil }, natsbroker.Stream("ORDERS"))
-	if !errors.Is(err, broker.ErrUnsupportedOption) {
-		t.Fatalf("NATS option on Kafka: %v, want ErrUnsupportedOption", err)
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("NATS option on Kafka: %v, want errors.ErrUnsupported", err)
 	}
 	for _, want := range []string{"natsbroker.Stream(ORDERS)", "nats", "kafka"} {
 		if !strings.Contains(err.Error(), want) {
@@ -144,8 +145,8 @@ func TestBatchCommitsWholeBatch(t *testing.T) {
 			return errors.New("first batch fails once")
 		}
 		return nil
-	}, broker.Group(group), broker.BatchSize(n), broker.BatchWait(2*time.Second),
-		broker.WithBackoff(broker.ConstantBackoff(10*time.Millisecond))); err != nil {
+	}, broker.Group(group), broker.Batch(n, 2*time.Second),
+		broker.RetryBackoff(broker.ConstantBackoff(10*time.Millisecond))); err != nil {
 		t.Fatal(err)
 	}
 	start(t, b)

@@ -14,18 +14,19 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// System is the messaging system the transport reports in broker.Info.
+// System is the messaging system the transport reports in driver.Info.
 const System = "kafka"
 
-// Transport is a broker.Transport over Kafka: one kafka-go Writer for every
+// Transport is a driver.Transport over Kafka: one kafka-go Writer for every
 // publish, and per subscription a kafka-go ConsumerGroup (or, without a
 // group, one reader per partition). Create it with New; it is safe for
 // concurrent use.
 type Transport struct {
 	cfg        config
-	info       broker.Info
+	info       driver.Info
 	kt         *kafka.Transport
 	client     *kafka.Client
 	dialer     *kafka.Dialer
@@ -44,14 +45,13 @@ type Transport struct {
 }
 
 var (
-	_ broker.Transport             = (*Transport)(nil)
-	_ broker.SubscriptionValidator = (*Transport)(nil)
-	_ broker.LoggerSetter          = (*Transport)(nil)
+	_ driver.Transport    = (*Transport)(nil)
+	_ driver.LoggerSetter = (*Transport)(nil)
 )
 
 // New returns a Transport configured by opts. It does not connect: the
 // first publish or subscription does. It fails only on invalid options,
-// with an error wrapping broker.ErrInvalidOption.
+// with an error wrapping broker.ErrInvalid.
 func New(opts ...Option) (*Transport, error) {
 	cfg := newConfig(opts)
 	if cfg.err != nil {
@@ -62,7 +62,7 @@ func New(opts ...Option) (*Transport, error) {
 
 	t := &Transport{
 		cfg: cfg,
-		info: broker.Info{
+		info: driver.Info{
 			System:        System,
 			ServerAddress: host,
 			ServerPort:    port,
@@ -116,7 +116,7 @@ func (t *Transport) newWriter() (*kafka.Writer, error) {
 	switch w.RequiredAcks {
 	case kafka.RequireNone, kafka.RequireOne, kafka.RequireAll:
 	default:
-		return nil, fmt.Errorf("kafkabroker: writer config: required acks %d: %w", w.RequiredAcks, broker.ErrInvalidOption)
+		return nil, fmt.Errorf("kafkabroker: writer config: required acks %d: %w", w.RequiredAcks, broker.ErrInvalid)
 	}
 	w.Addr = kafka.TCP(c.brokers...)
 	w.Topic = ""
@@ -149,9 +149,9 @@ func (t *Transport) newWriter() (*kafka.Writer, error) {
 // Info describes the transport: System "kafka", the first seed broker as
 // server address and port, the client id, and "commit" as the name of a
 // successful settlement.
-func (t *Transport) Info() broker.Info { return t.info }
+func (t *Transport) Info() driver.Info { return t.info }
 
-// SetLogger implements broker.LoggerSetter: broker.New gives the transport
+// SetLogger implements driver.LoggerSetter: broker.New gives the transport
 // its logger, for errors the transport cannot return to a caller (fetch and
 // join failures, failed commits on shutdown; kafka-go's own error log at
 // debug level). Without it the transport logs to slog.Default(). It must be

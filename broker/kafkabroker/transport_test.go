@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 	"testing"
 
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/testutil/conformance"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
@@ -21,11 +21,11 @@ const suitePartitions = 3
 //   - Concurrent: yes on topics with at least as many partitions as the
 //     concurrency, which is how Kafka parallelises: the suite's keyless
 //     messages are spread round-robin over the 3 partitions of its topics.
-//   - MessageID: yes, in the broker.HeaderMessageID header.
+//   - MessageID: yes, in the driver.HeaderMessageID header.
 //   - Wildcards: no.
 func suite(c *kafkatest.Cluster) conformance.Suite {
 	return conformance.Suite{
-		New: func(t *testing.T) broker.Transport {
+		New: func(t *testing.T) driver.Transport {
 			// Every transport has a reply topic of its own.
 			var rnd [6]byte
 			_, _ = rand.Read(rnd[:])

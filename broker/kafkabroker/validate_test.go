@@ -12,12 +12,13 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
 
-// Hostile address and name options fail New with ErrInvalidOption naming
+// Hostile address and name options fail New with ErrInvalid naming
 // the value; none of them is left to panic inside kafka-go later. The
 // accepted spellings of the same addresses (comma lists, spaces around the
 // commas) publish to a real cluster.
@@ -72,9 +73,9 @@ func TestHostileOptions(t *testing.T) {
 				tr.Close(context.Background())
 				t.Fatal("New accepted the option")
 			}
-			if !errors.Is(err, broker.ErrInvalidOption) || !strings.HasPrefix(err.Error(), "kafkabroker: ") ||
+			if !errors.Is(err, broker.ErrInvalid) || !strings.HasPrefix(err.Error(), "kafkabroker: ") ||
 				!strings.Contains(err.Error(), tc.value) {
-				t.Fatalf("New: %v; want kafkabroker: ... %s ... ErrInvalidOption", err, tc.value)
+				t.Fatalf("New: %v; want kafkabroker: ... %s ... ErrInvalid", err, tc.value)
 			}
 		})
 	}
@@ -102,7 +103,7 @@ func TestHostileOptions(t *testing.T) {
 
 // Broker addresses are stored as host:port, a bare host with Kafka's port.
 func TestBrokerAddressForms(t *testing.T) {
-	for in, want := range map[string]broker.Info{
+	for in, want := range map[string]driver.Info{
 		"kafka-1.internal":        {ServerAddress: "kafka-1.internal", ServerPort: 9092},
 		" kafka-1:9093 , kafka-2": {ServerAddress: "kafka-1", ServerPort: 9093},
 		"[::1]":                   {ServerAddress: "::1", ServerPort: 9092},
@@ -143,8 +144,8 @@ func TestHostileSubscriptionNames(t *testing.T) {
 		{"orders", []broker.SubscribeOption{broker.Group("bill\x00ing")}},
 		{"orders", []broker.SubscribeOption{broker.Group(strings.Repeat("g", 250))}},
 	} {
-		if err := b.Subscribe(tc.topic, noop, tc.opts...); !errors.Is(err, broker.ErrInvalidOption) {
-			t.Errorf("Subscribe(%.20q): %v, want ErrInvalidOption", tc.topic, err)
+		if err := b.Subscribe(tc.topic, noop, tc.opts...); !errors.Is(err, broker.ErrInvalid) {
+			t.Errorf("Subscribe(%.20q): %v, want ErrInvalid", tc.topic, err)
 		}
 	}
 }
@@ -167,7 +168,7 @@ func TestPublishMissingTopic(t *testing.T) {
 	missing := known + "-missing"
 	for _, msgs := range [][]*broker.Message{
 		{{Destination: missing, Body: []byte("x")}},
-		{{Destination: missing, Body: []byte("x"), Partition: broker.PartitionOf(0)}},
+		{{Destination: missing, Body: []byte("x"), Partition: new(int32(0))}},
 	} {
 		err := tr.Publish(ctx, msgs)
 		if !errors.Is(err, kafkabroker.ErrUnknownTopic) || !errors.Is(err, kafka.UnknownTopicOrPartition) {
@@ -200,7 +201,7 @@ func TestPublishMissingTopic(t *testing.T) {
 
 	later := known + "-later"
 	c.CreateTopic(t, later, 2)
-	err = tr.Publish(ctx, []*broker.Message{{Destination: later, Body: []byte("x"), Partition: broker.PartitionOf(1)}})
+	err = tr.Publish(ctx, []*broker.Message{{Destination: later, Body: []byte("x"), Partition: new(int32(1))}})
 	if err != nil {
 		t.Fatalf("publish to a topic created after the transport's metadata: %v", err)
 	}
@@ -222,7 +223,7 @@ func TestOnwardPublishMissingTopicLogs(t *testing.T) {
 	defer in.Close(context.Background())
 	if err := in.Subscribe("orders", func(ctx context.Context, m *broker.Message) error {
 		return kb.Publish(ctx, &broker.Message{Destination: missing, Body: m.Body})
-	}, broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter("orders-dead")); err != nil {
+	}, broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter("orders-dead")); err != nil {
 		t.Fatal(err)
 	}
 	start(t, in)

@@ -1,4 +1,4 @@
-// Package memory is an in-process broker.Transport with the semantics of a
+// Package memory is an in-process driver.Transport with the semantics of a
 // real broker: published messages are copied (no shared slices, no context
 // crosses over), headers and keys are kept, every subscription receives
 // every message, members of a group share the messages (each to one

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/subject"
 	"github.com/tracebus/tracebus/broker/internal/subopt"
 )
@@ -34,7 +35,7 @@ type Server struct {
 	inboxes map[string]*inbox
 }
 
-// Transport is one connection to a Server; it implements broker.Transport.
+// Transport is one connection to a Server; it implements driver.Transport.
 // It is safe for concurrent use.
 type Transport struct {
 	srv    *Server
@@ -43,9 +44,8 @@ type Transport struct {
 }
 
 var (
-	_ broker.Transport             = (*Transport)(nil)
-	_ broker.SubscriptionValidator = (*Transport)(nil)
-	_ broker.SharedDestinations    = (*Transport)(nil)
+	_ driver.Transport          = (*Transport)(nil)
+	_ driver.SharedDestinations = (*Transport)(nil)
 )
 
 type groupKey struct{ pattern, name string }
@@ -89,7 +89,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 func WithServer(srv *Server) Option {
 	return optionFunc(func(c *config) {
 		if srv == nil {
-			c.err = fmt.Errorf("memory: nil server: %w", broker.ErrInvalidOption)
+			c.err = fmt.Errorf("memory: nil server: %w", broker.ErrInvalid)
 			return
 		}
 		c.srv = srv
@@ -99,7 +99,7 @@ func WithServer(srv *Server) Option {
 // New returns a transport connected to the Server given with WithServer,
 // or to a new Server of its own. Like every transport constructor it
 // fails only on invalid options, with an error wrapping
-// broker.ErrInvalidOption. A nil Option is ignored.
+// broker.ErrInvalid. A nil Option is ignored.
 func New(opts ...Option) (*Transport, error) {
 	var c config
 	for _, o := range opts {
@@ -122,17 +122,19 @@ func (t *Transport) isClosed() bool {
 	return t.closed
 }
 
-// SharesDestinations implements broker.SharedDestinations: the
+// SharesDestinations implements driver.SharedDestinations: the
 // transports connected to one Server reach the same destinations.
-func (t *Transport) SharesDestinations(other broker.Transport) bool {
+func (t *Transport) SharesDestinations(other driver.Transport) bool {
 	o, ok := other.(*Transport)
 	return ok && o.srv == t.srv
 }
 
-// Info implements broker.Transport.
-func (t *Transport) Info() broker.Info { return broker.Info{System: System} }
+// Info implements driver.Transport.
+func (t *Transport) Info() driver.Info {
+	return driver.Info{System: System, TemporaryPrefix: InboxPrefix}
+}
 
-// Publish implements broker.Transport: each message is copied and queued for
+// Publish implements driver.Transport: each message is copied and queued for
 // every matching subscription (one member per group) before Publish returns.
 // On a server made WithSyncDelivery, Publish instead hands the messages to
 // the matching handlers itself and returns once they, and whatever they
@@ -169,7 +171,7 @@ func (srv *Server) accept(m *broker.Message, now time.Time) *broker.Message {
 		Headers:     m.Headers.Clone(),
 		ID:          m.ID,
 		ReplyTo:     m.ReplyTo,
-		Delivery: broker.Delivery{
+		Delivery: driver.Delivery{
 			Sequence:  srv.seq[m.Destination],
 			Timestamp: now,
 		},
@@ -201,16 +203,16 @@ func (srv *Server) route(dest string, to func(*subscription)) {
 	}
 }
 
-// ValidateSubscription implements broker.SubscriptionValidator. The memory
+// ValidateSubscription implements driver.Transport. The memory
 // transport defines no options of its own, so it rejects every transport
 // option.
-func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
+func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {
 	var none struct{} // the memory transport has no options of its own
 	return subopt.Apply("memory", System, &spec, &none)
 }
 
-// Subscribe implements broker.Transport.
-func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) (broker.Subscription, error) {
+// Subscribe implements driver.Transport.
+func (t *Transport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec, deliver driver.DeliverFunc) (driver.Subscription, error) {
 	if err := t.ValidateSubscription(spec); err != nil {
 		return nil, err
 	}
@@ -278,7 +280,7 @@ func (srv *Server) redeliveryTarget(s *subscription) *subscription {
 	return s
 }
 
-// Close implements broker.Transport: publishing and subscribing through t
+// Close implements driver.Transport: publishing and subscribing through t
 // fail with broker.ErrClosed afterwards. The broker closes its
 // subscriptions before it closes the transport.
 func (t *Transport) Close(context.Context) error {

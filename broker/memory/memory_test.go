@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -32,9 +33,9 @@ func TestGroupMemberCloseKeepsPendingRedelivery(t *testing.T) {
 			release := make(chan struct{})
 			nakAt := make(chan time.Time, 1)
 			redelivered := make(chan int, 1)
-			settle := broker.MiddlewareFuncs{Settle: func(next broker.SettleFunc) broker.SettleFunc {
-				return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, st broker.Settlement) error {
-					if st.Action == broker.Nak {
+			settle := driver.MiddlewareFuncs{Settle: func(next driver.SettleFunc) driver.SettleFunc {
+				return func(ctx context.Context, op driver.Operation, msgs []*broker.Message, st driver.Settlement) error {
+					if st.Action == driver.Nak {
 						nakAt <- time.Now()
 					}
 					return next(ctx, op, msgs, st)
@@ -52,7 +53,7 @@ func TestGroupMemberCloseKeepsPendingRedelivery(t *testing.T) {
 					}
 					redelivered <- m.Delivery.DeliveryCount
 					return nil
-				}, broker.Group("workers"), broker.WithBackoff(broker.ConstantBackoff(backoff)))
+				}, broker.Group("workers"), broker.RetryBackoff(broker.ConstantBackoff(backoff)))
 				if err != nil {
 					t.Fatal(err)
 				}

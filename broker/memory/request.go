@@ -8,30 +8,26 @@ import (
 	"strings"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // InboxPrefix starts every reply address of the memory transport, as
 // "_INBOX." does in NATS. Such destinations are temporary.
 const InboxPrefix = "_INBOX."
 
-var (
-	_ broker.ReplyTransport        = (*Transport)(nil)
-	_ broker.TemporaryDestinations = (*Transport)(nil)
-)
-
 // inbox is one broker's reply inbox on a Server: the subjects
 // InboxPrefix+"<random>.<correlation id>".
 type inbox struct {
 	srv     *Server
 	prefix  string
-	deliver broker.InboxFunc
+	deliver driver.InboxFunc
 }
 
-// OpenInbox implements broker.ReplyTransport, with NATS semantics: a
+// OpenInbox implements driver.Transport, with NATS semantics: a
 // reply address is a subject of the inbox, the correlation id its last
 // token; a request published while nothing subscribes to its destination
 // is answered at once with an error wrapping broker.ErrNoResponders.
-func (t *Transport) OpenInbox(_ context.Context, deliver broker.InboxFunc) (broker.Inbox, error) {
+func (t *Transport) OpenInbox(_ context.Context, deliver driver.InboxFunc) (driver.Inbox, error) {
 	if t.isClosed() {
 		return nil, broker.ErrClosed
 	}
@@ -45,12 +41,6 @@ func (t *Transport) OpenInbox(_ context.Context, deliver broker.InboxFunc) (brok
 	t.srv.inboxes[in.prefix] = in
 	t.srv.mu.Unlock()
 	return in, nil
-}
-
-// IsTemporary implements broker.TemporaryDestinations: reply addresses
-// (InboxPrefix) are temporary.
-func (t *Transport) IsTemporary(destination string) bool {
-	return strings.HasPrefix(destination, InboxPrefix)
 }
 
 func (in *inbox) ReplyTo(id string) string { return in.prefix + id }

@@ -6,14 +6,15 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // subscription owns a FIFO queue and the workers that deliver from it.
 type subscription struct {
 	srv     *Server
 	ctx     context.Context
-	spec    broker.SubscriptionSpec
-	deliver broker.DeliverFunc
+	spec    driver.SubscriptionSpec
+	deliver driver.DeliverFunc
 
 	mu      sync.Mutex
 	queue   []*broker.Message
@@ -28,7 +29,7 @@ type subscription struct {
 	done      chan struct{} // closed when every worker and inline delivery returned
 }
 
-func newSubscription(srv *Server, ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) *subscription {
+func newSubscription(srv *Server, ctx context.Context, spec driver.SubscriptionSpec, deliver driver.DeliverFunc) *subscription {
 	return &subscription{
 		srv:     srv,
 		ctx:     ctx,
@@ -136,7 +137,7 @@ func (s *subscription) run(msgs []*broker.Message) {
 
 // handOver calls the broker's DeliverFunc with ctx, copies of msgs marked
 // with this subscription and one more delivery, and ack.
-func (s *subscription) handOver(ctx context.Context, msgs []*broker.Message, ack broker.Acknowledger) {
+func (s *subscription) handOver(ctx context.Context, msgs []*broker.Message, ack driver.Acknowledger) {
 	out := make([]*broker.Message, len(msgs))
 	for i, m := range msgs {
 		c := m.Clone()
@@ -199,7 +200,7 @@ func (s *subscription) redeliver(msgs []*broker.Message, delay time.Duration) {
 	s.timers[timer] = struct{}{}
 }
 
-// Close implements broker.Subscription.
+// Close implements driver.Subscription.
 func (s *subscription) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.srv.remove(s)

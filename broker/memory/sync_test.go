@@ -77,7 +77,7 @@ func TestSyncDeliveryRetriesEnd(t *testing.T) {
 	mustOK(t, b.Subscribe("jobs", func(_ context.Context, m *broker.Message) error {
 		attempts = append(attempts, m.Delivery.DeliveryCount)
 		return errors.New("boom")
-	}, broker.MaxAttempts(3), broker.WithBackoff(broker.ConstantBackoff(time.Hour)), broker.DeadLetter("jobs.dead")))
+	}, broker.MaxAttempts(3), broker.RetryBackoff(broker.ConstantBackoff(time.Hour)), broker.DeadLetter("jobs.dead")))
 	publishBody(t, b, "jobs", "j")
 	if !slices.Equal(attempts, []int{1, 2, 3}) {
 		t.Errorf("attempts %v, want [1 2 3]", attempts)
@@ -127,7 +127,7 @@ func TestSyncDeliveryLoopsEnd(t *testing.T) {
 	t.Run("dead letters come back", func(t *testing.T) {
 		b := syncBroker(t, memory.NewServer(memory.WithSyncDelivery()))
 		err := broker.Handle(b, "orders.*", func(context.Context, int) error { return nil }, broker.DeadLetter("orders.dead"))
-		if !errors.Is(err, broker.ErrInvalidOption) {
+		if !errors.Is(err, broker.ErrInvalid) {
 			t.Fatalf("subscribe with a dead-letter destination of its own pattern: %v", err)
 		}
 		calls := 0
@@ -157,7 +157,7 @@ func TestSyncDeliveryBatchesAndGroups(t *testing.T) {
 	mustOK(t, b.SubscribeBatch("events", func(_ context.Context, msgs []*broker.Message) error {
 		sizes = append(sizes, len(msgs))
 		return nil
-	}, broker.BatchSize(2), broker.BatchWait(time.Hour)))
+	}, broker.Batch(2, time.Hour)))
 	perMember := map[string]int{}
 	for _, name := range []string{"a", "b"} {
 		mustOK(t, syncBroker(t, srv).Subscribe("events", func(context.Context, *broker.Message) error {
@@ -193,7 +193,7 @@ func TestSyncDeliveryReplyTo(t *testing.T) {
 		reply = v
 		return nil
 	}))
-	req, err := broker.NewPublisher[string](requester, "prices.get").Message("abc")
+	req, err := broker.Must(broker.NewPublisher[string](requester, "prices.get")).Message("abc")
 	mustOK(t, err)
 	req.ReplyTo = "_INBOX.r1"
 	mustOK(t, requester.Publish(context.Background(), req))

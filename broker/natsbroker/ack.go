@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // coreAck settles a core NATS delivery. Core NATS has no acknowledgements
@@ -45,7 +44,7 @@ type jsAck struct {
 	keep *keepAlive
 }
 
-var _ broker.ProgressReporter = (*jsAck)(nil)
+var _ driver.ProgressReporter = (*jsAck)(nil)
 
 func (a *jsAck) Ack(context.Context) error {
 	if a.keep.stop() {
@@ -71,7 +70,7 @@ func (a *jsAck) Term(context.Context) error {
 	return a.settle(a.each("term", jetstream.Msg.Term))
 }
 
-// InProgress implements broker.ProgressReporter: it tells the server the
+// InProgress implements driver.ProgressReporter: it tells the server the
 // messages are still being worked on (+WPI), which restarts their
 // AckWait, and restarts the maximum handling time.
 func (a *jsAck) InProgress(context.Context) error {

@@ -60,7 +60,7 @@ func TestClusterFailover(t *testing.T) {
 			batched.add(string(m.Body))
 		}
 		return nil
-	}, broker.Name("batch"), broker.BatchSize(50), broker.BatchWait(50*time.Millisecond), ackWait); err != nil {
+	}, broker.Name("batch"), broker.Batch(50, 50*time.Millisecond), ackWait); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Start(context.Background()); err != nil {

@@ -8,7 +8,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/testutil/conformance"
 	"github.com/tracebus/tracebus/testutil/natstest"
@@ -21,7 +21,7 @@ import (
 func suite(t *testing.T, jetStream bool) conformance.Suite {
 	srv := natstest.New(t)
 	s := conformance.Suite{
-		New: func(t *testing.T) broker.Transport {
+		New: func(t *testing.T) driver.Transport {
 			var opts []natsbroker.Option
 			if jetStream {
 				opts = append(opts, natsbroker.WithJetStream())

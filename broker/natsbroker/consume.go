@@ -12,6 +12,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/wait"
 )
 
@@ -19,7 +20,7 @@ import (
 // delivery of JetStream messages reaches the broker and is settled.
 type jsDelivery struct {
 	t           *Transport
-	spec        broker.SubscriptionSpec
+	spec        driver.SubscriptionSpec
 	r           *runner
 	cons        *jsConsumer
 	maxHandling time.Duration // see MaxHandlingTime
@@ -75,7 +76,7 @@ func (d *jsDelivery) hung(ctx context.Context, a *jsAck, out []*broker.Message) 
 
 // maxLoggedID caps a message id in log lines, as the broker's own lines and
 // spans do: ids come from publishers.
-const maxLoggedID = broker.MessageAttributeLimit
+const maxLoggedID = 256
 
 func capID(id string) string {
 	if len(id) <= maxLoggedID {
@@ -166,7 +167,7 @@ type consumeSub struct {
 // consumer still exists while the callback is waiting for a worker.
 const blockedCheck = 2 * time.Second
 
-func (t *Transport) subscribeConsume(ctx, setupCtx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc, sc *subConfig, cons *jsConsumer) (*consumeSub, error) {
+func (t *Transport) subscribeConsume(ctx, setupCtx context.Context, spec driver.SubscriptionSpec, deliver driver.DeliverFunc, sc *subConfig, cons *jsConsumer) (*consumeSub, error) {
 	s := &consumeSub{
 		jsDelivery: jsDelivery{t: t, spec: spec, cons: cons, maxHandling: sc.maxHandling},
 		check:      make(chan struct{}, 1),

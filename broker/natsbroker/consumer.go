@@ -10,7 +10,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // jsConsumer is the JetStream consumer behind one subscription: how to
@@ -41,7 +41,7 @@ const deletedAdvisory = "$JS.EVENT.ADVISORY.CONSUMER.DELETED."
 
 // newJSConsumer resolves the stream of spec and the consumer configuration
 // without touching the consumer yet.
-func (t *Transport) newJSConsumer(ctx context.Context, spec *broker.SubscriptionSpec, sc *subConfig) (*jsConsumer, error) {
+func (t *Transport) newJSConsumer(ctx context.Context, spec *driver.SubscriptionSpec, sc *subConfig) (*jsConsumer, error) {
 	if err := t.ensureStreams(ctx); err != nil {
 		return nil, err
 	}
@@ -105,7 +105,7 @@ const maxDeliverMargin = 5
 // messages get attempts deliveries (0: the broker's default).
 func maxDeliver(attempts int) int {
 	if attempts <= 0 {
-		attempts = broker.DefaultMaxAttempts
+		attempts = 3 // the broker's default MaxAttempts
 	}
 	return attempts + maxDeliverMargin
 }

@@ -76,7 +76,7 @@ func testConsumerDeleted(t *testing.T, total int, durable, batch bool) {
 	}
 	var err error
 	if batch {
-		opts = append(opts, broker.BatchSize(20), broker.BatchWait(50*time.Millisecond))
+		opts = append(opts, broker.Batch(20, 50*time.Millisecond))
 		err = b.SubscribeBatch("del", func(_ context.Context, msgs []*broker.Message) error {
 			for _, m := range msgs {
 				handle(m)

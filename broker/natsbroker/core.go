@@ -10,6 +10,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/wait"
 )
 
@@ -32,7 +33,7 @@ import (
 // Reconnects are nats.go's: it re-subscribes on the new connection.
 type coreSub struct {
 	t       *Transport
-	spec    broker.SubscriptionSpec
+	spec    driver.SubscriptionSpec
 	r       *runner
 	sub     *natsgo.Subscription
 	ordered bool   // OrderedRetries
@@ -50,7 +51,7 @@ type coreSub struct {
 	closing    atomic.Bool
 }
 
-func (t *Transport) subscribeCore(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc, sc *subConfig) (*coreSub, error) {
+func (t *Transport) subscribeCore(ctx context.Context, spec driver.SubscriptionSpec, deliver driver.DeliverFunc, sc *subConfig) (*coreSub, error) {
 	s := &coreSub{
 		t:         t,
 		spec:      spec,

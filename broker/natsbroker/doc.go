@@ -44,7 +44,7 @@
 // which logs a rate-limited warning naming the subject and the count, and
 // which the telemetry middleware counts in tracebus.consumer.dropped.messages
 // with tracebus.drop.reason "slow_consumer". Settler.InProgress is not
-// supported on core NATS (broker.ErrProgressUnsupported).
+// supported on core NATS (matching errors.ErrUnsupported).
 //
 // # JetStream
 //

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/wait"
 )
 
@@ -33,7 +33,7 @@ type fetchSub struct {
 	suspect    atomic.Bool // the server announced the consumer's deletion
 }
 
-func (t *Transport) subscribeFetch(ctx, setupCtx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc, sc *subConfig, cons *jsConsumer) (*fetchSub, error) {
+func (t *Transport) subscribeFetch(ctx, setupCtx context.Context, spec driver.SubscriptionSpec, deliver driver.DeliverFunc, sc *subConfig, cons *jsConsumer) (*fetchSub, error) {
 	s := &fetchSub{
 		jsDelivery: jsDelivery{t: t, spec: spec, cons: cons, maxHandling: sc.maxHandling},
 		sourceDone: make(chan struct{}),

@@ -5,6 +5,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // natsHeader converts h to a NATS header, keeping every key exactly as
@@ -100,7 +101,7 @@ func brokerHeaders(h natsgo.Header) broker.Headers {
 	out := make(broker.Headers, 0, n)
 	for _, k := range keys {
 		for _, v := range h[k] {
-			out = append(out, broker.Header{Key: k, Value: v})
+			out = append(out, driver.Header{Key: k, Value: v})
 		}
 	}
 	return out

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
 	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
@@ -67,14 +69,13 @@ func TestRouterJoinsSubjectsWithDots(t *testing.T) {
 		must(t, broker.NewRouter(orders, "eu.").Subscribe("*", collect(got)))
 	})
 	r := broker.NewRouter(b, "orders")
-	for _, c := range [][2]string{{"created", "orders.created"}, {">", "orders.>"}} {
-		if d := r.Destination(c[0]); d != c[1] {
-			t.Errorf("%q under \"orders\": %q, want %q", c[0], d, c[1])
-		}
+	pub := broker.Must(broker.NewPublisher[string](broker.NewRouter(r, "eu"), "shipped", broker.Codec(codec.Text)))
+	var dests []string
+	for _, e := range b.Endpoints() {
+		dests = append(dests, e.Destination)
 	}
-	pub := broker.NewPublisher[string](broker.NewRouter(r, "eu"), "shipped", broker.WithCodec(broker.Text))
-	if d := pub.Destination(); d != "orders.eu.shipped" {
-		t.Fatalf("publisher destination %q", d)
+	if want := []string{"orders.created", "orders.eu.*", "orders.eu.shipped"}; !slices.Equal(dests, want) {
+		t.Fatalf("endpoints %q, want %q", dests, want)
 	}
 	must(t, b.Publish(t.Context(), &broker.Message{Destination: "orders.created"}))
 	must(t, pub.Publish(t.Context(), "x"))

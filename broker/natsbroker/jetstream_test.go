@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil/natstest"
@@ -75,7 +76,7 @@ func TestNakDelay(t *testing.T) {
 				return errors.New("try again")
 			}
 			return nil
-		}, broker.Name("nak"), broker.WithBackoff(broker.ConstantBackoff(backoff))))
+		}, broker.Name("nak"), broker.RetryBackoff(broker.ConstantBackoff(backoff))))
 	})
 	publishOK(t, b, "nak", "x")
 	first, second := in.Next(t), in.Next(t)
@@ -191,9 +192,9 @@ func TestSubscribeErrors(t *testing.T) {
 	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
 	t.Cleanup(func() { _ = tr.Close(context.Background()) })
 	ctx := context.Background()
-	deliver := func(context.Context, []*broker.Message, broker.Acknowledger) {}
-	spec := func(dest string, opts ...broker.SubscribeOption) broker.SubscriptionSpec {
-		s := broker.SubscriptionSpec{Destination: dest, Concurrency: 1}
+	deliver := func(context.Context, []*broker.Message, driver.Acknowledger) {}
+	spec := func(dest string, opts ...broker.SubscribeOption) driver.SubscriptionSpec {
+		s := driver.SubscriptionSpec{Destination: dest, Concurrency: 1}
 		for _, o := range opts {
 			s.TransportOptions = append(s.TransportOptions, transportOption(t, o))
 		}
@@ -201,12 +202,12 @@ func TestSubscribeErrors(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		spec broker.SubscriptionSpec
+		spec driver.SubscriptionSpec
 		want error
 	}{
-		{"UnknownOption", broker.SubscriptionSpec{Destination: "x", TransportOptions: []broker.TransportOption{foreignOption{}}}, broker.ErrUnsupportedOption},
-		{"CoreAndStream", spec("x", natsbroker.Core(), natsbroker.Stream("S")), broker.ErrInvalidOption},
-		{"ConsumerOptionOnCore", spec("x", natsbroker.ConfigureConsumer(func(*jetstream.ConsumerConfig) {})), broker.ErrInvalidOption},
+		{"UnknownOption", driver.SubscriptionSpec{Destination: "x", TransportOptions: []driver.TransportOption{foreignOption{}}}, errors.ErrUnsupported},
+		{"CoreAndStream", spec("x", natsbroker.Core(), natsbroker.Stream("S")), broker.ErrInvalid},
+		{"ConsumerOptionOnCore", spec("x", natsbroker.ConfigureConsumer(func(*jetstream.ConsumerConfig) {})), broker.ErrInvalid},
 		{"NoStream", spec("js.nowhere"), natsbroker.ErrNoStream},
 		{"NoStreamIsStreamNotFound", spec("js.nowhere"), jetstream.ErrStreamNotFound},
 		{"UnknownStream", spec("x", natsbroker.Stream("NOPE")), jetstream.ErrStreamNotFound},
@@ -227,7 +228,7 @@ func TestSubscribeErrors(t *testing.T) {
 // transportOption extracts the value a natsbroker subscription option hands
 // to the transport, by subscribing it on a broker over a recording
 // transport.
-func transportOption(t *testing.T, o broker.SubscribeOption) broker.TransportOption {
+func transportOption(t *testing.T, o broker.SubscribeOption) driver.TransportOption {
 	t.Helper()
 	rec := &specRecorder{}
 	b := broker.New(rec)
@@ -242,17 +243,22 @@ func transportOption(t *testing.T, o broker.SubscribeOption) broker.TransportOpt
 
 // specRecorder is a transport that only records the spec it is asked to
 // subscribe with.
-type specRecorder struct{ spec broker.SubscriptionSpec }
+type specRecorder struct{ spec driver.SubscriptionSpec }
 
-func (r *specRecorder) Info() broker.Info { return broker.Info{System: "nats"} }
+func (r *specRecorder) Info() driver.Info { return driver.Info{System: "nats"} }
 func (r *specRecorder) Publish(context.Context, []*broker.Message) error {
 	return nil
 }
 
-func (r *specRecorder) Subscribe(_ context.Context, spec broker.SubscriptionSpec, _ broker.DeliverFunc) (broker.Subscription, error) {
+func (r *specRecorder) Subscribe(_ context.Context, spec driver.SubscriptionSpec, _ driver.DeliverFunc) (driver.Subscription, error) {
 	r.spec = spec
 	return closer{}, nil
 }
+func (r *specRecorder) ValidateSubscription(driver.SubscriptionSpec) error { return nil }
+func (r *specRecorder) OpenInbox(context.Context, driver.InboxFunc) (driver.Inbox, error) {
+	return nil, errors.ErrUnsupported
+}
+func (r *specRecorder) Ping(context.Context) error  { return nil }
 func (r *specRecorder) Close(context.Context) error { return nil }
 
 type closer struct{}
@@ -261,8 +267,8 @@ func (closer) Close(context.Context) error { return nil }
 
 func TestNilConn(t *testing.T) {
 	tr, err := natsbroker.New(nil)
-	if !errors.Is(err, broker.ErrInvalidOption) || tr != nil {
-		t.Fatalf("New(nil) = %v, %v; want nil, ErrInvalidOption", tr, err)
+	if !errors.Is(err, broker.ErrInvalid) || tr != nil {
+		t.Fatalf("New(nil) = %v, %v; want nil, ErrInvalid", tr, err)
 	}
 }
 
@@ -287,7 +293,7 @@ func TestDeadLetterInSameStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := dead.Next(t)
-	if got.ID != "order-1"+broker.DeadLetterIDSuffix || string(got.Body) != "x" {
+	if got.ID != "order-1.dead-letter" || string(got.Body) != "x" {
 		t.Fatalf("dead letter id %q body %q", got.ID, got.Body)
 	}
 }

@@ -18,12 +18,12 @@ func TestPublishToLoopAcrossBrokers(t *testing.T) {
 	bill := func(_ context.Context, s string) (string, error) { return s, nil }
 
 	same := broker.New(connect(t, srv))
-	err := broker.HandleResult(b, "orders.*", bill, broker.PublishTo(broker.NewPublisher[string](same, "orders.billed")))
-	if !errors.Is(err, broker.ErrInvalidOption) {
-		t.Errorf("publisher on another connection to the same server: %v, want ErrInvalidOption", err)
+	err := broker.HandleResult(b, "orders.*", bill, broker.PublishTo(broker.Must(broker.NewPublisher[string](same, "orders.billed"))))
+	if !errors.Is(err, broker.ErrInvalid) {
+		t.Errorf("publisher on another connection to the same server: %v, want ErrInvalid", err)
 	}
 	elsewhere := broker.New(connect(t, other))
-	must(t, broker.HandleResult(b, "orders.*", bill, broker.PublishTo(broker.NewPublisher[string](elsewhere, "orders.billed"))))
+	must(t, broker.HandleResult(b, "orders.*", bill, broker.PublishTo(broker.Must(broker.NewPublisher[string](elsewhere, "orders.billed")))))
 	for _, bk := range []*broker.Broker{b, same, elsewhere} {
 		must(t, bk.Close(context.Background()))
 	}

@@ -4,6 +4,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // coreDelivery is one attempt at delivering one core message, in one
@@ -22,14 +23,14 @@ type coreDelivery struct {
 // own it. A retry in place (after a Nak) hands the next attempt the same
 // buffer, as a redelivery hands it the same bytes: a handler that changes
 // Body in place and may be retried must clone it first.
-func coreMessage(bm *broker.Message, m *natsgo.Msg, spec *broker.SubscriptionSpec, attempt int) {
+func coreMessage(bm *broker.Message, m *natsgo.Msg, spec *driver.SubscriptionSpec, attempt int) {
 	*bm = broker.Message{
 		Destination: m.Subject,
 		Body:        m.Data,
 		Headers:     brokerHeaders(m.Header),
 		ID:          m.Header.Get(natsgo.MsgIdHdr),
 		ReplyTo:     m.Reply,
-		Delivery: broker.Delivery{
+		Delivery: driver.Delivery{
 			Subscription:  spec.Destination,
 			Group:         spec.Group,
 			DeliveryCount: attempt,
@@ -41,17 +42,17 @@ func coreMessage(bm *broker.Message, m *natsgo.Msg, spec *broker.SubscriptionSpe
 // handler. The body is not copied: a JetStream delivery is used once, and a
 // redelivery arrives as a new message. ReplyTo is not the message's reply
 // subject, which is its acknowledgement subject and belongs to the
-// transport: it comes from the broker.HeaderReplyTo header a request
+// transport: it comes from the driver.HeaderReplyTo header a request
 // published through JetStream carries.
-func jetStreamMessage(m jetstream.Msg, spec *broker.SubscriptionSpec) *broker.Message {
+func jetStreamMessage(m jetstream.Msg, spec *driver.SubscriptionSpec) *broker.Message {
 	h := m.Headers()
 	bm := &broker.Message{
 		Destination: m.Subject(),
 		Body:        m.Data(),
 		Headers:     brokerHeaders(h),
 		ID:          h.Get(natsgo.MsgIdHdr),
-		ReplyTo:     h.Get(broker.HeaderReplyTo),
-		Delivery: broker.Delivery{
+		ReplyTo:     h.Get(driver.HeaderReplyTo),
+		Delivery: driver.Delivery{
 			Subscription:  spec.Destination,
 			Group:         spec.Group,
 			DeliveryCount: 1,

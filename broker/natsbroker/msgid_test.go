@@ -56,7 +56,7 @@ func TestGeneratedIDDeduplicatesRetries(t *testing.T) {
 		t.Errorf("%d warnings about the dropped duplicate, want 1:\n%s", dups, logs.String())
 	}
 
-	pub := broker.NewPublisher[string](b, "retry.typed")
+	pub := broker.Must(broker.NewPublisher[string](b, "retry.typed"))
 	must(t, pub.Publish(ctx, "x"))
 	must(t, pub.Publish(ctx, "x"))
 	must(t, b.Publish(ctx, &broker.Message{Destination: "retry.typed", Body: []byte(`"x"`)}))

@@ -67,7 +67,7 @@ func WithStream(cfg jetstream.StreamConfig) Option {
 
 // WithConnectOptions passes options to natsgo.Connect. It only applies to
 // Connect: New, which uses the connection it is given, fails with
-// broker.ErrInvalidOption when given it.
+// broker.ErrInvalid when given it.
 func WithConnectOptions(opts ...natsgo.Option) Option {
 	return optionFunc(func(c *config) {
 		c.connectOpts = append(c.connectOpts, opts...)

@@ -10,9 +10,7 @@ import (
 	"github.com/tracebus/tracebus/broker"
 )
 
-var _ broker.Pinger = (*Transport)(nil)
-
-// Ping implements broker.Pinger: it fails when the connection is not
+// Ping implements driver.Transport: it fails when the connection is not
 // connected (reconnecting, draining, closed) and otherwise makes a round
 // trip to the server, within ctx (defaultTimeout when ctx has no deadline).
 func (t *Transport) Ping(ctx context.Context) error {

@@ -23,7 +23,7 @@ import (
 // Headers are written with their keys exactly as given; Message.ID becomes
 // the Nats-Msg-Id header (JetStream de-duplication); Message.ReplyTo is the
 // reply subject of a core publish; a JetStream publish, whose reply subject
-// is JetStream's own, carries it in the broker.HeaderReplyTo header.
+// is JetStream's own, carries it in the driver.HeaderReplyTo header.
 // Message.Key and Message.Partition have no meaning in NATS and are
 // ignored.
 func (t *Transport) Publish(ctx context.Context, msgs []*broker.Message) error {

@@ -8,9 +8,8 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
-
-var _ broker.ReplyTransport = (*Transport)(nil)
 
 // statusHeader and noRespondersStatus are how a NATS server says that
 // nobody subscribes to a request's subject: a message without data to the
@@ -20,7 +19,7 @@ const (
 	noRespondersStatus = "503"
 )
 
-// OpenInbox implements broker.ReplyTransport as nats.go's own request mux
+// OpenInbox implements driver.Transport as nats.go's own request mux
 // does: one subscription to "<inbox prefix><nuid>.*" per broker, each
 // request replied to on its own token of it, so that a thousand requests in
 // flight cost one subscription, not a thousand.
@@ -29,10 +28,10 @@ const (
 // with a no-responders status, which becomes an error wrapping both
 // broker.ErrNoResponders and nats.ErrNoResponders. A request to a
 // JetStream subject is stored like any message, with its reply subject in
-// the broker.HeaderReplyTo header (JetStream uses the reply subject for its
+// the driver.HeaderReplyTo header (JetStream uses the reply subject for its
 // own acknowledgement); the consumer's reply goes back over core NATS, and
 // no-responders cannot be detected: a request nobody consumes times out.
-func (t *Transport) OpenInbox(_ context.Context, deliver broker.InboxFunc) (broker.Inbox, error) {
+func (t *Transport) OpenInbox(_ context.Context, deliver driver.InboxFunc) (driver.Inbox, error) {
 	if err := t.usable(); err != nil {
 		return nil, err
 	}
@@ -50,7 +49,7 @@ func (t *Transport) OpenInbox(_ context.Context, deliver broker.InboxFunc) (brok
 			Body:        m.Data,
 			Headers:     brokerHeaders(m.Header),
 			ID:          m.Header.Get(natsgo.MsgIdHdr),
-			Delivery:    broker.Delivery{Subscription: prefix + "*", DeliveryCount: 1},
+			Delivery:    driver.Delivery{Subscription: prefix + "*", DeliveryCount: 1},
 		}, nil)
 	})
 	if err != nil {
@@ -75,7 +74,7 @@ func (in *inbox) Close(context.Context) error {
 }
 
 // replyToHeader moves the reply subject of a message published through
-// JetStream into the broker.HeaderReplyTo header: JetStream takes the reply
+// JetStream into the driver.HeaderReplyTo header: JetStream takes the reply
 // subject for its acknowledgement, and a stored message keeps only its
 // headers.
 func replyToHeader(nm *natsgo.Msg) {
@@ -85,6 +84,6 @@ func replyToHeader(nm *natsgo.Msg) {
 	if nm.Header == nil {
 		nm.Header = make(natsgo.Header, 1)
 	}
-	nm.Header[broker.HeaderReplyTo] = []string{nm.Reply}
+	nm.Header[driver.HeaderReplyTo] = []string{nm.Reply}
 	nm.Reply = ""
 }

@@ -111,7 +111,7 @@ func BenchmarkRequest(b *testing.B) {
 	b.Run("typed", func(b *testing.B) {
 		br := broker.New(transport(b, srv))
 		b.Cleanup(func() { _ = br.Close(context.Background()) })
-		r := broker.NewRequester[testkit.Order, testkit.Order](br, "bench.request")
+		r := broker.Must(broker.NewRequester[testkit.Order, testkit.Order](br, "bench.request"))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		b.ReportAllocs()

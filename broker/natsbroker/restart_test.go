@@ -92,7 +92,7 @@ func TestRestart(t *testing.T) {
 			batched.add(string(m.Body))
 		}
 		return nil
-	}, broker.Name("batch"), broker.BatchSize(10), broker.BatchWait(50*time.Millisecond), ackWait); err != nil {
+	}, broker.Name("batch"), broker.Batch(10, 50*time.Millisecond), ackWait); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Subscribe("ping", func(_ context.Context, m *broker.Message) error {
@@ -181,7 +181,7 @@ func TestConsumerRecreated(t *testing.T) {
 						got.add(string(m.Body))
 					}
 					return nil
-				}, broker.Name("durable"), broker.BatchWait(50*time.Millisecond))
+				}, broker.Name("durable"), broker.Batch(0, 50*time.Millisecond))
 			} else {
 				// The user's error handler sees the deletion too, and a
 				// byte limit replaces the transport's message limit.

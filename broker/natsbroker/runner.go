@@ -5,7 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // runner runs the deliveries of one subscription on spec.Concurrency
@@ -26,7 +26,7 @@ import (
 // give up.
 type runner struct {
 	ctx     context.Context // the broker's delivery context
-	deliver broker.DeliverFunc
+	deliver driver.DeliverFunc
 
 	jobs    chan func()
 	inline  bool          // no workers: submit runs the job
@@ -40,7 +40,7 @@ type runner struct {
 	stopOnce, doneOnce, abandonOnce sync.Once
 }
 
-func newRunner(ctx context.Context, deliver broker.DeliverFunc, concurrency int) *runner {
+func newRunner(ctx context.Context, deliver driver.DeliverFunc, concurrency int) *runner {
 	r := &runner{
 		ctx:     ctx,
 		deliver: deliver,

@@ -3,17 +3,18 @@ package natsbroker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Subscribe starts a subscription as described by spec; see the package
 // documentation for how core NATS and JetStream subscriptions behave. It
 // returns once the subscription is registered with the server (core NATS)
 // or its consumer exists (JetStream).
-func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec, deliver broker.DeliverFunc) (broker.Subscription, error) {
+func (t *Transport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec, deliver driver.DeliverFunc) (driver.Subscription, error) {
 	if err := t.usable(); err != nil {
 		return nil, fmt.Errorf("natsbroker: subscribe to %s: transport closed: %w", spec.Destination, err)
 	}
@@ -23,10 +24,10 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	}
 	spec.Concurrency = max(1, spec.Concurrency)
 	if spec.Batch {
+		// A broker always sends a complete spec; a caller of the
+		// transport alone gets batches of one, delivered at once.
 		spec.BatchSize = max(1, spec.BatchSize)
-		if spec.BatchWait <= 0 {
-			spec.BatchWait = broker.DefaultBatchWait
-		}
+		spec.BatchWait = max(time.Millisecond, spec.BatchWait)
 	}
 	if sc.isCore(t, spec.Destination) {
 		s, err := t.subscribeCore(ctx, spec, deliver, &sc)
@@ -41,7 +42,7 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	if err != nil {
 		return nil, err
 	}
-	var s broker.Subscription
+	var s driver.Subscription
 	if spec.Batch {
 		s, err = t.subscribeFetch(ctx, setupCtx, spec, deliver, &sc, cons)
 	} else {
@@ -53,21 +54,21 @@ func (t *Transport) Subscribe(ctx context.Context, spec broker.SubscriptionSpec,
 	return t.track(ctx, s, spec.Destination)
 }
 
-// ValidateSubscription implements broker.SubscriptionValidator: it rejects
+// ValidateSubscription implements driver.Transport: it rejects
 // options of other transports and combinations that cannot work (Core with
 // JetStream options) when broker.Broker.Subscribe is called.
-func (t *Transport) ValidateSubscription(spec broker.SubscriptionSpec) error {
+func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {
 	_, err := t.subscription(&spec)
 	return err
 }
 
-// SubscriptionName implements broker.SubscriptionNamer, so telemetry records
+// SubscriptionName implements driver.SubscriptionNamer, so telemetry records
 // the JetStream consumer a subscription really uses as
 // messaging.destination.subscription.name: the consumer given to
 // BindConsumer, the durable named by broker.Name (or set with
 // ConfigureConsumer), or the durable a group shares. Core NATS and ephemeral
 // JetStream subscriptions have no name.
-func (t *Transport) SubscriptionName(spec broker.SubscriptionSpec) string {
+func (t *Transport) SubscriptionName(spec driver.SubscriptionSpec) string {
 	sc, err := t.subscription(&spec)
 	if err != nil || sc.isCore(t, spec.Destination) {
 		return ""

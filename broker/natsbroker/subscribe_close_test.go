@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
@@ -26,7 +27,7 @@ func TestSubscribeRacesClose(t *testing.T) {
 	createStream(t, srv, jetStreamClient(t, srv), "RACE", "race.js.>")
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx := context.Background()
-	deliver := func(ctx context.Context, _ []*broker.Message, ack broker.Acknowledger) { _ = ack.Ack(ctx) }
+	deliver := func(ctx context.Context, _ []*broker.Message, ack driver.Acknowledger) { _ = ack.Ack(ctx) }
 	var won, meanwhile int
 	for i := range 40 {
 		nc := srv.Connect(t)
@@ -47,13 +48,13 @@ func TestSubscribeRacesClose(t *testing.T) {
 		before := nc.NumSubscriptions()
 		var (
 			wg     sync.WaitGroup
-			sub    broker.Subscription
+			sub    driver.Subscription
 			subErr error
 		)
 		began := make(chan struct{})
 		wg.Go(func() {
 			close(began)
-			sub, subErr = tr.Subscribe(ctx, broker.SubscriptionSpec{Destination: dest, Concurrency: 2}, deliver)
+			sub, subErr = tr.Subscribe(ctx, driver.SubscriptionSpec{Destination: dest, Concurrency: 2}, deliver)
 		})
 		wg.Go(func() {
 			// Close at varying points of Subscribe: before it checks the
@@ -82,7 +83,7 @@ func TestSubscribeRacesClose(t *testing.T) {
 		if n != before {
 			t.Fatalf("%s: %d subscriptions on the connection after Close, %d before (subscribe error %v)", dest, n, before, subErr)
 		}
-		_, err := tr.Subscribe(ctx, broker.SubscriptionSpec{Destination: dest}, deliver)
+		_, err := tr.Subscribe(ctx, driver.SubscriptionSpec{Destination: dest}, deliver)
 		if !errors.Is(err, broker.ErrClosed) || !strings.HasPrefix(err.Error(), "natsbroker: subscribe to "+dest) {
 			t.Fatalf("Subscribe after Close: %v", err)
 		}

@@ -6,12 +6,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/subopt"
 )
 
 // The subscription options below are broker.SubscribeOption values: pass
 // them to broker.Broker.Subscribe or SubscribeBatch next to the broker's own
-// options. They reach the transport through broker.WithTransportOption.
+// options. They reach the transport through driver.TransportOption.
 
 // JetStream makes the subscription consume from JetStream even when the
 // transport does not route its destination through JetStream (see
@@ -139,12 +140,12 @@ type subConfig struct {
 }
 
 func newSubOption(name string, f func(*subConfig)) broker.SubscribeOption {
-	return broker.WithTransportOption(subopt.Option[subConfig]{Package: "natsbroker", System: System, Name: name, Apply: f})
+	return broker.TransportOption(subopt.Option[subConfig]{Package: "natsbroker", System: System, Name: name, Apply: f})
 }
 
 // subscription reads spec's transport options and checks that they fit
 // together and fit the destination.
-func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, error) {
+func (t *Transport) subscription(spec *driver.SubscriptionSpec) (subConfig, error) {
 	var c subConfig
 	c.maxHandling = defaultMaxHandlingTime
 	if err := subopt.Apply("natsbroker", System, spec, &c); err != nil {
@@ -152,24 +153,24 @@ func (t *Transport) subscription(spec *broker.SubscriptionSpec) (subConfig, erro
 	}
 	if c.maxHandling <= 0 {
 		return c, fmt.Errorf("natsbroker: subscribe %s: MaxHandlingTime %v: must be positive: %w",
-			spec.Destination, c.maxHandling, broker.ErrInvalidOption)
+			spec.Destination, c.maxHandling, broker.ErrInvalid)
 	}
 	if c.pendingSet && (c.pendingMsgs == 0 || c.pendingBytes == 0) {
 		return c, fmt.Errorf("natsbroker: subscribe %s: PendingLimits(%d, %d): zero is not a limit: %w",
-			spec.Destination, c.pendingMsgs, c.pendingBytes, broker.ErrInvalidOption)
+			spec.Destination, c.pendingMsgs, c.pendingBytes, broker.ErrInvalid)
 	}
 	if c.core && c.jetStream {
 		return c, fmt.Errorf("natsbroker: subscribe %s: Core together with JetStream, Stream or BindConsumer: %w",
-			spec.Destination, broker.ErrInvalidOption)
+			spec.Destination, broker.ErrInvalid)
 	}
 	core := c.isCore(t, spec.Destination)
 	if core && (len(c.configure) > 0 || len(c.consumeOpts) > 0 || c.maxHandlingSet) {
 		return c, fmt.Errorf("natsbroker: subscribe %s: JetStream consumer options on a core NATS subscription: %w",
-			spec.Destination, broker.ErrInvalidOption)
+			spec.Destination, broker.ErrInvalid)
 	}
 	if !core && c.pendingSet {
 		return c, fmt.Errorf("natsbroker: subscribe %s: PendingLimits on a JetStream subscription: %w",
-			spec.Destination, broker.ErrInvalidOption)
+			spec.Destination, broker.ErrInvalid)
 	}
 	return c, nil
 }

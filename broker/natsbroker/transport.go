@@ -15,9 +15,10 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// System is the messaging system the transport reports in broker.Info.
+// System is the messaging system the transport reports in driver.Info.
 const System = "nats"
 
 // defaultTimeout bounds requests whose context has no deadline: JetStream
@@ -28,7 +29,7 @@ const defaultTimeout = 5 * time.Second
 // not stored by any stream. It also matches jetstream.ErrStreamNotFound.
 var ErrNoStream = errors.New("natsbroker: no stream stores the subject")
 
-// Transport is a broker.Transport over a NATS connection: core NATS
+// Transport is a driver.Transport over a NATS connection: core NATS
 // subjects and, where configured, JetStream. Create one with New or Connect
 // and hand it to broker.New. It is safe for concurrent use.
 type Transport struct {
@@ -38,7 +39,7 @@ type Transport struct {
 	closeConn bool
 	inbox     string // prefix of temporary reply subjects
 
-	info     atomic.Pointer[broker.Info]
+	info     atomic.Pointer[driver.Info]
 	statusCh chan natsgo.Status
 
 	streamsReady atomic.Bool
@@ -49,23 +50,21 @@ type Transport struct {
 
 	closed   atomic.Bool // set under mu
 	mu       sync.Mutex
-	subs     map[broker.Subscription]struct{}
+	subs     map[driver.Subscription]struct{}
 	coreSubs map[*natsgo.Subscription]*coreSub // for the slow-consumer handler
 }
 
 var (
-	_ broker.Transport             = (*Transport)(nil)
-	_ broker.TemporaryDestinations = (*Transport)(nil)
-	_ broker.SubscriptionNamer     = (*Transport)(nil)
-	_ broker.SubscriptionValidator = (*Transport)(nil)
-	_ broker.LoggerSetter          = (*Transport)(nil)
+	_ driver.Transport         = (*Transport)(nil)
+	_ driver.SubscriptionNamer = (*Transport)(nil)
+	_ driver.LoggerSetter      = (*Transport)(nil)
 )
 
 // New returns a transport over nc. The caller keeps every connection
 // option (TLS, credentials, cluster URLs, reconnect handlers) and ownership
 // of nc: Close leaves it open. Like
 // every transport constructor it fails only on invalid arguments, with an
-// error wrapping broker.ErrInvalidOption: a nil nc is one, and so is
+// error wrapping broker.ErrInvalid: a nil nc is one, and so is
 // WithConnectOptions, which only Connect can apply.
 //
 // The transport creates nothing on the server until it is used; streams
@@ -73,11 +72,11 @@ var (
 // operation.
 func New(nc *natsgo.Conn, opts ...Option) (*Transport, error) {
 	if nc == nil {
-		return nil, fmt.Errorf("natsbroker: nil connection: %w", broker.ErrInvalidOption)
+		return nil, fmt.Errorf("natsbroker: nil connection: %w", broker.ErrInvalid)
 	}
 	cfg := newConfig(opts)
 	if cfg.connectOptsSet {
-		return nil, fmt.Errorf("natsbroker: WithConnectOptions applies to Connect, not to New, whose connection is made already: %w", broker.ErrInvalidOption)
+		return nil, fmt.Errorf("natsbroker: WithConnectOptions applies to Connect, not to New, whose connection is made already: %w", broker.ErrInvalid)
 	}
 	return newTransport(nc, cfg), nil
 }
@@ -88,7 +87,7 @@ func newTransport(nc *natsgo.Conn, cfg config) *Transport {
 		nc:    nc,
 		cfg:   cfg,
 		inbox: natsgo.InboxPrefix,
-		subs:  make(map[broker.Subscription]struct{}),
+		subs:  make(map[driver.Subscription]struct{}),
 
 		coreSubs: make(map[*natsgo.Subscription]*coreSub),
 	}
@@ -124,7 +123,7 @@ func newTransport(nc *natsgo.Conn, cfg config) *Transport {
 // A URL without a scheme means nats://, one without a port 4222; the
 // schemes are nats, tls, ws and wss. An empty url or list entry, white
 // space inside a URL, another scheme, a missing host or a port out of
-// range fail with broker.ErrInvalidOption before anything is dialled. A
+// range fail with broker.ErrInvalid before anything is dialled. A
 // failed connection's error names the URLs tried, credentials redacted.
 func Connect(url string, opts ...Option) (*Transport, error) {
 	if err := checkServerURLs(url); err != nil {
@@ -140,7 +139,7 @@ func Connect(url string, opts ...Option) (*Transport, error) {
 	return t, nil
 }
 
-// SetLogger implements broker.LoggerSetter: broker.New gives the transport
+// SetLogger implements driver.LoggerSetter: broker.New gives the transport
 // its logger, for events the transport handles on its own (headers it could
 // not send, consumers it re-established, core NATS messages lost because
 // Close gave up waiting). Without it the transport logs to slog.Default().
@@ -153,7 +152,7 @@ func (t *Transport) Conn() *natsgo.Conn { return t.nc }
 // Info describes the transport: system "nats", the server the connection
 // is connected to (as named in its URL, without DNS lookups), the
 // connection name as client id, and "ack" as the acknowledgement operation.
-func (t *Transport) Info() broker.Info { return *t.info.Load() }
+func (t *Transport) Info() driver.Info { return *t.info.Load() }
 
 func (t *Transport) refreshInfo() {
 	u := t.nc.ConnectedUrl()
@@ -162,7 +161,7 @@ func (t *Transport) refreshInfo() {
 			u = servers[0]
 		}
 	}
-	info := broker.Info{System: System, ClientID: t.nc.Opts.Name, AckOperation: "ack"}
+	info := driver.Info{System: System, ClientID: t.nc.Opts.Name, AckOperation: "ack", TemporaryPrefix: t.inbox, Separator: "."}
 	if pu, err := url.Parse(u); err == nil {
 		info.ServerAddress = pu.Hostname()
 		info.ServerPort, _ = strconv.Atoi(pu.Port())
@@ -170,16 +169,16 @@ func (t *Transport) refreshInfo() {
 	t.info.Store(&info)
 }
 
-// IsTemporary reports whether destination is a reply inbox of the
+// isTemporary reports whether destination is a reply inbox of the
 // connection ("_INBOX." or the connection's custom inbox prefix).
-func (t *Transport) IsTemporary(destination string) bool {
+func (t *Transport) isTemporary(destination string) bool {
 	return strings.HasPrefix(destination, t.inbox)
 }
 
 // jetStreamFor reports whether subject (which may be a subscription
 // pattern) goes through JetStream by the transport's configuration.
 func (t *Transport) jetStreamFor(subject string) bool {
-	if t.IsTemporary(subject) {
+	if t.isTemporary(subject) {
 		// Replies go over core NATS even when every subject is
 		// JetStream's: no stream stores an inbox.
 		return false
@@ -239,7 +238,7 @@ func (t *Transport) Close(ctx context.Context) error {
 		t.mu.Unlock()
 		return nil
 	}
-	subs := make([]broker.Subscription, 0, len(t.subs))
+	subs := make([]driver.Subscription, 0, len(t.subs))
 	for s := range t.subs {
 		subs = append(subs, s)
 	}
@@ -264,7 +263,7 @@ func (t *Transport) Close(ctx context.Context) error {
 // track registers a subscription Subscribe started, so that Close closes
 // it. When the transport was closed while Subscribe ran, it closes the
 // subscription instead and fails: nothing is left running behind Close.
-func (t *Transport) track(ctx context.Context, s broker.Subscription, dest string) (broker.Subscription, error) {
+func (t *Transport) track(ctx context.Context, s driver.Subscription, dest string) (driver.Subscription, error) {
 	t.mu.Lock()
 	if !t.closed.Load() {
 		t.subs[s] = struct{}{}
@@ -278,7 +277,7 @@ func (t *Transport) track(ctx context.Context, s broker.Subscription, dest strin
 	return nil, errors.Join(fmt.Errorf("natsbroker: subscribe to %s: transport closed meanwhile: %w", dest, broker.ErrClosed), err)
 }
 
-func (t *Transport) untrack(s broker.Subscription) {
+func (t *Transport) untrack(s driver.Subscription) {
 	t.mu.Lock()
 	delete(t.subs, s)
 	if cs, ok := s.(*coreSub); ok {

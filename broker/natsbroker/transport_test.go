@@ -14,6 +14,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
@@ -23,7 +24,7 @@ import (
 const wait = time.Minute // a condition deadline; a passing test never waits this long
 
 // started returns a started broker over tr, closed when the test ends.
-func started(t *testing.T, tr broker.Transport, subscribe func(b *broker.Broker)) *broker.Broker {
+func started(t *testing.T, tr driver.Transport, subscribe func(b *broker.Broker)) *broker.Broker {
 	t.Helper()
 	b := broker.New(tr)
 	t.Cleanup(func() {
@@ -65,7 +66,7 @@ func TestInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := broker.Info{System: "nats", ServerAddress: host, ClientID: "tracebus-test", AckOperation: "ack"}
+	want := driver.Info{System: "nats", ServerAddress: host, ClientID: "tracebus-test", AckOperation: "ack", TemporaryPrefix: "_INBOX.", Separator: "."}
 	want.ServerPort, _ = strconv.Atoi(port)
 	if info != want {
 		t.Errorf("Info() = %+v, want %+v", info, want)
@@ -123,22 +124,30 @@ func TestConnOwnership(t *testing.T) {
 func TestNewRefusesConnectOptions(t *testing.T) {
 	nc := natstest.New(t).Connect(t)
 	_, err := natsbroker.New(nc, natsbroker.WithConnectOptions(natsgo.Name("ignored")))
-	if !errors.Is(err, broker.ErrInvalidOption) || !strings.Contains(err.Error(), "WithConnectOptions") {
-		t.Fatalf("New with WithConnectOptions: %v, want ErrInvalidOption naming the option", err)
+	if !errors.Is(err, broker.ErrInvalid) || !strings.Contains(err.Error(), "WithConnectOptions") {
+		t.Fatalf("New with WithConnectOptions: %v, want ErrInvalid naming the option", err)
 	}
 }
 
-func TestIsTemporary(t *testing.T) {
+// The transport's Info names the connection's inbox prefix as the prefix of
+// temporary destinations, and the dot as the subject separator.
+func TestInfoTemporaryPrefix(t *testing.T) {
 	srv := natstest.New(t)
 	tr := newTransport(t, srv.Connect(t))
-	if !tr.IsTemporary(tr.Conn().NewInbox()) || !tr.IsTemporary("_INBOX.abc") {
+	temporary := func(tr *natsbroker.Transport, dest string) bool {
+		return strings.HasPrefix(dest, tr.Info().TemporaryPrefix)
+	}
+	if info := tr.Info(); info.TemporaryPrefix == "" || info.Separator != "." {
+		t.Fatalf("info %+v: no temporary prefix or separator", info)
+	}
+	if !temporary(tr, tr.Conn().NewInbox()) || !temporary(tr, "_INBOX.abc") {
 		t.Error("an _INBOX. subject is not temporary")
 	}
-	if tr.IsTemporary("orders") || tr.IsTemporary("_INBOXES") {
+	if temporary(tr, "orders") || temporary(tr, "_INBOXES") {
 		t.Error("an ordinary subject is temporary")
 	}
 	custom := newTransport(t, srv.Connect(t, natsgo.CustomInboxPrefix("_R")))
-	if !custom.IsTemporary(custom.Conn().NewInbox()) || custom.IsTemporary("_INBOX.abc") {
+	if !temporary(custom, custom.Conn().NewInbox()) || temporary(custom, "_INBOX.abc") {
 		t.Errorf("custom inbox prefix not honoured")
 	}
 }
@@ -351,7 +360,7 @@ func TestJetStreamPublish(t *testing.T) {
 		if err := tr.Publish(ctx, []*broker.Message{{Destination: "x"}}); !errors.Is(err, broker.ErrClosed) {
 			t.Errorf("publish after close: %v", err)
 		}
-		if _, err := tr.Subscribe(ctx, broker.SubscriptionSpec{Destination: "x"}, nil); !errors.Is(err, broker.ErrClosed) {
+		if _, err := tr.Subscribe(ctx, driver.SubscriptionSpec{Destination: "x"}, nil); !errors.Is(err, broker.ErrClosed) {
 			t.Errorf("subscribe after close: %v", err)
 		}
 		if err := tr.Close(ctx); err != nil {
@@ -377,7 +386,7 @@ func TestDeliveryFacts(t *testing.T) {
 	must(t, b.Publish(ctx, &broker.Message{Destination: "facts.b", ID: "id-2", Body: []byte("2")}))
 	in.Next(t)
 	got := in.Next(t)
-	want := broker.Delivery{
+	want := driver.Delivery{
 		Subscription:     "facts.*",
 		Group:            "billing",
 		Sequence:         2,
@@ -425,15 +434,15 @@ func TestSubscriptionName(t *testing.T) {
 	srv := natstest.New(t)
 	tr := connect(t, srv, natsbroker.WithJetStream("js.>"))
 	t.Cleanup(func() { _ = tr.Close(context.Background()) })
-	spec := func(dest, name, group string, opts ...broker.SubscribeOption) broker.SubscriptionSpec {
-		s := broker.SubscriptionSpec{Destination: dest, Name: name, Group: group}
+	spec := func(dest, name, group string, opts ...broker.SubscribeOption) driver.SubscriptionSpec {
+		s := driver.SubscriptionSpec{Destination: dest, Name: name, Group: group}
 		for _, o := range opts {
 			s.TransportOptions = append(s.TransportOptions, transportOption(t, o))
 		}
 		return s
 	}
 	cases := []struct {
-		spec broker.SubscriptionSpec
+		spec driver.SubscriptionSpec
 		want string
 	}{
 		{spec("core.orders", "ignored", "g"), ""},
@@ -450,7 +459,7 @@ func TestSubscriptionName(t *testing.T) {
 	}
 }
 
-// The broker's logger reaches the transport (broker.LoggerSetter).
+// The broker's logger reaches the transport (driver.LoggerSetter).
 func TestBrokerLoggerReachesTransport(t *testing.T) {
 	srv := natstest.New(t)
 	ctx := context.Background()

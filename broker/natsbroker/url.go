@@ -19,15 +19,15 @@ import (
 // 4222. It refuses what nats.go would fail on later with a less helpful
 // error, or silently skip: an empty list or entry, white space inside an
 // entry, a scheme nats.go does not speak, a missing host, a port out of
-// range. Errors wrap broker.ErrInvalidOption and show the entry with any
+// range. Errors wrap broker.ErrInvalid and show the entry with any
 // credentials redacted.
 func checkServerURLs(list string) error {
 	if strings.TrimSpace(list) == "" {
-		return fmt.Errorf("natsbroker: connect: empty server URL (nats.go's default is %s): %w", natsgo.DefaultURL, broker.ErrInvalidOption)
+		return fmt.Errorf("natsbroker: connect: empty server URL (nats.go's default is %s): %w", natsgo.DefaultURL, broker.ErrInvalid)
 	}
 	for entry := range strings.SplitSeq(list, ",") {
 		if err := checkServerURL(strings.TrimSpace(entry)); err != nil {
-			return fmt.Errorf("natsbroker: connect: server URL %q: %v: %w", redactURL(entry), err, broker.ErrInvalidOption)
+			return fmt.Errorf("natsbroker: connect: server URL %q: %v: %w", redactURL(entry), err, broker.ErrInvalid)
 		}
 	}
 	return nil

@@ -15,7 +15,7 @@ import (
 	"github.com/tracebus/tracebus/testutil/natstest"
 )
 
-// Hostile server URLs fail Connect with ErrInvalidOption, naming the URL
+// Hostile server URLs fail Connect with ErrInvalid, naming the URL
 // with its credentials redacted, before anything is dialled; the accepted
 // spellings of a real server's URL connect and publish.
 func TestConnectHostileURLs(t *testing.T) {
@@ -44,9 +44,9 @@ func TestConnectHostileURLs(t *testing.T) {
 			t.Errorf("Connect(%q) succeeded", tc.url)
 			continue
 		}
-		if !errors.Is(err, broker.ErrInvalidOption) || !strings.HasPrefix(err.Error(), "natsbroker: connect: ") ||
+		if !errors.Is(err, broker.ErrInvalid) || !strings.HasPrefix(err.Error(), "natsbroker: connect: ") ||
 			!strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cret") {
-			t.Errorf("Connect(%q): %v; want ErrInvalidOption saying %s, no password", tc.url, err, tc.want)
+			t.Errorf("Connect(%q): %v; want ErrInvalid saying %s, no password", tc.url, err, tc.want)
 		}
 	}
 

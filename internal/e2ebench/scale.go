@@ -122,7 +122,7 @@ func RunCell(b *testing.B, c Cell, w Window, publish, flush func() error) {
 }
 
 // Subscribe subscribes br to destination with a handler that frees a slot
-// of w per message it is given: with SubscribeBatch and BatchSize(batch)
+// of w per message it is given: with SubscribeBatch and Batch(batch, 0)
 // when batch is above 0, with Subscribe otherwise.
 func Subscribe(br *broker.Broker, destination string, w Window, batch int, opts ...broker.SubscribeOption) error {
 	if batch > 0 {
@@ -131,7 +131,7 @@ func Subscribe(br *broker.Broker, destination string, w Window, batch int, opts 
 				w.Done()
 			}
 			return nil
-		}, append(opts, broker.BatchSize(batch))...)
+		}, append(opts, broker.Batch(batch, 0))...)
 	}
 	return br.Subscribe(destination, func(context.Context, *broker.Message) error {
 		w.Done()

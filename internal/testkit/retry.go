@@ -20,7 +20,7 @@ var ErrFirstAttempt = errors.New("payment provider timeout")
 func DeliverWithOneRetry(t *testing.T, b *broker.Broker, msg *broker.Message, opts ...broker.SubscribeOption) {
 	t.Helper()
 	done := make(chan struct{})
-	opts = append([]broker.SubscribeOption{broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(0))}, opts...)
+	opts = append([]broker.SubscribeOption{broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(0))}, opts...)
 	err := b.Subscribe(msg.Destination, func(_ context.Context, m *broker.Message) error {
 		if m.Delivery.DeliveryCount == 1 {
 			return ErrFirstAttempt

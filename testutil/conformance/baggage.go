@@ -371,7 +371,7 @@ func subscribeBatchBaggage(t *testing.T, s Suite, b *broker.Broker, dest string,
 	if err := b.SubscribeBatch(dest, func(ctx context.Context, msgs []*broker.Message) error {
 		in.Put(seeBaggage(ctx, msgs...))
 		return nil
-	}, s.Options(broker.BatchSize(size), broker.BatchWait(5*time.Second))...); err != nil {
+	}, s.Options(broker.Batch(size, 5*time.Second))...); err != nil {
 		t.Fatal(err)
 	}
 	return in

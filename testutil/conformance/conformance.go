@@ -154,7 +154,7 @@ func testSubscribeBatch(t *testing.T, s Suite) {
 		}
 		in.Put(bodies)
 		return nil
-	}, s.Options(broker.BatchSize(size), broker.BatchWait(300*time.Millisecond))...); err != nil {
+	}, s.Options(broker.Batch(size, 300*time.Millisecond))...); err != nil {
 		t.Fatal(err)
 	}
 	s.Start(t, b)
@@ -191,7 +191,7 @@ func testPartialBatch(t *testing.T, s Suite) {
 	if err := b.SubscribeBatch(dest, func(_ context.Context, msgs []*broker.Message) error {
 		in.Put(len(msgs))
 		return nil
-	}, s.Options(broker.BatchSize(100), broker.BatchWait(100*time.Millisecond))...); err != nil {
+	}, s.Options(broker.Batch(100, 100*time.Millisecond))...); err != nil {
 		t.Fatal(err)
 	}
 	s.Start(t, b)
@@ -290,7 +290,7 @@ func testErrorRedelivers(t *testing.T, s Suite) {
 			return errors.New("not yet")
 		}
 		return nil
-	}, s.Options(broker.Group("g"), broker.Name("g"), broker.MaxAttempts(5), broker.WithBackoff(broker.ConstantBackoff(20*time.Millisecond)))...); err != nil {
+	}, s.Options(broker.Group("g"), broker.Name("g"), broker.MaxAttempts(5), broker.RetryBackoff(broker.ConstantBackoff(20*time.Millisecond)))...); err != nil {
 		t.Fatal(err)
 	}
 	s.Start(t, b)
@@ -320,7 +320,7 @@ func testDeadLetter(t *testing.T, s Suite) {
 	if err := b.Subscribe(dest, func(context.Context, *broker.Message) error {
 		calls.Add(1)
 		return errors.New("boom")
-	}, s.Options(broker.Group("g"), broker.Name("g"), broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(10*time.Millisecond)), broker.DeadLetter(dlq))...); err != nil {
+	}, s.Options(broker.Group("g"), broker.Name("g"), broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(10*time.Millisecond)), broker.DeadLetter(dlq))...); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Subscribe(dlq, func(_ context.Context, m *broker.Message) error {
@@ -349,8 +349,8 @@ func testDeadLetter(t *testing.T, s Suite) {
 	}
 	// The copy needs an id of its own: a broker that de-duplicates by id
 	// would otherwise drop it while acknowledging the publish.
-	if s.Features.MessageID && got.ID != msg.ID+broker.DeadLetterIDSuffix {
-		t.Errorf("dead letter id %q, want %q", got.ID, msg.ID+broker.DeadLetterIDSuffix)
+	if s.Features.MessageID && got.ID != msg.ID+".dead-letter" {
+		t.Errorf("dead letter id %q, want %q", got.ID, msg.ID+".dead-letter")
 	}
 	if n := calls.Load(); n != 2 {
 		t.Errorf("handler called %d times, want 2", n)

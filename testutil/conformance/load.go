@@ -87,7 +87,7 @@ func testLoad(t *testing.T, s Suite, n int, failing bool) {
 	)
 	opts := s.Options(broker.Concurrency(8))
 	if failing {
-		opts = append(opts, broker.MaxAttempts(3), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter(dead))
+		opts = append(opts, broker.MaxAttempts(3), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond)), broker.DeadLetter(dead))
 	}
 	if err := b.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
 		i, err := strconv.Atoi(string(m.Body))

@@ -17,15 +17,15 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 )
 
 // TestRequestReply is the suite of request/reply over a transport: byte
 // and typed round trips, timeouts, no responders, error replies, many
-// requests in flight and late replies. The transport must implement
-// broker.ReplyTransport. The span tree of a request is part of
-// TestTelemetry.
+// requests in flight and late replies. The span tree of a request is
+// part of TestTelemetry.
 func TestRequestReply(t *testing.T, s Suite) {
 	tests := []struct {
 		name string
@@ -57,6 +57,15 @@ func TestRequestReply(t *testing.T, s Suite) {
 func reqOptions(s Suite, dest string, extra ...broker.SubscribeOption) []broker.SubscribeOption {
 	name := "replier-" + dest
 	return s.Options(append([]broker.SubscribeOption{broker.Group(name), broker.Name(name)}, extra...)...)
+}
+
+// resultOptions is opts for HandleResult, followed by more.
+func resultOptions(opts []broker.SubscribeOption, more ...broker.ResultOption) []broker.ResultOption {
+	out := make([]broker.ResultOption, 0, len(opts)+len(more))
+	for _, o := range opts {
+		out = append(out, o)
+	}
+	return append(out, more...)
 }
 
 // quiet is a broker option that discards the logs of handlers failing on
@@ -105,9 +114,9 @@ func testReqBytes(t *testing.T, s Suite) {
 	if string(reply.Body) != "re: ping" || reply.Headers.Get("x-echo") != "42" {
 		t.Errorf("reply %q with x-echo %q, want %q with %q", reply.Body, reply.Headers.Get("x-echo"), "re: ping", "42")
 	}
-	id := req.Headers.Get(broker.HeaderCorrelationID)
-	if id == "" || reply.Headers.Get(broker.HeaderCorrelationID) != id {
-		t.Errorf("reply correlation id %q, request's %q", reply.Headers.Get(broker.HeaderCorrelationID), id)
+	id := req.Headers.Get(driver.HeaderCorrelationID)
+	if id == "" || reply.Headers.Get(driver.HeaderCorrelationID) != id {
+		t.Errorf("reply correlation id %q, request's %q", reply.Headers.Get(driver.HeaderCorrelationID), id)
 	}
 	if req.ReplyTo == "" || reply.Destination != req.ReplyTo {
 		t.Errorf("reply arrived at %q, the request's reply address is %q", reply.Destination, req.ReplyTo)
@@ -120,13 +129,13 @@ func testReqTyped(t *testing.T, s Suite) {
 	server, client := s.Broker(t), s.Broker(t)
 	err := broker.HandleResult(server, dest, func(_ context.Context, o testkit.Order) (testkit.Invoice, error) {
 		return testkit.Invoice{OrderID: o.ID, Amount: 10 * o.Quantity}, nil
-	}, reqOptions(s, dest)...)
+	}, resultOptions(reqOptions(s, dest))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Start(t, server)
 
-	r := broker.NewRequester[testkit.Order, testkit.Invoice](client, dest)
+	r := broker.Must(broker.NewRequester[testkit.Order, testkit.Invoice](client, dest))
 	ctx, cancel := s.requestCtx()
 	defer cancel()
 	inv, err := r.Request(ctx, testkit.Order{ID: "o-1", Quantity: 3})
@@ -137,7 +146,7 @@ func testReqTyped(t *testing.T, s Suite) {
 		t.Errorf("reply %+v, want %+v", inv, want)
 	}
 	eps := client.Endpoints()
-	if len(eps) != 1 || eps[0].Kind != broker.EndpointPublisher || eps[0].Destination != dest ||
+	if len(eps) != 1 || eps[0].Kind != driver.EndpointPublisher || eps[0].Destination != dest ||
 		eps[0].Payload != reflect.TypeFor[testkit.Order]() || eps[0].Reply != reflect.TypeFor[testkit.Invoice]() {
 		t.Errorf("requester endpoints %+v, want one publisher of Order to %s replied with Invoice", eps, dest)
 	}
@@ -178,7 +187,7 @@ func testReqTimeout(t *testing.T, s Suite) {
 	}
 	assertStats(t, client, broker.RequestStats{})
 
-	if _, err := client.Request(context.Background(), &broker.Message{Destination: dest}); !errors.Is(err, broker.ErrNoDeadline) {
+	if _, err := client.Request(context.Background(), &broker.Message{Destination: dest}); !errors.Is(err, broker.ErrInvalid) {
 		t.Errorf("request without a deadline: %v, want ErrNoDeadline", err)
 	}
 }
@@ -234,9 +243,9 @@ func testReqErrors(t *testing.T, s Suite) {
 		}
 		return testkit.Invoice{OrderID: o.ID}, nil
 	}
-	for d, opts := range map[string][]broker.SubscribeOption{
-		dest:    reqOptions(s, dest, broker.MaxAttempts(2), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond))),
-		exposed: reqOptions(s, exposed, broker.MaxAttempts(1), broker.ExposeErrors()),
+	for d, opts := range map[string][]broker.ResultOption{
+		dest:    resultOptions(reqOptions(s, dest, broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond)))),
+		exposed: resultOptions(reqOptions(s, exposed, broker.MaxAttempts(1)), broker.ExposeErrors()),
 	} {
 		if err := broker.HandleResult(server, d, handler, opts...); err != nil {
 			t.Fatal(err)
@@ -258,7 +267,7 @@ func testReqErrors(t *testing.T, s Suite) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := s.requestCtx()
 			defer cancel()
-			_, err := broker.NewRequester[testkit.Order, testkit.Invoice](client, tc.dest).Request(ctx, testkit.Order{ID: tc.id, Quantity: 1})
+			_, err := broker.Must(broker.NewRequester[testkit.Order, testkit.Invoice](client, tc.dest)).Request(ctx, testkit.Order{ID: tc.id, Quantity: 1})
 			re, ok := errors.AsType[*broker.ReplyError](err)
 			if !ok || !errors.Is(err, broker.ErrRemote) {
 				t.Fatalf("request error %v, want a *ReplyError matching ErrRemote", err)
@@ -397,7 +406,7 @@ func testTelRequest(t *testing.T, s Suite) {
 	replySend := e.rec.SpanByName(t, "send")
 	receipt := e.rec.SpanByName(t, "process")
 
-	id := req.Headers.Get(broker.HeaderCorrelationID)
+	id := req.Headers.Get(driver.HeaderCorrelationID)
 	wantReq := e.clientID(e.server([]attribute.KeyValue{
 		semconv.MessagingSystemKey.String(e.info.System),
 		semconv.MessagingOperationName("request"),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 // Features says what a transport promises, so that the suites test exactly
@@ -53,7 +54,7 @@ type Suite struct {
 	// New returns a new transport connected to the same backend as every
 	// other transport New returns in the same test. It is called at least
 	// once per test; the broker that owns the transport closes it.
-	New func(t *testing.T) broker.Transport
+	New func(t *testing.T) driver.Transport
 	// Prepare, if set, creates what destination needs before it is used (a
 	// JetStream stream, a Kafka topic). Suites use destinations without
 	// dots; for Wildcards, Prepare must also cover destination+".>".

@@ -75,7 +75,7 @@ func (e *telEnv) subscribeBatch(t *testing.T, dest string, size int, h broker.Ba
 	// The wait is long so that a batch forms by size, not by time: the
 	// expectations count batches exactly.
 	opts := e.s.Options(broker.Group(telGroup), broker.Name(telGroup),
-		broker.BatchSize(size), broker.BatchWait(e.s.Wait()/2))
+		broker.Batch(size, e.s.Wait()/2))
 	if err := e.b.SubscribeBatch(dest, h, opts...); err != nil {
 		t.Fatalf("subscribe batch %s: %v", dest, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -34,7 +35,7 @@ type telEnv struct {
 	s    Suite
 	rec  *testutil.Recorder
 	b    *broker.Broker
-	info broker.Info
+	info driver.Info
 	spy  *opSpy
 }
 
@@ -50,7 +51,7 @@ func newTelEnv(t *testing.T, s Suite, opts ...middleware.Option) *telEnv {
 		middleware.WithMeterProvider(rec.MeterProvider),
 		middleware.WithPropagators(w3c),
 	}, opts...)
-	spy := &opSpy{ops: map[string]broker.Operation{}}
+	spy := &opSpy{ops: map[string]driver.Operation{}}
 	b := s.Broker(t, broker.WithMiddleware(middleware.NewTelemetry(opts...), spy.middleware()))
 	return &telEnv{s: s, rec: rec, b: b, info: b.Transport().Info(), spy: spy}
 }
@@ -81,12 +82,12 @@ func (e *telEnv) kafka() bool { return e.info.System == "kafka" }
 // SubscribeOptions may set.
 type opSpy struct {
 	mu  sync.Mutex
-	ops map[string]broker.Operation
+	ops map[string]driver.Operation
 }
 
-func (s *opSpy) middleware() broker.Middleware {
-	return broker.MiddlewareFuncs{Consume: func(next broker.ConsumeFunc) broker.ConsumeFunc {
-		return func(ctx context.Context, op broker.Operation, msgs []*broker.Message) error {
+func (s *opSpy) middleware() driver.Middleware {
+	return driver.MiddlewareFuncs{Consume: func(next driver.ConsumeFunc) driver.ConsumeFunc {
+		return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 			s.mu.Lock()
 			s.ops[op.Destination] = op
 			s.mu.Unlock()
@@ -95,7 +96,7 @@ func (s *opSpy) middleware() broker.Middleware {
 	}}
 }
 
-func (e *telEnv) consumeOp(t *testing.T, subscription string) broker.Operation {
+func (e *telEnv) consumeOp(t *testing.T, subscription string) driver.Operation {
 	t.Helper()
 	e.spy.mu.Lock()
 	defer e.spy.mu.Unlock()
@@ -134,7 +135,7 @@ func (e *telEnv) clientID(kvs []attribute.KeyValue) []attribute.KeyValue {
 	return kvs
 }
 
-func subscriber(kvs []attribute.KeyValue, op broker.Operation) []attribute.KeyValue {
+func subscriber(kvs []attribute.KeyValue, op driver.Operation) []attribute.KeyValue {
 	if op.Group != "" {
 		kvs = append(kvs, semconv.MessagingConsumerGroupName(op.Group))
 	}
@@ -183,7 +184,7 @@ func (e *telEnv) batchSendAttrs(dest string, n int) []attribute.KeyValue {
 }
 
 // processAttrs: the process span of got, delivered by the subscription op.
-func (e *telEnv) processAttrs(op broker.Operation, got *broker.Message) []attribute.KeyValue {
+func (e *telEnv) processAttrs(op driver.Operation, got *broker.Message) []attribute.KeyValue {
 	kvs := e.common("process", semconv.MessagingOperationTypeProcess)
 	kvs = append(kvs, semconv.MessagingDestinationName(got.Destination))
 	if op.Destination != got.Destination {
@@ -215,7 +216,7 @@ func appendAttempt(kvs []attribute.KeyValue, got *broker.Message) []attribute.Ke
 
 // batchProcessAttrs: the process span of a batch delivery of got, all from
 // the destination dest.
-func (e *telEnv) batchProcessAttrs(op broker.Operation, dest string, got []*broker.Message) []attribute.KeyValue {
+func (e *telEnv) batchProcessAttrs(op driver.Operation, dest string, got []*broker.Message) []attribute.KeyValue {
 	kvs := e.common("process", semconv.MessagingOperationTypeProcess)
 	kvs = append(kvs, semconv.MessagingDestinationName(dest))
 	if p, ok := e.samePartition(got); ok {
@@ -273,7 +274,7 @@ func (e *telEnv) sendPoint(dest string, extra ...attribute.KeyValue) (duration, 
 // consumed.messages for deliveries of the subscription op; dest is the
 // concrete destination when it is the subscription's, partition the shared
 // partition, if any.
-func (e *telEnv) processPoint(op broker.Operation, concrete, partition string, extra ...attribute.KeyValue) attribute.Set {
+func (e *telEnv) processPoint(op driver.Operation, concrete, partition string, extra ...attribute.KeyValue) attribute.Set {
 	kvs := []attribute.KeyValue{
 		semconv.MessagingSystemKey.String(e.info.System),
 		semconv.MessagingOperationName("process"),

@@ -22,7 +22,7 @@ func testTelTypedMessageID(t *testing.T, s Suite) {
 	e.subscribe(t, dest, collect(in))
 	s.Start(t, e.b)
 
-	pub := broker.NewPublisher[testkit.Order](e.b, dest)
+	pub := broker.Must(broker.NewPublisher[testkit.Order](e.b, dest))
 	for _, id := range []string{"A-1", "A-2"} {
 		if err := pub.Publish(context.Background(), testkit.Order{ID: id, Quantity: 1}); err != nil {
 			t.Fatalf("publish to %s: %v", dest, err)

@@ -19,6 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/internal/testkit"
 	"github.com/tracebus/tracebus/testutil"
 )
@@ -67,7 +69,7 @@ func testTypedJSON(t *testing.T, s Suite) {
 		return nil
 	}, s.Options()...))
 	s.Start(t, b)
-	orders := broker.NewPublisher[testkit.Order](b, dest, broker.KeyFunc(func(o testkit.Order) string { return o.ID }))
+	orders := broker.Must(broker.NewPublisher[testkit.Order](b, dest, broker.KeyFunc(func(o testkit.Order) string { return o.ID })))
 	must(t, orders.Publish(context.Background(), testkit.Order{ID: "o-1", Quantity: 2}))
 	g := in.Next(t)
 	if g.order != (testkit.Order{ID: "o-1", Quantity: 2}) {
@@ -88,11 +90,11 @@ func testTypedProtobuf(t *testing.T, s Suite) {
 	must(t, broker.Handle(b, dest, func(_ context.Context, v *structpb.Struct) error {
 		in.Put(v)
 		return nil
-	}, s.Options(broker.WithCodec(broker.Protobuf))...))
+	}, s.Options(broker.Codec(codec.Protobuf))...))
 	s.Start(t, b)
 	want, err := structpb.NewStruct(map[string]any{"id": "o-2", "quantity": 3.0})
 	must(t, err)
-	must(t, broker.NewPublisher[*structpb.Struct](b, dest, broker.WithCodec(broker.Protobuf)).Publish(context.Background(), want))
+	must(t, broker.Must(broker.NewPublisher[*structpb.Struct](b, dest, broker.Codec(codec.Protobuf))).Publish(context.Background(), want))
 	if got := in.Next(t); !proto.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
@@ -111,8 +113,8 @@ func testTypedContentType(t *testing.T, s Suite) {
 	}, s.Options()...))
 	s.Start(t, b)
 	ctx := context.Background()
-	must(t, broker.NewPublisher[string](b, dest, broker.WithCodec(broker.Text)).Publish(ctx, "plain words"))
-	must(t, broker.NewPublisher[string](b, dest).Publish(ctx, "json words"))
+	must(t, broker.Must(broker.NewPublisher[string](b, dest, broker.Codec(codec.Text))).Publish(ctx, "plain words"))
+	must(t, broker.Must(broker.NewPublisher[string](b, dest)).Publish(ctx, "json words"))
 	// No header at all: the subscription's codec (JSON).
 	must(t, b.Publish(ctx, &broker.Message{Destination: dest, Body: []byte(`"bare json"`)}))
 	got := in.TakeN(t, 3)
@@ -147,7 +149,7 @@ func testTypedRejected(t *testing.T, s Suite, validation bool) {
 		body, wantType = `{"id": "o-1", "quantity": 0}`, "validation"
 	}
 	must(t, e.b.Publish(ctx, &broker.Message{Destination: dest, Body: []byte(body)}))
-	must(t, broker.NewPublisher[testkit.Order](e.b, dest).Publish(ctx, testkit.Order{ID: "o-2", Quantity: 1}))
+	must(t, broker.Must(broker.NewPublisher[testkit.Order](e.b, dest)).Publish(ctx, testkit.Order{ID: "o-2", Quantity: 1}))
 	d := dead.Next(t)
 	testutil.Eventually(t, s.Wait(), func() bool { _, ok := calls.Load("o-2"); return ok }, "the good order was not handled")
 	e.close(t)
@@ -204,13 +206,13 @@ func testTypedChain(t *testing.T, s Suite) {
 	if s.Prepare != nil {
 		s.Prepare(t, dest2)
 	}
-	invoices := broker.NewPublisher[*testkit.Invoice](e.b, dest2)
+	invoices := broker.Must(broker.NewPublisher[*testkit.Invoice](e.b, dest2))
 	must(t, broker.HandleResult(e.b, dest1, func(_ context.Context, o testkit.Order) (*testkit.Invoice, error) {
 		if o.ID == "free" {
 			return nil, nil
 		}
 		return &testkit.Invoice{OrderID: o.ID, Amount: 10 * o.Quantity}, nil
-	}, s.Options(broker.PublishTo(invoices))...))
+	}, resultOptions(s.Options(), broker.PublishTo(invoices))...))
 	in := testkit.NewInbox[testkit.Invoice](s.Wait())
 	must(t, broker.Handle(e.b, dest2, func(_ context.Context, inv testkit.Invoice) error {
 		in.Put(inv)
@@ -220,7 +222,7 @@ func testTypedChain(t *testing.T, s Suite) {
 
 	// One key: one Kafka partition, so the nil result is handled before
 	// the invoice arrives.
-	orders := broker.NewPublisher[testkit.Order](e.b, dest1, broker.KeyFunc(func(testkit.Order) string { return "customer-1" }))
+	orders := broker.Must(broker.NewPublisher[testkit.Order](e.b, dest1, broker.KeyFunc(func(testkit.Order) string { return "customer-1" })))
 	must(t, orders.Publish(context.Background(), testkit.Order{ID: "free", Quantity: 1}))
 	must(t, orders.Publish(context.Background(), testkit.Order{ID: "o-7", Quantity: 3}))
 	if got := in.Next(t); got != (testkit.Invoice{OrderID: "o-7", Amount: 30}) {
@@ -260,8 +262,8 @@ func testTypedAckFirst(t *testing.T, s Suite) {
 	dest := s.Destination(t)
 	var mu sync.Mutex
 	var log []string
-	settles := broker.MiddlewareFuncs{Settle: func(next broker.SettleFunc) broker.SettleFunc {
-		return func(ctx context.Context, op broker.Operation, msgs []*broker.Message, st broker.Settlement) error {
+	settles := driver.MiddlewareFuncs{Settle: func(next driver.SettleFunc) driver.SettleFunc {
+		return func(ctx context.Context, op driver.Operation, msgs []*broker.Message, st driver.Settlement) error {
 			mu.Lock()
 			log = append(log, st.Action.String())
 			mu.Unlock()
@@ -276,9 +278,9 @@ func testTypedAckFirst(t *testing.T, s Suite) {
 		mu.Unlock()
 		in.Put(o.ID)
 		return errors.New("fails after the ack")
-	}, s.Options(broker.AckFirst(), broker.WithBackoff(broker.ConstantBackoff(time.Millisecond)))...))
+	}, s.Options(broker.AckFirst(), broker.RetryBackoff(broker.ConstantBackoff(time.Millisecond)))...))
 	s.Start(t, b)
-	must(t, broker.NewPublisher[testkit.Order](b, dest).Publish(context.Background(), testkit.Order{ID: "o-1", Quantity: 1}))
+	must(t, broker.Must(broker.NewPublisher[testkit.Order](b, dest)).Publish(context.Background(), testkit.Order{ID: "o-1", Quantity: 1}))
 	in.Next(t)
 	closeBroker(t, s, b)
 	mu.Lock()
@@ -307,13 +309,13 @@ func testTypedManualNak(t *testing.T, s Suite) {
 			return st.Nak(ctx, delay)
 		}
 		// Transports that cannot report progress say so.
-		if err := st.InProgress(ctx); err != nil && !errors.Is(err, broker.ErrProgressUnsupported) {
+		if err := st.InProgress(ctx); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 			return err
 		}
 		return st.Ack(ctx)
 	}, s.Options(broker.ManualAck())...))
 	s.Start(t, b)
-	must(t, broker.NewPublisher[testkit.Order](b, dest).Publish(context.Background(), testkit.Order{ID: "o-1", Quantity: 1}))
+	must(t, broker.Must(broker.NewPublisher[testkit.Order](b, dest)).Publish(context.Background(), testkit.Order{ID: "o-1", Quantity: 1}))
 	first, second := in.Next(t), in.Next(t)
 	if first.count != 1 || second.count != 2 {
 		t.Fatalf("delivery counts %d, %d; want 1, 2", first.count, second.count)
@@ -348,12 +350,12 @@ func testTypedBatch(t *testing.T, s Suite) {
 			in.Put(o)
 		}
 		return nil
-	}, s.Options(broker.BatchSize(10), broker.BatchWait(50*time.Millisecond), broker.DeadLetter(dlq))...))
+	}, s.Options(broker.Batch(10, 50*time.Millisecond), broker.DeadLetter(dlq))...))
 	dead := testkit.NewInbox[*broker.Message](s.Wait())
 	must(t, b.Subscribe(dlq, collect(dead), s.Options()...))
 	s.Start(t, b)
 	ctx := context.Background()
-	orders := broker.NewPublisher[testkit.Order](b, dest)
+	orders := broker.Must(broker.NewPublisher[testkit.Order](b, dest))
 	must(t, orders.PublishBatch(ctx, []testkit.Order{{ID: "o-1", Quantity: 1}, {ID: "o-2", Quantity: 2}}))
 	must(t, b.Publish(ctx, &broker.Message{Destination: dest, Body: []byte("not json")}))
 	must(t, orders.Publish(ctx, testkit.Order{ID: "o-3", Quantity: 3}))

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 )
 
@@ -125,7 +126,7 @@ func tracebusNATS(js, traced bool) wiring {
 
 // tracebusWiring subscribes handle to dest on a broker over tr and starts
 // it.
-func tracebusWiring(ctx context.Context, tr broker.Transport, traced bool, dest string, handle func([]byte) error, sopts ...broker.SubscribeOption) (func(context.Context) error, func(), error) {
+func tracebusWiring(ctx context.Context, tr driver.Transport, traced bool, dest string, handle func([]byte) error, sopts ...broker.SubscribeOption) (func(context.Context) error, func(), error) {
 	var bopts []broker.Option
 	shutdown := func() {}
 	if traced {

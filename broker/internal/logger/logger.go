@@ -1,6 +1,6 @@
 // Package logger holds the one rule for a transport's logger: the one given
 // to the transport (its WithLogger) wins; otherwise the broker's, handed
-// over through broker.LoggerSetter; otherwise slog.Default().
+// over through driver.LoggerSetter; otherwise slog.Default().
 package logger
 
 import "log/slog"

@@ -105,16 +105,16 @@ func Quote(context.Context, Order) (Invoice, error) { return Invoice{}, nil }`,
 		results: "error", after: "return err",
 	},
 	"tel := middleware.NewTelemetry() // global providers and propagator; options to pass your own": {
-		pkg: "telemetry", imports: []string{"github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/middleware"},
-		params: "transport broker.Transport", after: "_ = b",
+		pkg: "telemetry", imports: []string{"github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/broker/driver", "github.com/tracebus/tracebus/middleware"},
+		params: "transport driver.Transport", after: "_ = b",
 	},
 	`p, err := exporters.Setup(ctx, exporters.WithService("billing", "1.4.0"))`: {
 		pkg: "exporting", imports: []string{"context", "log/slog", "time", "github.com/tracebus/tracebus/exporters"},
 		params: "ctx context.Context", results: "error", after: "return nil",
 	},
 	"logger := slog.New(slog.NewMultiHandler(": {
-		pkg: "logs", imports: []string{"context", "log/slog", "os", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/exporters", "github.com/tracebus/tracebus/middleware"},
-		params: "p *exporters.Providers, transport broker.Transport",
+		pkg: "logs", imports: []string{"context", "log/slog", "os", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/broker/driver", "github.com/tracebus/tracebus/exporters", "github.com/tracebus/tracebus/middleware"},
+		params: "p *exporters.Providers, transport driver.Transport",
 	},
 	`docs := asyncapi.New(asyncapi.WithInfo(asyncapi.Info{Title: "billing", Version: "1.4.0"}))`: {
 		pkg: "asyncapidoc", imports: []string{"net/http", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/broker/asyncapi"},

@@ -38,8 +38,8 @@ func Bill(ctx context.Context, o Order) (Invoice, error) {
 // Wire registers the service on its brokers: main passes NATS and Kafka,
 // tests pass memory brokers.
 func Wire(orders, invoicing broker.Registrar) error { // a *Broker or a *Router
-	invoices := broker.NewPublisher[Invoice](invoicing, "invoices",
-		broker.KeyFunc(func(i Invoice) string { return i.OrderID }))
+	invoices := broker.Must(broker.NewPublisher[Invoice](invoicing, "invoices",
+		broker.KeyFunc(func(i Invoice) string { return i.OrderID })))
 	return broker.HandleResult(orders, "orders.*", Bill,
 		broker.Group("billing"), broker.PublishTo(invoices), broker.DeadLetter("dlq.orders"))
 }
@@ -50,7 +50,7 @@ func TestBilling(t *testing.T) {
 	if err := Wire(nats, kafka); err != nil {
 		t.Fatal(err)
 	}
-	broker.NewPublisher[Order](nats, "orders.eu").Publish(t.Context(), Order{ID: "42", Total: 10})
+	broker.Must(broker.NewPublisher[Order](nats, "orders.eu")).Publish(t.Context(), Order{ID: "42", Total: 10})
 
 	testutil.AssertPublishedOnce(t, h, "invoices", Invoice{OrderID: "42", Amount: 12}, testutil.Key("42"))
 	h.AssertNoDeadLetters(t)
@@ -60,7 +60,7 @@ func TestBilling(t *testing.T) {
 		    send invoices (producer)`)
 
 	// An invalid order is dead-lettered once, not retried and not looped.
-	if err := broker.NewPublisher[Order](nats, "orders.eu").Publish(t.Context(), Order{ID: "43"}); err != nil {
+	if err := broker.Must(broker.NewPublisher[Order](nats, "orders.eu")).Publish(t.Context(), Order{ID: "43"}); err != nil {
 		t.Fatal(err)
 	}
 	dead := h.Published("dlq.orders")

@@ -1,4 +1,4 @@
-package broker
+package driver
 
 import "strings"
 
@@ -145,3 +145,24 @@ func (h Headers) Clone() Headers {
 	}
 	return append(make(Headers, 0, len(h)), h...)
 }
+
+// Headers of request/reply. Transports that cannot carry a reply address
+// natively (Kafka, JetStream) carry Message.ReplyTo in HeaderReplyTo.
+const (
+	// HeaderCorrelationID holds the id that matches a reply to its
+	// request. Request sets it; Reply copies it from the request into the
+	// reply.
+	HeaderCorrelationID = "x-tracebus-correlation-id"
+	// HeaderReplyTo carries Message.ReplyTo where the system has no reply
+	// address of its own.
+	HeaderReplyTo = "x-tracebus-reply-to"
+	// HeaderReplyError marks an error reply. Its value is the
+	// low-cardinality error type; the body holds the error text when the
+	// replier chose to send it, and is empty otherwise.
+	HeaderReplyError = "x-tracebus-reply-error"
+)
+
+// HeaderMessageID carries Message.ID on transports whose messages have no
+// id field of their own (Kafka records). NATS uses its Nats-Msg-Id header,
+// which JetStream de-duplicates by; the memory transport copies the field.
+const HeaderMessageID = "x-tracebus-message-id"

@@ -1,4 +1,4 @@
-package broker_test
+package driver_test
 
 import (
 	"slices"
@@ -6,16 +6,16 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 
-	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/driver"
 )
 
 var (
-	_ propagation.TextMapCarrier = (*broker.Headers)(nil)
-	_ propagation.ValuesGetter   = (*broker.Headers)(nil)
+	_ propagation.TextMapCarrier = (*driver.Headers)(nil)
+	_ propagation.ValuesGetter   = (*driver.Headers)(nil)
 )
 
 func TestHeadersCaseInsensitiveReads(t *testing.T) {
-	var h broker.Headers
+	var h driver.Headers
 	h.Set("Traceparent", "a")
 	if got := h.Get("traceparent"); got != "a" {
 		t.Fatalf("Get lower-case = %q, want a", got)
@@ -33,7 +33,7 @@ func TestHeadersCaseInsensitiveReads(t *testing.T) {
 }
 
 func TestHeadersDuplicates(t *testing.T) {
-	var h broker.Headers
+	var h driver.Headers
 	h.Add("x", "1")
 	h.Add("y", "keep")
 	h.Add("X", "2")
@@ -47,23 +47,23 @@ func TestHeadersDuplicates(t *testing.T) {
 		t.Fatalf("Keys = %q, want distinct keys in order", k)
 	}
 	h.Set("x", "3")
-	if !slices.Equal(h, broker.Headers{{"x", "3"}, {"y", "keep"}}) {
+	if !slices.Equal(h, driver.Headers{{"x", "3"}, {"y", "keep"}}) {
 		t.Fatalf("Set must collapse duplicates in place: %v", h)
 	}
 	h.Del("X")
-	if !slices.Equal(h, broker.Headers{{"y", "keep"}}) {
+	if !slices.Equal(h, driver.Headers{{"y", "keep"}}) {
 		t.Fatalf("Del: %v", h)
 	}
 }
 
 func TestHeadersCloneIsIndependent(t *testing.T) {
-	h := broker.Headers{{"a", "1"}}
+	h := driver.Headers{{"a", "1"}}
 	c := h.Clone()
 	c.Set("a", "2")
 	if h.Get("a") != "1" {
 		t.Fatal("Clone shares storage")
 	}
-	var zero broker.Headers
+	var zero driver.Headers
 	if zero.Clone() != nil || zero.Get("a") != "" || zero.Keys() == nil {
 		t.Fatal("zero Headers must be usable")
 	}
@@ -72,9 +72,9 @@ func TestHeadersCloneIsIndependent(t *testing.T) {
 func TestPropagatorRoundTripThroughHeaders(t *testing.T) {
 	// Other languages write lower-case keys; extraction must find them
 	// whatever the case.
-	h := broker.Headers{{"TRACEPARENT", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
+	h := driver.Headers{{"TRACEPARENT", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
 	ctx := propagation.TraceContext{}.Extract(t.Context(), &h)
-	var out broker.Headers
+	var out driver.Headers
 	propagation.TraceContext{}.Inject(ctx, &out)
 	if out.Get("traceparent") != h.Get("traceparent") || out.Keys()[0] != "traceparent" {
 		t.Fatalf("round trip gave %v", out)
@@ -85,7 +85,7 @@ func FuzzHeaders(f *testing.F) {
 	f.Add("Key", "value", "key")
 	f.Add("", "\x00\xff", "\xff")
 	f.Fuzz(func(t *testing.T, k, v, lookup string) {
-		var h broker.Headers
+		var h driver.Headers
 		h.Add(k, v)
 		h.Set(lookup, v)
 		h.Add(k, v)
@@ -101,7 +101,7 @@ func FuzzHeaders(f *testing.F) {
 // TestHeadersExactCaseFirst checks the rule for keys present in several
 // cases: the exact case asked for wins, whatever the order.
 func TestHeadersExactCaseFirst(t *testing.T) {
-	for _, h := range []broker.Headers{
+	for _, h := range []driver.Headers{
 		{{Key: "TRACEPARENT", Value: "garbage"}, {Key: "traceparent", Value: "valid"}},
 		{{Key: "traceparent", Value: "valid"}, {Key: "TRACEPARENT", Value: "garbage"}},
 	} {

@@ -1,4 +1,4 @@
-package broker
+package driver
 
 import (
 	"context"
@@ -41,6 +41,30 @@ type Transport interface {
 	// abort. The subscription ends when Subscription.Close is called, not
 	// when ctx is done.
 	Subscribe(ctx context.Context, spec SubscriptionSpec, deliver DeliverFunc) (Subscription, error)
+	// ValidateSubscription checks spec, its transport options in
+	// particular, without starting it. Broker.Subscribe calls it, so a
+	// mistake fails at Subscribe rather than at Start. An option meant for
+	// another transport, or a feature the system lacks, gives an error
+	// wrapping errors.ErrUnsupported; a value out of range one wrapping
+	// broker.ErrInvalid.
+	ValidateSubscription(spec SubscriptionSpec) error
+	// OpenInbox starts receiving the replies to a broker's requests and
+	// calls deliver for each, with the correlation id it answers (the
+	// token of a NATS inbox subject, the HeaderCorrelationID of a Kafka
+	// reply). deliver is also called with an error the system reports
+	// instead of a reply, such as a NATS no-responders status; such an
+	// error wraps broker.ErrNoResponders. deliver does not block and does
+	// not retain reply beyond its call unless it keeps it. The broker
+	// opens one inbox, at its first request, and closes it in Close; a
+	// system without replies returns an error wrapping
+	// errors.ErrUnsupported.
+	//
+	// ctx bounds the opening only; the inbox lives until Close.
+	OpenInbox(ctx context.Context, deliver InboxFunc) (Inbox, error)
+	// Ping returns nil when the system answered within ctx, and an error
+	// saying why not otherwise (broker.ErrClosed once the transport is
+	// closed). Broker.Ping and App readiness use it.
+	Ping(ctx context.Context) error
 
 	// Close releases the transport's connections. It is called once, after
 	// every subscription was closed. Calling it again returns nil.
@@ -62,14 +86,17 @@ type Info struct {
 	// AckOperation is the system's name for settling a message successfully:
 	// "ack" for NATS and memory, "commit" for Kafka. Empty means "ack".
 	AckOperation string
-}
-
-// TemporaryDestinations is implemented by transports whose systems have
-// temporary, generated destinations (NATS "_INBOX." reply subjects). The
-// broker marks operations on such destinations so that telemetry keeps them
-// out of span names.
-type TemporaryDestinations interface {
-	IsTemporary(destination string) bool
+	// TemporaryPrefix starts every temporary, generated destination of
+	// the system, such as the "_INBOX." of NATS reply subjects; "" when
+	// it has none. The broker marks operations on such destinations so
+	// that telemetry keeps them out of span names.
+	TemporaryPrefix string
+	// Separator joins the levels of a hierarchical destination, such as
+	// the "." of NATS subjects. A Router joins its prefix and each
+	// destination with it ("orders" and "created" make "orders.created")
+	// unless the prefix ends with it already; "" puts the prefix in front
+	// of the destination as it is (Kafka topics).
+	Separator string
 }
 
 // SubscriptionNamer is implemented by transports with named, durable
@@ -82,17 +109,10 @@ type SubscriptionNamer interface {
 	SubscriptionName(spec SubscriptionSpec) string
 }
 
-// SubscriptionValidator is implemented by transports that can check a
-// SubscriptionSpec, its transport options in particular, without starting
-// it. Broker.Subscribe calls it, so a mistake fails at Subscribe rather than
-// at Start.
-type SubscriptionValidator interface {
-	ValidateSubscription(spec SubscriptionSpec) error
-}
-
 // SubscriptionSpec is what a Transport needs to start a subscription. The
 // broker fills it from Subscribe's arguments and options, after validating
-// them.
+// them, and always completely: Concurrency and MaxAttempts are at least 1,
+// and a batch spec has a BatchSize of at least 1 and a positive BatchWait.
 type SubscriptionSpec struct {
 	// Destination is the subject, subject pattern or topic.
 	Destination string
@@ -118,10 +138,10 @@ type SubscriptionSpec struct {
 	// outside a delivery: messages it dropped, handlers it gave up on. The
 	// broker sets it; it is nil when a transport is used on its own.
 	Events SubscriptionEvents
-	// TransportOptions are the options given with WithTransportOption, in
+	// TransportOptions are the options given with broker.TransportOption, in
 	// order, all meant for this transport (the broker checked their
 	// TransportName). A transport applies the ones it defines and rejects
-	// others with an error wrapping ErrUnsupportedOption.
+	// others with an error wrapping errors.ErrUnsupported.
 	TransportOptions []TransportOption
 }
 
@@ -161,4 +181,54 @@ type Subscription interface {
 	// (unsettled messages are redelivered where the system does that).
 	// Calling Close again returns nil.
 	Close(ctx context.Context) error
+}
+
+// InboxFunc receives a reply, or an error in place of one, for the request
+// with correlation id id.
+type InboxFunc func(id string, reply *Message, err error)
+
+// Inbox is a transport's reply inbox.
+type Inbox interface {
+	// ReplyTo returns the reply address of the request with correlation
+	// id id.
+	ReplyTo(id string) string
+	// Close stops receiving replies.
+	Close(ctx context.Context) error
+}
+
+// ReplyPreparer is implemented by transports that must learn about a reply
+// address before they can publish to it quickly, such as Kafka, whose
+// client knows a requester's new reply topic only after its next metadata
+// refresh. Reply calls PrepareReply before publishing; an error fails the
+// reply.
+type ReplyPreparer interface {
+	PrepareReply(ctx context.Context, replyTo string) error
+}
+
+// SharedDestinations is implemented by transports that can tell whether
+// another transport reaches the same destinations as they do: two
+// connections to one server. The memory transport implements it (two
+// transports of one memory.Server). Without it, two transports share their
+// destinations when their Info names the same system and the same server
+// address and port.
+//
+// HandleResult uses it to refuse a PublishTo publisher of another broker
+// whose results would come back to the subscription itself.
+type SharedDestinations interface {
+	SharesDestinations(other Transport) bool
+}
+
+// TransportOption is a subscription option defined by one transport, such
+// as natsbroker.Stream or kafkabroker.StartOffset. Transports export
+// functions that wrap their options with broker.TransportOption.
+type TransportOption interface {
+	// TransportName is the Info().System of the transport the option is
+	// for: "nats", "kafka", "memory".
+	TransportName() string
+}
+
+// ProgressReporter is implemented by Acknowledgers whose system can be told
+// that a delivery is still being worked on (JetStream "+WPI").
+type ProgressReporter interface {
+	InProgress(ctx context.Context) error
 }
