@@ -11,7 +11,7 @@ import (
 // whoever sent the message: uncapped, a 64 KiB id would make every debug
 // and warn line about that message 64 KiB long. The telemetry middleware
 // caps the ids and keys on its spans at the same length by default
-// (middleware.DefaultMessageAttributeLimit).
+// (middleware.WithMessageAttributeLimit).
 const messageAttributeLimit = 256
 
 // messageIDAttr is the message_id attribute of a log line, capped at

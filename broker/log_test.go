@@ -116,5 +116,5 @@ func TestBatchRejectLogLineCapsTheMessageID(t *testing.T) {
 }
 
 // messageAttributeLimit is the broker's cap on message ids in log lines,
-// the same as middleware.DefaultMessageAttributeLimit on spans.
+// the same as the middleware's default cap on spans (256 bytes).
 const messageAttributeLimit = 256

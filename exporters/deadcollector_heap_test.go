@@ -14,7 +14,6 @@ import (
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/exporters"
 	"github.com/tracebus/tracebus/internal/testkit"
-	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -45,8 +44,12 @@ const (
 // spansHeld × 64 KiB (160 MiB) alive; with a cap that kept the prefix as a
 // substring of the id (as the middleware did until this test found it), 66
 // MiB. With the cap copying the prefix, the heap after the run stays
-// within spansHeld × (DefaultMessageAttributeLimit + spanOverhead) plus a
+// within spansHeld × (messageAttributeLimit + spanOverhead) plus a
 // fixed slack: bounded by our constants, not by the sender.
+// messageAttributeLimit is the middleware's default cap on a message id in
+// span attributes (see middleware.WithMessageAttributeLimit).
+const messageAttributeLimit = 256
+
 func TestDeadCollectorHeapBounded(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	endpoint, stop := startHangingGRPC(t)
@@ -74,7 +77,7 @@ func TestDeadCollectorHeapBounded(t *testing.T) {
 	testutil.Eventually(t, 60*time.Second, func() bool { return handled.Load() == int64(n) }, "every message handled")
 	after := heapInuse()
 	grown := int64(after) - int64(before)
-	bound := int64(spansHeld*(middleware.DefaultMessageAttributeLimit+spanOverhead) + heapSlack)
+	bound := int64(spansHeld*(messageAttributeLimit+spanOverhead) + heapSlack)
 	t.Logf("%d messages with %d KiB ids: heap in use %.1f MiB before, %.1f MiB after (grew %.1f MiB; bound %.1f MiB, uncapped ids alone would be %.1f MiB)",
 		n, idSize>>10, mib(before), mib(after), float64(grown)/(1<<20), float64(bound)/(1<<20), float64(spansHeld*idSize)/(1<<20))
 	if grown > bound {

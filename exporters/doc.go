@@ -58,8 +58,7 @@
 // (OTEL_BSP_MAX_QUEUE_SIZE, 2048 spans): when the collector is slow or down
 // the queue fills and further spans are dropped, so publish and consume never
 // wait for telemetry and memory stays bounded. Shutdown reports the loss as a
-// *NotExportedError per exporter. WithSynchronousExport, for tests only,
-// exports on the caller's goroutine instead. The queue is bounded in bytes
+// *NotExportedError per exporter. The queue is bounded in bytes
 // too: attribute values are cut at 4096 bytes unless
 // OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT or OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
 // set a limit (-1 for none); the SDK has none by default.

@@ -15,3 +15,6 @@ func MetricReaderCount(p *Providers) int { return len(p.metrics.readers) }
 
 // ColorFor is the terminal detection of NewWaterfall.
 var ColorFor = colorFor
+
+// WithSynchronousExport is withSynchronousExport, for the tests.
+var WithSynchronousExport = withSynchronousExport

@@ -181,11 +181,11 @@ func WithSampler(s sdktrace.Sampler) Option {
 	})
 }
 
-// WithSynchronousExport exports every span as it ends, on the goroutine that
-// ends it, instead of through a bounded batch queue. It is meant for tests
-// that read an exporter's output right after ending a span. Never use it in a
-// service: a slow or dead collector then blocks every publish and consume.
-func WithSynchronousExport() Option {
+// withSynchronousExport exports every span as it ends, on the goroutine that
+// ends it, instead of through a bounded batch queue, for tests that read an
+// exporter's output right after ending a span. Not offered to services: a
+// slow or dead collector would then block every publish and consume.
+func withSynchronousExport() Option {
 	return optionFunc(func(c *config) { c.sync = true })
 }
 

@@ -113,7 +113,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, st *statics, msgs []*broker.
 // parent is the ambient context (a batch has no single creation context)
 // and which links to every message's creation context, each link carrying
 // that message's id, destination, partition and offset, up to the link
-// limit (WithBatchLinkLimit). Messages without a creation context get no
+// limit (OTEL_SPAN_LINK_COUNT_LIMIT, default 128). Messages without a creation context get no
 // link: there is nothing to point to.
 func (t *Telemetry) consumeBatch(ctx context.Context, op driver.Operation, msgs []*broker.Message, next driver.ConsumeFunc) error {
 	start := time.Now()

@@ -25,7 +25,7 @@ func TestMessageAttributeLimit(t *testing.T) {
 		opts           []middleware.Option
 		wantID, wantKy int
 	}{
-		{"default", nil, 255, middleware.DefaultMessageAttributeLimit},
+		{"default", nil, 255, 256},
 		{"WithMessageAttributeLimit(10)", []middleware.Option{middleware.WithMessageAttributeLimit(10)}, 10, 10},
 		{"WithMessageAttributeLimit(0) records whole values", []middleware.Option{middleware.WithMessageAttributeLimit(0)}, len(id), len(key)},
 	} {

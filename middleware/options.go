@@ -29,14 +29,14 @@ type config struct {
 	linkLimit int // links of a batch span; <= 0: no cap
 }
 
-// DefaultMessageAttributeLimit is how many bytes of a message id or Kafka
+// defaultMessageAttributeLimit is how many bytes of a message id or Kafka
 // key go into span attributes unless WithMessageAttributeLimit says
 // otherwise: the broker's own cap on the ids in its log lines, so that a
 // span and a log line about one message show the same id.
-const DefaultMessageAttributeLimit = 256
+const defaultMessageAttributeLimit = 256
 
 // defaultBatchLinkLimit is how many links a batch span gets unless
-// WithBatchLinkLimit or OTEL_SPAN_LINK_COUNT_LIMIT say otherwise: the
+// OTEL_SPAN_LINK_COUNT_LIMIT says otherwise: the
 // OpenTelemetry SDK's default span link limit, beyond which it drops links
 // anyway.
 const defaultBatchLinkLimit = 128
@@ -48,7 +48,7 @@ const defaultBatchLinkLimit = 128
 // time each is called), so NewTelemetry may run before the SDK is set up.
 // The propagator is looked up on every use instead; see WithPropagators.
 func newConfig(opts []Option) config {
-	c := config{attrLimit: DefaultMessageAttributeLimit, linkLimit: defaultBatchLinkLimit}
+	c := config{attrLimit: defaultMessageAttributeLimit, linkLimit: defaultBatchLinkLimit}
 	if n, err := strconv.Atoi(os.Getenv("OTEL_SPAN_LINK_COUNT_LIMIT")); err == nil {
 		c.linkLimit = n
 	}
@@ -105,22 +105,17 @@ func WithPropagators(p propagation.TextMapPropagator) Option {
 // WithMessageAttributeLimit caps the message id (messaging.message.id) and
 // Kafka key (messaging.kafka.message.key) recorded on spans and links at n
 // bytes, cut at a UTF-8 character boundary; n <= 0 records them whole. The
-// default is DefaultMessageAttributeLimit: both come from whoever sent the
+// default is 256 bytes, the broker's cap on ids in its log lines: both come from whoever sent the
 // message, and uncapped they let a sender size the memory of the span
 // queue (64 KB ids held 156 MiB while a collector was down).
 func WithMessageAttributeLimit(n int) Option {
 	return optionFunc(func(c *config) { c.attrLimit = n })
 }
 
-// WithBatchLinkLimit caps the links of a batch span (one per message: the
-// batch publish's send span, the batch consume's process span) at n; n <= 0
-// links every message. The default is OTEL_SPAN_LINK_COUNT_LIMIT when set,
-// else 128, the SDK's own limit: links beyond the
-// provider's limit are dropped by the SDK after being built, so building
-// them costs memory for nothing. Set it to the link limit of your
-// TracerProvider if you changed that in code. messaging.batch.message_count
-// still counts every message.
-func WithBatchLinkLimit(n int) Option {
+// withBatchLinkLimit caps the links of a batch span at n (n <= 0: every
+// message), for the tests; services set OTEL_SPAN_LINK_COUNT_LIMIT, which the
+// SDK's tracer provider and this middleware both read.
+func withBatchLinkLimit(n int) Option {
 	return optionFunc(func(c *config) { c.linkLimit = n })
 }
 

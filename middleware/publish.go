@@ -135,7 +135,7 @@ func (t *Telemetry) publishBatch(ctx context.Context, op driver.Operation, msgs 
 			creates[i] = span
 
 			if i >= len(links) {
-				continue // over the link limit (WithBatchLinkLimit)
+				continue // over the link limit (OTEL_SPAN_LINK_COUNT_LIMIT)
 			}
 			// Per-message facts go on the link (semconv: batch publishing).
 			la := linkAttrs[len(linkAttrs):len(linkAttrs):cap(linkAttrs)]

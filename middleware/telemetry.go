@@ -63,7 +63,7 @@ import (
 // Two different traceparent headers on one message make it a root too, as
 // W3C Trace Context's test suite expects: neither is trusted. Message ids
 // and Kafka keys are capped on spans (WithMessageAttributeLimit), batch
-// spans link at most WithBatchLinkLimit messages, and the Error status
+// spans link at most OTEL_SPAN_LINK_COUNT_LIMIT (default 128) messages, and the Error status
 // text of a handler's error is the one broker.WithErrorText gives it.
 //
 // Metrics: messaging.client.operation.duration (send; settle with

@@ -9,7 +9,7 @@ import (
 	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// Errors returned by Build and BuildSources, wrapped with the endpoint they
+// Errors returned by Build, wrapped with the endpoint they
 // concern.
 var (
 	// ErrInvalidEndpoint reports an endpoint without a destination or with
@@ -20,10 +20,10 @@ var (
 	ErrUnsupportedType = errors.New("asyncapi: type has no JSON Schema")
 )
 
-// Source is what a document is built from: one server and the endpoints
-// registered on it. SourceOf makes one from a Broker; tests and tools can
-// write them by hand.
-type Source struct {
+// source is what a document is built from: one server and the endpoints
+// registered on it. sourceOf makes one from a Broker; the tests write them
+// by hand.
+type source struct {
 	// Server describes the transport the endpoints use.
 	Server driver.Info
 	// Endpoints are the subscriptions and publishers, in the order their
@@ -31,9 +31,9 @@ type Source struct {
 	Endpoints []driver.Endpoint
 }
 
-// SourceOf returns the server and the endpoints of b as they are now.
-func SourceOf(b *broker.Broker) Source {
-	return Source{Server: b.Transport().Info(), Endpoints: b.Endpoints()}
+// sourceOf returns the server and the endpoints of b as they are now.
+func sourceOf(b *broker.Broker) source {
+	return source{Server: b.Transport().Info(), Endpoints: b.Endpoints()}
 }
 
 // Generator builds AsyncAPI documents. It holds only its options, so one
@@ -52,21 +52,21 @@ func New(opts ...Option) *Generator {
 // subscription and publisher registered on them. A broker given twice is
 // described once.
 func (g *Generator) Build(brokers ...*broker.Broker) (*Document, error) {
-	srcs := make([]Source, 0, len(brokers))
+	srcs := make([]source, 0, len(brokers))
 	seen := make(map[*broker.Broker]bool, len(brokers))
 	for _, b := range brokers {
 		if b == nil || seen[b] {
 			continue
 		}
 		seen[b] = true
-		srcs = append(srcs, SourceOf(b))
+		srcs = append(srcs, sourceOf(b))
 	}
-	return g.BuildSources(srcs...)
+	return g.buildSources(srcs...)
 }
 
-// BuildSources returns the document of the given sources. Sources with the
+// buildSources returns the document of the given sources. Sources with the
 // same system, address and port share one server.
-func (g *Generator) BuildSources(sources ...Source) (*Document, error) {
+func (g *Generator) buildSources(sources ...source) (*Document, error) {
 	bd := newBuilder(g.cfg)
 	for _, src := range sources {
 		srv := bd.server(src.Server)

@@ -34,7 +34,7 @@ type subConfig struct {
 // the messages published after Subscribe returned.
 func StartOffset(offset int64) broker.SubscribeOption {
 	return broker.TransportOption(subopt.Option[subConfig]{
-		Package: "kafkabroker", System: System,
+		Package: "kafkabroker", System: system,
 		Name:  fmt.Sprintf("StartOffset(%d)", offset),
 		Apply: func(c *subConfig) { c.startOffset = offset },
 	})
@@ -43,7 +43,7 @@ func StartOffset(offset int64) broker.SubscribeOption {
 // subscription reads spec's transport options and checks them.
 func (t *Transport) subscription(spec *driver.SubscriptionSpec) (subConfig, error) {
 	var sc subConfig
-	if err := subopt.Apply("kafkabroker", System, spec, &sc); err != nil {
+	if err := subopt.Apply("kafkabroker", system, spec, &sc); err != nil {
 		return sc, err
 	}
 	if d := spec.Destination; d != "" {

@@ -17,8 +17,8 @@ import (
 	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// System is the messaging system the transport reports in driver.Info.
-const System = "kafka"
+// system is the messaging system the transport reports in driver.Info.
+const system = "kafka"
 
 // Transport is a driver.Transport over Kafka: one kafka-go Writer for every
 // publish, and per subscription a kafka-go ConsumerGroup (or, without a
@@ -63,7 +63,7 @@ func New(opts ...Option) (*Transport, error) {
 	t := &Transport{
 		cfg: cfg,
 		info: driver.Info{
-			System:        System,
+			System:        system,
 			ServerAddress: host,
 			ServerPort:    port,
 			ClientID:      cfg.clientID,

@@ -14,8 +14,8 @@ import (
 	"github.com/tracebus/tracebus/broker/internal/subopt"
 )
 
-// System is the messaging.system value the memory transport reports.
-const System = "memory"
+// system is the messaging.system value the memory transport reports.
+const system = "memory"
 
 // Server is an in-process message broker. Transports connected to the same
 // Server see each other's messages, share groups, and are closed
@@ -131,7 +131,7 @@ func (t *Transport) SharesDestinations(other driver.Transport) bool {
 
 // Info implements driver.Transport.
 func (t *Transport) Info() driver.Info {
-	return driver.Info{System: System, TemporaryPrefix: InboxPrefix}
+	return driver.Info{System: system, TemporaryPrefix: inboxPrefix}
 }
 
 // Publish implements driver.Transport: each message is copied and queued for
@@ -208,7 +208,7 @@ func (srv *Server) route(dest string, to func(*subscription)) {
 // option.
 func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {
 	var none struct{} // the memory transport has no options of its own
-	return subopt.Apply("memory", System, &spec, &none)
+	return subopt.Apply("memory", system, &spec, &none)
 }
 
 // Subscribe implements driver.Transport.

@@ -11,9 +11,9 @@ import (
 	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// InboxPrefix starts every reply address of the memory transport, as
+// inboxPrefix starts every reply address of the memory transport, as
 // "_INBOX." does in NATS. Such destinations are temporary.
-const InboxPrefix = "_INBOX."
+const inboxPrefix = "_INBOX."
 
 // inbox is one broker's reply inbox on a Server: the subjects
 // InboxPrefix+"<random>.<correlation id>".
@@ -33,7 +33,7 @@ func (t *Transport) OpenInbox(_ context.Context, deliver driver.InboxFunc) (driv
 	}
 	var buf [8]byte
 	_, _ = rand.Read(buf[:])
-	in := &inbox{srv: t.srv, prefix: InboxPrefix + hex.EncodeToString(buf[:]) + ".", deliver: deliver}
+	in := &inbox{srv: t.srv, prefix: inboxPrefix + hex.EncodeToString(buf[:]) + ".", deliver: deliver}
 	t.srv.mu.Lock()
 	if t.srv.inboxes == nil {
 		t.srv.inboxes = make(map[string]*inbox)
@@ -75,7 +75,7 @@ func (srv *Server) dispatch(m *broker.Message, to func(*subscription)) {
 }
 
 func (srv *Server) inboxOf(subject string) (*inbox, string) {
-	if len(srv.inboxes) == 0 || !strings.HasPrefix(subject, InboxPrefix) {
+	if len(srv.inboxes) == 0 || !strings.HasPrefix(subject, inboxPrefix) {
 		return nil, ""
 	}
 	i := strings.LastIndexByte(subject, '.')

@@ -140,7 +140,7 @@ type subConfig struct {
 }
 
 func newSubOption(name string, f func(*subConfig)) broker.SubscribeOption {
-	return broker.TransportOption(subopt.Option[subConfig]{Package: "natsbroker", System: System, Name: name, Apply: f})
+	return broker.TransportOption(subopt.Option[subConfig]{Package: "natsbroker", System: system, Name: name, Apply: f})
 }
 
 // subscription reads spec's transport options and checks that they fit
@@ -148,7 +148,7 @@ func newSubOption(name string, f func(*subConfig)) broker.SubscribeOption {
 func (t *Transport) subscription(spec *driver.SubscriptionSpec) (subConfig, error) {
 	var c subConfig
 	c.maxHandling = defaultMaxHandlingTime
-	if err := subopt.Apply("natsbroker", System, spec, &c); err != nil {
+	if err := subopt.Apply("natsbroker", system, spec, &c); err != nil {
 		return c, err
 	}
 	if c.maxHandling <= 0 {

@@ -18,8 +18,8 @@ import (
 	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// System is the messaging system the transport reports in driver.Info.
-const System = "nats"
+// system is the messaging system the transport reports in driver.Info.
+const system = "nats"
 
 // defaultTimeout bounds requests whose context has no deadline: JetStream
 // API calls, flushes and asynchronous publish acknowledgements.
@@ -161,7 +161,7 @@ func (t *Transport) refreshInfo() {
 			u = servers[0]
 		}
 	}
-	info := driver.Info{System: System, ClientID: t.nc.Opts.Name, AckOperation: "ack", TemporaryPrefix: t.inbox, Separator: "."}
+	info := driver.Info{System: system, ClientID: t.nc.Opts.Name, AckOperation: "ack", TemporaryPrefix: t.inbox, Separator: "."}
 	if pu, err := url.Parse(u); err == nil {
 		info.ServerAddress = pu.Hostname()
 		info.ServerPort, _ = strconv.Atoi(pu.Port())

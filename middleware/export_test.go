@@ -1,0 +1,4 @@
+package middleware
+
+// WithBatchLinkLimit is withBatchLinkLimit, for the tests.
+var WithBatchLinkLimit = withBatchLinkLimit
