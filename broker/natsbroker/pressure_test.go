@@ -180,7 +180,10 @@ func TestCoreInProgressUnsupported(t *testing.T) {
 func TestInProgressExtendsDeadline(t *testing.T) {
 	srv := natstest.New(t)
 	createStream(t, srv, jetStreamClient(t, srv), "WPI", "wpi")
-	const ackWait = 300 * time.Millisecond
+	// An AckWait long enough that a handler starved of CPU on a loaded
+	// machine still reports progress in time (at 300 ms a delayed tick
+	// let the server redeliver), with progress six times per AckWait.
+	const ackWait = 1500 * time.Millisecond
 	var calls atomic.Int32
 	in := testkit.NewInbox[string](wait)
 	progressErrs := testkit.NewInbox[error](wait)
@@ -188,10 +191,10 @@ func TestInProgressExtendsDeadline(t *testing.T) {
 	must(t, b.Subscribe("wpi", func(ctx context.Context, m *broker.Message) error {
 		if string(m.Body) == "long" {
 			calls.Add(1)
-			// Six AckWaits and three maximum handling times of work,
-			// reporting progress every half AckWait.
-			end := time.After(6 * ackWait)
-			tick := time.NewTicker(ackWait / 2)
+			// Three AckWaits and one and a half maximum handling times
+			// of work, reporting progress six times per AckWait.
+			end := time.After(3 * ackWait)
+			tick := time.NewTicker(ackWait / 6)
 			defer tick.Stop()
 		work:
 			for {
