@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -95,7 +96,29 @@ func TestDestinationTemplateRoundTrip(t *testing.T) {
 			if send.SpanKind() != trace.SpanKindProducer || process.SpanKind() != trace.SpanKindConsumer {
 				t.Errorf("kinds %v, %v", send.SpanKind(), process.SpanKind())
 			}
+			wantTemplateMetric(t, rec, "messaging.client.operation.duration", "logs.{level}.{app}")
+			wantTemplateMetric(t, rec, "messaging.process.duration", "logs.{level}.{app}")
 		})
+	}
+}
+
+// wantTemplateMetric checks that every point of the histogram name is
+// keyed by the template, never by a concrete destination.
+func wantTemplateMetric(t *testing.T, rec *testutil.Recorder, name, template string) {
+	t.Helper()
+	m, ok := rec.Metric(t, name)
+	if !ok {
+		t.Fatalf("no metric %s", name)
+	}
+	h, ok := m.Data.(metricdata.Histogram[float64])
+	if !ok || len(h.DataPoints) == 0 {
+		t.Fatalf("%s: %T without points", name, m.Data)
+	}
+	for _, p := range h.DataPoints {
+		v, _ := p.Attributes.Value("messaging.destination.template")
+		if _, concrete := p.Attributes.Value("messaging.destination.name"); concrete || v.AsString() != template {
+			t.Errorf("%s point %v: want the template %q and no destination name", name, p.Attributes.ToSlice(), template)
+		}
 	}
 }
 
@@ -103,7 +126,7 @@ func wantAttrs(t *testing.T, s sdktrace.ReadOnlySpan, want map[string]string) {
 	t.Helper()
 	have := map[attribute.Key]string{}
 	for _, kv := range s.Attributes() {
-		have[kv.Key] = kv.Value.Emit()
+		have[kv.Key] = kv.Value.String()
 	}
 	for k, v := range want {
 		if have[attribute.Key(k)] != v {
