@@ -170,6 +170,11 @@ func (b *Broker) publishOperation(dest string, batch bool) driver.Operation {
 // retry policy (MaxAttempts, RetryBackoff) and finally DeadLetter or a drop.
 // A panic in h is recovered and treated as an error.
 //
+// destination may be a template with subject parameters,
+// "orders.{region}.created": the transport listens to orders.*.created and
+// h reads each parameter with Param. A transport without subject wildcards
+// (Kafka) refuses it with an error matching ErrInvalid.
+//
 // Subscriptions registered before Start begin with Start; after Start they
 // begin at once.
 func (b *Broker) Subscribe(destination string, h Handler, opts ...SubscribeOption) error {
