@@ -128,6 +128,25 @@ func (b *Broker) PublishBatch(ctx context.Context, msgs []*Message) error {
 	return b.publish(ctx, op, msgs)
 }
 
+// publishFilled sends msgs, whose destinations a Publisher filled from
+// template, as Publish (one message) or PublishBatch would, with the
+// template in the operation for telemetry.
+func (b *Broker) publishFilled(ctx context.Context, template string, msgs []*Message, batch bool) error {
+	if b.state.Load() == stateClosed {
+		return ErrClosed
+	}
+	dest := msgs[0].Destination
+	for _, m := range msgs[1:] {
+		if m.Destination != dest {
+			dest = ""
+			break
+		}
+	}
+	op := b.publishOperation(dest, batch)
+	op.Template = template
+	return b.publish(ctx, op, msgs)
+}
+
 func (b *Broker) publishOperation(dest string, batch bool) driver.Operation {
 	info := b.transport.Info()
 	op := driver.Operation{
@@ -150,6 +169,11 @@ func (b *Broker) publishOperation(dest string, batch bool) driver.Operation {
 // result settles the message: nil acknowledges it, an error triggers the
 // retry policy (MaxAttempts, RetryBackoff) and finally DeadLetter or a drop.
 // A panic in h is recovered and treated as an error.
+//
+// destination may be a template with subject parameters,
+// "orders.{region}.created": the transport listens to orders.*.created and
+// h reads each parameter with Param. A transport without subject wildcards
+// (Kafka) refuses it with an error matching ErrInvalid.
 //
 // Subscriptions registered before Start begin with Start; after Start they
 // begin at once.
@@ -184,10 +208,23 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	if cfg.err != nil {
 		return cfg.err
 	}
+	tmpl, err := parseTemplate(cfg.spec.Destination)
+	if err != nil {
+		return fmt.Errorf("tracebus: subscribe: %w", err)
+	}
+	if tmpl != nil {
+		cfg.template, cfg.spec.Destination = tmpl, tmpl.pattern
+	}
 	if err := checkDeadLetterLoop(&cfg); err != nil {
 		return err
 	}
 	if err := b.validate(cfg.spec); err != nil {
+		if tmpl != nil {
+			// A transport without subject wildcards (Kafka) refuses the
+			// pattern: say why the user's destination became one.
+			return fmt.Errorf("tracebus: subscribe %q: a destination with parameters listens to the pattern %q, which needs subject wildcards: %w",
+				tmpl.raw, tmpl.pattern, err)
+		}
 		return err
 	}
 	s := newSubscription(b, cfg, h)
@@ -225,6 +262,9 @@ func subscriberEndpoint(cfg subConfig) driver.Endpoint {
 	e := cfg.endpoint
 	e.Kind = driver.EndpointSubscriber
 	e.Destination = cfg.spec.Destination
+	if cfg.template != nil {
+		e.Destination = cfg.template.raw
+	}
 	e.Group = cfg.spec.Group
 	e.Name = cfg.spec.Name
 	e.Batch = cfg.spec.Batch

@@ -25,6 +25,8 @@ type Publisher[T any] struct {
 	codec codec.Codec
 	ct    string
 	key   func(T) string
+	tmpl  *destTemplate
+	param func(T, string) string
 }
 
 // PublisherOption configures a Publisher.
@@ -36,6 +38,8 @@ type publisherConfig struct {
 	codec       codec.Codec
 	key         any // func(T) string
 	keyType     reflect.Type
+	param       any // func(T, string) string
+	paramType   reflect.Type
 	description string
 }
 
@@ -53,11 +57,26 @@ func KeyFunc[T any](fn func(v T) string) PublisherOption {
 	})
 }
 
+// ParamFunc fills the parameters of a destination template, such as the
+// "{level}" of "logs.{level}", from the value published: fn returns the
+// value of parameter name for v, as the mapping of os.Expand does. Each
+// value must be a single non-empty token, without ".", "*", ">", spaces or
+// control characters; otherwise Publish fails with an error matching
+// ErrInvalid and sends nothing. Its T must be the Publisher's.
+func ParamFunc[T any](fn func(v T, name string) string) PublisherOption {
+	return publisherOptionFunc(func(c *publisherConfig) {
+		if fn != nil {
+			c.param, c.paramType = fn, reflect.TypeFor[T]()
+		}
+	})
+}
+
 // NewPublisher returns a Publisher of T values to destination on r, a
 // *Broker or a *Router (whose prefix the destination gets). It fails with
 // an error matching ErrInvalid on a programming error: an empty
 // destination, a KeyFunc for another type, or the Protobuf codec with a T
-// that is not a pointer. Wrap it in Must where such an error should panic,
+// that is not a pointer, a destination template ("logs.{level}") that is
+// malformed or lacks its ParamFunc, or a ParamFunc without a template. Wrap it in Must where such an error should panic,
 // as wiring at start-up usually does.
 //
 // The broker registers the publisher's endpoint the first time a publisher
@@ -105,6 +124,9 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 		}
 		p.key = key
 	}
+	if err := p.setTemplate(cfg); err != nil {
+		return nil, driver.Endpoint{}, fmt.Errorf("tracebus: %s[%v](%q): %w", fn, typ, destination, err)
+	}
 	if cfg.codec == codec.Protobuf && typ.Kind() != reflect.Pointer {
 		return nil, driver.Endpoint{}, fmt.Errorf("tracebus: %s[%v](%q): the protobuf codec needs a pointer type: %w", fn, typ, destination, ErrInvalid)
 	}
@@ -121,15 +143,47 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 	return p, e, nil
 }
 
+// setTemplate parses the publisher's destination as a template and checks
+// it against the ParamFunc given.
+func (p *Publisher[T]) setTemplate(cfg publisherConfig) error {
+	tmpl, err := parseTemplate(p.dest)
+	if err != nil {
+		return err
+	}
+	switch {
+	case tmpl == nil && cfg.param != nil:
+		return fmt.Errorf("ParamFunc given, but the destination has no {parameter}: %w", ErrInvalid)
+	case tmpl == nil:
+		return nil
+	case cfg.param == nil:
+		return fmt.Errorf("the destination's parameters %s need a ParamFunc: %w", tmpl.names(), ErrInvalid)
+	}
+	param, ok := cfg.param.(func(T, string) string)
+	if !ok {
+		return fmt.Errorf("ParamFunc takes %v: %w", cfg.paramType, ErrInvalid)
+	}
+	p.tmpl, p.param = tmpl, param
+	return nil
+}
+
 // Message encodes v into the message Publish would send, for a caller that
 // wants to set more (an ID, a partition, a reply address) before publishing
-// it with Broker.Publish.
+// it with Broker.Publish. With a destination template, the message's
+// Destination is the template filled from v.
 func (p *Publisher[T]) Message(v T) (*Message, error) {
+	dest := p.dest
+	if p.tmpl != nil {
+		d, err := p.tmpl.fill(func(name string) string { return p.param(v, name) })
+		if err != nil {
+			return nil, err
+		}
+		dest = d
+	}
 	body, err := p.codec.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("tracebus: encode %T for %s as %s: %w", v, p.dest, p.ct, err)
 	}
-	m := &Message{Destination: p.dest, Body: body}
+	m := &Message{Destination: dest, Body: body}
 	m.Headers.Set(HeaderContentType, p.ct)
 	if p.key != nil {
 		m.Key = []byte(p.key(v))
@@ -143,6 +197,9 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 	m, err := p.Message(v)
 	if err != nil {
 		return err
+	}
+	if p.tmpl != nil {
+		return p.b.publishFilled(ctx, p.tmpl.raw, []*Message{m}, false)
 	}
 	return p.b.Publish(ctx, m)
 }
@@ -160,6 +217,9 @@ func (p *Publisher[T]) PublishBatch(ctx context.Context, vs []T) error {
 			return fmt.Errorf("message %d: %w", i, err)
 		}
 		msgs[i] = m
+	}
+	if p.tmpl != nil {
+		return p.b.publishFilled(ctx, p.tmpl.raw, msgs, true)
 	}
 	return p.b.PublishBatch(ctx, msgs)
 }

@@ -34,6 +34,7 @@ type subConfig struct {
 	ackMode     ackMode
 	codec       codec.Codec     // typed subscriptions; the broker's when not set
 	endpoint    driver.Endpoint // payload facts of typed subscriptions
+	template    *destTemplate   // the destination's parameters; spec.Destination is its pattern
 	err         error
 }
 

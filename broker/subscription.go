@@ -59,6 +59,12 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 		ServerAddress: info.ServerAddress,
 		ServerPort:    info.ServerPort,
 	}
+	if cfg.template != nil {
+		// The template is the low-cardinality name of what the
+		// subscription receives: telemetry names spans after it and
+		// records it as messaging.destination.template.
+		s.op.Destination = cfg.template.raw
+	}
 	if n, ok := b.transport.(driver.SubscriptionNamer); ok {
 		s.op.Subscription = n.SubscriptionName(cfg.spec)
 	}
@@ -82,6 +88,9 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 					s.logSettleError(ctx, driver.Ack, serr)
 				}
 			}
+		}
+		if s.cfg.template != nil {
+			ctx = context.WithValue(ctx, paramsKey{}, paramSource{t: s.cfg.template, msgs: msgs})
 		}
 		s.logDelivered(ctx, "tracebus: received", msgs, nil)
 		defer func() { s.logDelivered(ctx, "tracebus: processed", msgs, err) }()

@@ -45,6 +45,16 @@ func spanName(operation, destination string, temporary bool) string {
 	return operation + " " + destination
 }
 
+// lowDest is the low-cardinality destination of op, which span names and
+// metrics use: a publish's template when its destinations were filled
+// from one, op.Destination otherwise.
+func lowDest(op driver.Operation) string {
+	if op.Template != "" {
+		return op.Template
+	}
+	return op.Destination
+}
+
 // attrCap bounds the number of attributes a span or metric point of op
 // gets, so that its slice is allocated once and not much larger than needed:
 // an attribute.KeyValue is 64 bytes, and allocation is most of what
@@ -65,6 +75,9 @@ func attrCap(op driver.Operation, fixed int) int {
 		n++
 	}
 	if op.Temporary {
+		n++
+	}
+	if op.Template != "" {
 		n++
 	}
 	if op.System == systemKafka {
@@ -122,12 +135,15 @@ func appendSubscriber(kvs []attribute.KeyValue, op driver.Operation) []attribute
 
 // appendDestination appends messaging.destination.name (the concrete
 // destination, when one applies to every message), the template (the
-// subscription pattern, when it differs) and messaging.destination.temporary.
+// subscription pattern, when it differs, or the publisher's template) and messaging.destination.temporary.
 func appendDestination(kvs []attribute.KeyValue, op driver.Operation, concrete string) []attribute.KeyValue {
 	if concrete != "" {
 		kvs = append(kvs, semconv.MessagingDestinationName(concrete))
 	}
-	if op.Kind != driver.OpPublish && op.Destination != "" && op.Destination != concrete {
+	switch {
+	case op.Template != "":
+		kvs = append(kvs, semconv.MessagingDestinationTemplate(op.Template))
+	case op.Kind != driver.OpPublish && op.Destination != "" && op.Destination != concrete:
 		kvs = append(kvs, semconv.MessagingDestinationTemplate(op.Destination))
 	}
 	if op.Temporary {

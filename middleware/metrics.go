@@ -39,7 +39,8 @@ type pointKey struct {
 // semconv wants messaging.destination.name on metrics only when it is
 // low-cardinality: the operation's destination on publish (a reply inbox
 // excluded), on consume and settle the subscription's destination when the
-// messages came from it literally, and the template otherwise.
+// messages came from it literally, and the template otherwise (also a
+// publisher's template).
 func metricKey(op driver.Operation, name, concrete, partition string, et attribute.KeyValue) pointKey {
 	k := pointKey{
 		kind: op.Kind, system: op.System, name: name, partition: partition,
@@ -51,7 +52,10 @@ func metricKey(op driver.Operation, name, concrete, partition string, et attribu
 	if et.Valid() {
 		k.errType = et.Value.AsString()
 	}
-	if !op.Temporary && op.Destination != "" {
+	switch {
+	case op.Template != "":
+		k.dest, k.template = op.Template, true
+	case !op.Temporary && op.Destination != "":
 		k.dest = op.Destination
 		k.template = op.Kind != driver.OpPublish && concrete != op.Destination
 	}

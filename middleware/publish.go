@@ -113,7 +113,7 @@ func (t *Telemetry) publishBatch(ctx context.Context, op driver.Operation, msgs 
 	if !t.cfg.noCreate {
 		creates = make([]trace.Span, len(msgs))
 		links = make([]trace.Link, t.linkCount(len(msgs)))
-		name := spanName(opCreate, op.Destination, op.Temporary)
+		name := spanName(opCreate, lowDest(op), op.Temporary)
 		// One backing array for every create span's attributes and one for
 		// every link's: two allocations per batch instead of two per message.
 		const perLink = 3
@@ -168,7 +168,7 @@ func (t *Telemetry) publishBatch(ctx context.Context, op driver.Operation, msgs 
 	if creates == nil {
 		kind = kindProducer
 	}
-	sctx, send := t.tracer.Start(ctx, spanName(opSend, op.Destination, op.Temporary),
+	sctx, send := t.tracer.Start(ctx, spanName(opSend, lowDest(op), op.Temporary),
 		kind,
 		trace.WithAttributes(kvs...),
 		trace.WithLinks(links...),

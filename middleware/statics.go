@@ -39,7 +39,7 @@ type statics struct {
 }
 
 func (t *Telemetry) newStatics(op driver.Operation, name string) *statics {
-	s := &statics{op: op, opName: name, name: spanName(name, op.Destination, op.Temporary)}
+	s := &statics{op: op, opName: name, name: spanName(name, lowDest(op), op.Temporary)}
 	s.head = appendSystem(make([]attribute.KeyValue, 0, 3), op, name)
 	switch op.Kind {
 	case driver.OpPublish:

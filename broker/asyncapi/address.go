@@ -11,16 +11,23 @@ func hasSubjectWildcards(system string) bool {
 	return system == "nats" || system == "memory"
 }
 
-// channelAddress turns a subject pattern into a channel address with one
-// parameter per wildcard: "*" at token position n becomes "{tokenN}", a
-// final ">" becomes "{rest}". Subjects without wildcards are returned as
-// they are, with no parameters.
-func channelAddress(subject string) (string, map[string]*Parameter) {
+// channelAddress turns a destination into a channel address with one
+// parameter per parameter of a destination template ("{region}", a whole
+// token) and, when wildcards is set (subject wildcards, see
+// hasSubjectWildcards), per wildcard: "*" at token position n becomes
+// "{tokenN}", a final ">" becomes "{rest}". Destinations without either are
+// returned as they are, with no parameters.
+func channelAddress(subject string, wildcards bool) (string, map[string]*Parameter) {
 	tokens := strings.Split(subject, ".")
 	var params map[string]*Parameter
 	for i, tok := range tokens {
 		var name, desc string
 		switch {
+		case len(tok) > 2 && tok[0] == '{' && tok[len(tok)-1] == '}':
+			name = tok[1 : len(tok)-1]
+			desc = "The " + name + " parameter of the destination: one token, at position " + strconv.Itoa(i+1) + "."
+		case !wildcards:
+			continue
 		case tok == "*":
 			name = "token" + strconv.Itoa(i+1)
 			desc = "Any single token at position " + strconv.Itoa(i+1) + " of the subject (NATS wildcard *)."

@@ -177,7 +177,8 @@ func TestBuildService(t *testing.T) {
 }
 
 // TestChannelAddress covers the wildcard rules: NATS-style systems turn "*"
-// and a final ">" into parameters, Kafka topics are taken literally.
+// and a final ">" into parameters, Kafka topics are taken literally; the
+// parameters of a destination template stay parameters everywhere.
 func TestChannelAddress(t *testing.T) {
 	for _, tc := range []struct {
 		system, destination, address string
@@ -191,6 +192,10 @@ func TestChannelAddress(t *testing.T) {
 		{"nats", "a.b*", "a.b*", nil},   // "*" only matches as a whole token
 		{"memory", "orders.*", "orders.{token2}", []string{"token2"}},
 		{"kafka", "orders.*", "orders.*", nil},
+		// Destination templates keep their parameters on every system.
+		{"nats", "orders.{region}.created", "orders.{region}.created", []string{"region"}},
+		{"memory", "orders.{region}.>", "orders.{region}.{rest}", []string{"region", "rest"}},
+		{"kafka", "logs.{level}", "logs.{level}", []string{"level"}},
 	} {
 		doc := build(t, asyncapi.New(), asyncapi.Source{
 			Server:    driver.Info{System: tc.system, ServerAddress: "localhost"},

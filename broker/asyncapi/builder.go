@@ -71,11 +71,8 @@ func (bd *builder) channel(srv *serverRef, destination string, reply bool) strin
 	if reply {
 		ch.Description = fmt.Sprintf("Replies to the requests on %q, each sent to the reply address its request carries.", destination)
 	} else {
-		addr := destination
-		if hasSubjectWildcards(srv.system) {
-			addr, ch.Parameters = channelAddress(destination)
-		}
-		ch.Address = &addr
+		addr, params := channelAddress(destination, hasSubjectWildcards(srv.system))
+		ch.Address, ch.Parameters = &addr, params
 	}
 	bd.doc.Channels[id] = ch
 	bd.channels[k] = id

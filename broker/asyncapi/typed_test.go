@@ -185,3 +185,38 @@ func TestBuildRequesterOnly(t *testing.T) {
 		t.Errorf("reply channel has %d messages, want the one Invoice", n)
 	}
 }
+
+// TestBuildTemplates: a subscription and a publisher with destination
+// templates become channels whose addresses keep the template and declare
+// its parameters, and the document stays valid AsyncAPI.
+func TestBuildTemplates(t *testing.T) {
+	ctx := context.Background()
+	b := broker.New(testutil.Memory(t))
+	t.Cleanup(func() { _ = b.Close(ctx) })
+	must(t, broker.Handle(b, "orders.{region}.created", func(context.Context, Order) error { return nil }))
+	_ = broker.Must(broker.NewPublisher[Invoice](b, "invoices.{region}", broker.ParamFunc(func(Invoice, string) string { return "eu" })))
+
+	doc, err := asyncapi.New().Build(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, doc)
+	want := map[string]string{"orders.{region}.created": "region", "invoices.{region}": "region"}
+	for _, ch := range doc.Channels {
+		if ch.Address == nil {
+			continue
+		}
+		param, ok := want[*ch.Address]
+		if !ok {
+			t.Errorf("unexpected channel address %q", *ch.Address)
+			continue
+		}
+		delete(want, *ch.Address)
+		if len(ch.Parameters) != 1 || ch.Parameters[param] == nil {
+			t.Errorf("channel %q: parameters %v, want %s", *ch.Address, ch.Parameters, param)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("channels missing: %v", want)
+	}
+}

@@ -20,6 +20,12 @@ type Operation struct {
 	// subscription's destination or pattern, which is low cardinality.
 	// Each message's concrete destination is Message.Destination.
 	Destination string
+	// Template is, on publish, the destination template the messages'
+	// destinations were filled from ("logs.{level}" for "logs.warn"), which
+	// telemetry records as messaging.destination.template and names spans
+	// after; "" when there is none. On consume and settle Destination is
+	// the low-cardinality name already, template included.
+	Template string
 	// Temporary reports a temporary, generated destination such as a NATS
 	// reply inbox, which must not appear in span names.
 	Temporary bool
