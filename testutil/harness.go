@@ -85,7 +85,7 @@ func WithSyncDelivery() HarnessOption {
 }
 
 // WithHandlerErrors makes Publish and PublishBatch on the harness's brokers,
-// and typed publishers on them, return the errors of the handlers the
+// typed publishers and requesters on them, return the errors of the handlers the
 // publish caused, as FastStream's test client raises them, so that a test
 // asserts the failure of the handler it just triggered with errors.Is and
 // errors.As: the handler's own error, a *broker.DecodeError, a

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 
@@ -175,5 +176,21 @@ func TestHandlerErrorsOptIn(t *testing.T) {
 	}
 	if calls := h.Calls("jobs"); len(calls) != 1 || !errors.Is(calls[0].Err, errAuditor) {
 		t.Errorf("calls %+v", calls)
+	}
+}
+
+// TestHandlerErrorsRequest: a request whose replier fails returns the
+// replier's error as well as the error reply.
+func TestHandlerErrorsRequest(t *testing.T) {
+	h := testutil.NewHarness(t, testutil.WithHandlerErrors())
+	b := h.Broker()
+	must(t, broker.HandleResult(b, "quote", func(context.Context, Order) (Invoice, error) {
+		return Invoice{}, errStats
+	}, broker.MaxAttempts(1)))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := broker.Must(broker.NewRequester[Order, Invoice](b, "quote")).Request(ctx, Order{ID: "1"})
+	if !errors.Is(err, errStats) || !strings.Contains(err.Error(), "handler of quote failed") {
+		t.Errorf("Request returned %v, want the replier's error", err)
 	}
 }
