@@ -268,7 +268,7 @@ func subscriberEndpoint(cfg subConfig) driver.Endpoint {
 	e.Group = cfg.spec.Group
 	e.Name = cfg.spec.Name
 	e.Batch = cfg.spec.Batch
-	e.Description = cfg.description
+	cfg.doc.fill(&e)
 	return e
 }
 

@@ -1,6 +1,9 @@
 package broker
 
-import "github.com/tracebus/tracebus/broker/codec"
+import (
+	"github.com/tracebus/tracebus/broker/codec"
+	"github.com/tracebus/tracebus/broker/driver"
+)
 
 // WithCodec sets the broker's default codec for typed handlers, publishers
 // and requesters, and makes it known for decoding by content type. The
@@ -17,10 +20,20 @@ func WithCodec(c codec.Codec) Option {
 
 // EndpointOption configures one endpoint: a subscription (Subscribe,
 // SubscribeBatch, the typed Handle functions) or a typed publisher or
-// requester (NewPublisher, NewRequester). Codec and Describe return one.
+// requester (NewPublisher, NewRequester). Codec, Describe, DescribeChannel
+// and Undocumented return one.
 type EndpointOption struct {
-	codec       codec.Codec
-	description string
+	codec codec.Codec
+	doc   endpointDoc
+}
+
+// endpointDoc is what an endpoint tells documentation generators beyond
+// its payload: the fields of driver.Endpoint of the same names.
+type endpointDoc struct {
+	description        string
+	channelTitle       string
+	channelDescription string
+	undocumented       bool
 }
 
 // Codec sets the codec of one typed endpoint, in place of the broker's
@@ -29,19 +42,52 @@ func Codec(c codec.Codec) EndpointOption { return EndpointOption{codec: c} }
 
 // Describe documents a subscription or a publisher: the text becomes the
 // description of its operation in generated AsyncAPI documents.
-func Describe(text string) EndpointOption { return EndpointOption{description: text} }
+func Describe(text string) EndpointOption { return EndpointOption{doc: endpointDoc{description: text}} }
 
-func (o EndpointOption) applySubscribe(c *subConfig) { o.apply(&c.codec, &c.description) }
+// DescribeChannel documents the channel of a subscription or a publisher,
+// its destination: title and description become the channel's in
+// generated AsyncAPI documents. Several endpoints share one channel; the
+// first registered that sets a title (a description) gives it. An empty
+// string sets nothing.
+func DescribeChannel(title, description string) EndpointOption {
+	return EndpointOption{doc: endpointDoc{channelTitle: title, channelDescription: description}}
+}
+
+// Undocumented leaves a subscription or a publisher out of generated
+// AsyncAPI documents, like FastStream's include_in_schema=False: internal
+// plumbing, a debugging tap. It still works as usual and is still listed by
+// Broker.Endpoints, marked so. A channel only undocumented endpoints use is
+// left out as well.
+func Undocumented() EndpointOption { return EndpointOption{doc: endpointDoc{undocumented: true}} }
+
+func (o EndpointOption) applySubscribe(c *subConfig) { o.apply(&c.codec, &c.doc) }
 
 func (o EndpointOption) applyResult(c *resultConfig) { c.sub = append(c.sub, o) }
 
-func (o EndpointOption) applyPublisher(c *publisherConfig) { o.apply(&c.codec, &c.description) }
+func (o EndpointOption) applyPublisher(c *publisherConfig) { o.apply(&c.codec, &c.doc) }
 
-func (o EndpointOption) apply(cd *codec.Codec, description *string) {
+func (o EndpointOption) apply(cd *codec.Codec, doc *endpointDoc) {
 	if o.codec != nil {
 		*cd = o.codec
 	}
-	if o.description != "" {
-		*description = o.description
+	if o.doc.description != "" {
+		doc.description = o.doc.description
 	}
+	if o.doc.channelTitle != "" {
+		doc.channelTitle = o.doc.channelTitle
+	}
+	if o.doc.channelDescription != "" {
+		doc.channelDescription = o.doc.channelDescription
+	}
+	if o.doc.undocumented {
+		doc.undocumented = true
+	}
+}
+
+// fill copies the documentation facts into e.
+func (d endpointDoc) fill(e *driver.Endpoint) {
+	e.Description = d.description
+	e.ChannelTitle = d.channelTitle
+	e.ChannelDescription = d.channelDescription
+	e.Undocumented = d.undocumented
 }

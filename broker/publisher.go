@@ -35,12 +35,12 @@ type PublisherOption interface {
 }
 
 type publisherConfig struct {
-	codec       codec.Codec
-	key         any // func(T) string
-	keyType     reflect.Type
-	param       any // func(T, string) string
-	paramType   reflect.Type
-	description string
+	codec     codec.Codec
+	key       any // func(T) string
+	keyType   reflect.Type
+	param     any // func(T, string) string
+	paramType reflect.Type
+	doc       endpointDoc
 }
 
 type publisherOptionFunc func(*publisherConfig)
@@ -135,8 +135,8 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 		Destination: destination,
 		Payload:     typ,
 		ContentType: p.ct,
-		Description: cfg.description,
 	}
+	cfg.doc.fill(&e)
 	if p.key != nil {
 		e.Key = reflect.TypeFor[string]()
 	}

@@ -30,7 +30,7 @@ type subConfig struct {
 	backoff     Backoff
 	deadLetter  string
 	batchOpt    bool // a batch option was given
-	description string
+	doc         endpointDoc
 	ackMode     ackMode
 	codec       codec.Codec     // typed subscriptions; the broker's when not set
 	endpoint    driver.Endpoint // payload facts of typed subscriptions

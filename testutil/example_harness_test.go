@@ -2,8 +2,10 @@ package testutil_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/testutil"
@@ -62,4 +64,31 @@ func ExampleHarness() {
 	// send orders.eu (producer)
 	//   process orders.* (consumer)
 	//     send invoices (producer)
+}
+
+// With WithHandlerErrors, Publish returns the error of the handler it
+// triggered, as FastStream's test client raises it: here a body the typed
+// handler cannot decode, dead-lettered by the billing service.
+func ExampleWithHandlerErrors() {
+	t := newFakeT(os.Stdout) // stands in for the *testing.T of a test
+	defer t.finish()
+
+	h := testutil.NewHarness(t, testutil.WithHandlerErrors())
+	nats, kafka := h.Broker(), h.Broker()
+	if err := wireBilling(nats, kafka); err != nil {
+		t.Fatal(err)
+	}
+	msg := &broker.Message{Destination: "orders.eu", Body: []byte(`{"id": 42}`)}
+	msg.Headers.Set(broker.HeaderContentType, "application/json")
+	err := nats.Publish(context.Background(), msg)
+
+	var de *broker.DecodeError
+	fmt.Println(errors.As(err, &de), de.Type)
+	where, _, _ := strings.Cut(err.Error(), ": tracebus: decode")
+	fmt.Println(where)
+	fmt.Println(len(h.DeadLetters()), "dead letter")
+	// Output:
+	// true testutil_test.Order
+	// testutil: handler of orders.* (group billing) failed, message dead-lettered
+	// 1 dead letter
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tracebus/tracebus/broker/codec"
 	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/memory"
+	"github.com/tracebus/tracebus/internal/syncerrs"
 	"github.com/tracebus/tracebus/middleware"
 )
 
@@ -51,6 +52,7 @@ type Harness struct {
 	tb     testing.TB
 	opts   []broker.Option
 	start  bool
+	raise  bool
 
 	mu    sync.Mutex
 	calls []Call
@@ -63,6 +65,7 @@ type HarnessOption interface {
 
 type harnessConfig struct {
 	sync       bool
+	raise      bool
 	noStart    bool
 	brokerOpts []broker.Option
 	telOpts    []middleware.Option
@@ -79,6 +82,30 @@ func (f harnessOptionFunc) applyHarness(c *harnessConfig) { f(c) }
 // memory.WithSyncDelivery for what changes.
 func WithSyncDelivery() HarnessOption {
 	return harnessOptionFunc(func(c *harnessConfig) { c.sync = true })
+}
+
+// WithHandlerErrors makes Publish and PublishBatch on the harness's brokers,
+// typed publishers and requesters on them, return the errors of the handlers the
+// publish caused, as FastStream's test client raises them, so that a test
+// asserts the failure of the handler it just triggered with errors.Is and
+// errors.As: the handler's own error, a *broker.DecodeError, a
+// *broker.PanicError. It implies WithSyncDelivery.
+//
+// A handler's error counts once it is final: after its retries (a handler
+// that succeeds on a later attempt returns nothing), whether the message
+// was then dead-lettered or dropped, which the error's text says. The
+// handlers of what handlers published with their ctx count as well (the
+// onward publishes themselves return as usual, so the service behaves as
+// in production), and so do those of a dead-letter destination. Several
+// failures are joined with errors.Join, in the order the handlers
+// returned, after the publish's own error if any; each names the
+// subscription. Call records every attempt.
+//
+// Only a publish made outside any handler of the harness returns them; a
+// publish made with a ctx not derived from the handler's inside a handler
+// counts as such.
+func WithHandlerErrors() HarnessOption {
+	return harnessOptionFunc(func(c *harnessConfig) { c.sync, c.raise = true, true })
 }
 
 // WithoutStart hands out brokers that are not started yet, for a service
@@ -141,6 +168,7 @@ func NewHarness(t testing.TB, opts ...HarnessOption) *Harness {
 		tb:     t,
 		opts:   cfg.brokerOpts,
 		start:  !cfg.noStart,
+		raise:  cfg.raise,
 	}
 }
 
@@ -153,9 +181,15 @@ func NewHarness(t testing.TB, opts ...HarnessOption) *Harness {
 // messages of the others.
 func (h *Harness) Broker(opts ...broker.Option) *broker.Broker {
 	h.tb.Helper()
+	mws := []driver.Middleware{h.tel, driver.MiddlewareFuncs{Consume: h.recordCall}}
+	if h.raise {
+		// Outermost, so that the telemetry of the publish does not take
+		// the handlers' failures for its own.
+		mws = append([]driver.Middleware{handlerErrors{}}, mws...)
+	}
 	all := append([]broker.Option{
 		broker.WithLogger(h.logger),
-		broker.WithMiddleware(h.tel, driver.MiddlewareFuncs{Consume: h.recordCall}),
+		broker.WithMiddleware(mws...),
 	}, h.opts...)
 	b := broker.New(Memory(h.tb, memory.WithServer(h.srv)), append(all, opts...)...)
 	if h.start {
@@ -243,6 +277,10 @@ func (h *Harness) recordCall(next driver.ConsumeFunc) driver.ConsumeFunc {
 		h.mu.Lock()
 		h.calls[i].Err = err
 		h.mu.Unlock()
+		if errs := syncerrs.FromContext(ctx); errs != nil && len(msgs) > 0 {
+			// Final unless an outcome says it is retried (handlerErrors).
+			errs.Set(msgs[0], handlerFailure(op, err, ""))
+		}
 		return err
 	}
 }

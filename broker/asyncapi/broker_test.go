@@ -58,3 +58,62 @@ func TestBuildBrokers(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildDocumentControl registers endpoints through the broker's
+// options: Undocumented keeps a subscription, a typed publisher and a
+// handler's reply channel out of the document (and a channel only they
+// use), while Broker.Endpoints still lists them marked; DescribeChannel
+// titles and describes the channel, the first endpoint that sets it winning.
+func TestBuildDocumentControl(t *testing.T) {
+	ctx := context.Background()
+	b := broker.New(testutil.Memory(t))
+	t.Cleanup(func() { _ = b.Close(ctx) })
+
+	nop := func(context.Context, *broker.Message) error { return nil }
+	if err := b.Subscribe("orders.*", nop, broker.DescribeChannel("Orders", "Every order, by region."), broker.Describe("Bills orders.")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Subscribe("orders.*", nop, broker.Group("stats"), broker.DescribeChannel("Not this", "Nor this.")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Subscribe("debug.>", nop, broker.Undocumented()); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.HandleResult(b, "quotes", func(_ context.Context, o Order) (Invoice, error) {
+		return Invoice{OrderID: o.ID}, nil
+	}, broker.Undocumented()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := broker.NewPublisher[Invoice](b, "orders.audit", broker.Undocumented()); err != nil {
+		t.Fatal(err)
+	}
+
+	doc, err := asyncapi.New().Build(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, doc)
+	checkRefs(t, doc)
+	if got := keys(doc.Channels); len(got) != 1 || got[0] != "orders_any" {
+		t.Errorf("channels %v, want only orders_any", got)
+	}
+	if got := keys(doc.Operations); len(got) != 2 {
+		t.Errorf("operations %v, want the two on orders.*", got)
+	}
+	if ch := channel(t, doc, "orders_any"); ch.Title != "Orders" || ch.Description != "Every order, by region." {
+		t.Errorf("channel title %q, description %q", ch.Title, ch.Description)
+	}
+	if op := operation(t, doc, "receive_orders_any"); op.Description != "Bills orders." {
+		t.Errorf("operation description %q", op.Description)
+	}
+
+	var undocumented []string
+	for _, e := range b.Endpoints() {
+		if e.Undocumented {
+			undocumented = append(undocumented, e.Destination)
+		}
+	}
+	if strings.Join(undocumented, " ") != "debug.> quotes orders.audit" {
+		t.Errorf("endpoints marked undocumented: %v", undocumented)
+	}
+}

@@ -54,3 +54,30 @@ func Example() {
 	// receive orders.{token2}.created Bills every new order.
 	// application/yaml asyncapi: 3.0.0
 }
+
+// Example_documentControl titles and describes a channel, and leaves a
+// debugging tap out of the document.
+func Example_documentControl() {
+	tr, err := memory.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
+	defer b.Close(context.Background())
+	nop := func(ctx context.Context, msg *broker.Message) error { return nil }
+	_ = b.Subscribe("orders.*", nop,
+		broker.DescribeChannel("Orders", "Every order placed, by region."),
+		broker.Describe("Bills every new order."))
+	_ = b.Subscribe(">", nop, broker.Undocumented()) // a tap, not part of the API
+
+	doc, err := asyncapi.New().Build(b)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for id, ch := range doc.Channels {
+		fmt.Printf("%s: %s – %s\n", id, ch.Title, ch.Description)
+	}
+	// Output:
+	// orders_any: Orders – Every order placed, by region.
+}

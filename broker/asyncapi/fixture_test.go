@@ -56,7 +56,8 @@ func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
 // endpoint the generator documents: typed and byte-level subscribers,
 // wildcards, groups, a durable batch subscriber, request/reply from both
 // sides (a replier, and a requester whose replier is another service),
-// typed publishers with a Kafka key.
+// typed publishers with a Kafka key, a channel with a title and description,
+// and undocumented endpoints that stay out.
 func serviceSources() []asyncapi.Source {
 	natsInfo := driver.Info{System: "nats", ServerAddress: "nats.internal", ServerPort: 4222, ClientID: "billing"}
 	kafkaInfo := driver.Info{System: "kafka", ServerAddress: "kafka-1.internal", ServerPort: 9092, ClientID: "billing-1"}
@@ -65,10 +66,13 @@ func serviceSources() []asyncapi.Source {
 		{Server: natsInfo, Endpoints: []driver.Endpoint{
 			{Kind: driver.EndpointSubscriber, Destination: "orders.*.created", Group: "billing",
 				Payload: typeOf[Order](), ContentType: js, Reply: typeOf[Invoice](), ReplyContentType: js,
-				Description: "Bills a new order and replies with its invoice."},
+				Description:  "Bills a new order and replies with its invoice.",
+				ChannelTitle: "New orders", ChannelDescription: "Every order placed, by region."},
+			{Kind: driver.EndpointSubscriber, Destination: "debug.>", Description: "A debugging tap.", Undocumented: true},
 			{Kind: driver.EndpointSubscriber, Destination: "audit.>", Description: "Archives every audit event as it is."},
 			{Kind: driver.EndpointSubscriber, Destination: "orders.*.created", Group: "stats", Name: "stats", Batch: true,
-				Payload: typeOf[Order](), ContentType: js},
+				Payload: typeOf[Order](), ContentType: js, ChannelTitle: "Ignored: the channel has its title"},
+			{Kind: driver.EndpointPublisher, Destination: "audit.billing", Payload: typeOf[Invoice](), ContentType: js, Undocumented: true},
 			{Kind: driver.EndpointPublisher, Destination: "invoices.issued", Payload: typeOf[Invoice](), ContentType: js},
 			{Kind: driver.EndpointPublisher, Destination: "orders.quote", Payload: typeOf[Order](), ContentType: js,
 				Reply: typeOf[Invoice](), ReplyContentType: js, Description: "Asks the pricing service for a quote."},

@@ -138,6 +138,9 @@ func (bd *builder) document() *Document {
 }
 
 func (bd *builder) endpoint(srv *serverRef, e driver.Endpoint) error {
+	if e.Undocumented {
+		return nil
+	}
 	if e.Destination == "" {
 		return fmt.Errorf("%w: empty destination", ErrInvalidEndpoint)
 	}
@@ -151,6 +154,12 @@ func (bd *builder) endpoint(srv *serverRef, e driver.Endpoint) error {
 		return fmt.Errorf("%w: kind %d", ErrInvalidEndpoint, e.Kind)
 	}
 	ch := bd.channel(srv, e.Destination, false)
+	if c := bd.doc.Channels[ch]; c.Title == "" {
+		c.Title = e.ChannelTitle
+	}
+	if c := bd.doc.Channels[ch]; c.Description == "" {
+		c.Description = e.ChannelDescription
+	}
 	msg, err := bd.message(srv, ch, e.Payload, e.ContentType, e.Key)
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ type pageServer struct {
 type pageChannel struct {
 	ID         string
 	Address    string // "" for dynamic addresses
+	Title      string
 	Desc       string
 	Servers    []string
 	Parameters []pageParam
@@ -57,7 +58,7 @@ func renderHTML(d *Document) ([]byte, error) {
 	}
 	for _, id := range sortedKeys(d.Channels) {
 		c := d.Channels[id]
-		pc := pageChannel{ID: id, Desc: c.Description}
+		pc := pageChannel{ID: id, Title: c.Title, Desc: c.Description}
 		if c.Address != nil {
 			pc.Address = *c.Address
 		}
@@ -189,6 +190,7 @@ section.channel{border-top:1px solid #ddd;margin-top:1rem}
 <h2>Channels</h2>
 {{range .Channels}}<section class="channel" id="channel-{{.ID}}">
 <h3><code>{{if .Address}}{{.Address}}{{else}}(reply address of each request){{end}}</code> <small>{{.ID}}</small></h3>
+{{with .Title}}<p><strong>{{.}}</strong></p>{{end}}
 {{with .Desc}}<p>{{.}}</p>{{end}}
 <p>Servers: {{range .Servers}}<code>{{.}}</code> {{end}}</p>
 {{with .Parameters}}<p>Parameters:</p><ul>{{range .}}<li><code>{{.Name}}</code>: {{.Desc}}</li>{{end}}</ul>{{end}}

@@ -57,4 +57,10 @@ type Endpoint struct {
 	ReplyContentType string
 	// Description is the text given with Describe, if any.
 	Description string
+	// ChannelTitle and ChannelDescription document the endpoint's
+	// destination, as given with DescribeChannel.
+	ChannelTitle, ChannelDescription string
+	// Undocumented reports an endpoint given Undocumented: documentation
+	// generators leave it out.
+	Undocumented bool
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/internal/syncerrs"
 )
 
 // Bounds of synchronous delivery (WithSyncDelivery), so that a test whose
@@ -54,6 +55,10 @@ type syncScope struct {
 	c     *cascade
 	depth int
 	trail *hop // how the cascade got here, to name a loop
+	// errs collects the handler failures for the test harness
+	// (testutil.WithHandlerErrors), when the publish's ctx carried it:
+	// each delivery's ctx carries it on.
+	errs *syncerrs.Collector
 }
 
 // hop is one step of a cascade: a destination published to, or the
@@ -132,6 +137,7 @@ func (srv *Server) publishSync(ctx context.Context, msgs []*broker.Message) erro
 	if !nested {
 		scope.c = &cascade{}
 	}
+	scope.errs = syncerrs.FromContext(ctx)
 	if err := scope.c.err(); err != nil {
 		return err
 	}
@@ -150,7 +156,7 @@ func (srv *Server) publishSync(ctx context.Context, msgs []*broker.Message) erro
 	}
 	srv.mu.Unlock()
 	for _, r := range runs {
-		inner := syncScope{c: scope.c, depth: scope.depth + 1, trail: &hop{name: r.msgs[0].Destination, parent: scope.trail}}
+		inner := syncScope{c: scope.c, depth: scope.depth + 1, trail: &hop{name: r.msgs[0].Destination, parent: scope.trail}, errs: scope.errs}
 		srv.deliverInline(inner, r.s, r.msgs)
 	}
 	return scope.c.err()
@@ -202,7 +208,11 @@ func (srv *Server) deliverInline(scope syncScope, s *subscription, msgs []*broke
 		ack := &inlineAcker{}
 		in := scope
 		in.trail = &hop{name: s.spec.Destination, parent: scope.trail}
-		s.handOver(context.WithValue(s.ctx, syncScopeKey{}, in), msgs, ack)
+		ctx := context.WithValue(s.ctx, syncScopeKey{}, in)
+		if in.errs != nil {
+			ctx = syncerrs.NewContext(ctx, in.errs)
+		}
+		s.handOver(ctx, msgs, ack)
 		s.inline.Done()
 		if !ack.nak.Load() {
 			return
