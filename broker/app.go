@@ -128,40 +128,45 @@ func WithShutdownTimeout(d time.Duration) AppOption {
 	})
 }
 
-// WithBeforeStart adds hooks that run, in order, before any broker starts:
-// connect to a database, load configuration. A hook that fails aborts the
-// start: no broker starts, the brokers are closed, the telemetry is
-// flushed, and no stop hook runs.
-//
-// A hook's ctx is the one given to Start (before and after start) or the
-// stop's, bounded by the shutdown timeout (before and after stop).
-func WithBeforeStart(hooks ...func(ctx context.Context) error) AppOption {
-	return appOptionFunc(func(c *appConfig) { c.beforeStart = append(c.beforeStart, hooks...) })
+// Hooks are functions an App runs around the start and stop of its brokers;
+// a nil field is skipped. A hook's ctx is the one given to Start (before and
+// after start) or the stop's, bounded by the shutdown timeout (before and
+// after stop).
+type Hooks struct {
+	// BeforeStart runs before any broker starts: connect to a database,
+	// load configuration. If it fails, the start is aborted: no broker
+	// starts, the brokers are closed, the telemetry is flushed, and no stop
+	// hook runs.
+	BeforeStart func(ctx context.Context) error
+	// AfterStart runs once every broker has started and before the app
+	// reports ready: publish a startup message, register with service
+	// discovery. If it fails, the start is aborted and the app stops as
+	// Stop does, stop hooks included, so that what BeforeStart set up is
+	// released.
+	AfterStart func(ctx context.Context) error
+	// BeforeStop runs when the app begins to stop, while every broker still
+	// consumes and publishes.
+	BeforeStop func(ctx context.Context) error
+	// AfterStop runs after every transport closed and before the telemetry
+	// is flushed: close a database.
+	AfterStop func(ctx context.Context) error
 }
 
-// WithAfterStart adds hooks that run, in order, once every broker has started
-// and before the app reports ready: publish a startup message, register
-// with service discovery. A hook that fails aborts the start, which then
-// stops the app as Stop does, stop hooks included, so that what the
-// before-start hooks set up is released.
-func WithAfterStart(hooks ...func(ctx context.Context) error) AppOption {
-	return appOptionFunc(func(c *appConfig) { c.afterStart = append(c.afterStart, hooks...) })
-}
-
-// WithBeforeStop adds hooks that run, in order, when the app begins to stop,
-// while every broker still consumes and publishes. They run whenever the
-// before-start hooks all succeeded. A failing hook does not stop the
-// shutdown; its error is returned with the others.
-func WithBeforeStop(hooks ...func(ctx context.Context) error) AppOption {
-	return appOptionFunc(func(c *appConfig) { c.beforeStop = append(c.beforeStop, hooks...) })
-}
-
-// WithAfterStop adds hooks that run, in order, after every transport closed
-// and before the telemetry is flushed: close a database. They run whenever
-// the before-start hooks all succeeded. A failing hook does not stop the
-// shutdown; its error is returned with the others.
-func WithAfterStop(hooks ...func(ctx context.Context) error) AppOption {
-	return appOptionFunc(func(c *appConfig) { c.afterStop = append(c.afterStop, hooks...) })
+// WithHooks adds hooks to the app. Given several times, the hooks of one
+// stage run in the order given. The stop hooks run whenever every
+// BeforeStart hook succeeded; a failing stop hook does not stop the
+// shutdown, and its error is returned with the others.
+func WithHooks(h Hooks) AppOption {
+	return appOptionFunc(func(c *appConfig) {
+		for _, st := range []struct {
+			hook func(context.Context) error
+			to   *[]func(context.Context) error
+		}{{h.BeforeStart, &c.beforeStart}, {h.AfterStart, &c.afterStart}, {h.BeforeStop, &c.beforeStop}, {h.AfterStop, &c.afterStop}} {
+			if st.hook != nil {
+				*st.to = append(*st.to, st.hook)
+			}
+		}
+	})
 }
 
 // WithTelemetryShutdown adds functions that flush and shut down telemetry, such
@@ -182,7 +187,7 @@ func WithTelemetryShutdown(fns ...func(ctx context.Context) error) AppOption {
 // Start runs the before-start hooks, starts every broker in order (with
 // its subscriptions) and runs the after-start hooks; the app is ready
 // afterwards. ctx goes to the hooks and to Broker.Start. When a step fails,
-// Start undoes what was done (see WithBeforeStart and WithAfterStart), within the
+// Start undoes what was done (see Hooks), within the
 // shutdown timeout, and returns the failure joined with any error of the
 // undoing. Start fails with errAlreadyStarted when called twice and with
 // ErrClosed after Stop.

@@ -47,8 +47,10 @@ func ExampleApp() {
 	app := broker.NewApp(
 		broker.WithBrokers(in, out),
 		broker.WithShutdownTimeout(10*time.Second),
-		broker.WithAfterStart(func(context.Context) error { fmt.Println("started"); return nil }),
-		broker.WithAfterStop(func(context.Context) error { fmt.Println("stopped"); return nil }),
+		broker.WithHooks(broker.Hooks{
+			AfterStart: func(context.Context) error { fmt.Println("started"); return nil },
+			AfterStop:  func(context.Context) error { fmt.Println("stopped"); return nil },
+		}),
 		// broker.WithTelemetryShutdown(providers.Shutdown), from exporters.Setup
 	)
 	probes := httptest.NewServer(app.HealthHandler()) // mux.Handle("/readyz", app.HealthHandler())

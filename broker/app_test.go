@@ -55,10 +55,13 @@ func TestAppHooksRunInOrder(t *testing.T) {
 	must(t, b1.Subscribe("in", func(context.Context, *broker.Message) error { ev.add("handled"); return nil }))
 	app := broker.NewApp(
 		broker.WithBrokers(b1, b2),
-		broker.WithBeforeStart(ev.hook("before-start-1", nil, nil), ev.hook("before-start-2", nil, nil)),
-		broker.WithAfterStart(ev.hook("after-start", b1, nil)),
-		broker.WithBeforeStop(ev.hook("before-stop", b2, nil)),
-		broker.WithAfterStop(ev.hook("after-stop", b2, nil)),
+		broker.WithHooks(broker.Hooks{
+			BeforeStart: ev.hook("before-start-1", nil, nil),
+			AfterStart:  ev.hook("after-start", b1, nil),
+			BeforeStop:  ev.hook("before-stop", b2, nil),
+			AfterStop:   ev.hook("after-stop", b2, nil),
+		}),
+		broker.WithHooks(broker.Hooks{BeforeStart: ev.hook("before-start-2", nil, nil)}),
 		broker.WithTelemetryShutdown(func(context.Context) error { ev.add("telemetry"); return nil }),
 	)
 	must(t, app.Start(t.Context()))
@@ -92,10 +95,13 @@ func TestAppFailingAfterStartHookUndoesTheStart(t *testing.T) {
 	must(t, b1.Subscribe("in", noop))
 	app := broker.NewApp(
 		broker.WithBrokers(b1, b2),
-		broker.WithBeforeStart(ev.hook("before-start", nil, nil)),
-		broker.WithAfterStart(ev.hook("after-start", nil, boom), ev.hook("after-start-never", nil, nil)),
-		broker.WithBeforeStop(ev.hook("before-stop", nil, nil)),
-		broker.WithAfterStop(ev.hook("after-stop", nil, nil)),
+		broker.WithHooks(broker.Hooks{
+			BeforeStart: ev.hook("before-start", nil, nil),
+			AfterStart:  ev.hook("after-start", nil, boom),
+			BeforeStop:  ev.hook("before-stop", nil, nil),
+			AfterStop:   ev.hook("after-stop", nil, nil),
+		}),
+		broker.WithHooks(broker.Hooks{AfterStart: ev.hook("after-start-never", nil, nil)}),
 		broker.WithTelemetryShutdown(func(context.Context) error { ev.add("telemetry"); return nil }),
 	)
 	err := app.Start(t.Context())
@@ -125,10 +131,13 @@ func TestAppFailingBeforeStartHookStartsNothing(t *testing.T) {
 	must(t, b.Subscribe("in", func(context.Context, *broker.Message) error { ev.add("handled"); return nil }))
 	app := broker.NewApp(
 		broker.WithBrokers(b),
-		broker.WithBeforeStart(ev.hook("before-start", nil, boom), ev.hook("before-start-never", nil, nil)),
-		broker.WithAfterStart(ev.hook("after-start", nil, nil)),
-		broker.WithBeforeStop(ev.hook("before-stop", nil, nil)),
-		broker.WithAfterStop(ev.hook("after-stop", nil, nil)),
+		broker.WithHooks(broker.Hooks{
+			BeforeStart: ev.hook("before-start", nil, boom),
+			AfterStart:  ev.hook("after-start", nil, nil),
+			BeforeStop:  ev.hook("before-stop", nil, nil),
+			AfterStop:   ev.hook("after-stop", nil, nil),
+		}),
+		broker.WithHooks(broker.Hooks{BeforeStart: ev.hook("before-start-never", nil, nil)}),
 		broker.WithTelemetryShutdown(func(context.Context) error { ev.add("telemetry"); return nil }),
 	)
 	if err := app.Start(t.Context()); !errors.Is(err, boom) {
@@ -152,8 +161,10 @@ func TestAppFailingBrokerUndoesTheOthers(t *testing.T) {
 	must(t, broken.Close(t.Context()))
 	app := broker.NewApp(
 		broker.WithBrokers(started, broken),
-		broker.WithAfterStart(ev.hook("after-start", nil, nil)),
-		broker.WithAfterStop(ev.hook("after-stop", nil, nil)),
+		broker.WithHooks(broker.Hooks{
+			AfterStart: ev.hook("after-start", nil, nil),
+			AfterStop:  ev.hook("after-stop", nil, nil),
+		}),
 	)
 	err := app.Start(t.Context())
 	if !errors.Is(err, broker.ErrClosed) {
@@ -188,7 +199,7 @@ func TestAppDrainPublishesOnAnotherBroker(t *testing.T) {
 	// out has a subscription of its own, which stops with in's.
 	must(t, out.Subscribe("done", noop))
 	var ev events
-	app := broker.NewApp(broker.WithBrokers(in, out), broker.WithAfterStop(ev.hook("after-stop", nil, nil)))
+	app := broker.NewApp(broker.WithBrokers(in, out), broker.WithHooks(broker.Hooks{AfterStop: ev.hook("after-stop", nil, nil)}))
 	ctx, cancel := context.WithCancel(t.Context())
 	ran := make(chan error, 1)
 	go func() { ran <- app.Run(ctx) }()

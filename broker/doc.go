@@ -68,7 +68,7 @@
 // # Apps, routers and health
 //
 // A service over several brokers (NATS in, Kafka out) runs them as one App:
-// NewApp(WithBrokers(in, out), WithBeforeStart(...), WithAfterStop(...),
+// NewApp(WithBrokers(in, out), WithHooks(Hooks{BeforeStart: ..., AfterStop: ...}),
 // WithTelemetryShutdown(providers.Shutdown)) and app.Run(ctx) with the ctx of
 // SignalContext. Its stop loses nothing: every broker stops consuming and
 // drains while all of them still publish, then the transports close, then

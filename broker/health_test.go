@@ -51,9 +51,11 @@ func TestAppReadinessOverHTTP(t *testing.T) {
 	}
 	app := broker.NewApp(
 		broker.WithBrokers(b),
-		broker.WithBeforeStart(look(&beforeStart)),
-		broker.WithAfterStart(look(&afterStart)),
-		broker.WithBeforeStop(look(&beforeStop)),
+		broker.WithHooks(broker.Hooks{
+			BeforeStart: look(&beforeStart),
+			AfterStart:  look(&afterStart),
+			BeforeStop:  look(&beforeStop),
+		}),
 	)
 	mux := http.NewServeMux()
 	mux.Handle("/livez", app.HealthHandler())
