@@ -123,10 +123,11 @@ type keepAlive struct {
 	hung     bool // given up
 }
 
-// startKeepAlive starts reporting progress on msgs every interval, for at
-// most limit (0: without a cap), after which it calls onHung.
-func startKeepAlive(msgs []jetstream.Msg, every, limit time.Duration, onHung func()) *keepAlive {
-	k := &keepAlive{msgs: msgs, every: every, limit: limit, onHung: onHung}
+// start starts reporting progress on msgs every interval, for at most
+// limit (0: without a cap), after which it calls onHung. k is the zero
+// keepAlive, which the caller may embed in a delivery of its own.
+func (k *keepAlive) start(msgs []jetstream.Msg, every, limit time.Duration, onHung func()) {
+	k.msgs, k.every, k.limit, k.onHung = msgs, every, limit, onHung
 	now := time.Now()
 	k.mu.Lock()
 	if limit > 0 {
@@ -134,7 +135,6 @@ func startKeepAlive(msgs []jetstream.Msg, every, limit time.Duration, onHung fun
 	}
 	k.timer = time.AfterFunc(k.next(now), k.fire)
 	k.mu.Unlock()
-	return k
 }
 
 // next is the wait until the next report or the deadline.

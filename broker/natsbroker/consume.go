@@ -35,18 +35,54 @@ func (d *jsDelivery) run(msgs []jetstream.Msg) {
 		out[i] = jetStreamMessage(m, &d.spec)
 		seqs[i] = out[i].Delivery.Sequence
 	}
+	d.deliver(out, &jsAck{msgs: msgs, seqs: seqs, pos: d.cons.pos}, new(keepAlive))
+}
+
+// jsOne is the delivery of a single JetStream message in one allocation:
+// the message handed to the handler, the slices that hold it, its
+// acknowledger and its keep-alive.
+type jsOne struct {
+	msg  broker.Message
+	out  [1]*broker.Message
+	src  [1]jetstream.Msg
+	seqs [1]uint64
+	ack  jsAck
+	keep keepAlive
+}
+
+// receiveOne records m in the subscription's position, as received does,
+// and prepares its delivery, parsing its metadata once for both.
+func (d *jsDelivery) receiveOne(m jetstream.Msg) *jsOne {
+	one := &jsOne{src: [1]jetstream.Msg{m}}
+	md, err := m.Metadata()
+	if err == nil {
+		d.cons.pos.received(md.Sequence.Stream)
+	}
+	fillJetStreamMessage(&one.msg, m, md, err, &d.spec)
+	one.out[0] = &one.msg
+	one.seqs[0] = one.msg.Delivery.Sequence
+	one.ack = jsAck{msgs: one.src[:], seqs: one.seqs[:], pos: d.cons.pos}
+	return one
+}
+
+// runOne delivers a message prepared by receiveOne, as run does.
+func (d *jsDelivery) runOne(one *jsOne) { d.deliver(one.out[:], &one.ack, &one.keep) }
+
+// deliver delivers out, settled by a, and has keep report progress on
+// a.msgs while the handler works, up to the maximum handling time.
+func (d *jsDelivery) deliver(out []*broker.Message, a *jsAck, keep *keepAlive) {
 	// The handler's own context, so that giving up on it can tell it so.
 	ctx, cancel := context.WithCancel(d.r.ctx)
 	defer cancel()
-	a := &jsAck{msgs: msgs, seqs: seqs, pos: d.cons.pos}
+	a.keep = keep
 	// Report progress three times per AckWait: often enough that a late
 	// timer or a slow network does not let the deadline pass.
-	a.keep = startKeepAlive(msgs, max(d.cons.ackWait()/3, time.Millisecond), d.maxHandling, func() {
+	keep.start(a.msgs, max(d.cons.ackWait()/3, time.Millisecond), d.maxHandling, func() {
 		d.hung(ctx, a, out)
 		cancel()
 	})
 	d.r.deliver(ctx, out, a)
-	a.keep.stop()
+	keep.stop()
 }
 
 // hung gives up on a delivery whose handler ran past the maximum handling
@@ -229,10 +265,19 @@ func (s *consumeSub) consume(ctx context.Context, reopen bool) (jetstream.Consum
 // onMsg is jetstream's callback; it waits for a free worker. A message of
 // a consumer given up meanwhile is dropped: it stays open in the position,
 // so the new consumer delivers it again.
+//
+// With a runner without workers the callback runs the delivery itself,
+// still flagged as waiting: jetstream's callback goroutine, which would
+// report a deleted consumer, is held up for as long as the handler runs.
 func (s *consumeSub) onMsg(m jetstream.Msg, lost <-chan struct{}) {
-	s.received([]jetstream.Msg{m})
+	one := s.receiveOne(m)
 	s.waiting.Store(true)
-	ok := s.r.submit(func() { s.run([]jetstream.Msg{m}) }, s.r.stop, lost)
+	var ok bool
+	if s.r.inline {
+		ok = s.runInline(one, lost)
+	} else {
+		ok = s.r.submit(func() { s.runOne(one) }, s.r.stop, lost)
+	}
 	s.waiting.Store(false)
 	if ok {
 		return
@@ -242,6 +287,17 @@ func (s *consumeSub) onMsg(m jetstream.Msg, lost <-chan struct{}) {
 	default:
 		s.release(m)
 	}
+}
+
+// runInline runs one's delivery on the calling goroutine, unless the
+// subscription stops or the consumer is lost first.
+func (s *consumeSub) runInline(one *jsOne, lost <-chan struct{}) bool {
+	if !s.r.enter(s.r.stop, lost) {
+		return false
+	}
+	defer s.r.leave()
+	s.runOne(one)
+	return true
 }
 
 func (s *consumeSub) onErr(cc jetstream.ConsumeContext, err error) {

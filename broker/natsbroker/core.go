@@ -106,18 +106,21 @@ func (t *Transport) subscribeCore(ctx context.Context, spec driver.SubscriptionS
 
 func (s *coreSub) markClosed() { s.closedOnce.Do(func() { close(s.subClosed) }) }
 
-// onMsg is the nats.go callback of plain subscriptions.
+// onMsg is the nats.go callback of plain subscriptions. The first
+// attempt's delivery is allocated here, holding m, so that one allocation
+// serves the message, its slices and its acknowledger.
 func (s *coreSub) onMsg(m *natsgo.Msg) {
+	d := &coreDelivery{src: [1]*natsgo.Msg{m}}
 	if s.r.inline {
-		if !s.r.enter(s.r.abandon) {
+		if !s.r.enter(s.r.abandon, nil) {
 			s.lost(1)
 			return
 		}
 		defer s.r.leave()
-		s.run([]*natsgo.Msg{m})
+		s.runFrom(d.src[:], 1, d)
 		return
 	}
-	if !s.r.submit(func() { s.run([]*natsgo.Msg{m}) }, s.r.abandon, nil) {
+	if !s.r.submit(func() { s.runFrom(d.src[:], 1, d) }, s.r.abandon, nil) {
 		s.lost(1)
 	}
 }
@@ -165,7 +168,7 @@ func (s *coreSub) batch() {
 			}
 		}
 		timer.Stop()
-		if !s.r.submit(func() { s.run(msgs) }, s.r.abandon, nil) {
+		if !s.r.submit(func() { s.runFrom(msgs, 1, nil) }, s.r.abandon, nil) {
 			s.lost(len(msgs))
 			return
 		}
@@ -175,20 +178,24 @@ func (s *coreSub) batch() {
 	}
 }
 
-// run delivers msgs until they are settled by anything but a Nak.
-func (s *coreSub) run(msgs []*natsgo.Msg) { s.runFrom(msgs, 1) }
-
-// runFrom delivers msgs as the attempt-th delivery. After a Nak it retries
-// in place after the delay (OrderedRetries), or sets the messages aside
-// for the delay and returns.
-func (s *coreSub) runFrom(msgs []*natsgo.Msg, attempt int) {
+// runFrom delivers msgs as the attempt-th delivery, until they are settled
+// by anything but a Nak. After a Nak it retries in place after the delay
+// (OrderedRetries), or sets the messages aside for the delay and returns.
+// first, when not nil, is the delivery of a single message to use for the
+// first attempt; every later attempt gets a new one, since a handler may
+// keep the message of an earlier attempt.
+func (s *coreSub) runFrom(msgs []*natsgo.Msg, attempt int, first *coreDelivery) {
 	for ; ; attempt++ {
 		var (
 			out []*broker.Message
 			a   *coreAck
 		)
 		if len(msgs) == 1 {
-			d := &coreDelivery{}
+			d := first
+			if d == nil {
+				d = &coreDelivery{}
+			}
+			first = nil
 			coreMessage(&d.msg, msgs[0], &s.spec, attempt)
 			d.msgs[0] = &d.msg
 			out, a = d.msgs[:], &d.ack
@@ -231,7 +238,7 @@ func (s *coreSub) retryAside(msgs []*natsgo.Msg, attempt int, delay time.Duratio
 		// aside in turn is counted before this one leaves.
 		job := func() {
 			defer s.aside.done()
-			s.runFrom(msgs, attempt)
+			s.runFrom(msgs, attempt, nil)
 		}
 		if !s.r.submit(job, s.r.abandon, nil) {
 			s.lost(len(msgs))

@@ -6,6 +6,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/tracebus/tracebus/broker"
@@ -35,7 +36,7 @@ import (
 func BenchmarkEndToEnd(b *testing.B) {
 	srv := natstest.New(b)
 	for _, mode := range []string{"core", "jetstream", "jetstream-batch"} {
-		variants := append(e2ebench.Variants[:len(e2ebench.Variants):len(e2ebench.Variants)], e2eRawHeader)
+		variants := append(e2ebench.Variants[:len(e2ebench.Variants):len(e2ebench.Variants)], e2eRawHeader, e2eRawID)
 		if mode != "core" {
 			variants = append(variants, e2ePull500)
 		}
@@ -49,13 +50,20 @@ const (
 	e2eWindow = 256
 	e2eBatch  = 64
 	// e2ePull500 is the untraced variant with nats.go's default pull
-	// buffer of 500 messages instead of natsbroker's 16 (two per worker,
-	// at least 16): what that default costs.
+	// buffer of 500 messages set explicitly. natsbroker keeps that default
+	// since it stopped pulling 16 at a time; the variant shows that the
+	// two still agree.
 	e2ePull500 = "untraced-pull500"
 	// e2eRawHeader is raw nats.go sending every message with a fixed
 	// traceparent header, which the handler reads: what carrying a trace
 	// context costs the client and the server, whoever writes it.
 	e2eRawHeader = "raw-header"
+	// e2eRawID is raw nats.go sending every message with a new
+	// Nats-Msg-Id header, as the broker gives every published message an
+	// ID, which the handler reads: what the ID costs the client (a header
+	// to encode and parse on every message) and, on JetStream, the server
+	// (its de-duplication window). It bounds the untraced variant.
+	e2eRawID = "raw-id"
 )
 
 const e2eTraceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -70,7 +78,7 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 			b.Fatal(err)
 		}
 		name := "E2E_" + map[string]string{"jetstream": "SYNC", "jetstream-batch": "BATCH"}[mode] + "_" +
-			map[string]string{"raw": "RAW", "untraced": "UNTRACED", "traced": "TRACED", "traced-1pct": "SAMPLED", "hand": "HAND", e2ePull500: "PULL500", e2eRawHeader: "HEADER"}[variant]
+			map[string]string{"raw": "RAW", "untraced": "UNTRACED", "traced": "TRACED", "traced-1pct": "SAMPLED", "hand": "HAND", e2ePull500: "PULL500", e2eRawHeader: "HEADER", e2eRawID: "ID"}[variant]
 		_ = jsc.DeleteStream(ctx, name)
 		// Consumed messages need not stay: a bounded stream keeps the
 		// server within its JetStream memory, run after run.
@@ -84,12 +92,12 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 
 	var publish, flush func() error
 	switch variant {
-	case e2ebench.Raw, e2ebench.Hand, e2eRawHeader:
+	case e2ebench.Raw, e2ebench.Hand, e2eRawHeader, e2eRawID:
 		var h *e2ebench.Instrumentation
 		if variant == e2ebench.Hand {
 			h = e2ebench.NewInstrumentation(b, "nats", subject)
 		}
-		publish, flush = rawE2E(b, srv, mode, subject, h, variant == e2eRawHeader, w)
+		publish, flush = rawE2E(b, srv, mode, subject, h, rawExtras{header: variant == e2eRawHeader, id: variant == e2eRawID}, w)
 	default:
 		var topts []natsbroker.Option
 		if js {
@@ -132,18 +140,24 @@ func benchE2E(b *testing.B, srv *natstest.Server, mode, variant string) {
 	e2ebench.Run(b, w, publish, flush)
 }
 
+// rawExtras are what the raw variant adds to each message.
+type rawExtras struct {
+	header bool // a fixed traceparent that the handler reads
+	id     bool // a new Nats-Msg-Id that the handler reads
+}
+
 // rawE2E wires the raw nats.go variant, instrumented by h when it is not
 // nil, and returns its publish and flush functions.
-//
-// With header, each message carries a fixed traceparent that the handler
-// reads.
-func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebench.Instrumentation, header bool, w e2ebench.Window) (publish, flush func() error) {
+func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebench.Instrumentation, x rawExtras, w e2ebench.Window) (publish, flush func() error) {
 	ctx := context.Background()
 	pub, sub := srv.Connect(b), srv.Connect(b)
 	newMsg := func() *natsgo.Msg {
 		m := &natsgo.Msg{Subject: subject, Data: e2ebench.Body, Header: natsgo.Header{}}
-		if header {
+		if x.header {
 			m.Header["traceparent"] = []string{e2eTraceparent}
+		}
+		if x.id {
+			m.Header[natsgo.MsgIdHdr] = []string{nuid.Next()}
 		}
 		return m
 	}
@@ -151,8 +165,10 @@ func rawE2E(b *testing.B, srv *natstest.Server, mode, subject string, h *e2ebenc
 		switch {
 		case h != nil:
 			h.Consume(propagation.HeaderCarrier(hdr), size)
-		case header && len(hdr["traceparent"]) != 1:
+		case x.header && len(hdr["traceparent"]) != 1:
 			b.Error("a message without its traceparent")
+		case x.id && hdr.Get(natsgo.MsgIdHdr) == "":
+			b.Error("a message without its ID")
 		}
 	}
 	if mode == "core" {

@@ -8,11 +8,14 @@ import (
 )
 
 // coreDelivery is one attempt at delivering one core message, in one
-// allocation: the message, the slice that holds it and its acknowledger.
+// allocation: the message, the slice that holds it and its acknowledger,
+// and for the first attempt the received message as the slice a retry
+// takes.
 type coreDelivery struct {
 	msg  broker.Message
 	msgs [1]*broker.Message
 	ack  coreAck
+	src  [1]*natsgo.Msg
 }
 
 // coreMessage fills bm, the message handed to a handler on delivery
@@ -45,8 +48,17 @@ func coreMessage(bm *broker.Message, m *natsgo.Msg, spec *driver.SubscriptionSpe
 // transport: it comes from the driver.HeaderReplyTo header a request
 // published through JetStream carries.
 func jetStreamMessage(m jetstream.Msg, spec *driver.SubscriptionSpec) *broker.Message {
+	bm := new(broker.Message)
+	md, err := m.Metadata()
+	fillJetStreamMessage(bm, m, md, err, spec)
+	return bm
+}
+
+// fillJetStreamMessage does the work of jetStreamMessage into bm, with the
+// message's metadata parsed by the caller (mdErr when it could not be).
+func fillJetStreamMessage(bm *broker.Message, m jetstream.Msg, md *jetstream.MsgMetadata, mdErr error, spec *driver.SubscriptionSpec) {
 	h := m.Headers()
-	bm := &broker.Message{
+	*bm = broker.Message{
 		Destination: m.Subject(),
 		Body:        m.Data(),
 		Headers:     brokerHeaders(h),
@@ -60,7 +72,7 @@ func jetStreamMessage(m jetstream.Msg, spec *driver.SubscriptionSpec) *broker.Me
 	}
 	// Metadata comes from the acknowledgement subject; if the server sent
 	// one we cannot parse, the message is still delivered, without facts.
-	if md, err := m.Metadata(); err == nil {
+	if mdErr == nil {
 		bm.Delivery.Sequence = md.Sequence.Stream
 		bm.Delivery.ConsumerSequence = md.Sequence.Consumer
 		bm.Delivery.DeliveryCount = max(1, int(min(md.NumDelivered, 1<<31-1)))
@@ -68,5 +80,4 @@ func jetStreamMessage(m jetstream.Msg, spec *driver.SubscriptionSpec) *broker.Me
 		bm.Delivery.Stream = md.Stream
 		bm.Delivery.Consumer = md.Consumer
 	}
-	return bm
 }

@@ -106,12 +106,14 @@ func (r *runner) submit(job func(), interrupt, also <-chan struct{}) bool {
 	}
 }
 
-// enter starts an inline job, unless interrupt is closed; leave ends it.
-// A source of an inline runner calls them around the job instead of
-// submit, sparing the job's closure.
-func (r *runner) enter(interrupt <-chan struct{}) bool {
+// enter starts an inline job, unless interrupt (or also, if not nil) is
+// closed; leave ends it. A source of an inline runner calls them around
+// the job instead of submit, sparing the job's closure.
+func (r *runner) enter(interrupt, also <-chan struct{}) bool {
 	select {
 	case <-interrupt:
+		return false
+	case <-also:
 		return false
 	default:
 	}
