@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -167,4 +168,39 @@ func TestSubscriptionStopStartNoLeak(t *testing.T) {
 	}
 	testutil.Eventually(t, stopWait, func() bool { return handled.Load() == n }, "messages published while running were not all handled")
 	must(t, b.Close(ctx))
+}
+
+// Every subscription to the destination is stopped and started together;
+// one to another destination is left alone.
+func TestSubscriptionControlsEverySubscriptionToDestination(t *testing.T) {
+	b := broker.New(testutil.Memory(t))
+	in := testkit.NewInbox[string](stopWait)
+	for _, g := range []string{"a", "b"} {
+		must(t, b.Subscribe("orders", func(_ context.Context, m *broker.Message) error {
+			in.Put(g + ":" + string(m.Body))
+			return nil
+		}, broker.Group(g)))
+	}
+	must(t, b.Subscribe("audit", func(_ context.Context, m *broker.Message) error {
+		in.Put("audit:" + string(m.Body))
+		return nil
+	}))
+	ctx := t.Context()
+	must(t, b.Start(ctx))
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	sub, err := b.Subscription("orders")
+	must(t, err)
+	must(t, sub.Stop(ctx))
+	must(t, b.Publish(ctx, &broker.Message{Destination: "orders", Body: []byte("1")}))
+	must(t, b.Publish(ctx, &broker.Message{Destination: "audit", Body: []byte("1")}))
+	if v := in.Next(t); v != "audit:1" {
+		t.Fatalf("got %q while orders was stopped, want audit:1", v)
+	}
+	must(t, sub.Start(ctx))
+	must(t, b.Publish(ctx, &broker.Message{Destination: "orders", Body: []byte("2")}))
+	got := in.TakeN(t, 2)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a:2", "b:2"}) {
+		t.Fatalf("after start got %q, want a:2 and b:2", got)
+	}
 }
