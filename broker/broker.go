@@ -310,7 +310,6 @@ func (b *Broker) Start(ctx context.Context) error {
 	// The subscriptions start outside b.mu, one at a time, including the
 	// ones registered while Start runs; the broker is started once none
 	// is left.
-	var started []*subscription
 	for i := 0; ; i++ {
 		b.mu.Lock()
 		if b.state.Load() != stateStarting {
@@ -329,7 +328,12 @@ func (b *Broker) Start(ctx context.Context) error {
 			if b.state.Load() != stateStarting {
 				return ErrClosed // Close drains and closes what was started
 			}
-			for _, st := range started {
+			// Every listed one, not only those this loop started: a
+			// Subscription.Start may have started one meanwhile.
+			b.mu.Lock()
+			subs := slices.Clone(b.subs)
+			b.mu.Unlock()
+			for _, st := range subs {
 				_ = st.stop(ctx)
 			}
 			abort()
@@ -340,7 +344,6 @@ func (b *Broker) Start(ctx context.Context) error {
 			b.mu.Unlock()
 			return err
 		}
-		started = append(started, s)
 	}
 }
 

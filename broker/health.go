@@ -49,10 +49,12 @@ func (a *App) Live() error {
 
 // Ready reports whether the app should get traffic: it is running (every
 // broker started, every subscription with it, the after-start hooks done;
-// not yet draining) and every transport answers its Ping
-// within ctx (5 seconds when ctx has no deadline). The error
-// matches ErrNotReady for an app that is not running and ErrUnavailable or
-// the transport's own error for a failed ping.
+// not yet draining), every transport answers its Ping
+// within ctx (5 seconds when ctx has no deadline), and no subscription
+// failed to start again after Subscription.Stop (one stopped on purpose
+// does not count). The error matches ErrNotReady for an app that is not
+// running or a subscription that is down, and ErrUnavailable or the
+// transport's own error for a failed ping.
 func (a *App) Ready(ctx context.Context) error {
 	if p := a.phase.Load(); p != appRunning {
 		return fmt.Errorf("%w: app is %s", ErrNotReady, phaseName(p))
@@ -74,6 +76,11 @@ func (a *App) Ready(ctx context.Context) error {
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	for i, b := range a.cfg.brokers {
+		if err := b.subscriptionsDown(); err != nil {
+			return fmt.Errorf("tracebus: broker %d (%s): %w", i, b.transport.Info().System, err)
+		}
 	}
 	// A drain may have begun while the pings ran.
 	if p := a.phase.Load(); p != appRunning {

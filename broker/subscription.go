@@ -41,9 +41,13 @@ type subscription struct {
 
 	mu        sync.Mutex          // guards the fields below; never held across a transport call
 	ts        driver.Subscription // the transport's subscription once started
+	cancel    context.CancelFunc  // cancels the handlers' context of ts
 	starting  chan struct{}       // closed when a start in progress returns
+	stopping  chan struct{}       // closed when a stop in progress has closed ts
 	closed    bool                // close was called: no start from now on
 	abandoned bool                // a stop gave up waiting for the start in progress
+	paused    bool                // Subscription.Stop stopped it on purpose: the broker does not start it
+	down      error               // why the last Subscription.Start failed; nil once running or stopped
 }
 
 func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
@@ -126,7 +130,7 @@ func (s *subscription) start(ctx context.Context) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if s.ts != nil || s.starting != nil {
+	if s.paused || s.ts != nil || s.starting != nil {
 		s.mu.Unlock()
 		return nil
 	}
@@ -135,13 +139,22 @@ func (s *subscription) start(ctx context.Context) error {
 	s.abandoned = false
 	s.mu.Unlock()
 
+	// The handlers of this start get a context of their own, so that a
+	// Subscription.Stop that gives up on them cancels them and no others.
+	ctx, cancel := context.WithCancel(ctx)
+	kept := false // cancel goes with ts, to the stop that closes it
+	defer func() {
+		if !kept {
+			cancel()
+		}
+	}()
 	ts, err := s.b.transport.Subscribe(ctx, s.cfg.spec, s.deliver)
 
 	s.mu.Lock()
 	s.starting = nil
 	abandoned := s.abandoned
 	if err == nil && !abandoned {
-		s.ts = ts
+		s.ts, s.cancel, kept = ts, cancel, true
 	}
 	closed := s.closed
 	s.mu.Unlock()
@@ -195,14 +208,39 @@ func (s *subscription) stop(ctx context.Context) error {
 		}
 	}
 	s.mu.Lock()
-	ts := s.ts
-	s.ts = nil
+	ts, cancel, stopping := s.ts, s.cancel, s.stopping
+	s.ts, s.cancel = nil, nil
+	if ts != nil {
+		stopping = make(chan struct{})
+		s.stopping = stopping
+	}
 	s.mu.Unlock()
 	if ts == nil {
-		return nil
+		if stopping == nil {
+			return nil
+		}
+		// Another stop is draining the handlers: this one returns when
+		// they have finished too.
+		select {
+		case <-stopping:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("tracebus: stop subscription to %s: drain did not finish: %w",
+				s.cfg.spec.Destination, ctx.Err())
+		}
 	}
+	defer func() {
+		s.mu.Lock()
+		s.stopping = nil
+		s.mu.Unlock()
+		close(stopping)
+	}()
 	defer s.out.flush() // drops reported while closing are logged now
-	return ts.Close(ctx)
+	err := ts.Close(ctx)
+	// The handlers have returned, or ctx ended first and the ones still
+	// running are told to give up, as Broker.Close does.
+	cancel()
+	return err
 }
 
 // deliver is the DeliverFunc given to the transport: it runs the middleware

@@ -43,6 +43,9 @@ func TestTransport(t *testing.T, s Suite) {
 		{"Concurrency", s.Features.Concurrent, testConcurrency},
 		{"SubscribeAfterStart", true, testSubscribeAfterStart},
 		{"CloseTwice", true, testCloseTwice},
+		{"StopStart", true, testStopStart},
+		{"StopDrainsInFlight", true, testStopDrains},
+		{"StopDeadline", true, testStopDeadline},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
