@@ -9,9 +9,9 @@ import (
 	"github.com/tracebus/tracebus/broker"
 )
 
-// Header is the W3C baggage header. Reads ignore case, as for every
+// headerName is the W3C baggage header. Reads ignore case, as for every
 // broker.Headers lookup.
-const Header = "baggage"
+const headerName = "baggage"
 
 // Inject writes the baggage a publish with ctx would carry into h as one W3C
 // baggage header, replacing any baggage header h already has; with no
@@ -23,9 +23,9 @@ const Header = "baggage"
 // handed to another system.
 func Inject(ctx context.Context, h *broker.Headers) {
 	entries := currentEntries(ctx)
-	h.Del(Header)
+	h.Del(headerName)
 	if len(entries) > 0 {
-		h.Set(Header, encode(entries))
+		h.Set(headerName, encode(entries))
 	}
 }
 
@@ -41,7 +41,7 @@ func Inject(ctx context.Context, h *broker.Headers) {
 // header of more than MaxBytes bytes, the leading members that fit are kept.
 // Drops are reported through otel.Handle.
 func FromHeaders(h broker.Headers) *Baggage {
-	entries := parseValues(h.Values(Header), "baggage: read headers")
+	entries := parseValues(h.Values(headerName), "baggage: read headers")
 	return &Baggage{entries: entries, size: encodedSize(entries)}
 }
 

@@ -12,9 +12,9 @@ import (
 	"github.com/tracebus/tracebus/broker"
 )
 
-// JaegerHeaderPrefix starts the headers of Jaeger's native baggage format:
+// jaegerHeaderPrefix starts the headers of Jaeger's native baggage format:
 // one header per member, "uberctx-{key}: {percent-encoded value}".
-const JaegerHeaderPrefix = "uberctx-"
+const jaegerHeaderPrefix = "uberctx-"
 
 // JaegerPropagator carries baggage in Jaeger's native format, for services
 // still on Jaeger clients; the contrib Jaeger propagator (OTEL_PROPAGATORS
@@ -58,7 +58,7 @@ func (JaegerPropagator) Inject(ctx context.Context, carrier propagation.TextMapC
 	entries := slices.Clone(currentEntries(ctx))
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.m.Key(), b.m.Key()) })
 	for _, e := range entries {
-		carrier.Set(JaegerHeaderPrefix+e.m.Key(), jaegerEscape(e.m.Value()))
+		carrier.Set(jaegerHeaderPrefix+e.m.Key(), jaegerEscape(e.m.Value()))
 	}
 }
 
@@ -74,7 +74,7 @@ func (JaegerPropagator) Extract(parent context.Context, carrier propagation.Text
 	seen := make(map[string]bool, min(len(keys), MaxMembers))
 	invalid, dropped := 0, 0
 	for _, k := range keys {
-		name := strings.ToLower(k[len(JaegerHeaderPrefix):])
+		name := strings.ToLower(k[len(jaegerHeaderPrefix):])
 		if seen[name] {
 			continue // the same key in another case: the first wins
 		}
@@ -124,7 +124,7 @@ func jaegerUnescape(v string) string {
 func jaegerKeys(keys []string) []string {
 	var out []string
 	for _, k := range keys {
-		if len(k) > len(JaegerHeaderPrefix) && strings.EqualFold(k[:len(JaegerHeaderPrefix)], JaegerHeaderPrefix) {
+		if len(k) > len(jaegerHeaderPrefix) && strings.EqualFold(k[:len(jaegerHeaderPrefix)], jaegerHeaderPrefix) {
 			out = append(out, k)
 		}
 	}

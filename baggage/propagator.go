@@ -37,10 +37,10 @@ var _ propagation.TextMapPropagator = Propagator{}
 func (Propagator) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
 	entries := currentEntries(ctx)
 	if h, ok := carrier.(*broker.Headers); ok {
-		h.Del(Header)
+		h.Del(headerName)
 	}
 	if len(entries) > 0 {
-		carrier.Set(Header, encode(entries))
+		carrier.Set(headerName, encode(entries))
 	}
 }
 
@@ -49,8 +49,8 @@ func (Propagator) Inject(ctx context.Context, carrier propagation.TextMapCarrier
 func (Propagator) Extract(parent context.Context, carrier propagation.TextMapCarrier) context.Context {
 	var values []string
 	if vg, ok := carrier.(propagation.ValuesGetter); ok {
-		values = vg.Values(Header)
-	} else if v := carrier.Get(Header); v != "" {
+		values = vg.Values(headerName)
+	} else if v := carrier.Get(headerName); v != "" {
 		values = []string{v}
 	}
 	if len(values) == 0 {
@@ -64,4 +64,4 @@ func (Propagator) Extract(parent context.Context, carrier propagation.TextMapCar
 }
 
 // Fields returns the header Inject writes.
-func (Propagator) Fields() []string { return []string{Header} }
+func (Propagator) Fields() []string { return []string{headerName} }

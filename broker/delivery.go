@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -10,15 +11,16 @@ import (
 	"github.com/tracebus/tracebus/broker/driver"
 )
 
-// ErrAlreadySettled is returned by a Settler whose delivery was settled
-// before: by the handler, or by the broker for an ack-first subscription.
-var ErrAlreadySettled = errors.New("tracebus: delivery already settled")
+// errAlreadySettled is returned by a Settler whose delivery was settled
+// before: by the handler, or by the broker for an ack-first subscription. It
+// is a misuse, so it matches ErrInvalid.
+var errAlreadySettled = fmt.Errorf("tracebus: delivery already settled: %w", ErrInvalid)
 
 // Settler settles the delivery a handler is processing, from inside the
 // handler: for subscriptions made with ManualAck, or to settle early.
 // Settling goes through the settle middleware (settle spans and metrics)
 // like the broker's own settlement; the first settlement wins and later
-// ones return ErrAlreadySettled. A handler that returns without settling
+// ones return an error matching ErrInvalid. A handler that returns without settling
 // leaves it to the broker, which applies the usual outcome policy to the
 // handler's result.
 type Settler interface {
@@ -67,7 +69,7 @@ func deliveryFrom(ctx context.Context) *delivery {
 // left unsettled.
 func (d *delivery) settle(ctx context.Context, st driver.Settlement) (err error) {
 	if !d.settled.CompareAndSwap(false, true) {
-		return ErrAlreadySettled
+		return errAlreadySettled
 	}
 	sctx := context.WithValue(ctx, settlingKey{}, d)
 	defer func() {
@@ -118,7 +120,7 @@ func (d *delivery) Term(ctx context.Context) error {
 // InProgress implements Settler.
 func (d *delivery) InProgress(ctx context.Context) error {
 	if d.settled.Load() {
-		return ErrAlreadySettled
+		return errAlreadySettled
 	}
 	if p, ok := d.ack.(driver.ProgressReporter); ok {
 		return p.InProgress(ctx)

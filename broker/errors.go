@@ -23,8 +23,6 @@ var (
 	// Wrap it (fmt.Errorf("decode: %w", broker.ErrPermanent)) or use
 	// Permanent.
 	ErrPermanent = errors.New("tracebus: permanent failure")
-	// ErrPanic is matched by every *PanicError.
-	ErrPanic = errors.New("tracebus: handler panicked")
 )
 
 // Permanent wraps err so that errors.Is(err, ErrPermanent) holds and the
@@ -42,7 +40,7 @@ func (e permanentError) Error() string   { return e.err.Error() }
 func (e permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
 
 // PanicError is the error a recovered handler panic becomes. Middleware sees
-// it like any handler error.
+// it like any handler error; errors.As finds it.
 type PanicError struct {
 	// Value is what the handler panicked with.
 	Value any
@@ -53,13 +51,11 @@ type PanicError struct {
 // Error implements error.
 func (e *PanicError) Error() string { return fmt.Sprintf("tracebus: handler panicked: %v", e.Value) }
 
-// Unwrap returns ErrPanic, and the panic value when it is an error, so
-// that errors.Is matches both.
-func (e *PanicError) Unwrap() []error {
-	if err, ok := e.Value.(error); ok {
-		return []error{ErrPanic, err}
-	}
-	return []error{ErrPanic}
+// Unwrap returns the panic value when it is an error, so that errors.Is
+// and errors.As reach it.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
 }
 
 // ErrorType returns "panic", the low-cardinality error.type for telemetry.

@@ -211,7 +211,7 @@ func ManualAck() SubscribeOption {
 // TransportOption passes a transport-specific option to the transport.
 // Subscribe fails with errors.ErrUnsupported, naming the option, when it is
 // meant for another transport, and with the transport's own error when the
-// transport rejects it (see SubscriptionValidator).
+// transport rejects it (see driver.Transport.ValidateSubscription).
 func TransportOption(opt driver.TransportOption) SubscribeOption {
 	return subOptionFunc(func(c *subConfig) {
 		if opt == nil {

@@ -21,10 +21,10 @@ var (
 	ErrValidation = errors.New("tracebus: validation failed")
 )
 
-// Validator is implemented by payload types that check themselves. A typed
+// validator is implemented by payload types that check themselves. A typed
 // handler's value is validated after decoding (with a pointer or a value
 // receiver); a failure is a permanent *ValidationError.
-type Validator interface {
+type validator interface {
 	Validate() error
 }
 
@@ -370,13 +370,13 @@ func (d *decoder[T]) unmarshal(m *Message) (T, error) {
 // is found on p, whose method set includes T's.
 func validate[T any](p *T) error {
 	if reflect.TypeFor[T]().Kind() == reflect.Pointer {
-		v, ok := any(*p).(Validator)
+		v, ok := any(*p).(validator)
 		if !ok || reflect.ValueOf(*p).IsNil() {
 			return nil
 		}
 		return v.Validate()
 	}
-	if v, ok := any(p).(Validator); ok {
+	if v, ok := any(p).(validator); ok {
 		return v.Validate()
 	}
 	return nil

@@ -44,7 +44,7 @@
 //	}}
 //	b := broker.New(tr, broker.WithMiddleware(mw))
 //
-// Errors a middleware may want to recognise (broker.ErrPanic,
+// Errors a middleware may want to recognise (*broker.PanicError,
 // broker.ErrDecode, ...) are in package broker. The conformance suites a
 // transport must pass are in the testutil packages.
 package driver
