@@ -223,7 +223,10 @@ func (l *lane) process(msgs []kafka.Message) {
 				slog.Int("messages", len(msgs)))
 			delay = unsettledRetryDelay
 		}
-		if !wait.Sleep(delay, l.stop) {
+		// The broker gave up on its handlers (a Close or Stop whose ctx
+		// ended): another attempt would only meet a cancelled ctx. The
+		// messages stay uncommitted, so the group delivers them again.
+		if s.ctx.Err() != nil || !wait.Sleep(delay, l.stop) {
 			return
 		}
 	}
