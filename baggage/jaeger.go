@@ -119,7 +119,7 @@ func jaegerUnescape(v string) string {
 	return v
 }
 
-// jaegerKeys returns the keys that start with JaegerHeaderPrefix, in any
+// jaegerKeys returns the keys that start with jaegerHeaderPrefix, in any
 // case, and have a name after it.
 func jaegerKeys(keys []string) []string {
 	var out []string

@@ -29,7 +29,7 @@ import (
 // exporter variable, OTEL_EXPORTER_OTLP_ENDPOINT or
 // OTEL_EXPORTER_OTLP_{SIGNAL}_ENDPOINT), or when no exporter option was
 // given at all, which gives the OpenTelemetry default, OTLP. So Setup(ctx)
-// exports all three signals over OTLP; Setup(ctx, WithWaterfall(os.Stderr))
+// exports all three signals over OTLP; Setup(ctx, WithSpanExporter(NewWaterfall(os.Stderr, nil)))
 // only prints traces, instead of retrying a collector that a developer at a
 // terminal does not run, until OTEL_EXPORTER_OTLP_ENDPOINT is set, and then
 // prints them and exports all three signals there.

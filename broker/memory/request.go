@@ -16,7 +16,7 @@ import (
 const inboxPrefix = "_INBOX."
 
 // inbox is one broker's reply inbox on a Server: the subjects
-// InboxPrefix+"<random>.<correlation id>".
+// inboxPrefix+"<random>.<correlation id>".
 type inbox struct {
 	srv     *Server
 	prefix  string
