@@ -192,6 +192,9 @@ type consumeSub struct {
 	mu   sync.Mutex
 	cc   jetstream.ConsumeContext
 	lost chan struct{} // closed when the current consumer is given up
+	// told is set once the user's error handler has heard that the
+	// current consumer is gone, from nats.go or from the watcher.
+	told *atomic.Bool
 
 	check      chan struct{} // the consumer may be gone
 	waiting    atomic.Bool   // the callback waits for a free worker
@@ -222,7 +225,6 @@ func (t *Transport) subscribeConsume(ctx, setupCtx context.Context, spec driver.
 		}
 		s.opts = append(s.opts, o)
 	}
-	s.opts = append(s.opts, jetstream.ConsumeErrHandler(s.onErr))
 	cons.deleted = s.mayBeGone
 	s.r = newRunner(ctx, deliver, spec.Concurrency)
 	cc, err := s.consume(setupCtx, false)
@@ -252,12 +254,16 @@ func (s *consumeSub) consume(ctx context.Context, reopen bool) (jetstream.Consum
 		return nil, err
 	}
 	lost := make(chan struct{})
-	cc, err := cons.Consume(func(m jetstream.Msg) { s.onMsg(m, lost) }, s.opts...)
+	told := new(atomic.Bool)
+	opts := append(s.opts[:len(s.opts):len(s.opts)],
+		jetstream.ConsumeErrHandler(func(cc jetstream.ConsumeContext, err error) { s.onErr(cc, err, told) }))
+	cc, err := cons.Consume(func(m jetstream.Msg) { s.onMsg(m, lost) }, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: consume from stream %s: %w", s.cons.stream, err)
 	}
 	s.mu.Lock()
 	s.lost = lost
+	s.told = told
 	s.mu.Unlock()
 	return cc, nil
 }
@@ -300,13 +306,27 @@ func (s *consumeSub) runInline(one *jsOne, lost <-chan struct{}) bool {
 	return true
 }
 
-func (s *consumeSub) onErr(cc jetstream.ConsumeContext, err error) {
-	if s.userErr != nil {
+// onErr is jetstream's error handler for one consumer; told records that
+// the user's handler heard of its deletion.
+func (s *consumeSub) onErr(cc jetstream.ConsumeContext, err error, told *atomic.Bool) {
+	deleted := errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted)
+	if s.userErr != nil && (!deleted || told.CompareAndSwap(false, true)) {
 		s.userErr(cc, err)
 	}
-	if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, natsgo.ErrNoResponders) ||
-		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+	if deleted || errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, natsgo.ErrNoResponders) {
 		s.mayBeGone()
+	}
+}
+
+// tellGone gives the user's error handler the deletion of the consumer
+// behind cc when the watcher noticed it first (from the server's advisory
+// or its own check): nats.go stops reporting once cc is stopped.
+func (s *consumeSub) tellGone(cc jetstream.ConsumeContext) {
+	s.mu.Lock()
+	told := s.told
+	s.mu.Unlock()
+	if s.userErr != nil && told != nil && told.CompareAndSwap(false, true) {
+		s.userErr(cc, jetstream.ErrConsumerDeleted)
 	}
 }
 
@@ -381,6 +401,7 @@ func (s *consumeSub) watch() {
 				s.t.cfg.logger.Warn("natsbroker: consumer no longer exists; creating it again",
 					"subject", s.spec.Destination, "stream", s.cons.stream)
 				s.giveUpConsumer(cc)
+				s.tellGone(cc)
 				s.resume()
 			}
 		}

@@ -67,7 +67,9 @@ func ConfigureConsumer(f func(*jetstream.ConsumerConfig)) broker.SubscribeOption
 // ConsumeOptions tunes how a JetStream subscription pulls messages, such as
 // jetstream.PullMaxMessages (how many messages are buffered ahead of the
 // handlers) or jetstream.PullExpiry. A jetstream.ConsumeErrHandler given
-// here is called as well as the transport's own. It is an error on a core
+// here is called as well as the transport's own; it hears of a deleted
+// consumer once (jetstream.ErrConsumerDeleted or ErrConsumerNotFound),
+// whether nats.go or the server's advisory reported it first. It is an error on a core
 // NATS subscription and is ignored by batch subscriptions, which fetch.
 func ConsumeOptions(opts ...jetstream.PullConsumeOpt) broker.SubscribeOption {
 	return newSubOption("ConsumeOptions(...)", func(c *subConfig) { c.consumeOpts = append(c.consumeOpts, opts...) })
