@@ -19,7 +19,7 @@
 //
 // # Exporters
 //
-//   - OTLP over gRPC or HTTP (WithOTLP, WithOTLPTraces, WithOTLPMetrics) to a
+//   - OTLP over gRPC or HTTP (WithOTLP): traces, metrics and logs to a
 //     collector, Jaeger, Tempo or any OTLP backend. Zipkin is not offered:
 //     otel-go deprecated its exporter, and Zipkin-era backends take OTLP.
 //   - Prometheus (WithPrometheus): an http.Handler for /metrics on a
@@ -28,11 +28,11 @@
 //   - A terminal waterfall (NewWaterfall, given to WithSpanExporter): each
 //     finished trace as a tree with timing bars, services, span kinds and
 //     errors.
-//   - JSON lines (WithJSONLines): one span per line, to pipe into a store of
-//     your own.
+//   - JSON lines: the OpenTelemetry stdout exporter (stdouttrace) given to
+//     WithSpanExporter, one span per line, to pipe into a store of your own.
 //   - Memory (WithMemory): spans and metrics kept for tests, in the SDK's
 //     own span recorder and manual reader.
-//   - Logs over OTLP (WithOTLPLogs, OTEL_LOGS_EXPORTER), written with
+//   - Logs over OTLP (WithOTLP, OTEL_LOGS_EXPORTER), written with
 //     log/slog through Providers.LogHandler.
 //   - Anything else (WithSpanExporter, WithMetricReader).
 //

@@ -162,7 +162,7 @@ func TestEnvironment(t *testing.T) {
 			name:      "a remote exporter option replaces OTEL_TRACES_EXPORTER",
 			exporters: true,
 			env:       map[string]string{"OTEL_TRACES_EXPORTER": "console"},
-			opts:      []exporters.Option{exporters.WithOTLPTraces(exporters.ProtocolGRPC, "http://"+deadAddress(t))},
+			opts:      []exporters.Option{exporters.WithOTLP(exporters.ProtocolGRPC, otlptest.StartGRPC(t).URL)},
 			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
 				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[otlp grpc]")
 			},
@@ -171,9 +171,9 @@ func TestEnvironment(t *testing.T) {
 			name:      "a local view adds to OTEL_TRACES_EXPORTER",
 			exporters: true,
 			env:       map[string]string{"OTEL_TRACES_EXPORTER": "console"},
-			opts:      []exporters.Option{exporters.WithJSONLines(io.Discard)},
+			opts:      []exporters.Option{exporters.WithSpanExporter(jsonLines(t, io.Discard))},
 			check: func(t *testing.T, p *exporters.Providers, _ *tracetest.SpanRecorder) {
-				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[console jsonl]")
+				wantEqual(t, "span exporters", fmt.Sprint(exporters.PipelineNames(p)), "[console json lines]")
 			},
 		},
 		{

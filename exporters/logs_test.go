@@ -62,7 +62,7 @@ func TestHandlerLogReachesOTLPWithTraceID(t *testing.T) {
 // export unless asked for.
 func TestLogHandlerLevel(t *testing.T) {
 	rcv := otlptest.StartHTTP(t)
-	p, err := exporters.Setup(context.Background(), exporters.WithoutGlobal(), exporters.WithOTLPLogs(exporters.ProtocolHTTP, rcv.URL))
+	p, err := exporters.Setup(context.Background(), exporters.WithoutGlobal(), exporters.WithOTLP(exporters.ProtocolHTTP, rcv.URL))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package exporters
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -17,10 +16,9 @@ import (
 // An Option configures Setup.
 //
 // The rule between options and the OTEL_* environment, one signal at a
-// time: local views (WithJSONLines, WithMemory, and a Waterfall given to
-// WithSpanExporter) add to what the environment
-// configures, while explicit remote exporters (WithOTLP, WithOTLPTraces,
-// WithOTLPMetrics, WithOTLPLogs, WithPrometheus,
+// time: local views (WithMemory, and a Waterfall or the OpenTelemetry
+// stdout exporter given to WithSpanExporter) add to what the environment
+// configures, while explicit remote exporters (WithOTLP, WithPrometheus,
 // WithMetricReader, any other WithSpanExporter) replace it.
 //
 // In detail: a signal without an explicit remote exporter follows the
@@ -192,31 +190,21 @@ func withSynchronousExport() Option {
 // WithSpanExporter adds a span exporter of your own. Like every exporter
 // Setup builds, it sits behind a batch processor with a bounded queue, so a
 // slow exporter drops spans instead of blocking the code that ends them.
-// Setup's Shutdown shuts it down. A Waterfall counts as a local view, as
-// JSON lines do:
+// Setup's Shutdown shuts it down. A Waterfall and the OpenTelemetry stdout
+// exporter count as local views (see Option): the waterfall for a terminal,
+// stdouttrace for one span per line of JSON to any io.Writer, to pipe into
+// jq or a store of your own:
 //
 //	exporters.Setup(ctx, exporters.WithSpanExporter(exporters.NewWaterfall(os.Stderr, nil)))
+//	exp, err := stdouttrace.New(stdouttrace.WithWriter(w))
+//	exporters.Setup(ctx, exporters.WithSpanExporter(exp))
 func WithSpanExporter(exp sdktrace.SpanExporter) Option {
 	return optionFunc(func(c *config) {
 		if exp == nil {
 			c.invalid("nil span exporter")
 			return
 		}
-		_, local := exp.(*Waterfall)
-		c.traces = append(c.traces, traceSpec{name: exporterName(exp), exporter: exp, local: local})
-	})
-}
-
-// WithJSONLines writes every span as one line of JSON to w, through the
-// OpenTelemetry stdout exporter: a format to pipe into jq or a store of your
-// own. Writes to w are serialised; w is not closed on shutdown.
-func WithJSONLines(w io.Writer) Option {
-	return optionFunc(func(c *config) {
-		if w == nil {
-			c.invalid("nil writer for JSON lines")
-			return
-		}
-		c.traces = append(c.traces, traceSpec{name: "jsonl", build: jsonLinesBuilder(w), local: true})
+		c.traces = append(c.traces, traceSpec{name: exporterName(exp), exporter: exp, local: isLocalView(exp)})
 	})
 }
 

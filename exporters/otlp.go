@@ -37,12 +37,19 @@ type otlpTarget struct {
 	endpoint *url.URL
 }
 
-// WithOTLP exports traces and metrics over OTLP to a collector, Jaeger or
-// Tempo. It is WithOTLPTraces and WithOTLPMetrics with the same arguments.
-// A receiver that takes traces only (Jaeger, Tempo) answers the metric
-// exports with 404 or Unimplemented: that is reported once, as a warning
-// to the logger (see WithLogger), and metrics are then no longer sent to
-// it; Setup and Shutdown do not fail for it.
+// WithOTLP exports traces, metrics every OTEL_METRIC_EXPORT_INTERVAL (60 s
+// by default) and the logs written through the OpenTelemetry logs API
+// (Providers.LogHandler, the global LoggerProvider) over OTLP to a
+// collector, Jaeger or Tempo. A receiver that takes traces only (Jaeger,
+// Tempo) answers the metric and log exports with 404 or Unimplemented:
+// that is reported once, as a warning to the logger (see WithLogger), and
+// that signal is then no longer sent to it; Setup and Shutdown do not fail
+// for it.
+//
+// To send one signal only, or each to another place, give the
+// OpenTelemetry exporter of your choice to WithSpanExporter or
+// WithMetricReader (otlptracegrpc.New, otlpmetrichttp.New, ...), or leave
+// endpoint empty and set OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT.
 //
 // endpoint is the collector's base URL, as in OTEL_EXPORTER_OTLP_ENDPOINT:
 // "http://localhost:4317" (plain text) or "https://otel.example.com:4318"
@@ -53,47 +60,13 @@ type otlpTarget struct {
 // still read from the OTEL_EXPORTER_OTLP_* variables.
 func WithOTLP(protocol Protocol, endpoint string) Option {
 	return optionFunc(func(c *config) {
-		WithOTLPTraces(protocol, endpoint).apply(c)
-		WithOTLPMetrics(protocol, endpoint).apply(c)
-	})
-}
-
-// WithOTLPTraces exports traces over OTLP; see WithOTLP for the arguments.
-func WithOTLPTraces(protocol Protocol, endpoint string) Option {
-	return optionFunc(func(c *config) {
 		t, err := newOTLPTarget(protocol, endpoint)
 		if err != nil {
 			c.errs = append(c.errs, err)
 			return
 		}
 		c.traces = append(c.traces, traceSpec{name: "otlp " + string(protocol), build: t.spanExporter})
-	})
-}
-
-// WithOTLPMetrics exports metrics over OTLP every OTEL_METRIC_EXPORT_INTERVAL
-// (60 s by default); see WithOTLP for the arguments.
-func WithOTLPMetrics(protocol Protocol, endpoint string) Option {
-	return optionFunc(func(c *config) {
-		t, err := newOTLPTarget(protocol, endpoint)
-		if err != nil {
-			c.errs = append(c.errs, err)
-			return
-		}
 		c.otlpMet = append(c.otlpMet, t)
-	})
-}
-
-// WithOTLPLogs exports the logs written through the OpenTelemetry logs API
-// (Providers.LogHandler, the global LoggerProvider) over OTLP; see WithOTLP
-// for the arguments. A receiver that does not accept logs is reported once
-// and then skipped, as for metrics.
-func WithOTLPLogs(protocol Protocol, endpoint string) Option {
-	return optionFunc(func(c *config) {
-		t, err := newOTLPTarget(protocol, endpoint)
-		if err != nil {
-			c.errs = append(c.errs, err)
-			return
-		}
 		c.otlpLogs = append(c.otlpLogs, t)
 	})
 }

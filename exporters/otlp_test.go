@@ -131,9 +131,8 @@ func TestInvalidOptions(t *testing.T) {
 		opt  exporters.Option
 	}{
 		{"unknown protocol", exporters.WithOTLP("carrier-pigeon", "")},
-		{"endpoint without scheme", exporters.WithOTLPTraces(exporters.ProtocolGRPC, "localhost:4317")},
-		{"endpoint with other scheme", exporters.WithOTLPMetrics(exporters.ProtocolHTTP, "ftp://collector")},
-		{"nil writer", exporters.WithJSONLines(nil)},
+		{"endpoint without scheme", exporters.WithOTLP(exporters.ProtocolGRPC, "localhost:4317")},
+		{"endpoint with other scheme", exporters.WithOTLP(exporters.ProtocolHTTP, "ftp://collector")},
 		{"nil exporter", exporters.WithSpanExporter(nil)},
 		{"nil reader", exporters.WithMetricReader(nil)},
 		{"nil propagator", exporters.WithPropagators(nil)},

@@ -187,7 +187,7 @@ func TestPrometheusServerAddressInUse(t *testing.T) {
 	}
 	defer p.Shutdown(context.Background())
 	_, err = exporters.Setup(context.Background(),
-		exporters.WithOTLPTraces(exporters.ProtocolGRPC, "http://"+deadAddress(t)),
+		exporters.WithOTLP(exporters.ProtocolGRPC, "http://"+deadAddress(t)),
 		exporters.WithPrometheus(p.MetricsAddr().String()), exporters.WithoutGlobal())
 	if err == nil {
 		t.Fatal("Setup bound an address already in use")

@@ -31,7 +31,7 @@ func TestReceiverWithoutMetricsOrLogs(t *testing.T) {
 			var out bytes.Buffer
 			ctx := context.Background()
 			p, err := exporters.Setup(ctx, exporters.WithoutGlobal(),
-				exporters.WithOTLP(tc.protocol, rcv.URL), exporters.WithOTLPLogs(tc.protocol, rcv.URL),
+				exporters.WithOTLP(tc.protocol, rcv.URL),
 				exporters.WithLogger(slog.New(slog.NewTextHandler(&out, nil))))
 			if err != nil {
 				t.Fatal(err)

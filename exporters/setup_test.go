@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -110,7 +112,7 @@ func TestMemory(t *testing.T) {
 func TestJSONLines(t *testing.T) {
 	ctx := context.Background()
 	var out syncBuffer
-	p, err := exporters.Setup(ctx, exporters.WithJSONLines(&out), exporters.WithSynchronousExport(), exporters.WithoutGlobal())
+	p, err := exporters.Setup(ctx, exporters.WithSpanExporter(jsonLines(t, &out)), exporters.WithSynchronousExport(), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +277,7 @@ func TestQueueDrops(t *testing.T) {
 func TestShutdownClean(t *testing.T) {
 	ctx := context.Background()
 	var out syncBuffer
-	p, err := exporters.Setup(ctx, exporters.WithJSONLines(&out), exporters.WithPrometheus(""), exporters.WithoutGlobal())
+	p, err := exporters.Setup(ctx, exporters.WithSpanExporter(jsonLines(t, &out)), exporters.WithPrometheus(""), exporters.WithoutGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,4 +294,15 @@ func TestShutdownClean(t *testing.T) {
 	if err := p.Shutdown(ctx); err != nil {
 		t.Errorf("second Shutdown = %v", err)
 	}
+}
+
+// jsonLines is the OpenTelemetry stdout exporter writing to w, the way the
+// documentation of WithSpanExporter shows it.
+func jsonLines(t *testing.T, w io.Writer) sdktrace.SpanExporter {
+	t.Helper()
+	exp, err := stdouttrace.New(stdouttrace.WithWriter(w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exp
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
@@ -31,15 +30,23 @@ type traceSpec struct {
 	local    bool // a local view (waterfall, JSON lines): adds to the environment
 }
 
-func jsonLinesBuilder(w io.Writer) func(context.Context) (sdktrace.SpanExporter, error) {
-	return func(context.Context) (sdktrace.SpanExporter, error) {
-		return stdouttrace.New(stdouttrace.WithWriter(w))
+// isLocalView reports whether exp only shows spans where the program runs
+// (the waterfall, the OpenTelemetry stdout exporter), so that it adds to
+// the exporters the environment configures instead of replacing them.
+func isLocalView(exp sdktrace.SpanExporter) bool {
+	switch exp.(type) {
+	case *Waterfall, *stdouttrace.Exporter:
+		return true
 	}
+	return false
 }
 
 func exporterName(exp sdktrace.SpanExporter) string {
-	if _, ok := exp.(*Waterfall); ok {
+	switch exp.(type) {
+	case *Waterfall:
 		return "waterfall"
+	case *stdouttrace.Exporter:
+		return "json lines"
 	}
 	return fmt.Sprintf("%T", exp)
 }
