@@ -168,7 +168,10 @@ func (b *Broker) publishOperation(dest string, batch bool) driver.Operation {
 // subject or pattern, a Kafka topic). Each call of h gets one message; its
 // result settles the message: nil acknowledges it, an error triggers the
 // retry policy (MaxAttempts, RetryBackoff) and finally DeadLetter or a drop.
-// A panic in h is recovered and treated as an error.
+// A panic in h is recovered and treated as an error. h's ctx carries what
+// middleware put there (the process span, the message's baggage) and is
+// cancelled only when a shutdown deadline forces the broker to abort:
+// publishing with it from inside h continues the message's trace.
 //
 // destination may be a template with subject parameters,
 // "orders.{region}.created": the transport listens to orders.*.created and
@@ -177,14 +180,15 @@ func (b *Broker) publishOperation(dest string, batch bool) driver.Operation {
 //
 // Subscriptions registered before Start begin with Start; after Start they
 // begin at once.
-func (b *Broker) Subscribe(destination string, h Handler, opts ...SubscribeOption) error {
+func (b *Broker) Subscribe(destination string, h func(ctx context.Context, msg *Message) error, opts ...SubscribeOption) error {
 	return b.routes().subscribe(destination, h, opts)
 }
 
 // SubscribeBatch registers h for batches of messages arriving at
 // destination: up to BatchSize messages, delivered once that many arrived or
-// BatchWait after the first. The batch is settled as a whole.
-func (b *Broker) SubscribeBatch(destination string, h BatchHandler, opts ...SubscribeOption) error {
+// BatchWait after the first. The batch is settled as a whole: nil
+// acknowledges every message, an error applies the retry policy to all.
+func (b *Broker) SubscribeBatch(destination string, h func(ctx context.Context, msgs []*Message) error, opts ...SubscribeOption) error {
 	return b.routes().subscribeBatch(destination, h, opts)
 }
 
@@ -201,7 +205,7 @@ func (b *Broker) subConfig(destination string, batch bool, opts []SubscribeOptio
 	return cfg
 }
 
-func (b *Broker) add(cfg subConfig, h BatchHandler) error {
+func (b *Broker) add(cfg subConfig, h batchHandler) error {
 	if cfg.spec.Destination == "" {
 		return errEmptyDestination
 	}

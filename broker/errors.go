@@ -58,9 +58,6 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-// ErrorType returns "panic", the low-cardinality error.type for telemetry.
-func (e *PanicError) ErrorType() string { return "panic" }
-
 // BatchError reports which messages of a batch publish failed. It is
 // aligned with the published messages: entry i is nil when message i was
 // sent and holds its error otherwise.

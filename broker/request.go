@@ -34,8 +34,9 @@ var (
 // to answer with a chosen type and text: such an error is an answer, so it
 // is sent as it is and the request message is acknowledged.
 type ReplyError struct {
-	// Type is the low-cardinality type of the error: the replier's
-	// ErrorType() (decode, validation, panic, ...) or "_OTHER". It is at
+	// Type is the low-cardinality type of the error: "decode",
+	// "validation", "panic", the ErrorType() string of the replier's own
+	// error type, or "_OTHER". It is at
 	// most 64 characters of [A-Za-z0-9_.-].
 	Type string
 	// Message is the error's text when the replier chose to send it
@@ -54,9 +55,6 @@ func (e *ReplyError) Error() string {
 
 // Is reports ErrRemote as a match.
 func (e *ReplyError) Is(target error) bool { return target == ErrRemote }
-
-// ErrorType returns Type, the error.type telemetry records.
-func (e *ReplyError) ErrorType() string { return e.Type }
 
 // Limits on what an error reply carries, both ways: a replier cannot make
 // a requester hold more, and a requester's telemetry keeps low cardinality.
@@ -373,8 +371,9 @@ func (b *Broker) Reply(ctx context.Context, req, reply *Message) error {
 }
 
 // ReplyError answers req with an error reply for err, which the requester
-// gets as a *ReplyError. Only err's type is sent (its ErrorType() method,
-// else "_OTHER"), never its text, unless err is or wraps a *ReplyError:
+// gets as a *ReplyError. Only err's type is sent ("decode", "validation",
+// "panic", the value of an ErrorType() string method in its chain, else
+// "_OTHER"), never its text, unless err is or wraps a *ReplyError:
 // that one is sent as it is, text included, because the replier built it
 // to be seen.
 func (b *Broker) ReplyError(ctx context.Context, req *Message, err error) error {
@@ -387,13 +386,7 @@ func errorReply(err error, expose bool) *Message {
 	if re, ok := errors.AsType[*ReplyError](err); ok {
 		typ, text = re.Type, re.Message
 	} else {
-		typ = "_OTHER"
-		if t, ok := errors.AsType[interface {
-			error
-			ErrorType() string
-		}](err); ok {
-			typ = t.ErrorType()
-		}
+		typ = replyErrorType(err, 0)
 		if expose && err != nil {
 			text = err.Error()
 		}
@@ -402,6 +395,38 @@ func errorReply(err error, expose bool) *Message {
 	m.Headers.Set(driver.HeaderReplyError, sanitizeErrorType(typ))
 	m.Headers.Set(HeaderContentType, codec.Text.ContentType())
 	return m
+}
+
+// replyErrorType names err's type for an error reply: the first error in
+// its chain that is one of the broker's own or names itself with an
+// ErrorType() string method.
+func replyErrorType(err error, depth int) string {
+	if err == nil || depth > 32 {
+		return "_OTHER"
+	}
+	switch e := err.(type) {
+	case *PanicError:
+		return "panic"
+	case *DecodeError:
+		return "decode"
+	case *ValidationError:
+		return "validation"
+	case interface{ ErrorType() string }:
+		if s := e.ErrorType(); s != "" {
+			return s
+		}
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return replyErrorType(u.Unwrap(), depth+1)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if s := replyErrorType(e, depth+1); s != "_OTHER" {
+				return s
+			}
+		}
+	}
+	return "_OTHER"
 }
 
 // sanitizeErrorType keeps an error type low-cardinality and safe in a

@@ -53,7 +53,7 @@ func (rt routes) subConfig(dest string, batch bool, opts []SubscribeOption) subC
 	return rt.b.subConfig(rt.destination(dest), batch, slices.Concat(rt.opts, opts))
 }
 
-func (rt routes) subscribe(destination string, h Handler, opts []SubscribeOption) error {
+func (rt routes) subscribe(destination string, h handler, opts []SubscribeOption) error {
 	if h == nil {
 		return errNilHandler
 	}
@@ -61,7 +61,7 @@ func (rt routes) subscribe(destination string, h Handler, opts []SubscribeOption
 	return rt.b.add(cfg, func(ctx context.Context, msgs []*Message) error { return h(ctx, msgs[0]) })
 }
 
-func (rt routes) subscribeBatch(destination string, h BatchHandler, opts []SubscribeOption) error {
+func (rt routes) subscribeBatch(destination string, h batchHandler, opts []SubscribeOption) error {
 	if h == nil {
 		return errNilHandler
 	}
@@ -124,13 +124,13 @@ func (r *Router) routes() routes { return r.rt }
 // Subscribe registers h for the messages arriving at destination under the
 // router's prefix, with the router's options and then opts; see
 // Broker.Subscribe.
-func (r *Router) Subscribe(destination string, h Handler, opts ...SubscribeOption) error {
+func (r *Router) Subscribe(destination string, h func(ctx context.Context, msg *Message) error, opts ...SubscribeOption) error {
 	return r.rt.subscribe(destination, h, opts)
 }
 
 // SubscribeBatch registers h for batches of messages arriving at
 // destination under the router's prefix, with the router's options and then
 // opts; see Broker.SubscribeBatch.
-func (r *Router) SubscribeBatch(destination string, h BatchHandler, opts ...SubscribeOption) error {
+func (r *Router) SubscribeBatch(destination string, h func(ctx context.Context, msgs []*Message) error, opts ...SubscribeOption) error {
 	return r.rt.subscribeBatch(destination, h, opts)
 }

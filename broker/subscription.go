@@ -50,7 +50,7 @@ type subscription struct {
 	down      error               // why the last Subscription.Start failed; nil once running or stopped
 }
 
-func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
+func newSubscription(b *Broker, cfg subConfig, h batchHandler) *subscription {
 	info := b.transport.Info()
 	s := &subscription{b: b, cfg: cfg}
 	s.op = driver.Operation{

@@ -47,9 +47,6 @@ func (e *DecodeError) Error() string {
 // Unwrap returns the codec's error, ErrDecode and ErrPermanent.
 func (e *DecodeError) Unwrap() []error { return []error{e.Err, ErrDecode, ErrPermanent} }
 
-// ErrorType returns "decode", the error.type telemetry records.
-func (e *DecodeError) ErrorType() string { return "decode" }
-
 // ValidationError reports a decoded value whose Validate method failed. It
 // matches ErrValidation and ErrPermanent.
 type ValidationError struct {
@@ -67,16 +64,13 @@ func (e *ValidationError) Error() string {
 // Unwrap returns Validate's error, ErrValidation and ErrPermanent.
 func (e *ValidationError) Unwrap() []error { return []error{e.Err, ErrValidation, ErrPermanent} }
 
-// ErrorType returns "validation", the error.type telemetry records.
-func (e *ValidationError) ErrorType() string { return "validation" }
-
 // Handle registers h for the messages arriving at destination, decoded
 // into T with the codec named by each message's content-type header, else
 // the subscription's codec (Codec; the broker's default is JSON). A
 // value of a type with a Validate method is validated. A message that does
 // not decode or validate is a permanent failure: not retried, dead-lettered
-// with the reason or dropped. h's result settles the message like a
-// Handler's; MessageFromContext(ctx) reaches the message itself (headers,
+// with the reason or dropped. h's result settles the message as in
+// Broker.Subscribe; MessageFromContext(ctx) reaches the message itself (headers,
 // key, delivery facts). Every SubscribeOption applies. r is a *Broker, or
 // a *Router whose prefix and options the subscription gets.
 func Handle[T any](r Registrar, destination string, h func(ctx context.Context, v T) error, opts ...SubscribeOption) error {

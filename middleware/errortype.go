@@ -16,9 +16,10 @@ import (
 
 // Values of error.type that Telemetry records for the causes it
 // recognises. They are few and stable, so that dashboards and alerts can
-// rely on them and a Prometheus label stays low-cardinality. ("panic", for
-// a handler that panicked, is broker.PanicError's own ErrorType.)
+// rely on them and a Prometheus label stays low-cardinality.
 const (
+	// errorTypePanic: a handler panicked (broker.PanicError).
+	errorTypePanic = "panic"
 	// errorTypeTimeout: a deadline passed (context.DeadlineExceeded,
 	// os.ErrDeadlineExceeded, or an error whose Timeout method reports
 	// true, as net.Error does).
@@ -45,9 +46,9 @@ const (
 // ErrorType returns the error.type Telemetry records for err, following
 // the semantic conventions. In order:
 //
-//   - the first error in err's chain with a method ErrorType() string that
-//     returns a non-empty value names itself (the broker's PanicError,
-//     DecodeError, ValidationError and ReplyError do);
+//   - the first error in err's chain that is a broker.PanicError ("panic"),
+//     a broker.ReplyError (its Type) or has a method ErrorType() string
+//     that returns a non-empty value (it names itself);
 //   - a recognised cause gives one of "decode", "validation", "timeout",
 //     "canceled", "closed", checked in that order;
 //   - otherwise the first named error type in the chain gives its type name,
@@ -75,13 +76,8 @@ func ErrorType(err error) string {
 			}
 		}
 	}
-	if named, ok := errors.AsType[interface {
-		error
-		ErrorType() string
-	}](err); ok {
-		if s := named.ErrorType(); s != "" {
-			return s
-		}
+	if s := selfNamed(err, 0); s != "" {
+		return s
 	}
 	switch {
 	case err == nil:
@@ -145,6 +141,38 @@ const maxCauseDepth = 64
 
 // namedCause returns the first error in err's chain, depth first, whose
 // type is not anonymous, or nil.
+// selfNamed is the error.type of the first error in err's chain that
+// names itself: a handler's panic, an error reply (the type the replier
+// sent) or an error with a non-empty ErrorType() string; "" when none does.
+func selfNamed(err error, depth int) string {
+	if err == nil || depth > maxCauseDepth {
+		return ""
+	}
+	switch e := err.(type) {
+	case *broker.PanicError:
+		return errorTypePanic
+	case *broker.ReplyError:
+		if e.Type != "" {
+			return e.Type
+		}
+	case interface{ ErrorType() string }:
+		if s := e.ErrorType(); s != "" {
+			return s
+		}
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return selfNamed(u.Unwrap(), depth+1)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if s := selfNamed(e, depth+1); s != "" {
+				return s
+			}
+		}
+	}
+	return ""
+}
+
 func namedCause(err error, depth int) error {
 	if err == nil || depth > maxCauseDepth {
 		return nil

@@ -43,7 +43,7 @@ func started(t *testing.T, tr driver.Transport, subscribe func(b *broker.Broker)
 	return b
 }
 
-func collect(in *testkit.Inbox[*broker.Message]) broker.Handler {
+func collect(in *testkit.Inbox[*broker.Message]) func(context.Context, *broker.Message) error {
 	return func(_ context.Context, m *broker.Message) error {
 		in.Put(m.Clone())
 		return nil

@@ -62,7 +62,7 @@ func TestTelemetry(t *testing.T, s Suite) {
 // conformance suite does: Kafka needs a group, JetStream a durable name.
 const telGroup = "tel"
 
-func (e *telEnv) subscribe(t *testing.T, dest string, h broker.Handler, extra ...broker.SubscribeOption) {
+func (e *telEnv) subscribe(t *testing.T, dest string, h func(context.Context, *broker.Message) error, extra ...broker.SubscribeOption) {
 	t.Helper()
 	opts := e.s.Options(append([]broker.SubscribeOption{broker.Group(telGroup), broker.Name(telGroup)}, extra...)...)
 	if err := e.b.Subscribe(dest, h, opts...); err != nil {
@@ -70,7 +70,7 @@ func (e *telEnv) subscribe(t *testing.T, dest string, h broker.Handler, extra ..
 	}
 }
 
-func (e *telEnv) subscribeBatch(t *testing.T, dest string, size int, h broker.BatchHandler) {
+func (e *telEnv) subscribeBatch(t *testing.T, dest string, size int, h func(context.Context, []*broker.Message) error) {
 	t.Helper()
 	// The wait is long so that a batch forms by size, not by time: the
 	// expectations count batches exactly.
@@ -102,7 +102,7 @@ func (e *telEnv) publish(t *testing.T, ctx context.Context, m *broker.Message) {
 }
 
 // collect is a handler that records a copy of each message it gets.
-func collect(in *testkit.Inbox[*broker.Message]) broker.Handler {
+func collect(in *testkit.Inbox[*broker.Message]) func(context.Context, *broker.Message) error {
 	return func(_ context.Context, m *broker.Message) error {
 		in.Put(m.Clone())
 		return nil
