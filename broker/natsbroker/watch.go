@@ -34,6 +34,10 @@ type watchSub struct {
 	ctx    context.Context // lives as long as the subscription; watchers and reads derive from it
 	cancel context.CancelFunc
 
+	// watcherCancel ends the current watcher as nats.go does when it gives
+	// up on one (tests use it to make the loop watch again).
+	watcherCancel atomic.Pointer[context.CancelFunc]
+
 	stop    chan struct{} // closed by Close: the loop stops watching
 	done    chan struct{} // closed when the loop has returned
 	closing atomic.Bool
@@ -67,6 +71,8 @@ func watchOpen[E any](s *watchSub, open func(ctx context.Context) (watcher[E], e
 func watchLoop[E any](s *watchSub, w watcher[E], cancel context.CancelFunc, reopen func(ctx context.Context) (watcher[E], error), take func(E)) {
 	defer close(s.done)
 	for {
+		current := cancel
+		s.watcherCancel.Store(&current)
 		if consume(s, w.Updates(), take) {
 			stopWatcher(s, w, cancel)
 			return
