@@ -11,10 +11,16 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
+	"go.opentelemetry.io/otel/attribute"
+	otelbaggage "go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // update is what a watch handler saw of one message.
@@ -509,4 +515,91 @@ func TestWatchEndpoint(t *testing.T) {
 	if len(eps) != 1 || eps[0].Destination != "config.*" || eps[0].Payload == nil || eps[0].Payload.Name() != "setting" {
 		t.Fatalf("endpoints %+v", eps)
 	}
+}
+
+// TestWatchSpans: a process span per update, named after the pattern,
+// with the key as destination. A KV entry carries no headers, so its span
+// is a root; an object put with trace context and baggage in its headers
+// continues the producer's trace and hands the handler its baggage.
+func TestWatchSpans(t *testing.T) {
+	srv := natstest.New(t)
+	js := jetStreamClient(t, srv)
+	kv := createKV(t, js, "spans")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	obs, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "objspans"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, rec, _ := observed(t, connect(t, srv))
+	got := newUpdates()
+	var tenant sync.Map
+	startWatch(t, b, func(b *broker.Broker) error {
+		if err := b.Subscribe("s.*", got.handler, natsbroker.WatchKV("spans")); err != nil {
+			return err
+		}
+		return b.Subscribe("o.*", func(ctx context.Context, m *broker.Message) error {
+			tenant.Store(m.Destination, baggage.FromContext(ctx).Get("tenant"))
+			return got.handler(ctx, m)
+		}, natsbroker.WatchObjects("objspans"))
+	})
+	put(t, kv, "s.a", "1")
+	got.wait(t, 1)
+
+	producer, h := tracedHeaders(t, rec)
+	if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: "o.x", Headers: h}, strings.NewReader("X")); err != nil {
+		t.Fatal(err)
+	}
+	got.wait(t, 2)
+
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		return len(rec.SpansByName("process s.*")) == 1 && len(rec.SpansByName("process o.*")) == 1
+	}, "two process spans")
+	kvSpan := rec.SpanByName(t, "process s.*")
+	if kvSpan.SpanKind() != trace.SpanKindConsumer || !testutil.IsRoot(kvSpan) {
+		t.Errorf("KV process span: kind %v, parent %v; want a consumer root", kvSpan.SpanKind(), kvSpan.Parent())
+	}
+	wantAttrs := map[attribute.Key]string{
+		"messaging.system":           "nats",
+		"messaging.destination.name": "s.a",
+		"messaging.operation.name":   "process",
+		"messaging.operation.type":   "process",
+	}
+	attrs := map[attribute.Key]string{}
+	for _, kv := range kvSpan.Attributes() {
+		attrs[kv.Key] = kv.Value.Emit()
+	}
+	for k, v := range wantAttrs {
+		if attrs[k] != v {
+			t.Errorf("KV process span: %s = %q, want %q (all: %v)", k, attrs[k], v, attrs)
+		}
+	}
+	objSpan := rec.SpanByName(t, "process o.*")
+	if !testutil.IsChildOf(objSpan, producer) {
+		t.Errorf("object process span's parent %v, want the producer %v", objSpan.Parent().SpanID(), producer.SpanContext().SpanID())
+	}
+	if v, _ := tenant.Load("o.x"); v != "acme" {
+		t.Errorf("baggage tenant in the object handler %q, want acme", v)
+	}
+}
+
+// tracedHeaders ends a producer span and returns it with NATS headers
+// carrying its context and the baggage tenant=acme, as a service that puts
+// an object with propagated headers writes them.
+func tracedHeaders(t *testing.T, rec *testutil.Recorder) (sdktrace.ReadOnlySpan, natsgo.Header) {
+	t.Helper()
+	m, err := otelbaggage.NewMember("tenant", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg, err := otelbaggage.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, span := rec.TracerProvider.Tracer("test").Start(otelbaggage.ContextWithBaggage(context.Background(), bg), "producer")
+	h := natsgo.Header{}
+	propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}).
+		Inject(ctx, propagation.HeaderCarrier(h))
+	span.End()
+	return rec.SpanByName(t, "producer"), h
 }
