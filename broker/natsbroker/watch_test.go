@@ -567,7 +567,7 @@ func TestWatchSpans(t *testing.T) {
 	}
 	attrs := map[attribute.Key]string{}
 	for _, kv := range kvSpan.Attributes() {
-		attrs[kv.Key] = kv.Value.Emit()
+		attrs[kv.Key] = kv.Value.String()
 	}
 	for k, v := range wantAttrs {
 		if attrs[k] != v {
