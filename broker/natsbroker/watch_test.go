@@ -206,8 +206,17 @@ type setting struct {
 	Level int `json:"level"`
 }
 
-// TestWatchKVTyped: values decode as T, a deletion gives T's zero value,
-// and a value that does not decode is dead-lettered while the watch goes
+// Validate refuses the zero setting, which a deletion still delivers: a
+// deletion's zero value is not validated.
+func (s setting) Validate() error {
+	if s.Level <= 0 {
+		return errors.New("level must be positive")
+	}
+	return nil
+}
+
+// TestWatchKVTyped: values decode as T, a deletion gives T's zero value
+// (not validated), and a value that does not decode is dead-lettered while the watch goes
 // on with the next update.
 func TestWatchKVTyped(t *testing.T) {
 	srv := natstest.New(t)
@@ -602,4 +611,72 @@ func tracedHeaders(t *testing.T, rec *testutil.Recorder) (sdktrace.ReadOnlySpan,
 		Inject(ctx, propagation.HeaderCarrier(h))
 	span.End()
 	return rec.SpanByName(t, "producer"), h
+}
+
+// TestWatchHostile: values that do not decode are dropped with an error
+// log (no dead-letter destination) and the watch goes on; an object whose
+// headers hold garbage trace context, baggage and keys NATS cannot carry
+// is still delivered, in a trace of its own.
+func TestWatchHostile(t *testing.T) {
+	srv := natstest.New(t)
+	js := jetStreamClient(t, srv)
+	kv := createKV(t, js, "hostile")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	obs, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: "hostileobj"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, rec, logs := observed(t, connect(t, srv))
+	var (
+		mu   sync.Mutex
+		good []int
+	)
+	objs := newUpdates()
+	startWatch(t, b, func(b *broker.Broker) error {
+		if err := b.Subscribe(">", objs.handler, natsbroker.WatchObjects("hostileobj")); err != nil {
+			return err
+		}
+		return broker.Handle(b, ">", func(_ context.Context, v setting) error {
+			mu.Lock()
+			good = append(good, v.Level)
+			mu.Unlock()
+			return nil
+		}, natsbroker.WatchKV("hostile"))
+	})
+	for _, v := range []string{`{"level":1}`, `{"level":`, "\x00\xff", `{"level":-1}`, `[]`, `{"level":2}`} {
+		put(t, kv, "k", v)
+	}
+	h := natsgo.Header{
+		"traceparent":  {"00-zzzz-zzzz-01"},
+		"baggage":      {"%%%;;=="},
+		"bad key: x":   {"v"},
+		"Content-Type": {"application/x-unknown\r\n"},
+	}
+	if _, err := obs.Put(ctx, jetstream.ObjectMeta{Name: "weird name \u00e9", Headers: h}, strings.NewReader("body")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(good) == 2
+	}, "the two good values")
+	mu.Lock()
+	if fmt.Sprint(good) != "[1 2]" {
+		t.Errorf("handled %v, want [1 2]", good)
+	}
+	mu.Unlock()
+	o := objs.wait(t, 1)
+	if o[0].key != "weird name \u00e9" || o[0].body != "body" {
+		t.Errorf("object update %+v", o[0])
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(rec.SpansByName("process >")) == 7 }, "seven process spans")
+	for _, s := range rec.SpansByName("process >") {
+		if !testutil.IsRoot(s) {
+			t.Errorf("span %s has a parent from garbage headers", s.Name())
+		}
+	}
+	if n, _ := logged(t, logs, "tracebus: handler failed, dropping message", "attempt"); n != 4 {
+		t.Errorf("%d drops logged, want 4 (the values that do not decode or validate):\n%s", n, logs.String())
+	}
 }
