@@ -680,3 +680,33 @@ func TestWatchHostile(t *testing.T) {
 		t.Errorf("%d drops logged, want 4 (the values that do not decode or validate):\n%s", n, logs.String())
 	}
 }
+
+// TestWatchKVConcurrency: with several handlers at once every update is
+// still delivered once, and Close ends the workers (goleak checks it).
+func TestWatchKVConcurrency(t *testing.T) {
+	srv := natstest.New(t)
+	kv := createKV(t, jetStreamClient(t, srv), "concurrent")
+	got := newUpdates()
+	b := watchBroker(t, srv, func(b *broker.Broker) error {
+		return b.Subscribe("c.*", got.handler, natsbroker.WatchKV("concurrent"), broker.Concurrency(4))
+	})
+	want := map[string]bool{}
+	for i := range 40 {
+		k := fmt.Sprintf("c.%d", i)
+		put(t, kv, k, "v")
+		want[k] = true
+	}
+	us := got.wait(t, 40)
+	for _, u := range us {
+		if !want[u.key] {
+			t.Errorf("unexpected or repeated update %s", u)
+		}
+		delete(want, u.key)
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(got.snapshot()); n != 40 {
+		t.Errorf("%d updates after Close, want 40", n)
+	}
+}
