@@ -23,7 +23,7 @@ import (
 // nats.go re-creates the watcher's consumer on its own when it notices a
 // gap or the server forgot it (a reconnect, a server restart). When it
 // gives up and ends the watcher instead, the loop opens a new one from the
-// position after the last update it received (see kvWatch, objWatch).
+// position after the last update it received (see startKV, startObjects).
 type watchSub struct {
 	t      *Transport
 	spec   driver.SubscriptionSpec

@@ -83,7 +83,7 @@ func (s *watchSub) readObject(obs jetstream.ObjectStore, info *jetstream.ObjectI
 			return body, true
 		}
 		s.t.cfg.logger.Warn("natsbroker: read a watched object; trying again",
-			"bucket", s.bucket, "object_length", len(info.Name), "error", err)
+			"bucket", s.bucket, "object", info.Name, "error", err)
 		if !wait.Sleep(delay, s.stop) {
 			s.lost()
 			return nil, false
