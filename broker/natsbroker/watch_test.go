@@ -2,6 +2,7 @@ package natsbroker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/asyncapi"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
@@ -511,7 +513,8 @@ func TestWatchValidation(t *testing.T) {
 }
 
 // TestWatchEndpoint: the watch is documented like any subscription, with
-// its key pattern and payload type.
+// its key pattern and payload type, and the AsyncAPI document shows it as
+// a channel of the NATS server whose address is the pattern.
 func TestWatchEndpoint(t *testing.T) {
 	b := broker.New(connect(t, natstest.New(t)))
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
@@ -523,6 +526,17 @@ func TestWatchEndpoint(t *testing.T) {
 	eps := b.Endpoints()
 	if len(eps) != 1 || eps[0].Destination != "config.*" || eps[0].Payload == nil || eps[0].Payload.Name() != "setting" {
 		t.Fatalf("endpoints %+v", eps)
+	}
+	doc, err := asyncapi.New().Build(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"address":"config.{token2}"`) || !strings.Contains(string(js), `"protocol":"nats"`) {
+		t.Errorf("AsyncAPI document without the watch's channel:\n%s", js)
 	}
 }
 
