@@ -334,7 +334,7 @@ func makeDecoder[T any](b *Broker, cd codec.Codec) *decoder[T] {
 
 func (d *decoder[T]) decode(m *Message) (T, error) {
 	v, err := d.unmarshal(m)
-	if err != nil {
+	if err != nil || m.Delivery.Deleted {
 		return v, err
 	}
 	if err := validate(&v); err != nil {
@@ -344,9 +344,13 @@ func (d *decoder[T]) decode(m *Message) (T, error) {
 }
 
 // unmarshal decodes m's body with the codec its content-type header names,
-// or d.codec.
+// or d.codec. A deletion (Delivery.Deleted) has no body to decode: it gives
+// T's zero value, which decode does not validate.
 func (d *decoder[T]) unmarshal(m *Message) (T, error) {
 	var v T
+	if m.Delivery.Deleted {
+		return v, nil
+	}
 	var target any = &v
 	if d.elem != nil {
 		v = reflect.New(d.elem).Interface().(T)

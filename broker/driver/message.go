@@ -74,6 +74,13 @@ type Delivery struct {
 	Timestamp time.Time
 	// Stream and Consumer name the JetStream stream and consumer.
 	Stream, Consumer string
+	// Bucket names the NATS key-value or object store bucket of a watch
+	// subscription's update (natsbroker.WatchKV, natsbroker.WatchObjects).
+	Bucket string
+	// Deleted marks an update that removed its key or object (a delete or
+	// a purge): the message has no Body, and typed handlers get the zero
+	// value of their type instead of a decode error.
+	Deleted bool
 	// Stored is set on a published message by a transport that reports
 	// where the broker stored it: then Partition and Offset (Kafka) hold
 	// the partition the message went to, whether asked for or chosen by

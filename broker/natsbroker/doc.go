@@ -119,6 +119,45 @@
 // or delivers them (core NATS), waits for the handlers in flight and
 // flushes their acknowledgements.
 //
+// # Key-value and object store watches
+//
+// WatchKV and WatchObjects turn a subscription into a watch of a bucket,
+// through nats.go's KeyValue.Watch and ObjectStore.Watch: the current
+// contents first (the last value of each matching key, every matching
+// object), then every change, one message per update, in the order of the
+// bucket's stream. The bucket must exist; the transport never creates one,
+// and Start fails with an error naming a missing bucket.
+//
+// An update is delivered once, to every watch of it (there are no groups),
+// and nothing acknowledges it on the server. A handler error is retried in
+// place per the subscription's policy (MaxAttempts, RetryBackoff), holding
+// back the updates behind it when the concurrency is 1, then dead-lettered
+// or dropped with an error log, as on core NATS. Batch handlers are
+// refused with broker.ErrInvalid: updates of one key must be handled in
+// order, one at a time.
+//
+// nats.go's watcher re-creates its consumer when it misses updates or the
+// server lost it (a reconnect, a server restart), from the revision after
+// the last it received. When it gives up instead, the subscription opens a
+// new watcher: a KV watch resumes at the revision after the last update
+// it received and skips revisions it delivered already, so every update
+// the bucket still holds is delivered; an object watch gets every object
+// again and skips the versions (NUID, modification time, deletion) it
+// delivered. What a bucket no longer holds cannot be delivered: with a
+// KV History of 1, a value replaced before the watch read it is gone.
+//
+// Telemetry sees each update as a delivery: a process span named after
+// the pattern ("process config.*"), messaging.destination.name the key or
+// object name. A KV entry is a stream message whose headers the KV API
+// neither writes nor returns, so nothing travels with a put: the process
+// span of a KV update starts a trace, and the handler's baggage is empty.
+// An object's metadata holds the headers it was put with: an object put
+// with trace-context and baggage headers (a propagator injecting into
+// ObjectMeta.Headers) gives its process span the producer's span as parent
+// (or link, with the telemetry middleware's linked process spans) and the
+// handler its baggage. An AsyncAPI document lists a watch as a subscriber
+// on its key or name pattern.
+//
 // # Request/reply
 //
 // broker.Request uses one subscription per broker to a fresh inbox,

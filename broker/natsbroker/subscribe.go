@@ -29,6 +29,13 @@ func (t *Transport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec,
 		spec.BatchSize = max(1, spec.BatchSize)
 		spec.BatchWait = max(time.Millisecond, spec.BatchWait)
 	}
+	if sc.watch() {
+		s, err := t.subscribeWatch(ctx, spec, deliver, &sc)
+		if err != nil {
+			return nil, err
+		}
+		return t.track(ctx, s, spec.Destination)
+	}
 	if sc.isCore(t, spec.Destination) {
 		s, err := t.subscribeCore(ctx, spec, deliver, &sc)
 		if err != nil {
@@ -66,11 +73,11 @@ func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {
 // the JetStream consumer a subscription really uses as
 // messaging.destination.subscription.name: the consumer given to
 // BindConsumer, the durable named by broker.Name (or set with
-// ConfigureConsumer), or the durable a group shares. Core NATS and ephemeral
-// JetStream subscriptions have no name.
+// ConfigureConsumer), or the durable a group shares. Core NATS, ephemeral
+// JetStream and watch (WatchKV, WatchObjects) subscriptions have no name.
 func (t *Transport) SubscriptionName(spec driver.SubscriptionSpec) string {
 	sc, err := t.subscription(&spec)
-	if err != nil || sc.isCore(t, spec.Destination) {
+	if err != nil || sc.watch() || sc.isCore(t, spec.Destination) {
 		return ""
 	}
 	if sc.bind != "" {

@@ -125,6 +125,55 @@ func OrderedRetries() broker.SubscribeOption {
 	return newSubOption("OrderedRetries()", func(c *subConfig) { c.ordered = true })
 }
 
+// WatchKV makes the subscription watch the NATS key-value bucket named
+// bucket instead of subscribing to a subject: the destination is a key or a
+// key pattern with NATS wildcards ("config.*", ">"), and every update of a
+// matching key is a message. It first delivers the current value of every
+// matching key, then each put, delete and purge as it happens, in revision
+// order:
+//
+//	broker.Handle[Config](b, "config.*", h, natsbroker.WatchKV("settings"))
+//
+// Message.Destination is the key, Body the value, Delivery.Sequence the
+// revision, Delivery.Timestamp when it was written, Delivery.Bucket the
+// bucket and Delivery.Stream its stream ("KV_settings"). A delete or a
+// purge has Delivery.Deleted set, no Body, and the KV-Operation header
+// NATS writes ("DEL" or "PURGE"); a typed handler gets the zero value of
+// its type for it. See the package documentation for retries, reconnects
+// and what telemetry can and cannot carry through a bucket.
+//
+// The bucket must exist: the transport creates none, and Start fails with
+// an error naming it (matching jetstream.ErrBucketNotFound) when it is
+// missing. A bucket name NATS refuses, a batch subscription, a group, or
+// another natsbroker subscription option with it fail at Subscribe with
+// broker.ErrInvalid.
+func WatchKV(bucket string) broker.SubscribeOption {
+	return newSubOption("WatchKV("+bucket+")", func(c *subConfig) {
+		c.watchKV = append(c.watchKV, bucket)
+	})
+}
+
+// WatchObjects makes the subscription watch the NATS object store bucket
+// named bucket: every object put into it or deleted from it is a message.
+// The destination selects objects by name: ">" takes every object; a name
+// without wildcards takes that object; a pattern whose dot-separated tokens
+// are "*" (any one token) or a final ">" (one or more tokens) takes the
+// names it matches like a subject ("reports.*" takes "reports.pdf"). Like
+// WatchKV it first delivers every matching object there is, then each
+// change as it happens.
+//
+// Message.Destination is the object's name, Body its content (read whole
+// when the update is delivered, so the latest content of the object),
+// Headers the headers it was put with, ID its NUID, Delivery.Timestamp its
+// modification time and Delivery.Bucket the bucket. A deleted object has
+// Delivery.Deleted set and no Body. The bucket must exist; the errors and
+// refusals are those of WatchKV.
+func WatchObjects(bucket string) broker.SubscribeOption {
+	return newSubOption("WatchObjects("+bucket+")", func(c *subConfig) {
+		c.watchObj = append(c.watchObj, bucket)
+	})
+}
+
 type subConfig struct {
 	core        bool // Core: never JetStream
 	jetStream   bool // JetStream, Stream, BindConsumer: always JetStream
@@ -139,7 +188,13 @@ type subConfig struct {
 	pendingBytes   int
 	pendingSet     bool
 	ordered        bool
+
+	watchKV  []string // WatchKV buckets, as given
+	watchObj []string // WatchObjects buckets, as given
 }
+
+// watch reports whether the subscription watches a bucket.
+func (c *subConfig) watch() bool { return len(c.watchKV)+len(c.watchObj) > 0 }
 
 func newSubOption(name string, f func(*subConfig)) broker.SubscribeOption {
 	return broker.TransportOption(subopt.Option[subConfig]{Package: "natsbroker", System: system, Name: name, Apply: f})
@@ -160,6 +215,9 @@ func (t *Transport) subscription(spec *driver.SubscriptionSpec) (subConfig, erro
 	if c.pendingSet && (c.pendingMsgs == 0 || c.pendingBytes == 0) {
 		return c, fmt.Errorf("natsbroker: subscribe %s: PendingLimits(%d, %d): zero is not a limit: %w",
 			spec.Destination, c.pendingMsgs, c.pendingBytes, broker.ErrInvalid)
+	}
+	if c.watch() {
+		return c, checkWatch(spec, &c)
 	}
 	if c.core && c.jetStream {
 		return c, fmt.Errorf("natsbroker: subscribe %s: Core together with JetStream, Stream or BindConsumer: %w",
