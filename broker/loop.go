@@ -14,7 +14,7 @@ import (
 // there it is equality.
 func checkDeadLetterLoop(cfg *subConfig) error {
 	pattern := cfg.spec.Destination
-	if cfg.deadLetter == "" || !subject.Match(pattern, cfg.deadLetter) {
+	if cfg.deadLetter == "" || readsElsewhere(cfg) || !subject.Match(pattern, cfg.deadLetter) {
 		return nil
 	}
 	return fmt.Errorf("tracebus: subscribe %s: dead-letter destination %s matches the subscription's own pattern, "+
@@ -28,6 +28,9 @@ func checkDeadLetterLoop(cfg *subConfig) error {
 // whose result would be published again, for ever.
 func (b *Broker) checkPublishToLoop(cfg *subConfig, pubs []ResultPublisher) error {
 	pattern := cfg.spec.Destination
+	if readsElsewhere(cfg) {
+		return nil
+	}
 	for _, p := range pubs {
 		dest := p.destination()
 		if !subject.Match(pattern, dest) || !b.sharesDestinations(p.owner()) {
@@ -38,6 +41,18 @@ func (b *Broker) checkPublishToLoop(cfg *subConfig, pubs []ResultPublisher) erro
 			pattern, dest, pattern, ErrInvalid)
 	}
 	return nil
+}
+
+// readsElsewhere reports whether a transport option of cfg says that the
+// subscription does not read the transport's destinations (see
+// driver.TransportOption).
+func readsElsewhere(cfg *subConfig) bool {
+	for _, o := range cfg.spec.TransportOptions {
+		if e, ok := o.(interface{ ReadsElsewhere() bool }); ok && e.ReadsElsewhere() {
+			return true
+		}
+	}
+	return false
 }
 
 // sharesDestinations reports whether a message published through o can

@@ -227,6 +227,13 @@ type TransportOption interface {
 	TransportName() string
 }
 
+// An option may also have the method ReadsElsewhere() bool. When it returns
+// true, the subscription's destination does not name the transport's
+// destinations but something else (a NATS key-value watch: the keys of a
+// bucket), so the broker does not refuse DeadLetter and PublishTo
+// destinations that its pattern happens to match: what is published there
+// cannot come back to the subscription.
+
 // ProgressReporter is implemented by Acknowledgers whose system can be told
 // that a delivery is still being worked on (JetStream "+WPI").
 type ProgressReporter interface {

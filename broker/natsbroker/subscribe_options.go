@@ -148,7 +148,7 @@ func OrderedRetries() broker.SubscribeOption {
 // another natsbroker subscription option with it fail at Subscribe with
 // broker.ErrInvalid.
 func WatchKV(bucket string) broker.SubscribeOption {
-	return newSubOption("WatchKV("+bucket+")", func(c *subConfig) {
+	return newWatchOption("WatchKV("+bucket+")", func(c *subConfig) {
 		c.watchKV = append(c.watchKV, bucket)
 	})
 }
@@ -169,7 +169,7 @@ func WatchKV(bucket string) broker.SubscribeOption {
 // Delivery.Deleted set and no Body. The bucket must exist; the errors and
 // refusals are those of WatchKV.
 func WatchObjects(bucket string) broker.SubscribeOption {
-	return newSubOption("WatchObjects("+bucket+")", func(c *subConfig) {
+	return newWatchOption("WatchObjects("+bucket+")", func(c *subConfig) {
 		c.watchObj = append(c.watchObj, bucket)
 	})
 }
@@ -198,6 +198,13 @@ func (c *subConfig) watch() bool { return len(c.watchKV)+len(c.watchObj) > 0 }
 
 func newSubOption(name string, f func(*subConfig)) broker.SubscribeOption {
 	return broker.TransportOption(subopt.Option[subConfig]{Package: "natsbroker", System: system, Name: name, Apply: f})
+}
+
+// newWatchOption is a watch's option: its destination names keys or
+// objects of a bucket, not subjects, so a dead-letter or PublishTo subject
+// the pattern matches is no loop.
+func newWatchOption(name string, f func(*subConfig)) broker.SubscribeOption {
+	return broker.TransportOption(subopt.Option[subConfig]{Package: "natsbroker", System: system, Name: name, Apply: f, Elsewhere: true})
 }
 
 // subscription reads spec's transport options and checks that they fit

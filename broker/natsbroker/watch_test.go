@@ -486,6 +486,13 @@ func TestWatchValidation(t *testing.T) {
 			t.Errorf("%s: Subscribe error %v, want ErrInvalid", name, err)
 		}
 	}
+	// A watch's pattern names keys, not subjects: a dead-letter subject
+	// it would match is no loop, and a watch of every key may dead-letter.
+	for _, opt := range []broker.SubscribeOption{natsbroker.WatchKV("every"), natsbroker.WatchObjects("every")} {
+		if err := b.Subscribe(">", h, opt, broker.DeadLetter("dlq.settings")); err != nil {
+			t.Errorf("a watch of > with a dead-letter subject: %v", err)
+		}
+	}
 	for _, pattern := range []string{"a..b", ".a", "a.", "a.>.b", "a*", "a b"} {
 		if err := b.Subscribe(pattern, h, natsbroker.WatchKV("ok")); !errors.Is(err, broker.ErrInvalid) {
 			t.Errorf("key pattern %q: Subscribe error %v, want ErrInvalid", pattern, err)

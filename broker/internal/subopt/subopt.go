@@ -17,7 +17,14 @@ type Option[C any] struct {
 	System  string // "nats", as in driver.Info
 	Name    string // how the user wrote it: "Stream(ORDERS)"
 	Apply   func(*C)
+	// Elsewhere marks an option whose subscription does not read the
+	// transport's destinations (a NATS key-value watch reads the keys of
+	// a bucket): see driver.TransportOption.
+	Elsewhere bool
 }
+
+// ReadsElsewhere implements the optional method of driver.TransportOption.
+func (o Option[C]) ReadsElsewhere() bool { return o.Elsewhere }
 
 // TransportName implements driver.TransportOption.
 func (o Option[C]) TransportName() string { return o.System }
