@@ -208,9 +208,12 @@ func (b *Broker) add(cfg subConfig, h BatchHandler) error {
 	if cfg.err != nil {
 		return cfg.err
 	}
-	tmpl, err := parseTemplate(cfg.spec.Destination)
-	if err != nil {
-		return fmt.Errorf("tracebus: subscribe: %w", err)
+	var tmpl *destTemplate
+	if !transportPattern(cfg.spec) {
+		var err error
+		if tmpl, err = parseTemplate(cfg.spec.Destination); err != nil {
+			return fmt.Errorf("tracebus: subscribe: %w", err)
+		}
 	}
 	if tmpl != nil {
 		cfg.template, cfg.spec.Destination = tmpl, tmpl.pattern
@@ -265,11 +268,24 @@ func subscriberEndpoint(cfg subConfig) driver.Endpoint {
 	if cfg.template != nil {
 		e.Destination = cfg.template.raw
 	}
+	e.Pattern = transportPattern(cfg.spec)
 	e.Group = cfg.spec.Group
 	e.Name = cfg.spec.Name
 	e.Batch = cfg.spec.Batch
 	cfg.doc.fill(&e)
 	return e
+}
+
+// transportPattern reports whether a transport option of spec makes its
+// destination a pattern the transport matches itself (kafkabroker.Pattern,
+// a regular expression), whose braces are not template parameters.
+func transportPattern(spec driver.SubscriptionSpec) bool {
+	for _, o := range spec.TransportOptions {
+		if p, ok := o.(interface{ DestinationPattern() bool }); ok && p.DestinationPattern() {
+			return true
+		}
+	}
+	return false
 }
 
 // validate checks that every transport option is meant for this transport

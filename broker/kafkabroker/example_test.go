@@ -152,7 +152,11 @@ func ExampleNew() {
 			w.Compression = kafka.Zstd
 			w.BatchBytes = 4 << 20
 		}),
-		kafkabroker.WithCommitInterval(time.Second),
+		// Commit acknowledged offsets once a second rather than one
+		// by one: kafka-go's own setting.
+		kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) {
+			rc.CommitInterval = time.Second
+		}),
 	)
 	if err != nil {
 		log.Fatal(err)

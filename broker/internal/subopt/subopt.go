@@ -17,7 +17,16 @@ type Option[C any] struct {
 	System  string // "nats", as in driver.Info
 	Name    string // how the user wrote it: "Stream(ORDERS)"
 	Apply   func(*C)
+	// Pattern marks an option that makes the destination a pattern the
+	// transport matches itself (kafkabroker.Pattern, a regular
+	// expression): the broker passes it on as written, braces included,
+	// instead of reading it as a destination template.
+	Pattern bool
 }
+
+// DestinationPattern reports Pattern. The broker looks for this method on
+// the transport options of a subscription.
+func (o Option[C]) DestinationPattern() bool { return o.Pattern }
 
 // TransportName implements driver.TransportOption.
 func (o Option[C]) TransportName() string { return o.System }
