@@ -120,7 +120,9 @@ func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {
 	return err
 }
 
-// Subscribe starts consuming spec.Destination, a topic name.
+// Subscribe starts consuming spec.Destination, a topic name, or with
+// Pattern every topic the regular expression matches (see Pattern for how
+// topics that appear later are found).
 //
 // With spec.Group, the subscription is a member of that Kafka consumer
 // group: the group's partitions are shared among its members, offsets are
@@ -135,8 +137,9 @@ func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {
 // Without a group, the subscription reads every partition of the topic by
 // itself and commits nothing: each such subscription receives every
 // message, by default those published after Subscribe returned (see
-// StartOffset). The topic must exist, or Subscribe fails with
-// ErrUnknownTopic; partitions added later are not read.
+// StartOffset), of every partition or of those Partitions names. The topic
+// must exist, or Subscribe fails with ErrUnknownTopic; partitions added
+// later are not read.
 //
 // Messages of one partition are delivered one delivery at a time, in
 // offset order, and a Nak retries the same messages in place after the
