@@ -17,7 +17,10 @@ import (
 // kafka-go's Reader with a Partition): each partition gets its own kafka-go
 // partition reader, starting at StartOffset, an offset or kafka.FirstOffset
 // or kafka.LastOffset (the default: the end of each partition when
-// Subscribe is called). A partition given twice is read once.
+// Subscribe is called). A partition given twice is read once. kafka-go's
+// reader decides what an offset outside a partition means: one removed by
+// retention starts at the partition's first offset, one past its end waits
+// until the partition reaches it.
 //
 // There is no group, so nothing is committed: Ack only lets the partition
 // move on to the next message, and a subscription started again (a restart

@@ -104,9 +104,11 @@ func TestPatternPicksUpTopics(t *testing.T) {
 			publish(other, "not matched")
 			eventually(t, func() bool { return len(got.of(a)) == 1 && len(got.of(bt)) == 1 }, "a1 and b1 received")
 
+			created := time.Now()
 			c.CreateTopic(t, later, 3)
 			publish(later, "c1")
 			eventually(t, func() bool { return len(got.of(later)) == 1 }, "c1 from the topic created later received")
+			t.Logf("a topic created later was consumed %v after its creation (metadata max age 100ms)", time.Since(created).Round(time.Millisecond))
 			// Both old topics are still read after the new one joined.
 			publish(a, "a2")
 			publish(bt, "b2")

@@ -220,6 +220,22 @@ func TestCommitInterval(t *testing.T) {
 	}
 }
 
+// A negative ReaderConfig.CommitInterval would make kafka-go's ticker
+// panic in a goroutine: Subscribe refuses it.
+func TestCommitIntervalNegative(t *testing.T) {
+	tr, err := kafkabroker.New(kafkabroker.WithSeedBrokers("localhost:1"), // never dialled
+		kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.CommitInterval = -time.Second }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(tr)
+	defer b.Close(context.Background())
+	err = b.Subscribe("orders", func(context.Context, *broker.Message) error { return nil }, broker.Group("g"))
+	if !errors.Is(err, broker.ErrInvalid) || !strings.Contains(err.Error(), "commit interval") {
+		t.Fatalf("negative commit interval: %v, want ErrInvalid naming it", err)
+	}
+}
+
 // A group subscription to a topic that does not exist yet waits for it.
 func TestGroupWaitsForTopic(t *testing.T) {
 	c := kafkatest.New(t)
