@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,11 +37,10 @@ func TestPartitionsFromOffset(t *testing.T) {
 		}
 	}
 	got := make(chan *broker.Message, 20)
-	failed := false
+	var failed atomic.Bool
 	err := b.Subscribe(topic, func(_ context.Context, m *broker.Message) error {
 		got <- m.Clone()
-		if string(m.Body) == "p2-2" && !failed {
-			failed = true
+		if string(m.Body) == "p2-2" && failed.CompareAndSwap(false, true) {
 			return errors.New("once")
 		}
 		return nil
