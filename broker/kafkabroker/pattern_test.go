@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	kafka "github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -51,98 +54,107 @@ func (r *received) topics() []string {
 	return out
 }
 
+// forGroups runs test once without a group and once with group.
+func forGroups(t *testing.T, group string, test func(t *testing.T, group string)) {
+	t.Run("no group", func(t *testing.T) { test(t, "") })
+	t.Run("group", func(t *testing.T) { test(t, group) })
+}
+
+// subscribePattern starts a broker over c, with a metadata max age of 100ms
+// and brokerOpts, subscribed to pattern with Pattern (and group, unless it
+// is empty), and returns what it receives.
+func subscribePattern(t *testing.T, c *kafkatest.Cluster, pattern, group string, brokerOpts ...broker.Option) (*broker.Broker, *received) {
+	t.Helper()
+	tr := newTransport(t, c, kafkabroker.WithMetadataMaxAge(100*time.Millisecond))
+	b := broker.New(tr, brokerOpts...)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		_ = b.Close(ctx)
+	})
+	got := new(received)
+	opts := []broker.SubscribeOption{kafkabroker.Pattern()}
+	if group != "" {
+		opts = append(opts, broker.Group(group))
+	}
+	if err := b.Subscribe(pattern, func(_ context.Context, m *broker.Message) error {
+		got.add(m)
+		return nil
+	}, opts...); err != nil {
+		t.Fatal(err)
+	}
+	start(t, b)
+	return b, got
+}
+
 // A pattern subscription consumes the topics that match when it starts and
 // one created afterwards, within the metadata refresh; a topic whose name
 // only contains a match is not read. Spans are named after the pattern and
 // carry the concrete topic and the pattern as template. With a group, the
 // offsets of every topic are committed to the group.
 func TestPatternPicksUpTopics(t *testing.T) {
-	for _, group := range []string{"", "pattern-group"} {
-		name := "group"
-		if group == "" {
-			name = "no group"
+	forGroups(t, "pattern-group", func(t *testing.T, group string) {
+		c := kafkatest.New(t)
+		prefix := topicName(t)
+		a, bt, later, other := prefix+"-a", prefix+"-b", prefix+"-c", "x"+prefix+"-a"
+		for _, topic := range []string{a, bt, other} {
+			c.CreateTopic(t, topic, 2)
 		}
-		t.Run(name, func(t *testing.T) {
-			c := kafkatest.New(t)
-			prefix := topicName(t)
-			a, bt, later, other := prefix+"-a", prefix+"-b", prefix+"-c", "x"+prefix+"-a"
-			for _, topic := range []string{a, bt, other} {
-				c.CreateTopic(t, topic, 2)
+		pattern := regexp.QuoteMeta(prefix) + `-[a-z]{1}`
+		rec := testutil.NewRecorder(t)
+		b, got := subscribePattern(t, c, pattern, group, broker.WithMiddleware(middleware.NewTelemetry(
+			middleware.WithTracerProvider(rec.TracerProvider), middleware.WithMeterProvider(rec.MeterProvider))))
+		publish := func(topic, body string) {
+			t.Helper()
+			if err := b.Publish(context.Background(), &broker.Message{Destination: topic, Body: []byte(body)}); err != nil {
+				t.Fatalf("publish to %s: %v", topic, err)
 			}
-			pattern := regexp.QuoteMeta(prefix) + `-[a-z]{1}`
-			rec := testutil.NewRecorder(t)
-			tr := newTransport(t, c, kafkabroker.WithMetadataMaxAge(100*time.Millisecond))
-			b := broker.New(tr, broker.WithMiddleware(middleware.NewTelemetry(
-				middleware.WithTracerProvider(rec.TracerProvider), middleware.WithMeterProvider(rec.MeterProvider))))
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), wait)
-				defer cancel()
-				_ = b.Close(ctx)
-			})
-			var got received
-			opts := []broker.SubscribeOption{kafkabroker.Pattern()}
-			if group != "" {
-				opts = append(opts, broker.Group(group))
-			}
-			if err := b.Subscribe(pattern, func(_ context.Context, m *broker.Message) error {
-				got.add(m)
-				return nil
-			}, opts...); err != nil {
-				t.Fatal(err)
-			}
-			start(t, b)
-			publish := func(topic, body string) {
-				t.Helper()
-				if err := b.Publish(context.Background(), &broker.Message{Destination: topic, Body: []byte(body)}); err != nil {
-					t.Fatalf("publish to %s: %v", topic, err)
-				}
-			}
-			// A group may still be joining: it starts at the first offset,
-			// so what is published meanwhile is consumed.
-			publish(a, "a1")
-			publish(bt, "b1")
-			publish(other, "not matched")
-			eventually(t, func() bool { return len(got.of(a)) == 1 && len(got.of(bt)) == 1 }, "a1 and b1 received")
+		}
+		// A group may still be joining: it starts at the first offset,
+		// so what is published meanwhile is consumed.
+		publish(a, "a1")
+		publish(bt, "b1")
+		publish(other, "not matched")
+		eventually(t, func() bool { return len(got.of(a)) == 1 && len(got.of(bt)) == 1 }, "a1 and b1 received")
 
-			created := time.Now()
-			c.CreateTopic(t, later, 3)
-			publish(later, "c1")
-			eventually(t, func() bool { return len(got.of(later)) == 1 }, "c1 from the topic created later received")
-			t.Logf("a topic created later was consumed %v after its creation (metadata max age 100ms)", time.Since(created).Round(time.Millisecond))
-			// Both old topics are still read after the new one joined.
-			publish(a, "a2")
-			publish(bt, "b2")
-			eventually(t, func() bool { return len(got.of(a)) >= 2 && len(got.of(bt)) >= 2 }, "a2 and b2 received")
-			if v := got.of(other); len(v) != 0 {
-				t.Fatalf("read %q from %s, which the anchored pattern does not match", v, other)
+		created := time.Now()
+		c.CreateTopic(t, later, 3)
+		publish(later, "c1")
+		eventually(t, func() bool { return len(got.of(later)) == 1 }, "c1 from the topic created later received")
+		t.Logf("a topic created later was consumed %v after its creation (metadata max age 100ms)", time.Since(created).Round(time.Millisecond))
+		// Both old topics are still read after the new one joined.
+		publish(a, "a2")
+		publish(bt, "b2")
+		eventually(t, func() bool { return len(got.of(a)) >= 2 && len(got.of(bt)) >= 2 }, "a2 and b2 received")
+		if v := got.of(other); len(v) != 0 {
+			t.Fatalf("read %q from %s, which the anchored pattern does not match", v, other)
+		}
+		for _, topic := range got.topics() {
+			if !strings.HasPrefix(topic, prefix) {
+				t.Fatalf("delivered from %s", topic)
 			}
-			for _, topic := range got.topics() {
-				if !strings.HasPrefix(topic, prefix) {
-					t.Fatalf("delivered from %s", topic)
-				}
-			}
+		}
 
-			spans := rec.SpansByName("process " + pattern)
-			var forLater sdktrace.ReadOnlySpan
-			for _, s := range spans {
-				if attr(s, "messaging.destination.name") == later {
-					forLater = s
-				}
+		spans := rec.SpansByName("process " + pattern)
+		var forLater sdktrace.ReadOnlySpan
+		for _, s := range spans {
+			if attr(s, "messaging.destination.name") == later {
+				forLater = s
 			}
-			if forLater == nil {
-				t.Fatalf("no span %q of topic %s; spans:\n%s", "process "+pattern, later, testutil.Tree(rec.Spans()))
-			}
-			if tmpl := attr(forLater, "messaging.destination.template"); tmpl != pattern {
-				t.Fatalf("template %q, want %q", tmpl, pattern)
-			}
-			if group == "" {
-				return
-			}
-			eventually(t, func() bool {
-				return committed(t, c, group, later, 3)[0]+committed(t, c, group, later, 3)[1]+committed(t, c, group, later, 3)[2] == 1
-			}, "the new topic's offset committed to the group")
-		})
-	}
+		}
+		if forLater == nil {
+			t.Fatalf("no span %q of topic %s; spans:\n%s", "process "+pattern, later, testutil.Tree(rec.Spans()))
+		}
+		if tmpl := attr(forLater, "messaging.destination.template"); tmpl != pattern {
+			t.Fatalf("template %q, want %q", tmpl, pattern)
+		}
+		if group == "" {
+			return
+		}
+		eventually(t, func() bool {
+			return committed(t, c, group, later, 3)[0]+committed(t, c, group, later, 3)[1]+committed(t, c, group, later, 3)[2] == 1
+		}, "the new topic's offset committed to the group")
+	})
 }
 
 func attr(s sdktrace.ReadOnlySpan, key string) string {
@@ -188,4 +200,41 @@ func TestPatternHostile(t *testing.T) {
 	if err := b.Subscribe("orders-.*", noop, kafkabroker.Pattern(), kafkabroker.Partitions(0)); !errors.Is(err, broker.ErrInvalid) {
 		t.Errorf("Pattern with Partitions: %v, want ErrInvalid", err)
 	}
+}
+
+// A topic the pattern matched is deleted: without a group its readers stop;
+// with one the member joins the group again without it. Either way the
+// other topic is still consumed.
+func TestPatternTopicDeleted(t *testing.T) {
+	forGroups(t, "pattern-deleted", func(t *testing.T, group string) {
+		c := kafkatest.New(t)
+		prefix := topicName(t)
+		keep, gone := prefix+"-keep", prefix+"-gone"
+		c.CreateTopic(t, keep, 1)
+		c.CreateTopic(t, gone, 1)
+		var logs testutil.LogBuffer
+		b, got := subscribePattern(t, c, regexp.QuoteMeta(prefix)+"-.*", group, broker.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+		for _, topic := range []string{keep, gone} {
+			if err := b.Publish(context.Background(), &broker.Message{Destination: topic, Body: []byte("before")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		eventually(t, func() bool { return len(got.of(keep)) == 1 && len(got.of(gone)) == 1 }, "both topics consumed")
+
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		res, err := c.Client().DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{gone}})
+		if err != nil || res.Errors[gone] != nil {
+			t.Fatalf("delete %s: %v %v", gone, err, res.Errors)
+		}
+		want := "kafkabroker: topic deleted, no longer read"
+		if group != "" {
+			want = "kafkabroker: the topics the pattern matches changed, joining the group again"
+		}
+		eventually(t, func() bool { return strings.Contains(logs.String(), want) }, "log %q", want)
+		if err := b.Publish(context.Background(), &broker.Message{Destination: keep, Body: []byte("after")}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, func() bool { return slices.Contains(got.of(keep), "after") }, "the remaining topic still consumed")
+	})
 }

@@ -372,13 +372,23 @@ func (s *subscription) member(ctx context.Context, gc kafka.ConsumerGroupConfig)
 		}
 	}()
 	changed := make(chan struct{})
+	// nextCtx also ends when the topics change, so that a member waiting
+	// for a generation (a join that fails while a topic is being deleted)
+	// notices the change.
+	nextCtx, cancelNext := context.WithCancel(ctx)
+	defer cancelNext()
 	if s.pattern != nil {
-		watchCtx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go s.watchTopics(watchCtx, gc.Topics, changed)
+		go s.watchTopics(nextCtx, gc.Topics, changed)
+		go func() {
+			select {
+			case <-changed:
+				cancelNext()
+			case <-nextCtx.Done():
+			}
+		}()
 	}
 	for {
-		gen, err := cg.Next(ctx)
+		gen, err := cg.Next(nextCtx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				return false
