@@ -173,7 +173,10 @@ func (b *Broker) publishOperation(dest string, batch bool) driver.Operation {
 // destination may be a template with subject parameters,
 // "orders.{region}.created": the transport listens to orders.*.created and
 // h reads each parameter with Param. A transport without subject wildcards
-// (Kafka) refuses it with an error matching ErrInvalid.
+// (Kafka) refuses it with an error matching ErrInvalid. A transport option
+// that makes the destination a pattern of the transport's own
+// (kafkabroker.Pattern, a regular expression) keeps it as written, braces
+// included.
 //
 // Subscriptions registered before Start begin with Start; after Start they
 // begin at once.
