@@ -176,7 +176,10 @@ func (b *Broker) publishOperation(dest string, batch bool) driver.Operation {
 // destination may be a template with subject parameters,
 // "orders.{region}.created": the transport listens to orders.*.created and
 // h reads each parameter with Param. A transport without subject wildcards
-// (Kafka) refuses it with an error matching ErrInvalid.
+// (Kafka) refuses it with an error matching ErrInvalid. A transport option
+// that makes the destination a pattern of the transport's own
+// (kafkabroker.Pattern, a regular expression) keeps it as written, braces
+// included.
 //
 // Subscriptions registered before Start begin with Start; after Start they
 // begin at once.
@@ -212,9 +215,12 @@ func (b *Broker) add(cfg subConfig, h batchHandler) error {
 	if cfg.err != nil {
 		return cfg.err
 	}
-	tmpl, err := parseTemplate(cfg.spec.Destination)
-	if err != nil {
-		return fmt.Errorf("tracebus: subscribe: %w", err)
+	var tmpl *destTemplate
+	if !transportPattern(cfg.spec) {
+		var err error
+		if tmpl, err = parseTemplate(cfg.spec.Destination); err != nil {
+			return fmt.Errorf("tracebus: subscribe: %w", err)
+		}
 	}
 	if tmpl != nil {
 		cfg.template, cfg.spec.Destination = tmpl, tmpl.pattern
@@ -269,11 +275,24 @@ func subscriberEndpoint(cfg subConfig) driver.Endpoint {
 	if cfg.template != nil {
 		e.Destination = cfg.template.raw
 	}
+	e.Pattern = transportPattern(cfg.spec)
 	e.Group = cfg.spec.Group
 	e.Name = cfg.spec.Name
 	e.Batch = cfg.spec.Batch
 	cfg.doc.fill(&e)
 	return e
+}
+
+// transportPattern reports whether a transport option of spec makes its
+// destination a pattern the transport matches itself (kafkabroker.Pattern,
+// a regular expression), whose braces are not template parameters.
+func transportPattern(spec driver.SubscriptionSpec) bool {
+	for _, o := range spec.TransportOptions {
+		if p, ok := o.(interface{ DestinationPattern() bool }); ok && p.DestinationPattern() {
+			return true
+		}
+	}
+	return false
 }
 
 // validate checks that every transport option is meant for this transport

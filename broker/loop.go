@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"regexp"
 
 	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/subject"
@@ -14,7 +15,7 @@ import (
 // there it is equality.
 func checkDeadLetterLoop(cfg *subConfig) error {
 	pattern := cfg.spec.Destination
-	if cfg.deadLetter == "" || readsElsewhere(cfg) || !subject.Match(pattern, cfg.deadLetter) {
+	if cfg.deadLetter == "" || readsElsewhere(cfg) || !patternMatches(cfg, cfg.deadLetter) {
 		return nil
 	}
 	return fmt.Errorf("tracebus: subscribe %s: dead-letter destination %s matches the subscription's own pattern, "+
@@ -33,7 +34,7 @@ func (b *Broker) checkPublishToLoop(cfg *subConfig, pubs []ResultPublisher) erro
 	}
 	for _, p := range pubs {
 		dest := p.destination()
-		if !subject.Match(pattern, dest) || !b.sharesDestinations(p.owner()) {
+		if !patternMatches(cfg, dest) || !b.sharesDestinations(p.owner()) {
 			continue
 		}
 		return fmt.Errorf("tracebus: subscribe %s: PublishTo destination %s matches the subscription's own pattern, "+
@@ -41,6 +42,18 @@ func (b *Broker) checkPublishToLoop(cfg *subConfig, pubs []ResultPublisher) erro
 			pattern, dest, pattern, ErrInvalid)
 	}
 	return nil
+}
+
+// patternMatches reports whether the subscription of cfg listens to dest:
+// by NATS subject wildcards (a Kafka topic has none, so there it is
+// equality), or, for a pattern the transport matches itself
+// (kafkabroker.Pattern), by that regular expression over the whole name.
+func patternMatches(cfg *subConfig, dest string) bool {
+	if transportPattern(cfg.spec) {
+		re, err := regexp.Compile(`^(?:` + cfg.spec.Destination + `)$`)
+		return err == nil && re.MatchString(dest)
+	}
+	return subject.Match(cfg.spec.Destination, dest)
 }
 
 // readsElsewhere reports whether a transport option of cfg says that the

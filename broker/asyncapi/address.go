@@ -45,3 +45,28 @@ func channelAddress(subject string, wildcards bool) (string, map[string]*Paramet
 	}
 	return strings.Join(tokens, "."), params
 }
+
+// patternAddress is the address of a destination that is a regular
+// expression over names (kafkabroker.Pattern) rather than a name: an
+// AsyncAPI address has no regular expressions, so it is one parameter,
+// "{topic}" on Kafka, "{destination}" elsewhere, which the expression
+// describes. patternDescription describes the channel the same way, unless
+// DescribeChannel says otherwise.
+func patternAddress(system, expr string) (*string, map[string]*Parameter) {
+	name := patternParam(system)
+	addr := "{" + name + "}"
+	desc := "A " + name + " whose whole name matches the regular expression " + strconv.Quote(expr) + "."
+	return &addr, map[string]*Parameter{name: {Description: desc}}
+}
+
+// patternDescription describes the channel of a pattern destination.
+func patternDescription(system, expr string) string {
+	return "Every " + patternParam(system) + " whose whole name matches the regular expression " + strconv.Quote(expr) + ", including those created later."
+}
+
+func patternParam(system string) string {
+	if system == "kafka" {
+		return "topic"
+	}
+	return "destination"
+}

@@ -49,9 +49,11 @@ var channelIDReplacer = strings.NewReplacer("*", "any", ">", "rest")
 // channel returns the id of the channel of destination on srv, adding it on
 // first sight. With reply, it is the channel of the replies to the
 // requests on destination, shared by its repliers and requesters: its
-// address is null, as each request carries its own reply address.
-func (bd *builder) channel(srv *serverRef, destination string, reply bool) string {
-	k := channelKey{srv.id, destination, reply}
+// address is null, as each request carries its own reply address. With
+// pattern, destination is a regular expression over names
+// (kafkabroker.Pattern): see patternAddress.
+func (bd *builder) channel(srv *serverRef, destination string, pattern, reply bool) string {
+	k := channelKey{srv.id, destination, pattern, reply}
 	if id, ok := bd.channels[k]; ok {
 		return id
 	}
@@ -68,9 +70,12 @@ func (bd *builder) channel(srv *serverRef, destination string, reply bool) strin
 	}
 	id := unique(base, taken)
 	ch := &Channel{Servers: []Reference{{Ref: "#/servers/" + srv.id}}}
-	if reply {
+	switch {
+	case reply:
 		ch.Description = fmt.Sprintf("Replies to the requests on %q, each sent to the reply address its request carries.", destination)
-	} else {
+	case pattern:
+		ch.Address, ch.Parameters = patternAddress(srv.system, destination)
+	default:
 		addr, params := channelAddress(destination, hasSubjectWildcards(srv.system))
 		ch.Address, ch.Parameters = &addr, params
 	}

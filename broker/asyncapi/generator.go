@@ -102,7 +102,7 @@ type serverRef struct {
 
 type channelKey struct {
 	server, destination string
-	reply               bool
+	pattern, reply      bool
 }
 
 type messageEntry struct {
@@ -153,12 +153,15 @@ func (bd *builder) endpoint(srv *serverRef, e driver.Endpoint) error {
 	default:
 		return fmt.Errorf("%w: kind %d", ErrInvalidEndpoint, e.Kind)
 	}
-	ch := bd.channel(srv, e.Destination, false)
+	ch := bd.channel(srv, e.Destination, e.Pattern, false)
 	if c := bd.doc.Channels[ch]; c.Title == "" {
 		c.Title = e.ChannelTitle
 	}
 	if c := bd.doc.Channels[ch]; c.Description == "" {
 		c.Description = e.ChannelDescription
+	}
+	if c := bd.doc.Channels[ch]; c.Description == "" && e.Pattern {
+		c.Description = patternDescription(srv.system, e.Destination)
 	}
 	msg, err := bd.message(srv, ch, e.Payload, e.ContentType, e.Key)
 	if err != nil {
@@ -181,7 +184,7 @@ func (bd *builder) endpoint(srv *serverRef, e driver.Endpoint) error {
 	// destination's one reply channel: a service that only asks still
 	// documents what it gets back.
 	if e.Reply != nil {
-		rch := bd.channel(srv, e.Destination, true)
+		rch := bd.channel(srv, e.Destination, e.Pattern, true)
 		rmsg, err := bd.message(srv, rch, e.Reply, e.ReplyContentType, nil)
 		if err != nil {
 			return fmt.Errorf("reply: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/tracebus/tracebus/broker"
@@ -71,5 +72,37 @@ func TestBuildTransports(t *testing.T) {
 	jsonEq(t, "key", m.Bindings.Kafka.Key, `{"type":"string"}`)
 	if ops := operation(t, doc, "send_shipments"); ops.Messages[0].Ref != "#/channels/shipments/messages/Shipment" {
 		t.Errorf("send_shipments messages %v", ops.Messages)
+	}
+}
+
+// A Kafka pattern subscription (kafkabroker.Pattern) is one channel whose
+// address is a topic parameter described by the regular expression, braces
+// and all: the broker does not read them as template parameters.
+func TestBuildKafkaPattern(t *testing.T) {
+	ctx := context.Background()
+	kt, err := kafkabroker.New(kafkabroker.WithSeedBrokers("kafka-1.internal:9092"))
+	must(t, err)
+	kb := broker.New(kt)
+	t.Cleanup(func() { _ = kb.Close(ctx) })
+	const expr = `orders-[a-z]{2}`
+	must(t, broker.Handle(kb, expr, func(context.Context, Shipment) error { return nil }, broker.Group("audit"), kafkabroker.Pattern()))
+
+	doc, err := asyncapi.New().Build(kb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, doc)
+	checkRefs(t, doc)
+	if len(doc.Channels) != 1 {
+		t.Fatalf("channels %v", keys(doc.Channels))
+	}
+	for id, c := range doc.Channels {
+		if c.Address == nil || *c.Address != "{topic}" {
+			t.Fatalf("channel %s: address %v, want {topic}", id, c.Address)
+		}
+		p := c.Parameters["topic"]
+		if p == nil || !strings.Contains(p.Description, strconv.Quote(expr)) || !strings.Contains(c.Description, strconv.Quote(expr)) {
+			t.Fatalf("channel %s: parameters %+v, description %q: want the expression %q", id, c.Parameters, c.Description, expr)
+		}
 	}
 }

@@ -34,6 +34,10 @@ type Endpoint struct {
 	Kind EndpointKind
 	// Destination is the subject, subject pattern or topic.
 	Destination string
+	// Pattern reports a subscriber whose Destination is a regular
+	// expression over destination names that the transport matches
+	// itself (kafkabroker.Pattern).
+	Pattern bool
 	// Group is the consumer or queue group of a subscriber.
 	Group string
 	// Name is the durable subscription name of a subscriber, if any.

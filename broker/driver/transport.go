@@ -232,7 +232,12 @@ type TransportOption interface {
 // destinations but something else (a NATS key-value watch: the keys of a
 // bucket), so the broker does not refuse DeadLetter and PublishTo
 // destinations that its pattern happens to match: what is published there
-// cannot come back to the subscription.
+// cannot come back to the subscription. An option may have the method
+// DestinationPattern() bool: when it returns true, the destination is a
+// pattern the transport matches itself (kafkabroker.Pattern, a regular
+// expression), passed on as written instead of read as a template, and the
+// broker matches DeadLetter and PublishTo destinations against it as a
+// regular expression over the whole name.
 
 // ProgressReporter is implemented by Acknowledgers whose system can be told
 // that a delivery is still being worked on (JetStream "+WPI").

@@ -18,20 +18,26 @@ var (
 	errCommitterClosed = fmt.Errorf("kafkabroker: commit after the partitions were released: %w", broker.ErrClosed)
 )
 
+// topicPartition names one partition of one topic.
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
 // commitRequest asks to commit offsets (partition -> next offset to read)
 // and to be told the outcome on done.
 type commitRequest struct {
-	offsets map[int]int64
+	offsets map[topicPartition]int64
 	done    chan error
 }
 
-// committer commits the offsets of one consumer group generation. One
+// committer commits the offsets of one consumer group generation, over
+// every topic of the subscription (one, or those a Pattern matched). One
 // goroutine sends the commits, so concurrent lanes share requests: every
 // request waiting while a commit is on the wire goes out merged in the next
 // one.
 type committer struct {
 	gen      *kafka.Generation
-	topic    string
 	interval time.Duration
 	s        *subscription
 
@@ -44,19 +50,18 @@ type committer struct {
 	// record them here directly rather than through reqs: a goroutine
 	// switch per message was a good part of the consume path's cost.
 	mu       sync.Mutex
-	deferred map[int]int64
+	deferred map[topicPartition]int64
 }
 
-func newCommitter(gen *kafka.Generation, topic string, interval time.Duration, s *subscription) *committer {
+func newCommitter(gen *kafka.Generation, interval time.Duration, s *subscription) *committer {
 	c := &committer{
 		gen:      gen,
-		topic:    topic,
 		interval: interval,
 		s:        s,
 		reqs:     make(chan commitRequest),
 		quit:     make(chan struct{}),
 		exited:   make(chan struct{}),
-		deferred: make(map[int]int64),
+		deferred: make(map[topicPartition]int64),
 	}
 	go c.loop()
 	return c
@@ -71,26 +76,28 @@ func (c *committer) commitPast(ctx context.Context, msgs []kafka.Message) error 
 		if c.deferred == nil {
 			return errCommitterClosed
 		}
-		for i := range msgs {
-			m := &msgs[i]
-			if m.Offset+1 > c.deferred[m.Partition] {
-				c.deferred[m.Partition] = m.Offset + 1
-			}
-		}
+		past(c.deferred, msgs)
 		return nil
 	}
-	next := make(map[int]int64, 1)
-	for i := range msgs {
-		m := &msgs[i]
-		if m.Offset+1 > next[m.Partition] {
-			next[m.Partition] = m.Offset + 1
-		}
-	}
+	next := make(map[topicPartition]int64, 1)
+	past(next, msgs)
 	return c.commit(ctx, next)
 }
 
+// past raises the offset of each message's partition in next to the offset
+// past the message.
+func past(next map[topicPartition]int64, msgs []kafka.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		k := topicPartition{m.Topic, m.Partition}
+		if m.Offset+1 > next[k] {
+			next[k] = m.Offset + 1
+		}
+	}
+}
+
 // commit commits offsets and waits for the answer.
-func (c *committer) commit(ctx context.Context, offsets map[int]int64) error {
+func (c *committer) commit(ctx context.Context, offsets map[topicPartition]int64) error {
 	req := commitRequest{offsets: offsets, done: make(chan error, 1)}
 	select {
 	case c.reqs <- req:
@@ -109,7 +116,7 @@ func (c *committer) commit(ctx context.Context, offsets map[int]int64) error {
 
 // takeDeferred moves the deferred offsets into pending; with final, no
 // offset is recorded after it.
-func (c *committer) takeDeferred(pending map[int]int64, final bool) {
+func (c *committer) takeDeferred(pending map[topicPartition]int64, final bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for p, off := range c.deferred {
@@ -131,7 +138,7 @@ func (c *committer) close() {
 
 func (c *committer) loop() {
 	defer close(c.exited)
-	pending := make(map[int]int64)
+	pending := make(map[topicPartition]int64)
 	var waiters []chan error
 	var tick <-chan time.Time
 	if c.interval > 0 {
@@ -160,11 +167,18 @@ func (c *committer) loop() {
 	flush := func() {
 		var err error
 		if len(pending) > 0 {
-			err = c.gen.CommitOffsets(map[string]map[int]int64{c.topic: pending})
-			if err != nil {
-				err = fmt.Errorf("kafkabroker: commit offsets %v of %s for group %s: %w", pending, c.topic, c.gen.GroupID, err)
+			offsets := make(map[string]map[int]int64, 1)
+			for k, off := range pending {
+				if offsets[k.topic] == nil {
+					offsets[k.topic] = make(map[int]int64, len(pending))
+				}
+				offsets[k.topic][k.partition] = off
 			}
-			pending = make(map[int]int64)
+			err = c.gen.CommitOffsets(offsets)
+			if err != nil {
+				err = fmt.Errorf("kafkabroker: commit offsets %v for group %s: %w", offsets, c.gen.GroupID, err)
+			}
+			pending = make(map[topicPartition]int64)
 		}
 		for _, w := range waiters {
 			w <- err

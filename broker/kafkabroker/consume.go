@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,11 +18,18 @@ import (
 // deliver call returned without settling them, which the broker never does.
 const unsettledRetryDelay = 100 * time.Millisecond
 
+// part is one partition a subscription reads, and the offset it starts at.
+type part struct {
+	topic  string
+	id     int
+	offset int64
+}
+
 // consume reads the given partitions until stop closes, delivering through
 // spec.Concurrency lanes and committing through c (nil: commit nothing).
 // It returns once the lanes finished their deliveries in flight and c
 // flushed, or as soon as the subscription is abandoned.
-func (s *subscription) consume(stop <-chan struct{}, parts []kafka.PartitionAssignment, c *committer) {
+func (s *subscription) consume(stop <-chan struct{}, parts []part, c *committer) {
 	if c != nil {
 		defer c.close()
 	}
@@ -35,7 +43,12 @@ func (s *subscription) consume(stop <-chan struct{}, parts []kafka.PartitionAssi
 		return
 	}
 	parts = slices.Clone(parts)
-	slices.SortFunc(parts, func(a, b kafka.PartitionAssignment) int { return a.ID - b.ID })
+	slices.SortFunc(parts, func(a, b part) int {
+		if c := strings.Compare(a.topic, b.topic); c != 0 {
+			return c
+		}
+		return a.id - b.id
+	})
 
 	n := min(s.spec.Concurrency, len(parts))
 	// A lane of a single partition that delivers one message at a time
@@ -61,10 +74,10 @@ func (s *subscription) consume(stop <-chan struct{}, parts []kafka.PartitionAssi
 	var fetchWG sync.WaitGroup
 	readers := make([]*kafka.Reader, len(parts))
 	for i, p := range parts {
-		r := kafka.NewReader(s.readerConfig(p.ID))
+		r := kafka.NewReader(s.t.readerConfig(p.topic, p.id))
 		readers[i] = r
-		if err := r.SetOffset(p.Offset); err != nil {
-			s.log(slog.LevelError, "kafkabroker: set offset failed", slog.Int("partition", p.ID), slog.Any("error", err))
+		if err := r.SetOffset(p.offset); err != nil {
+			s.log(slog.LevelError, "kafkabroker: set offset failed", slog.String("partition.topic", p.topic), slog.Int("partition", p.id), slog.Any("error", err))
 			continue
 		}
 		l := lanes[i%n]
@@ -128,7 +141,7 @@ func (s *subscription) fetchOne(ctx context.Context, r *kafka.Reader) (kafka.Mes
 		}
 		// kafka-go retries connection problems inside the reader;
 		// what comes out here is worth a log line and a pause.
-		s.log(slog.LevelWarn, "kafkabroker: fetch failed", slog.Int("partition", r.Config().Partition), slog.Any("error", err))
+		s.log(slog.LevelWarn, "kafkabroker: fetch failed", slog.String("partition.topic", r.Config().Topic), slog.Int("partition", r.Config().Partition), slog.Any("error", err))
 		if !wait.Sleep(wait.Retry(failures), ctx.Done()) {
 			return m, false
 		}

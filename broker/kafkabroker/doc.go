@@ -2,7 +2,9 @@
 // github.com/segmentio/kafka-go.
 //
 // One Transport publishes through a single kafka-go Writer and consumes
-// with one kafka-go ConsumerGroup per group subscription:
+// with one kafka-go ConsumerGroup per group subscription (for one topic, or
+// every topic a Pattern matches) and with kafka-go partition readers
+// without a group:
 //
 //	tr, err := kafkabroker.New(kafkabroker.WithSeedBrokers("kafka-1:9092", "kafka-2:9092"))
 //	if err != nil { ... }
@@ -55,7 +57,16 @@
 // A subscription without a group reads every partition of its topic itself
 // and commits nothing, so every such subscription gets every message; it
 // starts with the messages published after Subscribe returned (see
-// StartOffset).
+// StartOffset). Partitions restricts it to some partitions, from an offset
+// StartOffset gives (FastStream's TopicPartition): Ack then stores nothing,
+// and a restart begins at that offset again.
+//
+// Pattern makes the destination a regular expression over topic names
+// (FastStream's pattern=): a group consumes every matching topic, topics
+// created later included (found within about WithMetadataMaxAge), and
+// without a group every partition of every matching topic is read. Each
+// message's Destination is its topic; telemetry names the spans after the
+// pattern and records it as messaging.destination.template.
 //
 // Batch subscriptions collect up to the size given with broker.Batch,
 // waiting at most its wait after the first, and acknowledge them together by
@@ -99,7 +110,8 @@
 //     again at 1 there.
 //   - A subscription without a group reads the partitions its topic had
 //     when it started.
-//   - Destinations are topic names: there are no wildcards.
+//   - Destinations are topic names, or regular expressions with Pattern:
+//     there are no subject wildcards.
 //
 // # Request/reply
 //

@@ -27,7 +27,7 @@ import (
 //     (kafka-go's and tracebus's default);
 //
 //   - interval: offsets committed every second (ReaderConfig.CommitInterval;
-//     kafkabroker.WithCommitInterval).
+//     set through kafkabroker.WithReaderConfig).
 //
 //     go test -run '^$' -bench EndToEnd -benchmem -count 5 ./broker/kafkabroker
 func BenchmarkEndToEnd(b *testing.B) {
@@ -67,7 +67,7 @@ func benchE2E(b *testing.B, c *kafkatest.Cluster, commit time.Duration, topic, v
 		}
 		publish, flush = rawKafkaE2E(b, c, commit, topic, h, w)
 	default:
-		opts := append(c.TransportOptions(), kafkabroker.WithCommitInterval(commit))
+		opts := append(c.TransportOptions(), kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.CommitInterval = commit }))
 		br := broker.New(mustTransport(b, c, opts...), e2ebench.BrokerOptions(b, variant)...)
 		b.Cleanup(func() { _ = br.Close(ctx) })
 		if err := br.Subscribe(topic, func(context.Context, *broker.Message) error {

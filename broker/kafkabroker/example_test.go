@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"slices"
+	"strings"
 	"time"
 
 	kafka "github.com/segmentio/kafka-go"
@@ -152,7 +154,11 @@ func ExampleNew() {
 			w.Compression = kafka.Zstd
 			w.BatchBytes = 4 << 20
 		}),
-		kafkabroker.WithCommitInterval(time.Second),
+		// Commit acknowledged offsets once a second rather than one
+		// by one: kafka-go's own setting.
+		kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) {
+			rc.CommitInterval = time.Second
+		}),
 	)
 	if err != nil {
 		log.Fatal(err)
@@ -240,4 +246,103 @@ func ExampleErrUnknownTopic() {
 	// Output:
 	// true
 	// kafkabroker: publish no-such-topic: kafkabroker: unknown topic: create the topic, or let the transport create missing topics with kafkabroker.WithAutoCreateTopics ([3] Unknown Topic Or Partition: the request is for a topic or partition that does not exist on this broker)
+}
+
+// A replay of two partitions of a topic from offset 1, without a consumer
+// group: nothing is committed, and a restart begins at offset 1 again.
+func ExamplePartitions() {
+	c, err := kafkatest.Start()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateTopicContext(ctx, "ledger", 3); err != nil {
+		log.Fatal(err)
+	}
+	tr, err := kafkabroker.New(c.TransportOptions()...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
+	defer b.Close(ctx)
+	for p := range int32(3) {
+		for i := range 3 {
+			body := fmt.Sprintf("entry %d of partition %d", i, p)
+			if err := b.Publish(ctx, &broker.Message{Destination: "ledger", Partition: new(p), Body: []byte(body)}); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+
+	got := make(chan string)
+	err = b.Subscribe("ledger", func(_ context.Context, msg *broker.Message) error {
+		got <- string(msg.Body)
+		return nil
+	}, kafkabroker.Partitions(0, 2), kafkabroker.StartOffset(1))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	var entries []string
+	for range 4 {
+		entries = append(entries, <-got)
+	}
+	slices.Sort(entries)
+	fmt.Println(strings.Join(entries, "\n"))
+	// Output:
+	// entry 1 of partition 0
+	// entry 1 of partition 2
+	// entry 2 of partition 0
+	// entry 2 of partition 2
+}
+
+// One consumer group for every topic whose name matches a regular
+// expression, including topics created after the subscription started.
+func ExamplePattern() {
+	c, err := kafkatest.Start()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateTopicContext(ctx, "audit-eu", 1); err != nil {
+		log.Fatal(err)
+	}
+	// New topics are found within about WithMetadataMaxAge.
+	tr, err := kafkabroker.New(append(c.TransportOptions(), kafkabroker.WithMetadataMaxAge(time.Second))...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := broker.New(tr)
+	defer b.Close(ctx)
+
+	got := make(chan string)
+	err = b.Subscribe(`audit-[a-z]{2}`, func(_ context.Context, msg *broker.Message) error {
+		got <- msg.Destination + ": " + string(msg.Body)
+		return nil
+	}, kafkabroker.Pattern(), broker.Group("auditor"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Publish(ctx, &broker.Message{Destination: "audit-eu", Body: []byte("login")}); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(<-got)
+
+	if err := c.CreateTopicContext(ctx, "audit-us", 1); err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Publish(ctx, &broker.Message{Destination: "audit-us", Body: []byte("logout")}); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(<-got)
+	// Output:
+	// audit-eu: login
+	// audit-us: logout
 }

@@ -57,8 +57,6 @@ type config struct {
 	readerHooks []func(*kafka.ReaderConfig)
 	groupHooks  []func(*kafka.ConsumerGroupConfig)
 
-	commitInterval time.Duration
-
 	// topics
 	createPartitions  int
 	createReplication int
@@ -98,17 +96,6 @@ func positive(what string, v time.Duration, field func(*config) *time.Duration) 
 	return optionFunc(func(c *config) {
 		if v <= 0 {
 			c.invalid("%s %v: must be positive", what, v)
-			return
-		}
-		*field(c) = v
-	})
-}
-
-// nonNegative is positive that also takes zero.
-func nonNegative(what string, v time.Duration, field func(*config) *time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if v < 0 {
-			c.invalid("%s %v: must not be negative", what, v)
 			return
 		}
 		*field(c) = v
@@ -187,16 +174,6 @@ func WithMetadataMaxAge(d time.Duration) Option {
 	return positive("metadata max age", d, func(c *config) *time.Duration { return &c.metadataMaxAge })
 }
 
-// WithCommitInterval commits acknowledged offsets every d instead of once
-// per acknowledgement. Ack then returns before the offset is stored; offsets
-// not yet committed are committed when the partition is revoked or the
-// subscription closes, and are lost (the messages are delivered again) if
-// the process dies first. The default, 0, commits synchronously: Ack returns
-// once the broker stored the offset.
-func WithCommitInterval(d time.Duration) Option {
-	return nonNegative("commit interval", d, func(c *config) *time.Duration { return &c.commitInterval })
-}
-
 // WithWriterConfig lets fn adjust the kafka-go Writer every publish goes
 // through, for the producer settings: BatchSize, BatchBytes, BatchTimeout,
 // RequiredAcks, Compression, WriteTimeout, MaxAttempts, Balancer. The
@@ -223,7 +200,19 @@ func WithWriterConfig(fn func(*kafka.Writer)) Option {
 
 // WithReaderConfig lets fn adjust the kafka-go ReaderConfig of every
 // partition reader, for the fetch settings: MinBytes, MaxBytes, MaxWait,
-// QueueCapacity, ReadBackoffMin/Max, IsolationLevel. The transport's
+// QueueCapacity, ReadBackoffMin/Max, IsolationLevel, and for
+// CommitInterval, which a group subscription reads (the transport commits,
+// not kafka-go's reader).
+//
+// CommitInterval, as in kafka-go, commits acknowledged offsets every
+// interval instead of once per acknowledgement. Ack then returns before the
+// offset is stored; offsets not yet committed are committed when the
+// partition is revoked or the subscription closes, and are lost (the
+// messages are delivered again) if the process dies first. The default, 0,
+// commits synchronously: Ack returns once the broker stored the offset. A
+// negative interval makes Subscribe fail with broker.ErrInvalid.
+//
+// The transport's
 // defaults are set before fn runs: MaxWait 500ms (kafka-go waits 10s; it
 // bounds how long closing a subscription waits for a fetch in flight) and
 // MaxBytes 1e6; Dialer is the transport's (client id, TLS, SASL, dial

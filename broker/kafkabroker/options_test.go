@@ -56,7 +56,6 @@ func TestInvalidOptions(t *testing.T) {
 		"no brokers":       kafkabroker.WithSeedBrokers(),
 		"empty broker":     kafkabroker.WithSeedBrokers(""),
 		"required acks":    kafkabroker.WithWriterConfig(func(w *kafka.Writer) { w.RequiredAcks = 2 }),
-		"commit interval":  kafkabroker.WithCommitInterval(-1),
 		"auto-create":      kafkabroker.WithAutoCreateTopics(0, 1),
 		"metadata max age": kafkabroker.WithMetadataMaxAge(0),
 		"dial timeout":     kafkabroker.WithDialTimeout(0),

@@ -69,7 +69,7 @@ func BenchmarkScaleKnobs(b *testing.B) {
 type scaleKnobs struct {
 	queue    int           // WithQueueCapacity(queue)
 	batch    int           // SubscribeBatch with BatchSize(batch), BatchWait's default
-	commit   time.Duration // WithCommitInterval(commit)
+	commit   time.Duration // ReaderConfig.CommitInterval
 	pubBatch int           // messages per publish call, 1 with Publish; default e2ebench.ScaleBatch
 }
 
@@ -99,7 +99,7 @@ func benchScale(b *testing.B, c *kafkatest.Cluster, cell e2ebench.Cell, variant 
 		if knob {
 			variant = e2ebench.Untraced
 		}
-		opts := append(c.TransportOptions(), kafkabroker.WithCommitInterval(k.commit))
+		opts := append(c.TransportOptions(), kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.CommitInterval = k.commit }))
 		if k.queue > 0 {
 			opts = append(opts, kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.QueueCapacity = k.queue }))
 		}

@@ -91,9 +91,9 @@ func TestSubscribeRejectsForeignOptions(t *testing.T) {
 		t.Fatalf("foreign option: %v, want errors.ErrUnsupported", err)
 	}
 	b := broker.New(tr)
-	err = b.Subscribe(topic, func(context.Context, *broker.Message) error { return nil }, kafkabroker.StartOffset(42))
+	err = b.Subscribe(topic, func(context.Context, *broker.Message) error { return nil }, kafkabroker.StartOffset(-42))
 	if !errors.Is(err, broker.ErrInvalid) {
-		t.Fatalf("start offset 42: %v, want ErrInvalid at Subscribe", err)
+		t.Fatalf("start offset -42: %v, want ErrInvalid at Subscribe", err)
 	}
 }
 
@@ -189,7 +189,7 @@ func TestCommitInterval(t *testing.T) {
 	const group = "interval"
 	topic := newTopic(t, c, 1)
 	commits := recordCommits(t, c, group, topic)
-	tr := newTransport(t, c, kafkabroker.WithCommitInterval(time.Hour))
+	tr := newTransport(t, c, kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.CommitInterval = time.Hour }))
 	b := broker.New(tr)
 	done := make(chan struct{}, 10)
 	if err := b.Subscribe(topic, func(context.Context, *broker.Message) error {
@@ -217,6 +217,22 @@ func TestCommitInterval(t *testing.T) {
 	}
 	if got := commits.get(); !slices.Equal(got, []int64{5}) {
 		t.Fatalf("commits %v, want one commit of offset 5 on close", got)
+	}
+}
+
+// A negative ReaderConfig.CommitInterval would make kafka-go's ticker
+// panic in a goroutine: Subscribe refuses it.
+func TestCommitIntervalNegative(t *testing.T) {
+	tr, err := kafkabroker.New(kafkabroker.WithSeedBrokers("localhost:1"), // never dialled
+		kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.CommitInterval = -time.Second }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(tr)
+	defer b.Close(context.Background())
+	err = b.Subscribe("orders", func(context.Context, *broker.Message) error { return nil }, broker.Group("g"))
+	if !errors.Is(err, broker.ErrInvalid) || !strings.Contains(err.Error(), "commit interval") {
+		t.Fatalf("negative commit interval: %v, want ErrInvalid naming it", err)
 	}
 }
 

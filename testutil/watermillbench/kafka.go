@@ -78,7 +78,7 @@ func rawKafka(commit time.Duration) wiring {
 // kafkatest's group timings, with the telemetry middleware when traced.
 func tracebusKafka(commit time.Duration, traced bool) wiring {
 	return func(ctx context.Context, e *env, topic string, handle func([]byte) error) (func(context.Context) error, func(), error) {
-		opts := append(e.kafka.TransportOptions(), kafkabroker.WithCommitInterval(commit))
+		opts := append(e.kafka.TransportOptions(), kafkabroker.WithReaderConfig(func(rc *kafka.ReaderConfig) { rc.CommitInterval = commit }))
 		tr, err := kafkabroker.New(opts...)
 		if err != nil {
 			return nil, nil, err

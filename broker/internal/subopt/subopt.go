@@ -21,10 +21,19 @@ type Option[C any] struct {
 	// transport's destinations (a NATS key-value watch reads the keys of
 	// a bucket): see driver.TransportOption.
 	Elsewhere bool
+	// Pattern marks an option that makes the destination a pattern the
+	// transport matches itself (kafkabroker.Pattern, a regular
+	// expression): the broker passes it on as written, braces included,
+	// instead of reading it as a destination template.
+	Pattern bool
 }
 
 // ReadsElsewhere implements the optional method of driver.TransportOption.
 func (o Option[C]) ReadsElsewhere() bool { return o.Elsewhere }
+
+// DestinationPattern reports Pattern. The broker looks for this method on
+// the transport options of a subscription.
+func (o Option[C]) DestinationPattern() bool { return o.Pattern }
 
 // TransportName implements driver.TransportOption.
 func (o Option[C]) TransportName() string { return o.System }
