@@ -171,6 +171,7 @@ func (bd *builder) endpoint(srv *serverRef, e driver.Endpoint) error {
 	op := &Operation{
 		Action:      action,
 		Channel:     Reference{Ref: "#/channels/" + ch},
+		Title:       e.Title,
 		Summary:     summary(srv.system, e),
 		Description: e.Description,
 		Messages:    []Reference{{Ref: "#/channels/" + ch + "/messages/" + msg}},

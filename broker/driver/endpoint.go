@@ -55,8 +55,9 @@ type Endpoint struct {
 	Reply reflect.Type
 	// ReplyContentType is the content type replies are encoded with.
 	ReplyContentType string
-	// Description is the text given with Describe, if any.
-	Description string
+	// Title and Description document the endpoint's operation, as given
+	// with Describe.
+	Title, Description string
 	// ChannelTitle and ChannelDescription document the endpoint's
 	// destination, as given with DescribeChannel.
 	ChannelTitle, ChannelDescription string
