@@ -61,6 +61,11 @@ type Endpoint struct {
 	// ChannelTitle and ChannelDescription document the endpoint's
 	// destination, as given with DescribeChannel.
 	ChannelTitle, ChannelDescription string
+	// Filtered reports a subscriber that shares its subscription with other
+	// handlers of the same destination, group and name, each taking the
+	// messages its filter selects (see broker.Filter). Documentation
+	// generators show them as one operation with each handler's message.
+	Filtered bool
 	// Undocumented reports an endpoint given Undocumented: documentation
 	// generators leave it out.
 	Undocumented bool
