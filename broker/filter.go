@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -18,8 +19,9 @@ import (
 // a filter, the default. A message no handler takes fails permanently: it
 // is dead-lettered with the reason when the subscription has a DeadLetter,
 // else dropped with a warning; telemetry counts it as a dead letter or a
-// drop with error.type "unmatched". It is never acknowledged unseen (except
-// under AckFirst, which acknowledges every message before it is looked at).
+// drop with error.type "unmatched"; a request gets an error reply of that
+// type at once. It is never acknowledged unseen (except under AckFirst,
+// which acknowledges every message before it is looked at).
 //
 // The filter picks the payload type of typed handlers: Handle[Order] and
 // Handle[Refund] on one destination, each with a Filter on a header or the
@@ -72,7 +74,15 @@ func (s *subscription) dispatch(ctx context.Context, msgs []*Message) error {
 	if def != nil {
 		return def(ctx, msgs)
 	}
-	return &unmatchedError{dest: s.op.Destination}
+	err := error(&unmatchedError{dest: s.op.Destination})
+	if msgs[0].ReplyTo != "" {
+		// A request nobody here answers: the requester learns it now
+		// (a *ReplyError of type "unmatched") instead of at its deadline.
+		if rerr := s.b.Reply(ctx, msgs[0], errorReply(err, false)); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	return err
 }
 
 // filtered reports whether some handler of s has a filter.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -236,4 +237,23 @@ func sumWith(t *testing.T, h *testutil.Harness, name string, kv attribute.KeyVal
 		}
 	}
 	return n
+}
+
+// A request that no handler of a filtered subscription takes is answered
+// at once with a *ReplyError of type "unmatched", not left to time out.
+func TestFilterUnmatchedRequestGetsAnErrorReply(t *testing.T) {
+	h := testutil.NewHarness(t)
+	b := h.Broker()
+	must(t, broker.HandleResult(b, "quotes", func(_ context.Context, o Order) (Invoice, error) {
+		return Invoice{OrderID: o.ID}, nil
+	}, kind("order")))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	req := &broker.Message{Destination: "quotes", Body: []byte(`{"id":"A-1","total":1}`)}
+	req.Headers.Set("kind", "refund")
+	_, err := b.Request(ctx, req)
+	re, ok := errors.AsType[*broker.ReplyError](err)
+	if !ok || re.Type != "unmatched" {
+		t.Fatalf("request nobody takes: %v, want a *ReplyError of type unmatched", err)
+	}
 }

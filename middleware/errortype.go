@@ -47,7 +47,8 @@ const (
 //
 //   - the first error in err's chain with a method ErrorType() string that
 //     returns a non-empty value names itself (the broker's PanicError,
-//     DecodeError, ValidationError and ReplyError do);
+//     DecodeError, ValidationError and ReplyError do, and a message no
+//     handler of a filtered subscription takes is "unmatched");
 //   - a recognised cause gives one of "decode", "validation", "timeout",
 //     "canceled", "closed", checked in that order;
 //   - otherwise the first named error type in the chain gives its type name,
