@@ -33,7 +33,10 @@ import (
 // MaxAttempts, RetryBackoff, DeadLetter, AckFirst, ManualAck, Use and
 // transport options) must be the same for every handler of it, or
 // registration fails with ErrInvalid naming the difference; Codec and the
-// documentation options are each handler's own. Batch subscriptions take no
+// documentation options are each handler's own. Functions (RetryBackoff,
+// middleware funcs) are compared by their code: two backoffs from one
+// constructor with different values cannot be told apart, and the first
+// registered handler's applies. Batch subscriptions take no
 // Filter (ErrInvalid): a batch is settled as a whole, so a batch handler
 // filters its messages itself. A nil fn fails with ErrInvalid.
 func Filter(fn func(*Message) bool) SubscribeOption {

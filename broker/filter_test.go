@@ -14,6 +14,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/codec"
+	"github.com/tracebus/tracebus/middleware"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -212,6 +213,8 @@ func TestFilterRegistrationErrors(t *testing.T) {
 		{"attempts", "MaxAttempts 5, before 3", b.Subscribe("a", noop, kind("y"), broker.Group("g"), broker.MaxAttempts(5))},
 		{"dead letter", `DeadLetter "dlq", before ""`, b.Subscribe("a", noop, kind("y"), broker.Group("g"), broker.DeadLetter("dlq"))},
 		{"ack", "AckFirst", b.Subscribe("a", noop, kind("y"), broker.Group("g"), broker.AckFirst())},
+		{"backoff", "RetryBackoff", b.Subscribe("a", noop, kind("y"), broker.Group("g"), broker.RetryBackoff(broker.ConstantBackoff(time.Second)))},
+		{"middleware", "Use", b.Subscribe("a", noop, kind("y"), broker.Group("g"), broker.Use(middleware.NewTelemetry()))},
 		{"ambiguous", "2 subscriptions", b.Subscribe("two", noop, kind("y"))},
 	}
 	for _, c := range cases {
