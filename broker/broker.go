@@ -205,6 +205,11 @@ func (b *Broker) subConfig(destination string, batch bool, opts []SubscribeOptio
 	if !batch && cfg.batchOpt && cfg.err == nil {
 		cfg.err = optionError("Batch needs a batch subscription")
 	}
+	if batch && cfg.filter != nil && cfg.err == nil {
+		// A batch is settled as a whole: splitting it among handlers
+		// would settle each part by another handler's result.
+		cfg.err = optionError("Filter on the batch subscription to %s: a batch is settled as a whole, so a batch handler filters its messages itself", destination)
+	}
 	return cfg
 }
 
@@ -246,6 +251,18 @@ func (b *Broker) add(cfg subConfig, h batchHandler) error {
 	if state == stateClosing || state == stateClosed {
 		b.mu.Unlock()
 		return ErrClosed
+	}
+	// A filtered handler joins the subscription of its destination, group
+	// and name: one consumer on the transport for all its handlers.
+	target, err := b.joinTarget(&cfg)
+	if err != nil {
+		b.mu.Unlock()
+		return err
+	}
+	if target != nil {
+		b.join(target, cfg, h)
+		b.mu.Unlock()
+		return nil
 	}
 	// Listed before it starts, so that a Close meanwhile closes it too.
 	// While Start runs, Start starts it.

@@ -30,6 +30,7 @@ type EndpointOption struct {
 // endpointDoc is what an endpoint tells documentation generators beyond
 // its payload: the fields of driver.Endpoint of the same names.
 type endpointDoc struct {
+	title              string
 	description        string
 	channelTitle       string
 	channelDescription string
@@ -40,9 +41,12 @@ type endpointDoc struct {
 // (WithCodec). A nil codec keeps the broker's.
 func Codec(c codec.Codec) EndpointOption { return EndpointOption{codec: c} }
 
-// Describe documents a subscription or a publisher: the text becomes the
-// description of its operation in generated AsyncAPI documents.
-func Describe(text string) EndpointOption { return EndpointOption{doc: endpointDoc{description: text}} }
+// Describe documents a subscription or a publisher: title and description
+// become its operation's in generated AsyncAPI documents. An empty string
+// sets nothing. DescribeChannel documents the channel.
+func Describe(title, description string) EndpointOption {
+	return EndpointOption{doc: endpointDoc{title: title, description: description}}
+}
 
 // DescribeChannel documents the channel of a subscription or a publisher,
 // its destination: title and description become the channel's in
@@ -70,6 +74,9 @@ func (o EndpointOption) apply(cd *codec.Codec, doc *endpointDoc) {
 	if o.codec != nil {
 		*cd = o.codec
 	}
+	if o.doc.title != "" {
+		doc.title = o.doc.title
+	}
 	if o.doc.description != "" {
 		doc.description = o.doc.description
 	}
@@ -86,6 +93,7 @@ func (o EndpointOption) apply(cd *codec.Codec, doc *endpointDoc) {
 
 // fill copies the documentation facts into e.
 func (d endpointDoc) fill(e *driver.Endpoint) {
+	e.Title = d.title
 	e.Description = d.description
 	e.ChannelTitle = d.channelTitle
 	e.ChannelDescription = d.channelDescription

@@ -62,7 +62,7 @@ func TestPublisherEndpointsAreDistinct(t *testing.T) {
 		broker.Must(broker.NewPublisher[order](r, "eu")) // the same destination through a router
 		broker.Must(broker.NewPublisher[invoice](b, "orders.eu"))
 		broker.Must(broker.NewPublisher[order](b, "orders.us"))
-		broker.Must(broker.NewPublisher[order](b, "orders.eu", broker.Describe("EU orders")))
+		broker.Must(broker.NewPublisher[order](b, "orders.eu", broker.Describe("", "EU orders")))
 		broker.Must(broker.NewPublisher[order](b, "orders.eu", broker.KeyFunc(func(o order) string { return o.ID })))
 		broker.Must(broker.NewPublisher[order](b, "orders.eu", broker.Codec(codec.Text)))
 		broker.Must(broker.NewRequester[order, invoice](b, "orders.eu"))

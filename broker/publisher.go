@@ -59,10 +59,15 @@ func KeyFunc[T any](fn func(v T) string) PublisherOption {
 
 // ParamFunc fills the parameters of a destination template, such as the
 // "{level}" of "logs.{level}", from the value published: fn returns the
-// value of parameter name for v, as the mapping of os.Expand does. Each
-// value must be a single non-empty token, without ".", "*", ">", spaces or
-// control characters; otherwise Publish fails with an error matching
-// ErrInvalid and sends nothing. Its T must be the Publisher's.
+// value of parameter name for v, as the mapping of os.Expand does. A
+// parameter fn leaves empty (or every parameter, without ParamFunc) is
+// taken from the call: the ctx of a handler of a subscription to a template
+// with that parameter (see Param), so a handler of "orders.{region}.created"
+// publishing to "invoices.{region}" keeps the region. Each value must be a
+// single non-empty token, without ".", "*", ">", spaces or control
+// characters; otherwise, and when neither gives a value, Publish fails with
+// an error matching ErrInvalid and sends nothing. Its T must be the
+// Publisher's.
 func ParamFunc[T any](fn func(v T, name string) string) PublisherOption {
 	return publisherOptionFunc(func(c *publisherConfig) {
 		if fn != nil {
@@ -75,9 +80,10 @@ func ParamFunc[T any](fn func(v T, name string) string) PublisherOption {
 // *Broker or a *Router (whose prefix the destination gets). It fails with
 // an error matching ErrInvalid on a programming error: an empty
 // destination, a KeyFunc for another type, or the Protobuf codec with a T
-// that is not a pointer, a destination template ("logs.{level}") that is
-// malformed or lacks its ParamFunc, or a ParamFunc without a template. Wrap it in Must where such an error should panic,
-// as wiring at start-up usually does.
+// that is not a pointer, a malformed destination template ("logs.{level}"),
+// or a ParamFunc without a template. Wrap it in Must where such an error
+// should panic, as wiring at start-up usually does. A template's parameters
+// are filled per publish (see ParamFunc).
 //
 // The broker registers the publisher's endpoint the first time a publisher
 // of this destination, type, codec, key and description is built; building
@@ -156,7 +162,8 @@ func (p *Publisher[T]) setTemplate(cfg publisherConfig) error {
 	case tmpl == nil:
 		return nil
 	case cfg.param == nil:
-		return fmt.Errorf("the destination's parameters %s need a ParamFunc: %w", tmpl.names(), ErrInvalid)
+		p.tmpl = tmpl // filled from the ctx of each call
+		return nil
 	}
 	param, ok := cfg.param.(func(T, string) string)
 	if !ok {
@@ -171,9 +178,22 @@ func (p *Publisher[T]) setTemplate(cfg publisherConfig) error {
 // it with Broker.Publish. With a destination template, the message's
 // Destination is the template filled from v.
 func (p *Publisher[T]) Message(v T) (*Message, error) {
+	return p.message(context.Background(), v)
+}
+
+// message is Message with the ctx of the call, whose subscription
+// parameters fill what ParamFunc does not.
+func (p *Publisher[T]) message(ctx context.Context, v T) (*Message, error) {
 	dest := p.dest
 	if p.tmpl != nil {
-		d, err := p.tmpl.fill(func(name string) string { return p.param(v, name) })
+		d, err := p.tmpl.fill(func(name string) string {
+			if p.param != nil {
+				if s := p.param(v, name); s != "" {
+					return s
+				}
+			}
+			return Param(ctx, name)
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +214,7 @@ func (p *Publisher[T]) Message(v T) (*Message, error) {
 // Publish encodes v and sends it. With a handler's ctx, the message
 // continues the handler's trace and carries its baggage.
 func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
-	m, err := p.Message(v)
+	m, err := p.message(ctx, v)
 	if err != nil {
 		return err
 	}
@@ -212,7 +232,7 @@ func (p *Publisher[T]) PublishBatch(ctx context.Context, vs []T) error {
 	}
 	msgs := make([]*Message, len(vs))
 	for i, v := range vs {
-		m, err := p.Message(v)
+		m, err := p.message(ctx, v)
 		if err != nil {
 			return fmt.Errorf("message %d: %w", i, err)
 		}

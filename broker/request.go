@@ -238,13 +238,14 @@ func (r *requests) close(ctx context.Context) error {
 // The transport must implement ReplyTransport (memory, NATS and Kafka do);
 // otherwise Request fails with errors.ErrUnsupported.
 func (b *Broker) Request(ctx context.Context, msg *Message) (*Message, error) {
-	return b.request(ctx, msg, nil)
+	return b.request(ctx, msg, "", nil)
 }
 
 // request is Request; receive, when not nil, runs on the reply inside its
 // receipt's consume chain (the typed layer decodes there, so that the
-// receipt's process span covers decoding).
-func (b *Broker) request(ctx context.Context, msg *Message, receive func(ctx context.Context, reply *Message) error) (*Message, error) {
+// receipt's process span covers decoding). template, when not empty, is
+// the destination template msg's destination was filled from.
+func (b *Broker) request(ctx context.Context, msg *Message, template string, receive func(ctx context.Context, reply *Message) error) (*Message, error) {
 	if msg == nil {
 		return nil, errNilMessage
 	}
@@ -271,6 +272,7 @@ func (b *Broker) request(ctx context.Context, msg *Message, receive func(ctx con
 	msg.Headers.Set(driver.HeaderCorrelationID, id)
 
 	op := b.publishOperation(dest, false)
+	op.Template = template
 	var reply *Message
 	roundTrip := func(ctx context.Context, rop driver.Operation, msgs []*Message) error {
 		send := rop
@@ -306,6 +308,7 @@ func (b *Broker) receiveReply(ctx context.Context, rop driver.Operation, reply *
 	op := rop
 	op.Kind = driver.OpConsume
 	op.Destination = reply.Destination
+	op.Template = "" // the request's, not the reply address's
 	// The reply address is the requester's own: temporary by nature, even
 	// where the system has no such notion (a Kafka reply topic).
 	op.Temporary = true

@@ -42,13 +42,19 @@ func NewRequester[Req, Resp any](r Registrar, destination string, opts ...Publis
 // semantics: ctx must have a deadline; an error reply is a *ReplyError
 // (errors.Is(err, ErrRemote)); a reply that does not decode or validate is
 // a *DecodeError or *ValidationError, recorded on the reply's receipt.
+// A destination template is filled as a Publisher fills it, and the
+// request's spans name it as messaging.destination.template.
 func (r *Requester[Req, Resp]) Request(ctx context.Context, v Req) (Resp, error) {
 	var out Resp
-	m, err := r.pub.Message(v)
+	m, err := r.pub.message(ctx, v)
 	if err != nil {
 		return out, err
 	}
-	_, err = r.pub.b.request(ctx, m, func(_ context.Context, reply *Message) error {
+	var template string
+	if r.pub.tmpl != nil {
+		template = r.pub.tmpl.raw
+	}
+	_, err = r.pub.b.request(ctx, m, template, func(_ context.Context, reply *Message) error {
 		var derr error
 		out, derr = r.dec.decode(reply)
 		return derr

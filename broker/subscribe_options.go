@@ -35,6 +35,7 @@ type subConfig struct {
 	codec       codec.Codec     // typed subscriptions; the broker's when not set
 	endpoint    driver.Endpoint // payload facts of typed subscriptions
 	template    *destTemplate   // the destination's parameters; spec.Destination is its pattern
+	filter      func(*Message) bool
 	err         error
 }
 

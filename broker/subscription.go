@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tracebus/tracebus/broker/driver"
 )
@@ -38,6 +39,7 @@ type subscription struct {
 	consume driver.ConsumeFunc
 	settle  driver.SettleFunc
 	out     *outcomes
+	routes  atomic.Pointer[[]route] // the handlers; more join a filtered subscription
 
 	mu        sync.Mutex          // guards the fields below; never held across a transport call
 	ts        driver.Subscription // the transport's subscription once started
@@ -53,6 +55,7 @@ type subscription struct {
 func newSubscription(b *Broker, cfg subConfig, h batchHandler) *subscription {
 	info := b.transport.Info()
 	s := &subscription{b: b, cfg: cfg}
+	s.routes.Store(&[]route{{filter: cfg.filter, h: h}})
 	s.op = driver.Operation{
 		Kind:          driver.OpConsume,
 		System:        info.System,
@@ -104,7 +107,7 @@ func newSubscription(b *Broker, cfg subConfig, h batchHandler) *subscription {
 				err = &PanicError{Value: r, Stack: debug.Stack()}
 			}
 		}()
-		return h(ctx, msgs)
+		return s.dispatch(ctx, msgs)
 	})
 	s.settle = chainSettle(mws, func(ctx context.Context, _ driver.Operation, _ []*Message, st driver.Settlement) error {
 		d, _ := ctx.Value(settlingKey{}).(*delivery)
@@ -319,6 +322,16 @@ func (s *subscription) decide(ctx, handlerCtx context.Context, msgs []*Message, 
 			slog.String("error", s.b.cfg.errText(err)))
 		s.out.record(handlerCtx, driver.OutcomeRetried, msgs, err)
 		return driver.Settlement{Action: driver.Nak, Delay: delay}
+	}
+	if _, ok := errors.AsType[*unmatchedError](err); ok && s.cfg.deadLetter == "" {
+		// Not a failure of a handler: the subscription has none for
+		// this message (see Filter).
+		log.LogAttrs(handlerCtx, slog.LevelWarn, "tracebus: no handler takes the message, dropping it",
+			slog.String("destination", s.op.Destination),
+			slog.Int("messages", len(msgs)),
+			slog.String("error", s.b.cfg.errText(err)))
+		s.out.record(handlerCtx, driver.OutcomeDropped, msgs, err)
+		return driver.Settlement{Action: driver.Term}
 	}
 	if s.cfg.deadLetter == "" {
 		log.LogAttrs(handlerCtx, slog.LevelError, "tracebus: handler failed, dropping message",

@@ -67,20 +67,8 @@ func (t *destTemplate) index(name string) int {
 	return -1
 }
 
-// names returns the parameter names, for error messages.
-func (t *destTemplate) names() string {
-	var b strings.Builder
-	for n, i := range t.params {
-		if n > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(t.tokens[i])
-	}
-	return b.String()
-}
-
 // fill returns the destination with every parameter replaced by value(name).
-// An empty value, or one that would change which subject the result is
+// An empty value (none given), or one that would change which subject the result is
 // (".", "*", ">", white space or a control character), is an error
 // matching ErrInvalid: never a publish to another destination.
 func (t *destTemplate) fill(value func(name string) string) (string, error) {
@@ -99,7 +87,7 @@ func (t *destTemplate) fill(value func(name string) string) (string, error) {
 		name := tok[1 : len(tok)-1]
 		v := value(name)
 		if v == "" {
-			return "", fmt.Errorf("tracebus: destination %q: parameter %q is empty: %w", t.raw, name, ErrInvalid)
+			return "", fmt.Errorf("tracebus: destination %q: parameter %q has no value: ParamFunc gives none, nor does the ctx (a handler of a subscription with {%s}): %w", t.raw, name, name, ErrInvalid)
 		}
 		if strings.IndexFunc(v, badValueRune) >= 0 {
 			return "", fmt.Errorf("tracebus: destination %q: parameter %q = %q: a value must not hold '.', '*', '>', spaces or control characters: %w", t.raw, name, v, ErrInvalid)

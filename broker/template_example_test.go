@@ -56,3 +56,31 @@ func ExampleParamFunc() {
 	// invalid: true
 	// received on logs.warn
 }
+
+// A publisher to a template without ParamFunc (or whose ParamFunc leaves a
+// parameter empty) fills it from the handler's ctx: a handler of
+// "orders.{region}.created" sends its invoices to its own region.
+func ExampleParamFunc_fromHandler() {
+	b := memoryBroker(broker.WithLogger(discardLogger()))
+	done := make(chan struct{})
+	invoices := broker.Must(broker.NewPublisher[Invoice](b, "invoices.{region}"))
+	broker.Handle(b, "orders.{region}.created", func(ctx context.Context, o Order) error {
+		return invoices.Publish(ctx, Invoice{OrderID: o.ID, Amount: o.Total})
+	})
+	b.Subscribe("invoices.>", func(ctx context.Context, msg *broker.Message) error {
+		fmt.Println("invoice on", msg.Destination)
+		close(done)
+		return nil
+	})
+	ctx := context.Background()
+	b.Start(ctx)
+	defer b.Close(ctx)
+
+	err := invoices.Publish(ctx, Invoice{OrderID: "A-0"}) // no handler, no region
+	fmt.Println("invalid:", errors.Is(err, broker.ErrInvalid))
+	broker.Must(broker.NewPublisher[Order](b, "orders.eu.created")).Publish(ctx, Order{ID: "A-1", Total: 42})
+	<-done
+	// Output:
+	// invalid: true
+	// invoice on invoices.eu
+}

@@ -3,6 +3,8 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,8 +181,12 @@ func TestDestinationTemplateErrors(t *testing.T) {
 			t.Errorf("NewPublisher(%q): %v, want ErrInvalid", dest, err)
 		}
 	}
-	if _, err := broker.NewPublisher[logLine](b, "logs.{level}"); !errors.Is(err, broker.ErrInvalid) {
-		t.Errorf("template without ParamFunc: %v, want ErrInvalid", err)
+	// Without ParamFunc the parameters come from the ctx of each call:
+	// outside a handler there are none, which Publish refuses, naming the
+	// parameter.
+	fromCtx := broker.Must(broker.NewPublisher[logLine](b, "logs.{level}"))
+	if err := fromCtx.Publish(context.Background(), logLine{}); !errors.Is(err, broker.ErrInvalid) || !strings.Contains(err.Error(), `"level" has no value`) {
+		t.Errorf("template without ParamFunc, outside a handler: %v, want ErrInvalid naming the parameter", err)
 	}
 	if _, err := broker.NewPublisher[logLine](b, "logs", broker.ParamFunc(func(logLine, string) string { return "x" })); !errors.Is(err, broker.ErrInvalid) {
 		t.Errorf("ParamFunc without template: %v, want ErrInvalid", err)
@@ -236,4 +242,90 @@ func TestDestinationTemplateKafka(t *testing.T) {
 	if m.Destination != "orders.eu" {
 		t.Errorf("Message destination %q, want orders.eu", m.Destination)
 	}
+}
+
+// A parameter ParamFunc does not give is taken from the handler's ctx: a
+// handler of "orders.{region}.created" publishes to "invoices.{region}"
+// and "invoices.{region}.{kind}" (kind from the value) in its region; the
+// send spans carry the publisher's template.
+func TestDestinationTemplateFromHandlerContext(t *testing.T) {
+	rec := testutil.NewRecorder(t)
+	tel := middleware.NewTelemetry(middleware.WithTracerProvider(rec.TracerProvider), middleware.WithMeterProvider(rec.MeterProvider))
+	b := memoryBroker(broker.WithMiddleware(tel), broker.WithLogger(discardLogger()))
+	byRegion := broker.Must(broker.NewPublisher[invoice](b, "invoices.{region}"))
+	byKind := broker.Must(broker.NewPublisher[invoice](b, "invoices.{region}.{kind}", broker.ParamFunc(func(i invoice, name string) string {
+		if name == "kind" {
+			return i.Order
+		}
+		return "" // region: the handler's
+	})))
+	must(t, broker.Handle(b, "orders.{region}.created", func(ctx context.Context, o order) error {
+		if err := byRegion.Publish(ctx, invoice{Order: o.ID}); err != nil {
+			return err
+		}
+		return byKind.PublishBatch(ctx, []invoice{{Order: "paid"}})
+	}))
+	inbox := testkit.NewInbox[string](30 * time.Second)
+	must(t, b.Subscribe("invoices.>", func(_ context.Context, m *broker.Message) error {
+		inbox.Put(m.Destination)
+		return nil
+	}))
+	ctx := context.Background()
+	must(t, b.Start(ctx))
+	defer b.Close(ctx)
+
+	must(t, broker.Must(broker.NewPublisher[order](b, "orders.eu.created")).Publish(ctx, order{ID: "A-1"}))
+	got := inbox.TakeN(t, 2)
+	slices.Sort(got)
+	if want := []string{"invoices.eu", "invoices.eu.paid"}; !slices.Equal(got, want) {
+		t.Fatalf("published to %q, want %q", got, want)
+	}
+	must(t, b.Close(ctx))
+	wantAttrs(t, rec.SpanByName(t, "send invoices.{region}"), map[string]string{
+		"messaging.destination.name":     "invoices.eu",
+		"messaging.destination.template": "invoices.{region}",
+	})
+	wantAttrs(t, rec.SpanByName(t, "send invoices.{region}.{kind}"), map[string]string{
+		"messaging.destination.template": "invoices.{region}.{kind}",
+	})
+}
+
+// A Requester on a template fills it as a Publisher does, from the value
+// and the ctx, and its request spans carry the template as publishers'
+// send spans do; the reply's receipt does not.
+func TestDestinationTemplateRequester(t *testing.T) {
+	rec := testutil.NewRecorder(t)
+	tel := middleware.NewTelemetry(middleware.WithTracerProvider(rec.TracerProvider), middleware.WithMeterProvider(rec.MeterProvider))
+	b := memoryBroker(broker.WithMiddleware(tel), broker.WithLogger(discardLogger()))
+	must(t, broker.HandleResult(b, "quotes.{region}", func(ctx context.Context, o order) (invoice, error) {
+		return invoice{Order: o.ID + "@" + broker.Param(ctx, "region")}, nil
+	}))
+	quotes := broker.Must(broker.NewRequester[order, invoice](b, "quotes.{region}", broker.ParamFunc(func(o order, _ string) string { return o.ID })))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	must(t, b.Start(ctx))
+	defer b.Close(context.Background())
+
+	inv, err := quotes.Request(ctx, order{ID: "eu"})
+	must(t, err)
+	if inv.Order != "eu@eu" {
+		t.Errorf("reply %+v, want the replier's region", inv)
+	}
+	must(t, b.Close(ctx))
+	var withTemplate []string
+	for _, s := range rec.Spans() {
+		for _, kv := range s.Attributes() {
+			if kv.Key == "messaging.destination.template" && kv.Value.AsString() == "quotes.{region}" {
+				withTemplate = append(withTemplate, s.Name()+"/"+s.SpanKind().String())
+			}
+		}
+	}
+	slices.Sort(withTemplate)
+	// The request's span, named after the template as well, its send span
+	// and the replier's process span; not the reply's send and receipt.
+	if want := []string{"process quotes.{region}/consumer", "request quotes.{region}/client", "send quotes.{region}/producer"}; !slices.Equal(withTemplate, want) {
+		t.Errorf("spans with the template %q, want %q\n%s", withTemplate, want, rec.Tree())
+	}
+	wantAttrs(t, rec.SpanByName(t, "send quotes.{region}"), map[string]string{"messaging.destination.name": "quotes.eu"})
+	wantAttrs(t, rec.SpanByName(t, "request quotes.{region}"), map[string]string{"messaging.destination.name": "quotes.eu"})
 }

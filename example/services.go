@@ -90,7 +90,7 @@ func NewCheckout(b broker.Registrar, tp trace.TracerProvider, log *slog.Logger) 
 	return &Checkout{
 		orders: broker.Must(broker.NewPublisher[Order](b, ordersSubject,
 			broker.KeyFunc(func(o Order) string { return o.Customer }),
-			broker.Describe("Orders placed at checkout, one per POST /checkout."))),
+			broker.Describe("Place orders", "Orders placed at checkout, one per POST /checkout."))),
 		tracer: tp.Tracer("example/checkout"),
 		log:    log,
 	}
@@ -128,7 +128,7 @@ func WireFraud(b broker.Registrar, log *slog.Logger) error {
 		v := Verdict{OrderID: c.OrderID, Approved: score < 0.5, Score: score}
 		log.InfoContext(ctx, "fraud checked order", "order", c.OrderID, "score", score, "approved", v.Approved)
 		return v, nil
-	}, broker.Group("fraud"), broker.Describe("Scores an order; replies with a verdict."))
+	}, broker.Group("fraud"), broker.Describe("Score orders", "Scores an order; replies with a verdict."))
 }
 
 // Billing turns orders into invoices: it asks the fraud service, charges the
@@ -166,12 +166,12 @@ func WireBilling(orders, invoicing broker.Registrar, tp trace.TracerProvider, mp
 	}
 	invoices := broker.Must(broker.NewPublisher[*Invoice](invoicing, invoicesTopic,
 		broker.KeyFunc(func(i *Invoice) string { return i.Customer }),
-		broker.Describe("Invoices of approved orders, keyed by customer.")))
+		broker.Describe("Send invoices", "Invoices of approved orders, keyed by customer.")))
 	err = broker.HandleResult(orders, ordersPattern, bl.bill,
 		broker.Group("billing"), broker.Name("billing"),
 		broker.PublishTo(invoices), broker.DeadLetter(deadOrders),
 		broker.MaxAttempts(3), broker.RetryBackoff(broker.ConstantBackoff(100*time.Millisecond)),
-		broker.Describe("Bills every order placed in any region."))
+		broker.Describe("Bill orders", "Bills every order placed in any region."))
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func WireBilling(orders, invoicing broker.Registrar, tp trace.TracerProvider, mp
 			"destination", m.Headers.Get(broker.HeaderDeadLetterOrigin),
 			"attempts", m.Headers.Get(broker.HeaderDeadLetterAttempts))
 		return nil
-	}, broker.Group("billing-dead-letters"), broker.Describe("Orders billing could not take, with the reason."))
+	}, broker.Group("billing-dead-letters"), broker.Describe("Watch billing dead letters", "Orders billing could not take, with the reason."))
 	return bl, err
 }
 
@@ -258,5 +258,5 @@ func WireShipping(b broker.Registrar, log *slog.Logger, shipped func(n int)) err
 		shipped(len(invoices))
 		return nil
 	}, broker.Group("shipping"), broker.Batch(shippingBatch, shippingWindow),
-		broker.Describe("Ships invoiced orders in batches."))
+		broker.Describe("Ship orders", "Ships invoiced orders in batches."))
 }

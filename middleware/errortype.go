@@ -48,7 +48,8 @@ const (
 //
 //   - the first error in err's chain that is a broker.PanicError ("panic"),
 //     a broker.ReplyError (its Type) or has a method ErrorType() string
-//     that returns a non-empty value (it names itself);
+//     that returns a non-empty value (it names itself; a message no handler
+//     of a filtered subscription takes is "unmatched");
 //   - a recognised cause gives one of "decode", "validation", "timeout",
 //     "canceled", "closed", checked in that order;
 //   - otherwise the first named error type in the chain gives its type name,

@@ -39,7 +39,7 @@ func (t *Telemetry) request(ctx context.Context, op driver.Operation, msgs []*br
 	if id := m.Headers.Get(driver.HeaderCorrelationID); id != "" {
 		kvs = append(kvs, semconv.MessagingMessageConversationID(id))
 	}
-	ctx, span := t.tracer.Start(ctx, spanName(opRequest, op.Destination, op.Temporary),
+	ctx, span := t.tracer.Start(ctx, spanName(opRequest, lowDest(op), op.Temporary),
 		kindClient,
 		trace.WithAttributes(kvs...),
 		trace.WithTimestamp(start))

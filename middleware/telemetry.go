@@ -50,7 +50,8 @@ import (
 // after the send. Bodies and other headers are
 // never recorded. Errors set status Error with the error's message and
 // error.type (see ErrorType: a self-naming error's own value, "panic",
-// "timeout", "canceled", "decode", "validation", "closed", the first named
+// "timeout", "canceled", "decode", "validation", "unmatched" (a message no
+// handler of a filtered subscription takes), "closed", the first named
 // error type in the chain, "permanent", else "_OTHER"); success leaves the
 // status Unset.
 //

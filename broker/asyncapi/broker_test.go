@@ -24,7 +24,7 @@ func TestBuildBrokers(t *testing.T) {
 	t.Cleanup(func() { _ = audit.Close(ctx) })
 
 	nop := func(context.Context, *broker.Message) error { return nil }
-	if err := orders.Subscribe("orders.*.created", nop, broker.Group("billing"), broker.Describe("Bills new orders.")); err != nil {
+	if err := orders.Subscribe("orders.*.created", nop, broker.Group("billing"), broker.Describe("Bill orders", "Bills new orders.")); err != nil {
 		t.Fatal(err)
 	}
 	if err := audit.SubscribeBatch("audit.>", func(context.Context, []*broker.Message) error { return nil }, broker.Batch(10, 0)); err != nil {
@@ -63,14 +63,15 @@ func TestBuildBrokers(t *testing.T) {
 // options: Undocumented keeps a subscription, a typed publisher and a
 // handler's reply channel out of the document (and a channel only they
 // use), while Broker.Endpoints still lists them marked; DescribeChannel
-// titles and describes the channel, the first endpoint that sets it winning.
+// titles and describes the channel, the first endpoint that sets it winning,
+// and Describe the operation.
 func TestBuildDocumentControl(t *testing.T) {
 	ctx := context.Background()
 	b := broker.New(testutil.Memory(t))
 	t.Cleanup(func() { _ = b.Close(ctx) })
 
 	nop := func(context.Context, *broker.Message) error { return nil }
-	if err := b.Subscribe("orders.*", nop, broker.DescribeChannel("Orders", "Every order, by region."), broker.Describe("Bills orders.")); err != nil {
+	if err := b.Subscribe("orders.*", nop, broker.DescribeChannel("Orders", "Every order, by region."), broker.Describe("Bill orders", "Bills orders.")); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Subscribe("orders.*", nop, broker.Group("stats"), broker.DescribeChannel("Not this", "Nor this.")); err != nil {
@@ -103,8 +104,8 @@ func TestBuildDocumentControl(t *testing.T) {
 	if ch := channel(t, doc, "orders_any"); ch.Title != "Orders" || ch.Description != "Every order, by region." {
 		t.Errorf("channel title %q, description %q", ch.Title, ch.Description)
 	}
-	if op := operation(t, doc, "receive_orders_any"); op.Description != "Bills orders." {
-		t.Errorf("operation description %q", op.Description)
+	if op := operation(t, doc, "receive_orders_any"); op.Title != "Bill orders" || op.Description != "Bills orders." {
+		t.Errorf("operation title %q, description %q", op.Title, op.Description)
 	}
 
 	var undocumented []string

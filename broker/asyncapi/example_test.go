@@ -25,7 +25,7 @@ func Example() {
 	defer b.Close(context.Background())
 	_ = b.Subscribe("orders.*.created", func(ctx context.Context, msg *broker.Message) error {
 		return nil
-	}, broker.Group("billing"), broker.Describe("Bills every new order."))
+	}, broker.Group("billing"), broker.Describe("Bill orders", "Bills every new order."))
 
 	doc, err := asyncapi.New(
 		asyncapi.WithInfo(asyncapi.Info{Title: "billing", Version: "1.0.0"}),
@@ -67,7 +67,7 @@ func Example_documentControl() {
 	nop := func(ctx context.Context, msg *broker.Message) error { return nil }
 	_ = b.Subscribe("orders.*", nop,
 		broker.DescribeChannel("Orders", "Every order placed, by region."),
-		broker.Describe("Bills every new order."))
+		broker.Describe("Bill orders", "Bills every new order."))
 	_ = b.Subscribe(">", nop, broker.Undocumented()) // a tap, not part of the API
 
 	doc, err := asyncapi.New().Build(b)

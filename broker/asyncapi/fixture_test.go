@@ -56,7 +56,8 @@ func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
 // endpoint the generator documents: typed and byte-level subscribers,
 // wildcards, groups, a durable batch subscriber, request/reply from both
 // sides (a replier, and a requester whose replier is another service),
-// typed publishers with a Kafka key, a channel with a title and description,
+// typed publishers with a Kafka key, operations and a channel with a title
+// and description,
 // and undocumented endpoints that stay out.
 func serviceSources() []asyncapi.Source {
 	natsInfo := driver.Info{System: "nats", ServerAddress: "nats.internal", ServerPort: 4222, ClientID: "billing"}
@@ -66,6 +67,7 @@ func serviceSources() []asyncapi.Source {
 		{Server: natsInfo, Endpoints: []driver.Endpoint{
 			{Kind: driver.EndpointSubscriber, Destination: "orders.*.created", Group: "billing",
 				Payload: typeOf[Order](), ContentType: js, Reply: typeOf[Invoice](), ReplyContentType: js,
+				Title:        "Bill new orders",
 				Description:  "Bills a new order and replies with its invoice.",
 				ChannelTitle: "New orders", ChannelDescription: "Every order placed, by region."},
 			{Kind: driver.EndpointSubscriber, Destination: "debug.>", Description: "A debugging tap.", Undocumented: true},
@@ -75,7 +77,8 @@ func serviceSources() []asyncapi.Source {
 			{Kind: driver.EndpointPublisher, Destination: "audit.billing", Payload: typeOf[Invoice](), ContentType: js, Undocumented: true},
 			{Kind: driver.EndpointPublisher, Destination: "invoices.issued", Payload: typeOf[Invoice](), ContentType: js},
 			{Kind: driver.EndpointPublisher, Destination: "orders.quote", Payload: typeOf[Order](), ContentType: js,
-				Reply: typeOf[Invoice](), ReplyContentType: js, Description: "Asks the pricing service for a quote."},
+				Reply: typeOf[Invoice](), ReplyContentType: js,
+				Title: "Ask for a quote", Description: "Asks the pricing service for a quote."},
 		}},
 		{Server: kafkaInfo, Endpoints: []driver.Endpoint{
 			{Kind: driver.EndpointSubscriber, Destination: "shipments", Group: "billing",

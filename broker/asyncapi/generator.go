@@ -1,9 +1,11 @@
 package asyncapi
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/driver"
@@ -90,7 +92,12 @@ type builder struct {
 	servers        map[serverKey]*serverRef
 	channels       map[channelKey]string
 	messages       map[string][]*messageEntry // per channel id, in order
+	// filtered holds the receive operation of each filtered subscription
+	// (see driver.Endpoint.Filtered): its handlers are one operation.
+	filtered map[filteredKey]*Operation
 }
+
+type filteredKey struct{ server, channel, group, name string }
 
 type serverKey struct{ system, host string }
 
@@ -122,6 +129,7 @@ func newBuilder(cfg config) *builder {
 		channels:       map[channelKey]string{},
 		contentHeaders: map[string]string{},
 		messages:       map[string][]*messageEntry{},
+		filtered:       map[filteredKey]*Operation{},
 	}
 	if h := headersSchema(cfg.propagator); h != nil {
 		bd.schemas.reserve(headersSchemaName, h)
@@ -167,6 +175,13 @@ func (bd *builder) endpoint(srv *serverRef, e driver.Endpoint) error {
 	if err != nil {
 		return err
 	}
+	var fk filteredKey
+	if e.Filtered && e.Kind == driver.EndpointSubscriber {
+		fk = filteredKey{srv.id, ch, e.Group, e.Name}
+		if op := bd.filtered[fk]; op != nil {
+			return bd.addHandler(srv, op, ch, msg, e)
+		}
+	}
 	id := action + "_" + ch
 	if e.Group != "" {
 		id += "_" + sanitize(e.Group, isIDRune)
@@ -174,6 +189,7 @@ func (bd *builder) endpoint(srv *serverRef, e driver.Endpoint) error {
 	op := &Operation{
 		Action:      action,
 		Channel:     Reference{Ref: "#/channels/" + ch},
+		Title:       e.Title,
 		Summary:     summary(srv.system, e),
 		Description: e.Description,
 		Messages:    []Reference{{Ref: "#/channels/" + ch + "/messages/" + msg}},
@@ -198,6 +214,38 @@ func (bd *builder) endpoint(srv *serverRef, e driver.Endpoint) error {
 		bd.doc.Operations = map[string]*Operation{}
 	}
 	bd.doc.Operations[unique(id, func(s string) bool { return bd.doc.Operations[s] != nil })] = op
+	if fk != (filteredKey{}) {
+		bd.filtered[fk] = op
+	}
+	return nil
+}
+
+// addHandler adds to op, the receive operation of a filtered subscription,
+// the message msg of channel ch that one more of its handlers (e) takes, and
+// its reply; the first handler that gives a title or a description gives
+// the operation's.
+func (bd *builder) addHandler(srv *serverRef, op *Operation, ch, msg string, e driver.Endpoint) error {
+	ref := Reference{Ref: "#/channels/" + ch + "/messages/" + msg}
+	if !slices.Contains(op.Messages, ref) {
+		op.Messages = append(op.Messages, ref)
+	}
+	op.Title = cmp.Or(op.Title, e.Title)
+	op.Description = cmp.Or(op.Description, e.Description)
+	if e.Reply == nil {
+		return nil
+	}
+	rch := bd.channel(srv, e.Destination, e.Pattern, true)
+	rmsg, err := bd.message(srv, rch, e.Reply, e.ReplyContentType, nil)
+	if err != nil {
+		return fmt.Errorf("reply: %w", err)
+	}
+	rref := Reference{Ref: "#/channels/" + rch + "/messages/" + rmsg}
+	if op.Reply == nil {
+		op.Reply = &OperationReply{Channel: &Reference{Ref: "#/channels/" + rch}}
+	}
+	if !slices.Contains(op.Reply.Messages, rref) {
+		op.Reply.Messages = append(op.Reply.Messages, rref)
+	}
 	return nil
 }
 

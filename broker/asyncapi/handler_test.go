@@ -88,7 +88,7 @@ func TestHandler(t *testing.T) {
 		want = append(want, id)
 	}
 	want = append(want, `"order_id"`, `"quantity"`, `"minimum": 1`, "traceparent", "nats.internal:4222",
-		`href="asyncapi.json"`, `<a href="#schema-Order">`, `id="schema-Order"`, `href="asyncapi.yaml"`, "Bills a new order and replies with its invoice.")
+		`href="asyncapi.json"`, `<a href="#schema-Order">`, `id="schema-Order"`, `href="asyncapi.yaml"`, "Bills a new order and replies with its invoice.", "<strong>Bill new orders</strong>")
 	for _, w := range want {
 		if !strings.Contains(page, w) {
 			t.Errorf("the page does not show %q", w)

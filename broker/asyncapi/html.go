@@ -44,7 +44,7 @@ type pageMessage struct {
 
 type pageOperation struct {
 	ID, Action, Channel, ChannelID string
-	Summary, Desc                  string
+	Title, Summary, Desc           string
 	Messages, Reply                []string
 	Bindings                       string
 }
@@ -81,7 +81,7 @@ func renderHTML(d *Document) ([]byte, error) {
 	}
 	for _, id := range sortedKeys(d.Operations) {
 		o := d.Operations[id]
-		po := pageOperation{ID: id, Action: o.Action, Summary: o.Summary, Desc: o.Description}
+		po := pageOperation{ID: id, Action: o.Action, Title: o.Title, Summary: o.Summary, Desc: o.Description}
 		po.ChannelID = strings.TrimPrefix(o.Channel.Ref, "#/channels/")
 		po.Channel = po.ChannelID
 		if c := d.Channels[po.ChannelID]; c != nil && c.Address != nil {
@@ -184,7 +184,7 @@ section.channel{border-top:1px solid #ddd;margin-top:1rem}
 <h2>Operations</h2>
 <table>
 <tr><th>operation</th><th>action</th><th>channel</th><th>messages</th><th>reply</th><th>bindings</th><th>description</th></tr>
-{{range .Operations}}<tr id="operation-{{.ID}}"><td><code>{{.ID}}</code></td><td class="{{.Action}}">{{.Action}}</td><td><a href="#channel-{{.ChannelID}}"><code>{{.Channel}}</code></a></td><td>{{range .Messages}}<code>{{.}}</code> {{end}}</td><td>{{range .Reply}}<code>{{.}}</code> {{end}}</td><td>{{with .Bindings}}<code>{{.}}</code>{{end}}</td><td>{{.Summary}} {{.Desc}}</td></tr>
+{{range .Operations}}<tr id="operation-{{.ID}}"><td><code>{{.ID}}</code></td><td class="{{.Action}}">{{.Action}}</td><td><a href="#channel-{{.ChannelID}}"><code>{{.Channel}}</code></a></td><td>{{range .Messages}}<code>{{.}}</code> {{end}}</td><td>{{range .Reply}}<code>{{.}}</code> {{end}}</td><td>{{with .Bindings}}<code>{{.}}</code>{{end}}</td><td>{{with .Title}}<strong>{{.}}</strong> {{end}}{{.Summary}} {{.Desc}}</td></tr>
 {{end}}</table>
 
 <h2>Channels</h2>

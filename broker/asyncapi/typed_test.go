@@ -38,7 +38,7 @@ func TestBuildTyped(t *testing.T) {
 	must(t, broker.Handle(b, "orders.*.created", func(context.Context, Order) error { return nil }, broker.Group("stats")))
 	must(t, broker.HandleResult(b, "orders.*.billed", func(_ context.Context, o Order) (Invoice, error) {
 		return Invoice{OrderID: o.ID}, nil
-	}, broker.Group("billing"), broker.PublishTo(invoices), broker.Describe("Bills an order.")))
+	}, broker.Group("billing"), broker.PublishTo(invoices), broker.Describe("Bill an order", "Bills an order.")))
 	must(t, broker.HandleBatch(b, "shipments", func(context.Context, []Shipment) error { return nil }, broker.Batch(10, 0)))
 	got := testkit.NewInbox[*broker.Message](10 * time.Second)
 	must(t, b.Subscribe("invoices.issued", func(_ context.Context, m *broker.Message) error {

@@ -59,11 +59,17 @@ type Endpoint struct {
 	Reply reflect.Type
 	// ReplyContentType is the content type replies are encoded with.
 	ReplyContentType string
-	// Description is the text given with Describe, if any.
-	Description string
+	// Title and Description document the endpoint's operation, as given
+	// with Describe.
+	Title, Description string
 	// ChannelTitle and ChannelDescription document the endpoint's
 	// destination, as given with DescribeChannel.
 	ChannelTitle, ChannelDescription string
+	// Filtered reports a subscriber that shares its subscription with other
+	// handlers of the same destination, group and name, each taking the
+	// messages its filter selects (see broker.Filter). Documentation
+	// generators show them as one operation with each handler's message.
+	Filtered bool
 	// Undocumented reports an endpoint given Undocumented: documentation
 	// generators leave it out.
 	Undocumented bool

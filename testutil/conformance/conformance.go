@@ -35,6 +35,7 @@ func TestTransport(t *testing.T, s Suite) {
 		{"ErrorRedelivers", true, testErrorRedelivers},
 		{"DeadLetter", true, testDeadLetter},
 		{"DropAfterLastAttempt", true, testDrop},
+		{"Filters", true, testFilters},
 		{"PanicRecovered", true, testPanic},
 		{"CloseDrainsInFlight", true, testCloseDrains},
 		{"CloseDeadline", true, testCloseDeadline},
@@ -319,19 +320,13 @@ func testDeadLetter(t *testing.T, s Suite) {
 	}
 	b := s.Broker(t)
 	var calls atomic.Int32
-	dead := testkit.NewInbox[*broker.Message](s.Wait())
 	if err := b.Subscribe(dest, func(context.Context, *broker.Message) error {
 		calls.Add(1)
 		return errors.New("boom")
 	}, s.Options(broker.Group("g"), broker.Name("g"), broker.MaxAttempts(2), broker.RetryBackoff(broker.ConstantBackoff(10*time.Millisecond)), broker.DeadLetter(dlq))...); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Subscribe(dlq, func(_ context.Context, m *broker.Message) error {
-		dead.Put(m.Clone())
-		return nil
-	}, s.Options(broker.Group("dlq"), broker.Name("dlq"))...); err != nil {
-		t.Fatal(err)
-	}
+	dead := collectDeadLetters(t, s, b, dlq)
 	s.Start(t, b)
 	msg := &broker.Message{Destination: dest, Body: []byte("poison")}
 	msg.Headers.Set("x-app", "kept")
@@ -358,6 +353,19 @@ func testDeadLetter(t *testing.T, s Suite) {
 	if n := calls.Load(); n != 2 {
 		t.Errorf("handler called %d times, want 2", n)
 	}
+}
+
+// collectDeadLetters subscribes to dlq on b and returns what arrives there.
+func collectDeadLetters(t *testing.T, s Suite, b *broker.Broker, dlq string) *testkit.Inbox[*broker.Message] {
+	t.Helper()
+	dead := testkit.NewInbox[*broker.Message](s.Wait())
+	if err := b.Subscribe(dlq, func(_ context.Context, m *broker.Message) error {
+		dead.Put(m.Clone())
+		return nil
+	}, s.Options(broker.Group("dlq"), broker.Name("dlq"))...); err != nil {
+		t.Fatal(err)
+	}
+	return dead
 }
 
 func testDrop(t *testing.T, s Suite) {
