@@ -94,7 +94,9 @@ func (f harnessOptionFunc) applyHarness(c *harnessConfig) { f(c) }
 // WithSyncDelivery makes Publish on the harness's brokers return only once
 // every matching handler, and the handlers of what they published in turn,
 // have finished; retries do not wait for their backoff. See
-// memory.WithSyncDelivery for what changes.
+// memory.WithSyncDelivery for what changes. On a real transport (OnNATS,
+// OnKafka) a Publish made outside handlers waits instead until the harness
+// settled, and retries wait for their backoff.
 func WithSyncDelivery() HarnessOption {
 	return harnessOptionFunc(func(c *harnessConfig) { c.sync = true })
 }
@@ -118,7 +120,10 @@ func WithSyncDelivery() HarnessOption {
 //
 // Only a publish made outside any handler of the harness returns them; a
 // publish made with a ctx not derived from the handler's inside a handler
-// counts as such.
+// counts as such. On a real transport (OnNATS, OnKafka) the publish
+// returns the final failures of every handler that failed while it waited
+// for the harness to settle, and a publish made while any handler of the
+// harness runs counts as that handler's.
 func WithHandlerErrors() HarnessOption {
 	return harnessOptionFunc(func(c *harnessConfig) { c.sync, c.raise = true, true })
 }
