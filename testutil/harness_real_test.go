@@ -13,6 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/broker/natsbroker"
 	"github.com/tracebus/tracebus/testutil"
 	"github.com/tracebus/tracebus/testutil/natstest"
@@ -173,4 +174,45 @@ func spanAttr(s sdktrace.ReadOnlySpan, key string) string {
 		}
 	}
 	return ""
+}
+
+// TestHarnessRequestOnRealTransports: request/reply under a synchronous
+// harness on NATS and Kafka: the request's publish waits until the
+// replier finished, the reply still reaches the requester, and a failing
+// replier's error comes out of Request.
+func TestHarnessRequestOnRealTransports(t *testing.T) {
+	errNoPrice := errors.New("quote: no price")
+	for _, tr := range []struct {
+		name string
+		opt  testutil.HarnessOption
+	}{
+		{"nats", testutil.OnNATS("")},
+		{"kafka", testutil.OnKafka("", kafkabroker.WithReplyTopic("harness.replies"))},
+	} {
+		t.Run(tr.name, func(t *testing.T) {
+			h := testutil.NewHarness(t, tr.opt, testutil.WithHandlerErrors(), testutil.WithWaitTimeout(time.Minute))
+			b := h.Broker()
+			if err := broker.HandleResult(b, "quote", func(_ context.Context, o Order) (Invoice, error) {
+				if o.Quantity == 0 {
+					return Invoice{}, errNoPrice
+				}
+				return Invoice{OrderID: o.ID, Amount: 5 * o.Quantity}, nil
+			}, broker.MaxAttempts(1)); err != nil {
+				t.Fatal(err)
+			}
+			quote := broker.Must(broker.NewRequester[Order, Invoice](h.Broker(), "quote"))
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			inv, err := quote.Request(ctx, Order{ID: "7", Quantity: 3})
+			if err != nil || inv != (Invoice{OrderID: "7", Amount: 15}) {
+				t.Fatalf("Request = %+v, %v; want the invoice", inv, err)
+			}
+			if _, err := quote.Request(ctx, Order{ID: "8"}); !errors.Is(err, errNoPrice) {
+				t.Errorf("Request of a failing replier returned %v, want its error", err)
+			}
+			if n := len(h.Calls("quote")); n != 2 {
+				t.Errorf("%d calls of the replier, want 2", n)
+			}
+		})
+	}
 }
