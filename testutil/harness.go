@@ -54,18 +54,18 @@ import (
 // options of other transports (natsbroker.Stream, kafkabroker.StartOffset)
 // are checked and ignored: see IgnoredOptions.
 type Harness struct {
-	srv     *memory.Server // nil on a real transport
-	track   *tracker       // nil on the memory transport
-	real    func() driver.Transport
-	foreign *foreignOptions
-	rec     *Recorder
-	tel     *middleware.Telemetry
-	codecs  []codec.Codec
-	logger  *slog.Logger
-	tb      testing.TB
-	opts    []broker.Option
-	start   bool
-	raise   bool
+	srv          *memory.Server          // nil on a real transport
+	track        *tracker                // nil on the memory transport
+	foreign      *foreignOptions         // nil on a real transport
+	newTransport func() driver.Transport // nil on the memory transport
+	rec          *Recorder
+	tel          *middleware.Telemetry
+	codecs       []codec.Codec
+	logger       *slog.Logger
+	tb           testing.TB
+	opts         []broker.Option
+	start        bool
+	raise        bool
 
 	mu    sync.Mutex
 	calls []Call
@@ -273,7 +273,7 @@ func NewHarness(t testing.TB, opts ...HarnessOption) *Harness {
 		}
 		system, newTransport := cfg.real(t)
 		h.track = newTracker(t, system, cfg.wait, cfg.sync, cfg.raise)
-		h.real = newTransport
+		h.newTransport = newTransport
 		return h
 	}
 	srvOpts := []memory.ServerOption{memory.WithRecording()}
@@ -301,7 +301,7 @@ func (h *Harness) Broker(opts ...broker.Option) *broker.Broker {
 		// The tracker outermost, so that a settled harness has ended its
 		// spans and does not give the handlers' failures to the telemetry
 		// of the publish.
-		tr = h.real()
+		tr = h.newTransport()
 		mws = []driver.Middleware{h.track, h.tel, driver.MiddlewareFuncs{Publish: h.track.recordPublish, Consume: h.recordCall}}
 	} else {
 		mt := Memory(h.tb, memory.WithServer(h.srv))
