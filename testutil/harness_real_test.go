@@ -216,3 +216,28 @@ func TestHarnessRequestOnRealTransports(t *testing.T) {
 		})
 	}
 }
+
+// TestHarnessBatchOnRealTransports: a batch delivery counts every message
+// it carries; the harness settles once all were handled, however the
+// transport cut them into batches.
+func TestHarnessBatchOnRealTransports(t *testing.T) {
+	for _, tr := range harnessTransports[1:] {
+		t.Run(tr.name, func(t *testing.T) {
+			h := testutil.NewHarness(t, tr.opts...)
+			b := h.Broker()
+			if err := b.SubscribeBatch("orders", func(context.Context, []*broker.Message) error { return nil },
+				broker.Group("batch"), broker.Batch(3, 20*time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+			orders := broker.Must(broker.NewPublisher[Order](h.Broker(), "orders"))
+			for i := range 7 {
+				if err := orders.Publish(t.Context(), Order{ID: fmt.Sprint(i), Quantity: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := testutil.Handled[Order](t, h, "orders"); len(got) != 7 {
+				t.Errorf("handled %d orders in batches, want 7", len(got))
+			}
+		})
+	}
+}
