@@ -181,7 +181,8 @@ func WithCodecs(codecs ...codec.Codec) HarnessOption {
 // What the wait cannot see: messages that reach a subscription from
 // outside the harness (they are handled but owed nothing), subscriptions
 // of a broker not started yet (WithoutStart: publish only once the
-// service started its brokers), and settle spans (WithSettleSpans), which
+// service started its brokers), a subscription stopped during the test
+// (it stays owed its messages), and settle spans (WithSettleSpans), which
 // end after the delivery. A publish made while a handler runs is taken for
 // that handler's and does not wait. Options of another transport are
 // refused as in production.
