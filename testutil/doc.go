@@ -21,6 +21,13 @@
 //		  process orders.* (consumer)
 //		    send invoices (producer)`)
 //
+// The same test runs on NATS, JetStream or Kafka, embedded or external,
+// with OnNATS or OnKafka: the harness then waits until every subscription
+// had the deliveries its messages are owed instead of delivering
+// synchronously. On the memory transport, a service's subscription options
+// for NATS or Kafka (natsbroker.Stream, kafkabroker.StartOffset) are
+// checked and ignored, and Harness.IgnoredOptions lists them.
+//
 // The suites a transport or middleware author runs are in package
 // testutil/conformance.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 type fakeT struct {
 	testing.TB
 	echo io.Writer // failures are also written here, if set
+	out  io.Writer // Output, if set; io.Discard otherwise
 
 	mu       sync.Mutex
 	errors   []string
@@ -25,12 +27,27 @@ type fakeT struct {
 
 func newFakeT(echo io.Writer) *fakeT { return &fakeT{echo: echo} }
 
-func (f *fakeT) Helper()                  {}
-func (f *fakeT) Name() string             { return "fake" }
-func (f *fakeT) Output() io.Writer        { return io.Discard }
+func (f *fakeT) Helper()      {}
+func (f *fakeT) Name() string { return "fake" }
+func (f *fakeT) Output() io.Writer {
+	if f.out != nil {
+		return f.out
+	}
+	return io.Discard
+}
 func (f *fakeT) Context() context.Context { return context.Background() }
 func (f *fakeT) Log(...any)               {}
 func (f *fakeT) Logf(string, ...any)      {}
+
+// TempDir returns a new directory, removed by finish.
+func (f *fakeT) TempDir() string {
+	dir, err := os.MkdirTemp("", "fakeT-")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
 
 func (f *fakeT) Cleanup(fn func()) {
 	f.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"github.com/tracebus/tracebus/broker/driver"
 	"github.com/tracebus/tracebus/broker/internal/subject"
 	"github.com/tracebus/tracebus/broker/internal/subopt"
+	"github.com/tracebus/tracebus/internal/foreignopt"
 )
 
 // system is the messaging.system value the memory transport reports.
@@ -205,8 +206,25 @@ func (srv *Server) route(dest string, to func(*subscription)) {
 
 // ValidateSubscription implements driver.Transport. The memory
 // transport defines no options of its own, so it rejects every transport
-// option.
+// option, except under the test harness (testutil.NewHarness), which
+// checks the options of other transports and ignores them.
 func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {
+	if check := foreignopt.For(t); check != nil {
+		var own, foreign []driver.TransportOption
+		for _, o := range spec.TransportOptions {
+			if o.TransportName() == system {
+				own = append(own, o)
+			} else {
+				foreign = append(foreign, o)
+			}
+		}
+		if len(foreign) > 0 {
+			if err := check(spec, foreign); err != nil {
+				return err
+			}
+			spec.TransportOptions = own
+		}
+	}
 	var none struct{} // the memory transport has no options of its own
 	return subopt.Apply("memory", system, &spec, &none)
 }

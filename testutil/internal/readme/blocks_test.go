@@ -88,6 +88,9 @@ var wrappers = map[string]wrapper{
 	"func TestBilling(t *testing.T) {": {pkg: "main", test: true, imports: []string{
 		"testing", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/testutil",
 	}},
+	"func TestBillingOnNATS(t *testing.T) {": {pkg: "main", test: true, imports: []string{
+		"testing", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/testutil",
+	}},
 	"tr, err := memory.New() // or natsbroker.New(nc), natsbroker.Connect(url), kafkabroker.New(kafkabroker.WithSeedBrokers(addr))": {
 		pkg: "bytelevel", imports: []string{"context", "log", "github.com/tracebus/tracebus/broker", "github.com/tracebus/tracebus/broker/memory"},
 		params: "ctx context.Context",
@@ -188,7 +191,8 @@ func TestREADMEGoBlocks(t *testing.T) {
 }
 
 // The service and its test at the top of this package are the README's
-// blocks, character for character: TestBilling runs what the README shows.
+// blocks, character for character: TestBilling and TestBillingOnNATS run
+// what the README shows.
 func TestREADMECopyInSync(t *testing.T) {
 	src, err := os.ReadFile("readme_test.go")
 	if err != nil {
@@ -197,7 +201,7 @@ func TestREADMECopyInSync(t *testing.T) {
 	found := 0
 	for _, b := range readmeBlocks(t) {
 		first, _, _ := strings.Cut(b.code, "\n")
-		if first != "type Order struct {" && first != "func TestBilling(t *testing.T) {" {
+		if first != "type Order struct {" && first != "func TestBilling(t *testing.T) {" && first != "func TestBillingOnNATS(t *testing.T) {" {
 			continue
 		}
 		found++
@@ -205,7 +209,7 @@ func TestREADMECopyInSync(t *testing.T) {
 			t.Errorf("README.md:%d: the block differs from its copy in readme_test.go:\n%s", b.line, b.code)
 		}
 	}
-	if found != 2 {
-		t.Errorf("found %d of the service's two blocks in the README", found)
+	if found != 3 {
+		t.Errorf("found %d of the service's three blocks in the README", found)
 	}
 }

@@ -71,3 +71,16 @@ func TestBilling(t *testing.T) {
 		t.Errorf("dead letter from %q, want orders.eu", got)
 	}
 }
+
+func TestBillingOnNATS(t *testing.T) {
+	// OnNATS(""): a nats-server started for the test; both brokers are on it.
+	h := testutil.NewHarness(t, testutil.OnNATS(""), testutil.WithSyncDelivery())
+	nats, kafka := h.Broker(), h.Broker()
+	if err := Wire(nats, kafka); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.Must(broker.NewPublisher[Order](nats, "orders.eu")).Publish(t.Context(), Order{ID: "42", Total: 10}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.AssertPublishedOnce(t, h, "invoices", Invoice{OrderID: "42", Amount: 12}, testutil.Key("42"))
+}
