@@ -97,7 +97,9 @@ func TestHarnessChecksOtherTransportsOptions(t *testing.T) {
 		name, dest string
 		opts       []broker.SubscribeOption
 	}{
-		{"kafka start offset out of range", "invoices", []broker.SubscribeOption{kafkabroker.StartOffset(5)}},
+		{"kafka start offset out of range", "invoices", []broker.SubscribeOption{kafkabroker.StartOffset(-3)}},
+		{"kafka absolute offset with a group", "invoices", []broker.SubscribeOption{kafkabroker.StartOffset(5), broker.Group("billing")}},
+		{"kafka partitions with a group", "invoices", []broker.SubscribeOption{kafkabroker.Partitions(0), broker.Group("billing")}},
 		{"kafka topic with a wildcard", "invoices.*", []broker.SubscribeOption{kafkabroker.StartOffset(kafka.FirstOffset)}},
 		{"nats core and jetstream", "orders", []broker.SubscribeOption{natsbroker.Core(), natsbroker.JetStream()}},
 		{"nats negative handling time", "orders", []broker.SubscribeOption{natsbroker.MaxHandlingTime(-time.Second)}},

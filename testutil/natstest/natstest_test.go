@@ -23,7 +23,7 @@ func TestRestartKeepsPortAndStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KEEP", Subjects: []string{"keep"}}); err != nil {
 		t.Fatal(err)
@@ -43,13 +43,21 @@ func TestRestartKeepsPortAndStore(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	stream, err := js.Stream(ctx, "KEEP")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// JetStream answers once the restarted server has recovered its
+	// store, which takes a while on a loaded machine.
+	var info *jetstream.StreamInfo
+	for {
+		stream, err := js.Stream(ctx, "KEEP")
+		if err == nil {
+			if info, err = stream.Info(ctx); err == nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the stream is not back after the restart: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	if info.State.Msgs != 1 {
 		t.Fatalf("stream holds %d messages after the restart, want 1", info.State.Msgs)
