@@ -16,7 +16,7 @@ import (
 
 func BenchmarkContextForPublish(b *testing.B) {
 	delivered := func(b *testing.B) context.Context {
-		return ContextWithDelivery(context.Background(),
+		return contextWithDelivery(context.Background(),
 			[]otelbaggage.Baggage{bag(b, "tenant", "acme", "user-id", "42", "region", "eu")}, false)
 	}
 	b.Run("NoView", func(b *testing.B) {
@@ -70,7 +70,7 @@ func BenchmarkContextForPublish(b *testing.B) {
 	})
 }
 
-// The consume path runs ContextWithDelivery for every delivery, after the
+// The consume path runs contextWithDelivery for every delivery, after the
 // propagator extracted the baggage. Baseline: putting the extracted baggage
 // into the ctx with otel-go alone.
 func BenchmarkContextWithDelivery(b *testing.B) {
@@ -79,14 +79,14 @@ func BenchmarkContextWithDelivery(b *testing.B) {
 		per := []otelbaggage.Baggage{{}}
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = ContextWithDelivery(context.Background(), per, false)
+			_ = contextWithDelivery(context.Background(), per, false)
 		}
 	})
 	b.Run("Single3Members", func(b *testing.B) {
 		per := []otelbaggage.Baggage{three}
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = ContextWithDelivery(context.Background(), per, false)
+			_ = contextWithDelivery(context.Background(), per, false)
 		}
 	})
 	b.Run("Batch10x3Members", func(b *testing.B) {
@@ -96,7 +96,7 @@ func BenchmarkContextWithDelivery(b *testing.B) {
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = ContextWithDelivery(context.Background(), per, true)
+			_ = contextWithDelivery(context.Background(), per, true)
 		}
 	})
 	b.Run("BaselineOTel", func(b *testing.B) {

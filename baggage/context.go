@@ -4,10 +4,13 @@ import (
 	"context"
 	"slices"
 
+	"github.com/tracebus/tracebus/internal/baggagehook"
 	otelbaggage "go.opentelemetry.io/otel/baggage"
 )
 
 type ctxKey struct{}
+
+func init() { baggagehook.ContextWithDelivery = contextWithDelivery }
 
 // state is what a context carries: the view, and the OpenTelemetry baggage
 // this package last put into that context together with the members and
@@ -40,7 +43,7 @@ func FromContext(ctx context.Context) *Baggage {
 	return &Baggage{entries: entries, size: encodedSize(entries)}
 }
 
-// ContextWithDelivery returns ctx carrying the baggage of one delivery: a new
+// contextWithDelivery returns ctx carrying the baggage of one delivery: a new
 // view (FromContext) and, as OpenTelemetry baggage, the merged members, so
 // otelbaggage.FromContext and OTel-native libraries see them too.
 //
@@ -56,9 +59,9 @@ func FromContext(ctx context.Context) *Baggage {
 // end, and members with keys that cannot be encoded are dropped; both are
 // reported through otel.Handle. The delivery goes on with what is left.
 //
-// It is called by the telemetry middleware for every consume; handlers do not
-// need it.
-func ContextWithDelivery(ctx context.Context, perMessage []otelbaggage.Baggage, batch bool) context.Context {
+// The telemetry middleware calls it, through internal/baggagehook, for
+// every consume.
+func contextWithDelivery(ctx context.Context, perMessage []otelbaggage.Baggage, batch bool) context.Context {
 	v := &Baggage{isBatch: batch}
 	if batch {
 		v.batch = slices.Clone(perMessage)
@@ -109,7 +112,7 @@ func ContextWithDelivery(ctx context.Context, perMessage []otelbaggage.Baggage, 
 // keys it touched: a member added or changed there is carried with its value,
 // a member deleted there is not carried. Precedence goes to the context
 // because it is the narrower scope: the view is shared by the whole handler,
-// a context by one call path. The result is limited like ContextWithDelivery,
+// a context by one call path. The result is limited like contextWithDelivery,
 // dropping the user's additions first because they come last.
 //
 // Without a view, and when the view was not edited, ctx is returned

@@ -69,7 +69,7 @@ func wantMap(t *testing.T, what string, got, want map[string]string) {
 }
 
 func TestContextWithDeliverySingle(t *testing.T) {
-	ctx := ContextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "foo", "bar", "n", "1")}, false)
+	ctx := contextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "foo", "bar", "n", "1")}, false)
 	b := FromContext(ctx)
 	if got := b.Get("foo"); got != "bar" {
 		t.Errorf(`Get("foo") = %q, want "bar"`, got)
@@ -89,7 +89,7 @@ func TestContextWithDeliverySingle(t *testing.T) {
 
 func TestContextWithDeliveryReplacesAmbientOTelBaggage(t *testing.T) {
 	ctx := otelbaggage.ContextWithBaggage(context.Background(), bag(t, "ambient", "x"))
-	ctx = ContextWithDelivery(ctx, []otelbaggage.Baggage{{}}, false)
+	ctx = contextWithDelivery(ctx, []otelbaggage.Baggage{{}}, false)
 	wantMap(t, "All", FromContext(ctx).All(), map[string]string{})
 	wantMap(t, "OTel baggage", otelMap(ctx), map[string]string{})
 }
@@ -100,7 +100,7 @@ func TestContextWithDeliveryBatchMergesInOrder(t *testing.T) {
 		bag(t, "bar", "baz"),
 		bag(t, "foo", "3"),
 	}
-	ctx := ContextWithDelivery(context.Background(), per, true)
+	ctx := contextWithDelivery(context.Background(), per, true)
 	b := FromContext(ctx)
 	wantMap(t, "All", b.All(), map[string]string{"foo": "3", "a": "x", "bar": "baz"})
 	// First-seen order: message 1 in key order, then message 2's new key.
@@ -127,7 +127,7 @@ func TestContextWithDeliveryBatchMergesInOrder(t *testing.T) {
 }
 
 func TestContextWithDeliveryBatchOfOne(t *testing.T) {
-	b := FromContext(ContextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "k", "v")}, true))
+	b := FromContext(contextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "k", "v")}, true))
 	list := b.Batch()
 	if len(list) != 1 {
 		t.Fatalf("Batch has %d entries, want 1 for a batch delivery of one message", len(list))
@@ -140,7 +140,7 @@ func TestContextForPublishUnchanged(t *testing.T) {
 	if got := ContextForPublish(plain); got != plain {
 		t.Error("ContextForPublish changed a ctx without a view")
 	}
-	ctx := ContextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "a", "1")}, false)
+	ctx := contextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "a", "1")}, false)
 	if got := ContextForPublish(ctx); got != ctx {
 		t.Error("ContextForPublish changed a ctx whose view was not edited")
 	}
@@ -154,7 +154,7 @@ func TestContextForPublishUnchanged(t *testing.T) {
 }
 
 func TestContextForPublishCarriesEdits(t *testing.T) {
-	ctx := ContextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "foo", "bar")}, false)
+	ctx := contextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "foo", "bar")}, false)
 	b := FromContext(ctx)
 	if err := b.Set("bar", "baz"); err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func TestContextForPublishCarriesEdits(t *testing.T) {
 }
 
 func TestContextForPublishUserOTelBaggageTakesPrecedence(t *testing.T) {
-	ctx := ContextWithDelivery(context.Background(),
+	ctx := contextWithDelivery(context.Background(),
 		[]otelbaggage.Baggage{bag(t, "keep", "1", "gone", "2", "shared", "3")}, false)
 	b := FromContext(ctx)
 
@@ -251,7 +251,7 @@ func TestNilBaggage(t *testing.T) {
 }
 
 func TestSetErrors(t *testing.T) {
-	b := FromContext(ContextWithDelivery(context.Background(), nil, false))
+	b := FromContext(contextWithDelivery(context.Background(), nil, false))
 	for _, tc := range []struct {
 		key, value string
 		want       error
@@ -298,7 +298,7 @@ func TestContextWithDeliveryLimits(t *testing.T) {
 		first = append(first, fmt.Sprintf("a%02d", i), "1")
 		second = append(second, fmt.Sprintf("b%02d", i), "2")
 	}
-	ctx := ContextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, first...), bag(t, second...)}, true)
+	ctx := contextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, first...), bag(t, second...)}, true)
 	b := FromContext(ctx)
 	keys := b.Keys()
 	if len(keys) != MaxMembers {
@@ -321,7 +321,7 @@ func TestContextWithDeliveryLimits(t *testing.T) {
 	// fourth still does.
 	errs = handled(t)
 	big := strings.Repeat("x", 3000)
-	ctx = ContextWithDelivery(context.Background(), []otelbaggage.Baggage{
+	ctx = contextWithDelivery(context.Background(), []otelbaggage.Baggage{
 		bag(t, "m1", big), bag(t, "m2", big), bag(t, "m3", big), bag(t, "m4", "small"),
 	}, true)
 	if got, want := strings.Join(FromContext(ctx).Keys(), ","), "m1,m2,m4"; got != want {
@@ -336,7 +336,7 @@ func TestContextWithDeliveryLimits(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
-	ctx := ContextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "a", "1")}, false)
+	ctx := contextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "a", "1")}, false)
 	b := FromContext(ctx)
 	var wg sync.WaitGroup
 	for g := range 8 {

@@ -22,8 +22,8 @@
 // should see them (publishes get them without it).
 //
 // The telemetry middleware (package middleware) does the propagation: it
-// calls ContextWithDelivery for every consume and ContextForPublish for
-// every publish. Code outside handlers puts baggage on a ctx with
+// merges the baggage of each delivery into the handler's view and calls
+// ContextForPublish for every publish. Code outside handlers puts baggage on a ctx with
 // ContextWith, and reads or writes message headers with FromHeaders and
 // Inject.
 //

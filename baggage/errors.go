@@ -3,7 +3,7 @@ package baggage
 import "errors"
 
 // Errors returned by Set and ContextWith, and wrapped by the errors that
-// ContextWithDelivery and ContextForPublish report through otel.Handle.
+// the consume path and ContextForPublish report through otel.Handle.
 // Match them with errors.Is.
 var (
 	// ErrInvalidKey: a key that is not a W3C baggage key (an RFC 7230

@@ -46,7 +46,7 @@ func TestInjectRoundTrip(t *testing.T) {
 }
 
 func TestInjectCarriesHandlerEdits(t *testing.T) {
-	ctx := ContextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "foo", "bar")}, false)
+	ctx := contextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "foo", "bar")}, false)
 	b := FromContext(ctx)
 	b.Remove("foo")
 	if err := b.Set("x", "y"); err != nil {
@@ -79,7 +79,7 @@ func TestContextWith(t *testing.T) {
 
 	// In a handler: built on the view's current members; the handler's view
 	// is not changed.
-	hctx := ContextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "foo", "bar")}, false)
+	hctx := contextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "foo", "bar")}, false)
 	FromContext(hctx).Remove("foo")
 	if err := FromContext(hctx).Set("edited", "1"); err != nil {
 		t.Fatal(err)

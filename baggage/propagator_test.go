@@ -44,7 +44,7 @@ func TestPropagatorInteroperatesWithOTel(t *testing.T) {
 
 func TestPropagatorInjectReplacesStaleHeader(t *testing.T) {
 	h := broker.Headers{{Key: "baggage", Value: "stale=1"}, {Key: "Baggage", Value: "stale=2"}}
-	ctx := ContextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "stale", "1")}, false)
+	ctx := contextWithDelivery(context.Background(), []otelbaggage.Baggage{bag(t, "stale", "1")}, false)
 	FromContext(ctx).Clear()
 	Propagator{}.Inject(ctx, &h)
 	if h.Len() != 0 {

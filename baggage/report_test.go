@@ -22,7 +22,7 @@ func TestReportsAreRateLimited(t *testing.T) {
 	}
 	msgs := []otelbaggage.Baggage{bag(t, a...), bag(t, b...)}
 	for range 100 {
-		ctx := ContextWithDelivery(context.Background(), msgs, true)
+		ctx := contextWithDelivery(context.Background(), msgs, true)
 		if n := FromContext(ctx).Len(); n != MaxMembers {
 			t.Fatalf("view holds %d members, want %d", n, MaxMembers)
 		}
@@ -35,7 +35,7 @@ func TestReportsAreRateLimited(t *testing.T) {
 	limitReports.mu.Lock()
 	limitReports.last = limitReports.last.Add(-reportInterval)
 	limitReports.mu.Unlock()
-	ContextWithDelivery(context.Background(), msgs, true)
+	contextWithDelivery(context.Background(), msgs, true)
 	got := errs()
 	if len(got) != 2 || !errors.Is(got[1], ErrLimit) || !strings.Contains(got[1].Error(), "and 99 similar problem(s)") {
 		t.Fatalf("report after the interval: %v, want ErrLimit counting the 99 held back", got)

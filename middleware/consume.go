@@ -9,9 +9,9 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/tracebus/tracebus/baggage"
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/driver"
+	"github.com/tracebus/tracebus/internal/baggagehook"
 )
 
 // WrapConsume implements driver.Middleware: it extracts each message's
@@ -90,7 +90,7 @@ func (t *Telemetry) consumeOne(ctx context.Context, st *statics, msgs []*broker.
 		}
 		span.SetAttributes(kvs...)
 	}
-	hctx = baggage.ContextWithDelivery(hctx, []otelbaggage.Baggage{bag}, op.Batch)
+	hctx = baggagehook.ContextWithDelivery(hctx, []otelbaggage.Baggage{bag}, op.Batch)
 
 	// The sets of a success serve the in-flight count, whose +1 and -1
 	// must go to one point, and the process metrics of a success.
@@ -168,7 +168,7 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op driver.Operation, msgs 
 		trace.WithAttributes(kvs...),
 		trace.WithLinks(links...),
 		trace.WithTimestamp(start))
-	hctx = baggage.ContextWithDelivery(hctx, bags, op.Batch)
+	hctx = baggagehook.ContextWithDelivery(hctx, bags, op.Batch)
 
 	ok := t.sets.sets(metricKey(op, opProcess, dest, partition, attribute.KeyValue{}))
 	if n := int64(len(msgs)); t.outcomes.inflight.Enabled(ctx) {

@@ -363,7 +363,13 @@ func (h *Harness) Published(destination string) []*broker.Message {
 	if h.track != nil {
 		return h.track.publishedTo(destination, false)
 	}
-	return h.srv.PublishedTo(destination)
+	var out []*broker.Message
+	for _, m := range h.srv.Published() {
+		if m.Destination == destination {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // AllPublished returns copies of every message published through the

@@ -49,8 +49,7 @@ func WithSyncDelivery() ServerOption {
 }
 
 // WithRecording makes the server keep a copy of every message published to
-// it, whether a subscription matched it or not, for Published and
-// PublishedTo. The record is never trimmed: use it in tests, not in a
+// it, whether a subscription matched it or not, for Published. The record is never trimmed: use it in tests, not in a
 // long-running process.
 func WithRecording() ServerOption {
 	return serverOptionFunc(func(c *serverConfig) { c.record = true })
