@@ -22,7 +22,11 @@ type Requester[Req, Resp any] struct {
 
 // NewRequester returns a Requester of Req values to destination on r, a
 // *Broker or a *Router (whose prefix the destination gets), expecting Resp
-// replies. Every PublisherOption applies to the requests
+// replies. Either may be an Envelope: an Envelope request sends its
+// correlation id, id, key and headers (see Envelope; the correlation id
+// reaches the replier and comes back on the reply, the reply being matched
+// by the broker's own id), and an Envelope response returns the reply's
+// correlation id, id, key and headers. Every PublisherOption applies to the requests
 // (Codec also to the replies' default codec). It fails on the
 // programming errors NewPublisher fails on; wrap it in Must to panic
 // instead. Like NewPublisher, building the same requester again registers
@@ -44,7 +48,7 @@ func NewRequester[Req, Resp any](r Registrar, destination string, opts ...Publis
 // a *DecodeError or *ValidationError, recorded on the reply's receipt.
 func (r *Requester[Req, Resp]) Request(ctx context.Context, v Req) (Resp, error) {
 	var out Resp
-	m, err := r.pub.Message(v)
+	m, err := r.pub.message(v)
 	if err != nil {
 		return out, err
 	}

@@ -179,7 +179,7 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 	if err != nil {
 		return err
 	}
-	outType := reflect.TypeFor[Out]()
+	outType := valueType(reflect.TypeFor[Out]())
 	for _, p := range rc.publishTo {
 		if pt := p.payloadType(); !outType.AssignableTo(pt) {
 			return fmt.Errorf("tracebus: subscribe %s: publisher to %s takes %v, the handler returns %v: %w",
@@ -209,7 +209,7 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 		if err != nil {
 			return res.fail(ctx, msgs[0], err)
 		}
-		if nilable && reflect.ValueOf(&out).Elem().IsNil() {
+		if nilable && isNilResult(out) {
 			return nil
 		}
 		return res.send(ctx, msgs[0], out)
@@ -229,12 +229,22 @@ type resulter struct {
 
 func (r *resulter) send(ctx context.Context, req *Message, out any) error {
 	if req.ReplyTo != "" {
-		body, err := r.codec.Marshal(out)
+		e, isEnv := out.(envelopeOut)
+		body := out
+		if isEnv {
+			body = e.envelopeValue()
+		}
+		b, err := r.codec.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("tracebus: encode reply: %w", err)
 		}
-		reply := &Message{Body: body}
+		reply := &Message{Body: b}
 		reply.Headers.Set(HeaderContentType, r.codec.ContentType())
+		if isEnv {
+			// Reply sets the request's correlation id over the
+			// envelope's: the requester gets back the id it sent.
+			applyEnvelope(reply, e)
+		}
 		if err := r.b.Reply(ctx, req, reply); err != nil {
 			return err
 		}
@@ -300,6 +310,16 @@ func ExposeErrors() ResultOption {
 	return resultOptionFunc(func(c *resultConfig) { c.expose = true })
 }
 
+// isNilResult reports whether out, or the Value of an Envelope out, is
+// nil; its type can be nil.
+func isNilResult[Out any](out Out) bool {
+	if e, ok := any(out).(envelopeOut); ok {
+		v := reflect.ValueOf(e.envelopeValue())
+		return !v.IsValid() || v.IsNil()
+	}
+	return reflect.ValueOf(&out).Elem().IsNil()
+}
+
 func canBeNil(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Func, reflect.Chan:
@@ -312,14 +332,15 @@ func canBeNil(t reflect.Type) bool {
 type decoder[T any] struct {
 	codecs codecSet
 	codec  codec.Codec
-	typ    reflect.Type
+	typ    reflect.Type // the type decoded into: T, or the Value's of an Envelope T
 	elem   reflect.Type // T's element type when T is a pointer: decoded into a new one
+	env    any          // the *decoder of the Value's type when T is an Envelope
 }
 
 func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
 	d := makeDecoder[T](b, cfg.codec)
 	typ := d.typ
-	if cfg.codec == codec.Protobuf && d.elem == nil {
+	if cfg.codec == codec.Protobuf && typ.Kind() != reflect.Pointer {
 		return nil, fmt.Errorf("tracebus: subscribe %s: the protobuf codec needs a pointer type (*%v), not %v: %w",
 			cfg.spec.Destination, typ, typ, ErrInvalid)
 	}
@@ -330,15 +351,30 @@ func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
 
 // makeDecoder returns a decoder of T whose default codec is codec.
 func makeDecoder[T any](b *Broker, cd codec.Codec) *decoder[T] {
+	return makeDecoderOf[T](b.cfg.codecs, cd)
+}
+
+// makeDecoderOf returns a decoder of T with codecs, whose default codec is
+// cd.
+func makeDecoderOf[T any](codecs codecSet, cd codec.Codec) *decoder[T] {
 	typ := reflect.TypeFor[T]()
-	d := &decoder[T]{codecs: b.cfg.codecs, codec: cd, typ: typ}
-	if typ.Kind() == reflect.Pointer {
+	d := &decoder[T]{codecs: codecs, codec: cd, typ: typ}
+	switch {
+	case isEnvelope(typ):
+		d.env = any((*T)(nil)).(envelopeIn).newValueDecoder(codecs, cd)
+		d.typ = valueType(typ)
+	case typ.Kind() == reflect.Pointer:
 		d.elem = typ.Elem()
 	}
 	return d
 }
 
 func (d *decoder[T]) decode(m *Message) (T, error) {
+	if d.env != nil {
+		var v T
+		err := any(&v).(envelopeIn).decodeEnvelope(d.env, m, true)
+		return v, err
+	}
 	v, err := d.unmarshal(m)
 	if err != nil {
 		return v, err
@@ -353,6 +389,10 @@ func (d *decoder[T]) decode(m *Message) (T, error) {
 // or d.codec.
 func (d *decoder[T]) unmarshal(m *Message) (T, error) {
 	var v T
+	if d.env != nil {
+		err := any(&v).(envelopeIn).decodeEnvelope(d.env, m, false)
+		return v, err
+	}
 	var target any = &v
 	if d.elem != nil {
 		v = reflect.New(d.elem).Interface().(T)
