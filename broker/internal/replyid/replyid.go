@@ -10,4 +10,3 @@ package replyid
 // the request into the reply. A request without a caller id carries the
 // broker's id as its correlation id and no Header.
 const Header = "x-tracebus-reply-id"
-
