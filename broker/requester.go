@@ -36,7 +36,7 @@ func NewRequester[Req, Resp any](r Registrar, destination string, opts ...Publis
 	if err != nil {
 		return nil, err
 	}
-	e.Reply = reflect.TypeFor[Resp]()
+	e.Reply = valueType(reflect.TypeFor[Resp]())
 	e.ReplyContentType = p.ct
 	p.b.addPublisher(e)
 	return &Requester[Req, Resp]{pub: p, dec: makeDecoder[Resp](p.b, p.codec)}, nil
