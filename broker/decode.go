@@ -9,7 +9,8 @@ import (
 // codec its content-type header names, among the built-in codecs and
 // codecs, else with codecs[0], else JSON. A pointer T gets a new value.
 // Unlike a typed handler, Decode does not validate the value. A failure is
-// a *DecodeError; a nil msg gives errNilMessage.
+// a *DecodeError; a nil msg gives errNilMessage. An Envelope T gets the
+// message's metadata too.
 func Decode[T any](msg *Message, codecs ...codec.Codec) (T, error) {
 	cs, def := defaultCodecs(), codec.JSON
 	for i, c := range codecs {

@@ -93,7 +93,9 @@ func (e *Envelope[T]) decodeEnvelope(dec any, m *Message, check bool) error {
 	e.Key = string(m.Key)
 	e.ID = m.ID
 	e.CorrelationID = m.Headers.Get(driver.HeaderCorrelationID)
-	e.Headers = m.Headers
+	// A copy: a handler that edits its envelope's headers, or sends them
+	// on, must not change the message a retry or the telemetry reads.
+	e.Headers = m.Headers.Clone()
 	return err
 }
 

@@ -85,6 +85,12 @@ func TestEnvelopeResultOnwardAndReply(t *testing.T) {
 		t.Errorf("onward message has reply address %q", m.ReplyTo)
 	}
 	checkLibraryHeaders(t, "onward", m.Headers)
+	for _, ep := range b.Endpoints() {
+		if ep.Destination == "orders" && ep.Kind == driver.EndpointSubscriber &&
+			(ep.Payload != reflect.TypeFor[order]() || ep.Reply != reflect.TypeFor[invoice]()) {
+			t.Errorf("HandleResult endpoint payload %v reply %v, want order and invoice", ep.Payload, ep.Reply)
+		}
+	}
 	send := rec.SpanByName(t, "send invoices")
 	if got, want := m.Headers.Get("traceparent"), "00-"+send.SpanContext().TraceID().String()+"-"+send.SpanContext().SpanID().String()+"-01"; got != want {
 		t.Errorf("onward traceparent %q, want the send span's %q", got, want)

@@ -162,6 +162,11 @@ func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Cont
 // A retryable error is answered on the last attempt only. An error that is
 // a *ReplyError is the answer itself: it is sent as it is and the message
 // is acknowledged.
+//
+// In and Out may be Envelopes: a handler returning an Envelope[T] sets the
+// key, id, correlation id and headers of that one result, onward and as
+// the reply (where the request's correlation id is kept); a publisher of
+// the plain T takes it. See Envelope for which headers are the library's.
 func HandleResult[In, Out any](r Registrar, destination string, h func(ctx context.Context, v In) (Out, error), opts ...ResultOption) error {
 	if h == nil {
 		return errNilHandler
