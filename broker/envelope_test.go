@@ -95,6 +95,16 @@ func TestEnvelopeResultOnwardAndReply(t *testing.T) {
 	if got, want := m.Headers.Get("traceparent"), "00-"+send.SpanContext().TraceID().String()+"-"+send.SpanContext().SpanID().String()+"-01"; got != want {
 		t.Errorf("onward traceparent %q, want the send span's %q", got, want)
 	}
+
+	// Either side alone: a plain request gets the broker's correlation id
+	// back in an Envelope reply.
+	half := broker.Must(broker.NewRequester[order, broker.Envelope[invoice]](b, "orders"))
+	hreply, err := half.Request(ctx, order{ID: "8"})
+	must(t, err)
+	if in := seen.Next(t); hreply.Value.Order != "8" || hreply.CorrelationID == "" || hreply.CorrelationID != in.CorrelationID {
+		t.Errorf("reply %+v to a plain request, handler saw correlation id %q: want the broker's id on both", hreply, in.CorrelationID)
+	}
+	onward.Next(t)
 }
 
 // checkLibraryHeaders fails when a header the user set in an Envelope took
