@@ -197,7 +197,9 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 	cfg.endpoint.Reply = outType
 	cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
 	nilable := canBeNil(outType)
+	outEnv := isEnvelope(reflect.TypeFor[Out]())
 	res := &resulter{
+		env:         outEnv,
 		b:           b,
 		codec:       cfg.codec,
 		pubs:        rc.publishTo,
@@ -214,7 +216,7 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 		if err != nil {
 			return res.fail(ctx, msgs[0], err)
 		}
-		if nilable && isNilResult(out) {
+		if nilable && isNilResult(out, outEnv) {
 			return nil
 		}
 		return res.send(ctx, msgs[0], out)
@@ -227,6 +229,7 @@ type resulter struct {
 	b           *Broker
 	codec       codec.Codec
 	pubs        []ResultPublisher
+	env         bool // the results are Envelopes
 	expose      bool // ExposeErrors
 	maxAttempts int
 	ackFirst    bool
@@ -234,9 +237,10 @@ type resulter struct {
 
 func (r *resulter) send(ctx context.Context, req *Message, out any) error {
 	if req.ReplyTo != "" {
-		e, isEnv := out.(envelopeOut)
+		var e envelopeOut
 		body := out
-		if isEnv {
+		if r.env {
+			e = out.(envelopeOut)
 			body = e.envelopeValue()
 		}
 		b, err := r.codec.Marshal(body)
@@ -245,7 +249,7 @@ func (r *resulter) send(ctx context.Context, req *Message, out any) error {
 		}
 		reply := &Message{Body: b}
 		reply.Headers.Set(HeaderContentType, r.codec.ContentType())
-		if isEnv {
+		if e != nil {
 			// Reply sets the request's correlation id over the
 			// envelope's: the requester gets back the id it sent.
 			applyEnvelope(reply, e)
@@ -315,11 +319,11 @@ func ExposeErrors() ResultOption {
 	return resultOptionFunc(func(c *resultConfig) { c.expose = true })
 }
 
-// isNilResult reports whether out, or the Value of an Envelope out, is
-// nil; its type can be nil.
-func isNilResult[Out any](out Out) bool {
-	if e, ok := any(out).(envelopeOut); ok {
-		v := reflect.ValueOf(e.envelopeValue())
+// isNilResult reports whether out, or its Value when Out is an Envelope
+// (env), is nil; the type can be nil.
+func isNilResult[Out any](out Out, env bool) bool {
+	if env {
+		v := reflect.ValueOf(any(out).(envelopeOut).envelopeValue())
 		return !v.IsValid() || v.IsNil()
 	}
 	return reflect.ValueOf(&out).Elem().IsNil()
