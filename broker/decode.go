@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"reflect"
-
 	"github.com/tracebus/tracebus/broker/codec"
 )
 
@@ -11,21 +9,20 @@ import (
 // codec its content-type header names, among the built-in codecs and
 // codecs, else with codecs[0], else JSON. A pointer T gets a new value.
 // Unlike a typed handler, Decode does not validate the value. A failure is
-// a *DecodeError; a nil msg gives errNilMessage.
+// a *DecodeError; a nil msg gives errNilMessage. An Envelope T gets the
+// message's metadata too.
 func Decode[T any](msg *Message, codecs ...codec.Codec) (T, error) {
-	d := decoder[T]{codecs: defaultCodecs(), codec: codec.JSON, typ: reflect.TypeFor[T]()}
-	if d.typ.Kind() == reflect.Pointer {
-		d.elem = d.typ.Elem()
-	}
+	cs, def := defaultCodecs(), codec.JSON
 	for i, c := range codecs {
 		if c == nil {
 			continue
 		}
-		d.codecs.add(c)
+		cs.add(c)
 		if i == 0 {
-			d.codec = c
+			def = c
 		}
 	}
+	d := makeDecoderOf[T](cs, def)
 	if msg == nil {
 		var zero T
 		return zero, errNilMessage

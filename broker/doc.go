@@ -25,7 +25,9 @@
 // A Requester sends a request and waits for the reply, which a
 // HandleResult handler sends with its return value; Broker.Request and
 // Broker.Reply are the same at the byte level. A request is bounded by its
-// ctx deadline, matched to its reply by a correlation id, and a reply that
+// ctx deadline, matched to its reply by the broker's own id (a correlation
+// id the caller sets, in an Envelope or a header, travels to the replier
+// and back, and never matches a reply), and a reply that
 // comes after its requester gave up is dropped and counted
 // (RequestStats). A failing handler answers with an error reply, which the
 // requester gets as a *ReplyError carrying the error's type, and its text

@@ -14,7 +14,10 @@ import (
 // otherwise), with a content-type header, an optional key derived from the
 // value (KeyFunc). It publishes
 // through the broker's middleware, so a Publisher used with a handler's ctx
-// continues the handler's trace.
+// continues the handler's trace. A Publisher[Envelope[T]] sends T values
+// with the id, key, correlation id and headers of each envelope (see
+// Envelope); a partition or a reply address is set on a Message given to
+// Broker.Publish.
 //
 // A Publisher is safe for concurrent use. Its destination appears in the
 // broker's Endpoints as a publisher, once however often the same publisher
@@ -27,6 +30,7 @@ type Publisher[T any] struct {
 	key   func(T) string
 	tmpl  *destTemplate
 	param func(T, string) string
+	env   bool // T is an Envelope
 }
 
 // PublisherOption configures a Publisher.
@@ -122,7 +126,7 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 		}
 	}
 	typ := reflect.TypeFor[T]()
-	p := &Publisher[T]{b: b, dest: destination, codec: cfg.codec, ct: cfg.codec.ContentType()}
+	p := &Publisher[T]{b: b, dest: destination, codec: cfg.codec, ct: cfg.codec.ContentType(), env: isEnvelope(typ)}
 	if cfg.key != nil {
 		key, ok := cfg.key.(func(T) string)
 		if !ok {
@@ -133,13 +137,13 @@ func newPublisher[T any](r Registrar, fn, destination string, opts []PublisherOp
 	if err := p.setTemplate(cfg); err != nil {
 		return nil, driver.Endpoint{}, fmt.Errorf("tracebus: %s[%v](%q): %w", fn, typ, destination, err)
 	}
-	if cfg.codec == codec.Protobuf && typ.Kind() != reflect.Pointer {
+	if cfg.codec == codec.Protobuf && valueType(typ).Kind() != reflect.Pointer {
 		return nil, driver.Endpoint{}, fmt.Errorf("tracebus: %s[%v](%q): the protobuf codec needs a pointer type: %w", fn, typ, destination, ErrInvalid)
 	}
 	e := driver.Endpoint{
 		Kind:        driver.EndpointPublisher,
 		Destination: destination,
-		Payload:     typ,
+		Payload:     valueType(typ),
 		ContentType: p.ct,
 	}
 	cfg.doc.fill(&e)
@@ -173,17 +177,20 @@ func (p *Publisher[T]) setTemplate(cfg publisherConfig) error {
 	return nil
 }
 
-// Message encodes v into the message Publish would send, for a caller that
-// wants to set more (an ID, a partition, a reply address) before publishing
-// it with Broker.Publish. With a destination template, the message's
-// Destination is the template filled from v.
-func (p *Publisher[T]) Message(v T) (*Message, error) {
-	return p.message(context.Background(), v)
+// message encodes v into the message Publish sends: v's Value and
+// metadata when T is an Envelope. ctx's subscription parameters fill the
+// destination template where ParamFunc does not.
+func (p *Publisher[T]) message(ctx context.Context, v T) (*Message, error) {
+	if p.env {
+		e := any(v).(envelopeOut)
+		return p.encode(ctx, v, e.envelopeValue(), e)
+	}
+	return p.encode(ctx, v, v, nil)
 }
 
-// message is Message with the ctx of the call, whose subscription
-// parameters fill what ParamFunc does not.
-func (p *Publisher[T]) message(ctx context.Context, v T) (*Message, error) {
+// encode builds the message of body, v giving its key (KeyFunc) and
+// destination (ParamFunc), and e, when not nil, its metadata.
+func (p *Publisher[T]) encode(ctx context.Context, v T, body any, e envelopeOut) (*Message, error) {
 	dest := p.dest
 	if p.tmpl != nil {
 		d, err := p.tmpl.fill(func(name string) string {
@@ -199,16 +206,27 @@ func (p *Publisher[T]) message(ctx context.Context, v T) (*Message, error) {
 		}
 		dest = d
 	}
-	body, err := p.codec.Marshal(v)
+	b, err := p.codec.Marshal(body)
 	if err != nil {
-		return nil, fmt.Errorf("tracebus: encode %T for %s as %s: %w", v, p.dest, p.ct, err)
+		return nil, fmt.Errorf("tracebus: encode %T for %s as %s: %w", body, p.dest, p.ct, err)
 	}
-	m := &Message{Destination: dest, Body: body}
+	m := &Message{Destination: dest, Body: b}
 	m.Headers.Set(HeaderContentType, p.ct)
 	if p.key != nil {
 		m.Key = []byte(p.key(v))
 	}
+	if e != nil {
+		applyEnvelope(m, e)
+	}
 	return m, nil
+}
+
+// send publishes m, one message of p.
+func (p *Publisher[T]) send(ctx context.Context, m *Message) error {
+	if p.tmpl != nil {
+		return p.b.publishFilled(ctx, p.tmpl.raw, []*Message{m}, false)
+	}
+	return p.b.Publish(ctx, m)
 }
 
 // Publish encodes v and sends it. With a handler's ctx, the message
@@ -218,10 +236,7 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 	if err != nil {
 		return err
 	}
-	if p.tmpl != nil {
-		return p.b.publishFilled(ctx, p.tmpl.raw, []*Message{m}, false)
-	}
-	return p.b.Publish(ctx, m)
+	return p.send(ctx, m)
 }
 
 // PublishBatch encodes vs and sends them in one batch operation. Nothing is
@@ -246,12 +261,34 @@ func (p *Publisher[T]) PublishBatch(ctx context.Context, vs []T) error {
 
 func (p *Publisher[T]) owner() *Broker            { return p.b }
 func (p *Publisher[T]) destination() string       { return p.dest }
-func (p *Publisher[T]) payloadType() reflect.Type { return reflect.TypeFor[T]() }
+func (p *Publisher[T]) payloadType() reflect.Type { return valueType(reflect.TypeFor[T]()) }
 
+// publishValue publishes a HandleResult handler's result v: a T, an
+// Envelope of p's value type when T is not one (its metadata kept), or
+// the plain value when T is an Envelope.
 func (p *Publisher[T]) publishValue(ctx context.Context, v any) error {
-	t, ok := v.(T)
-	if !ok {
-		return fmt.Errorf("tracebus: publisher to %s takes %v, got %T: %w", p.dest, reflect.TypeFor[T](), v, ErrInvalid)
+	if t, ok := v.(T); ok {
+		return p.Publish(ctx, t)
 	}
-	return p.Publish(ctx, t)
+	e, isEnv := v.(envelopeOut)
+	if p.env {
+		var t T
+		if !isEnv {
+			e = nil
+		} else {
+			v = e.envelopeValue()
+		}
+		if any(&t).(envelopeIn).setEnvelope(v, e) {
+			return p.Publish(ctx, t)
+		}
+	} else if isEnv {
+		if t, ok := e.envelopeValue().(T); ok {
+			m, err := p.encode(ctx, t, t, e)
+			if err != nil {
+				return err
+			}
+			return p.send(ctx, m)
+		}
+	}
+	return fmt.Errorf("tracebus: publisher to %s takes %v, got %T: %w", p.dest, reflect.TypeFor[T](), v, ErrInvalid)
 }

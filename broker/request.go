@@ -14,6 +14,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker/codec"
 	"github.com/tracebus/tracebus/broker/driver"
+	"github.com/tracebus/tracebus/broker/internal/replyid"
 )
 
 // Errors of request/reply. Match them with errors.Is.
@@ -225,7 +226,12 @@ func (r *requests) close(ctx context.Context) error {
 //
 // Request sets msg.ReplyTo to an address of the broker's reply inbox (a
 // NATS "_INBOX." subject, the broker's Kafka reply topic) and the
-// HeaderCorrelationID header; the replier answers with Reply, ReplyError
+// driver.HeaderCorrelationID header, unless the caller set one: a
+// correlation id of the caller's reaches the replier and comes back on the
+// reply as it was sent, while the reply is matched to its request by the
+// broker's own id (the reply address's token, or a header of its own where
+// the system has no reply subjects), so that two requests in flight with
+// the same caller id each get their own reply. The replier answers with Reply, ReplyError
 // or a HandleResult handler. An error reply is returned as a *ReplyError
 // (matching ErrRemote). When the system knows that nobody listens (NATS,
 // memory), the error wraps ErrNoResponders.
@@ -269,7 +275,17 @@ func (b *Broker) request(ctx context.Context, msg *Message, template string, rec
 	}
 	defer b.requests.unregister(id, ch)
 	msg.ReplyTo = inbox.ReplyTo(id)
-	msg.Headers.Set(driver.HeaderCorrelationID, id)
+	// A correlation id the caller set is the caller's: it travels to the
+	// replier and back untouched. Replies are matched by the broker's own
+	// id only, the reply address's token or, where the system has no reply
+	// subjects (Kafka), the replyid header, so that no caller id can make
+	// one request take another's reply.
+	if own, _ := msg.Headers.Lookup(driver.HeaderCorrelationID); own != "" {
+		msg.Headers.Set(replyid.Header, id)
+	} else {
+		msg.Headers.Set(driver.HeaderCorrelationID, id)
+		msg.Headers.Del(replyid.Header)
+	}
 
 	op := b.publishOperation(dest, false)
 	op.Template = template
@@ -339,7 +355,8 @@ func (b *Broker) receiveReply(ctx context.Context, rop driver.Operation, reply *
 }
 
 // Reply sends reply to the reply address of req, a message a handler got:
-// it sets reply.Destination and copies req's HeaderCorrelationID. With the
+// it sets reply.Destination and copies req's correlation id and the
+// broker's id the reply is matched by, over any reply.Headers held. With the
 // handler's ctx, the reply continues the handler's trace. The publish goes
 // through the broker's middleware like any other, marked as a temporary
 // destination, so that the reply address never appears in span names.
@@ -364,6 +381,11 @@ func (b *Broker) Reply(ctx context.Context, req, reply *Message) error {
 	}
 	if id, ok := req.Headers.Lookup(driver.HeaderCorrelationID); ok {
 		reply.Headers.Set(driver.HeaderCorrelationID, id)
+	}
+	if id, ok := req.Headers.Lookup(replyid.Header); ok {
+		reply.Headers.Set(replyid.Header, id)
+	} else {
+		reply.Headers.Del(replyid.Header)
 	}
 	op := b.publishOperation(reply.Destination, false)
 	op.Temporary = true

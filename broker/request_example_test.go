@@ -39,8 +39,9 @@ func ExampleRequester() {
 }
 
 // Byte-level handlers answer with Reply (or ReplyError); Request returns
-// the reply. The reply address and the correlation id are the broker's
-// business.
+// the reply. The reply address is the broker's business; a correlation id
+// the caller sets (driver.HeaderCorrelationID) is kept and comes back on
+// the reply, otherwise the broker sets its own.
 func ExampleBroker_Request() {
 	b := memoryBroker()
 	b.Subscribe("time.now", func(ctx context.Context, msg *broker.Message) error {

@@ -22,7 +22,11 @@ type Requester[Req, Resp any] struct {
 
 // NewRequester returns a Requester of Req values to destination on r, a
 // *Broker or a *Router (whose prefix the destination gets), expecting Resp
-// replies. Every PublisherOption applies to the requests
+// replies. Either may be an Envelope: an Envelope request sends its
+// correlation id, id, key and headers (see Envelope; the correlation id
+// reaches the replier and comes back on the reply, the reply being matched
+// by the broker's own id), and an Envelope response returns the reply's
+// correlation id, id, key and headers. Every PublisherOption applies to the requests
 // (Codec also to the replies' default codec). It fails on the
 // programming errors NewPublisher fails on; wrap it in Must to panic
 // instead. Like NewPublisher, building the same requester again registers
@@ -32,7 +36,7 @@ func NewRequester[Req, Resp any](r Registrar, destination string, opts ...Publis
 	if err != nil {
 		return nil, err
 	}
-	e.Reply = reflect.TypeFor[Resp]()
+	e.Reply = valueType(reflect.TypeFor[Resp]())
 	e.ReplyContentType = p.ct
 	p.b.addPublisher(e)
 	return &Requester[Req, Resp]{pub: p, dec: makeDecoder[Resp](p.b, p.codec)}, nil

@@ -156,6 +156,11 @@ func HandleBatch[T any](r Registrar, destination string, h func(ctx context.Cont
 // A retryable error is answered on the last attempt only. An error that is
 // a *ReplyError is the answer itself: it is sent as it is and the message
 // is acknowledged.
+//
+// In and Out may be Envelopes: a handler returning an Envelope[T] sets the
+// key, id, correlation id and headers of that one result, onward and as
+// the reply (where the request's correlation id is kept); a publisher of
+// the plain T takes it. See Envelope for which headers are the library's.
 func HandleResult[In, Out any](r Registrar, destination string, h func(ctx context.Context, v In) (Out, error), opts ...ResultOption) error {
 	if h == nil {
 		return errNilHandler
@@ -173,7 +178,7 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 	if err != nil {
 		return err
 	}
-	outType := reflect.TypeFor[Out]()
+	outType := valueType(reflect.TypeFor[Out]())
 	for _, p := range rc.publishTo {
 		if pt := p.payloadType(); !outType.AssignableTo(pt) {
 			return fmt.Errorf("tracebus: subscribe %s: publisher to %s takes %v, the handler returns %v: %w",
@@ -186,7 +191,9 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 	cfg.endpoint.Reply = outType
 	cfg.endpoint.ReplyContentType = cfg.codec.ContentType()
 	nilable := canBeNil(outType)
+	outEnv := isEnvelope(reflect.TypeFor[Out]())
 	res := &resulter{
+		env:         outEnv,
 		b:           b,
 		codec:       cfg.codec,
 		pubs:        rc.publishTo,
@@ -203,7 +210,7 @@ func HandleResult[In, Out any](r Registrar, destination string, h func(ctx conte
 		if err != nil {
 			return res.fail(ctx, msgs[0], err)
 		}
-		if nilable && reflect.ValueOf(&out).Elem().IsNil() {
+		if nilable && isNilResult(out, outEnv) {
 			return nil
 		}
 		return res.send(ctx, msgs[0], out)
@@ -216,6 +223,7 @@ type resulter struct {
 	b           *Broker
 	codec       codec.Codec
 	pubs        []ResultPublisher
+	env         bool // the results are Envelopes
 	expose      bool // ExposeErrors
 	maxAttempts int
 	ackFirst    bool
@@ -223,12 +231,23 @@ type resulter struct {
 
 func (r *resulter) send(ctx context.Context, req *Message, out any) error {
 	if req.ReplyTo != "" {
-		body, err := r.codec.Marshal(out)
+		var e envelopeOut
+		body := out
+		if r.env {
+			e = out.(envelopeOut)
+			body = e.envelopeValue()
+		}
+		b, err := r.codec.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("tracebus: encode reply: %w", err)
 		}
-		reply := &Message{Body: body}
+		reply := &Message{Body: b}
 		reply.Headers.Set(HeaderContentType, r.codec.ContentType())
+		if e != nil {
+			// Reply sets the request's correlation id over the
+			// envelope's: the requester gets back the id it sent.
+			applyEnvelope(reply, e)
+		}
 		if err := r.b.Reply(ctx, req, reply); err != nil {
 			return err
 		}
@@ -294,6 +313,16 @@ func ExposeErrors() ResultOption {
 	return resultOptionFunc(func(c *resultConfig) { c.expose = true })
 }
 
+// isNilResult reports whether out, or its Value when Out is an Envelope
+// (env), is nil; the type can be nil.
+func isNilResult[Out any](out Out, env bool) bool {
+	if env {
+		v := reflect.ValueOf(any(out).(envelopeOut).envelopeValue())
+		return !v.IsValid() || v.IsNil()
+	}
+	return reflect.ValueOf(&out).Elem().IsNil()
+}
+
 func canBeNil(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Func, reflect.Chan:
@@ -306,14 +335,15 @@ func canBeNil(t reflect.Type) bool {
 type decoder[T any] struct {
 	codecs codecSet
 	codec  codec.Codec
-	typ    reflect.Type
+	typ    reflect.Type // the type decoded into: T, or the Value's of an Envelope T
 	elem   reflect.Type // T's element type when T is a pointer: decoded into a new one
+	env    any          // the *decoder of the Value's type when T is an Envelope
 }
 
 func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
 	d := makeDecoder[T](b, cfg.codec)
 	typ := d.typ
-	if cfg.codec == codec.Protobuf && d.elem == nil {
+	if cfg.codec == codec.Protobuf && typ.Kind() != reflect.Pointer {
 		return nil, fmt.Errorf("tracebus: subscribe %s: the protobuf codec needs a pointer type (*%v), not %v: %w",
 			cfg.spec.Destination, typ, typ, ErrInvalid)
 	}
@@ -324,15 +354,30 @@ func newDecoder[T any](b *Broker, cfg *subConfig) (*decoder[T], error) {
 
 // makeDecoder returns a decoder of T whose default codec is codec.
 func makeDecoder[T any](b *Broker, cd codec.Codec) *decoder[T] {
+	return makeDecoderOf[T](b.cfg.codecs, cd)
+}
+
+// makeDecoderOf returns a decoder of T with codecs, whose default codec is
+// cd.
+func makeDecoderOf[T any](codecs codecSet, cd codec.Codec) *decoder[T] {
 	typ := reflect.TypeFor[T]()
-	d := &decoder[T]{codecs: b.cfg.codecs, codec: cd, typ: typ}
-	if typ.Kind() == reflect.Pointer {
+	d := &decoder[T]{codecs: codecs, codec: cd, typ: typ}
+	switch {
+	case isEnvelope(typ):
+		d.env = any((*T)(nil)).(envelopeIn).newValueDecoder(codecs, cd)
+		d.typ = valueType(typ)
+	case typ.Kind() == reflect.Pointer:
 		d.elem = typ.Elem()
 	}
 	return d
 }
 
 func (d *decoder[T]) decode(m *Message) (T, error) {
+	if d.env != nil {
+		var v T
+		err := any(&v).(envelopeIn).decodeEnvelope(d.env, m, true)
+		return v, err
+	}
 	v, err := d.unmarshal(m)
 	if err != nil || m.Delivery.Deleted {
 		return v, err
@@ -350,6 +395,10 @@ func (d *decoder[T]) unmarshal(m *Message) (T, error) {
 	var v T
 	if m.Delivery.Deleted {
 		return v, nil
+	}
+	if d.env != nil {
+		err := any(&v).(envelopeIn).decodeEnvelope(d.env, m, false)
+		return v, err
 	}
 	var target any = &v
 	if d.elem != nil {

@@ -149,9 +149,14 @@ func (h Headers) Clone() Headers {
 // Headers of request/reply. Transports that cannot carry a reply address
 // natively (Kafka, JetStream) carry Message.ReplyTo in HeaderReplyTo.
 const (
-	// HeaderCorrelationID holds the id that matches a reply to its
-	// request. Request sets it; Reply copies it from the request into the
-	// reply.
+	// HeaderCorrelationID holds a request's correlation id: the one its
+	// caller set, else the broker's own id of the request. Reply copies it
+	// from the request into the reply. A reply is matched to its request
+	// by the broker's own id only, never by a caller's: a transport with
+	// reply subjects by the inbox token (Inbox.ReplyTo), one without
+	// (Kafka) by the "x-tracebus-reply-id" header, which Request adds
+	// when the caller chose the correlation id and Reply copies, else by
+	// this header.
 	HeaderCorrelationID = "x-tracebus-correlation-id"
 	// HeaderReplyTo carries Message.ReplyTo where the system has no reply
 	// address of its own.

@@ -49,9 +49,9 @@ type Transport interface {
 	// broker.ErrInvalid.
 	ValidateSubscription(spec SubscriptionSpec) error
 	// OpenInbox starts receiving the replies to a broker's requests and
-	// calls deliver for each, with the correlation id it answers (the
-	// token of a NATS inbox subject, the HeaderCorrelationID of a Kafka
-	// reply). deliver is also called with an error the system reports
+	// calls deliver for each, with the broker's id of the request it
+	// answers (the token of a NATS inbox subject; for a Kafka reply its
+	// "x-tracebus-reply-id" header, else its HeaderCorrelationID). deliver is also called with an error the system reports
 	// instead of a reply, such as a NATS no-responders status; such an
 	// error wraps broker.ErrNoResponders. deliver does not block and does
 	// not retain reply beyond its call unless it keeps it. The broker

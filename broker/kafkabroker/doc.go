@@ -118,7 +118,9 @@
 // broker.Request needs a reply topic per broker instance (WithReplyTopic;
 // WithAutoCreateTopics creates it). It is read without a consumer group
 // from its end, so no group join delays the first reply, and replies are
-// matched to requests by the x-tracebus-correlation-id header. Kafka
+// matched to requests by the broker's own request id (the
+// x-tracebus-reply-id header when the caller chose the correlation id,
+// else x-tracebus-correlation-id). Kafka
 // cannot tell that nobody consumes a topic: a request nobody answers times
 // out. See Transport.OpenInbox for the latency and ordering.
 //

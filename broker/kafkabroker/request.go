@@ -9,6 +9,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/driver"
+	"github.com/tracebus/tracebus/broker/internal/replyid"
 )
 
 var (
@@ -30,8 +31,10 @@ func WithReplyTopic(topic string) Option {
 
 // OpenInbox implements broker.ReplyTransport: it reads the reply topic
 // (WithReplyTopic) from its current end, every partition, without a
-// consumer group, and routes each reply to its request by the
-// driver.HeaderCorrelationID header the replier copied from the request.
+// consumer group, and routes each reply to its request by the broker's
+// own id of the request, which the replier copied from it: the
+// "x-tracebus-reply-id" header when the requester chose the correlation
+// id, else the driver.HeaderCorrelationID header.
 // On publish, Message.ReplyTo travels in the driver.HeaderReplyTo header,
 // and a consumed message's ReplyTo is read from it.
 //
@@ -69,7 +72,14 @@ func (t *Transport) OpenInbox(ctx context.Context, deliver driver.InboxFunc) (dr
 	sub, err := t.Subscribe(openCtx, driver.SubscriptionSpec{Destination: topic, Concurrency: 1},
 		func(ctx context.Context, msgs []*broker.Message, ack driver.Acknowledger) {
 			for _, m := range msgs {
-				deliver(m.Headers.Get(driver.HeaderCorrelationID), m, nil)
+				// The broker's own id: the replyid header when the
+				// requester chose the correlation id, else the
+				// correlation id, which is then the broker's.
+				id, ok := m.Headers.Lookup(replyid.Header)
+				if !ok {
+					id = m.Headers.Get(driver.HeaderCorrelationID)
+				}
+				deliver(id, m, nil)
 			}
 			_ = ack.Ack(ctx)
 		})

@@ -16,7 +16,7 @@ import (
 const inboxPrefix = "_INBOX."
 
 // inbox is one broker's reply inbox on a Server: the subjects
-// inboxPrefix+"<random>.<correlation id>".
+// inboxPrefix+"<random>.<request id>", the broker's id of each request.
 type inbox struct {
 	srv     *Server
 	prefix  string
@@ -24,8 +24,8 @@ type inbox struct {
 }
 
 // OpenInbox implements driver.Transport, with NATS semantics: a
-// reply address is a subject of the inbox, the correlation id its last
-// token; a request published while nothing subscribes to its destination
+// reply address is a subject of the inbox, the broker's id of the
+// request its last token; a request published while nothing subscribes to its destination
 // is answered at once with an error wrapping broker.ErrNoResponders.
 func (t *Transport) OpenInbox(_ context.Context, deliver driver.InboxFunc) (driver.Inbox, error) {
 	if t.isClosed() {

@@ -24,7 +24,8 @@ import (
 
 // TestRequestReply is the suite of request/reply over a transport: byte
 // and typed round trips, timeouts, no responders, error replies, many
-// requests in flight and late replies. The span tree of a request is
+// requests in flight, late replies, and correlation ids the caller owns
+// (carried to the replier and back, never used to match a reply). The span tree of a request is
 // part of TestTelemetry.
 func TestRequestReply(t *testing.T, s Suite) {
 	tests := []struct {
@@ -39,6 +40,9 @@ func TestRequestReply(t *testing.T, s Suite) {
 		{"ErrorReplies", true, testReqErrors},
 		{"Concurrent", true, testReqConcurrent},
 		{"LateReplyDropped", true, testReqLate},
+		{"CallerCorrelationID", true, testReqCallerID},
+		{"TypedEnvelopes", true, testReqEnvelopes},
+		{"SameCallerIDConcurrent", true, testReqSameCallerID},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -486,4 +490,148 @@ func testTelRequestError(t *testing.T, s Suite) {
 	if !found {
 		t.Error("no request duration point")
 	}
+}
+
+// testReqCallerID: a correlation id the caller set reaches a byte-level
+// replier and comes back on the reply, with the replier's headers.
+func testReqCallerID(t *testing.T, s Suite) {
+	dest := s.Destination(t)
+	server, client := s.Broker(t), s.Broker(t)
+	err := server.Subscribe(dest, func(ctx context.Context, m *broker.Message) error {
+		reply := &broker.Message{Body: []byte(m.Headers.Get(driver.HeaderCorrelationID))}
+		reply.Headers.Set("x-replier", "billing")
+		return server.Reply(ctx, m, reply)
+	}, reqOptions(s, dest)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(t, server)
+
+	ctx, cancel := s.requestCtx()
+	defer cancel()
+	req := &broker.Message{Destination: dest}
+	req.Headers.Set(driver.HeaderCorrelationID, "caller-42")
+	reply, err := client.Request(ctx, req)
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	if string(reply.Body) != "caller-42" {
+		t.Errorf("replier saw correlation id %q, want the caller's caller-42", reply.Body)
+	}
+	if got := reply.Headers.Get(driver.HeaderCorrelationID); got != "caller-42" {
+		t.Errorf("reply correlation id %q, want caller-42", got)
+	}
+	if got := reply.Headers.Get("x-replier"); got != "billing" {
+		t.Errorf("reply header x-replier %q, want billing", got)
+	}
+	assertStats(t, client, broker.RequestStats{})
+}
+
+// testReqEnvelopes: a Requester of Envelopes sets the request's
+// correlation id and headers and reads the reply's; the replier, a
+// HandleResult handler of Envelopes, sees them and sets the reply's
+// headers (and key, where keys travel) for that one result.
+func testReqEnvelopes(t *testing.T, s Suite) {
+	dest := s.Destination(t)
+	server, client := s.Broker(t), s.Broker(t)
+	err := broker.HandleResult(server, dest, func(_ context.Context, in broker.Envelope[testkit.Order]) (broker.Envelope[testkit.Invoice], error) {
+		out := broker.Envelope[testkit.Invoice]{
+			Value: testkit.Invoice{OrderID: in.Value.ID, Amount: 10 * in.Value.Quantity},
+			Key:   "customer-" + in.Headers.Get("x-customer"),
+		}
+		out.Headers.Set("x-seen-correlation-id", in.CorrelationID)
+		out.Headers.Set("x-invoice-status", "issued")
+		return out, nil
+	}, resultOptions(reqOptions(s, dest))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(t, server)
+
+	r := broker.Must(broker.NewRequester[broker.Envelope[testkit.Order], broker.Envelope[testkit.Invoice]](client, dest))
+	ctx, cancel := s.requestCtx()
+	defer cancel()
+	req := broker.Envelope[testkit.Order]{Value: testkit.Order{ID: "o-7", Quantity: 2}, CorrelationID: "checkout-7"}
+	req.Headers.Set("x-customer", "acme")
+	reply, err := r.Request(ctx, req)
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	if want := (testkit.Invoice{OrderID: "o-7", Amount: 20}); reply.Value != want {
+		t.Errorf("reply %+v, want %+v", reply.Value, want)
+	}
+	if reply.CorrelationID != "checkout-7" {
+		t.Errorf("reply correlation id %q, want the caller's checkout-7", reply.CorrelationID)
+	}
+	if got := reply.Headers.Get("x-seen-correlation-id"); got != "checkout-7" {
+		t.Errorf("replier saw correlation id %q, want checkout-7", got)
+	}
+	if got := reply.Headers.Get("x-invoice-status"); got != "issued" {
+		t.Errorf("reply header x-invoice-status %q, want issued", got)
+	}
+	if s.Features.Keys && reply.Key != "customer-acme" {
+		t.Errorf("reply key %q, want customer-acme", reply.Key)
+	}
+	eps := client.Endpoints()
+	if len(eps) != 1 || eps[0].Payload != reflect.TypeFor[testkit.Order]() || eps[0].Reply != reflect.TypeFor[testkit.Invoice]() {
+		t.Errorf("requester endpoints %+v, want Order replied with Invoice, not the envelopes", eps)
+	}
+}
+
+// testReqSameCallerID: two requests in flight with the same caller
+// correlation id each get their own reply, although the replier answers
+// the later one first: replies are matched by the broker's own id.
+func testReqSameCallerID(t *testing.T, s Suite) {
+	dest := s.Destination(t)
+	server, client := s.Broker(t), s.Broker(t)
+	held := make(chan *broker.Message, 2)
+	err := server.Subscribe(dest, func(_ context.Context, m *broker.Message) error {
+		held <- m // answered below, once both are in
+		return nil
+	}, reqOptions(s, dest)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start(t, server)
+
+	type result struct {
+		body, reply, corr string
+		err               error
+	}
+	results := make(chan result, 2)
+	ctx, cancel := s.requestCtx()
+	defer cancel()
+	for _, body := range []string{"first", "second"} {
+		go func() {
+			req := &broker.Message{Destination: dest, Body: []byte(body)}
+			req.Headers.Set(driver.HeaderCorrelationID, "same-id")
+			reply, err := client.Request(ctx, req)
+			if err != nil {
+				results <- result{body: body, err: err}
+				return
+			}
+			results <- result{body, string(reply.Body), reply.Headers.Get(driver.HeaderCorrelationID), nil}
+		}()
+	}
+	var reqs []*broker.Message
+	for range 2 {
+		select {
+		case m := <-held:
+			reqs = append(reqs, m)
+		case <-ctx.Done():
+			t.Fatalf("the replier got %d of the 2 requests", len(reqs))
+		}
+	}
+	for i := len(reqs) - 1; i >= 0; i-- {
+		if err := server.Reply(ctx, reqs[i], &broker.Message{Body: append([]byte("re: "), reqs[i].Body...)}); err != nil {
+			t.Fatalf("reply: %v", err)
+		}
+	}
+	for range 2 {
+		r := <-results
+		if r.err != nil || r.reply != "re: "+r.body || r.corr != "same-id" {
+			t.Errorf("request %q: reply %q with correlation id %q, error %v; want its own reply with same-id", r.body, r.reply, r.corr, r.err)
+		}
+	}
+	assertStats(t, client, broker.RequestStats{})
 }
