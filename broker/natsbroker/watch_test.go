@@ -269,6 +269,39 @@ func TestWatchKVTyped(t *testing.T) {
 	}
 }
 
+// TestWatchKVEnvelope: a handler of Envelope[T] reads the operation from
+// the headers NATS wrote, and a deletion is an envelope with T's zero value.
+func TestWatchKVEnvelope(t *testing.T) {
+	srv := natstest.New(t)
+	kv := createKV(t, jetStreamClient(t, srv), "envelopes")
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	watchBroker(t, srv, func(b *broker.Broker) error {
+		return broker.Handle(b, ">", func(ctx context.Context, e broker.Envelope[setting]) error {
+			mu.Lock()
+			got = append(got, fmt.Sprintf("%s %d op=%q", broker.MessageFromContext(ctx).Destination, e.Value.Level, e.Headers.Get("KV-Operation")))
+			mu.Unlock()
+			return nil
+		}, natsbroker.WatchKV("envelopes"), broker.DeadLetter("dead.envelopes"))
+	})
+	put(t, kv, "app.a", `{"level":3}`)
+	if err := kv.Purge(context.Background(), "app.a"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 2
+	}, "two updates")
+	mu.Lock()
+	defer mu.Unlock()
+	if want := `[app.a 3 op="" app.a 0 op="PURGE"]`; fmt.Sprint(got) != want {
+		t.Errorf("updates %v, want %s", got, want)
+	}
+}
+
 // TestWatchKVRetries: a handler error is retried in place per the
 // subscription's policy, with DeliveryCount growing, and the updates
 // behind it wait their turn; one that keeps failing is dead-lettered.
