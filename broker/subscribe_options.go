@@ -35,6 +35,7 @@ type subConfig struct {
 	codec       codec.Codec     // typed subscriptions; the broker's when not set
 	endpoint    driver.Endpoint // payload facts of typed subscriptions
 	template    *destTemplate   // the destination's parameters; spec.Destination is its pattern
+	pull        bool            // a Puller's: the transport's Pull, not Subscribe
 	err         error
 }
 

@@ -38,6 +38,9 @@ type subscription struct {
 	consume driver.ConsumeFunc
 	settle  driver.SettleFunc
 	out     *outcomes
+	// A Puller's subscription: the receive operation and its chain.
+	recvO   driver.Operation
+	receive driver.ConsumeFunc
 
 	mu        sync.Mutex          // guards the fields below; never held across a transport call
 	ts        driver.Subscription // the transport's subscription once started
@@ -48,6 +51,7 @@ type subscription struct {
 	abandoned bool                // a stop gave up waiting for the start in progress
 	paused    bool                // Subscription.Stop stopped it on purpose: the broker does not start it
 	down      error               // why the last Subscription.Start failed; nil once running or stopped
+	pulls     *pullRun            // a Puller's consumer once started
 }
 
 func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
@@ -72,6 +76,7 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 	if n, ok := b.transport.(driver.SubscriptionNamer); ok {
 		s.op.Subscription = n.SubscriptionName(cfg.spec)
 	}
+	s.op.Pulled = cfg.pull
 	s.settleO = s.op
 	s.settleO.Kind = driver.OpSettle
 	s.settleO.OperationName = info.AckOperation
@@ -106,6 +111,12 @@ func newSubscription(b *Broker, cfg subConfig, h BatchHandler) *subscription {
 		}()
 		return h(ctx, msgs)
 	})
+	if cfg.pull {
+		s.recvO = s.op
+		s.recvO.Kind, s.recvO.Pulled = driver.OpReceive, false
+		s.recvO.OperationName = info.ReceiveOperation
+		s.receive = chainConsume(mws, passReceive)
+	}
 	s.settle = chainSettle(mws, func(ctx context.Context, _ driver.Operation, _ []*Message, st driver.Settlement) error {
 		d, _ := ctx.Value(settlingKey{}).(*delivery)
 		if d == nil {
@@ -148,13 +159,25 @@ func (s *subscription) start(ctx context.Context) error {
 			cancel()
 		}
 	}()
-	ts, err := s.b.transport.Subscribe(ctx, s.cfg.spec, s.deliver)
+	var (
+		ts   driver.Subscription
+		next func(context.Context) (*Message, driver.Acknowledger, error)
+		err  error
+	)
+	if s.cfg.pull {
+		ts, next, err = s.b.transport.(driver.Puller).Pull(ctx, s.cfg.spec)
+	} else {
+		ts, err = s.b.transport.Subscribe(ctx, s.cfg.spec, s.deliver)
+	}
 
 	s.mu.Lock()
 	s.starting = nil
 	abandoned := s.abandoned
 	if err == nil && !abandoned {
 		s.ts, s.cancel, kept = ts, cancel, true
+		if next != nil {
+			s.pulls = newPullRun(next)
+		}
 	}
 	closed := s.closed
 	s.mu.Unlock()
@@ -208,8 +231,8 @@ func (s *subscription) stop(ctx context.Context) error {
 		}
 	}
 	s.mu.Lock()
-	ts, cancel, stopping := s.ts, s.cancel, s.stopping
-	s.ts, s.cancel = nil, nil
+	ts, cancel, stopping, pulls := s.ts, s.cancel, s.stopping, s.pulls
+	s.ts, s.cancel, s.pulls = nil, nil, nil
 	if ts != nil {
 		stopping = make(chan struct{})
 		s.stopping = stopping
@@ -236,6 +259,15 @@ func (s *subscription) stop(ctx context.Context) error {
 		close(stopping)
 	}()
 	defer s.out.flush() // drops reported while closing are logged now
+	if pulls != nil {
+		// Gets waiting for a message give up; those running a handler
+		// finish and settle before the consumer closes under them.
+		if err := pulls.drain(ctx); err != nil {
+			_ = ts.Close(ctx)
+			cancel()
+			return fmt.Errorf("tracebus: stop subscription to %s: %w", s.cfg.spec.Destination, err)
+		}
+	}
 	err := ts.Close(ctx)
 	// The handlers have returned, or ctx ended first and the ones still
 	// running are told to give up, as Broker.Close does.
@@ -247,7 +279,14 @@ func (s *subscription) stop(ctx context.Context) error {
 // chain and the handler, decides the outcome and settles the delivery,
 // unless the handler settled it already (ack first, manual settlement).
 func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack driver.Acknowledger) {
-	d := &delivery{s: s, msgs: msgs, ack: ack, handlerCtx: ctx}
+	s.deliverWith(ctx, msgs, ack, nil)
+}
+
+// deliverWith is deliver for a delivery whose handler is handle (a
+// Puller's Get) rather than the subscription's, when handle is not nil. It
+// returns the handler's error.
+func (s *subscription) deliverWith(ctx context.Context, msgs []*Message, ack driver.Acknowledger, handle func(context.Context, *Message) error) error {
+	d := &delivery{s: s, msgs: msgs, ack: ack, handlerCtx: ctx, handle: handle}
 	err := s.run(context.WithValue(ctx, deliveryKey{}, d), msgs)
 	if d.settled.Load() {
 		if err != nil {
@@ -256,8 +295,9 @@ func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack driver.
 				slog.Int("messages", len(msgs)),
 				slog.String("error", s.b.cfg.errText(err)))
 		}
-		return
+		return err
 	}
+	herr := err
 	if s.cfg.ackMode == ackFirst {
 		// A middleware returned before the handler ran: at most once
 		// still means the message is not delivered again.
@@ -276,6 +316,7 @@ func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack driver.
 	if serr := d.settle(d.handlerCtx, st); serr != nil {
 		s.logSettleError(ctx, st.Action, serr)
 	}
+	return herr
 }
 
 func (s *subscription) logSettleError(ctx context.Context, a driver.SettleAction, err error) {

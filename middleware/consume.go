@@ -23,6 +23,8 @@ func (t *Telemetry) WrapConsume(next driver.ConsumeFunc) driver.ConsumeFunc {
 	cache := &staticsCache{name: opProcess}
 	return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 		switch {
+		case op.Kind == driver.OpReceive:
+			return t.receive(ctx, op, msgs, next)
 		case len(msgs) == 0:
 			return next(ctx, op, msgs)
 		case op.Batch || len(msgs) > 1:

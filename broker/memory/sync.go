@@ -152,7 +152,13 @@ func (srv *Server) publishSync(ctx context.Context, msgs []*broker.Message) erro
 	now := time.Now()
 	for _, m := range msgs {
 		c := srv.accept(m, now)
-		srv.dispatch(c, func(s *subscription) { runs = addToRun(runs, s, c) })
+		srv.dispatch(c, func(s *subscription) {
+			if s.pull {
+				s.enqueue(c) // taken when a Get asks
+				return
+			}
+			runs = addToRun(runs, s, c)
+		})
 	}
 	srv.mu.Unlock()
 	for _, r := range runs {
