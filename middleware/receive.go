@@ -51,16 +51,7 @@ func (t *Telemetry) receive(ctx context.Context, op driver.Operation, msgs []*br
 			links = []trace.Link{{SpanContext: sc}}
 		}
 	}
-	kvs := make([]attribute.KeyValue, 0, attrCap(op, 6))
-	kvs = appendSystem(kvs, op, name)
-	kvs = append(kvs, semconv.MessagingOperationTypeReceive)
-	kvs = appendDestination(kvs, op, dest)
-	if partition != "" {
-		kvs = append(kvs, semconv.MessagingDestinationPartitionID(partition))
-	}
-	kvs = appendServer(kvs, op)
-	kvs = appendSubscriber(kvs, op)
-	kvs = appendClientID(kvs, op)
+	kvs := consumerAttrs(op, name, semconv.MessagingOperationTypeReceive, dest, partition)
 	if len(msgs) > 1 {
 		kvs = append(kvs, semconv.MessagingBatchMessageCount(len(msgs)))
 	}
