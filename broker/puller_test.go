@@ -9,6 +9,7 @@ import (
 
 	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/driver"
+	"github.com/tracebus/tracebus/broker/memory"
 	"github.com/tracebus/tracebus/testutil"
 )
 
@@ -159,5 +160,36 @@ func TestPullerUnsupported(t *testing.T) {
 	b := broker.New(struct{ driver.Transport }{testutil.Memory(t)})
 	if _, err := broker.NewPuller[string](b, "jobs"); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("NewPuller: %v, want errors.ErrUnsupported", err)
+	}
+}
+
+// With synchronous delivery (the test harness), a message a push member of
+// a group hands back may go to a Puller of the same group: it waits there
+// for a Get.
+func TestPullerSyncDeliveryGroup(t *testing.T) {
+	b := broker.New(testutil.Memory(t, memory.WithServer(memory.NewServer(memory.WithSyncDelivery()))),
+		broker.WithLogger(discardLogger()))
+	p, err := broker.NewPuller[string](b, "jobs", broker.Group("workers"))
+	must(t, err)
+	pushed := 0
+	must(t, broker.Handle(b, "jobs", func(context.Context, string) error {
+		pushed++
+		return errors.New("not here")
+	}, broker.Group("workers"), broker.RetryBackoff(broker.ConstantBackoff(0)), broker.MaxAttempts(10)))
+	ctx := context.Background()
+	must(t, b.Start(ctx))
+	defer b.Close(ctx)
+	pub := broker.Must(broker.NewPublisher[string](b, "jobs"))
+	for range 2 {
+		must(t, pub.Publish(ctx, "job"))
+	}
+	// Both reached the Puller, at once or after the push member failed.
+	for range 2 {
+		if got := pullOne(t, p); got != "job" {
+			t.Fatalf("got %q", got)
+		}
+	}
+	if pushed > 2 {
+		t.Errorf("push member ran %d times, want at most once per message", pushed)
 	}
 }

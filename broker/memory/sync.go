@@ -194,6 +194,14 @@ func addToRun(runs []inlineRun, s *subscription, m *broker.Message) []inlineRun 
 // has stopped.
 func (srv *Server) deliverInline(scope syncScope, s *subscription, msgs []*broker.Message) {
 	for n := 0; scope.c.err() == nil; {
+		if s.pull {
+			// A Puller of the group: the messages wait in its queue
+			// for a Get.
+			for _, m := range msgs {
+				s.enqueue(m)
+			}
+			return
+		}
 		if !s.beginInline() {
 			srv.mu.Lock()
 			next := srv.redeliveryTarget(s)
