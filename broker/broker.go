@@ -215,33 +215,39 @@ func (b *Broker) subConfig(destination string, batch bool, opts []SubscribeOptio
 }
 
 func (b *Broker) add(cfg subConfig, h batchHandler) error {
+	_, err := b.addSub(cfg, h)
+	return err
+}
+
+// addSub registers a subscription and returns it.
+func (b *Broker) addSub(cfg subConfig, h batchHandler) (*subscription, error) {
 	if cfg.spec.Destination == "" {
-		return errEmptyDestination
+		return nil, errEmptyDestination
 	}
 	if cfg.err != nil {
-		return cfg.err
+		return nil, cfg.err
 	}
 	var tmpl *destTemplate
 	if !transportPattern(cfg.spec) {
 		var err error
 		if tmpl, err = parseTemplate(cfg.spec.Destination); err != nil {
-			return fmt.Errorf("tracebus: subscribe: %w", err)
+			return nil, fmt.Errorf("tracebus: subscribe: %w", err)
 		}
 	}
 	if tmpl != nil {
 		cfg.template, cfg.spec.Destination = tmpl, tmpl.pattern
 	}
 	if err := checkDeadLetterLoop(&cfg); err != nil {
-		return err
+		return nil, err
 	}
 	if err := b.validate(cfg.spec); err != nil {
 		if tmpl != nil {
 			// A transport without subject wildcards (Kafka) refuses the
 			// pattern: say why the user's destination became one.
-			return fmt.Errorf("tracebus: subscribe %q: a destination with parameters listens to the pattern %q, which needs subject wildcards: %w",
+			return nil, fmt.Errorf("tracebus: subscribe %q: a destination with parameters listens to the pattern %q, which needs subject wildcards: %w",
 				tmpl.raw, tmpl.pattern, err)
 		}
-		return err
+		return nil, err
 	}
 	s := newSubscription(b, cfg, h)
 	// b.mu guards memory only: subscribing may take a round trip to a slow
@@ -251,19 +257,19 @@ func (b *Broker) add(cfg subConfig, h batchHandler) error {
 	state, base := b.state.Load(), b.baseCtx
 	if state == stateClosing || state == stateClosed {
 		b.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	// A filtered handler joins the subscription of its destination, group
 	// and name: one consumer on the transport for all its handlers.
 	target, err := b.joinTarget(&cfg)
 	if err != nil {
 		b.mu.Unlock()
-		return err
+		return nil, err
 	}
 	if target != nil {
 		b.join(target, cfg, h)
 		b.mu.Unlock()
-		return nil
+		return target, nil
 	}
 	// Listed before it starts, so that a Close meanwhile closes it too.
 	// While Start runs, Start starts it.
@@ -271,19 +277,19 @@ func (b *Broker) add(cfg subConfig, h batchHandler) error {
 	if state != stateStarted {
 		b.endpoints = append(b.endpoints, subscriberEndpoint(cfg))
 		b.mu.Unlock()
-		return nil
+		return s, nil
 	}
 	b.mu.Unlock()
 	if err := s.start(base); err != nil {
 		b.mu.Lock()
 		b.subs = slices.DeleteFunc(b.subs, func(x *subscription) bool { return x == s })
 		b.mu.Unlock()
-		return err
+		return nil, err
 	}
 	b.mu.Lock()
 	b.endpoints = append(b.endpoints, subscriberEndpoint(cfg))
 	b.mu.Unlock()
-	return nil
+	return s, nil
 }
 
 func subscriberEndpoint(cfg subConfig) driver.Endpoint {

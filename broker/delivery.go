@@ -47,9 +47,10 @@ type delivery struct {
 	msgs       []*Message
 	ack        driver.Acknowledger
 	handlerCtx context.Context
-	view       []*Message  // what a typed batch handler got, when it differs from msgs
-	settled    atomic.Bool // a settlement started
-	applied    atomic.Bool // the Acknowledger was called
+	view       []*Message                            // what a typed batch handler got, when it differs from msgs
+	handle     func(context.Context, *Message) error // a Puller's Get: its handler, in place of the subscription's
+	settled    atomic.Bool                           // a settlement started
+	applied    atomic.Bool                           // the Acknowledger was called
 }
 
 type deliveryKey struct{}

@@ -127,10 +127,17 @@ func (b *Broker) joinTarget(cfg *subConfig) (*subscription, error) {
 	if cfg.spec.Batch {
 		return nil, nil // a batch with a filter is refused earlier
 	}
+	if cfg.pull {
+		if cfg.filter != nil {
+			return nil, fmt.Errorf("tracebus: puller %s: Filter is for handlers that share a subscription; a Puller's caller takes every message it asks for: %w",
+				cfg.spec.Destination, ErrInvalid)
+		}
+		return nil, nil
+	}
 	key := cfg.subscriptionKey()
 	var same []*subscription
 	for _, s := range b.subs {
-		if !s.cfg.spec.Batch && s.cfg.subscriptionKey() == key {
+		if !s.cfg.spec.Batch && !s.cfg.pull && s.cfg.subscriptionKey() == key {
 			same = append(same, s)
 		}
 	}

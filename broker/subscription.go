@@ -40,6 +40,9 @@ type subscription struct {
 	settle  driver.SettleFunc
 	out     *outcomes
 	routes  atomic.Pointer[[]route] // the handlers; more join a filtered subscription
+	// A Puller's subscription: the receive operation and its chain.
+	recvO   driver.Operation
+	receive driver.ConsumeFunc
 
 	mu        sync.Mutex          // guards the fields below; never held across a transport call
 	ts        driver.Subscription // the transport's subscription once started
@@ -50,6 +53,7 @@ type subscription struct {
 	abandoned bool                // a stop gave up waiting for the start in progress
 	paused    bool                // Subscription.Stop stopped it on purpose: the broker does not start it
 	down      error               // why the last Subscription.Start failed; nil once running or stopped
+	pulls     *pullRun            // a Puller's consumer once started
 }
 
 func newSubscription(b *Broker, cfg subConfig, h batchHandler) *subscription {
@@ -75,6 +79,7 @@ func newSubscription(b *Broker, cfg subConfig, h batchHandler) *subscription {
 	if n, ok := b.transport.(driver.SubscriptionNamer); ok {
 		s.op.Subscription = n.SubscriptionName(cfg.spec)
 	}
+	s.op.Pulled = cfg.pull
 	s.settleO = s.op
 	s.settleO.Kind = driver.OpSettle
 	s.settleO.OperationName = info.AckOperation
@@ -109,6 +114,12 @@ func newSubscription(b *Broker, cfg subConfig, h batchHandler) *subscription {
 		}()
 		return s.dispatch(ctx, msgs)
 	})
+	if cfg.pull {
+		s.recvO = s.op
+		s.recvO.Kind, s.recvO.Pulled = driver.OpReceive, false
+		s.recvO.OperationName = info.ReceiveOperation
+		s.receive = chainConsume(mws, passReceive)
+	}
 	s.settle = chainSettle(mws, func(ctx context.Context, _ driver.Operation, _ []*Message, st driver.Settlement) error {
 		d, _ := ctx.Value(settlingKey{}).(*delivery)
 		if d == nil {
@@ -151,13 +162,25 @@ func (s *subscription) start(ctx context.Context) error {
 			cancel()
 		}
 	}()
-	ts, err := s.b.transport.Subscribe(ctx, s.cfg.spec, s.deliver)
+	var (
+		ts   driver.Subscription
+		next func(context.Context) (*Message, driver.Acknowledger, error)
+		err  error
+	)
+	if s.cfg.pull {
+		ts, next, err = s.b.transport.(driver.Puller).Pull(ctx, s.cfg.spec)
+	} else {
+		ts, err = s.b.transport.Subscribe(ctx, s.cfg.spec, s.deliver)
+	}
 
 	s.mu.Lock()
 	s.starting = nil
 	abandoned := s.abandoned
 	if err == nil && !abandoned {
 		s.ts, s.cancel, kept = ts, cancel, true
+		if next != nil {
+			s.pulls = newPullRun(next)
+		}
 	}
 	closed := s.closed
 	s.mu.Unlock()
@@ -211,8 +234,8 @@ func (s *subscription) stop(ctx context.Context) error {
 		}
 	}
 	s.mu.Lock()
-	ts, cancel, stopping := s.ts, s.cancel, s.stopping
-	s.ts, s.cancel = nil, nil
+	ts, cancel, stopping, pulls := s.ts, s.cancel, s.stopping, s.pulls
+	s.ts, s.cancel, s.pulls = nil, nil, nil
 	if ts != nil {
 		stopping = make(chan struct{})
 		s.stopping = stopping
@@ -239,6 +262,15 @@ func (s *subscription) stop(ctx context.Context) error {
 		close(stopping)
 	}()
 	defer s.out.flush() // drops reported while closing are logged now
+	if pulls != nil {
+		// Gets waiting for a message give up; those running a handler
+		// finish and settle before the consumer closes under them.
+		if err := pulls.drain(ctx); err != nil {
+			_ = ts.Close(ctx)
+			cancel()
+			return fmt.Errorf("tracebus: stop subscription to %s: %w", s.cfg.spec.Destination, err)
+		}
+	}
 	err := ts.Close(ctx)
 	// The handlers have returned, or ctx ended first and the ones still
 	// running are told to give up, as Broker.Close does.
@@ -250,7 +282,14 @@ func (s *subscription) stop(ctx context.Context) error {
 // chain and the handler, decides the outcome and settles the delivery,
 // unless the handler settled it already (ack first, manual settlement).
 func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack driver.Acknowledger) {
-	d := &delivery{s: s, msgs: msgs, ack: ack, handlerCtx: ctx}
+	s.deliverWith(ctx, msgs, ack, nil)
+}
+
+// deliverWith is deliver for a delivery whose handler is handle (a
+// Puller's Get) rather than the subscription's, when handle is not nil. It
+// returns the handler's error.
+func (s *subscription) deliverWith(ctx context.Context, msgs []*Message, ack driver.Acknowledger, handle func(context.Context, *Message) error) error {
+	d := &delivery{s: s, msgs: msgs, ack: ack, handlerCtx: ctx, handle: handle}
 	err := s.run(context.WithValue(ctx, deliveryKey{}, d), msgs)
 	if d.settled.Load() {
 		if err != nil {
@@ -259,8 +298,9 @@ func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack driver.
 				slog.Int("messages", len(msgs)),
 				slog.String("error", s.b.cfg.errText(err)))
 		}
-		return
+		return err
 	}
+	herr := err
 	if s.cfg.ackMode == ackFirst {
 		// A middleware returned before the handler ran: at most once
 		// still means the message is not delivered again.
@@ -279,6 +319,7 @@ func (s *subscription) deliver(ctx context.Context, msgs []*Message, ack driver.
 	if serr := d.settle(d.handlerCtx, st); serr != nil {
 		s.logSettleError(ctx, st.Action, serr)
 	}
+	return herr
 }
 
 func (s *subscription) logSettleError(ctx context.Context, a driver.SettleAction, err error) {

@@ -23,6 +23,8 @@ func (t *Telemetry) WrapConsume(next driver.ConsumeFunc) driver.ConsumeFunc {
 	cache := &staticsCache{name: opProcess}
 	return func(ctx context.Context, op driver.Operation, msgs []*broker.Message) error {
 		switch {
+		case op.Kind == driver.OpReceive:
+			return t.receive(ctx, op, msgs, next)
 		case len(msgs) == 0:
 			return next(ctx, op, msgs)
 		case op.Batch || len(msgs) > 1:
@@ -151,16 +153,7 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op driver.Operation, msgs 
 		links = append(links, trace.Link{SpanContext: sc, Attributes: la[:len(la):len(la)]})
 	}
 
-	kvs := make([]attribute.KeyValue, 0, attrCap(op, 6)) // system, name, type, destination, template, count
-	kvs = appendSystem(kvs, op, opProcess)
-	kvs = append(kvs, semconv.MessagingOperationTypeProcess)
-	kvs = appendDestination(kvs, op, dest)
-	if partition != "" {
-		kvs = append(kvs, semconv.MessagingDestinationPartitionID(partition))
-	}
-	kvs = appendServer(kvs, op)
-	kvs = appendSubscriber(kvs, op)
-	kvs = appendClientID(kvs, op)
+	kvs := consumerAttrs(op, opProcess, semconv.MessagingOperationTypeProcess, dest, partition)
 	kvs = append(kvs, semconv.MessagingBatchMessageCount(len(msgs)))
 
 	hctx, span := t.tracer.Start(ctx, spanName(opProcess, op.Destination, op.Temporary),
@@ -181,4 +174,21 @@ func (t *Telemetry) consumeBatch(ctx context.Context, op driver.Operation, msgs 
 	end, et := t.endSpan(span, err)
 	t.recordProcess(hctx, op, ok, dest, partition, len(msgs), et, end.Sub(start))
 	return err
+}
+
+// consumerAttrs returns the start attributes of a span on the consuming
+// side built per call (a batch's process span, a receive span): system,
+// operation name and type, destination (and template), partition, server,
+// consumer group and subscription, client id; with room for a batch count.
+func consumerAttrs(op driver.Operation, name string, typ attribute.KeyValue, dest, partition string) []attribute.KeyValue {
+	kvs := make([]attribute.KeyValue, 0, attrCap(op, 6)) // system, name, type, destination, template, count
+	kvs = appendSystem(kvs, op, name)
+	kvs = append(kvs, typ)
+	kvs = appendDestination(kvs, op, dest)
+	if partition != "" {
+		kvs = append(kvs, semconv.MessagingDestinationPartitionID(partition))
+	}
+	kvs = appendServer(kvs, op)
+	kvs = appendSubscriber(kvs, op)
+	return appendClientID(kvs, op)
 }

@@ -102,6 +102,8 @@ func (k pointKey) attrs(withType bool) []attribute.KeyValue {
 			kvs = append(kvs, semconv.MessagingOperationTypeSend)
 		case driver.OpSettle:
 			kvs = append(kvs, semconv.MessagingOperationTypeSettle)
+		case driver.OpReceive:
+			kvs = append(kvs, semconv.MessagingOperationTypeReceive)
 		default:
 			kvs = append(kvs, semconv.MessagingOperationTypeProcess)
 		}
@@ -192,7 +194,8 @@ func (t *Telemetry) recordPublish(ctx context.Context, op driver.Operation, st *
 }
 
 // recordProcess records messaging.process.duration and
-// messaging.client.consumed.messages with one attribute set: semconv gives
+// messaging.client.consumed.messages (unless a receive counted the messages:
+// op.Pulled) with one attribute set: semconv gives
 // both the same attributes, and counting the consumed messages after the
 // handler lets error.type split them by outcome.
 //
@@ -208,7 +211,10 @@ func (t *Telemetry) recordProcess(ctx context.Context, op driver.Operation, ok *
 		ps = t.sets.sets(metricKey(op, opProcess, dest, partition, et))
 	}
 	t.procDuration.Inst().Record(ctx, d.Seconds(), ps.plainRecord...)
-	t.consumed.Inst().Add(ctx, int64(n), ps.plainAdd...)
+	if !op.Pulled {
+		// A pulled message was counted by its receive.
+		t.consumed.Inst().Add(ctx, int64(n), ps.plainAdd...)
+	}
 }
 
 // recordSettle records messaging.client.operation.duration for a

@@ -27,6 +27,10 @@ func TestMemoryConformance(t *testing.T) {
 	conformance.TestTransport(t, memorySuite(t))
 }
 
+func TestMemoryPull(t *testing.T) {
+	conformance.TestPull(t, memorySuite(t))
+}
+
 func TestMemoryHostileHeaders(t *testing.T) {
 	conformance.TestHostileHeaders(t, memorySuite(t))
 }

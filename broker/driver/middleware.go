@@ -41,8 +41,15 @@ type Operation struct {
 	ServerAddress string
 	ServerPort    int
 	// OperationName is the system's name for the operation when it differs
-	// from the kind's default, such as "commit" for a Kafka ack.
+	// from the kind's default, such as "commit" for a Kafka ack, or "fetch"
+	// for a JetStream receive.
 	OperationName string
+	// Start is, on OpReceive, when the wait for the message began, so that
+	// a receive span covers the wait; zero on the other kinds.
+	Start time.Time
+	// Pulled reports, on OpConsume, a delivery that a receive (OpReceive)
+	// took on demand: telemetry counted its messages as consumed there.
+	Pulled bool
 }
 
 // OperationKind says what an Operation does.
@@ -59,7 +66,7 @@ const (
 	OpSettle
 )
 
-// String returns "publish", "consume", "settle" or "request".
+// String returns "publish", "consume", "settle", "request" or "receive".
 func (k OperationKind) String() string {
 	switch k {
 	case OpPublish:
@@ -70,6 +77,8 @@ func (k OperationKind) String() string {
 		return "settle"
 	case OpRequest:
 		return "request"
+	case OpReceive:
+		return "receive"
 	}
 	return "unknown"
 }
@@ -180,3 +189,13 @@ func (m MiddlewareFuncs) WrapSettle(next SettleFunc) SettleFunc {
 // the publish chain, around an OpPublish of the request message; the
 // reply's receipt is an OpConsume of a temporary destination.
 const OpRequest = OpSettle + 1
+
+// OpReceive is the kind of the Operation of a message taken on demand
+// (broker.Puller): the consume chain sees it once the transport returned
+// the message, with Operation.Start set to when the wait began, and its
+// innermost function only passes ctx on; the message's processing follows
+// as an OpConsume with Pulled set, under the ctx the receive chain gave.
+// When the transport failed (other than by the caller's ctx ending), the
+// chain sees it with no message and the transport's error as next's
+// result.
+const OpReceive = OpRequest + 1

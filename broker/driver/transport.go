@@ -86,6 +86,9 @@ type Info struct {
 	// AckOperation is the system's name for settling a message successfully:
 	// "ack" for NATS and memory, "commit" for Kafka. Empty means "ack".
 	AckOperation string
+	// ReceiveOperation is the system's name for taking a message on
+	// demand (driver.Puller): "poll" for Kafka. Empty means "receive".
+	ReceiveOperation string
 	// TemporaryPrefix starts every temporary, generated destination of
 	// the system, such as the "_INBOX." of NATS reply subjects; "" when
 	// it has none. The broker marks operations on such destinations so
@@ -238,6 +241,25 @@ type TransportOption interface {
 // expression), passed on as written instead of read as a template, and the
 // broker matches DeadLetter and PublishTo destinations against it as a
 // regular expression over the whole name.
+
+// Puller is implemented by transports that take messages on demand, so
+// that a message nobody asked for stays on the server (broker.Puller):
+// JetStream pull consumers, core NATS synchronous subscriptions, Kafka
+// readers, the memory transport.
+type Puller interface {
+	// Pull opens an on-demand consumer of spec, which is a single-message
+	// spec (Batch false). next waits, within its ctx, for one message and
+	// returns it with its delivery facts filled and an Acknowledger that
+	// settles it; when ctx ends first it returns an error matching
+	// ctx.Err(), and once sub is closed one matching broker.ErrClosed.
+	// next is safe for concurrent use. A Nak makes the message come back
+	// to a later next, with its DeliveryCount increased, as the system
+	// redelivers it for Subscribe.
+	//
+	// sub.Close releases the consumer; messages taken and not settled are
+	// redelivered where the system does that. ctx bounds the opening only.
+	Pull(ctx context.Context, spec SubscriptionSpec) (sub Subscription, next func(ctx context.Context) (*Message, Acknowledger, error), err error)
+}
 
 // ProgressReporter is implemented by Acknowledgers whose system can be told
 // that a delivery is still being worked on (JetStream "+WPI").

@@ -165,7 +165,7 @@ func ExampleNew() {
 	}
 	defer tr.Close(context.Background())
 	fmt.Printf("%+v\n", tr.Info())
-	// Output: {System:kafka ServerAddress:kafka-1.internal ServerPort:9093 ClientID:billing AckOperation:commit TemporaryPrefix: Separator:}
+	// Output: {System:kafka ServerAddress:kafka-1.internal ServerPort:9093 ClientID:billing AckOperation:commit ReceiveOperation:poll TemporaryPrefix: Separator:}
 }
 
 // A subscription without a group that reads the topic from its first

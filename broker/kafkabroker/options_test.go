@@ -33,7 +33,7 @@ func TestInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close(context.Background())
-	want := driver.Info{System: "kafka", ServerAddress: "kafka-1.internal", ServerPort: 9093, ClientID: "billing", AckOperation: "commit"}
+	want := driver.Info{System: "kafka", ServerAddress: "kafka-1.internal", ServerPort: 9093, ClientID: "billing", AckOperation: "commit", ReceiveOperation: "poll"}
 	if got := tr.Info(); got != want {
 		t.Fatalf("Info() = %+v, want %+v", got, want)
 	}

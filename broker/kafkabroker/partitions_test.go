@@ -13,6 +13,7 @@ import (
 	kafka "github.com/segmentio/kafka-go"
 
 	"github.com/tracebus/tracebus/broker"
+	"github.com/tracebus/tracebus/broker/codec"
 	"github.com/tracebus/tracebus/broker/kafkabroker"
 	"github.com/tracebus/tracebus/testutil/kafkatest"
 )
@@ -113,5 +114,49 @@ func TestPartitionsRefused(t *testing.T) {
 	err := b.Start(context.Background())
 	if !errors.Is(err, kafkabroker.ErrUnknownPartition) || !strings.Contains(err.Error(), "partition 7") {
 		t.Fatalf("Start: %v, want ErrUnknownPartition naming partition 7", err)
+	}
+}
+
+// TestPullPartitions: a Puller with Partitions and an absolute StartOffset
+// takes only those partitions from that offset; a Pattern cannot be pulled.
+func TestPullPartitions(t *testing.T) {
+	c := kafkatest.New(t)
+	topic := newTopic(t, c, 3)
+	b := newBroker(t, c)
+	ctx := context.Background()
+	for p := range 3 {
+		for i := range 3 {
+			body := fmt.Sprintf("p%d-%d", p, i)
+			if err := b.Publish(ctx, &broker.Message{Destination: topic, Partition: new(int32(p)), Body: []byte(body)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p, err := broker.NewPuller[string](b, topic, kafkabroker.Partitions(1), kafkabroker.StartOffset(1), broker.Codec(codec.Text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, b)
+	var got []string
+	for range 2 {
+		gctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := p.Get(gctx, func(_ context.Context, s string) error { got = append(got, s); return nil })
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(got) != "[p1-1 p1-2]" {
+		t.Errorf("pulled %v, want [p1-1 p1-2]", got)
+	}
+	gctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := p.Get(gctx, func(context.Context, string) error { return nil }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a third Get: %v, want the deadline (nothing else in partition 1)", err)
+	}
+
+	// The broker runs, so the Puller opens at once and fails.
+	if _, err := broker.NewPuller[string](b, topic+".*", kafkabroker.Pattern()); !errors.Is(err, broker.ErrInvalid) {
+		t.Errorf("a Pattern puller: %v, want ErrInvalid", err)
 	}
 }

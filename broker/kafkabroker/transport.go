@@ -41,6 +41,7 @@ type Transport struct {
 
 	mu     sync.Mutex // guards subs and the transition of closed
 	subs   map[*subscription]struct{}
+	pulls  map[*puller]struct{}
 	closed atomic.Bool
 }
 
@@ -68,6 +69,8 @@ func New(opts ...Option) (*Transport, error) {
 			ServerPort:    port,
 			ClientID:      cfg.clientID,
 			AckOperation:  "commit",
+			// What the conventions' Kafka examples call a receive.
+			ReceiveOperation: "poll",
 		},
 		subs:       make(map[*subscription]struct{}),
 		partitions: partitionCache{ttl: cfg.metadataMaxAge},
@@ -147,8 +150,8 @@ func (t *Transport) newWriter() (*kafka.Writer, error) {
 }
 
 // Info describes the transport: System "kafka", the first seed broker as
-// server address and port, the client id, and "commit" as the name of a
-// successful settlement.
+// server address and port, the client id, "commit" as the name of a
+// successful settlement and "poll" as the name of a receive (Puller).
 func (t *Transport) Info() driver.Info { return t.info }
 
 // SetLogger implements driver.LoggerSetter: broker.New gives the transport
@@ -181,9 +184,18 @@ func (t *Transport) Close(ctx context.Context) error {
 	for s := range t.subs {
 		subs = append(subs, s)
 	}
+	pulls := make([]*puller, 0, len(t.pulls))
+	for p := range t.pulls {
+		pulls = append(pulls, p)
+	}
 	t.mu.Unlock()
 
 	var errs []error
+	for _, p := range pulls {
+		if err := p.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, s := range subs {
 		if err := s.Close(ctx); err != nil && !errors.Is(err, ctx.Err()) {
 			errs = append(errs, err)

@@ -63,6 +63,13 @@ func TestTransportTelemetry(t *testing.T) {
 	conformance.TestTelemetry(t, suite(c))
 }
 
+// TestTransportPull runs the pull suite with a group (a group reader) and
+// without (one partition reader per partition).
+func TestTransportPull(t *testing.T) {
+	c := kafkatest.New(t)
+	conformance.TestPull(t, suite(c))
+}
+
 func TestTransportBaggage(t *testing.T) {
 	c := kafkatest.New(t)
 	conformance.TestBaggage(t, suite(c))

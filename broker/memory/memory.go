@@ -47,6 +47,7 @@ type Transport struct {
 var (
 	_ driver.Transport          = (*Transport)(nil)
 	_ driver.SharedDestinations = (*Transport)(nil)
+	_ driver.Puller             = (*Transport)(nil)
 )
 
 type groupKey struct{ pattern, name string }
@@ -238,7 +239,15 @@ func (t *Transport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec,
 		return nil, broker.ErrClosed
 	}
 	s := newSubscription(t.srv, ctx, spec, deliver)
-	srv := t.srv
+	t.register(s)
+	s.start()
+	return s, nil
+}
+
+// register makes s receive what is published to its destination, alone or
+// as a member of its group.
+func (t *Transport) register(s *subscription) {
+	spec, srv := s.spec, t.srv
 	srv.mu.Lock()
 	if spec.Group == "" {
 		srv.subs = append(srv.subs, s)
@@ -253,8 +262,6 @@ func (t *Transport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec,
 		g.members = append(g.members, s)
 	}
 	srv.mu.Unlock()
-	s.start()
-	return s, nil
 }
 
 // remove takes s out of routing; it receives no new messages afterwards.

@@ -15,6 +15,7 @@ type subscription struct {
 	ctx     context.Context
 	spec    driver.SubscriptionSpec
 	deliver driver.DeliverFunc
+	pull    bool // a Puller's: no workers, next takes from the queue
 
 	mu      sync.Mutex
 	queue   []*broker.Message
@@ -44,6 +45,9 @@ func newSubscription(srv *Server, ctx context.Context, spec driver.SubscriptionS
 
 func (s *subscription) start() {
 	for range max(s.spec.Concurrency, 1) {
+		if s.pull {
+			break
+		}
 		s.workers.Go(s.work)
 	}
 	go func() {

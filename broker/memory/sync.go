@@ -152,7 +152,13 @@ func (srv *Server) publishSync(ctx context.Context, msgs []*broker.Message) erro
 	now := time.Now()
 	for _, m := range msgs {
 		c := srv.accept(m, now)
-		srv.dispatch(c, func(s *subscription) { runs = addToRun(runs, s, c) })
+		srv.dispatch(c, func(s *subscription) {
+			if s.pull {
+				s.enqueue(c) // taken when a Get asks
+				return
+			}
+			runs = addToRun(runs, s, c)
+		})
 	}
 	srv.mu.Unlock()
 	for _, r := range runs {
@@ -188,6 +194,14 @@ func addToRun(runs []inlineRun, s *subscription, m *broker.Message) []inlineRun 
 // has stopped.
 func (srv *Server) deliverInline(scope syncScope, s *subscription, msgs []*broker.Message) {
 	for n := 0; scope.c.err() == nil; {
+		if s.pull {
+			// A Puller of the group: the messages wait in its queue
+			// for a Get.
+			for _, m := range msgs {
+				s.enqueue(m)
+			}
+			return
+		}
 		if !s.beginInline() {
 			srv.mu.Lock()
 			next := srv.redeliveryTarget(s)

@@ -137,6 +137,14 @@ func TestConformanceJetStream(t *testing.T) {
 	conformance.TestTransport(t, suite(t, true))
 }
 
+func TestPullCore(t *testing.T) {
+	conformance.TestPull(t, suite(t, false))
+}
+
+func TestPullJetStream(t *testing.T) {
+	conformance.TestPull(t, suite(t, true))
+}
+
 func TestTelemetryCore(t *testing.T) {
 	conformance.TestTelemetry(t, suite(t, false))
 }

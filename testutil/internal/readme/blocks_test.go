@@ -102,6 +102,12 @@ var wrappers = map[string]wrapper{
 type Invoice struct{ Amount float64 }
 func Quote(context.Context, Order) (Invoice, error) { return Invoice{}, nil }`,
 	},
+	`jobs, err := broker.NewPuller[Job](b, "jobs", broker.Group("workers"))`: {
+		pkg: "pull", imports: []string{"context", "github.com/tracebus/tracebus/broker"},
+		params: "ctx context.Context, b *broker.Broker", results: "error", after: "return err",
+		decls: `type Job struct{ ID string }
+func run(context.Context, Job) error { return nil }`,
+	},
 	"app := broker.NewApp(": {
 		pkg: "app", imports: []string{"context", "net/http", "time", "github.com/tracebus/tracebus/broker"},
 		params:  "orders, invoicing *broker.Broker, openDB, closeDB func(context.Context) error, providers interface{ Shutdown(context.Context) error }",
