@@ -36,7 +36,7 @@ type subConfig struct {
 	endpoint    driver.Endpoint // payload facts of typed subscriptions
 	template    *destTemplate   // the destination's parameters; spec.Destination is its pattern
 	filter      func(*Message) bool
-	pull        bool            // a Puller's: the transport's Pull, not Subscribe
+	pull        bool // a Puller's: the transport's Pull, not Subscribe
 	err         error
 }
 
