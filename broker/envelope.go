@@ -34,9 +34,10 @@ import (
 // non-empty Key wins over the Publisher's KeyFunc. A reply keeps the
 // request's correlation id, so that the requester gets back the id it
 // sent: an Envelope's CorrelationID applies to onward publishes only.
-// Headers copied from an incoming message carry its transport's own
-// headers too (NATS's Nats-Msg-Id, which JetStream de-duplicates by,
-// among them): copy the ones you mean.
+// Headers copied from an incoming message carry every header it had,
+// those its sender's other tools wrote included: copy the ones you mean.
+// The message id is not among them (it is ID, and an onward message gets
+// its own).
 type Envelope[T any] struct {
 	// Value is the payload, encoded and decoded as T.
 	Value T
