@@ -18,7 +18,19 @@
 // A typed handler reaches the message itself with MessageFromContext and
 // settles it itself, when the subscription asks for ManualAck, with
 // SettlerFromContext. Decode and validation failures are permanent: the
-// message is dead-lettered with the reason, never retried.
+// message is dead-lettered with the reason, never retried. An Envelope[T]
+// in place of T carries the message's key, id, correlation id and headers,
+// in and out. Several handlers share one subscription when all but one
+// take the messages their Filter selects.
+//
+// # Pulling on demand
+//
+// A Puller takes messages when its caller asks, and a message nobody asked
+// for stays on the server: Get runs a handler on one message with the same
+// settlement as a subscription, All iterates:
+//
+//	jobs := broker.Must(broker.NewPuller[Job](b, "jobs", broker.Group("workers")))
+//	err := jobs.Get(ctx, func(ctx context.Context, j Job) error { return run(ctx, j) })
 //
 // # Request/reply
 //
