@@ -85,7 +85,10 @@ func AssertPublishedOnce[T any](t testing.TB, h *Harness, destination string, wa
 
 // Handled returns the values the handlers subscribed to subscription (the
 // pattern, such as "orders.*") received, in delivery order, batches
-// flattened and redeliveries included, decoded as Published does.
+// flattened and redeliveries included, decoded as Published does. Every
+// message must decode into T: on a subscription whose handlers take
+// several payload types (broker.Filter), read Calls and decode with
+// broker.Decode what each handler took.
 func Handled[T any](t testing.TB, h *Harness, subscription string) []T {
 	t.Helper()
 	var msgs []*broker.Message
