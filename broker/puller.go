@@ -55,7 +55,7 @@ func NewPuller[T any](r Registrar, destination string, opts ...SubscribeOption) 
 	if err != nil {
 		return nil, err
 	}
-	cfg.pull = true
+	cfg.pull, cfg.spec.Pull = true, true
 	s, err := b.addSub(cfg, func(ctx context.Context, msgs []*Message) error {
 		d := deliveryFrom(ctx)
 		if d == nil || d.handle == nil {

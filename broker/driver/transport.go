@@ -125,6 +125,10 @@ type SubscriptionSpec struct {
 	// Name names a durable subscription (a JetStream durable consumer).
 	// Transports without durable subscriptions ignore it.
 	Name string
+	// Pull reports a Puller's subscription (broker.NewPuller), which the
+	// broker opens with Puller.Pull instead of Subscribe, so that
+	// ValidateSubscription can refuse what cannot be pulled.
+	Pull bool
 	// Batch reports a batch subscription: deliveries carry up to BatchSize
 	// messages, formed within BatchWait of the first one.
 	Batch     bool

@@ -44,7 +44,7 @@ func (t *Transport) Pull(ctx context.Context, spec driver.SubscriptionSpec) (dri
 		return nil, nil, err
 	}
 	if sc.pattern != nil {
-		return nil, nil, fmt.Errorf("kafkabroker: pull from %q: a Pattern subscription cannot be pulled; pull from each topic: %w", spec.Destination, broker.ErrInvalid)
+		return nil, nil, errPullPattern(spec.Destination)
 	}
 	if t.cfg.createPartitions != 0 {
 		if err := t.ensureTopic(ctx, spec.Destination); err != nil {

@@ -116,8 +116,15 @@ func (sc subConfig) groupStart() int64 {
 // groups that are not valid Kafka topic names and group ids, when
 // broker.Broker.Subscribe is called.
 func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {
-	_, err := t.subscription(&spec)
+	sc, err := t.subscription(&spec)
+	if err == nil && spec.Pull && sc.pattern != nil {
+		err = errPullPattern(spec.Destination)
+	}
 	return err
+}
+
+func errPullPattern(pattern string) error {
+	return fmt.Errorf("kafkabroker: pull from %q: a Pattern subscription cannot be pulled; pull from each topic: %w", pattern, broker.ErrInvalid)
 }
 
 // Subscribe starts consuming spec.Destination, a topic name, or with

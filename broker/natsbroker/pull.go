@@ -43,7 +43,7 @@ func (t *Transport) Pull(ctx context.Context, spec driver.SubscriptionSpec) (dri
 		return nil, nil, fmt.Errorf("natsbroker: pull from %s: a batch spec: %w", spec.Destination, broker.ErrInvalid)
 	}
 	if sc.watch() {
-		return nil, nil, fmt.Errorf("natsbroker: pull from %s: a key-value or object store watch delivers its updates as they come and cannot be pulled: %w", spec.Destination, broker.ErrInvalid)
+		return nil, nil, errPullWatch(spec.Destination)
 	}
 	if sc.isCore(t, spec.Destination) {
 		s, err := t.pullCore(ctx, spec, &sc)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tracebus/tracebus/broker"
 	"github.com/tracebus/tracebus/broker/driver"
 )
 
@@ -65,8 +66,15 @@ func (t *Transport) Subscribe(ctx context.Context, spec driver.SubscriptionSpec,
 // options of other transports and combinations that cannot work (Core with
 // JetStream options) when broker.Broker.Subscribe is called.
 func (t *Transport) ValidateSubscription(spec driver.SubscriptionSpec) error {
-	_, err := t.subscription(&spec)
+	sc, err := t.subscription(&spec)
+	if err == nil && spec.Pull && sc.watch() {
+		err = errPullWatch(spec.Destination)
+	}
 	return err
+}
+
+func errPullWatch(dest string) error {
+	return fmt.Errorf("natsbroker: pull from %s: a key-value or object store watch delivers its updates as they come and cannot be pulled: %w", dest, broker.ErrInvalid)
 }
 
 // SubscriptionName implements driver.SubscriptionNamer, so telemetry records

@@ -519,6 +519,10 @@ func TestWatchValidation(t *testing.T) {
 			t.Errorf("%s: Subscribe error %v, want ErrInvalid", name, err)
 		}
 	}
+	// A watch delivers updates as they come: it cannot be pulled.
+	if _, err := broker.NewPuller[string](b, "k", natsbroker.WatchKV("a")); !errors.Is(err, broker.ErrInvalid) {
+		t.Errorf("a Puller of a watch: %v, want ErrInvalid", err)
+	}
 	// A watch's pattern names keys, not subjects: a dead-letter subject
 	// it would match is no loop, and a watch of every key may dead-letter.
 	for _, opt := range []broker.SubscribeOption{natsbroker.WatchKV("every"), natsbroker.WatchObjects("every")} {
