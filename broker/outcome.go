@@ -29,14 +29,14 @@ type outcomes struct {
 	observers []driver.OutcomeFunc
 
 	mu      sync.Mutex
-	pending int64     // drops not logged yet
-	total   int64     // drops reported so far
-	last    time.Time // the last warning
+	pending map[string]int64 // drops not logged yet, by reason
+	total   map[string]int64 // drops reported so far, by reason
+	last    time.Time        // the last warning
 	timer   *time.Timer
 }
 
 func newOutcomes(op driver.Operation, log *slog.Logger, mws []driver.Middleware) *outcomes {
-	o := &outcomes{dest: op.Destination, log: log}
+	o := &outcomes{dest: op.Destination, log: log, pending: map[string]int64{}, total: map[string]int64{}}
 	for _, mw := range mws {
 		if obs, ok := mw.(driver.OutcomeObserver); ok {
 			if f := obs.ObserveOutcomes(op); f != nil {
@@ -59,20 +59,20 @@ func (o *outcomes) record(ctx context.Context, kind driver.OutcomeKind, msgs []*
 }
 
 // Dropped implements SubscriptionEvents: it counts n, and logs at most one
-// warning per dropLogInterval with the messages dropped since the last one;
-// drops within the interval are logged when it ends, or when the
-// subscription closes.
-func (o *outcomes) Dropped(ctx context.Context, n int) {
+// warning per reason and dropLogInterval with the messages dropped since
+// the last one; drops within the interval are logged when it ends, or when
+// the subscription closes.
+func (o *outcomes) Dropped(ctx context.Context, n int, reason string) {
 	if n <= 0 {
 		return
 	}
 	for _, f := range o.observers {
-		f(ctx, driver.Outcome{Kind: driver.OutcomeTransportDropped, Messages: n})
+		f(ctx, driver.Outcome{Kind: driver.OutcomeTransportDropped, Messages: n, Reason: reason})
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.pending += int64(n)
-	o.total += int64(n)
+	o.pending[reason] += int64(n)
+	o.total[reason] += int64(n)
 	if o.timer != nil {
 		return // a warning is due already
 	}
@@ -91,17 +91,18 @@ func (o *outcomes) flush() {
 		o.timer.Stop()
 		o.timer = nil
 	}
-	if o.pending > 0 {
-		o.warnLocked()
-	}
+	o.warnLocked()
 }
 
 func (o *outcomes) warnLocked() {
-	o.log.LogAttrs(context.Background(), slog.LevelWarn, "tracebus: transport dropped messages before delivery",
-		slog.String("destination", o.dest),
-		slog.Int64("messages", o.pending),
-		slog.Int64("total", o.total))
-	o.pending = 0
+	for reason, n := range o.pending {
+		o.log.LogAttrs(context.Background(), slog.LevelWarn, "tracebus: transport dropped messages before delivery",
+			slog.String("destination", o.dest),
+			slog.String("reason", reason),
+			slog.Int64("messages", n),
+			slog.Int64("total", o.total[reason]))
+		delete(o.pending, reason)
+	}
 	o.last = time.Now()
 }
 

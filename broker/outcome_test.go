@@ -38,9 +38,9 @@ func TestTransportDropsRateLimited(t *testing.T) {
 	// A middleware that observes nothing is skipped.
 	o := newOutcomes(driver.Operation{Destination: "orders"}, slog.New(slog.NewTextHandler(&buf, nil)), []driver.Middleware{driver.MiddlewareFuncs{}})
 	o.observers = append(o.observers, func(_ context.Context, oc driver.Outcome) { seen = append(seen, oc.Messages) })
-	o.Dropped(context.Background(), 3)
-	o.Dropped(context.Background(), 4) // within the interval: held
-	o.Dropped(context.Background(), 5)
+	o.Dropped(context.Background(), 3, "slow_consumer")
+	o.Dropped(context.Background(), 4, "slow_consumer") // within the interval: held
+	o.Dropped(context.Background(), 5, "slow_consumer")
 	if got := buf.lines(); len(got) != 1 || !strings.Contains(got[0], "messages=3") {
 		t.Fatalf("after three reports: %q, want one line for 3", got)
 	}
@@ -62,5 +62,15 @@ func TestTransportDropsRateLimited(t *testing.T) {
 	}
 	if len(seen) != 3 || seen[0]+seen[1]+seen[2] != 12 {
 		t.Errorf("observer saw %v", seen)
+	}
+
+	// Another reason within the interval is held too, and logged on a line
+	// of its own, with its own total.
+	o.Dropped(context.Background(), 1, "max_deliveries")
+	o.flush()
+	got = buf.lines()
+	if len(got) != 3 || !strings.Contains(got[2], "reason=max_deliveries") || !strings.Contains(got[2], "messages=1") ||
+		!strings.Contains(got[2], "total=1") {
+		t.Fatalf("a second reason: %q, want a third line for 1 of 1 max_deliveries", got)
 	}
 }

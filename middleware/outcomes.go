@@ -23,8 +23,9 @@ const (
 	deadLetteredMessagesMetric = "tracebus.consumer.dead_lettered.messages"
 	// droppedMessagesMetric counts messages given up without a dead letter,
 	// with dropReasonKey: "failed" (the last attempt failed, or the failure
-	// was permanent; with error.type) or "slow_consumer" (the transport
-	// dropped them before delivery).
+	// was permanent; with error.type), or the transport's reason for
+	// dropping them before a handler settled them: "slow_consumer",
+	// "max_deliveries".
 	droppedMessagesMetric = "tracebus.consumer.dropped.messages"
 	// hungMessagesMetric counts messages whose handler ran past the
 	// transport's maximum handling time and that were given back for
@@ -36,7 +37,8 @@ const (
 )
 
 // dropReasonKey tells why messages counted in droppedMessagesMetric were
-// dropped: dropReasonFailed or dropReasonSlowConsumer.
+// dropped: dropReasonFailed, or a transport's reason (driver.Outcome.Reason,
+// such as dropReasonSlowConsumer).
 const dropReasonKey = attribute.Key("tracebus.drop.reason")
 
 // The values of dropReasonKey.
@@ -83,6 +85,14 @@ func (t *Telemetry) ObserveOutcomes(op driver.Operation) driver.OutcomeFunc {
 	slow := metricKey(op, opProcess, op.Destination, "", attribute.KeyValue{})
 	slow.reason = dropReasonSlowConsumer
 	slowSets := t.sets.sets(slow)
+	transportSets := func(reason string) *pointSets {
+		if reason == dropReasonSlowConsumer || reason == "" {
+			return slowSets
+		}
+		k := slow
+		k.reason = reason
+		return t.sets.sets(k)
+	}
 	return func(ctx context.Context, o driver.Outcome) {
 		if o.Messages <= 0 {
 			return
@@ -90,7 +100,7 @@ func (t *Telemetry) ObserveOutcomes(op driver.Operation) driver.OutcomeFunc {
 		n := int64(o.Messages)
 		switch o.Kind {
 		case driver.OutcomeTransportDropped:
-			t.outcomes.dropped.Add(ctx, n, slowSets.plainAdd...)
+			t.outcomes.dropped.Add(ctx, n, transportSets(o.Reason).plainAdd...)
 		case driver.OutcomeHung:
 			t.outcomes.hung.Add(ctx, n, t.outcomeSets(op, o, "").plainAdd...)
 		case driver.OutcomeRetried:

@@ -20,9 +20,10 @@ const (
 	// permanently), the subscription has no dead-letter destination, and
 	// they were terminated.
 	OutcomeDropped
-	// OutcomeTransportDropped: the transport dropped messages it received
-	// for the subscription before they could be delivered, such as a core
-	// NATS slow consumer. Outcome.Messages is the count; Outcome.Msgs is
+	// OutcomeTransportDropped: the transport dropped messages meant for
+	// the subscription before a handler could settle them, such as a core
+	// NATS slow consumer or a JetStream message past its MaxDeliver.
+	// Outcome.Messages is the count, Outcome.Reason why; Outcome.Msgs is
 	// nil.
 	OutcomeTransportDropped
 	// OutcomeHung: a handler ran past the transport's maximum handling
@@ -61,6 +62,9 @@ type Outcome struct {
 	// Err is the handler's error for OutcomeRetried, OutcomeDeadLettered
 	// and OutcomeDropped; nil otherwise.
 	Err error
+	// Reason is why the transport dropped the messages of an
+	// OutcomeTransportDropped (see SubscriptionEvents.Dropped).
+	Reason string
 }
 
 // OutcomeFunc receives the outcomes of one subscription. It is called
@@ -84,10 +88,13 @@ type OutcomeObserver interface {
 // SubscriptionSpec.Events; a transport used without a broker may find it
 // nil. The methods are safe for concurrent use and do not block.
 type SubscriptionEvents interface {
-	// Dropped reports n messages received for the subscription and dropped
-	// before they reached a handler (a core NATS slow consumer). The
-	// broker counts them and logs a rate-limited warning.
-	Dropped(ctx context.Context, n int)
+	// Dropped reports n messages that will not reach a handler of the
+	// subscription although it should have had them, and why, in a short
+	// fixed word: "slow_consumer" (core NATS dropped them from a full
+	// buffer), "max_deliveries" (JetStream stopped redelivering a message
+	// that reached the consumer's MaxDeliver). The broker counts them by
+	// reason and logs a rate-limited warning.
+	Dropped(ctx context.Context, n int, reason string)
 	// Hung reports a delivery whose handler ran past the maximum handling
 	// time, after the transport gave msgs back for redelivery and logged
 	// it. The broker counts it.

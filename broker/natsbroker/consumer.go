@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -29,15 +30,30 @@ type jsConsumer struct {
 	// deleted is called when the server announces that the current
 	// consumer was deleted.
 	deleted func()
+	// spec is the subscription's: its Events hear of messages the server
+	// stopped redelivering.
+	spec *driver.SubscriptionSpec
 
-	mu       sync.Mutex
-	cons     jetstream.Consumer
-	advisory *natsgo.Subscription
+	mu         sync.Mutex
+	cons       jetstream.Consumer
+	advisory   *natsgo.Subscription // the deleted advisory
+	maxDeliver *natsgo.Subscription // the max-deliveries advisory
 }
 
 // deletedAdvisory is the subject on which the server announces that a
 // consumer was deleted.
 const deletedAdvisory = "$JS.EVENT.ADVISORY.CONSUMER.DELETED."
+
+// maxDeliveriesAdvisory is the subject on which the server announces that
+// a message reached the consumer's MaxDeliver and will not be delivered
+// again.
+const maxDeliveriesAdvisory = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES."
+
+// The reasons the transport gives SubscriptionEvents.Dropped.
+const (
+	dropSlowConsumer  = "slow_consumer"
+	dropMaxDeliveries = "max_deliveries"
+)
 
 // newJSConsumer resolves the stream of spec and the consumer configuration
 // without touching the consumer yet.
@@ -64,7 +80,7 @@ func (t *Transport) newJSConsumer(ctx context.Context, spec *driver.Subscription
 		}
 		stream = name
 	}
-	c := &jsConsumer{t: t, stream: stream, bind: sc.bind, pos: newPosition()}
+	c := &jsConsumer{t: t, stream: stream, bind: sc.bind, pos: newPosition(), spec: spec}
 	if c.bind != "" {
 		return c, nil
 	}
@@ -206,42 +222,82 @@ func (c *jsConsumer) use(cons jetstream.Consumer, err error) (jetstream.Consumer
 	return cons, nil
 }
 
-// listen subscribes to the deleted advisory of the current consumer, so
-// that its deletion is noticed at once and whatever the handlers are doing
-// (nats.go reports it on the goroutine that delivers messages). The
-// advisory is a shortcut: where the account may not subscribe to it, the
-// subscriptions notice the deletion by checking the consumer.
+// listen subscribes to the advisories of the current consumer:
+//
+//   - its deletion, so that it is noticed at once and whatever the handlers
+//     are doing (nats.go reports it on the goroutine that delivers
+//     messages). This advisory is a shortcut: where the account may not
+//     subscribe to it, the subscriptions notice the deletion by checking
+//     the consumer;
+//   - a message that reached the consumer's MaxDeliver, which the server
+//     will not deliver again: without it, such a message (its handlers
+//     crashed or hung every time, so the broker never settled it) would
+//     stay in the stream unacknowledged without a word. It is logged and
+//     reported to the subscription's Events as dropped ("max_deliveries").
 func (c *jsConsumer) listen() {
-	if c.deleted == nil {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.advisory != nil {
-		_ = c.advisory.Unsubscribe()
-		c.advisory = nil
-	}
+	c.unsubscribeLocked()
 	info := c.cons.CachedInfo()
 	if info == nil {
 		return
 	}
-	deleted := c.deleted
-	adv, err := c.t.nc.Subscribe(deletedAdvisory+c.stream+"."+info.Name, func(*natsgo.Msg) { deleted() })
-	if err != nil {
-		c.t.cfg.logger.Debug("natsbroker: cannot listen for the deletion of a consumer",
-			"stream", c.stream, "consumer", info.Name, "error", err)
-		return
+	if deleted := c.deleted; deleted != nil {
+		adv, err := c.t.nc.Subscribe(deletedAdvisory+c.stream+"."+info.Name, func(*natsgo.Msg) { deleted() })
+		if err != nil {
+			c.t.cfg.logger.Debug("natsbroker: cannot listen for the deletion of a consumer",
+				"stream", c.stream, "consumer", info.Name, "error", err)
+		}
+		c.advisory = adv
 	}
-	c.advisory = adv
+	consumer := info.Name
+	adv, err := c.t.nc.Subscribe(maxDeliveriesAdvisory+c.stream+"."+consumer, func(m *natsgo.Msg) { c.maxDeliveries(consumer, m.Data) })
+	if err != nil {
+		c.t.cfg.logger.Debug("natsbroker: cannot listen for messages past a consumer's MaxDeliver",
+			"stream", c.stream, "consumer", consumer, "error", err)
+	}
+	c.maxDeliver = adv
 }
 
-// stopListening ends listen's subscription.
+// maxDeliveryAdvisory is what the server says of a message that reached
+// its consumer's MaxDeliver (io.nats.jetstream.advisory.v1.max_deliver).
+type maxDeliveryAdvisory struct {
+	StreamSeq  uint64 `json:"stream_seq"`
+	Deliveries uint64 `json:"deliveries"`
+}
+
+// maxDeliveries logs and reports one message the server stopped
+// redelivering. data is the advisory; one that does not parse still
+// reports the message.
+func (c *jsConsumer) maxDeliveries(consumer string, data []byte) {
+	var adv maxDeliveryAdvisory
+	_ = json.Unmarshal(data, &adv)
+	subject := ""
+	if c.spec != nil {
+		subject = c.spec.Destination
+	}
+	c.t.cfg.logger.Warn("natsbroker: the server stopped redelivering a message that reached the consumer's MaxDeliver; "+
+		"it stays in the stream unacknowledged and no handler settled it",
+		"subject", subject, "stream", c.stream, "consumer", consumer,
+		"stream_seq", adv.StreamSeq, "deliveries", adv.Deliveries)
+	if c.spec != nil && c.spec.Events != nil {
+		c.spec.Events.Dropped(context.Background(), 1, dropMaxDeliveries)
+	}
+}
+
+// stopListening ends listen's subscriptions.
 func (c *jsConsumer) stopListening() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.advisory != nil {
-		_ = c.advisory.Unsubscribe()
-		c.advisory = nil
+	c.unsubscribeLocked()
+}
+
+func (c *jsConsumer) unsubscribeLocked() {
+	for _, s := range []**natsgo.Subscription{&c.advisory, &c.maxDeliver} {
+		if *s != nil {
+			_ = (*s).Unsubscribe()
+			*s = nil
+		}
 	}
 }
 

@@ -308,7 +308,7 @@ func (s *coreSub) checkDrops() {
 	}
 	s.dropMu.Unlock()
 	if ev := s.spec.Events; ev != nil {
-		ev.Dropped(s.r.ctx, delta)
+		ev.Dropped(s.r.ctx, delta, dropSlowConsumer)
 		return
 	}
 	s.t.cfg.logger.Warn("natsbroker: slow consumer: nats.go dropped messages of a core subscription",

@@ -94,7 +94,10 @@
 // consumers the transport creates have MaxDeliver set to the subscription's
 // broker.MaxAttempts plus 5, so that deliveries the broker never decides on
 // (a process crashing in the handler) cannot go on forever; set it
-// otherwise with ConfigureConsumer.
+// otherwise with ConfigureConsumer. A message the server stops redelivering
+// there is not lost without a word: the transport listens to the server's
+// max-deliveries advisory, logs a warning naming the stream sequence and
+// reports the message as dropped (tracebus.drop.reason "max_deliveries").
 //
 // # Reconnects and shutdown
 //

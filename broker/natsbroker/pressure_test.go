@@ -3,8 +3,10 @@ package natsbroker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -325,5 +327,51 @@ func TestMaxDeliverFollowsMaxAttempts(t *testing.T) {
 		if got := c.CachedInfo().Config.MaxDeliver; got != want {
 			t.Errorf("%s: MaxDeliver %d, want %d", name, got, want)
 		}
+	}
+}
+
+// A JetStream message reaches the consumer's MaxDeliver before the broker
+// gave up on it (here: a MaxDeliver below MaxAttempts, set with
+// ConfigureConsumer, and a handler that never settles; in production,
+// handlers that crash or hang every time); the server stops redelivering
+// it, and the transport says so: a warning naming the stream sequence, and
+// the dropped counter with tracebus.drop.reason=max_deliveries.
+func TestMaxDeliveriesReported(t *testing.T) {
+	srv := natstest.New(t)
+	js := jetStreamClient(t, srv)
+	createStream(t, srv, js, "MAXD", "maxd")
+	tr := connect(t, srv, natsbroker.WithJetStream())
+	b, rec, logs := observed(t, tr)
+	var deliveries atomic.Int32
+	must(t, b.Subscribe("maxd", func(context.Context, *broker.Message) error {
+		deliveries.Add(1)
+		return nil // settles nothing
+	}, broker.ManualAck(), natsbroker.ConfigureConsumer(func(c *jetstream.ConsumerConfig) {
+		c.MaxDeliver, c.AckWait = 2, time.Second
+	})))
+	ctx := context.Background()
+	must(t, b.Start(ctx))
+	t.Cleanup(func() { _ = b.Close(ctx) })
+	publishOK(t, b, "maxd", "never settled")
+
+	testutil.Eventually(t, wait, func() bool {
+		return counter(t, rec, "tracebus.consumer.dropped.messages") == 1
+	}, "the message past MaxDeliver counted as dropped")
+	m, _ := rec.Metric(t, "tracebus.consumer.dropped.messages")
+	dp := m.Data.(metricdata.Sum[int64]).DataPoints[0]
+	if v, _ := dp.Attributes.Value("tracebus.drop.reason"); v.AsString() != "max_deliveries" {
+		t.Errorf("drop reason %q, want max_deliveries", v.AsString())
+	}
+	if n := deliveries.Load(); n != 2 {
+		t.Errorf("%d deliveries, want MaxDeliver's 2", n)
+	}
+	var warned bool
+	for _, r := range logs.Records(t) {
+		if strings.Contains(fmt.Sprint(r["msg"]), "MaxDeliver") {
+			warned = r["stream_seq"] == float64(1) && r["deliveries"] == float64(2) && r["stream"] == "MAXD"
+		}
+	}
+	if !warned {
+		t.Errorf("no warning naming stream MAXD, sequence 1 and 2 deliveries in:\n%s", logs.String())
 	}
 }
