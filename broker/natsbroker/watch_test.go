@@ -83,7 +83,7 @@ func (u *updates) snapshot() []update {
 // wait waits until n updates were seen and returns them.
 func (u *updates) wait(t *testing.T, n int) []update {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(2 * time.Minute) // a restart is noticed after ~10 s, more under load
 	for {
 		if got := u.snapshot(); len(got) >= n {
 			return got
